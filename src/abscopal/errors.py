@@ -1,0 +1,71 @@
+"""Exceptions and warnings raised by abscopal.
+
+Every error names the argument, shows the offending value and says how to fix it.
+Use :func:`unknown_name_message` for unknown identifiers so users get a suggestion.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+__all__ = [
+    "AbscopalError",
+    "AbscopalWarning",
+    "ModelError",
+    "ParameterError",
+    "ScheduleError",
+    "SolverError",
+    "unknown_name_message",
+]
+
+
+class AbscopalError(Exception):
+    """Base class of every error raised on purpose by abscopal."""
+
+
+class ModelError(AbscopalError, ValueError):
+    """A model specification is inconsistent (unknown symbol, duplicate name, ...)."""
+
+
+class ParameterError(AbscopalError, ValueError):
+    """A parameter name or value is invalid (unknown, NaN, outside its bounds)."""
+
+
+class ScheduleError(AbscopalError, ValueError):
+    """A treatment plan is invalid (negative dose, zero fractions, clashing times, ...)."""
+
+
+class SolverError(AbscopalError, RuntimeError):
+    """The ODE solver failed; the message names the arm, the patient and the time."""
+
+
+class AbscopalWarning(UserWarning):
+    """Warnings issued by abscopal."""
+
+
+def unknown_name_message(kind: str, name: str, known: Iterable[str]) -> str:
+    """Build an 'unknown name' message with the closest known names as a suggestion.
+
+    Parameters
+    ----------
+    kind
+        What the name refers to, e.g. ``"parameter"``.
+    name
+        The unknown name that was given.
+    known
+        The valid names.
+
+    Returns
+    -------
+    str
+        A message such as ``unknown parameter 'alpah'; did you mean 'alpha'?``.
+    """
+    known = sorted(set(known))
+    close = difflib.get_close_matches(name, known, n=3, cutoff=0.6)
+    if close:
+        hint = "did you mean " + " or ".join(repr(c) for c in close) + "?"
+    else:
+        shown = ", ".join(known[:12]) + (", ..." if len(known) > 12 else "")
+        hint = f"valid names are: {shown}"
+    return f"unknown {kind} {name!r}; {hint}"

@@ -1,0 +1,395 @@
+r"""The default stage IV NSCLC model: radiotherapy + anti-PD-(L)1, several lesions.
+
+Build it with :func:`nsclc_model`. Notation: lesions :math:`j = 0..L-1`; viable volume
+:math:`V_j`, lethally damaged ("doomed") volume :math:`D_j` (mm3), doomed-cell clearance rate
+:math:`k_j`, PD-L1 expression :math:`P_j`; systemic compartments: mature-DC signal :math:`A`,
+RT danger/IFN-I signal :math:`I`, RT TGF-beta signal :math:`G`, effector CD8 T cells :math:`E`,
+circulating lymphocytes :math:`L`, Tregs :math:`R`, MDSCs :math:`M`, macrophages
+:math:`M_1, M_2`, drug amounts :math:`A_c, A_p` (mg), new-lesion cumulative hazard :math:`H`.
+Each bracketed tag names the mechanism switch ``on_<tag>`` that multiplies the term.
+
+Equations (time in days)::
+
+    B   = sum_j (V_j + D_j)                                   visible tumour burden [mm3]
+    C   = A_c / Vc ;  RO = C / (C + EC50)                      drug conc. [ug/mL], occupancy (QSS)
+    b   = [checkpoint_blockade] * RO                           blockade of the PD-1/PD-L1 axis
+    r   = E * B_ref / (B + eps)                                effector-to-burden ratio (same
+                                                               density in every lesion; Poleszczuk 2016
+                                                               trafficking with access weights a_j)
+    S   = 1 / (1 + s_R R + s_M M + s_2 M_2)                    suppression of effector function
+    Pbar= sum_j (V_j + D_j) P_j / B                            burden-weighted PD-L1
+    dV_j/dt = growth(V_j, D_j) - kill_j V_j
+                + (kill_j(0) - kill_j) V_j                       kill_j(0): kill at the untreated start,
+                                                               so VDT is the observed net doubling time
+       growth  = ln2/(VDT ln(K/V_ref)) V_j ln(K/(V_j + D_j))   (Gompertz; logistic/exponential optional)
+       kill_j  = kmax a_j S (1 - [pd_l1_axis] i_max P_j (1 - b)) r/(K_r + r) + k_M1 M_1
+    dD_j/dt = - k_j D_j                                        doomed cells still occupy volume
+    dk_j/dt = 0                                                set at each fraction (dose-dependent delay)
+    dP_j/dt = k_pdl (P0 + (1 - P0) [ifng_pdl1] r/(K_p + r) - P_j)        (Kosinsky 2018)
+    TCD = d0 + ([immunogenic_cell_death] sum_j k_j D_j + sum_j kill_j V_j)/(B + eps) + [icd] I
+    dA/dt = k_A (TCD^2/(TCD^2 + K_tcd^2) - A)                  DC maturation, Hill 2 (Kosinsky 2018)
+    dI/dt = - k_I I ;  dG/dt = - k_G G
+    dE/dt = d_E (E0 (L/L0)(A/A0)(S/S0)(1 - [pd_l1_axis] i_max Pbar (1 - b))/(1 - i_max P0) - E)
+              priming normalised by its untreated baseline (A0, S0, P0), so E(0) = E0 is a steady
+              state before treatment; ICI, ICD and lymphopenia move E away from it
+    dL/dt = k_L (L0 - L)                                        ALC recovery (Sung 2020)
+    dR/dt = k_R (1 + [burden_suppression] a_R f_B + [rt_suppression] b_R G) - k_R R (1 + [tnf] c E)
+    dM/dt = same form with MDSC parameters;  f_B = B/(B + B_half)
+    dM_1/dt = k_mac (m1 (1 + a_mac f_B) - M_1) + ([macrophage_repolarisation] (k_b b + k_g r/(1+r)) M_2
+              - k_t G M_1)
+    dM_2/dt = k_mac ((1 - m1)(1 + a_mac f_B) - M_2) - (same exchange)
+    dA_c/dt = -(CL(t) + Q)/Vc A_c + Q/Vp A_p ;  dA_p/dt = Q/Vc A_c - Q/Vp A_p
+       CL(t) = CL0 exp(Emax t^g/(T50^g + t^g))                  (Bajaj 2017 time-varying clearance)
+    dH/dt = [new_lesions] lambda (sum_j V_j / V_new)^gamma      new-lesion hazard
+
+Events (jumps applied exactly at their times):
+
+``radiation_fraction`` (arguments ``dose_gy_<j>`` per lesion, ``blood_dose_gy``): with
+``-ln SF(d) = alpha d + beta d^2 - [lq_linear_high_dose] beta (d - d_t)^2 (d > d_t)`` (LQ-L,
+Astrahan 2008): ``V_j -> SF V_j``; ``D_j -> D_j + (1-SF) V_j``; ``k_j`` -> volume-weighted mean
+of the old rate and ``min(max(k0 + c d, k0), kmax)`` (Friedrich 2022 dose-dependent death);
+``I -> I + [immunogenic_cell_death] y sum_j (1-SF_j) V_j T(d_j)`` with the TREX1 factor
+``T(d) = 1/(1 + (d/d_trex)^h)`` under ``[trex1_decline]`` (Vanpouille-Box 2017);
+``P_j -> P_j + [rt_pdl1] (1 - P_j)(1 - exp(-p d_j))``; ``G -> G + [rt_suppression] g sum_j d_j``;
+macrophages re-polarise by ``s = m tanh((d - d_pol)/w)`` (M2 -> M1 above about 1 Gy, M1 -> M2
+below; Klug 2013); ``[lymphocyte_kill]``: ``L -> L (1 - phi (1 - exp(-alpha_L b/phi)))`` for the
+mean blood dose ``b`` (a fraction ``phi`` of the blood receives ``b/phi``, so the kill per fraction
+saturates and 15 small fractions deplete more than 4 large ones; Jin 2021, HEDOS) and
+``E -> E (1 - f_T sum_j w_j (1 - exp(-alpha_T d_j)))`` for effector cells in the field.
+
+``drug_dose`` (arguments ``dose_mg``, ``dose_mg_per_kg``): ``A_c -> A_c + dose_mg +
+dose_mg_per_kg * body_weight_kg``.
+
+Design decision: receptor occupancy is quasi-steady (``RO = C/(C + EC50)``). Antibody binding
+(Kd about 29 pM) is orders of magnitude faster than PK (half-life about 3 weeks), and an explicit
+binding state makes the system stiff (``shared/design/performance.md``: explicit solvers 1,500x
+slower at realistic binding rates) without changing occupancy, which stays saturating during
+dosing (CT section 5).
+"""
+
+from __future__ import annotations
+
+import sympy as sp
+
+from ...errors import ModelError, unknown_name_message
+from ..spec import TIME, Event, EventArgument, Mechanism, ModelSpec, Observable, State, sym
+from .nsclc_parameters import REFERENCES, global_parameters, lesion_parameters
+
+__all__ = ["GROWTH_LAWS", "MECHANISMS", "nsclc_model"]
+
+GROWTH_LAWS = ("gompertz", "logistic", "exponential")
+
+MECHANISMS = (
+    Mechanism(name="checkpoint_blockade", description="drug receptor occupancy blocks the PD-1/PD-L1 axis",
+              source="seed review; Kosinsky 2018 IAR"),
+    Mechanism(name="pd_l1_axis", description="PD-L1 inhibits effector priming and killing",
+              source="Kosinsky 2018 IAR = 1 - PDL1/(1 + mAb/KD)"),
+    Mechanism(name="ifng_pdl1", description="effector IFN-gamma up-regulates PD-L1 (adaptive resistance)",
+              source="Kosinsky 2018 kpdl dTeff/(Kpdl + dTeff)"),
+    Mechanism(name="rt_pdl1", description="radiation up-regulates PD-L1 in the irradiated lesion",
+              source="seed review (RT-induced PD-L1)"),
+    Mechanism(name="immunogenic_cell_death", description="dying irradiated cells release antigen and "
+              "danger signals that mature DCs", source="seed review; Kosinsky 2018 TCD"),
+    Mechanism(name="trex1_decline", description="IFN-I signalling declines above about 12 Gy per fraction",
+              source="Vanpouille-Box 2017"),
+    Mechanism(name="lq_linear_high_dose", description="LQ-L correction: survival log-linear above the "
+              "transition dose", source="Astrahan 2008"),
+    Mechanism(name="dose_dependent_death", description="doomed cells die faster after larger fractions",
+              source="Friedrich 2022"),
+    Mechanism(name="lymphocyte_kill", description="RT kills circulating lymphocytes (blood dose) and "
+              "in-field effector cells", source="Jin 2021 (EDIC); Sung 2020; CT 4.4"),
+    Mechanism(name="burden_suppression", description="tumour burden induces Tregs, MDSCs and "
+              "macrophages (TGF-beta, IL-10)", source="seed review"),
+    Mechanism(name="rt_suppression", description="radiation induces TGF-beta, Tregs and MDSCs",
+              source="seed review"),
+    Mechanism(name="tnf_suppressor_kill", description="activated CD8 T cells eliminate suppressors "
+              "(TNF-alpha)", source="seed review"),
+    Mechanism(name="suppression", description="Tregs, MDSCs and M2 macrophages inhibit effector function",
+              source="seed review"),
+    Mechanism(name="macrophage_polarisation", description="RT re-polarises macrophages dose-dependently; "
+              "PD-1 blockade and IFN-gamma shift M2 to M1", source="seed review; Klug 2013"),
+    Mechanism(name="new_lesions", description="new metastases appear at a burden-dependent rate",
+              source="assumption (needed for RECIST progression by new lesion)"),
+)
+
+_EPS_MM3 = 1e-6  # guards divisions by the burden when every lesion has vanished
+
+
+def _growth(law: str, V: sp.Expr, D: sp.Expr) -> sp.Expr:
+    vdt, K, vref = sym("tumour_doubling_time_day"), sym("carrying_capacity_mm3"), sym("growth_reference_volume_mm3")
+    ln2 = sp.log(2)
+    if law == "gompertz":
+        return ln2 / (vdt * sp.log(K / vref)) * V * sp.log(K / (V + D + _EPS_MM3))
+    if law == "logistic":
+        return ln2 / vdt * V * (1 - (V + D) / K) / (1 - vref / K)
+    return ln2 / vdt * V
+
+
+def nsclc_model(n_lesions: int = 3, *, growth: str = "gompertz") -> ModelSpec:
+    """Build the default NSCLC RT + anti-PD-(L)1 model.
+
+    Parameters
+    ----------
+    n_lesions
+        Number of lesions (1 to 8); lesion 0 is by convention the lung primary.
+    growth
+        ``"gompertz"`` (default), ``"logistic"`` or ``"exponential"``.
+
+    Returns
+    -------
+    ModelSpec
+        The model; its ``description`` is this module's docstring (the equations).
+    """
+    if not isinstance(n_lesions, int) or not 1 <= n_lesions <= 8:
+        raise ModelError(f"n_lesions must be an integer from 1 to 8, got {n_lesions!r}")
+    if growth not in GROWTH_LAWS:
+        raise ModelError(unknown_name_message("growth law", str(growth), GROWTH_LAWS))
+    L = n_lesions
+    on = {m.name: m.switch for m in MECHANISMS}
+    s = sym
+    V = [s(f"V_{j}") for j in range(L)]
+    D = [s(f"D_{j}") for j in range(L)]
+    kd = [s(f"kd_{j}") for j in range(L)]
+    Pl = [s(f"P_{j}") for j in range(L)]
+    A, I, G, E, Ly, R, M, M1, M2, Ac, Ap, H = (
+        s(n) for n in ("A", "I", "G", "E", "L", "R", "M", "M1", "M2", "Ac", "Ap", "H")
+    )
+    burden = sum(V[j] + D[j] for j in range(L))
+    B = burden + _EPS_MM3
+    conc = Ac / s("pk_vc_l")
+    ro = conc / (conc + s("ro_ec50_ug_per_ml"))
+    block = on["checkpoint_blockade"] * ro
+    ratio = E * s("immune_burden_scale_mm3") / B
+    supp = 1 / (1 + on["suppression"] * (s("treg_suppression") * R + s("mdsc_suppression") * M
+                                         + s("m2_suppression") * M2))
+    imax = s("pd1_max_inhibition") * on["pd_l1_axis"]
+    pbar = sum((V[j] + D[j]) * Pl[j] for j in range(L)) / B
+    sat = ratio / (s("kill_half_sat_ratio") + ratio)
+    kill = [
+        s("max_kill_per_day") * s(f"immune_access_{j}") * supp * (1 - imax * Pl[j] * (1 - block)) * sat
+        + s("m1_kill_per_day") * M1
+        for j in range(L)
+    ]
+    tcd = (s("baseline_turnover_per_day")
+           + (on["immunogenic_cell_death"] * sum(kd[j] * D[j] for j in range(L))
+              + sum(kill[j] * V[j] for j in range(L))) / B
+           + on["immunogenic_cell_death"] * I)
+    ktcd = s("dc_maturation_half_sat_per_day")
+    f_burden = burden / (burden + s("suppressor_burden_half_mm3"))
+    p0 = s("pdl1_tps")
+    cl = s("pk_cl_l_per_day") * sp.exp(
+        s("pk_cl_time_emax") * sp.Max(TIME, 0) ** s("pk_cl_time_hill")
+        / (s("pk_cl_time_t50_day") ** s("pk_cl_time_hill") + sp.Max(TIME, 0) ** s("pk_cl_time_hill")))
+    m2_to_m1 = on["macrophage_polarisation"] * (s("m2_to_m1_icb_per_day") * block
+                                                + s("m2_to_m1_ifng_per_day") * ratio / (1 + ratio))
+    m1_to_m2 = on["macrophage_polarisation"] * s("m1_to_m2_tgfb_per_day") * G
+    mac_target = 1 + on["burden_suppression"] * s("macrophage_burden_induction") * f_burden
+
+    def suppressor_rate(X: sp.Symbol, prefix: str) -> sp.Expr:
+        k = s(f"{prefix}_turnover_per_day")
+        induction = (1 + on["burden_suppression"] * s(f"{prefix}_burden_induction") * f_burden
+                     + on["rt_suppression"] * s(f"{prefix}_rt_induction") * G)
+        return k * induction - k * X * (1 + on["tnf_suppressor_kill"] * s("tnf_suppressor_kill") * E)
+
+    rates: dict[str, sp.Expr] = {}
+    kill0 = _baseline_kill(L, on)
+    for j in range(L):
+        # observed (net) untreated growth + the baseline immune kill it already contains
+        rates[f"V_{j}"] = _growth(growth, V[j], D[j]) + (kill0[j] - kill[j]) * V[j]
+        rates[f"D_{j}"] = -kd[j] * D[j]
+        rates[f"kd_{j}"] = sp.Integer(0)
+        rates[f"P_{j}"] = s("pdl1_turnover_per_day") * (
+            p0 + (1 - p0) * on["ifng_pdl1"] * ratio / (s("pdl1_ifng_half_sat") + ratio) - Pl[j])
+    rates["A"] = s("dc_turnover_per_day") * (tcd**2 / (tcd**2 + ktcd**2) - A)
+    rates["I"] = -s("danger_decay_per_day") * I
+    rates["G"] = -s("tgfb_decay_per_day") * G
+    # priming normalised so that the untreated baseline is a steady state of E (E(0) = E0)
+    e0 = s("effector_baseline")
+    a0, supp0 = _baseline_dc(L, on), _baseline_supp(L, on)
+    rates["E"] = s("effector_death_per_day") * (
+        e0 * Ly / s("alc_baseline_1e9_per_l") * (A / a0) * (supp / supp0)
+        * (1 - imax * pbar * (1 - block)) / (1 - imax * p0) - E)
+    rates["L"] = s("alc_recovery_per_day") * (s("alc_baseline_1e9_per_l") - Ly)
+    rates["R"] = suppressor_rate(R, "treg")
+    rates["M"] = suppressor_rate(M, "mdsc")
+    rates["M1"] = (s("macrophage_turnover_per_day") * (s("m1_baseline_fraction") * mac_target - M1)
+                   + m2_to_m1 * M2 - m1_to_m2 * M1)
+    rates["M2"] = (s("macrophage_turnover_per_day") * ((1 - s("m1_baseline_fraction")) * mac_target - M2)
+                   - m2_to_m1 * M2 + m1_to_m2 * M1)
+    q, vc, vp = s("pk_q_l_per_day"), s("pk_vc_l"), s("pk_vp_l")
+    rates["Ac"] = -(cl + q) / vc * Ac + q / vp * Ap
+    rates["Ap"] = q / vc * Ac - q / vp * Ap
+    rates["H"] = on["new_lesions"] * s("new_lesion_rate_per_day") * (
+        sum(V) / s("new_lesion_reference_mm3")) ** s("new_lesion_burden_exponent")
+
+    # ---- initial state: untreated baseline --------------------------------------------------
+    r_init, m_init, m1_init, m2_init = _baseline_cells(L, on)
+    k0 = s("doomed_clearance_low_dose_per_day")
+    states: list[State] = []
+    for j in range(L):
+        states += [
+            State(name=f"V_{j}", units="mm3", long_name="viable tumour volume", group="viable_volume", lesion=j,
+                  initial=s(f"baseline_volume_mm3_{j}"), abs_tol=1e-6),
+            State(name=f"D_{j}", units="mm3", long_name="lethally damaged (doomed) tumour volume",
+                  group="doomed_volume", lesion=j, initial=0, abs_tol=1e-6),
+            State(name=f"kd_{j}", units="1/day", long_name="clearance rate of doomed cells",
+                  group="doomed_clearance", lesion=j, initial=k0, abs_tol=1e-9),
+            State(name=f"P_{j}", units="1", long_name="PD-L1 expression (fraction of maximum)", group="pdl1",
+                  lesion=j, initial=p0, abs_tol=1e-9),
+        ]
+    states += [
+        State(name="A", units="1", long_name="mature dendritic-cell signal", initial=_baseline_dc(L, on),
+              abs_tol=1e-9),
+        State(name="I", units="1", long_name="RT danger / IFN-I signal", initial=0, abs_tol=1e-9),
+        State(name="G", units="1", long_name="RT-induced TGF-beta signal", initial=0, abs_tol=1e-9),
+        State(name="E", units="1", long_name="effector CD8 T cells (normalised)", initial=e0, abs_tol=1e-9),
+        State(name="L", units="1e9/L", long_name="absolute lymphocyte count",
+              initial=s("alc_baseline_1e9_per_l"), abs_tol=1e-9),
+        State(name="R", units="1", long_name="regulatory T cells (normalised)",
+              initial=r_init, abs_tol=1e-9),
+        State(name="M", units="1", long_name="myeloid-derived suppressor cells (normalised)",
+              initial=m_init, abs_tol=1e-9),
+        State(name="M1", units="1", long_name="M1 macrophages (normalised)", initial=m1_init, abs_tol=1e-9),
+        State(name="M2", units="1", long_name="M2 macrophages (normalised)", initial=m2_init, abs_tol=1e-9),
+        State(name="Ac", units="mg", long_name="drug amount, central compartment", initial=0, abs_tol=1e-6),
+        State(name="Ap", units="mg", long_name="drug amount, peripheral compartment", initial=0, abs_tol=1e-6),
+        State(name="H", units="1", long_name="cumulative new-lesion hazard", initial=0, abs_tol=1e-9),
+    ]
+    events = (_radiation_event(L, on, V, D, kd, Pl, I, G, E, Ly, M1, M2), _drug_event(Ac))
+    observables = []
+    for j in range(L):
+        vol = V[j] + D[j]
+        observables += [
+            Observable(name=f"lesion_volume_{j}", units="mm3", long_name="lesion volume (viable + doomed)",
+                       expr=vol, group="lesion_volume", lesion=j),
+            Observable(name=f"lesion_diameter_{j}", units="mm", long_name="sphere-equivalent lesion diameter",
+                       expr=(6 * vol / sp.pi) ** sp.Rational(1, 3), group="lesion_diameter", lesion=j),
+        ]
+    observables += [
+        Observable(name="total_burden", units="mm3", long_name="total tumour burden", expr=burden),
+        Observable(name="viable_burden", units="mm3", long_name="viable tumour burden", expr=sum(V)),
+        Observable(name="drug_concentration", units="ug/mL", long_name="serum drug concentration", expr=conc),
+        Observable(name="receptor_occupancy", units="1", long_name="checkpoint receptor occupancy", expr=ro),
+        Observable(name="effector_to_burden_ratio", units="1", long_name="effector-to-burden ratio",
+                   expr=ratio),
+    ]
+    params = global_parameters() + tuple(p for j in range(L) for p in lesion_parameters(j))
+    return ModelSpec(
+        name=f"nsclc_rt_icb_{L}lesion_{growth}",
+        description=__doc__ or "",
+        states=tuple(states),
+        parameters=params,
+        rates=rates,
+        events=events,
+        observables=tuple(observables),
+        mechanisms=MECHANISMS,
+        references=REFERENCES,
+        n_lesions=L,
+    )
+
+
+def _baseline_kill(L: int, on: dict) -> list[sp.Expr]:
+    """Per-lesion immune kill rate at the untreated initial state (E = E0)."""
+    s = sym
+    b0 = sum(s(f"baseline_volume_mm3_{j}") for j in range(L)) + _EPS_MM3
+    r0 = s("effector_baseline") * s("immune_burden_scale_mm3") / b0
+    sat0 = r0 / (s("kill_half_sat_ratio") + r0)
+    supp0 = _baseline_supp(L, on)
+    m1_0 = _baseline_cells(L, on)[2]
+    inh0 = 1 - s("pd1_max_inhibition") * on["pd_l1_axis"] * s("pdl1_tps")
+    return [s("max_kill_per_day") * s(f"immune_access_{j}") * supp0 * inh0 * sat0 + s("m1_kill_per_day") * m1_0
+            for j in range(L)]
+
+
+def _baseline_dc(L: int, on: dict) -> sp.Expr:
+    """Untreated quasi-steady mature-DC signal (spontaneous turnover + baseline immune kill)."""
+    s = sym
+    b0 = sum(s(f"baseline_volume_mm3_{j}") for j in range(L)) + _EPS_MM3
+    kill0 = _baseline_kill(L, on)
+    tcd0 = s("baseline_turnover_per_day") + sum(kill0[j] * s(f"baseline_volume_mm3_{j}") for j in range(L)) / b0
+    return tcd0**2 / (tcd0**2 + s("dc_maturation_half_sat_per_day") ** 2)
+
+
+def _baseline_cells(L: int, on: dict) -> tuple[sp.Expr, sp.Expr, sp.Expr, sp.Expr]:
+    """Untreated initial Tregs, MDSCs, M1 and M2 (burden-induced steady state at E = E0)."""
+    s = sym
+    b0 = sum(s(f"baseline_volume_mm3_{j}") for j in range(L))
+    fb0 = on["burden_suppression"] * b0 / (b0 + s("suppressor_burden_half_mm3"))
+    tnf0 = 1 + on["tnf_suppressor_kill"] * s("tnf_suppressor_kill") * s("effector_baseline")
+    mac = 1 + s("macrophage_burden_induction") * fb0
+    return (
+        (1 + s("treg_burden_induction") * fb0) / tnf0,
+        (1 + s("mdsc_burden_induction") * fb0) / tnf0,
+        s("m1_baseline_fraction") * mac,
+        (1 - s("m1_baseline_fraction")) * mac,
+    )
+
+
+def _baseline_supp(L: int, on: dict) -> sp.Expr:
+    """Suppression factor S at the untreated initial state."""
+    r0, m0, _, m20 = _baseline_cells(L, on)
+    s = sym
+    return 1 / (1 + on["suppression"] * (s("treg_suppression") * r0 + s("mdsc_suppression") * m0
+                                         + s("m2_suppression") * m20))
+
+
+def _radiation_event(L, on, V, D, kd, Pl, I, G, E, Ly, M1, M2) -> Event:
+    s = sym
+    alpha = s("tumour_alpha_per_gy")
+    beta = alpha / s("tumour_alpha_beta_gy")
+    dt = s("lql_transition_dose_gy")
+    dose = [s(f"dose_gy_{j}") for j in range(L)]
+    blood = s("blood_dose_gy")
+    jumps: dict[str, sp.Expr] = {}
+    icd = sp.Integer(0)
+    mac_shift = sp.Integer(0)
+    weight_total = sum(V[j] + D[j] for j in range(L)) + _EPS_MM3
+    infield = sp.Integer(0)
+    k0, kslope, kmax = (s("doomed_clearance_low_dose_per_day"), s("doomed_clearance_per_gy_per_day"),
+                        s("doomed_clearance_max_per_day"))
+    for j in range(L):
+        d = dose[j]
+        neg_log_sf = alpha * d + beta * d**2 - on["lq_linear_high_dose"] * sp.Piecewise(
+            (beta * (d - dt) ** 2, d > dt), (0, True))
+        sf = sp.exp(-neg_log_sf)
+        killed = (1 - sf) * V[j]
+        k_new = sp.Min(sp.Max(k0 + on["dose_dependent_death"] * kslope * d, k0), kmax)
+        jumps[f"V_{j}"] = sf * V[j]
+        jumps[f"D_{j}"] = D[j] + killed
+        jumps[f"kd_{j}"] = sp.Piecewise(
+            ((kd[j] * D[j] + k_new * killed) / (D[j] + killed), D[j] + killed > 0), (kd[j], True))
+        jumps[f"P_{j}"] = Pl[j] + on["rt_pdl1"] * (1 - Pl[j]) * (1 - sp.exp(-s("pdl1_rt_per_gy") * d))
+        trex = 1 / (1 + on["trex1_decline"] * (d / s("trex1_threshold_gy")) ** s("trex1_hill"))
+        icd += killed * trex
+        share = (V[j] + D[j]) / weight_total
+        mac_shift += share * sp.Piecewise(
+            (sp.tanh((d - s("macrophage_polarisation_dose_gy")) / s("macrophage_polarisation_width_gy")), d > 0),
+            (0, True))
+        infield += share * (1 - sp.exp(-s("effector_alpha_per_gy") * d))
+    jumps["I"] = I + on["immunogenic_cell_death"] * s("icd_yield_per_mm3") * icd
+    jumps["G"] = G + on["rt_suppression"] * s("tgfb_rt_per_gy") * sum(dose)
+    shift = on["macrophage_polarisation"] * s("macrophage_rt_shift") * mac_shift
+    to_m1 = sp.Max(shift, 0) * M2 + sp.Min(shift, 0) * M1
+    jumps["M1"] = M1 + to_m1
+    jumps["M2"] = M2 - to_m1
+    phi = s("blood_fraction_exposed")
+    jumps["L"] = Ly * (1 - on["lymphocyte_kill"] * phi * (1 - sp.exp(-s("lymphocyte_alpha_per_gy") * blood / phi)))
+    jumps["E"] = E * (1 - on["lymphocyte_kill"] * s("effector_tumour_fraction") * infield)
+    args = tuple(EventArgument(name=f"dose_gy_{j}", units="Gy", description=f"dose to lesion {j}")
+                 for j in range(L)) + (
+        EventArgument(name="blood_dose_gy", units="Gy", description="mean dose to circulating blood"),)
+    return Event(name="radiation_fraction", arguments=args, jumps=jumps,
+                 description="one radiotherapy fraction (LQ / LQ-L kill, ICD, PD-L1, suppressors, lymphocytes)",
+                 source="LQ: CT 4.1; LQ-L: Astrahan 2008; doomed compartment: Kosinsky 2018")
+
+
+def _drug_event(Ac: sp.Symbol) -> Event:
+    return Event(
+        name="drug_dose",
+        arguments=(EventArgument(name="dose_mg", units="mg", description="flat dose"),
+                   EventArgument(name="dose_mg_per_kg", units="mg/kg", description="weight-based dose")),
+        jumps={"Ac": Ac + sym("dose_mg") + sym("dose_mg_per_kg") * sym("body_weight_kg")},
+        description="intravenous checkpoint-inhibitor dose (bolus into the central compartment)",
+        source="two-compartment popPK: Ahamadi 2017, Bajaj 2017 (CT 5)",
+    )
+

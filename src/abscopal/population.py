@@ -1,0 +1,139 @@
+"""Virtual populations: inter-patient variability with stored standard-normal draws.
+
+Each patient's draws come from its own stream ``SeedSequence(seed).spawn``-style
+(``SeedSequence(seed, spawn_key=(k,))``), so patient k is the same whatever the population
+size, and the draws ``z`` are stored so the same patients can be re-simulated under other
+typical values (common random numbers). A parameter's patient value is
+
+* log-normal: ``typical * exp(omega * z)``;
+* logit-normal: ``expit(logit(typical) + omega * z)`` (for fractions in (0, 1)).
+
+An optional correlation matrix correlates the ``z`` (through its Cholesky factor).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+import numpy as np
+from scipy.special import expit, logit
+
+from .errors import ParameterError, unknown_name_message
+from .model.spec import ModelSpec
+
+__all__ = ["LogNormal", "LogitNormal", "Variability", "VirtualPopulation"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class LogNormal:
+    """Log-normal variability; ``omega`` is the SD of the log (about the CV for small omega)."""
+
+    omega: float
+
+    def __post_init__(self) -> None:
+        if not (self.omega >= 0 and math.isfinite(self.omega)):
+            raise ParameterError(f"omega must be a finite number >= 0, got {self.omega!r}")
+
+    def apply(self, typical: float, z: np.ndarray) -> np.ndarray:
+        """Patient values for standard-normal draws ``z``."""
+        return typical * np.exp(self.omega * z)
+
+
+@dataclass(frozen=True, kw_only=True)
+class LogitNormal:
+    """Logit-normal variability for parameters in (0, 1); ``omega`` is the SD on the logit scale."""
+
+    omega: float
+
+    def __post_init__(self) -> None:
+        if not (self.omega >= 0 and math.isfinite(self.omega)):
+            raise ParameterError(f"omega must be a finite number >= 0, got {self.omega!r}")
+
+    def apply(self, typical: float, z: np.ndarray) -> np.ndarray:
+        """Patient values for standard-normal draws ``z``."""
+        if not 0.0 < typical < 1.0:
+            raise ParameterError(f"logit-normal variability needs a typical value in (0, 1), got {typical!r}")
+        return expit(logit(typical) + self.omega * z)
+
+
+Variability = LogNormal | LogitNormal
+
+
+@dataclass(frozen=True, kw_only=True)
+class VirtualPopulation:
+    """A reproducible set of virtual patients.
+
+    Parameters
+    ----------
+    n_patients
+        Number of patients.
+    variability
+        ``{parameter name: LogNormal(...) | LogitNormal(...)}``; other parameters are fixed.
+    seed
+        Seed of the population (an int; per-patient streams are derived from it).
+    correlation
+        Optional correlation matrix of the draws, in the order of ``variability``.
+    """
+
+    n_patients: int
+    variability: Mapping[str, Variability] = field(default_factory=dict)
+    seed: int = 0
+    correlation: np.ndarray | None = None
+    z: np.ndarray = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.n_patients, (int, np.integer)) or self.n_patients < 1:
+            raise ParameterError(f"n_patients must be an integer >= 1, got {self.n_patients!r}")
+        if not isinstance(self.seed, (int, np.integer)) or self.seed < 0:
+            raise ParameterError(f"seed must be a non-negative integer, got {self.seed!r}")
+        object.__setattr__(self, "variability", MappingProxyType(dict(self.variability)))
+        k = len(self.variability)
+        z = np.empty((int(self.n_patients), k))
+        for i in range(int(self.n_patients)):
+            rng = np.random.default_rng(np.random.SeedSequence(int(self.seed), spawn_key=(i,)))
+            z[i] = rng.standard_normal(k)
+        if self.correlation is not None:
+            c = np.asarray(self.correlation, float)
+            if c.shape != (k, k) or not np.allclose(c, c.T) or not np.allclose(np.diag(c), 1.0):
+                raise ParameterError(
+                    f"correlation must be a symmetric ({k}, {k}) matrix with unit diagonal, got shape {c.shape}"
+                )
+            try:
+                chol = np.linalg.cholesky(c)
+            except np.linalg.LinAlgError:
+                raise ParameterError("correlation matrix is not positive definite; fix its entries") from None
+            z = z @ chol.T
+        z.setflags(write=False)
+        object.__setattr__(self, "z", z)
+
+    @property
+    def varying(self) -> tuple[str, ...]:
+        """Names of the parameters that vary between patients."""
+        return tuple(self.variability)
+
+    def check(self, spec: ModelSpec) -> None:
+        """Raise if a varying parameter is not in the model."""
+        for name in self.variability:
+            if name not in spec.parameter_names:
+                raise ParameterError("variability: " + unknown_name_message("parameter", name, spec.parameter_names))
+
+    def parameter_matrix(self, spec: ModelSpec, typical: Mapping[str, float]) -> np.ndarray:
+        """Per-patient parameter matrix ``(n_patients, n_params)`` around ``typical`` values."""
+        self.check(spec)
+        names = spec.parameter_names
+        P = np.tile(np.array([typical[n] for n in names], float), (int(self.n_patients), 1))
+        for col, (name, var) in enumerate(self.variability.items()):
+            P[:, names.index(name)] = var.apply(typical[name], self.z[:, col])
+        return P
+
+    def describe(self) -> dict[str, object]:
+        """Plain description for provenance."""
+        return {
+            "n_patients": int(self.n_patients),
+            "seed": int(self.seed),
+            "variability": {k: [type(v).__name__, v.omega] for k, v in self.variability.items()},
+            "correlated": self.correlation is not None,
+        }

@@ -1,0 +1,319 @@
+"""``simulate``: many patients x arms in one call, returned as a self-describing xarray Dataset.
+
+The flow is a chain of plain functions on immutable inputs::
+
+    values  = resolve_values(model, parameters, arm overrides, mechanisms_off)   # per arm
+    P       = population.parameter_matrix(model, values)                          # per arm
+    events  = plan_events(model, arm.plan, t_end_day)                             # per arm
+    states  = solver.solve(compiled, P, t_out, events)                            # all at once
+    dataset = to_dataset(...)
+
+Time 0 is the first checkpoint-drug dose (RT before the drug has negative days). The
+simulation starts at ``start_day`` (default: the earliest event of any arm, or 0).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from ._version import __version__
+from .errors import ParameterError, ScheduleError, unknown_name_message
+from .model.compile import CompiledModel, compile_model
+from .model.spec import ModelSpec
+from .parameters import ParameterSet, resolve_values
+from .population import VirtualPopulation
+from .solver import EventSchedule, SolverOptions, solve
+from .treatment.plan import TreatmentPlan
+
+__all__ = ["Arm", "plan_events", "simulate"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Arm:
+    """A trial arm: a treatment plan and optional arm-specific parameter values."""
+
+    name: str
+    plan: TreatmentPlan
+    parameters: Mapping[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name:
+            raise ScheduleError(f"arm name must be a non-empty string, got {self.name!r}")
+        if not isinstance(self.plan, TreatmentPlan):
+            raise ScheduleError(f"arm {self.name!r}: plan must be a TreatmentPlan, got {type(self.plan).__name__}")
+        object.__setattr__(self, "parameters", MappingProxyType(dict(self.parameters)))
+
+
+def _as_arms(arms: Mapping[str, TreatmentPlan] | Sequence[Arm] | TreatmentPlan) -> tuple[Arm, ...]:
+    if isinstance(arms, TreatmentPlan):
+        return (Arm(name=arms.name or "arm", plan=arms),)
+    if isinstance(arms, Mapping):
+        out = tuple(Arm(name=k, plan=v) for k, v in arms.items())
+    else:
+        out = tuple(arms)
+        for a in out:
+            if not isinstance(a, Arm):
+                raise ScheduleError(f"arms must be Arm objects or a {{name: TreatmentPlan}} mapping, got {a!r}")
+    if not out:
+        raise ScheduleError("arms is empty; give at least one arm")
+    names = [a.name for a in out]
+    dup = {n for n in names if names.count(n) > 1}
+    if dup:
+        raise ScheduleError(f"arm names must be unique; repeated: {sorted(dup)}")
+    return out
+
+
+def plan_events(spec: ModelSpec, plan: TreatmentPlan, t_end_day: float) -> list[tuple[float, str, list[float]]]:
+    """Translate a treatment plan into the model's events.
+
+    Radiation fractions become ``radiation_fraction`` events whose arguments are filled by name:
+    ``dose_gy_<j>`` (dose if lesion j is in the field, else 0), ``dose_gy`` (models without
+    lesion structure: the fraction dose), ``blood_dose_gy`` and ``mean_lung_dose_gy``. Drug doses
+    become ``drug_dose`` events with ``dose_mg`` and ``dose_mg_per_kg``.
+    """
+    events: list[tuple[float, str, list[float]]] = []
+    names = [e.name for e in spec.events]
+    fractions = plan.fractions()
+    if fractions:
+        if "radiation_fraction" not in names:
+            raise ScheduleError(f"model {spec.name!r} has no 'radiation_fraction' event; it cannot take RT plans")
+        ev = spec.event("radiation_fraction")
+        n_les = max(spec.n_lesions, 1)
+        for fr in fractions:
+            bad = [j for j in fr.lesions if j >= n_les]
+            if bad:
+                raise ScheduleError(
+                    f"RT fraction at day {fr.time_day:g} targets lesion {bad[0]}, but model {spec.name!r} has "
+                    f"{n_les} lesion(s) (indices 0..{n_les - 1}); change target_lesions"
+                )
+            if fr.time_day > t_end_day:
+                continue
+            args = []
+            for a in ev.argument_names:
+                if a.startswith("dose_gy_"):
+                    args.append(fr.dose_gy if int(a.rsplit("_", 1)[1]) in fr.lesions else 0.0)
+                elif a == "dose_gy":
+                    args.append(fr.dose_gy)
+                elif a == "blood_dose_gy":
+                    args.append(fr.blood_dose_gy)
+                elif a == "mean_lung_dose_gy":
+                    args.append(fr.mean_lung_dose_gy)
+                else:
+                    raise ScheduleError(f"radiation_fraction argument {a!r} of model {spec.name!r} has no "
+                                        "counterpart in a treatment Fraction")
+            events.append((fr.time_day, "radiation_fraction", args))
+    doses = plan.drug_doses(t_end_day)
+    if doses:
+        if "drug_dose" not in names:
+            raise ScheduleError(f"model {spec.name!r} has no 'drug_dose' event; it cannot take drug regimens")
+        ev = spec.event("drug_dose")
+        for d in doses:
+            lookup = {"dose_mg": d.dose_mg, "dose_mg_per_kg": d.dose_mg_per_kg}
+            events.append((d.time_day, "drug_dose", [lookup[a] for a in ev.argument_names]))
+    return events
+
+
+def _check_finite(name: str, value: float) -> float:
+    if not isinstance(value, (int, float, np.integer, np.floating)) or not math.isfinite(float(value)):
+        raise ScheduleError(f"{name} must be a finite number of days, got {value!r}")
+    return float(value)
+
+
+def simulate(
+    model: ModelSpec | CompiledModel,
+    arms: Mapping[str, TreatmentPlan] | Sequence[Arm] | TreatmentPlan,
+    *,
+    population: VirtualPopulation | None = None,
+    parameters: ParameterSet | Mapping[str, float] | None = None,
+    t_end_day: float = 730.0,
+    output_interval_day: float = 1.0,
+    output_times_day: Sequence[float] | np.ndarray | None = None,
+    start_day: float | None = None,
+    mechanisms_off: Iterable[str] = (),
+    solver: SolverOptions | None = None,
+    variables: Iterable[str] | None = None,
+) -> xr.Dataset:
+    """Simulate every patient of ``population`` under every arm.
+
+    Parameters
+    ----------
+    model
+        A model spec (compiled on first use, cached on disk) or an already compiled model.
+    arms
+        ``{name: TreatmentPlan}``, a sequence of :class:`Arm`, or one plan.
+    population
+        Virtual patients; default one patient at the typical values.
+    parameters
+        Typical values overriding the model defaults (a :class:`ParameterSet` or a mapping).
+    t_end_day
+        Last output time (days after the first drug dose).
+    output_interval_day
+        Spacing of the output grid from ``start_day`` (ignored if ``output_times_day`` is given).
+    output_times_day
+        Explicit output times (strictly increasing).
+    start_day
+        Start of the simulation; default ``min(0, earliest event)``.
+    mechanisms_off
+        Names of mechanisms to switch off (see ``model.mechanism_names``).
+    solver
+        Solver settings (tolerances are explicit; see :class:`SolverOptions`).
+    variables
+        Output variable groups to keep (states and observables); default all.
+
+    Returns
+    -------
+    xarray.Dataset
+        Dims ``arm``, ``patient``, ``time`` and ``lesion`` (per-lesion variables); every variable
+        has ``units`` and ``long_name``; provenance in ``attrs["provenance"]`` (JSON).
+
+    Raises
+    ------
+    ParameterError, ScheduleError
+        For invalid input, before any integration starts.
+    SolverError
+        If a patient cannot be integrated (names arm, patient and time).
+    """
+    # ---- validate everything before any work -------------------------------------------------
+    spec = model.spec if isinstance(model, CompiledModel) else model
+    if not isinstance(spec, ModelSpec):
+        raise ParameterError(f"model must be a ModelSpec or CompiledModel, got {type(model).__name__}")
+    arm_list = _as_arms(arms)
+    solver = solver or SolverOptions()
+    population = population or VirtualPopulation(n_patients=1)
+    population.check(spec)
+    mechanisms_off = tuple(mechanisms_off)
+    for m in mechanisms_off:
+        if m not in spec.mechanism_names:
+            raise ParameterError("mechanisms_off: " + unknown_name_message("mechanism", m, spec.mechanism_names))
+    t_end_day = _check_finite("t_end_day", t_end_day)
+    arm_values = [resolve_values(spec, parameters, a.plan.parameter_overrides(), a.parameters,
+                                 mechanisms_off=mechanisms_off) for a in arm_list]
+    arm_events = [plan_events(spec, a.plan, t_end_day) for a in arm_list]
+    first = min([0.0] + [e[0] for evs in arm_events for e in evs])
+    t0 = first if start_day is None else _check_finite("start_day", start_day)
+    if t0 > first:
+        raise ScheduleError(f"start_day = {t0} is after the first event at day {first}; start earlier")
+    if output_times_day is not None:
+        t_out = np.asarray(output_times_day, float)
+    else:
+        if not (output_interval_day > 0 and math.isfinite(output_interval_day)):
+            raise ScheduleError(f"output_interval_day must be > 0, got {output_interval_day!r}")
+        n_steps = int(math.floor((t_end_day - t0) / output_interval_day + 1e-9))
+        t_out = t0 + output_interval_day * np.arange(n_steps + 1)
+        if t_out[-1] < t_end_day - 1e-9:
+            t_out = np.append(t_out, t_end_day)
+    if t_out.ndim != 1 or t_out.size == 0 or np.any(np.diff(t_out) <= 0) or t_out[0] < t0:
+        raise ScheduleError("output_times_day must be strictly increasing and not before start_day")
+    groups = _groups(spec)
+    keep = tuple(groups) if variables is None else tuple(variables)
+    for v in keep:
+        if v not in groups:
+            raise ParameterError("variables: " + unknown_name_message("output variable", v, groups))
+    n = int(population.n_patients)
+    Ps = [population.parameter_matrix(spec, vals) for vals in arm_values]
+    for a, P in zip(arm_list, Ps, strict=True):
+        _check_patient_bounds(spec, P, a.name)
+
+    # ---- work ---------------------------------------------------------------------------------
+    compiled = compile_model(model) if not isinstance(model, CompiledModel) else model
+    P_all = np.concatenate(Ps, axis=0)
+    sched = EventSchedule.from_lists(compiled, [evs for evs in arm_events for _ in range(n)])
+    labels = [f"arm {a.name!r}, patient {i}" for a in arm_list for i in range(n)]
+    sol = solve(compiled, P_all, t_out, events=sched, t0=t0, options=solver, labels=labels)
+    return _to_dataset(spec, compiled, arm_list, population, parameters, mechanisms_off, solver,
+                       t_out, t0, P_all, sol.y, sol.obs, keep, sol.n_fallback)
+
+
+def _check_patient_bounds(spec: ModelSpec, P: np.ndarray, arm: str) -> None:
+    for k, p in enumerate(spec.all_parameters):
+        col = P[:, k]
+        bad = np.flatnonzero(~np.isfinite(col) | (col < p.lower) | (col > p.upper))
+        if bad.size:
+            i = int(bad[0])
+            raise ParameterError(
+                f"arm {arm!r}, patient {i}: parameter {p.name!r} = {col[i]!r} is outside its bounds "
+                f"[{p.lower}, {p.upper}] after applying variability; narrow the variability or the typical value"
+            )
+
+
+def _groups(spec: ModelSpec) -> dict[str, list[tuple[str, int, int | None, str, str]]]:
+    """Output groups: name -> [(kind, index, lesion, units, long_name)]."""
+    groups: dict[str, list[tuple[str, int, int | None, str, str]]] = {}
+    for i, s in enumerate(spec.states):
+        groups.setdefault(s.group, []).append(("state", i, s.lesion, s.units, s.long_name))
+    for i, o in enumerate(spec.observables):
+        groups.setdefault(o.group, []).append(("obs", i, o.lesion, o.units, o.long_name))
+    return groups
+
+
+def _to_dataset(spec, compiled, arms, population, parameters, mechanisms_off, solver, t_out, t0, P_all, Y, O,
+                keep, n_fallback) -> xr.Dataset:
+    n_arms, n = len(arms), int(population.n_patients)
+    Y = Y.reshape(n_arms, n, t_out.size, -1)
+    O = O.reshape(n_arms, n, t_out.size, -1)
+    coords: dict[str, Any] = {
+        "arm": ("arm", [a.name for a in arms], {"long_name": "trial arm", "units": "1"}),
+        "patient": ("patient", np.arange(n), {"long_name": "virtual patient index", "units": "1"}),
+        "time": ("time", t_out, {"long_name": "time since first drug dose", "units": "day"}),
+    }
+    if spec.n_lesions:
+        coords["lesion"] = ("lesion", np.arange(spec.n_lesions), {"long_name": "lesion index", "units": "1"})
+    data: dict[str, Any] = {}
+    for name, members in _groups(spec).items():
+        if name not in keep:
+            continue
+        kind, _, lesion, units, long_name = members[0]
+        src = Y if kind == "state" else O
+        if lesion is None:
+            arr = src[..., members[0][1]]
+            data[name] = (("arm", "patient", "time"), arr, {"units": units, "long_name": long_name})
+        else:
+            order = sorted(members, key=lambda m: m[2])
+            arr = np.stack([src[..., m[1]] for m in order], axis=2)
+            data[name] = (("arm", "patient", "lesion", "time"), arr, {"units": units, "long_name": long_name})
+    pnames = list(spec.parameter_names)
+    data["parameter_value"] = (
+        ("arm", "patient", "parameter"), P_all.reshape(n_arms, n, -1),
+        {"units": "see coordinate parameter_units", "long_name": "per-patient parameter value"},
+    )
+    coords["parameter"] = ("parameter", pnames, {"long_name": "parameter name", "units": "1"})
+    coords["parameter_units"] = ("parameter", [spec.parameter(p).units for p in pnames],
+                                 {"long_name": "parameter units", "units": "1"})
+    if population.varying:
+        data["population_z"] = (("patient", "varying_parameter"), np.asarray(population.z),
+                                {"units": "1", "long_name": "standard-normal draws (common random numbers)"})
+        coords["varying_parameter"] = ("varying_parameter", list(population.varying),
+                                       {"long_name": "parameter with inter-patient variability", "units": "1"})
+    pset = parameters.name if isinstance(parameters, ParameterSet) else ("custom" if parameters else "defaults")
+    provenance = {
+        "package": "abscopal",
+        "version": __version__,
+        "model": spec.name,
+        "model_hash": spec.content_hash(),
+        "kernel_key": compiled.key,
+        "parameter_set": pset,
+        "parameter_overrides": dict(parameters.values if isinstance(parameters, ParameterSet) else parameters or {}),
+        "population": population.describe(),
+        "seed": int(population.seed),
+        "arms": {a.name: {"plan": a.plan.describe(), "parameters": dict(a.parameters)} for a in arms},
+        "mechanisms_off": list(mechanisms_off),
+        "solver": solver.as_dict(),
+        "stiff_fallback_patients": int(n_fallback),
+        "start_day": float(t0),
+    }
+    attrs = {
+        "title": f"abscopal simulation of model {spec.name}",
+        "provenance": json.dumps(provenance, sort_keys=True),
+        "abscopal_version": __version__,
+        "model_hash": spec.content_hash(),
+        "seed": int(population.seed),
+    }
+    return xr.Dataset(data_vars=data, coords=coords, attrs=attrs)

@@ -1,0 +1,152 @@
+"""Treatment plans: radiation courses plus a checkpoint-inhibitor regimen.
+
+Time is in days; day 0 is the first checkpoint-inhibitor dose, so radiation given
+before the drug has negative days.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from numbers import Real
+from typing import Any
+
+from ..errors import ScheduleError
+from .drugs import DrugDose, DrugRegimen
+from .radiation import Fraction, RadiationCourse
+
+__all__ = ["TreatmentPlan"]
+
+# Two fractions closer than this (days) count as "at the same time".
+_SAME_TIME_TOL_DAY = 1e-9
+
+
+@dataclass(frozen=True, kw_only=True)
+class TreatmentPlan:
+    """Radiation courses and an optional drug regimen, on one time axis.
+
+    Attributes
+    ----------
+    radiation
+        Radiation courses (a tuple; a single course or a list is accepted and converted).
+        Courses may overlap in time if they irradiate different lesions.
+    drug
+        Checkpoint-inhibitor regimen, or ``None`` for RT alone.
+    name
+        Optional label (e.g. the arm name).
+
+    Raises
+    ------
+    ScheduleError
+        If an element is not a :class:`RadiationCourse`, ``drug`` is not a
+        :class:`DrugRegimen`, or two courses irradiate the same lesion at the same time.
+    """
+
+    radiation: tuple[RadiationCourse, ...] = ()
+    drug: DrugRegimen | None = None
+    name: str | None = None
+
+    def __post_init__(self) -> None:
+        courses = self.radiation
+        if isinstance(courses, RadiationCourse):
+            courses = (courses,)
+        try:
+            courses = tuple(courses)
+        except TypeError as exc:
+            raise ScheduleError(
+                f"radiation must be a tuple of RadiationCourse, got {self.radiation!r}; "
+                "give e.g. (RadiationCourse(...),) or ()"
+            ) from exc
+        for index, course in enumerate(courses):
+            if not isinstance(course, RadiationCourse):
+                raise ScheduleError(
+                    f"radiation[{index}] must be a RadiationCourse, got {course!r}; "
+                    "build courses with RadiationCourse(...) or radiation_regimen(name)"
+                )
+        if self.drug is not None and not isinstance(self.drug, DrugRegimen):
+            raise ScheduleError(
+                f"drug must be a DrugRegimen or None, got {self.drug!r}; "
+                "build it with DrugRegimen(...) or drug_regimen(name)"
+            )
+        if self.name is not None and not isinstance(self.name, str):
+            raise ScheduleError(
+                f"name must be a string or None, got {self.name!r}; give a short label"
+            )
+        object.__setattr__(self, "radiation", courses)
+        self._check_clashes()
+
+    def _course_label(self, index: int) -> str:
+        return f"radiation[{index}] ({self.radiation[index].label})"
+
+    def _check_clashes(self) -> None:
+        """Raise if two courses irradiate the same lesion at the same time."""
+        for i, first in enumerate(self.radiation):
+            days_i = first.fraction_days
+            for j in range(i + 1, len(self.radiation)):
+                second = self.radiation[j]
+                shared = sorted(set(first.target_lesions) & set(second.target_lesions))
+                if not shared:
+                    continue
+                for day in second.fraction_days:
+                    if any(abs(day - d) <= _SAME_TIME_TOL_DAY for d in days_i):
+                        raise ScheduleError(
+                            f"radiation courses {self._course_label(i)} and {self._course_label(j)} both "
+                            f"irradiate lesion(s) {shared} at day {float(day):g}; shift one course "
+                            "(start_day) or target different lesions"
+                        )
+
+    def fractions(self) -> tuple[Fraction, ...]:
+        """All fractions of all courses, sorted by time (ties keep course order)."""
+        every = [
+            fraction for course in self.radiation for fraction in course.fractions()
+        ]
+        return tuple(sorted(every, key=lambda f: f.time_day))
+
+    def drug_doses(self, until_day: float = math.inf) -> tuple[DrugDose, ...]:
+        """The drug doses up to ``until_day`` (inclusive); ``()`` without a drug."""
+        return () if self.drug is None else self.drug.doses(until_day)
+
+    def parameter_overrides(self) -> dict[str, Any]:
+        """Model parameters set by the plan: the drug's PK (``{}`` without a drug)."""
+        return {} if self.drug is None else self.drug.pk.as_parameters()
+
+    def with_rt_offset(self, offset_day: float) -> TreatmentPlan:
+        """Return a plan whose first RT fraction is ``offset_day`` after the first drug dose.
+
+        The drug is moved to start on day 0 (the time convention); all radiation
+        courses are shifted together, so their relative spacing is kept. A negative
+        offset puts RT before the drug.
+
+        Raises
+        ------
+        ScheduleError
+            If ``offset_day`` is not a finite number or the plan has no radiation.
+        """
+        if (
+            isinstance(offset_day, bool)
+            or not isinstance(offset_day, Real)
+            or not math.isfinite(offset_day)
+        ):
+            raise ScheduleError(
+                f"offset_day must be a finite number of days, got {offset_day!r}; e.g. -7.0"
+            )
+        if not self.radiation:
+            raise ScheduleError(
+                f"with_rt_offset needs a radiation course, got radiation={self.radiation!r}; "
+                "add a RadiationCourse before setting the RT offset"
+            )
+        first_fraction_day = min(
+            float(course.fraction_days[0]) for course in self.radiation
+        )
+        shift = float(offset_day) - first_fraction_day
+        drug = None if self.drug is None else replace(self.drug, start_day=0.0)
+        courses = tuple(course.shifted(shift) for course in self.radiation)
+        return replace(self, radiation=courses, drug=drug)
+
+    def describe(self) -> str:
+        """One-line human summary of the plan."""
+        parts = [course.describe() for course in self.radiation]
+        if self.drug is not None:
+            parts.append(self.drug.describe())
+        body = " + ".join(parts) if parts else "no treatment"
+        return f"{self.name}: {body}" if self.name is not None else body

@@ -225,7 +225,7 @@ def simulate(
     # ---- work ---------------------------------------------------------------------------------
     compiled = compile_model(model) if not isinstance(model, CompiledModel) else model
     P_all = np.concatenate(Ps, axis=0)
-    sched = EventSchedule.from_lists(compiled, [evs for evs in arm_events for _ in range(n)])
+    sched = EventSchedule.concatenate([(EventSchedule.from_lists(compiled, [evs]), n) for evs in arm_events])
     labels = [f"arm {a.name!r}, patient {i}" for a in arm_list for i in range(n)]
     sol = solve(compiled, P_all, t_out, events=sched, t0=t0, options=solver, labels=labels)
     return _to_dataset(spec, compiled, arm_list, population, parameters, mechanisms_off, solver,

@@ -125,6 +125,31 @@ class EventSchedule:
         return cls(ptr, np.array(times, float), np.array(kinds, np.int64), args_arr.reshape(-1, width))
 
     @classmethod
+    def concatenate(cls, blocks: Sequence[tuple[EventSchedule, int]]) -> EventSchedule:
+        """Stack schedules, each repeated for a number of patients.
+
+        ``blocks`` is ``[(schedule of one patient, n_patients), ...]``; this is how all the
+        patients of an arm, who share one plan, get their events without a Python loop.
+        """
+        ptrs, times, kinds, args = [np.zeros(1, np.int64)], [], [], []
+        offset = 0
+        width = max([b.args.shape[1] for b, _ in blocks] + [1])
+        for sched, n in blocks:
+            if sched.ptr.shape[0] != 2:
+                raise ScheduleError("concatenate takes single-patient schedules")
+            m = sched.times.shape[0]
+            ptrs.append(offset + m * np.arange(1, n + 1, dtype=np.int64))
+            offset += m * n
+            times.append(np.tile(sched.times, n))
+            kinds.append(np.tile(sched.kinds, n))
+            a = np.zeros((m, width))
+            a[:, : sched.args.shape[1]] = sched.args
+            args.append(np.tile(a, (n, 1)))
+        return cls(np.concatenate(ptrs), np.concatenate(times) if times else np.zeros(0),
+                   np.concatenate(kinds) if kinds else np.zeros(0, np.int64),
+                   np.concatenate(args) if args else np.zeros((0, width)))
+
+    @classmethod
     def empty(cls, model: CompiledModel, n_patients: int) -> EventSchedule:
         """No events for any patient."""
         return cls.from_lists(model, [[] for _ in range(n_patients)])
@@ -132,13 +157,18 @@ class EventSchedule:
 
 @dataclass(frozen=True)
 class Solution:
-    """Raw solver output: states ``y[patient, time, state]`` and observables ``obs``."""
+    """Raw solver output: states ``y[patient, time, state]`` and observables ``obs``.
+
+    ``counts[patient]`` holds (accepted steps, rejected steps, RHS evaluations) of the compiled
+    solver (zeros for patients integrated by the fallback).
+    """
 
     t: np.ndarray
     y: np.ndarray
     obs: np.ndarray
     n_fallback: int = 0
     fallback_patients: tuple[int, ...] = field(default_factory=tuple)
+    counts: np.ndarray | None = None
 
 
 def _validate(model: CompiledModel, P: np.ndarray, t_out: np.ndarray, t0: float) -> None:
@@ -208,10 +238,11 @@ def solve(
     Y = np.zeros((n, t_out.size, ns))
     status = np.zeros(n, np.int64)
     fail_time = np.zeros(n)
+    counts = np.zeros((n, 3), np.int64)
     if options.method == "dopri5" and n:
         fn = model.module.solve_batch if options.parallel else model.module.solve_batch_serial
         fn(P, t0, t_out, events.ptr, events.times, events.kinds, events.args,
-           float(options.rtol), atol, nonneg, int(options.max_steps), Y, status, fail_time)
+           float(options.rtol), atol, nonneg, int(options.max_steps), Y, status, fail_time, counts)
         failed = np.flatnonzero(status)
     else:
         failed = np.arange(n)
@@ -227,7 +258,7 @@ def solve(
     if spec.observables and n:
         model.module.observe_batch(t_out, P, Y, O)
     fb = tuple(int(i) for i in failed) if options.method == "dopri5" else ()
-    return Solution(t=t_out, y=Y, obs=O, n_fallback=len(fb), fallback_patients=fb)
+    return Solution(t=t_out, y=Y, obs=O, n_fallback=len(fb), fallback_patients=fb, counts=counts)
 
 
 def _where(labels: Sequence[str] | None, i: int, t: float) -> str:
@@ -241,6 +272,7 @@ def _radau_one(model, p, t0, t_out, ev_t, ev_k, ev_a, options, atol, nonneg, whe
     ns = len(model.spec.states)
     out = np.zeros((t_out.size, ns))
     y = model.initial(p)
+    p = model.extended(p)
 
     def f(t: float, y: np.ndarray) -> np.ndarray:
         dy = np.empty(ns)

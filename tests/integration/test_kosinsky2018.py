@@ -142,6 +142,7 @@ def rr():
 # structure
 # ---------------------------------------------------------------------------------------------
 def test_spec_matches_sbml_structure(spec, rr):
+    rr.resetAll()
     assert spec.state_names == tuple(rr.model.getFloatingSpeciesIds())
     sbml_params = set(rr.model.getGlobalParameterIds()) - {"radiation_Dose"}
     assert set(SBML_PARAMETER_IDS.values()) == sbml_params
@@ -150,7 +151,6 @@ def test_spec_matches_sbml_structure(spec, rr):
         assert p.default == rr[sbml_id], name
         assert p.units and p.description and "BIOMD0000000863" in p.source
         assert p.lower <= p.default <= p.upper
-    rr.resetAll()
     init = dict(zip(rr.model.getFloatingSpeciesIds(), rr.model.getFloatingSpeciesConcentrations(),
                     strict=True))
     d = spec.default_values()

@@ -2,8 +2,8 @@
 """Numba integrator template, appended verbatim to every generated kernel module.
 
 This file is *source text*, not a module to call: :mod:`abscopal.model.compile` reads it and
-appends it after the generated model functions ``rhs``, ``jump``, ``initial`` and the constant
-``N_STATES``, so the whole kernel is one importable module that numba can cache on disk
+appends it after the generated model functions ``extend``, ``rhs``, ``jump``, ``initial`` and the
+constants ``N_STATES``, ``N_EXT``, so the whole kernel is one importable module that numba can cache on disk
 (``cache=True``) and that worker processes import instead of unpickling closures.
 
 Method: explicit Runge-Kutta 5(4) of Dormand & Prince (1980, J Comput Appl Math 6:19-26), the
@@ -68,6 +68,13 @@ _P = np.array(
 
 
 @nb.njit(cache=True)
+def _extended(p0):
+    p = np.empty(N_EXT)
+    extend(p0, p)
+    return p
+
+
+@nb.njit(cache=True)
 def _clip(y, nonneg):
     clipped = False
     for i in range(y.shape[0]):
@@ -120,9 +127,13 @@ def _initial_step(t, y, f0, p, span, rtol, atol, f1, y1):
 
 
 @nb.njit(cache=True)
-def _solve_one(p, t0, t_out, ev_t, ev_k, ev_a, rtol, atol, nonneg, max_steps, out):
-    """Integrate one patient; fill ``out`` (n_out, N_STATES). Return (status, time)."""
+def _solve_one(p, t0, t_out, ev_t, ev_k, ev_a, rtol, atol, nonneg, max_steps, out, counts):
+    """Integrate one patient; fill ``out`` (n_out, N_STATES). Return (status, time).
+
+    ``counts`` receives (accepted steps, rejected steps, right-hand-side evaluations).
+    """
     n = N_STATES
+    p = _extended(p)
     y = np.empty(n)
     initial(p, y)
     ynew = np.empty(n)
@@ -136,6 +147,8 @@ def _solve_one(p, t0, t_out, ev_t, ev_k, ev_a, rtol, atol, nonneg, max_steps, ou
     e = 0
     t = t0
     steps = 0
+    rejected = 0
+    h_prev = 0.0
     while True:
         # events due now, in the given order, applied exactly
         while e < ne and ev_t[e] <= t:
@@ -149,13 +162,21 @@ def _solve_one(p, t0, t_out, ev_t, ev_k, ev_a, rtol, atol, nonneg, max_steps, ou
             out[j, :] = y
             j += 1
         if j >= n_out:
+            counts[0] = steps - rejected
+            counts[1] = rejected
+            counts[2] = 7 * steps + 2 * (e + 1)
             return 0, t
         tb = t_end
         if e < ne and ev_t[e] < tb:
             tb = ev_t[e]
         # ---- integrate the smooth segment [t, tb] ----
         rhs(t, y, p, K[0])
-        h = _initial_step(t, y, K[0], p, tb - t, rtol, atol, K[1], ytmp)
+        if h_prev > 0.0:
+            # after a jump, restart from the last accepted step: the controller shrinks it at once
+            # if the jump made the problem harder (saves the ramp-up from a tiny initial step)
+            h = min(h_prev, tb - t)
+        else:
+            h = _initial_step(t, y, K[0], p, tb - t, rtol, atol, K[1], ytmp)
         while t < tb:
             last = False
             if t + h >= tb or tb - (t + h) < 1e-12 * max(1.0, abs(tb)):
@@ -220,32 +241,39 @@ def _solve_one(p, t0, t_out, ev_t, ev_k, ev_a, rtol, atol, nonneg, max_steps, ou
                         return 3, t
                 if _clip(y, nonneg):
                     rhs(t, y, p, K[0])
+                if not last or h >= h_prev:
+                    h_prev = h
                 fac = 10.0 if en == 0.0 else min(10.0, max(0.2, 0.9 * en ** -0.2))
                 h = h * fac
             else:
+                rejected += 1
                 h = h * max(0.2, 0.9 * en ** -0.2)
                 if h < 1e-13 * max(1.0, abs(t)):
                     return 2, t
 
 
 @nb.njit(parallel=True, cache=True)
-def solve_batch(P, t0, t_out, ev_ptr, ev_t, ev_k, ev_a, rtol, atol, nonneg, max_steps, Y, status, fail_time):
+def solve_batch(P, t0, t_out, ev_ptr, ev_t, ev_k, ev_a, rtol, atol, nonneg, max_steps, Y, status, fail_time, counts):
     """Integrate every row of ``P`` in parallel (one patient per row)."""
     for i in nb.prange(P.shape[0]):
         a = ev_ptr[i]
         b = ev_ptr[i + 1]
-        st, tf = _solve_one(P[i], t0, t_out, ev_t[a:b], ev_k[a:b], ev_a[a:b], rtol, atol, nonneg, max_steps, Y[i])
+        st, tf = _solve_one(
+            P[i], t0, t_out, ev_t[a:b], ev_k[a:b], ev_a[a:b], rtol, atol, nonneg, max_steps, Y[i], counts[i]
+        )
         status[i] = st
         fail_time[i] = tf
 
 
 @nb.njit(cache=True)
-def solve_batch_serial(P, t0, t_out, ev_ptr, ev_t, ev_k, ev_a, rtol, atol, nonneg, max_steps, Y, status, fail_time):
+def solve_batch_serial(P, t0, t_out, ev_ptr, ev_t, ev_k, ev_a, rtol, atol, nonneg, max_steps, Y, status, fail_time, counts):
     """Same as :func:`solve_batch` on one thread."""
     for i in range(P.shape[0]):
         a = ev_ptr[i]
         b = ev_ptr[i + 1]
-        st, tf = _solve_one(P[i], t0, t_out, ev_t[a:b], ev_k[a:b], ev_a[a:b], rtol, atol, nonneg, max_steps, Y[i])
+        st, tf = _solve_one(
+            P[i], t0, t_out, ev_t[a:b], ev_k[a:b], ev_a[a:b], rtol, atol, nonneg, max_steps, Y[i], counts[i]
+        )
         status[i] = st
         fail_time[i] = tf
 
@@ -254,5 +282,6 @@ def solve_batch_serial(P, t0, t_out, ev_ptr, ev_t, ev_k, ev_a, rtol, atol, nonne
 def observe_batch(t_out, P, Y, O):
     """Evaluate the observables for every patient and output time."""
     for i in nb.prange(Y.shape[0]):
+        p = _extended(P[i])
         for j in range(Y.shape[1]):
-            observe(t_out[j], Y[i, j], P[i], O[i, j])
+            observe(t_out[j], Y[i, j], p, O[i, j])

@@ -23,6 +23,7 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from types import MappingProxyType
 from typing import Any
 
@@ -425,6 +426,11 @@ class ModelSpec:
 
     def content_hash(self) -> str:
         """SHA-256 of the model's canonical content (names, units, defaults and expressions)."""
+        return self._content_hash
+
+    @cached_property
+    def _content_hash(self) -> str:
+        # computed once per (immutable) spec; cached_property writes to the instance __dict__
         h = hashlib.sha256()
 
         def put(*parts: Any) -> None:

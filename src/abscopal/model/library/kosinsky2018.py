@@ -19,8 +19,10 @@ What differs from the SBML, and why
   pulse, gives :math:`TV \to TV e^{-\alpha d}` and :math:`TVd \to TVd + TV(1 - e^{-\alpha d})`.
   The other terms are bounded, so they contribute nothing in the limit. The quadratic
   misrepair term :math:`0.2\alpha/(\tau\delta^2)\,U^2` then acts in the ODE. This is
-  abscopal's reformulation of the pulse, not part of the SBML. The comparison with the SBML
-  runs without radiation, as the curated SED-ML does.
+  abscopal's reformulation of the pulse, not part of the SBML. The main comparison with the
+  SBML is the curated SED-ML run, which has no radiation. The test also compares the radiation
+  terms with roadrunner in two ways: from the state just after a fraction, and as the limit of
+  a short pulse given to the SBML's ``radiation_Dose``.
 * **Names.** The SBML parameter ``a`` (additive residual error) is called ``a_error``, because
   ``a`` is reserved in abscopal. Every other parameter keeps its SBML id (see
   :data:`SBML_PARAMETER_IDS`). ``kpdl`` (PD-L1 turnover rate) and ``Kpdl`` (half-saturation
@@ -48,7 +50,7 @@ repair rate. The misrepair term then kills the fraction ``exp(-0.1*alpha*d^2/(k*
 
 * with the SBML reading (``k = tau = 0.02/day``), beta = 0.1*alpha/tau^2 = 36.5 Gy^-2. One
   fraction of 1 Gy or more effectively eradicates the tumour: TV falls below 1e-7 µL, and two
-  fractions of 0.5 Gy leave TV = 2.5e-9 µL on day 40;
+  fractions of 0.5 Gy (days 5 and 6, mAb = 10 nM) leave TV = 2.5e-9 µL on day 40;
 * with the repair-time reading (``k = 1/tau = 50/day``), beta = 0.1*alpha and
   alpha/beta = 10 Gy, a standard tumour value. This is what the factor 0.2/(tau*delta^2)
   appears designed for. The supplement with the equations (S2) was not available to check this.
@@ -56,8 +58,8 @@ repair rate. The misrepair term then kills the fraction ``exp(-0.1*alpha*d^2/(k*
 ``kosinsky2018()`` follows the SBML by default (``dsb_repair="sbml"``), because that is the
 reference it is tested against. ``kosinsky2018(dsb_repair="repair_time")`` uses
 ``dU/dt = -U/tau`` instead. It is the same model in every other respect, and its name is
-``kosinsky2018_repair_time``. Use it for radiation studies. This is an inference from the
-paper, not the curated model.
+``kosinsky2018_repair_time``. It is probably the better choice for radiation studies, but it
+is an inference from the paper, not the curated model.
 """
 
 from __future__ import annotations
@@ -207,8 +209,8 @@ def kosinsky2018(*, dsb_repair: str = "sbml") -> ModelSpec:
     ``radiation_fraction(dose_gy)`` delivers the dose instantaneously. ``U`` jumps by
     delta*d, and ``TV`` moves to ``TVd`` as TV*(1 - exp(-alpha*d)), which is the linear term
     integrated over the pulse. The quadratic U^2 misrepair term then acts in the ODE. The
-    SBML has no radiation (its ``radiation_Dose`` rule is 0). The comparison with it, like the
-    curated SED-ML, therefore runs without radiation.
+    SBML has no radiation (its ``radiation_Dose`` rule is 0), so the main comparison with it,
+    the curated SED-ML run, has no radiation either.
     """
     if dsb_repair not in ("sbml", "repair_time"):
         raise ModelError(
@@ -298,10 +300,11 @@ def kosinsky2018(*, dsb_repair: str = "sbml") -> ModelSpec:
         table[i] = ("tau", "day", 0.02, 1e-6, 100.0,
                     ("DSB repair time: dU/dt = delta*R - U/tau (Table 1 of the paper: 'DSB repair "
                      "time', unit d; the curated SBML uses tau as a rate instead)"))
-    parameters = tuple(
-        Parameter(name=n, units=u, default=v, lower=lo, upper=hi, description=d, source=SOURCE)
-        for n, u, v, lo, hi, d in table
-    ) + (
+    parameters = (
+        *(
+            Parameter(name=n, units=u, default=v, lower=lo, upper=hi, description=d, source=SOURCE)
+            for n, u, v, lo, hi, d in table
+        ),
         Parameter(
             name="TV0",
             units=_UL,

@@ -1,0 +1,215 @@
+"""Solver benchmark of abscopal's simulation core (issue 2, section 6).
+
+Workload: the default NSCLC model with 3 lesions; SBRT 24 Gy/3 to lesion 0 starting 7 days
+before pembrolizumab 200 mg q3w; 2 years; daily output; log-normal variability on three
+parameters. Everything is measured in this run, on this machine:
+
+* ``compile_seconds_cold``: a fresh process with an empty kernel cache generates the kernel
+  source, numba-compiles it and solves one patient;
+* ``compile_seconds_warm``: a second fresh process on the now-populated cache does the same
+  (the "warm start": kernel lookup, import and numba cache load); the import of abscopal and
+  the (sympy) construction of the model spec are reported separately (``import_seconds``,
+  ``build_spec_seconds``);
+* ``seconds_10k_warm``: 10,000 patients with :func:`abscopal.solver.solve` (states and
+  observables, all cores) once compiled, and the same through :func:`abscopal.simulate`;
+* ``speedup_vs_scipy_loop_n1000``: per-patient time of a loop of ``scipy.integrate.solve_ivp``
+  (LSODA, same tolerances, the model's own *Python* right-hand side: the generated code run
+  by the interpreter, with the same exact jumps between events) divided by abscopal's
+  per-patient time at N = 1000. The loop's per-patient cost is measured on ``--loop-patients``
+  patients (it is a plain loop, linear in N); pass ``--loop-patients 1000`` to run all of them;
+* ``max_rel_error_vs_radau``: abscopal (benchmark tolerances) against scipy ``Radau`` at
+  rtol 1e-10 on every state at every output time, error ``|a - b| / (|b| + atol_i)`` with
+  ``atol_i`` the state's absolute tolerance.
+
+Usage: ``python benchmarks/run.py`` (table) or ``python benchmarks/run.py --json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from scipy.integrate import solve_ivp
+
+from abscopal.model.compile import compile_model
+from abscopal.model.library.nsclc import nsclc_model
+from abscopal.parameters import resolve_values
+from abscopal.population import LogNormal, VirtualPopulation
+from abscopal.simulate import plan_events, simulate
+from abscopal.solver import EventSchedule, SolverOptions, solve
+from abscopal.treatment import TreatmentPlan, drug_regimen, radiation_regimen
+
+RTOL = 1e-7
+START_DAY = -7.0
+END_DAY = 730.0
+VARIABILITY = {
+    "effector_baseline": LogNormal(omega=0.8),
+    "tumour_doubling_time_day": LogNormal(omega=0.4),
+    "max_kill_per_day": LogNormal(omega=0.5),
+}
+
+
+def workload():
+    """Model spec, plan, typical values and output grid of the benchmark."""
+    spec = nsclc_model(3)
+    plan = TreatmentPlan(
+        drug=drug_regimen("pembrolizumab_200mg_q3w"),
+        radiation=(radiation_regimen("sbrt_24gy_3fx", start_day=START_DAY),),
+    )
+    values = resolve_values(spec, plan.parameter_overrides())
+    t_out = np.arange(START_DAY, END_DAY + 1.0)
+    return spec, plan, values, t_out
+
+
+def population_inputs(model, spec, plan, values, n):
+    pop = VirtualPopulation(n_patients=n, variability=VARIABILITY, seed=20261127)
+    P = pop.parameter_matrix(spec, values)
+    events = EventSchedule.concatenate([(EventSchedule.from_lists(model, [plan_events(spec, plan, END_DAY)]), n)])
+    return P, events
+
+
+def _compile_in_subprocess(cache_dir: str) -> dict[str, float]:
+    code = r"""
+import json, time
+t0 = time.perf_counter()
+import abscopal.solver as S
+from abscopal.model.library.nsclc import nsclc_model
+from abscopal.model.compile import compile_model
+import numpy as np
+t1 = time.perf_counter()
+spec = nsclc_model(3)
+spec.content_hash()
+t_spec = time.perf_counter()
+cm = compile_model(spec)
+p = np.array([[spec.default_values()[n] for n in spec.parameter_names]])
+S.solve(cm, p, np.array([0.0, 1.0]))
+t2 = time.perf_counter()
+print(json.dumps({"import": t1 - t0, "build_spec": t_spec - t1, "compile_and_first_solve": t2 - t_spec}))
+"""
+    env = dict(os.environ, ABSCOPAL_CACHE_DIR=cache_dir)
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def scipy_loop_per_patient(model, P, events, t_out, atol) -> float:
+    """Seconds per patient of a solve_ivp(LSODA) loop with the interpreted generated RHS."""
+    mod = model.module
+    rhs_py, jump_py, extend_py, init_py = mod.rhs.py_func, mod.jump.py_func, mod.extend.py_func, mod.initial.py_func
+    ns = len(model.spec.states)
+    t_start = time.perf_counter()
+    for i in range(P.shape[0]):
+        pe = np.empty(mod.N_EXT)
+        extend_py(P[i], pe)
+        y = np.empty(ns)
+        init_py(pe, y)
+        a, b = events.ptr[i], events.ptr[i + 1]
+        ev_t, ev_k, ev_a = events.times[a:b], events.kinds[a:b], events.args[a:b]
+
+        def f(t, y, pe=pe):
+            dy = np.empty(ns)
+            rhs_py(t, y, pe, dy)
+            return dy
+
+        t, e = t_out[0], 0
+        while True:
+            while e < ev_t.size and ev_t[e] <= t:
+                jump_py(int(ev_k[e]), y, pe, ev_a[e])
+                e += 1
+            tb = min(t_out[-1], ev_t[e]) if e < ev_t.size else t_out[-1]
+            if tb <= t:
+                break
+            inside = t_out[(t_out > t) & (t_out <= tb)]
+            sol = solve_ivp(f, (t, tb), y, method="LSODA", rtol=RTOL, atol=atol, t_eval=inside)
+            if sol.status != 0:
+                raise RuntimeError(f"scipy LSODA failed for patient {i}: {sol.message}")
+            y = sol.y[:, -1].copy()
+            t = tb
+    return (time.perf_counter() - t_start) / P.shape[0]
+
+
+def main(argv: list[str] | None = None) -> dict[str, float]:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--json", action="store_true", help="print one JSON object")
+    ap.add_argument("--loop-patients", type=int, default=20, help="patients in the scipy loop baseline")
+    ap.add_argument("--radau-patients", type=int, default=5, help="patients in the Radau accuracy check")
+    ap.add_argument("--repeats", type=int, default=3, help="repeats of the timed solves (median reported)")
+    args = ap.parse_args(argv)
+
+    spec, plan, values, t_out = workload()
+    with tempfile.TemporaryDirectory() as tmp:
+        cold = _compile_in_subprocess(tmp)
+        warm = _compile_in_subprocess(tmp)
+    model = compile_model(spec)
+    atol = np.array([s.abs_tol for s in spec.states])
+    opts = SolverOptions(rtol=RTOL)
+    P1k, ev1k = population_inputs(model, spec, plan, values, 1000)
+    solve(model, P1k[:4], t_out, events=EventSchedule(ev1k.ptr[:5], ev1k.times, ev1k.kinds, ev1k.args), t0=START_DAY,
+          options=opts)  # JIT warm-up in this process
+
+    def timed(fn) -> float:
+        times = []
+        for _ in range(args.repeats):
+            t0 = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t0)
+        return float(np.median(times))
+
+    t_1k = timed(lambda: solve(model, P1k, t_out, events=ev1k, t0=START_DAY, options=opts))
+    n_loop = min(args.loop_patients, 1000)
+    loop_pp = scipy_loop_per_patient(model, P1k[:n_loop], ev1k, t_out, atol)
+    P10k, ev10k = population_inputs(model, spec, plan, values, 10_000)
+    t_10k = timed(lambda: solve(model, P10k, t_out, events=ev10k, t0=START_DAY, options=opts))
+    t_10k_serial = timed(lambda: solve(model, P10k[:2000], t_out, events=EventSchedule(
+        ev10k.ptr[:2001], ev10k.times, ev10k.kinds, ev10k.args), t0=START_DAY,
+        options=SolverOptions(rtol=RTOL, parallel=False))) * 5
+    pop10k = VirtualPopulation(n_patients=10_000, variability=VARIABILITY, seed=20261127)
+    t_sim = timed(lambda: simulate(model, {"sbrt+pembro": plan}, population=pop10k, t_end_day=END_DAY,
+                                   start_day=START_DAY, solver=opts))
+    nr = args.radau_patients
+    ev_r = EventSchedule(ev1k.ptr[: nr + 1], ev1k.times, ev1k.kinds, ev1k.args)
+    ours = solve(model, P1k[:nr], t_out, events=ev_r, t0=START_DAY, options=opts).y
+    t0 = time.perf_counter()
+    ref = solve(model, P1k[:nr], t_out, events=ev_r, t0=START_DAY,
+                options=SolverOptions(method="radau", rtol=1e-10, atol_scale=1e-2)).y
+    t_radau = (time.perf_counter() - t0) / nr
+    rel = np.abs(ours - ref) / (np.abs(ref) + atol)
+    worst = np.unravel_index(np.argmax(rel), rel.shape)
+    result = {
+        "workload": "nsclc 3 lesions, SBRT 24 Gy/3 + pembrolizumab 200 mg q3w, 737 days, daily output",
+        "rtol": RTOL,
+        "threads": int(os.environ.get("NUMBA_NUM_THREADS", os.cpu_count() or 1)),
+        "import_seconds": warm["import"],
+        "build_spec_seconds": warm["build_spec"],
+        "compile_seconds_cold": cold["compile_and_first_solve"],
+        "compile_seconds_warm": warm["compile_and_first_solve"],
+        "seconds_per_patient_n1000": t_1k / 1000,
+        "scipy_loop_seconds_per_patient": loop_pp,
+        "scipy_loop_patients_measured": n_loop,
+        "speedup_vs_scipy_loop_n1000": loop_pp / (t_1k / 1000),
+        "seconds_10k_warm": t_10k,
+        "seconds_10k_warm_serial_extrapolated": t_10k_serial,
+        "seconds_10k_simulate_xarray": t_sim,
+        "radau_seconds_per_patient": t_radau,
+        "speedup_vs_radau": t_radau / (t_1k / 1000),
+        "max_rel_error_vs_radau": float(rel.max()),
+        "worst_state": spec.states[worst[2]].name,
+        "worst_time_day": float(t_out[worst[1]]),
+    }
+    if args.json:
+        print(json.dumps(result))
+    else:
+        width = max(len(k) for k in result)
+        for k, v in result.items():
+            print(f"{k:<{width}}  {v:.4g}" if isinstance(v, float) else f"{k:<{width}}  {v}")
+    return result
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,45 @@
+"""Safe writing of results: atomic, and never silently overwriting."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import xarray as xr
+
+from .errors import AbscopalError
+
+__all__ = ["OutputExistsError", "write_atomic", "write_netcdf"]
+
+
+class OutputExistsError(AbscopalError, FileExistsError):
+    """The output file exists and overwriting was not requested."""
+
+
+def write_atomic(path: str | Path, writer: Callable[[Path], None], *, force: bool = False) -> Path:
+    """Call ``writer(tmp_path)`` and move the result to ``path`` atomically.
+
+    A crash leaves either the old file or none, never a partial one. Raises
+    :class:`OutputExistsError` if ``path`` exists and ``force`` is false.
+    """
+    path = Path(path)
+    if path.exists() and not force:
+        raise OutputExistsError(f"{str(path)!r} exists; choose another path or pass force=True (--force)")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        writer(Path(tmp))
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def write_netcdf(ds: xr.Dataset, path: str | Path, *, force: bool = False) -> Path:
+    """Write ``ds`` as netCDF-4 (h5netcdf) atomically; see :func:`write_atomic`."""
+    return write_atomic(path, lambda tmp: ds.to_netcdf(tmp, engine="h5netcdf"), force=force)

@@ -456,8 +456,12 @@ class ModelSpec:
 
     def equations_latex(self) -> str:
         """The right-hand sides as a LaTeX ``align`` block (for documentation)."""
+        names = {
+            sym(n): r"\mathtt{" + n.replace("_", r"\_") + "}"
+            for n in (*self.state_names, *self.parameter_names)
+        }
         lines = [
-            rf"\frac{{d\,{sp.latex(s.symbol)}}}{{dt}} &= {sp.latex(self.rates[s.name])}"
+            rf"\frac{{d\,{names[s.symbol]}}}{{dt}} &= {sp.latex(self.rates[s.name], symbol_names=names)}"
             for s in self.states
         ]
         return "\\begin{align}\n" + " \\\\\n".join(lines) + "\n\\end{align}"

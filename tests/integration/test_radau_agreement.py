@@ -1,0 +1,66 @@
+"""The compiled Dormand-Prince integrator against scipy's Radau on the default NSCLC model.
+
+Scenario: 3 lesions, SBRT 24 Gy/3 fx to lesion 0 starting at day -7 plus pembrolizumab 200 mg
+q3w, 730 days, daily output; patients with log-normal variability on growth, immunity and
+radiosensitivity.
+
+Metric, for every patient p, output time t and state i:
+
+    err = |a - b| / (|b| + atol_i)
+
+where a is dopri5 (rtol 1e-9), b is Radau (rtol 1e-10) and atol_i is the state's own ``abs_tol``
+(the absolute tolerance both solvers were given). It is the relative error where the state is
+large against its absolute tolerance and the absolute error in units of atol_i where the state
+is near 0 (e.g. the danger signal I, which decays to ~1e-150). Required: max err <= 1e-5.
+
+Radau runs in Python (scipy) at about 6 s per patient, so the default suite uses 3 patients and
+the 5-patient run is marked slow.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from abscopal.parameters import resolve_values
+from abscopal.population import LogNormal, VirtualPopulation
+from abscopal.simulate import plan_events
+from abscopal.solver import EventSchedule, SolverOptions, solve
+from abscopal.treatment import TreatmentPlan, drug_regimen, radiation_regimen
+
+VARIABILITY = {
+    "tumour_doubling_time_day": LogNormal(omega=0.4),
+    "effector_baseline": LogNormal(omega=0.8),
+    "tumour_alpha_per_gy": LogNormal(omega=0.3),
+    "max_kill_per_day": LogNormal(omega=0.5),
+}
+
+
+@pytest.mark.parametrize("n_patients", [3, pytest.param(5, marks=pytest.mark.slow)])
+def test_dopri5_agrees_with_radau(nsclc3, nsclc3_spec, n_patients):
+    spec = nsclc3_spec
+    plan = TreatmentPlan(drug=drug_regimen("pembrolizumab_200mg_q3w"),
+                         radiation=(radiation_regimen("sbrt_24gy_3fx", start_day=-7),))
+    pop = VirtualPopulation(n_patients=n_patients, variability=VARIABILITY, seed=2024)
+    P = pop.parameter_matrix(spec, resolve_values(spec, plan.parameter_overrides()))
+    events = plan_events(spec, plan, 730.0)
+    sched = EventSchedule.from_lists(nsclc3, [events] * n_patients)
+    t_out = np.arange(-7.0, 731.0)
+
+    fast = solve(nsclc3, P, t_out, events=sched, t0=-7.0, options=SolverOptions(rtol=1e-9))
+    ref = solve(nsclc3, P, t_out, events=sched, t0=-7.0, options=SolverOptions(method="radau", rtol=1e-10))
+    assert fast.n_fallback == 0  # the compiled path really ran
+
+    atol = np.array([s.abs_tol for s in spec.states])
+    err = np.abs(fast.y - ref.y) / (np.abs(ref.y) + atol)
+    p, t, i = np.unravel_index(int(np.argmax(err)), err.shape)
+    assert err.max() <= 1e-5, (
+        f"max error {err.max():.3g} for state {spec.state_names[i]} of patient {p} at t = {t_out[t]} "
+        f"(dopri5 {fast.y[p, t, i]!r}, radau {ref.y[p, t, i]!r})"
+    )
+    # the scenario is not trivial: RT shrinks lesion 0 and the drug reaches saturating levels
+    v0 = spec.state_names.index("V_0")
+    assert np.all(ref.y[:, t_out == 0.0, v0] < 0.5 * ref.y[:, 0, v0][:, None])
+    assert np.all(ref.y[:, -1, spec.state_names.index("Ac")] > 50.0)
+    # observables agree under the same metric (computed from the states)
+    assert np.all(np.abs(fast.obs - ref.obs) <= 1e-5 * (np.abs(ref.obs) + 1e-6))

@@ -11,10 +11,10 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from types import MappingProxyType
 
 import numpy as np
 
+from ._frozen import FrozenMap
 from .errors import ParameterError, unknown_name_message
 from .model.spec import ModelSpec
 
@@ -49,8 +49,8 @@ class ParameterSet:
                 vals[k] = float(v)
             except (TypeError, ValueError):
                 raise ParameterError(f"parameter {k!r} in set {self.name!r} must be a number, got {v!r}") from None
-        object.__setattr__(self, "values", MappingProxyType(vals))
-        object.__setattr__(self, "sources", MappingProxyType(dict(self.sources)))
+        object.__setattr__(self, "values", FrozenMap(vals))
+        object.__setattr__(self, "sources", FrozenMap(dict(self.sources)))
 
     def with_values(self, values: Mapping[str, float], source: str) -> ParameterSet:
         """Return a new set with ``values`` added or replaced, each attributed to ``source``."""

@@ -16,11 +16,11 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from types import MappingProxyType
 
 import numpy as np
 from scipy.special import expit, logit
 
+from ._frozen import FrozenMap
 from .errors import ParameterError, unknown_name_message
 from .model.spec import ModelSpec
 
@@ -89,7 +89,7 @@ class VirtualPopulation:
             raise ParameterError(f"n_patients must be an integer >= 1, got {self.n_patients!r}")
         if not isinstance(self.seed, (int, np.integer)) or self.seed < 0:
             raise ParameterError(f"seed must be a non-negative integer, got {self.seed!r}")
-        object.__setattr__(self, "variability", MappingProxyType(dict(self.variability)))
+        object.__setattr__(self, "variability", FrozenMap(dict(self.variability)))
         k = len(self.variability)
         z = np.empty((int(self.n_patients), k))
         for i in range(int(self.n_patients)):

@@ -18,12 +18,12 @@ import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from types import MappingProxyType
 from typing import Any
 
 import numpy as np
 import xarray as xr
 
+from ._frozen import FrozenMap
 from ._version import __version__
 from .errors import ParameterError, ScheduleError, unknown_name_message
 from .model.compile import CompiledModel, compile_model
@@ -49,7 +49,7 @@ class Arm:
             raise ScheduleError(f"arm name must be a non-empty string, got {self.name!r}")
         if not isinstance(self.plan, TreatmentPlan):
             raise ScheduleError(f"arm {self.name!r}: plan must be a TreatmentPlan, got {type(self.plan).__name__}")
-        object.__setattr__(self, "parameters", MappingProxyType(dict(self.parameters)))
+        object.__setattr__(self, "parameters", FrozenMap(dict(self.parameters)))
 
 
 def _as_arms(arms: Mapping[str, TreatmentPlan] | Sequence[Arm] | TreatmentPlan) -> tuple[Arm, ...]:
@@ -194,6 +194,11 @@ def simulate(
         if m not in spec.mechanism_names:
             raise ParameterError("mechanisms_off: " + unknown_name_message("mechanism", m, spec.mechanism_names))
     t_end_day = _check_finite("t_end_day", t_end_day)
+    for a in arm_list:
+        missing = sorted(set(a.plan.parameter_overrides()) - set(spec.parameter_names))
+        if missing:
+            raise ScheduleError(f"arm {a.name!r}: model {spec.name!r} has no drug PK parameters {missing}; "
+                                "it cannot take drug regimens (remove the drug or use a model with PK)")
     arm_values = [resolve_values(spec, parameters, a.plan.parameter_overrides(), a.parameters,
                                  mechanisms_off=mechanisms_off) for a in arm_list]
     arm_events = [plan_events(spec, a.plan, t_end_day) for a in arm_list]
@@ -210,8 +215,10 @@ def simulate(
         t_out = t0 + output_interval_day * np.arange(n_steps + 1)
         if t_out[-1] < t_end_day - 1e-9:
             t_out = np.append(t_out, t_end_day)
-    if t_out.ndim != 1 or t_out.size == 0 or np.any(np.diff(t_out) <= 0) or t_out[0] < t0:
-        raise ScheduleError("output_times_day must be strictly increasing and not before start_day")
+    if (t_out.ndim != 1 or t_out.size == 0 or not np.all(np.isfinite(t_out)) or np.any(np.diff(t_out) <= 0)
+            or t_out[0] < t0):
+        raise ScheduleError(f"output_times_day must be finite, strictly increasing and not before start_day "
+                            f"({t0:g}); got {t_out[:6]}{'...' if t_out.size > 6 else ''}")
     groups = _groups(spec)
     keep = tuple(groups) if variables is None else tuple(variables)
     for v in keep:

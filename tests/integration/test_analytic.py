@@ -14,6 +14,7 @@ The relative error of a comparison is ``|a - b| / |b|``; the bound is stated in 
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -181,6 +182,6 @@ def test_error_decreases_with_rtol(toy, toy_spec, with_jumps):
         sol = solve(toy, _p(toy_spec)[None], t_out, events=sched,
                     options=SolverOptions(rtol=rtol, atol_scale=ATOL_SCALE))
         errors.append(float(_rel(sol.y[0, :, 0], exact).max()))
-    assert all(e1 > e2 for e1, e2 in zip(errors, errors[1:], strict=False)), errors
+    assert all(e1 > e2 for e1, e2 in itertools.pairwise(errors)), errors
     assert errors[-1] <= errors[0] / 100.0, errors
     assert errors[-1] <= 1e-7, errors

@@ -8,10 +8,17 @@ Metric, for every patient p, output time t and state i:
 
     err = |a - b| / (|b| + atol_i)
 
-where a is dopri5 (rtol 1e-9), b is Radau (rtol 1e-10) and atol_i is the state's own ``abs_tol``
-(the absolute tolerance both solvers were given). It is the relative error where the state is
-large against its absolute tolerance and the absolute error in units of atol_i where the state
-is near 0 (e.g. the danger signal I, which decays to ~1e-150). Required: max err <= 1e-5.
+where a is dopri5 (rtol 1e-9), b is Radau (rtol 1e-10) and atol_i is the state's own ``abs_tol``.
+It is the relative error where the state is large against its absolute tolerance and the
+absolute error in units of atol_i where the state is near 0 (e.g. the danger signal I, which
+decays to ~1e-150). Required: max err <= 1e-5.
+
+Both solvers run with ``atol_scale=1e-3`` (absolute tolerance 1e-3 atol_i). With atol_scale 1
+an error of a fraction of atol_i is within either solver's tolerance, but where a state is a
+few thousand atol_i (I about 2e-6 three weeks after SBRT, atol 1e-9) it is a relative error
+above 1e-5: measured against I's exact exponential decay, dopri5 at rtol 1e-9 is then off by
+1e-4 and even Radau at rtol 1e-10 by 1.3e-5 in this metric. With atol_scale 1e-3 the errors are
+3e-6 (dopri5) and 9e-8 (Radau).
 
 Radau runs in Python (scipy) at about 6 s per patient, so the default suite uses 3 patients and
 the 5-patient run is marked slow.
@@ -47,8 +54,9 @@ def test_dopri5_agrees_with_radau(nsclc3, nsclc3_spec, n_patients):
     sched = EventSchedule.from_lists(nsclc3, [events] * n_patients)
     t_out = np.arange(-7.0, 731.0)
 
-    fast = solve(nsclc3, P, t_out, events=sched, t0=-7.0, options=SolverOptions(rtol=1e-9))
-    ref = solve(nsclc3, P, t_out, events=sched, t0=-7.0, options=SolverOptions(method="radau", rtol=1e-10))
+    fast = solve(nsclc3, P, t_out, events=sched, t0=-7.0, options=SolverOptions(rtol=1e-9, atol_scale=1e-3))
+    ref = solve(nsclc3, P, t_out, events=sched, t0=-7.0,
+                options=SolverOptions(method="radau", rtol=1e-10, atol_scale=1e-3))
     assert fast.n_fallback == 0  # the compiled path really ran
 
     atol = np.array([s.abs_tol for s in spec.states])

@@ -247,6 +247,7 @@ def _write_atomic(path: Path, text: str) -> None:
     try:
         with os.fdopen(fd, "w") as fh:
             fh.write(text)
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; a cache may be shared
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -334,7 +335,7 @@ class CompiledModel:
 
 def _load(spec: ModelSpec, path: str) -> CompiledModel:
     """Unpickle helper: import the generated file, regenerating it if it is missing."""
-    return compile_model(spec, cache_dir=Path(path).parent)
+    return compile_model(spec, cache_dir=Path(path).parent.parent)  # <cache>/kernels/<module>.py
 
 
 def compile_model(spec: ModelSpec, *, cache_dir: Path | str | None = None) -> CompiledModel:

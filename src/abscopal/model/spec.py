@@ -24,11 +24,11 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
-from types import MappingProxyType
 from typing import Any
 
 import sympy as sp
 
+from .._frozen import FrozenMap
 from ..errors import ModelError, unknown_name_message
 
 __all__ = [
@@ -64,7 +64,7 @@ def _check_ident(kind: str, name: str) -> None:
 
 
 def _freeze(mapping: Mapping[str, Any] | None) -> Mapping[str, Any]:
-    return MappingProxyType(dict(mapping or {}))
+    return FrozenMap(dict(mapping or {}))
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -122,8 +122,17 @@ class DrugPK:
         object.__setattr__(self, "assumptions", tuple(self.assumptions))
 
     def as_parameters(self) -> dict[str, float]:
-        """Map onto the model parameter names (``pk_*`` and ``ro_ec50_ug_per_ml``)."""
-        return {key: float(getattr(self, attr)) for key, attr in _PARAMETER_NAMES}
+        """Map onto the model parameter names (``pk_*`` and ``ro_ec50_ug_per_ml``).
+
+        For constant-clearance drugs (``cl_time_emax == 0``) the time-course shape parameters
+        are omitted: they have no effect, and leaving the model's values keeps provenance clean.
+        """
+        shape = {"pk_cl_time_t50_day", "pk_cl_time_hill"}
+        return {
+            key: float(getattr(self, attr))
+            for key, attr in _PARAMETER_NAMES
+            if not (self.cl_time_emax == 0.0 and key in shape)
+        }
 
     def clearance_l_per_day(self, time_day: ArrayLike) -> NDArray[np.float64]:
         """Clearance ``CL0 exp(Emax t^g / (T50^g + t^g))`` at ``time_day`` days after the first dose.

@@ -122,7 +122,7 @@ def build_cyrk_kernels(mod):
         t, e, j, steps = t0, 0, 0, 0
         while True:
             while e < ev_t.shape[0] and ev_t[e] <= t:
-                jump(ev_k[e], y, p, ev_a[e])
+                jump(ev_k[e], t, y, p, ev_a[e])
                 _clip(y, nonneg)
                 e += 1
             while j < n_out and t_out[j] <= t:
@@ -162,7 +162,7 @@ def build_cyrk_kernels(mod):
         t, e, j = t0, 0, 0
         while True:
             while e < ev_t.shape[0] and ev_t[e] <= t:
-                jump(ev_k[e], y, p, ev_a[e])
+                jump(ev_k[e], t, y, p, ev_a[e])
                 _clip(y, nonneg)
                 e += 1
             while j < n_out and t_out[j] <= t:

@@ -122,6 +122,18 @@ def nsclc3(nsclc3_spec: ModelSpec) -> CompiledModel:
 
 
 @pytest.fixture(scope="session")
+def nsclc3_ode_spec() -> ModelSpec:
+    """The NSCLC model with the drug PK as ODE states Ac, Ap (time-varying clearance possible)."""
+    return nsclc_model(3, pk="ode")
+
+
+@pytest.fixture(scope="session")
+def nsclc3_ode(nsclc3_ode_spec: ModelSpec) -> CompiledModel:
+    """:func:`nsclc3_ode_spec`, compiled."""
+    return compile_model(nsclc3_ode_spec)
+
+
+@pytest.fixture(scope="session")
 def make_toy_spec():
     """The builder of the toy spec, ``make_toy_spec(**default_overrides)``."""
     return build_toy_spec

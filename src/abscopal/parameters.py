@@ -73,9 +73,10 @@ def validate_values(spec: ModelSpec, values: Mapping[str, float], *, argument: s
         if not isinstance(value, (int, float, np.floating, np.integer)) or not math.isfinite(float(value)):
             raise ParameterError(f"{argument}: parameter {name!r} must be a finite number, got {value!r}")
         if not (p.lower <= float(value) <= p.upper):
+            hint = p.description if p.lower == p.upper else "give a value inside the bounds"
             raise ParameterError(
                 f"{argument}: parameter {name!r} = {value!r} is outside its bounds [{p.lower}, {p.upper}] "
-                f"[{p.units}]; give a value inside the bounds"
+                f"[{p.units}]; {hint}"
             )
 
 

@@ -211,7 +211,7 @@ def simulate(
     else:
         if not (output_interval_day > 0 and math.isfinite(output_interval_day)):
             raise ScheduleError(f"output_interval_day must be > 0, got {output_interval_day!r}")
-        n_steps = int(math.floor((t_end_day - t0) / output_interval_day + 1e-9))
+        n_steps = math.floor((t_end_day - t0) / output_interval_day + 1e-9)
         t_out = t0 + output_interval_day * np.arange(n_steps + 1)
         if t_out[-1] < t_end_day - 1e-9:
             t_out = np.append(t_out, t_end_day)

@@ -288,7 +288,7 @@ def _radau_one(model, p, t0, t_out, ev_t, ev_k, ev_a, options, atol, nonneg, whe
     t_end = t_out[-1]
     while True:
         while e < ev_t.size and ev_t[e] <= t:
-            mod.jump(int(ev_k[e]), y, p, ev_a[e])
+            mod.jump(int(ev_k[e]), t, y, p, ev_a[e])
             y[nonneg & (y < 0)] = 0.0
             e += 1
         while j < t_out.size and t_out[j] <= t:

@@ -140,6 +140,7 @@ def _solve_one(p, t0, t_out, ev_t, ev_k, ev_a, rtol, atol, nonneg, max_steps, ou
     ytmp = np.empty(n)
     err = np.empty(n)
     K = np.empty((7, n))
+    Q = np.empty((n, 4))
     n_out = t_out.shape[0]
     t_end = t_out[n_out - 1]
     ne = ev_t.shape[0]
@@ -152,7 +153,7 @@ def _solve_one(p, t0, t_out, ev_t, ev_k, ev_a, rtol, atol, nonneg, max_steps, ou
     while True:
         # events due now, in the given order, applied exactly
         while e < ne and ev_t[e] <= t:
-            jump(ev_k[e], y, p, ev_a[e])
+            jump(ev_k[e], t, y, p, ev_a[e])
             _clip(y, nonneg)
             e += 1
         for i in range(n):
@@ -216,18 +217,19 @@ def _solve_one(p, t0, t_out, ev_t, ev_k, ev_a, rtol, atol, nonneg, max_steps, ou
                 en = 1e10
             if en <= 1.0:
                 t_new = tb if last else t + h
-                # dense output for the output times strictly inside (t, t_new)
+                # dense output for the output times strictly inside (t, t_new): the quartic
+                # interpolant's coefficients are formed once per step, then evaluated by Horner
+                if j < n_out and t_out[j] < t_new:
+                    for i in range(n):
+                        for c in range(4):
+                            acc = K[0, i] * _P[0, c]
+                            for r in range(2, 7):  # row 1 of P is zero
+                                acc += K[r, i] * _P[r, c]
+                            Q[i, c] = h * acc
                 while j < n_out and t_out[j] < t_new:
                     x = (t_out[j] - t) / h
-                    x2 = x * x
-                    x3 = x2 * x
-                    x4 = x3 * x
                     for i in range(n):
-                        acc = 0.0
-                        for r in range(7):
-                            q = _P[r, 0] * x + _P[r, 1] * x2 + _P[r, 2] * x3 + _P[r, 3] * x4
-                            acc += K[r, i] * q
-                        v = y[i] + h * acc
+                        v = y[i] + x * (Q[i, 0] + x * (Q[i, 1] + x * (Q[i, 2] + x * Q[i, 3])))
                         if nonneg[i] and v < 0.0:
                             v = 0.0
                         out[j, i] = v
@@ -253,7 +255,9 @@ def _solve_one(p, t0, t_out, ev_t, ev_k, ev_a, rtol, atol, nonneg, max_steps, ou
 
 
 @nb.njit(parallel=True, cache=True)
-def solve_batch(P, t0, t_out, ev_ptr, ev_t, ev_k, ev_a, rtol, atol, nonneg, max_steps, Y, status, fail_time, counts):
+def solve_batch(
+    P, t0, t_out, ev_ptr, ev_t, ev_k, ev_a, rtol, atol, nonneg, max_steps, Y, status, fail_time, counts
+):
     """Integrate every row of ``P`` in parallel (one patient per row)."""
     for i in nb.prange(P.shape[0]):
         a = ev_ptr[i]
@@ -266,7 +270,9 @@ def solve_batch(P, t0, t_out, ev_ptr, ev_t, ev_k, ev_a, rtol, atol, nonneg, max_
 
 
 @nb.njit(cache=True)
-def solve_batch_serial(P, t0, t_out, ev_ptr, ev_t, ev_k, ev_a, rtol, atol, nonneg, max_steps, Y, status, fail_time, counts):
+def solve_batch_serial(
+    P, t0, t_out, ev_ptr, ev_t, ev_k, ev_a, rtol, atol, nonneg, max_steps, Y, status, fail_time, counts
+):
     """Same as :func:`solve_batch` on one thread."""
     for i in range(P.shape[0]):
         a = ev_ptr[i]

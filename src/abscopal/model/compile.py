@@ -35,7 +35,7 @@ from .spec import TIME, ModelSpec, sym
 
 __all__ = ["CompiledModel", "compile_model", "default_cache_dir", "generate_source"]
 
-_CODEGEN_VERSION = "4"
+_CODEGEN_VERSION = "5"
 _TEMPLATE_PATH = Path(__file__).with_name("_integrator_template.py")
 
 
@@ -146,7 +146,7 @@ def _block(
 def generate_source(spec: ModelSpec) -> str:
     """Return the Python/numba source of the kernel module of ``spec``.
 
-    The module defines ``rhs(t, y, p, dy)``, ``jac(t, y, p, J)``, ``jump(k, y, p, a)``,
+    The module defines ``rhs(t, y, p, dy)``, ``jac(t, y, p, J)``, ``jump(k, t, y, p, a)``,
     ``initial(p, y)``, ``observe(t, y, p, out)``, the constants ``N_STATES``, ``N_PARAMS``,
     ``N_OBS``, ``MODEL_HASH`` and the integrator functions ``solve_batch``,
     ``solve_batch_serial`` and ``observe_batch``.
@@ -208,7 +208,7 @@ def generate_source(spec: ModelSpec) -> str:
     out += ["", "", "@nb.njit(cache=True)", "def jac(t, y, p, J):", *unpack(), "    J[:, :] = 0.0"]
     if nz:
         out += _block(pr, jac_exprs, [f"J[{i}, {k}]" for i, k in nz])
-    out += ["", "", "@nb.njit(cache=True)", "def jump(k, y, p, a):", *unpack()]
+    out += ["", "", "@nb.njit(cache=True)", "def jump(k, t, y, p, a):", *unpack()]
     if not spec.events:
         out += ["    return"]
     for idx, ev in enumerate(spec.events):
@@ -322,14 +322,14 @@ class CompiledModel:
         self.module.initial(self.extended(p), y)
         return y
 
-    def jump(self, event: str, y: np.ndarray, p: np.ndarray, args: np.ndarray) -> np.ndarray:
-        """Apply the jump of ``event`` to a copy of ``y`` and return it."""
+    def jump(self, event: str, y: np.ndarray, p: np.ndarray, args: np.ndarray, t: float = 0.0) -> np.ndarray:
+        """Apply the jump of ``event`` at time ``t`` to a copy of ``y`` and return it."""
         names = [e.name for e in self.spec.events]
         k = names.index(self.spec.event(event).name)
         y2 = np.array(y, float)
         a = np.zeros(max(1, max((len(e.arguments) for e in self.spec.events), default=1)))
         a[: len(args)] = args
-        self.module.jump(k, y2, self.extended(p), a)
+        self.module.jump(k, float(t), y2, self.extended(p), a)
         return y2
 
 

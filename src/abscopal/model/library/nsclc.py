@@ -74,7 +74,7 @@ from typing import Any
 import sympy as sp
 
 from ...errors import ModelError, unknown_name_message
-from ..spec import TIME, Event, EventArgument, Mechanism, ModelSpec, Observable, State, sym
+from ..spec import TIME, Event, EventArgument, Mechanism, ModelSpec, Observable, Parameter, State, sym
 from .nsclc_parameters import REFERENCES, global_parameters, lesion_parameters
 
 __all__ = ["GROWTH_LAWS", "MECHANISMS", "default_variability", "nsclc_model"]
@@ -127,7 +127,10 @@ def _growth(law: str, V: sp.Expr, D: sp.Expr) -> sp.Expr:
     return ln2 / vdt * V
 
 
-def nsclc_model(n_lesions: int = 3, *, growth: str = "gompertz") -> ModelSpec:
+PK_FORMS = ("analytic", "ode")
+
+
+def nsclc_model(n_lesions: int = 3, *, growth: str = "gompertz", pk: str = "analytic") -> ModelSpec:
     """Build the default NSCLC RT + anti-PD-(L)1 model.
 
     Parameters
@@ -136,6 +139,13 @@ def nsclc_model(n_lesions: int = 3, *, growth: str = "gompertz") -> ModelSpec:
         Number of lesions (1 to 8); lesion 0 is by convention the lung primary.
     growth
         ``"gompertz"`` (default), ``"logistic"`` or ``"exponential"``.
+    pk
+        ``"analytic"`` (default): the linear two-compartment PK is solved exactly in modal form
+        (two modal amplitudes and the time of the last dose are states that only jump at doses;
+        the concentration is computed in closed form, as NONMEM's ADVAN3 does). This is exact and
+        takes the PK out of the step-size control (a third of the steps). Requires constant
+        clearance (``pk_cl_time_emax`` fixed at 0). ``"ode"``: amounts ``Ac``, ``Ap`` as ODE
+        states, needed for time-varying clearance (nivolumab, Bajaj 2017).
 
     Returns
     -------
@@ -146,6 +156,8 @@ def nsclc_model(n_lesions: int = 3, *, growth: str = "gompertz") -> ModelSpec:
         raise ModelError(f"n_lesions must be an integer from 1 to 8, got {n_lesions!r}")
     if growth not in GROWTH_LAWS:
         raise ModelError(unknown_name_message("growth law", str(growth), GROWTH_LAWS))
+    if pk not in PK_FORMS:
+        raise ModelError(unknown_name_message("pk form", str(pk), PK_FORMS))
     L = n_lesions
     on = {m.name: m.switch for m in MECHANISMS}
     s = sym
@@ -153,9 +165,9 @@ def nsclc_model(n_lesions: int = 3, *, growth: str = "gompertz") -> ModelSpec:
     D = [s(f"D_{j}") for j in range(L)]
     kd = [s(f"kd_{j}") for j in range(L)]
     Pl = [s(f"P_{j}") for j in range(L)]
-    A, I, G, E, Ly, R, M, M1, M2, Ac, Ap, H = (
-        s(n) for n in ("A", "I", "G", "E", "L", "R", "M", "M1", "M2", "Ac", "Ap", "H")
-    )
+    A, I, G, E, Ly, R, M, M1, M2, _H = (s(n) for n in ("A", "I", "G", "E", "L", "R", "M", "M1", "M2", "H"))
+    pk_form = _pk_analytic() if pk == "analytic" else _pk_ode()
+    Ac = pk_form["central_amount"]
     burden = sum(V[j] + D[j] for j in range(L))
     B = burden + _EPS_MM3
     conc = Ac / s("pk_vc_l")
@@ -179,11 +191,6 @@ def nsclc_model(n_lesions: int = 3, *, growth: str = "gompertz") -> ModelSpec:
     ktcd = s("dc_maturation_half_sat_per_day")
     f_burden = burden / (burden + s("suppressor_burden_half_mm3"))
     p0 = s("pdl1_tps")
-    # time-varying clearance (Bajaj 2017); the branch skips pow/exp for constant-CL drugs (Emax = 0)
-    # t^g/(T50^g + t^g) written as 1/(1 + (T50/t)^g) so that pow() occurs once, inside the branch
-    frac = 1 / (1 + (s("pk_cl_time_t50_day") / sp.Max(TIME, sp.Float(1e-9))) ** s("pk_cl_time_hill"))
-    cl = s("pk_cl_l_per_day") * sp.Piecewise(
-        (1, sp.Eq(s("pk_cl_time_emax"), 0)), (sp.exp(s("pk_cl_time_emax") * frac), True))
     m2_to_m1 = on["macrophage_polarisation"] * (s("m2_to_m1_icb_per_day") * block
                                                 + s("m2_to_m1_ifng_per_day") * ratio / (1 + ratio))
     m1_to_m2 = on["macrophage_polarisation"] * s("m1_to_m2_tgfb_per_day") * G
@@ -220,9 +227,7 @@ def nsclc_model(n_lesions: int = 3, *, growth: str = "gompertz") -> ModelSpec:
                    + m2_to_m1 * M2 - m1_to_m2 * M1)
     rates["M2"] = (s("macrophage_turnover_per_day") * ((1 - s("m1_baseline_fraction")) * mac_target - M2)
                    - m2_to_m1 * M2 + m1_to_m2 * M1)
-    q, vc, vp = s("pk_q_l_per_day"), s("pk_vc_l"), s("pk_vp_l")
-    rates["Ac"] = -(cl + q) / vc * Ac + q / vp * Ap
-    rates["Ap"] = q / vc * Ac - q / vp * Ap
+    rates.update(pk_form["rates"])
     rel_burden = sum(V) / s("new_lesion_reference_mm3")
     rates["H"] = on["new_lesions"] * s("new_lesion_rate_per_day") * sp.Piecewise(
         (rel_burden, sp.Eq(s("new_lesion_burden_exponent"), 1)),  # skips pow() for linear seeding
@@ -257,11 +262,10 @@ def nsclc_model(n_lesions: int = 3, *, growth: str = "gompertz") -> ModelSpec:
               initial=m_init, abs_tol=1e-6),
         State(name="M1", units="1", long_name="M1 macrophages (normalised)", initial=m1_init, abs_tol=1e-6),
         State(name="M2", units="1", long_name="M2 macrophages (normalised)", initial=m2_init, abs_tol=1e-6),
-        State(name="Ac", units="mg", long_name="drug amount, central compartment", initial=0, abs_tol=1e-6),
-        State(name="Ap", units="mg", long_name="drug amount, peripheral compartment", initial=0, abs_tol=1e-6),
+        *pk_form["states"],
         State(name="H", units="1", long_name="cumulative new-lesion hazard", initial=0, abs_tol=1e-6),
     ]
-    events = (_radiation_event(L, on, V, D, kd, Pl, I, G, E, Ly, M1, M2), _drug_event(Ac))
+    events = (_radiation_event(L, on, V, D, kd, Pl, I, G, E, Ly, M1, M2), pk_form["event"])
     observables = []
     for j in range(L):
         vol = V[j] + D[j]
@@ -275,16 +279,17 @@ def nsclc_model(n_lesions: int = 3, *, growth: str = "gompertz") -> ModelSpec:
         Observable(name="total_burden", units="mm3", long_name="total tumour burden", expr=burden),
         Observable(name="viable_burden", units="mm3", long_name="viable tumour burden", expr=sum(V)),
         Observable(name="drug_concentration", units="ug/mL", long_name="serum drug concentration", expr=conc),
+        Observable(name="drug_amount_central", units="mg", long_name="drug amount, central compartment", expr=Ac),
         Observable(name="receptor_occupancy", units="1", long_name="checkpoint receptor occupancy", expr=ro),
         Observable(name="effector_to_burden_ratio", units="1", long_name="effector-to-burden ratio",
                    expr=ratio),
     ]
     params = global_parameters() + tuple(p for j in range(L) for p in lesion_parameters(j))
     return ModelSpec(
-        name=f"nsclc_rt_icb_{L}lesion_{growth}",
+        name=f"nsclc_rt_icb_{L}lesion_{growth}" + ("_odepk" if pk == "ode" else ""),
         description=__doc__ or "",
         states=tuple(states),
-        parameters=params,
+        parameters=tuple(pk_form["fix"].get(p.name, p) for p in params),
         rates=rates,
         events=events,
         observables=tuple(observables),
@@ -381,24 +386,96 @@ def _radiation_event(L, on, V, D, kd, Pl, I, G, E, Ly, M1, M2) -> Event:
     phi = s("blood_fraction_exposed")
     jumps["L"] = Ly * (1 - on["lymphocyte_kill"] * phi * (1 - sp.exp(-s("lymphocyte_alpha_per_gy") * blood / phi)))
     jumps["E"] = E * (1 - on["lymphocyte_kill"] * s("effector_tumour_fraction") * infield)
-    args = tuple(EventArgument(name=f"dose_gy_{j}", units="Gy", description=f"dose to lesion {j}")
-                 for j in range(L)) + (
-        EventArgument(name="blood_dose_gy", units="Gy", description="mean dose to circulating blood"),)
+    args = (
+        *(EventArgument(name=f"dose_gy_{j}", units="Gy", description=f"dose to lesion {j}") for j in range(L)),
+        EventArgument(name="blood_dose_gy", units="Gy", description="mean dose to circulating blood"),
+    )
     return Event(name="radiation_fraction", arguments=args, jumps=jumps,
                  description="one radiotherapy fraction (LQ / LQ-L kill, ICD, PD-L1, suppressors, lymphocytes)",
                  source="LQ: CT 4.1; LQ-L: Astrahan 2008; doomed compartment: Kosinsky 2018")
 
 
-def _drug_event(Ac: sp.Symbol) -> Event:
-    return Event(
-        name="drug_dose",
-        arguments=(EventArgument(name="dose_mg", units="mg", description="flat dose"),
-                   EventArgument(name="dose_mg_per_kg", units="mg/kg", description="weight-based dose")),
-        jumps={"Ac": Ac + sym("dose_mg") + sym("dose_mg_per_kg") * sym("body_weight_kg")},
-        description="intravenous checkpoint-inhibitor dose (bolus into the central compartment)",
-        source="two-compartment popPK: Ahamadi 2017, Bajaj 2017 (CT 5)",
-    )
+def _dose_amount() -> sp.Expr:
+    return sym("dose_mg") + sym("dose_mg_per_kg") * sym("body_weight_kg")
 
+
+_DRUG_EVENT_ARGS = (EventArgument(name="dose_mg", units="mg", description="flat dose"),
+                    EventArgument(name="dose_mg_per_kg", units="mg/kg", description="weight-based dose"))
+_DRUG_EVENT_SOURCE = "two-compartment popPK: Ahamadi 2017, Bajaj 2017 (CT 5)"
+
+
+def _pk_ode() -> dict[str, Any]:
+    """Two-compartment PK as ODEs, with time-varying clearance (Bajaj 2017)."""
+    s = sym
+    Ac, Ap = s("Ac"), s("Ap")
+    # t^g/(T50^g + t^g) written as 1/(1 + (T50/t)^g) so that pow() occurs once, inside the branch
+    frac = 1 / (1 + (s("pk_cl_time_t50_day") / sp.Max(TIME, sp.Float(1e-9))) ** s("pk_cl_time_hill"))
+    cl = s("pk_cl_l_per_day") * sp.Piecewise(
+        (1, sp.Eq(s("pk_cl_time_emax"), 0)), (sp.exp(s("pk_cl_time_emax") * frac), True))
+    q, vc, vp = s("pk_q_l_per_day"), s("pk_vc_l"), s("pk_vp_l")
+    return {
+        "central_amount": Ac,
+        "rates": {"Ac": -(cl + q) / vc * Ac + q / vp * Ap, "Ap": q / vc * Ac - q / vp * Ap},
+        "states": (
+            State(name="Ac", units="mg", long_name="drug amount, central compartment", initial=0, abs_tol=1e-6),
+            State(name="Ap", units="mg", long_name="drug amount, peripheral compartment", initial=0, abs_tol=1e-6),
+        ),
+        "event": Event(name="drug_dose", arguments=_DRUG_EVENT_ARGS, jumps={"Ac": Ac + _dose_amount()},
+                       description="intravenous checkpoint-inhibitor dose (bolus into the central compartment)",
+                       source=_DRUG_EVENT_SOURCE),
+        "fix": {},
+    }
+
+
+def _pk_eigen() -> tuple[sp.Expr, sp.Expr, sp.Expr, sp.Expr]:
+    """Eigenvalues (negative rates) of the two-compartment system, k21 and k12."""
+    s = sym
+    k10 = s("pk_cl_l_per_day") / s("pk_vc_l")
+    k12 = s("pk_q_l_per_day") / s("pk_vc_l")
+    k21 = s("pk_q_l_per_day") / s("pk_vp_l")
+    tr = k10 + k12 + k21
+    root = sp.sqrt(tr**2 - 4 * k10 * k21)
+    return (-tr + root) / 2, (-tr - root) / 2, k21, k12
+
+
+def _pk_analytic() -> dict[str, Any]:
+    r"""Exact two-compartment PK in modal form.
+
+    With eigenvalues :math:`\lambda_{1,2}` of ``[[-(k10+k12), k21], [k12, -k21]]`` and
+    eigenvectors ``(lambda_i + k21, k12)``, the amounts are
+    ``Ac = sum_i (lambda_i + k21) z_i exp(lambda_i (t - tau))`` and
+    ``Ap = k12 sum_i z_i exp(lambda_i (t - tau))``; a bolus ``D`` adds ``+-D/(lambda_1 - lambda_2)``
+    to ``z_1``/``z_2`` after propagating them to the dose time, and sets ``tau`` to it.
+    """
+    s = sym
+    z1, z2, tau = s("pk_mode_1"), s("pk_mode_2"), s("pk_ref_day")
+    l1, l2, k21, _ = _pk_eigen()
+    e1, e2 = sp.exp(l1 * (TIME - tau)), sp.exp(l2 * (TIME - tau))
+    dz = _dose_amount() / (l1 - l2)
+    fixed = Parameter(name="pk_cl_time_emax", units="1", default=0.0, lower=0.0, upper=0.0,
+                      description="fixed at 0: the analytic PK needs constant clearance; use "
+                                  "nsclc_model(pk='ode') for time-varying clearance (e.g. nivolumab)",
+                      source="Ahamadi 2017 base model: constant CL")
+    return {
+        "central_amount": (l1 + k21) * z1 * e1 + (l2 + k21) * z2 * e2,
+        "rates": {"pk_mode_1": sp.Integer(0), "pk_mode_2": sp.Integer(0), "pk_ref_day": sp.Integer(0)},
+        "states": (
+            State(name="pk_mode_1", units="mg", long_name="drug PK modal amplitude 1 (at pk_ref_day)",
+                  initial=0, nonnegative=False, abs_tol=1e-6),
+            State(name="pk_mode_2", units="mg", long_name="drug PK modal amplitude 2 (at pk_ref_day)",
+                  initial=0, nonnegative=False, abs_tol=1e-6),
+            State(name="pk_ref_day", units="day", long_name="time of the last drug dose (PK reference)",
+                  initial=0, nonnegative=False, abs_tol=1e-6),
+        ),
+        "event": Event(
+            name="drug_dose", arguments=_DRUG_EVENT_ARGS,
+            jumps={"pk_mode_1": z1 * sp.exp(l1 * (TIME - tau)) + dz,
+                   "pk_mode_2": z2 * sp.exp(l2 * (TIME - tau)) - dz,
+                   "pk_ref_day": TIME},
+            description="intravenous checkpoint-inhibitor dose (bolus into the central compartment); "
+                        "exact modal two-compartment PK", source=_DRUG_EVENT_SOURCE),
+        "fix": {"pk_cl_time_emax": fixed},
+    }
 
 
 def default_variability() -> dict[str, Any]:

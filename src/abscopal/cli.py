@@ -1,4 +1,4 @@
-"""Command-line interface: ``abscopal simulate | regimens | model | cite``.
+"""Command-line interface: ``abscopal simulate | endpoints | regimens | model | cite``.
 
 Every command is a thin layer over one documented function call.
 """
@@ -36,6 +36,8 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     write_netcdf(ds, out, force=args.force)
     print(f"simulated {ds.sizes['arm']} arm(s) x {ds.sizes['patient']} patient(s) in "
           f"{time.perf_counter() - t0:.1f} s -> {out}")
+    if args.endpoints:
+        _print_endpoints(ds, args)
     if args.figure:
         import matplotlib
 
@@ -54,6 +56,42 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
                                                           dpi=120), force=args.force)
         print(f"figure -> {args.figure}")
     return 0
+
+
+def _assessment(args: argparse.Namespace):
+    from .endpoints.recist import IRECIST, RECIST_1_1
+    from .endpoints.summary import Assessment
+
+    return Assessment(orr_visit_day=args.orr_visit_day, exclude_irradiated=not args.include_irradiated,
+                      rules=IRECIST if args.irecist else RECIST_1_1)
+
+
+def _print_endpoints(ds, args: argparse.Namespace) -> None:
+    from .endpoints.summary import endpoints, format_table
+    from .io import write_netcdf
+
+    ep = endpoints(ds, _assessment(args))
+    print(format_table(ep))
+    if getattr(args, "endpoints_out", None):
+        write_netcdf(ep, args.endpoints_out, force=args.force)
+        print(f"endpoints -> {args.endpoints_out}")
+
+
+def _cmd_endpoints(args: argparse.Namespace) -> int:
+    import xarray as xr
+
+    if args.endpoints_out and Path(args.endpoints_out).exists() and not args.force:
+        raise AbscopalError(f"{args.endpoints_out!r} exists; choose another --out or pass --force")
+    with xr.open_dataset(args.result, engine="h5netcdf") as ds:
+        _print_endpoints(ds.load(), args)
+    return 0
+
+
+def _add_assessment_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--orr-visit-day", type=float, default=None,
+                   help="ORR at the first scan on/after this day (PEMBRO-RT: 84); default best response")
+    p.add_argument("--include-irradiated", action="store_true", help="also score irradiated lesions")
+    p.add_argument("--irecist", action="store_true", help="iRECIST instead of RECIST 1.1")
 
 
 def _cmd_regimens(args: argparse.Namespace) -> int:
@@ -110,7 +148,16 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True, help="output netCDF file")
     s.add_argument("--figure", default=None, help="also write a PNG/SVG figure")
     s.add_argument("--force", action="store_true", help="overwrite existing outputs")
+    s.add_argument("--endpoints", action="store_true", help="score the patients and print the arm table")
+    s.add_argument("--endpoints-out", default=None, help="also write the endpoints dataset (netCDF)")
+    _add_assessment_options(s)
     s.set_defaults(func=_cmd_simulate)
+    e = sub.add_parser("endpoints", help="score a simulation result (RECIST, ORR, PFS, OS, HR, pneumonitis)")
+    e.add_argument("result", help="netCDF file written by abscopal simulate")
+    e.add_argument("--out", dest="endpoints_out", default=None, help="write the endpoints dataset (netCDF)")
+    e.add_argument("--force", action="store_true", help="overwrite --out")
+    _add_assessment_options(e)
+    e.set_defaults(func=_cmd_endpoints)
     r = sub.add_parser("regimens", help="list named regimens with BED and EQD2")
     r.add_argument("--alpha-beta-tumour", type=float, default=10.0)
     r.add_argument("--alpha-beta-lung", type=float, default=3.0)

@@ -32,6 +32,7 @@ def write_atomic(path: str | Path, writer: Callable[[Path], None], *, force: boo
     os.close(fd)
     try:
         writer(Path(tmp))
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; results are meant to be shared
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

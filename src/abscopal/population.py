@@ -37,9 +37,9 @@ class LogNormal:
         if not (self.omega >= 0 and math.isfinite(self.omega)):
             raise ParameterError(f"omega must be a finite number >= 0, got {self.omega!r}")
 
-    def apply(self, typical: float, z: np.ndarray) -> np.ndarray:
+    def apply(self, typical: float | np.ndarray, z: np.ndarray) -> np.ndarray:
         """Patient values for standard-normal draws ``z``."""
-        return typical * np.exp(self.omega * z)
+        return np.asarray(typical, dtype=float) * np.exp(self.omega * z)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -52,11 +52,12 @@ class LogitNormal:
         if not (self.omega >= 0 and math.isfinite(self.omega)):
             raise ParameterError(f"omega must be a finite number >= 0, got {self.omega!r}")
 
-    def apply(self, typical: float, z: np.ndarray) -> np.ndarray:
+    def apply(self, typical: float | np.ndarray, z: np.ndarray) -> np.ndarray:
         """Patient values for standard-normal draws ``z``."""
-        if not 0.0 < typical < 1.0:
-            raise ParameterError(f"logit-normal variability needs a typical value in (0, 1), got {typical!r}")
-        return expit(logit(typical) + self.omega * z)
+        typ = np.asarray(typical, dtype=float)
+        if not np.all((typ > 0.0) & (typ < 1.0)):
+            raise ParameterError(f"logit-normal variability needs typical values in (0, 1), got {typical!r}")
+        return expit(logit(typ) + self.omega * z)
 
 
 Variability = LogNormal | LogitNormal
@@ -76,12 +77,26 @@ class VirtualPopulation:
         Seed of the population (an int; per-patient streams are derived from it).
     correlation
         Optional correlation matrix of the draws, in the order of ``variability``.
+    per_patient
+        ``{parameter name: array of n_patients values}`` set per patient after variability
+        (e.g. baseline lesion volumes or covariate-derived values drawn by
+        :mod:`abscopal.patients`). Row k must describe patient k.
+    multipliers
+        ``{parameter name: array of n_patients factors}`` applied to the typical value before
+        variability (covariate effects, e.g. ``exp(beta * pretreated)``); kept apart from the
+        typical values so the same patients can be re-simulated under new typical values.
+    draws
+        Explicit standard-normal draws ``(n_patients, len(variability))`` instead of the seeded
+        ones (e.g. after plausibility rejection in :mod:`abscopal.patients`).
     """
 
     n_patients: int
     variability: Mapping[str, Variability] = field(default_factory=dict)
     seed: int = 0
     correlation: np.ndarray | None = None
+    per_patient: Mapping[str, np.ndarray] = field(default_factory=dict)
+    multipliers: Mapping[str, np.ndarray] = field(default_factory=dict)
+    draws: np.ndarray | None = field(default=None, repr=False, compare=False)
     z: np.ndarray = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -91,11 +106,16 @@ class VirtualPopulation:
             raise ParameterError(f"seed must be a non-negative integer, got {self.seed!r}")
         object.__setattr__(self, "variability", FrozenMap(dict(self.variability)))
         k = len(self.variability)
-        z = np.empty((int(self.n_patients), k))
-        for i in range(int(self.n_patients)):
-            rng = np.random.default_rng(np.random.SeedSequence(int(self.seed), spawn_key=(i,)))
-            z[i] = rng.standard_normal(k)
-        if self.correlation is not None:
+        if self.draws is not None:
+            z = np.array(self.draws, dtype=float)
+            if z.shape != (int(self.n_patients), k) or not np.all(np.isfinite(z)):
+                raise ParameterError(f"draws must be a finite ({int(self.n_patients)}, {k}) array, got {z.shape}")
+        else:
+            z = np.empty((int(self.n_patients), k))
+            for i in range(int(self.n_patients)):
+                rng = np.random.default_rng(np.random.SeedSequence(int(self.seed), spawn_key=(i,)))
+                z[i] = rng.standard_normal(k)
+        if self.correlation is not None and self.draws is None:
             c = np.asarray(self.correlation, float)
             if c.shape != (k, k) or not np.allclose(c, c.T) or not np.allclose(np.diag(c), 1.0):
                 raise ParameterError(
@@ -108,6 +128,32 @@ class VirtualPopulation:
             z = z @ chol.T
         z.setflags(write=False)
         object.__setattr__(self, "z", z)
+        mult = {}
+        for name, values in self.multipliers.items():
+            arr = np.array(values, dtype=float)
+            if arr.shape != (int(self.n_patients),) or not np.all(np.isfinite(arr) & (arr > 0)):
+                raise ParameterError(
+                    f"multipliers[{name!r}] must be {int(self.n_patients)} positive finite values, "
+                    f"got shape {arr.shape}"
+                )
+            arr.setflags(write=False)
+            mult[name] = arr
+        object.__setattr__(self, "multipliers", FrozenMap(mult))
+        fixed = {}
+        for name, values in self.per_patient.items():
+            arr = np.array(values, dtype=float)
+            if arr.shape != (int(self.n_patients),) or not np.all(np.isfinite(arr)):
+                raise ParameterError(
+                    f"per_patient[{name!r}] must be {int(self.n_patients)} finite values, got shape {arr.shape}"
+                )
+            arr.setflags(write=False)
+            fixed[name] = arr
+        overlap = set(fixed) & (set(self.variability) | set(mult))
+        if overlap:
+            raise ParameterError(
+                f"parameters {sorted(overlap)} are set per patient and also varied or multiplied; keep one"
+            )
+        object.__setattr__(self, "per_patient", FrozenMap(fixed))
 
     @property
     def varying(self) -> tuple[str, ...]:
@@ -116,18 +162,40 @@ class VirtualPopulation:
 
     def check(self, spec: ModelSpec) -> None:
         """Raise if a varying parameter is not in the model."""
-        for name in self.variability:
-            if name not in spec.parameter_names:
-                raise ParameterError("variability: " + unknown_name_message("parameter", name, spec.parameter_names))
+        for where, names in (
+            ("variability", self.variability),
+            ("per_patient", self.per_patient),
+            ("multipliers", self.multipliers),
+        ):
+            for name in names:
+                if name not in spec.parameter_names:
+                    raise ParameterError(f"{where}: " + unknown_name_message("parameter", name, spec.parameter_names))
 
     def parameter_matrix(self, spec: ModelSpec, typical: Mapping[str, float]) -> np.ndarray:
         """Per-patient parameter matrix ``(n_patients, n_params)`` around ``typical`` values."""
         self.check(spec)
         names = spec.parameter_names
         P = np.tile(np.array([typical[n] for n in names], float), (int(self.n_patients), 1))
+        for name, factor in self.multipliers.items():
+            P[:, names.index(name)] *= factor
         for col, (name, var) in enumerate(self.variability.items()):
-            P[:, names.index(name)] = var.apply(typical[name], self.z[:, col])
+            k = names.index(name)
+            P[:, k] = var.apply(P[:, k], self.z[:, col])  # typical (x covariate multiplier) per patient
+        for name, values in self.per_patient.items():
+            P[:, names.index(name)] = values
         return P
+
+    def subset(self, n_patients: int) -> VirtualPopulation:
+        """The first ``n_patients`` patients (identical draws and per-patient values)."""
+        return VirtualPopulation(
+            n_patients=n_patients,
+            variability=self.variability,
+            seed=self.seed,
+            correlation=None,
+            draws=self.z[:n_patients],
+            per_patient={k: v[:n_patients] for k, v in self.per_patient.items()},
+            multipliers={k: v[:n_patients] for k, v in self.multipliers.items()},
+        )
 
     def describe(self) -> dict[str, object]:
         """Plain description for provenance."""
@@ -136,4 +204,7 @@ class VirtualPopulation:
             "seed": int(self.seed),
             "variability": {k: [type(v).__name__, v.omega] for k, v in self.variability.items()},
             "correlated": self.correlation is not None,
+            "per_patient": sorted(self.per_patient),
+            "multipliers": sorted(self.multipliers),
+            "explicit_draws": self.draws is not None,
         }

@@ -156,7 +156,8 @@ def simulate(
     t_end_day
         Last output time (days after the first drug dose).
     output_interval_day
-        Spacing of the output grid from ``start_day`` (ignored if ``output_times_day`` is given).
+        Spacing of the output grid, anchored at day 0 (plus ``start_day`` and ``t_end_day``);
+        ignored if ``output_times_day`` is given.
     output_times_day
         Explicit output times (strictly increasing).
     start_day
@@ -211,10 +212,12 @@ def simulate(
     else:
         if not (output_interval_day > 0 and math.isfinite(output_interval_day)):
             raise ScheduleError(f"output_interval_day must be > 0, got {output_interval_day!r}")
-        n_steps = math.floor((t_end_day - t0) / output_interval_day + 1e-9)
-        t_out = t0 + output_interval_day * np.arange(n_steps + 1)
-        if t_out[-1] < t_end_day - 1e-9:
-            t_out = np.append(t_out, t_end_day)
+        # the grid is anchored at day 0 (first drug dose), so weekly output always contains the
+        # scan days of a trial schedule, whatever the start; start and end are always included
+        first = math.ceil(t0 / output_interval_day - 1e-9)
+        last = math.floor(t_end_day / output_interval_day + 1e-9)
+        grid = output_interval_day * np.arange(first, last + 1)
+        t_out = np.unique(np.concatenate([[t0], grid[(grid > t0) & (grid < t_end_day)], [t_end_day]]))
     if (t_out.ndim != 1 or t_out.size == 0 or not np.all(np.isfinite(t_out)) or np.any(np.diff(t_out) <= 0)
             or t_out[0] < t0):
         raise ScheduleError(f"output_times_day must be finite, strictly increasing and not before start_day "
@@ -249,6 +252,37 @@ def _check_patient_bounds(spec: ModelSpec, P: np.ndarray, arm: str) -> None:
                 f"arm {arm!r}, patient {i}: parameter {p.name!r} = {col[i]!r} is outside its bounds "
                 f"[{p.lower}, {p.upper}] after applying variability; narrow the variability or the typical value"
             )
+
+
+def _treatment_summary(spec: ModelSpec, arms: Sequence[Arm], n_arms: int) -> dict[str, Any]:
+    """Per-arm facts of the plans that endpoints need (irradiated lesions, doses, timing)."""
+    n_les = max(spec.n_lesions, 1)
+    dose = np.zeros((n_arms, n_les))
+    mld = np.zeros(n_arms)
+    n_fx = np.zeros(n_arms)
+    rt_first = np.full(n_arms, np.nan)
+    drug_first = np.full(n_arms, np.nan)
+    for a, arm in enumerate(arms):
+        fractions = arm.plan.fractions()
+        for fr in fractions:
+            for j in fr.lesions:
+                if j < n_les:
+                    dose[a, j] += fr.dose_gy
+            mld[a] += fr.mean_lung_dose_gy
+        n_fx[a] = len(fractions)
+        if fractions:
+            rt_first[a] = min(fr.time_day for fr in fractions)
+        doses = arm.plan.drug_doses(math.inf)
+        if doses:
+            drug_first[a] = doses[0].time_day
+    lesion_dims = ("arm", "lesion") if spec.n_lesions else ("arm", "rt_target")
+    return {
+        "rt_dose_gy": (lesion_dims, dose, {"units": "Gy", "long_name": "total physical RT dose to the lesion"}),
+        "mean_lung_dose_gy": (("arm",), mld, {"units": "Gy", "long_name": "physical mean lung dose of the RT plan"}),
+        "rt_n_fractions": (("arm",), n_fx, {"units": "1", "long_name": "number of RT fractions"}),
+        "rt_first_day": (("arm",), rt_first, {"units": "day", "long_name": "day of the first RT fraction"}),
+        "drug_first_day": (("arm",), drug_first, {"units": "day", "long_name": "day of the first drug dose"}),
+    }
 
 
 def _groups(spec: ModelSpec) -> dict[str, list[tuple[str, int, int | None, str, str]]]:
@@ -286,6 +320,7 @@ def _to_dataset(spec, compiled, arms, population, parameters, mechanisms_off, so
             order = sorted(members, key=lambda m: m[2])
             arr = np.stack([src[..., m[1]] for m in order], axis=2)
             data[name] = (("arm", "patient", "lesion", "time"), arr, {"units": units, "long_name": long_name})
+    data.update(_treatment_summary(spec, arms, n_arms))
     pnames = list(spec.parameter_names)
     data["parameter_value"] = (
         ("arm", "patient", "parameter"), P_all.reshape(n_arms, n, -1),

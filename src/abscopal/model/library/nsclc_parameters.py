@@ -234,8 +234,8 @@ def lesion_parameters(j: int) -> tuple[Parameter, ...]:
     d = _DEFAULT_DIAMETERS_MM[j % len(_DEFAULT_DIAMETERS_MM)]
     v0 = math.pi / 6.0 * d**3
     return (
-        P(f"baseline_volume_mm3_{j}", "mm3", round(v0, 1), 1.0, 1e7,
-          f"volume of lesion {j} at the start of the simulation ({d:g} mm sphere by default)",
+        P(f"baseline_volume_mm3_{j}", "mm3", round(v0, 1), 0.0, 1e7,
+          f"volume of lesion {j} at the start of the simulation ({d:g} mm sphere by default; 0 = absent)",
           "assumption: typical stage IV lesion sizes (issue 3 draws them from trial baselines)"),
         P(f"immune_access_{j}", "1", 1.0, 0.0, 10.0,
           f"relative effector infiltration of lesion {j} (site perfusion)",

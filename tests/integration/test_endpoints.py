@@ -154,3 +154,12 @@ def test_all_lesions_irradiated_and_excluded_is_an_error():
     ds = _sim({"all": ab.TreatmentPlan(drug=_pem(), radiation=(rt,))}, n=2, t_end_day=100.0)
     with pytest.raises(ParameterError, match="every lesion is irradiated"):
         endpoints(ds)
+
+
+def test_duration_of_response_is_defined_for_responders_only():
+    ep = endpoints(_sim({"pembro": ab.TreatmentPlan(drug=_pem())}, n=30, parameters={"max_kill_per_day": 0.3}))
+    resp = ep.objective_response.values[0]
+    dor = ep.duration_of_response_day.values[0]
+    assert resp.any() and (~resp).any()  # the test population has both
+    assert np.all(np.isnan(dor[~resp]))
+    assert np.all(dor[resp] >= 0.0)

@@ -244,6 +244,7 @@ def endpoints(ds: xr.Dataset, assessment: Assessment | None = None) -> xr.Datase
             "orr_flag",
             "dc_flag",
             "alc_nadir",
+            "dor_day",
         )
     }
     bor = np.empty((n_arm, n_pat), dtype=object)
@@ -287,6 +288,10 @@ def endpoints(ds: xr.Dataset, assessment: Assessment | None = None) -> xr.Datase
         resp[ai], pct[ai], sums[ai] = r["responses"], r["percent_change_from_baseline"], r["sums_mm"]
         bor[ai] = r["best_overall_response"]
         per["best_pct"][ai] = r["best_percent_change"]
+        # duration of response: first CR/PR scan to progression or death (NaN for non-responders;
+        # responders without an event are censored at the follow-up end: value to follow-up)
+        resp_day = np.where(r["objective_response"], r["response_day"], np.nan)
+        per["dor_day"][ai] = np.minimum(np.minimum(prog, death), follow_up) - resp_day
         if a.orr_visit_day is None:
             per["orr_flag"][ai] = r["objective_response"]
         else:
@@ -339,6 +344,14 @@ def endpoints(ds: xr.Dataset, assessment: Assessment | None = None) -> xr.Datase
         ("death_day", "day of death"),
     ):
         out[key] = (dims_p, per[key], {"units": "day", "long_name": long + " (inf: none)"})
+    out["duration_of_response_day"] = (
+        dims_p,
+        per["dor_day"],
+        {
+            "units": "day",
+            "long_name": "duration of response, to progression, death or end of follow-up (NaN: no response)",
+        },
+    )
     out["lymphocyte_nadir"] = (dims_p, per["alc_nadir"], {"units": "1e9/L", "long_name": "lymphocyte count nadir"})
     out["pneumonitis_probability"] = (("arm",), pneu, {"units": "1", "long_name": "radiation pneumonitis probability"})
     out.update(_arm_summaries(per, ds.arm.values, visits, start))

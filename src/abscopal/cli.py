@@ -27,8 +27,9 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.exists() and not args.force:  # fail before any work
         raise AbscopalError(f"{str(out)!r} exists; choose another --out or pass --force")
-    if args.figure and Path(args.figure).exists() and not args.force:
-        raise AbscopalError(f"{args.figure!r} exists; choose another --figure or pass --force")
+    for path in (args.figure, args.endpoints_out, args.endpoints_figure):
+        if path and Path(path).exists() and not args.force:
+            raise AbscopalError(f"{path!r} exists; choose another path or pass --force")
     t0 = time.perf_counter()
     ds = simulate(scenario.model, scenario.arms, **scenario.simulate_kwargs())
     ds.attrs["scenario"] = scenario.source
@@ -75,13 +76,32 @@ def _print_endpoints(ds, args: argparse.Namespace) -> None:
     if getattr(args, "endpoints_out", None):
         write_netcdf(ep, args.endpoints_out, force=args.force)
         print(f"endpoints -> {args.endpoints_out}")
+    if getattr(args, "endpoints_figure", None):
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        from .io import write_atomic
+        from .plot import plot_km, plot_spider, plot_waterfall
+
+        fig, axes = plt.subplots(2, 2, figsize=(13, 10), layout="constrained")
+        plot_km(ep, "pfs", ax=axes[0, 0])
+        plot_km(ep, "os", ax=axes[0, 1])
+        last = str(ep.arm.values[-1])
+        plot_waterfall(ep, arm=last, ax=axes[1, 0])
+        plot_spider(ep, arm=last, ax=axes[1, 1])
+        fmt = Path(args.endpoints_figure).suffix[1:] or "png"
+        write_atomic(args.endpoints_figure, lambda tmp: fig.savefig(tmp, format=fmt, dpi=110), force=args.force)
+        print(f"endpoint figure -> {args.endpoints_figure}")
 
 
 def _cmd_endpoints(args: argparse.Namespace) -> int:
     import xarray as xr
 
-    if args.endpoints_out and Path(args.endpoints_out).exists() and not args.force:
-        raise AbscopalError(f"{args.endpoints_out!r} exists; choose another --out or pass --force")
+    for path in (args.endpoints_out, args.endpoints_figure):
+        if path and Path(path).exists() and not args.force:
+            raise AbscopalError(f"{path!r} exists; choose another path or pass --force")
     with xr.open_dataset(args.result, engine="h5netcdf") as ds:
         _print_endpoints(ds.load(), args)
     return 0
@@ -150,12 +170,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--force", action="store_true", help="overwrite existing outputs")
     s.add_argument("--endpoints", action="store_true", help="score the patients and print the arm table")
     s.add_argument("--endpoints-out", default=None, help="also write the endpoints dataset (netCDF)")
+    s.add_argument("--endpoints-figure", default=None, help="KM, waterfall and spider plots (PNG/SVG)")
     _add_assessment_options(s)
     s.set_defaults(func=_cmd_simulate)
     e = sub.add_parser("endpoints", help="score a simulation result (RECIST, ORR, PFS, OS, HR, pneumonitis)")
     e.add_argument("result", help="netCDF file written by abscopal simulate")
     e.add_argument("--out", dest="endpoints_out", default=None, help="write the endpoints dataset (netCDF)")
-    e.add_argument("--force", action="store_true", help="overwrite --out")
+    e.add_argument("--figure", dest="endpoints_figure", default=None, help="KM, waterfall and spider plots")
+    e.add_argument("--force", action="store_true", help="overwrite --out and --figure")
     _add_assessment_options(e)
     e.set_defaults(func=_cmd_endpoints)
     r = sub.add_parser("regimens", help="list named regimens with BED and EQD2")

@@ -163,3 +163,34 @@ def test_duration_of_response_is_defined_for_responders_only():
     assert resp.any() and (~resp).any()  # the test population has both
     assert np.all(np.isnan(dor[~resp]))
     assert np.all(dor[resp] >= 0.0)
+
+
+def test_virtual_patients_drive_sites_absent_lesions_and_event_draws():
+    from abscopal.patients import MIXES, draw_patients
+
+    vp = draw_patients(MIXES["pembro_rt"].capped(3), 25, n_lesions=3, seed=9)
+    sbrt = ab.radiation_regimen("sbrt_24gy_3fx", start_day=-7, target_lesions=(0,))
+    ds = ab.simulate(ab.nsclc_model(3), {"sbrt+pembro": ab.TreatmentPlan(drug=_pem(), radiation=(sbrt,))},
+                     population=vp.population(), t_end_day=365.0, output_interval_day=7.0)
+    ep = endpoints(ds, patients=vp)
+    again = endpoints(ds, patients=vp)
+    xr.testing.assert_identical(ep, again)
+    # the new-lesion day is where H crosses the patient's stored Exp(1) draw
+    h = ds.H.values[0]
+    for p in range(25):
+        day = float(ep.new_lesion_day.values[0, p])
+        if np.isfinite(day):
+            k = int(np.searchsorted(ds.time.values, day))
+            assert h[p, k - 1] <= vp.event_draws[p, 0] <= h[p, k] + 1e-12
+        else:
+            assert h[p, -1] < vp.event_draws[p, 0]
+    with pytest.raises(ParameterError, match="pass the VirtualPatients"):
+        endpoints(ds, patients=vp.subset(5))
+
+
+def test_km_confidence_bands_bracket_the_estimate(untreated):
+    ep = endpoints(untreated)
+    for key in ("pfs", "os"):
+        est, lo, hi = (ep[f"km_{key}{s}"].values for s in ("", "_lower", "_upper"))
+        ok = np.isfinite(lo) & np.isfinite(hi)
+        assert np.all(lo[ok] <= est[ok] + 1e-12) and np.all(est[ok] <= hi[ok] + 1e-12)

@@ -205,8 +205,13 @@ def _visit_index(times: np.ndarray, visits: np.ndarray) -> np.ndarray:
     return idx
 
 
-def endpoints(ds: xr.Dataset, assessment: Assessment | None = None) -> xr.Dataset:
+def endpoints(ds: xr.Dataset, assessment: Assessment | None = None, *, patients: object = None) -> xr.Dataset:
     """Per-patient responses and per-arm trial endpoints of a simulation dataset.
+
+    ``patients`` (an :class:`abscopal.patients.VirtualPatients` the population was built from)
+    supplies per-patient lesion sites (absent lesions are not followed) and the stored Exp(1)
+    event draws (common random numbers); without it, ``assessment.lesion_sites`` applies to
+    every patient and the draws come from the dataset's seed.
 
     Returns an xarray Dataset with per-patient variables (dims ``arm, patient[, visit]``),
     per-arm summaries (dim ``arm``) and Kaplan-Meier curves (dims ``arm, km_time``), each with
@@ -224,9 +229,19 @@ def endpoints(ds: xr.Dataset, assessment: Assessment | None = None) -> xr.Datase
     n_arm, n_pat, n_les = ds.sizes["arm"], ds.sizes["patient"], ds.sizes["lesion"]
     if len(a.lesion_sites) < n_les:
         raise ParameterError(f"lesion_sites names {len(a.lesion_sites)} sites for {n_les} lesions; give one per lesion")
-    sites = list(a.lesion_sites[:n_les])
     seed = int(ds.attrs.get("seed", 0) if a.seed is None else a.seed)
-    draws = _event_draws(seed, n_pat, 2)  # column 0 new lesion, column 1 death
+    if patients is None:
+        site_rows = [list(a.lesion_sites[:n_les])] * n_pat
+        draws = _event_draws(seed, n_pat, 2)  # column 0 new lesion, column 1 death
+    else:
+        sites_arr = np.asarray(patients.sites)
+        if sites_arr.shape != (n_pat, n_les):
+            raise ParameterError(
+                f"patients describe {sites_arr.shape} (patients, lesions), the dataset "
+                f"({n_pat}, {n_les}); pass the VirtualPatients the population was drawn from"
+            )
+        site_rows = [[s if s else "other" for s in row] for row in sites_arr.tolist()]  # "" = absent lesion
+        draws = np.asarray(patients.event_draws)[:, :2]  # new lesion, death (EVENT_DRAW_COLUMNS)
     diam = ds.lesion_diameter.values[..., vidx]  # (arm, patient, lesion, visit)
     out: dict[str, tuple] = {}
     resp = np.empty((n_arm, n_pat, visits.size), dtype=object)
@@ -259,7 +274,7 @@ def endpoints(ds: xr.Dataset, assessment: Assessment | None = None) -> xr.Datase
                 f"arm {str(ds.arm.values[ai])!r}: every lesion is irradiated and excluded; "
                 "nothing is left to assess (set exclude_irradiated=False)"
             )
-        sel = [select_targets(diam[ai, p, :, 0], sites, exclude=exclude, rules=a.rules) for p in range(n_pat)]
+        sel = [select_targets(diam[ai, p, :, 0], site_rows[p], exclude=exclude, rules=a.rules) for p in range(n_pat)]
         # new lesions: H(t) crosses the patient's Exp(1) draw
         new_day = _first_crossing(times, ds.H.values[ai], draws[:, 0])
         # death: cumulative hazard of the tumour-linked model
@@ -405,7 +420,19 @@ def _arm_summaries(per: dict[str, np.ndarray], arms: np.ndarray, visits: np.ndar
     )
     s = {k: np.full(n_arm, np.nan) for k in names}
     km_grid = np.unique(np.concatenate([[0.0], visits - start]))
-    km = {k: np.full((n_arm, km_grid.size), np.nan) for k in ("km_pfs", "km_os", "at_risk_pfs", "at_risk_os")}
+    km = {
+        k: np.full((n_arm, km_grid.size), np.nan)
+        for k in (
+            "km_pfs",
+            "km_os",
+            "at_risk_pfs",
+            "at_risk_os",
+            "km_pfs_lower",
+            "km_pfs_upper",
+            "km_os_lower",
+            "km_os_upper",
+        )
+    }
     for ai in range(n_arm):
         flags = per["orr_flag"][ai].astype(bool)
         n = flags.size
@@ -420,6 +447,8 @@ def _arm_summaries(per: dict[str, np.ndarray], arms: np.ndarray, visits: np.ndar
             s[f"{key}_6mo"][ai] = fit.survival_at(6 * DAYS_PER_MONTH)
             s[f"{key}_12mo"][ai] = fit.survival_at(12 * DAYS_PER_MONTH)
             km[f"km_{key}"][ai] = fit.survival_at(km_grid)
+            bands = np.array([fit.landmark(float(t))[1:] for t in km_grid])  # log(-log) 95% band
+            km[f"km_{key}_lower"][ai], km[f"km_{key}_upper"][ai] = bands[:, 0], bands[:, 1]
             km[f"at_risk_{key}"][ai] = fit.numbers_at_risk(km_grid)
         if ai == 0:
             continue
@@ -447,6 +476,13 @@ def _arm_summaries(per: dict[str, np.ndarray], arms: np.ndarray, visits: np.ndar
     out = {k: (("arm",), v, {"units": units[k], "long_name": k.replace("_", " ")}) for k, v in s.items()}
     out["km_pfs"] = (("arm", "km_time"), km["km_pfs"], {"units": "1", "long_name": "Kaplan-Meier PFS"})
     out["km_os"] = (("arm", "km_time"), km["km_os"], {"units": "1", "long_name": "Kaplan-Meier OS"})
+    for key, long in (("pfs", "PFS"), ("os", "OS")):
+        for side in ("lower", "upper"):
+            out[f"km_{key}_{side}"] = (
+                ("arm", "km_time"),
+                km[f"km_{key}_{side}"],
+                {"units": "1", "long_name": f"Kaplan-Meier {long}, 95% CI {side} bound"},
+            )
     out["at_risk_pfs"] = (("arm", "km_time"), km["at_risk_pfs"], {"units": "1", "long_name": "numbers at risk (PFS)"})
     out["at_risk_os"] = (("arm", "km_time"), km["at_risk_os"], {"units": "1", "long_name": "numbers at risk (OS)"})
     out["km_time"] = (("km_time",), km_grid, {"units": "day", "long_name": "time from the simulation start"})

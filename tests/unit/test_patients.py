@@ -295,3 +295,22 @@ def test_simulate_smoke_absent_lesions_stay_empty(nsclc3):
     assert np.all(vol[~vp.present] == 0.0)  # absent lesions never grow (V = 0 is a fixed point)
     assert np.all(vol[vp.present] > 0.0)
     np.testing.assert_allclose(vol[..., 0], math.pi / 6 * vp.baseline_diameter_mm**3, rtol=1e-9)
+
+
+def test_place_rt_targets_moves_the_chosen_lesion_to_the_front():
+    from abscopal.patients import MIXES, draw_patients, irradiated_lesions
+    from abscopal.targeting import place_rt_targets
+
+    vp = draw_patients(MIXES["pembro_rt"].capped(3), 40, n_lesions=3, seed=4)
+    placed, targets = place_rt_targets(vp, "largest")
+    assert targets == (0,)
+    largest = vp.baseline_diameter_mm.max(axis=1)
+    np.testing.assert_array_equal(placed.baseline_diameter_mm[:, 0], largest)  # exact: values are moved
+    np.testing.assert_array_equal(irradiated_lesions(placed, "largest")[:, 0], True)
+    # the same multiset of lesions per patient, sites travel with their lesion
+    for p in range(40):
+        assert sorted(zip(vp.sites[p], vp.baseline_diameter_mm[p], strict=True)) == sorted(
+            zip(placed.sites[p], placed.baseline_diameter_mm[p], strict=True))
+    # everything else is unchanged (same draws, same covariates)
+    np.testing.assert_array_equal(placed.z, vp.z)
+    np.testing.assert_array_equal(placed.event_draws, vp.event_draws)

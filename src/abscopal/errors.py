@@ -16,6 +16,7 @@ __all__ = [
     "ParameterError",
     "ScheduleError",
     "SolverError",
+    "TargetError",
     "unknown_name_message",
 ]
 
@@ -34,6 +35,10 @@ class ParameterError(AbscopalError, ValueError):
 
 class ScheduleError(AbscopalError, ValueError):
     """A treatment plan is invalid (negative dose, zero fractions, clashing times, ...)."""
+
+
+class TargetError(AbscopalError, ValueError):
+    """A trial-target file is invalid; the message names the file, the table/key and the value."""
 
 
 class SolverError(AbscopalError, RuntimeError):

@@ -350,6 +350,7 @@ def _to_dataset(spec, compiled, arms, population, parameters, mechanisms_off, so
         "solver": solver.as_dict(),
         "stiff_fallback_patients": int(n_fallback),
         "start_day": float(t0),
+        "sources": spec.sources(),  # parameter sources and model references travel with the result
     }
     attrs = {
         "title": f"abscopal simulation of model {spec.name}",

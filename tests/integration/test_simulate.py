@@ -378,3 +378,15 @@ def test_solve_in_a_spawned_worker_matches_in_process(nsclc3, nsclc3_spec):
         there = pool.submit(solve, model, P, t_out, events=sched, t0=-7.0, options=opts).result(timeout=300)
     np.testing.assert_array_equal(there.y, here.y)
     np.testing.assert_array_equal(there.obs, here.obs)
+
+
+def test_cite_lists_the_sources_behind_a_result(nsclc3):
+    from abscopal import cite
+
+    ds = simulate(nsclc3, {"pem": TreatmentPlan(drug=pem())}, parameters={"tumour_alpha_per_gy": 0.25},
+                  t_end_day=10.0)
+    text = cite(ds)
+    assert "reference Kosinsky2018" in text and "Kosinsky" in text
+    assert "parameter pk_cl_l_per_day: Ahamadi 2017" in text
+    assert "tumour_alpha_per_gy = 0.25: set by the user" in text
+    assert "parameter tumour_alpha_per_gy:" not in text  # the default's source no longer applies

@@ -139,7 +139,13 @@ def _solve_one(p, t0, t_out, ev_t, ev_k, ev_a, rtol, atol, nonneg, max_steps, ou
     ynew = np.empty(n)
     ytmp = np.empty(n)
     err = np.empty(n)
-    K = np.empty((7, n))
+    k0 = np.empty(n)
+    k1 = np.empty(n)
+    k2 = np.empty(n)
+    k3 = np.empty(n)
+    k4 = np.empty(n)
+    k5 = np.empty(n)
+    k6 = np.empty(n)
     Q = np.empty((n, 4))
     n_out = t_out.shape[0]
     t_end = t_out[n_out - 1]
@@ -171,43 +177,43 @@ def _solve_one(p, t0, t_out, ev_t, ev_k, ev_a, rtol, atol, nonneg, max_steps, ou
         if e < ne and ev_t[e] < tb:
             tb = ev_t[e]
         # ---- integrate the smooth segment [t, tb] ----
-        rhs(t, y, p, K[0])
+        rhs(t, y, p, k0)
         if h_prev > 0.0:
             # after a jump, restart from the last accepted step: the controller shrinks it at once
             # if the jump made the problem harder (saves the ramp-up from a tiny initial step)
             h = min(h_prev, tb - t)
         else:
-            h = _initial_step(t, y, K[0], p, tb - t, rtol, atol, K[1], ytmp)
+            h = _initial_step(t, y, k0, p, tb - t, rtol, atol, k1, ytmp)
         while t < tb:
             last = False
             if t + h >= tb or tb - (t + h) < 1e-12 * max(1.0, abs(tb)):
                 h = tb - t
                 last = True
             for i in range(n):
-                ytmp[i] = y[i] + h * _A21 * K[0, i]
-            rhs(t + _C2 * h, ytmp, p, K[1])
+                ytmp[i] = y[i] + h * _A21 * k0[i]
+            rhs(t + _C2 * h, ytmp, p, k1)
             for i in range(n):
-                ytmp[i] = y[i] + h * (_A31 * K[0, i] + _A32 * K[1, i])
-            rhs(t + _C3 * h, ytmp, p, K[2])
+                ytmp[i] = y[i] + h * (_A31 * k0[i] + _A32 * k1[i])
+            rhs(t + _C3 * h, ytmp, p, k2)
             for i in range(n):
-                ytmp[i] = y[i] + h * (_A41 * K[0, i] + _A42 * K[1, i] + _A43 * K[2, i])
-            rhs(t + _C4 * h, ytmp, p, K[3])
+                ytmp[i] = y[i] + h * (_A41 * k0[i] + _A42 * k1[i] + _A43 * k2[i])
+            rhs(t + _C4 * h, ytmp, p, k3)
             for i in range(n):
-                ytmp[i] = y[i] + h * (_A51 * K[0, i] + _A52 * K[1, i] + _A53 * K[2, i] + _A54 * K[3, i])
-            rhs(t + _C5 * h, ytmp, p, K[4])
+                ytmp[i] = y[i] + h * (_A51 * k0[i] + _A52 * k1[i] + _A53 * k2[i] + _A54 * k3[i])
+            rhs(t + _C5 * h, ytmp, p, k4)
             for i in range(n):
                 ytmp[i] = y[i] + h * (
-                    _A61 * K[0, i] + _A62 * K[1, i] + _A63 * K[2, i] + _A64 * K[3, i] + _A65 * K[4, i]
+                    _A61 * k0[i] + _A62 * k1[i] + _A63 * k2[i] + _A64 * k3[i] + _A65 * k4[i]
                 )
-            rhs(t + h, ytmp, p, K[5])
+            rhs(t + h, ytmp, p, k5)
             for i in range(n):
                 ynew[i] = y[i] + h * (
-                    _B1 * K[0, i] + _B3 * K[2, i] + _B4 * K[3, i] + _B5 * K[4, i] + _B6 * K[5, i]
+                    _B1 * k0[i] + _B3 * k2[i] + _B4 * k3[i] + _B5 * k4[i] + _B6 * k5[i]
                 )
-            rhs(t + h, ynew, p, K[6])
+            rhs(t + h, ynew, p, k6)
             for i in range(n):
                 err[i] = h * (
-                    _E1 * K[0, i] + _E3 * K[2, i] + _E4 * K[3, i] + _E5 * K[4, i] + _E6 * K[5, i] + _E7 * K[6, i]
+                    _E1 * k0[i] + _E3 * k2[i] + _E4 * k3[i] + _E5 * k4[i] + _E6 * k5[i] + _E7 * k6[i]
                 )
             en = _rms(err, y, ynew, rtol, atol)
             steps += 1
@@ -220,12 +226,11 @@ def _solve_one(p, t0, t_out, ev_t, ev_k, ev_a, rtol, atol, nonneg, max_steps, ou
                 # dense output for the output times strictly inside (t, t_new): the quartic
                 # interpolant's coefficients are formed once per step, then evaluated by Horner
                 if j < n_out and t_out[j] < t_new:
-                    for i in range(n):
-                        for c in range(4):
-                            acc = K[0, i] * _P[0, c]
-                            for r in range(2, 7):  # row 1 of P is zero
-                                acc += K[r, i] * _P[r, c]
-                            Q[i, c] = h * acc
+                    for c in range(4):
+                        p0, p2, p3, p4, p5, p6 = _P[0, c], _P[2, c], _P[3, c], _P[4, c], _P[5, c], _P[6, c]
+                        for i in range(n):  # row 1 of P is zero
+                            Q[i, c] = h * (k0[i] * p0 + k2[i] * p2 + k3[i] * p3 + k4[i] * p4 + k5[i] * p5
+                                           + k6[i] * p6)
                 while j < n_out and t_out[j] < t_new:
                     x = (t_out[j] - t) / h
                     for i in range(n):
@@ -236,13 +241,13 @@ def _solve_one(p, t0, t_out, ev_t, ev_k, ev_a, rtol, atol, nonneg, max_steps, ou
                     j += 1
                 for i in range(n):
                     y[i] = ynew[i]
-                    K[0, i] = K[6, i]
+                    k0[i] = k6[i]
                 t = t_new
                 for i in range(n):
                     if not math.isfinite(y[i]):
                         return 3, t
                 if _clip(y, nonneg):
-                    rhs(t, y, p, K[0])
+                    rhs(t, y, p, k0)
                 if not last or h >= h_prev:
                     h_prev = h
                 fac = 10.0 if en == 0.0 else min(10.0, max(0.2, 0.9 * en ** -0.2))

@@ -18,7 +18,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 import abscopal as ab
-from abscopal.endpoints.summary import Assessment, endpoints, format_table
+from abscopal.endpoints.summary import Assessment, endpoints
+from abscopal.endpoints.table import format_table
 from abscopal.patients import MIXES, draw_patients
 from abscopal.plot import plot_km, plot_lesion_trajectories, plot_spider, plot_swimmer, plot_waterfall
 from abscopal.targeting import place_rt_targets

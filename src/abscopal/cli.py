@@ -68,7 +68,8 @@ def _assessment(args: argparse.Namespace):
 
 
 def _print_endpoints(ds, args: argparse.Namespace) -> None:
-    from .endpoints.summary import endpoints, format_table
+    from .endpoints.summary import endpoints
+    from .endpoints.table import format_table
     from .io import write_netcdf
 
     ep = endpoints(ds, _assessment(args))

@@ -1,5 +1,6 @@
-"""Calibration inputs: trial targets (``fits/targets/*.toml``, format in ``docs/targets.md``)."""
+"""Calibration: trial targets (``fits/targets/*.toml``, format in ``docs/targets.md``) and the objective."""
 
+from .objective import CalibrationProblem, arm_seed, default_parameters
 from .targets import (
     CONFIDENCE_TAGS,
     OUTCOME_KINDS,
@@ -24,6 +25,7 @@ __all__ = [
     "TAG_WEIGHTS",
     "ArmTarget",
     "AssessmentSpec",
+    "CalibrationProblem",
     "ComparisonTarget",
     "DrugSpec",
     "Outcome",
@@ -31,6 +33,8 @@ __all__ = [
     "RadiationSpec",
     "TargetError",
     "TrialTargets",
+    "arm_seed",
+    "default_parameters",
     "load_all",
     "load_targets",
     "parse_targets",

@@ -1,4 +1,4 @@
-"""Command-line interface: ``abscopal simulate | endpoints | regimens | model | cite``.
+"""Command-line interface: ``abscopal simulate | endpoints | fit | regimens | model | cite``.
 
 Every command is a thin layer over one documented function call.
 """
@@ -191,6 +191,9 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--n-lesions", type=int, default=3)
     m.add_argument("--latex", action="store_true")
     m.set_defaults(func=_cmd_model)
+    from .calibrate.fit import add_fit_command
+
+    add_fit_command(sub)
     c = sub.add_parser("cite", help="print the sources behind a model or a result file")
     c.add_argument("--model", default="nsclc")
     c.add_argument("--result", default=None, help="a netCDF file written by abscopal")

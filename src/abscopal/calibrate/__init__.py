@@ -1,5 +1,6 @@
 """Calibration: trial targets (``fits/targets/*.toml``, format in ``docs/targets.md``) and the objective."""
 
+from .fit import Calibration, calibrate
 from .objective import CalibrationProblem, arm_seed, default_parameters
 from .targets import (
     CONFIDENCE_TAGS,
@@ -25,6 +26,7 @@ __all__ = [
     "TAG_WEIGHTS",
     "ArmTarget",
     "AssessmentSpec",
+    "Calibration",
     "CalibrationProblem",
     "ComparisonTarget",
     "DrugSpec",
@@ -34,6 +36,7 @@ __all__ = [
     "TargetError",
     "TrialTargets",
     "arm_seed",
+    "calibrate",
     "default_parameters",
     "load_all",
     "load_targets",

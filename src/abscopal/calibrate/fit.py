@@ -242,9 +242,7 @@ class Calibration:
 
 # ---- fitting --------------------------------------------------------------------------------------------------------
 def _predictions(problem: CalibrationProblem, values: Mapping[str, float]) -> list[dict[str, Any]]:
-    report = problem.predict_report(values)
-    smooth = problem.predict(values)
-    res = problem.residuals_from_values(values)
+    report, smooth, res = problem.evaluate(values)  # one simulation run for all three
     out = []
     for i, (trial, arm, name, target) in enumerate(problem._keys):
         observed = target.hr if name.startswith("hr_") else target.value

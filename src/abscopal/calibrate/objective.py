@@ -295,7 +295,9 @@ class CalibrationProblem:
         ``orr``: soft proportion; ``median_*``: smooth simulated survival at the reported median (target 0.5);
         ``hr_*``: hazard ratio (natural scale).
         """
-        eps = self._run(values or {})
+        return self._smooth_from(self._run(values or {}))
+
+    def _smooth_from(self, eps: Mapping[tuple[str, str], Any]) -> dict[tuple[str, str, str], float]:
         out: dict[tuple[str, str, str], float] = {}
         for trial, arm, name, target in self._keys:
             if name == "orr":
@@ -311,7 +313,9 @@ class CalibrationProblem:
     def predict_report(self, values: Mapping[str, float] | None = None) -> dict[tuple[str, str, str], float]:
         """Plain (step-valued) predictions for reporting: ORR of :func:`endpoints`, KM medians in months (inf if
         not reached), Cox hazard ratios."""
-        eps = self._run(values or {})
+        return self._report_from(self._run(values or {}))
+
+    def _report_from(self, eps: Mapping[tuple[str, str], Any]) -> dict[tuple[str, str, str], float]:
         out: dict[tuple[str, str, str], float] = {}
         for trial, arm, name, target in self._keys:
             if name == "orr":
@@ -370,7 +374,15 @@ class CalibrationProblem:
 
     def residuals_from_values(self, values: Mapping[str, float]) -> np.ndarray:
         """Weighted residuals (module docstring) at typical values ``base_parameters | values``."""
-        pred = self.predict(values)
+        return self._weighted(self.predict(values))
+
+    def evaluate(self, values: Mapping[str, float]) -> tuple[dict, dict, np.ndarray]:
+        """Report predictions, smooth predictions and weighted residuals from one simulation of every arm."""
+        eps = self._run(values or {})
+        smooth = self._smooth_from(eps)
+        return self._report_from(eps), smooth, self._weighted(smooth)
+
+    def _weighted(self, pred: Mapping[tuple[str, str, str], float]) -> np.ndarray:
         res = np.empty(len(self._keys))
         for i, (trial, arm, name, target) in enumerate(self._keys):
             p, w = pred[(trial, arm, name)], math.sqrt(target.weight)

@@ -27,7 +27,7 @@ import numpy as np
 import xarray as xr
 from scipy.stats import binomtest
 
-from ..errors import ParameterError, ScheduleError
+from ..errors import ParameterError, ScheduleError, unknown_name_message
 from ..radiobiology import eqd2, lkb_ntcp
 from .recist import RECIST_1_1, SITES, RecistRules, select_targets
 from .recist import assess_population as _assess_population
@@ -156,8 +156,6 @@ class Assessment:
     def __post_init__(self) -> None:
         for s in self.lesion_sites:
             if s not in SITES:
-                from ..errors import unknown_name_message
-
                 raise ParameterError("lesion_sites: " + unknown_name_message("site", s, SITES))
 
     def describe(self) -> dict[str, object]:

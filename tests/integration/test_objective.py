@@ -82,3 +82,35 @@ def test_least_squares_recovers_truth_from_several_starts(synthetic, factors):
     for name, true in TRUTH.items():
         assert fit.params[name].value == pytest.approx(true, rel=0.10), (name, factors, fit.nfev)
     assert fit.chisqr < 1e-3
+
+
+def test_omegas_and_covariate_effects_are_fittable(problem):
+    """``omega__<param>`` and ``effect__<covariate>__<param>`` change the patients' values, not their draws: the
+    stored omega reproduces the base residuals exactly, another omega or effect changes them."""
+    pats = next(iter(problem.patients.values()))
+    omega = pats.variability["effector_baseline"].omega
+    effect = dict(pats.effects.pretreated_log_effect)["effector_baseline"]
+    base = problem.residuals_from_values({})
+    assert np.array_equal(base, problem.residuals_from_values({"omega__effector_baseline": omega}))
+    assert np.array_equal(base, problem.residuals_from_values({"effect__pretreated__effector_baseline": effect}))
+    assert not np.allclose(base, problem.residuals_from_values({"omega__effector_baseline": 0.2 * omega}))
+    assert not np.allclose(base, problem.residuals_from_values({"effect__pretreated__effector_baseline": 0.5}))
+    params = default_parameters(problem, ["omega__effector_baseline", "effect__squamous__tumour_doubling_time_day"])
+    assert (params["omega__effector_baseline"].value, params["omega__effector_baseline"].min) == (omega, 0.0)
+    assert params["effect__squamous__tumour_doubling_time_day"].value == pytest.approx(np.log(0.0034 / 0.0103))
+
+
+@pytest.mark.parametrize(("name", "match"), [
+    ("omega__new_lesion_rate_per_day", "omegas can be fitted only for parameters with inter-patient variability"),
+    ("effect__smoker__effector_baseline", "effect__pretreated__<parameter>"),
+    ("effect__pretreated__no_such_parameter", "effect__squamous__<parameter>"),
+    ("max_kil_per_day", "max_kill_per_day"),
+])
+def test_unknown_calibration_names_fail_before_simulating(problem, monkeypatch, name, match):
+    import abscopal.calibrate.objective as objective
+
+    monkeypatch.setattr(objective, "simulate", lambda *a, **k: pytest.fail("simulated before validating"))
+    with pytest.raises(objective.ParameterError, match=match):
+        default_parameters(problem, [name])
+    with pytest.raises(objective.ParameterError, match=match):
+        problem.residuals_from_values({name: 0.1})

@@ -604,3 +604,14 @@ def test_regimen_specs_are_validated():
         DrugRegimenSpec(
             name="bad", drug="nivo", dose_mg=240.0, interval_day=14.0, source="x"
         )
+
+
+def test_constant_clearance_drops_only_the_time_varying_term():
+    from abscopal.treatment.drugs import DRUG_PK, DrugRegimen
+
+    varying = DrugRegimen(drug="nivolumab", dose_mg_per_kg=3.0, interval_day=14.0)
+    constant = DrugRegimen(drug="nivolumab", dose_mg_per_kg=3.0, interval_day=14.0, constant_clearance=True)
+    assert varying.pk is DRUG_PK["nivolumab"] and varying.pk.cl_time_emax < 0
+    assert constant.pk.cl_time_emax == 0.0
+    assert constant.pk.cl_l_per_day == varying.pk.cl_l_per_day and constant.pk.vc_l == varying.pk.vc_l
+    assert "pk_cl_time_emax" not in constant.pk.as_parameters() or constant.pk.as_parameters()["pk_cl_time_emax"] == 0

@@ -6,6 +6,11 @@ plans and assessments. :meth:`~CalibrationProblem.residuals` then maps lmfit ``P
 everything else stays at ``base_parameters`` / the model defaults) to a residual vector that is a deterministic,
 piecewise-smooth function of the parameters (architecture.md, "The calibration objective is deterministic").
 
+What varies: lmfit parameter names are typical values of model parameters, ``omega__<param>`` (inter-patient SD
+of the log or logit of a parameter with variability) or ``effect__pretreated__<param>`` /
+``effect__squamous__<param>`` (covariate log-effects). Omegas and effects rescale the same standard-normal draws
+of the same patients, so they stay common random numbers (plausibility rejection used the draw's own omegas).
+
 Smooth predictions (what the residuals compare; :meth:`~CalibrationProblem.predict`):
 
 * ``orr``: mean over patients of ``expit((-30 - pct) / w)`` with ``w`` = :data:`ORR_WIDTH_PCT` (2 percentage
@@ -39,7 +44,7 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -54,8 +59,20 @@ from ..targeting import place_rt_targets
 from ..treatment.plan import TreatmentPlan
 from .targets import ArmTarget, TrialTargets
 
-__all__ = ["DEFAULT_FREE", "EVENT_WIDTH_DAY", "ORR_WIDTH_PCT", "OS_BANDWIDTH_DAY", "PFS_SUM_WIDTH_MM",
-           "CalibrationProblem", "arm_seed", "default_parameters"]
+__all__ = [
+    "DEFAULT_FREE",
+    "EFFECT_MAX",
+    "EFFECT_PREFIX",
+    "EVENT_WIDTH_DAY",
+    "OMEGA_MAX",
+    "OMEGA_PREFIX",
+    "ORR_WIDTH_PCT",
+    "OS_BANDWIDTH_DAY",
+    "PFS_SUM_WIDTH_MM",
+    "CalibrationProblem",
+    "arm_seed",
+    "default_parameters",
+]
 
 ORR_WIDTH_PCT = 2.0
 """Logistic width (percentage points) of the soft response indicator at -30%."""
@@ -67,6 +84,14 @@ PFS_SUM_WIDTH_MM = 1.0
 """Logistic width (mm) of the soft PD indicator of the target sum."""
 DEFAULT_FREE = ("max_kill_per_day", "effector_baseline", "new_lesion_rate_per_day", "icd_yield_per_mm3")
 """Typical values :func:`default_parameters` lets vary."""
+OMEGA_PREFIX = "omega__"
+"""Prefix of a fittable inter-patient SD: ``omega__tumour_doubling_time_day``."""
+EFFECT_PREFIX = "effect__"
+"""Prefix of a fittable covariate log-effect: ``effect__pretreated__effector_baseline``."""
+OMEGA_MAX = 3.0
+"""Upper bound of a fitted omega (SD of the log: a 20-fold spread per SD is beyond any popPK/PD report)."""
+EFFECT_MAX = 3.0
+"""Bound on a fitted covariate log-effect."""
 _USABLE = ("orr", "median_pfs_month", "median_os_month", "hr_pfs", "hr_os")
 _SE_S_FACTOR = 0.5 * math.log(2.0)
 
@@ -75,6 +100,14 @@ def _default_model() -> Any:
     from ..model.library.nsclc import nsclc_model
 
     return nsclc_model(3)
+
+
+def _constant_clearance_only(spec: Any) -> bool:
+    """True if ``spec`` fixes the time-varying clearance at 0 (exact analytic PK)."""
+    if "pk_cl_time_emax" not in spec.parameter_names:
+        return False
+    p = spec.parameter("pk_cl_time_emax")
+    return p.lower == p.upper == 0.0
 
 
 def arm_seed(seed: int, trial: str, arm: str) -> int:
@@ -142,6 +175,8 @@ class CalibrationProblem:
                     continue
                 setups[(trial.id, arm.name)] = self._prepare_arm(trial, arm, spec)
         object.__setattr__(self, "_setups", setups)
+        object.__setattr__(self, "_variability_names",
+                           tuple(dict.fromkeys(k for st in setups.values() for k in st.patients.variability)))
         object.__setattr__(self, "_keys", self._residual_keys())
         if not self._keys:
             raise ParameterError(f"no usable outcome among {list(outs)} in the targets; nothing to fit")
@@ -163,7 +198,10 @@ class CalibrationProblem:
                 raise ParameterError(f"{trial.id}, arm {arm.name!r}: only the first RT course may use a target rule "
                                      f"({rt.target!r}); give later courses lesion indices")
             courses.append(rt.build(target_lesions=lesions))
-        plan = TreatmentPlan(radiation=tuple(courses), drug=arm.drug.build() if arm.drug else None, name=arm.name)
+        drug = arm.drug.build() if arm.drug else None
+        if drug is not None and drug.pk.cl_time_emax != 0.0 and _constant_clearance_only(spec):
+            drug = replace(drug, constant_clearance=True)  # analytic PK; see DrugRegimen.constant_clearance
+        plan = TreatmentPlan(radiation=tuple(courses), drug=drug, name=arm.name)
         events = [f.time_day for f in plan.fractions()] + [d.time_day for d in plan.drug_doses(730.0)]
         start = min([0.0, *events])
         fu = arm.assessment.follow_up_month
@@ -205,23 +243,62 @@ class CalibrationProblem:
         return self._cache["model"]
 
     # ---- simulation ---------------------------------------------------------------------------------------------
-    def _typical(self, values: Mapping[str, float]) -> dict[str, float]:
-        names = set(self._spec.parameter_names)
-        out = dict(self.base_parameters) | {k: float(v) for k, v in values.items()}
-        for k in out:
-            if k not in names:
-                raise ParameterError(unknown_name_message("parameter", k, sorted(names))
-                                     + "; only typical values of model parameters can be calibrated")
-        return out
+    def _split(self, values: Mapping[str, float]) -> tuple[dict[str, float], dict[str, float], dict[str, dict]]:
+        """Split ``base_parameters | values`` into typical values, omegas and covariate log-effects.
 
-    def _simulate_arm(self, s: _ArmSetup, typical: Mapping[str, float]) -> tuple[Any, Any]:
-        ds = simulate(self._compiled(), {s.arm.name: s.plan}, population=s.patients.population(),
+        Names: a model parameter (typical value); ``omega__<param>`` (inter-patient SD of the log, or logit, of
+        ``<param>``, which must have variability in the virtual patients); ``effect__pretreated__<param>`` or
+        ``effect__squamous__<param>`` (natural-log covariate effect on ``<param>``'s typical value).
+        Unknown names raise :class:`~abscopal.errors.ParameterError` with a suggestion.
+        """
+        names = set(self._spec.parameter_names)
+        typical: dict[str, float] = {}
+        omegas: dict[str, float] = {}
+        effects: dict[str, dict[str, float]] = {"pretreated": {}, "squamous": {}}
+        known_var = set(self._variability_names)
+        for k, v in (dict(self.base_parameters) | {k: float(v) for k, v in values.items()}).items():
+            v = float(v)
+            if k.startswith(OMEGA_PREFIX):
+                target = k[len(OMEGA_PREFIX):]
+                if target not in known_var:
+                    raise ParameterError(f"{k!r}: " + unknown_name_message("varying parameter", target,
+                                                                           sorted(known_var))
+                                         + "; omegas can be fitted only for parameters with inter-patient variability")
+                if not (v >= 0.0 and math.isfinite(v)):
+                    raise ParameterError(f"{k!r} = {v!r}: an omega must be a finite number >= 0")
+                omegas[target] = v
+            elif k.startswith(EFFECT_PREFIX):
+                parts = k[len(EFFECT_PREFIX):].split("__", 1)
+                if len(parts) != 2 or parts[0] not in effects or parts[1] not in names:
+                    raise ParameterError(f"{k!r}: covariate effects are named 'effect__pretreated__<parameter>' or "
+                                         f"'effect__squamous__<parameter>' with a model parameter")
+                effects[parts[0]][parts[1]] = v
+            elif k in names:
+                typical[k] = v
+            else:
+                raise ParameterError(unknown_name_message("parameter", k, sorted(names))
+                                     + "; calibrate typical values of model parameters, 'omega__<parameter>' or "
+                                       "'effect__pretreated__<parameter>' / 'effect__squamous__<parameter>'")
+        return typical, omegas, effects
+
+    def _simulate_arm(self, s: _ArmSetup, split: tuple[dict, dict, dict]) -> tuple[Any, Any]:
+        typical, omegas, effects = split
+        pats = s.patients
+        variability = None
+        if omegas:
+            variability = {k: (replace(v, omega=omegas[k]) if k in omegas else v) for k, v in pats.variability.items()}
+        eff = None
+        if effects["pretreated"] or effects["squamous"]:
+            eff = replace(pats.effects,
+                          pretreated_log_effect=dict(pats.effects.pretreated_log_effect) | effects["pretreated"],
+                          squamous_log_effect=dict(pats.effects.squamous_log_effect) | effects["squamous"])
+        ds = simulate(self._compiled(), {s.arm.name: s.plan}, population=pats.population(eff, variability),
                       parameters=typical, t_end_day=s.t_end_day, output_interval_day=7.0, start_day=s.start_day)
-        return ds, endpoints(ds, s.assessment, patients=s.patients)
+        return ds, endpoints(ds, s.assessment, patients=pats)
 
     def _run(self, values: Mapping[str, float]) -> dict[tuple[str, str], Any]:
-        typical = self._typical(values)
-        return {k: self._simulate_arm(s, typical)[1] for k, s in self._setups.items()}
+        split = self._split(values)
+        return {k: self._simulate_arm(s, split)[1] for k, s in self._setups.items()}
 
     # ---- smooth per-arm quantities ------------------------------------------------------------------------------
     def _soft_orr(self, s: _ArmSetup, ep: Any) -> float:
@@ -403,14 +480,31 @@ class CalibrationProblem:
 
 
 def default_parameters(problem: CalibrationProblem, names: Sequence[str] = DEFAULT_FREE) -> Any:
-    """lmfit ``Parameters`` of typical values ``names`` (varying), starting at ``base_parameters`` or the model
-    default, bounded by the model's parameter bounds (infinite bounds stay open)."""
+    """lmfit ``Parameters`` of ``names`` (varying), starting at ``base_parameters`` or the current value.
+
+    Typical values start at the model default and take the model's parameter bounds (infinite bounds stay
+    open). ``omega__<param>`` starts at the virtual patients' omega, bounded to [0, :data:`OMEGA_MAX`];
+    ``effect__<covariate>__<param>`` starts at the patients' covariate effect (0 if none), bounded to
+    [-:data:`EFFECT_MAX`, :data:`EFFECT_MAX`] (a factor of e^3 = 20 either way).
+    """
     import lmfit
 
     spec = problem._spec
     params = lmfit.Parameters()
+    first = next(iter(problem._setups.values())).patients
+    problem._split({n: problem.base_parameters.get(n, 0.0) for n in names})  # validate every name first
     for name in names:
-        p = spec.parameter(name)
-        value = float(problem.base_parameters.get(name, p.default))
-        params.add(name, value=value, vary=True, min=p.lower, max=p.upper)
+        if name.startswith(OMEGA_PREFIX):
+            target = name[len(OMEGA_PREFIX):]
+            pats = next(st.patients for st in problem._setups.values() if target in st.patients.variability)
+            start, lo, hi = pats.variability[target].omega, 0.0, OMEGA_MAX
+        elif name.startswith(EFFECT_PREFIX):
+            cov, target = name[len(EFFECT_PREFIX):].split("__", 1)
+            start = dict(getattr(first.effects, f"{cov}_log_effect")).get(target, 0.0)
+            lo, hi = -EFFECT_MAX, EFFECT_MAX
+        else:
+            p = spec.parameter(name)
+            start, lo, hi = p.default, p.lower, p.upper
+        value = float(problem.base_parameters.get(name, start))
+        params.add(name, value=value, vary=True, min=lo, max=hi)
     return params

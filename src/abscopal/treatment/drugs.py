@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from numbers import Integral, Real
 from types import MappingProxyType
 
@@ -368,6 +368,11 @@ class DrugRegimen:
         Optional cap on the number of doses (e.g. 32 cycles in MDACC Welsh 2020).
     name
         Optional label.
+    constant_clearance
+        Use the drug's baseline clearance throughout (drop a time-varying clearance term). Models with exact
+        analytic PK (``nsclc_model(pk="analytic")``) need constant clearance; for nivolumab (Bajaj 2017: clearance
+        falls ~25% over months) this under-states late exposure slightly, while receptor occupancy at 3 mg/kg q2w
+        stays saturated (troughs far above the EC50), so the PD effect is unchanged.
     """
 
     drug: str
@@ -378,6 +383,7 @@ class DrugRegimen:
     max_duration_day: float = 730.0
     n_doses: int | None = None
     name: str | None = None
+    constant_clearance: bool = False
 
     def __post_init__(self) -> None:
         _known_drug(self.drug)
@@ -402,8 +408,9 @@ class DrugRegimen:
 
     @property
     def pk(self) -> DrugPK:
-        """Population PK of the drug."""
-        return DRUG_PK[self.drug]
+        """Population PK of the drug (with ``cl_time_emax = 0`` if :attr:`constant_clearance`)."""
+        pk = DRUG_PK[self.drug]
+        return replace(pk, cl_time_emax=0.0) if self.constant_clearance and pk.cl_time_emax != 0.0 else pk
 
     @property
     def schedule(self) -> str:

@@ -43,7 +43,7 @@ TPS_CATEGORIES = ("<1%", "1-49%", ">=50%")
 LINES = ("first_line", "pretreated")
 HISTOLOGIES = ("adenocarcinoma", "squamous")
 EVENT_DRAW_COLUMNS = ("new_lesion", "death", "pneumonitis", "spare")
-RT_TARGET_RULES = ("lung_primary", "largest")
+RT_TARGET_RULES = ("lung_primary", "largest", "largest_metastasis")
 RTTargetRule = str | tuple[int, ...]  # "lung_primary", "largest", a site of SITES, or lesion indices
 
 _BASELINE_KEY, _EVENT_KEY = 2**31, 2**31 + 1  # stream tags, far above any attempt number (<= 10000)
@@ -467,7 +467,8 @@ def draw_patients(
 def irradiated_lesions(patients: VirtualPatients, rule: RTTargetRule) -> np.ndarray:
     """Which lesion(s) each patient's RT course treats: ``(n_patients, n_lesions)`` bool.
 
-    ``"lung_primary"``: lesion 0. ``"largest"``: the largest present lesion. A site name: the largest lesion
+    ``"lung_primary"``: lesion 0. ``"largest"``: the largest present lesion. ``"largest_metastasis"``: the
+    largest present lesion other than the lung primary (lesion 0). A site name: the largest lesion
     at that site. A tuple of indices: those lesions in every patient. Ties go to the lower index. Raises
     ScheduleError if the rule is unknown, an index is out of range, or a patient has no matching lesion.
     """
@@ -476,7 +477,7 @@ def irradiated_lesions(patients: VirtualPatients, rule: RTTargetRule) -> np.ndar
     if isinstance(rule, str):
         if rule not in RT_TARGET_RULES + SITES:
             raise ScheduleError("RT target rule: " + unknown_name_message("rule", rule, RT_TARGET_RULES + SITES))
-        pick = {"lung_primary": np.arange(L) == 0, "largest": True}
+        pick = {"lung_primary": np.arange(L) == 0, "largest": True, "largest_metastasis": np.arange(L) != 0}
         match = patients.present & pick.get(rule, patients.sites == rule)
         missing = np.flatnonzero(~match.any(axis=1))
         if missing.size:

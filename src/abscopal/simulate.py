@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -38,11 +38,27 @@ __all__ = ["Arm", "plan_events", "simulate"]
 
 @dataclass(frozen=True, kw_only=True)
 class Arm:
-    """A trial arm: a treatment plan and optional arm-specific parameter values."""
+    """A trial arm: a treatment plan and optional arm-specific parameter values.
+
+    Attributes
+    ----------
+    name
+        Arm label (unique within a simulation).
+    plan
+        The treatment plan every patient of the arm receives.
+    parameters
+        Arm-specific typical values (override the simulation's ``parameters``).
+    rt_start_day
+        Optional per-patient day of the first RT fraction (one entry per patient of the population; NaN = this
+        patient gets no RT). The plan's radiation courses are moved together to start on that day
+        (:meth:`TreatmentPlan.with_rt_offset`); the drug keeps its schedule. This is how RT "at progression"
+        is simulated: each patient's salvage course starts at the scan that showed their progression.
+    """
 
     name: str
     plan: TreatmentPlan
     parameters: Mapping[str, float] = field(default_factory=dict)
+    rt_start_day: Any = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
@@ -50,6 +66,37 @@ class Arm:
         if not isinstance(self.plan, TreatmentPlan):
             raise ScheduleError(f"arm {self.name!r}: plan must be a TreatmentPlan, got {type(self.plan).__name__}")
         object.__setattr__(self, "parameters", FrozenMap(dict(self.parameters)))
+        if self.rt_start_day is not None:
+            days = np.array(self.rt_start_day, dtype=float).ravel()
+            if not self.plan.radiation:
+                raise ScheduleError(f"arm {self.name!r}: rt_start_day is given but the plan has no radiation course; "
+                                    "add a RadiationCourse or drop rt_start_day")
+            if np.any(np.isinf(days)):
+                raise ScheduleError(f"arm {self.name!r}: rt_start_day must be finite days or NaN (no RT), got "
+                                    f"{days[np.isinf(days)][:3]}")
+            days.setflags(write=False)
+            object.__setattr__(self, "rt_start_day", days)
+
+    def patient_plans(self, n_patients: int) -> list[TreatmentPlan]:
+        """The plan of each of ``n_patients`` patients (all :attr:`plan` unless :attr:`rt_start_day` is set)."""
+        if self.rt_start_day is None:
+            return [self.plan] * n_patients
+        if self.rt_start_day.size != n_patients:
+            raise ScheduleError(f"arm {self.name!r}: rt_start_day has {self.rt_start_day.size} entries for "
+                                f"{n_patients} patients; give one day (or NaN) per patient")
+        plain = replace(self.plan, radiation=())
+        cache: dict[float, TreatmentPlan] = {}
+        out = []
+        for d in self.rt_start_day:
+            if math.isnan(d):
+                out.append(plain)
+            else:
+                if float(d) not in cache:
+                    cache[float(d)] = self.plan.with_rt_offset(float(d))
+                    if self.plan.drug is not None:  # with_rt_offset moves the drug to day 0; keep its own schedule
+                        cache[float(d)] = replace(cache[float(d)], drug=self.plan.drug)
+                out.append(cache[float(d)])
+        return out
 
 
 def _as_arms(arms: Mapping[str, TreatmentPlan] | Sequence[Arm] | TreatmentPlan) -> tuple[Arm, ...]:
@@ -140,6 +187,7 @@ def simulate(
     mechanisms_off: Iterable[str] = (),
     solver: SolverOptions | None = None,
     variables: Iterable[str] | None = None,
+    out_of_bounds: str = "raise",
 ) -> xr.Dataset:
     """Simulate every patient of ``population`` under every arm.
 
@@ -168,6 +216,11 @@ def simulate(
         Solver settings (tolerances are explicit; see :class:`SolverOptions`).
     variables
         Output variable groups to keep (states and observables); default all.
+    out_of_bounds
+        What to do when variability or covariates push a patient's value outside the parameter's bounds:
+        ``"raise"`` (default, a ParameterError naming arm, patient and parameter) or ``"clip"`` (truncate to the
+        bounds; a calibration exploring wide omegas uses this, and the count of clipped values is stored in the
+        provenance). Non-finite values always raise.
 
     Returns
     -------
@@ -202,8 +255,17 @@ def simulate(
                                 "it cannot take drug regimens (remove the drug or use a model with PK)")
     arm_values = [resolve_values(spec, parameters, a.plan.parameter_overrides(), a.parameters,
                                  mechanisms_off=mechanisms_off) for a in arm_list]
-    arm_events = [plan_events(spec, a.plan, t_end_day) for a in arm_list]
-    first = min([0.0] + [e[0] for evs in arm_events for e in evs])
+    n = int(population.n_patients)
+    arm_events = []  # per arm: one event list shared by all patients, or one list per patient
+    for a in arm_list:
+        if a.rt_start_day is None:
+            arm_events.append(plan_events(spec, a.plan, t_end_day))
+        else:
+            memo: dict[int, list] = {}
+            arm_events.append([memo.setdefault(id(pl), plan_events(spec, pl, t_end_day))
+                               for pl in a.patient_plans(n)])
+    first = min([0.0] + [e[0] for a, evs in zip(arm_list, arm_events, strict=True)
+                         for e in (evs if a.rt_start_day is None else [x for lst in evs for x in lst])])
     t0 = first if start_day is None else _check_finite("start_day", start_day)
     if t0 > first:
         raise ScheduleError(f"start_day = {t0} is after the first event at day {first}; start earlier")
@@ -227,19 +289,45 @@ def simulate(
     for v in keep:
         if v not in groups:
             raise ParameterError("variables: " + unknown_name_message("output variable", v, groups))
-    n = int(population.n_patients)
+    if out_of_bounds not in ("raise", "clip"):
+        raise ParameterError(f"out_of_bounds must be 'raise' or 'clip', got {out_of_bounds!r}")
     Ps = [population.parameter_matrix(spec, vals) for vals in arm_values]
+    n_clipped = 0
+    if out_of_bounds == "clip":
+        lo = np.array([p.lower for p in spec.all_parameters])
+        hi = np.array([p.upper for p in spec.all_parameters])
+        for k, P in enumerate(Ps):
+            n_clipped += int(np.sum((P < lo) | (P > hi)))
+            Ps[k] = np.clip(P, lo, hi)
     for a, P in zip(arm_list, Ps, strict=True):
         _check_patient_bounds(spec, P, a.name)
 
     # ---- work ---------------------------------------------------------------------------------
     compiled = compile_model(model) if not isinstance(model, CompiledModel) else model
     P_all = np.concatenate(Ps, axis=0)
-    sched = EventSchedule.concatenate([(EventSchedule.from_lists(compiled, [evs]), n) for evs in arm_events])
+    blocks = [EventSchedule.concatenate([(EventSchedule.from_lists(compiled, [evs]), n)]) if a.rt_start_day is None
+              else EventSchedule.from_lists(compiled, evs) for a, evs in zip(arm_list, arm_events, strict=True)]
+    sched = _stack(blocks)
     labels = [f"arm {a.name!r}, patient {i}" for a in arm_list for i in range(n)]
     sol = solve(compiled, P_all, t_out, events=sched, t0=t0, options=solver, labels=labels)
-    return _to_dataset(spec, compiled, arm_list, population, parameters, mechanisms_off, solver,
-                       t_out, t0, P_all, sol.y, sol.obs, keep, sol.n_fallback)
+    ds = _to_dataset(spec, compiled, arm_list, population, parameters, mechanisms_off, solver,
+                     t_out, t0, P_all, sol.y, sol.obs, keep, sol.n_fallback)
+    if out_of_bounds == "clip":
+        prov = json.loads(ds.attrs["provenance"]) | {"out_of_bounds": "clip", "clipped_values": n_clipped}
+        ds.attrs["provenance"] = json.dumps(prov, sort_keys=True)
+    return ds
+
+
+def _stack(blocks: Sequence[EventSchedule]) -> EventSchedule:
+    """Concatenate multi-patient schedules (patients of block 0, then block 1, ...)."""
+    width = max([b.args.shape[1] for b in blocks] + [1])
+    ptrs, offset = [np.zeros(1, np.int64)], 0
+    for b in blocks:
+        ptrs.append(offset + b.ptr[1:])
+        offset += int(b.ptr[-1])
+    args = [np.pad(b.args, ((0, 0), (0, width - b.args.shape[1]))) for b in blocks]
+    return EventSchedule(np.concatenate(ptrs), np.concatenate([b.times for b in blocks]),
+                         np.concatenate([b.kinds for b in blocks]), np.concatenate(args, axis=0))
 
 
 def _check_patient_bounds(spec: ModelSpec, P: np.ndarray, arm: str) -> None:
@@ -272,6 +360,8 @@ def _treatment_summary(spec: ModelSpec, arms: Sequence[Arm], n_arms: int) -> dic
         n_fx[a] = len(fractions)
         if fractions:
             rt_first[a] = min(fr.time_day for fr in fractions)
+            if arm.rt_start_day is not None:  # per-patient starts: the earliest one
+                rt_first[a] = np.nanmin(arm.rt_start_day) if np.any(~np.isnan(arm.rt_start_day)) else np.nan
         doses = arm.plan.drug_doses(math.inf)
         if doses:
             drug_first[a] = doses[0].time_day
@@ -321,6 +411,10 @@ def _to_dataset(spec, compiled, arms, population, parameters, mechanisms_off, so
             arr = np.stack([src[..., m[1]] for m in order], axis=2)
             data[name] = (("arm", "patient", "lesion", "time"), arr, {"units": units, "long_name": long_name})
     data.update(_treatment_summary(spec, arms, n_arms))
+    starts = np.array([np.full(n, np.nan if not a.plan.fractions() else min(f.time_day for f in a.plan.fractions()))
+                       if a.rt_start_day is None else a.rt_start_day for a in arms], dtype=float)
+    data["rt_start_day"] = (("arm", "patient"), starts,
+                            {"units": "day", "long_name": "day of the patient's first RT fraction (NaN: no RT)"})
     pnames = list(spec.parameter_names)
     data["parameter_value"] = (
         ("arm", "patient", "parameter"), P_all.reshape(n_arms, n, -1),
@@ -345,7 +439,9 @@ def _to_dataset(spec, compiled, arms, population, parameters, mechanisms_off, so
         "parameter_overrides": dict(parameters.values if isinstance(parameters, ParameterSet) else parameters or {}),
         "population": population.describe(),
         "seed": int(population.seed),
-        "arms": {a.name: {"plan": a.plan.describe(), "parameters": dict(a.parameters)} for a in arms},
+        "arms": {a.name: {"plan": a.plan.describe(), "parameters": dict(a.parameters),
+                          **({} if a.rt_start_day is None else {"rt_start_day": "per patient (variable rt_start_day)"})}
+                 for a in arms},
         "mechanisms_off": list(mechanisms_off),
         "solver": solver.as_dict(),
         "stiff_fallback_patients": int(n_fallback),

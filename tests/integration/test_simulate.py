@@ -390,3 +390,49 @@ def test_cite_lists_the_sources_behind_a_result(nsclc3):
     assert "parameter pk_cl_l_per_day: Ahamadi 2017" in text
     assert "tumour_alpha_per_gy = 0.25: set by the user" in text
     assert "parameter tumour_alpha_per_gy:" not in text  # the default's source no longer applies
+
+
+def test_per_patient_rt_start_equals_separate_shifted_plans(nsclc3):
+    """An arm with ``rt_start_day`` per patient (NaN = no RT) gives, for each patient, exactly the trajectory of
+    the plan shifted to that patient's day (and of the drug-only plan for NaN): the salvage-RT mechanism."""
+    from abscopal.simulate import Arm
+
+    pop = VirtualPopulation(n_patients=4, seed=3, variability=VARIABILITY)
+    plan = TreatmentPlan(radiation=(radiation_regimen("sbrt_24gy_3fx", start_day=0.0),), drug=pem(), name="salvage")
+    starts = np.array([42.0, np.nan, 84.0, 42.0])
+    arm = Arm(name="salvage", plan=plan, rt_start_day=starts)
+    ds = simulate(nsclc3, [arm], population=pop, t_end_day=200.0, output_interval_day=7.0, start_day=0.0)
+    assert np.array_equal(ds.rt_start_day.values[0], starts, equal_nan=True)
+    plans = {42.0: replace_drug(plan.with_rt_offset(42.0), pem()), 84.0: replace_drug(plan.with_rt_offset(84.0), pem()),
+             None: TreatmentPlan(drug=pem(), name="none")}
+    for i, d in enumerate(starts):
+        ref = simulate(nsclc3, {"ref": plans[None if np.isnan(d) else d]}, population=pop, t_end_day=200.0,
+                       output_interval_day=7.0, start_day=0.0)
+        a, b = ds.viable_volume.values[0, i], ref.viable_volume.values[0, i]
+        assert np.array_equal(a, b), f"patient {i} (RT day {d}) differs"
+    with pytest.raises(Exception, match="rt_start_day has 3 entries for 4 patients"):
+        simulate(nsclc3, [Arm(name="x", plan=plan, rt_start_day=starts[:3])], population=pop, t_end_day=50.0)
+    with pytest.raises(Exception, match="has no radiation course"):
+        Arm(name="x", plan=TreatmentPlan(drug=pem()), rt_start_day=starts)
+
+
+def replace_drug(plan, drug):
+    import dataclasses
+
+    return dataclasses.replace(plan, drug=drug)
+
+
+def test_out_of_bounds_values_raise_or_clip(nsclc3):
+    pop = VirtualPopulation(n_patients=50, seed=1, variability={"effector_baseline": LogNormal(omega=3.0)})
+    plan = {"pembro": TreatmentPlan(drug=pem())}
+    hi = nsclc3.spec.parameter("effector_baseline").upper
+    with pytest.raises(Exception, match="outside its bounds"):
+        simulate(nsclc3, plan, population=pop, parameters={"effector_baseline": 0.5 * hi}, t_end_day=30.0)
+    ds = simulate(nsclc3, plan, population=pop, parameters={"effector_baseline": 0.5 * hi}, t_end_day=30.0,
+                  output_interval_day=7.0, out_of_bounds="clip")
+    col = list(ds.parameter.values).index("effector_baseline")
+    vals = ds.parameter_value.values[0, :, col]
+    assert vals.max() == hi and np.all(vals <= hi)
+    assert json.loads(ds.attrs["provenance"])["clipped_values"] == int(np.sum(vals == hi))
+    with pytest.raises(Exception, match="out_of_bounds must be 'raise' or 'clip'"):
+        simulate(nsclc3, plan, population=pop, t_end_day=30.0, out_of_bounds="wrap")

@@ -314,3 +314,31 @@ def test_place_rt_targets_moves_the_chosen_lesion_to_the_front():
     # everything else is unchanged (same draws, same covariates)
     np.testing.assert_array_equal(placed.z, vp.z)
     np.testing.assert_array_equal(placed.event_draws, vp.event_draws)
+
+
+def test_place_rt_targets_several_lesions_and_largest_metastasis():
+    from abscopal.patients import MIXES, draw_patients
+    from abscopal.targeting import place_rt_targets
+
+    vp = draw_patients(MIXES["first_line_pdl1_high"].capped(4), 60, n_lesions=4, seed=5)
+    placed, targets = place_rt_targets(vp, "lung_primary", n_lesions=3)
+    assert targets == (0, 1, 2)
+    for p in range(60):
+        n_present = int(vp.present[p].sum())
+        # the primary stays first; then the largest other present lesions; every present lesion is kept
+        assert placed.baseline_diameter_mm[p, 0] == vp.baseline_diameter_mm[p, 0]
+        others = sorted(vp.baseline_diameter_mm[p, 1:][vp.present[p, 1:]], reverse=True)
+        want = others[:2]
+        got = sorted(placed.baseline_diameter_mm[p, 1:3][placed.present[p, 1:3]], reverse=True)
+        assert got == want[: max(0, min(2, n_present - 1))]
+        assert int(placed.present[p].sum()) == n_present
+    with pytest.raises(ScheduleError, match="has no largest_metastasis lesion"):
+        place_rt_targets(vp, "largest_metastasis")  # some first-line patients have the primary only
+    vp = draw_patients(MIXES["pembro_rt"].capped(4), 60, n_lesions=4, seed=5)  # >= 2 lesions each
+    meta, t = place_rt_targets(vp, "largest_metastasis")
+    assert t == (0,)
+    has_meta = vp.present[:, 1:].any(axis=1)
+    np.testing.assert_array_equal(meta.baseline_diameter_mm[has_meta, 0],
+                                  np.where(vp.present[:, 1:], vp.baseline_diameter_mm[:, 1:], -1).max(axis=1)[has_meta])
+    with pytest.raises(ScheduleError, match="n_lesions = 5 irradiated lesions"):
+        place_rt_targets(vp, "largest", n_lesions=5)

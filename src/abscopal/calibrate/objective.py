@@ -10,6 +10,8 @@ What varies: lmfit parameter names are typical values of model parameters, ``ome
 of the log or logit of a parameter with variability) or ``effect__pretreated__<param>`` /
 ``effect__squamous__<param>`` (covariate log-effects). Omegas and effects rescale the same standard-normal draws
 of the same patients, so they stay common random numbers (plausibility rejection used the draw's own omegas).
+Per-patient values that variability pushes outside a parameter's bounds are truncated to the bounds
+(``simulate(..., out_of_bounds="clip")``), so wide trial omegas do not abort a fit.
 
 Smooth predictions (what the residuals compare; :meth:`~CalibrationProblem.predict`):
 
@@ -293,7 +295,8 @@ class CalibrationProblem:
                           pretreated_log_effect=dict(pats.effects.pretreated_log_effect) | effects["pretreated"],
                           squamous_log_effect=dict(pats.effects.squamous_log_effect) | effects["squamous"])
         ds = simulate(self._compiled(), {s.arm.name: s.plan}, population=pats.population(eff, variability),
-                      parameters=typical, t_end_day=s.t_end_day, output_interval_day=7.0, start_day=s.start_day)
+                      parameters=typical, t_end_day=s.t_end_day, output_interval_day=7.0, start_day=s.start_day,
+                      out_of_bounds="clip")
         return ds, endpoints(ds, s.assessment, patients=pats)
 
     def _run(self, values: Mapping[str, float]) -> dict[tuple[str, str], Any]:

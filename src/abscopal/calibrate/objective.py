@@ -117,6 +117,78 @@ def arm_seed(seed: int, trial: str, arm: str) -> int:
     return int.from_bytes(hashlib.sha256(f"{int(seed)}/{trial}/{arm}".encode()).digest()[:4], "big")
 
 
+def split_values(spec: Any, values: Mapping[str, float], variability_names: Sequence[str] = ()
+                 ) -> tuple[dict[str, float], dict[str, float], dict[str, dict[str, float]]]:
+    """Split calibration values into typical values, omegas and covariate log-effects.
+
+    Parameters
+    ----------
+    spec
+        The model spec (its parameter names are the valid typical values).
+    values
+        ``{name: value}`` with names: a model parameter (typical value); ``omega__<param>`` (inter-patient SD of
+        the log, or logit, of ``<param>``); ``effect__pretreated__<param>`` or ``effect__squamous__<param>``
+        (natural-log covariate effect on ``<param>``).
+    variability_names
+        Parameters with inter-patient variability (the only valid ``omega__`` targets).
+
+    Returns
+    -------
+    (typical, omegas, effects)
+        ``effects`` is ``{"pretreated": {param: beta}, "squamous": {param: beta}}``.
+
+    Raises
+    ------
+    ParameterError
+        For an unknown name (with a suggestion) or a negative / non-finite omega.
+    """
+    names = set(spec.parameter_names)
+    typical: dict[str, float] = {}
+    omegas: dict[str, float] = {}
+    effects: dict[str, dict[str, float]] = {"pretreated": {}, "squamous": {}}
+    known_var = set(variability_names)
+    for k, v in values.items():
+        v = float(v)
+        if k.startswith(OMEGA_PREFIX):
+            target = k[len(OMEGA_PREFIX):]
+            if target not in known_var:
+                raise ParameterError(f"{k!r}: " + unknown_name_message("varying parameter", target, sorted(known_var))
+                                     + "; omegas can be fitted only for parameters with inter-patient variability")
+            if not (v >= 0.0 and math.isfinite(v)):
+                raise ParameterError(f"{k!r} = {v!r}: an omega must be a finite number >= 0")
+            omegas[target] = v
+        elif k.startswith(EFFECT_PREFIX):
+            parts = k[len(EFFECT_PREFIX):].split("__", 1)
+            if len(parts) != 2 or parts[0] not in effects or parts[1] not in names:
+                raise ParameterError(f"{k!r}: covariate effects are named 'effect__pretreated__<parameter>' or "
+                                     f"'effect__squamous__<parameter>' with a model parameter")
+            effects[parts[0]][parts[1]] = v
+        elif k in names:
+            typical[k] = v
+        else:
+            raise ParameterError(unknown_name_message("parameter", k, sorted(names))
+                                 + "; calibrate typical values of model parameters, 'omega__<parameter>' or "
+                                   "'effect__pretreated__<parameter>' / 'effect__squamous__<parameter>'")
+    return typical, omegas, effects
+
+
+def population_for(patients: VirtualPatients, omegas: Mapping[str, float] | None = None,
+                   effects: Mapping[str, Mapping[str, float]] | None = None) -> Any:
+    """``patients.population()`` with omegas and covariate log-effects replaced (same draws: common random
+    numbers). ``omegas`` for parameters without variability in ``patients`` are ignored."""
+    variability = None
+    if omegas:
+        variability = {k: (replace(v, omega=omegas[k]) if k in omegas else v) for k, v in patients.variability.items()}
+    eff = None
+    if effects and (effects.get("pretreated") or effects.get("squamous")):
+        eff = replace(patients.effects,
+                      pretreated_log_effect=dict(patients.effects.pretreated_log_effect) | dict(effects.get(
+                          "pretreated", {})),
+                      squamous_log_effect=dict(patients.effects.squamous_log_effect) | dict(effects.get(
+                          "squamous", {})))
+    return patients.population(eff, variability)
+
+
 @dataclass(frozen=True)
 class _ArmSetup:
     trial: str
@@ -246,58 +318,15 @@ class CalibrationProblem:
 
     # ---- simulation ---------------------------------------------------------------------------------------------
     def _split(self, values: Mapping[str, float]) -> tuple[dict[str, float], dict[str, float], dict[str, dict]]:
-        """Split ``base_parameters | values`` into typical values, omegas and covariate log-effects.
-
-        Names: a model parameter (typical value); ``omega__<param>`` (inter-patient SD of the log, or logit, of
-        ``<param>``, which must have variability in the virtual patients); ``effect__pretreated__<param>`` or
-        ``effect__squamous__<param>`` (natural-log covariate effect on ``<param>``'s typical value).
-        Unknown names raise :class:`~abscopal.errors.ParameterError` with a suggestion.
-        """
-        names = set(self._spec.parameter_names)
-        typical: dict[str, float] = {}
-        omegas: dict[str, float] = {}
-        effects: dict[str, dict[str, float]] = {"pretreated": {}, "squamous": {}}
-        known_var = set(self._variability_names)
-        for k, v in (dict(self.base_parameters) | {k: float(v) for k, v in values.items()}).items():
-            v = float(v)
-            if k.startswith(OMEGA_PREFIX):
-                target = k[len(OMEGA_PREFIX):]
-                if target not in known_var:
-                    raise ParameterError(f"{k!r}: " + unknown_name_message("varying parameter", target,
-                                                                           sorted(known_var))
-                                         + "; omegas can be fitted only for parameters with inter-patient variability")
-                if not (v >= 0.0 and math.isfinite(v)):
-                    raise ParameterError(f"{k!r} = {v!r}: an omega must be a finite number >= 0")
-                omegas[target] = v
-            elif k.startswith(EFFECT_PREFIX):
-                parts = k[len(EFFECT_PREFIX):].split("__", 1)
-                if len(parts) != 2 or parts[0] not in effects or parts[1] not in names:
-                    raise ParameterError(f"{k!r}: covariate effects are named 'effect__pretreated__<parameter>' or "
-                                         f"'effect__squamous__<parameter>' with a model parameter")
-                effects[parts[0]][parts[1]] = v
-            elif k in names:
-                typical[k] = v
-            else:
-                raise ParameterError(unknown_name_message("parameter", k, sorted(names))
-                                     + "; calibrate typical values of model parameters, 'omega__<parameter>' or "
-                                       "'effect__pretreated__<parameter>' / 'effect__squamous__<parameter>'")
-        return typical, omegas, effects
+        return split_values(self._spec, dict(self.base_parameters) | {k: float(v) for k, v in values.items()},
+                            self._variability_names)
 
     def _simulate_arm(self, s: _ArmSetup, split: tuple[dict, dict, dict]) -> tuple[Any, Any]:
         typical, omegas, effects = split
-        pats = s.patients
-        variability = None
-        if omegas:
-            variability = {k: (replace(v, omega=omegas[k]) if k in omegas else v) for k, v in pats.variability.items()}
-        eff = None
-        if effects["pretreated"] or effects["squamous"]:
-            eff = replace(pats.effects,
-                          pretreated_log_effect=dict(pats.effects.pretreated_log_effect) | effects["pretreated"],
-                          squamous_log_effect=dict(pats.effects.squamous_log_effect) | effects["squamous"])
-        ds = simulate(self._compiled(), {s.arm.name: s.plan}, population=pats.population(eff, variability),
+        ds = simulate(self._compiled(), {s.arm.name: s.plan}, population=population_for(s.patients, omegas, effects),
                       parameters=typical, t_end_day=s.t_end_day, output_interval_day=7.0, start_day=s.start_day,
                       out_of_bounds="clip")
-        return ds, endpoints(ds, s.assessment, patients=pats)
+        return ds, endpoints(ds, s.assessment, patients=s.patients)
 
     def _run(self, values: Mapping[str, float]) -> dict[tuple[str, str], Any]:
         split = self._split(values)

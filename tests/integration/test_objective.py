@@ -114,3 +114,17 @@ def test_unknown_calibration_names_fail_before_simulating(problem, monkeypatch, 
         default_parameters(problem, [name])
     with pytest.raises(objective.ParameterError, match=match):
         problem.residuals_from_values({name: 0.1})
+
+
+def test_survival_model_fields_are_fittable(problem):
+    """``survival__base_hazard_per_day`` changes the OS residuals only through the death model."""
+    base = problem.residuals_from_values({})
+    hazard = next(iter(problem._setups.values())).assessment.survival.base_hazard_per_day
+    assert np.array_equal(base, problem.residuals_from_values({"survival__base_hazard_per_day": hazard}))
+    lower = problem.residuals_from_values({"survival__base_hazard_per_day": 0.5 * hazard})
+    os_rows = [i for i, k in enumerate(problem.keys) if k[2] in ("median_os_month", "hr_os")]
+    assert not np.allclose(base[os_rows], lower[os_rows])
+    params = default_parameters(problem, ["survival__base_hazard_per_day"])
+    assert params["survival__base_hazard_per_day"].value == hazard
+    with pytest.raises(Exception, match="survival-model field"):
+        problem.residuals_from_values({"survival__base_hazard": 0.001})

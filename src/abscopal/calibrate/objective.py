@@ -8,7 +8,8 @@ piecewise-smooth function of the parameters (architecture.md, "The calibration o
 
 What varies: lmfit parameter names are typical values of model parameters, ``omega__<param>`` (inter-patient SD
 of the log or logit of a parameter with variability) or ``effect__pretreated__<param>`` /
-``effect__squamous__<param>`` (covariate log-effects). Omegas and effects rescale the same standard-normal draws
+``effect__squamous__<param>`` (covariate log-effects) or ``survival__<field>`` (the tumour-size-linked death
+model, e.g. ``survival__base_hazard_per_day``). Omegas and effects rescale the same standard-normal draws
 of the same patients, so they stay common random numbers (plausibility rejection used the draw's own omegas).
 Per-patient values that variability pushes outside a parameter's bounds are truncated to the bounds
 (``simulate(..., out_of_bounds="clip")``), so wide trial omegas do not abort a fit.
@@ -47,7 +48,7 @@ import hashlib
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from scipy.special import expit
@@ -71,9 +72,15 @@ __all__ = [
     "ORR_WIDTH_PCT",
     "OS_BANDWIDTH_DAY",
     "PFS_SUM_WIDTH_MM",
+    "SURVIVAL_BOUNDS",
+    "SURVIVAL_FIELDS",
+    "SURVIVAL_PREFIX",
     "CalibrationProblem",
+    "SplitValues",
     "arm_seed",
     "default_parameters",
+    "population_for",
+    "split_values",
 ]
 
 ORR_WIDTH_PCT = 2.0
@@ -90,6 +97,16 @@ OMEGA_PREFIX = "omega__"
 """Prefix of a fittable inter-patient SD: ``omega__tumour_doubling_time_day``."""
 EFFECT_PREFIX = "effect__"
 """Prefix of a fittable covariate log-effect: ``effect__pretreated__effector_baseline``."""
+SURVIVAL_PREFIX = "survival__"
+"""Prefix of a fittable field of the death model: ``survival__base_hazard_per_day``."""
+SURVIVAL_FIELDS = ("base_hazard_per_day", "size_exponent", "new_lesion_hazard_ratio", "background_per_day")
+"""Fields of :class:`~abscopal.endpoints.summary.SurvivalModel` a calibration may fit."""
+SURVIVAL_BOUNDS: Mapping[str, tuple[float, float]] = {
+    "base_hazard_per_day": (1e-5, 0.05), "size_exponent": (0.0, 3.0), "new_lesion_hazard_ratio": (1.0, 10.0),
+    "background_per_day": (0.0, 1e-3)}
+"""Bounds of fitted survival-model fields (base hazard: median OS from about 14 days to 190 years at constant
+burden; size exponent up to 3; a new lesion at most multiplies the hazard by 10; background mortality at most
+about 30%/year)."""
 OMEGA_MAX = 3.0
 """Upper bound of a fitted omega (SD of the log: a 20-fold spread per SD is beyond any popPK/PD report)."""
 EFFECT_MAX = 3.0
@@ -117,9 +134,21 @@ def arm_seed(seed: int, trial: str, arm: str) -> int:
     return int.from_bytes(hashlib.sha256(f"{int(seed)}/{trial}/{arm}".encode()).digest()[:4], "big")
 
 
-def split_values(spec: Any, values: Mapping[str, float], variability_names: Sequence[str] = ()
-                 ) -> tuple[dict[str, float], dict[str, float], dict[str, dict[str, float]]]:
-    """Split calibration values into typical values, omegas and covariate log-effects.
+class SplitValues(NamedTuple):
+    """Calibration values by kind (:func:`split_values`)."""
+
+    typical: dict[str, float]
+    omegas: dict[str, float]
+    effects: dict[str, dict[str, float]]
+    survival: dict[str, float]
+
+    def assessment(self, base: Any) -> Any:
+        """``base`` (an :class:`~abscopal.endpoints.summary.Assessment`) with the survival-model fields replaced."""
+        return base if not self.survival else replace(base, survival=replace(base.survival, **self.survival))
+
+
+def split_values(spec: Any, values: Mapping[str, float], variability_names: Sequence[str] = ()) -> SplitValues:
+    """Split calibration values into typical values, omegas, covariate log-effects and survival-model fields.
 
     Parameters
     ----------
@@ -128,14 +157,17 @@ def split_values(spec: Any, values: Mapping[str, float], variability_names: Sequ
     values
         ``{name: value}`` with names: a model parameter (typical value); ``omega__<param>`` (inter-patient SD of
         the log, or logit, of ``<param>``); ``effect__pretreated__<param>`` or ``effect__squamous__<param>``
-        (natural-log covariate effect on ``<param>``).
+        (natural-log covariate effect on ``<param>``); ``survival__<field>`` (a field of the tumour-size-linked
+        death model :class:`~abscopal.endpoints.summary.SurvivalModel`: ``base_hazard_per_day``,
+        ``size_exponent``, ``new_lesion_hazard_ratio``, ``background_per_day``).
     variability_names
         Parameters with inter-patient variability (the only valid ``omega__`` targets).
 
     Returns
     -------
-    (typical, omegas, effects)
-        ``effects`` is ``{"pretreated": {param: beta}, "squamous": {param: beta}}``.
+    SplitValues
+        ``(typical, omegas, effects, survival)``; ``effects`` is ``{"pretreated": {param: beta}, "squamous":
+        {param: beta}}``.
 
     Raises
     ------
@@ -146,10 +178,18 @@ def split_values(spec: Any, values: Mapping[str, float], variability_names: Sequ
     typical: dict[str, float] = {}
     omegas: dict[str, float] = {}
     effects: dict[str, dict[str, float]] = {"pretreated": {}, "squamous": {}}
+    survival: dict[str, float] = {}
     known_var = set(variability_names)
     for k, v in values.items():
         v = float(v)
-        if k.startswith(OMEGA_PREFIX):
+        if k.startswith(SURVIVAL_PREFIX):
+            name = k[len(SURVIVAL_PREFIX):]
+            if name not in SURVIVAL_FIELDS:
+                raise ParameterError(f"{k!r}: " + unknown_name_message("survival-model field", name, SURVIVAL_FIELDS))
+            if not (v >= 0.0 and math.isfinite(v)):
+                raise ParameterError(f"{k!r} = {v!r}: survival-model values must be finite and >= 0")
+            survival[name] = v
+        elif k.startswith(OMEGA_PREFIX):
             target = k[len(OMEGA_PREFIX):]
             if target not in known_var:
                 raise ParameterError(f"{k!r}: " + unknown_name_message("varying parameter", target, sorted(known_var))
@@ -167,9 +207,10 @@ def split_values(spec: Any, values: Mapping[str, float], variability_names: Sequ
             typical[k] = v
         else:
             raise ParameterError(unknown_name_message("parameter", k, sorted(names))
-                                 + "; calibrate typical values of model parameters, 'omega__<parameter>' or "
-                                   "'effect__pretreated__<parameter>' / 'effect__squamous__<parameter>'")
-    return typical, omegas, effects
+                                 + "; calibrate typical values of model parameters, 'omega__<parameter>', "
+                                   "'effect__pretreated__<parameter>' / 'effect__squamous__<parameter>' or "
+                                   "'survival__<field>'")
+    return SplitValues(typical, omegas, effects, survival)
 
 
 def population_for(patients: VirtualPatients, omegas: Mapping[str, float] | None = None,
@@ -317,16 +358,15 @@ class CalibrationProblem:
         return self._cache["model"]
 
     # ---- simulation ---------------------------------------------------------------------------------------------
-    def _split(self, values: Mapping[str, float]) -> tuple[dict[str, float], dict[str, float], dict[str, dict]]:
+    def _split(self, values: Mapping[str, float]) -> SplitValues:
         return split_values(self._spec, dict(self.base_parameters) | {k: float(v) for k, v in values.items()},
                             self._variability_names)
 
-    def _simulate_arm(self, s: _ArmSetup, split: tuple[dict, dict, dict]) -> tuple[Any, Any]:
-        typical, omegas, effects = split
-        ds = simulate(self._compiled(), {s.arm.name: s.plan}, population=population_for(s.patients, omegas, effects),
-                      parameters=typical, t_end_day=s.t_end_day, output_interval_day=7.0, start_day=s.start_day,
-                      out_of_bounds="clip")
-        return ds, endpoints(ds, s.assessment, patients=s.patients)
+    def _simulate_arm(self, s: _ArmSetup, split: SplitValues) -> tuple[Any, Any]:
+        ds = simulate(self._compiled(), {s.arm.name: s.plan},
+                      population=population_for(s.patients, split.omegas, split.effects), parameters=split.typical,
+                      t_end_day=s.t_end_day, output_interval_day=7.0, start_day=s.start_day, out_of_bounds="clip")
+        return ds, endpoints(ds, split.assessment(s.assessment), patients=s.patients)
 
     def _run(self, values: Mapping[str, float]) -> dict[tuple[str, str], Any]:
         split = self._split(values)
@@ -517,7 +557,9 @@ def default_parameters(problem: CalibrationProblem, names: Sequence[str] = DEFAU
     Typical values start at the model default and take the model's parameter bounds (infinite bounds stay
     open). ``omega__<param>`` starts at the virtual patients' omega, bounded to [0, :data:`OMEGA_MAX`];
     ``effect__<covariate>__<param>`` starts at the patients' covariate effect (0 if none), bounded to
-    [-:data:`EFFECT_MAX`, :data:`EFFECT_MAX`] (a factor of e^3 = 20 either way).
+    [-:data:`EFFECT_MAX`, :data:`EFFECT_MAX`] (a factor of e^3 = 20 either way); ``survival__<field>`` starts at
+    the assessment's :class:`~abscopal.endpoints.summary.SurvivalModel` value, bounded by
+    :data:`SURVIVAL_BOUNDS`.
     """
     import lmfit
 
@@ -530,6 +572,10 @@ def default_parameters(problem: CalibrationProblem, names: Sequence[str] = DEFAU
             target = name[len(OMEGA_PREFIX):]
             pats = next(st.patients for st in problem._setups.values() if target in st.patients.variability)
             start, lo, hi = pats.variability[target].omega, 0.0, OMEGA_MAX
+        elif name.startswith(SURVIVAL_PREFIX):
+            field_name = name[len(SURVIVAL_PREFIX):]
+            start = getattr(next(iter(problem._setups.values())).assessment.survival, field_name)
+            lo, hi = SURVIVAL_BOUNDS[field_name]
         elif name.startswith(EFFECT_PREFIX):
             cov, target = name[len(EFFECT_PREFIX):].split("__", 1)
             start = dict(getattr(first.effects, f"{cov}_log_effect")).get(target, 0.0)

@@ -1,4 +1,4 @@
-"""Command-line interface: ``abscopal simulate | endpoints | fit | regimens | model | cite``.
+"""Command-line interface: ``abscopal simulate | endpoints | fit | study | regimens | model | cite``.
 
 Every command is a thin layer over one documented function call.
 """
@@ -194,6 +194,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .calibrate.fit import add_fit_command
 
     add_fit_command(sub)
+    from .studies.command import add_study_command
+
+    add_study_command(sub)
     c = sub.add_parser("cite", help="print the sources behind a model or a result file")
     c.add_argument("--model", default="nsclc")
     c.add_argument("--result", default=None, help="a netCDF file written by abscopal")

@@ -1,0 +1,79 @@
+"""``abscopal study STUDY.toml --out DIR``: the command-line face of :func:`abscopal.studies.study`."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+from ..errors import AbscopalError
+
+__all__ = ["add_study_command", "format_summary"]
+
+
+def _fmt(row: dict[str, Any], metric: str, *, percent: bool) -> str:
+    v, lo, hi = row[metric], row.get(f"{metric}_lower"), row.get(f"{metric}_upper")
+
+    def one(x: float) -> str:
+        if x is None or (isinstance(x, float) and math.isnan(x)):
+            return "-"
+        if math.isinf(x):
+            return "NR"
+        return f"{100 * x:.0f}%" if percent else f"{x:.1f}"
+
+    return one(v) + (f" [{one(lo)}, {one(hi)}]" if lo is not None and hi is not None else "")
+
+
+def format_summary(rows: list[dict[str, Any]], *, limit: int | None = None) -> str:
+    """Plain-text table of :func:`~abscopal.studies.run.summary_table` rows, best 12-month OS first."""
+    order = sorted(rows, key=lambda r: -(r["os_12mo"] if math.isfinite(r["os_12mo"]) else -1.0))
+    head = (f"{'timing':<16}{'fractionation':<20}{'site':<20}{'ORR':>16}{'median PFS (mo)':>22}"
+            f"{'OS 12 mo':>18}{'pneumonitis':>16}")
+    lines = [head, "-" * len(head)]
+    for r in order[:limit]:
+        lines.append(f"{r['timing'][:15]:<16}{r['fractionation'][:19]:<20}{r['site'][:19]:<20}"
+                     f"{_fmt(r, 'orr', percent=True):>16}{_fmt(r, 'median_pfs_month', percent=False):>22}"
+                     f"{_fmt(r, 'os_12mo', percent=True):>18}{_fmt(r, 'pneumonitis_risk', percent=True):>16}")
+    return "\n".join(lines)
+
+
+def _cmd_study(args: argparse.Namespace) -> int:
+    from . import load_study, run_study, summary_table
+
+    overrides = {k: v for k, v in (("n_patients", args.patients), ("seed", args.seed), ("n_draws", args.draws))
+                 if v is not None}
+    design = load_study(args.study, **overrides)  # validates the whole file before any work
+    out = Path(args.out)
+    if (out / "study.json").exists() and not args.force:
+        raise AbscopalError(f"{str(out)!r} holds a completed study; choose another --out or pass --force")
+    t0 = time.perf_counter()
+    ds = run_study(design, out, scheduler=args.scheduler, workers=args.workers, progress=not args.quiet,
+                   force=args.force, report=not args.no_report)
+    rows = summary_table(ds)
+    print(format_summary(rows))
+    print(f"\n{len(rows)} cells ({ds.attrs['cells_computed']} computed, {ds.attrs['cells_cached']} reused), "
+          f"{ds.sizes['patient']} patients, {ds.sizes['draw'] - 1} parameter draws, "
+          f"{time.perf_counter() - t0:.1f} s -> {out}/ (endpoints.nc, summary.csv"
+          f"{', report.html' if not args.no_report else ''})")
+    return 0
+
+
+def add_study_command(subparsers: Any) -> argparse.ArgumentParser:
+    """Add ``study STUDY.toml --out DIR [--patients N] [--seed S] [--draws K] [--scheduler ADDRESS | --workers N]
+    [--force] [--no-report] [--quiet]`` to the ``abscopal`` subparsers; returns the subparser."""
+    s = subparsers.add_parser("study", help="run a timing x fractionation x site x drug study and write its report")
+    s.add_argument("study", help="study TOML file (format: docs/studies.md)")
+    s.add_argument("--out", required=True, help="output folder (finished cells in it are reused on a rerun)")
+    s.add_argument("--patients", type=int, default=None, help="virtual patients (overrides the file)")
+    s.add_argument("--seed", type=int, default=None, help="patient seed (overrides the file)")
+    s.add_argument("--draws", type=int, default=None, help="parameter draws from the fit (overrides the file)")
+    g = s.add_mutually_exclusive_group()
+    g.add_argument("--scheduler", default=None, help="address of a running Dask scheduler (tcp://host:8786)")
+    g.add_argument("--workers", type=int, default=None, help="start a local Dask cluster with N worker processes")
+    s.add_argument("--force", action="store_true", help="rewrite the outputs of a completed study in --out")
+    s.add_argument("--no-report", action="store_true", help="skip figures and report.html")
+    s.add_argument("--quiet", action="store_true", help="no progress bar")
+    s.set_defaults(func=_cmd_study)
+    return s

@@ -1,0 +1,579 @@
+"""Study designs: a base arm and the axes to vary (timing x fractionation x site x drug), read from TOML.
+
+A study answers the seed review's questions (when to add RT to checkpoint therapy, how to fractionate it, where
+to aim it, weighed against pneumonitis) by simulating every combination of the levels of four axes on the same
+virtual patients (common random numbers):
+
+``timing``
+    Day of the first RT fraction relative to the first drug dose (negative: RT before the drug), or
+    ``"at_progression"``: salvage RT for each patient who progresses, started ``salvage_delay_day`` after the scan
+    that showed the progression (patients who never progress get no RT).
+``fractionation``
+    A named regimen (``abscopal regimens``), ``"none"`` (no RT), or a table of course fields
+    (``dose_per_fraction_gy``, ``n_fractions``, ``calendar``; spaced pulses about 10 days apart are
+    ``calendar = { type = "spaced_pulses", interval_day = 10 }``).
+``site``
+    Which lesion(s) the course treats: ``"lung_primary"``, ``"largest"``, ``"largest_metastasis"``, a RECIST site
+    (``"liver"``, ...), optionally with ``n_lesions`` (1 to the model's lesion count).
+``drug``
+    A named drug regimen (``abscopal regimens``) or a table of ``DrugRegimen`` fields.
+
+File format (every key is checked; unknown keys raise with the closest valid key)::
+
+    title = "RT timing x fractionation with pembrolizumab"
+    fit = "default"              # "default" (fits/default.json), "none" (model defaults) or a calibration JSON
+
+    [model]
+    n_lesions = 3                # default: the fit's model
+
+    [population]
+    mix = "pembro_rt"            # a MIXES name; line_of_therapy / pdl1_tps_mix override it as in target files
+    n_patients = 200
+    seed = 2026
+
+    [treatment]
+    drug = "pembrolizumab_200mg_q3w"   # used when there is no drug axis
+    salvage_delay_day = 7
+
+    [assessment]                 # as in target files
+    scan_interval_week = 6
+    orr_visit_day = 84           # or "best"
+    exclude_irradiated = false   # true: ORR and PFS of the lesions outside the field only (PEMBRO-RT's ORR)
+
+    [uncertainty]
+    n_draws = 20                 # parameter draws from the fit (0: point values only)
+    seed = 7
+    source = "auto"              # "covariance", "posterior" or "auto"
+
+    [simulation]
+    t_end_day = 730
+    mechanisms_off = []
+
+    [axes]
+    timing = [-7, 0, 21, "at_progression"]
+    fractionation = ["none", "sbrt_24gy_3fx", "conv_45gy_15fx",
+                     { label = "3 x 10 Gy pulses", dose_per_fraction_gy = 10, n_fractions = 3,
+                       calendar = { type = "spaced_pulses", interval_day = 10 } }]
+    site = ["lung_primary", { label = "2 metastases", target = "largest_metastasis", n_lesions = 2 }]
+    drug = ["pembrolizumab_200mg_q3w"]
+
+Mean lung dose (for the pneumonitis NTCP) is a fraction of the prescribed total dose unless a level gives
+``mean_lung_dose_gy``: see :func:`default_mean_lung_dose_gy`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import math
+import tomllib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from ..calibrate.targets import AssessmentSpec, PopulationSpec
+from ..endpoints.recist import SITES
+from ..errors import ScheduleError, unknown_name_message
+from ..patients import LINES, MIXES, RT_TARGET_RULES, TPS_CATEGORIES
+from ..scenario import _calendar
+from ..solver import SolverOptions
+from ..treatment import DrugRegimen, RadiationCourse, drug_regimen, radiation_regimen
+from ..treatment.plan import TreatmentPlan
+from ..treatment.regimens import DRUG_REGIMENS, RADIATION_REGIMENS
+
+__all__ = ["AXES", "LUNG_DOSE_RATIO", "Cell", "DrugLevel", "FractionationLevel", "SiteLevel", "StudyDesign",
+           "TimingLevel", "default_mean_lung_dose_gy", "load_study", "parse_study"]
+
+AXES = ("timing", "fractionation", "site", "drug")
+"""The axes of a study grid, in the order of the result's dimensions."""
+
+LUNG_DOSE_RATIO: Mapping[str, float] = {"lung_sbrt": 0.10, "lung_conventional": 0.25, "other": 0.03}
+"""Mean lung dose as a fraction of the prescribed total dose, by target and fractionation [assumption].
+
+Anchors: lung SBRT 24 Gy/3 to 50 Gy/4 gives a physical MLD of about 2.4-5 Gy (the 4 Gy assumed for PEMBRO-RT in
+``scenarios/pembro_sbrt.toml``); conventional thoracic RT of 60 Gy gives about 15 Gy, under the QUANTEC MLD
+limit of about 20 Gy (Marks 2010, clinical-targets.md 4.4, [U]); a metastasis outside the lung (liver, adrenal,
+bone, node) gives about 3% of the prescription to the lung. ``lung_sbrt`` applies to doses of 5 Gy or more per
+fraction. Give ``mean_lung_dose_gy`` in a fractionation level to override."""
+
+_TOP = {"title", "description", "fit", "model", "population", "treatment", "assessment", "uncertainty",
+        "simulation", "solver", "axes"}
+_MODEL = {"name", "n_lesions", "growth"}
+_POP = {"mix", "n_patients", "seed", "line_of_therapy", "pdl1_tps_mix"}
+_TREAT = {"drug", "salvage_delay_day"}
+_ASSESS = {"scan_interval_week", "orr_visit_day", "exclude_irradiated", "follow_up_month", "criteria"}
+_UNC = {"n_draws", "seed", "source"}
+_SIM = {"t_end_day", "mechanisms_off"}
+_FRACTION = {"label", "regimen", "dose_per_fraction_gy", "n_fractions", "calendar", "mean_lung_dose_gy",
+             "blood_dose_per_fraction_gy"}
+_SITE = {"label", "target", "n_lesions"}
+_TIMING = {"label", "start_day", "at_progression"}
+_DRUG = {"label", "regimen", "drug", "dose_mg", "dose_mg_per_kg", "interval_day", "max_duration_day", "n_doses"}
+
+
+def _fail(where: str, msg: str) -> ScheduleError:
+    return ScheduleError(f"{where}: {msg}")
+
+
+def _keys(where: str, table: Any, allowed: set[str]) -> Mapping[str, Any]:
+    if not isinstance(table, Mapping):
+        raise _fail(where, f"must be a table, got {table!r}")
+    for k in table:
+        if k not in allowed:
+            raise _fail(where, unknown_name_message("key", k, sorted(allowed)))
+    return table
+
+
+def _number(where: str, value: Any, *, low: float = -math.inf, positive: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise _fail(where, f"must be a finite number, got {value!r}")
+    if value < low or (positive and value <= 0):
+        raise _fail(where, f"must be {'> 0' if positive else f'>= {low:g}'}, got {value!r}")
+    return float(value)
+
+
+def _integer(where: str, value: Any, *, low: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise _fail(where, f"must be an integer >= {low}, got {value!r}")
+    return int(value)
+
+
+# ---- axis levels ------------------------------------------------------------------------------------------------
+@dataclass(frozen=True, kw_only=True)
+class TimingLevel:
+    """When RT starts: ``start_day`` after the first drug dose, or at each patient's progression."""
+
+    label: str
+    start_day: float | None = None
+    at_progression: bool = False
+
+    def describe(self) -> str:
+        """Human description."""
+        return "at progression (salvage)" if self.at_progression else f"first fraction on day {self.start_day:+g}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class FractionationLevel:
+    """A radiation course template (``None``: no RT) and an optional explicit mean lung dose."""
+
+    label: str
+    course: RadiationCourse | None = None
+    mean_lung_dose_gy: float | None = None
+    source: str = ""
+
+    @property
+    def total_dose_gy(self) -> float:
+        """Prescribed total dose (0 without RT)."""
+        return 0.0 if self.course is None else self.course.dose_per_fraction_gy * self.course.n_fractions
+
+
+@dataclass(frozen=True, kw_only=True)
+class SiteLevel:
+    """Which lesion(s) to irradiate: a target rule and the number of lesions per patient."""
+
+    label: str
+    target: str | tuple[int, ...] = "lung_primary"
+    n_lesions: int = 1
+
+    @property
+    def in_lung(self) -> bool:
+        """True if the first target is a lung lesion (the primary or a lung site)."""
+        return self.target in ("lung_primary", "lung") or (isinstance(self.target, tuple) and 0 in self.target)
+
+
+@dataclass(frozen=True, kw_only=True)
+class DrugLevel:
+    """A checkpoint-inhibitor regimen (``None``: RT alone)."""
+
+    label: str
+    regimen: DrugRegimen | None = None
+
+
+def default_mean_lung_dose_gy(site: SiteLevel, fractionation: FractionationLevel) -> float:
+    """Physical mean lung dose of a course: the level's ``mean_lung_dose_gy`` if given, else
+    :data:`LUNG_DOSE_RATIO` times the prescribed total dose for the first target, plus the ``other`` ratio for
+    each further irradiated lesion [assumption]."""
+    if fractionation.course is None:
+        return 0.0
+    if fractionation.mean_lung_dose_gy is not None:
+        return fractionation.mean_lung_dose_gy
+    total = fractionation.total_dose_gy
+    if site.in_lung:
+        first = LUNG_DOSE_RATIO["lung_sbrt" if fractionation.course.dose_per_fraction_gy >= 5.0
+                                else "lung_conventional"]
+    else:
+        first = LUNG_DOSE_RATIO["other"]
+    return total * (first + LUNG_DOSE_RATIO["other"] * (site.n_lesions - 1))
+
+
+@dataclass(frozen=True, kw_only=True)
+class Cell:
+    """One combination of axis levels (``index``: position of each level on its axis)."""
+
+    timing: TimingLevel
+    fractionation: FractionationLevel
+    site: SiteLevel
+    drug: DrugLevel
+    index: tuple[int, int, int, int]
+
+    @property
+    def label(self) -> str:
+        """``"timing | fractionation | site | drug"``."""
+        return " | ".join((self.timing.label, self.fractionation.label, self.site.label, self.drug.label))
+
+    @property
+    def has_rt(self) -> bool:
+        """True if this cell gives radiation."""
+        return self.fractionation.course is not None
+
+    def plan(self, target_lesions: tuple[int, ...]) -> TreatmentPlan:
+        """The plan (RT on ``target_lesions``; at progression the course starts at day 0 and each patient's start
+        is set per patient, :attr:`abscopal.simulate.Arm.rt_start_day`)."""
+        drug = self.drug.regimen
+        if not self.has_rt:
+            return TreatmentPlan(drug=drug, name=self.label)
+        course = replace(self.fractionation.course, target_lesions=target_lesions,
+                         mean_lung_dose_gy=default_mean_lung_dose_gy(self.site, self.fractionation))
+        plan = TreatmentPlan(radiation=(course,), drug=drug, name=self.label)
+        start = 0.0 if self.timing.at_progression else float(self.timing.start_day)  # type: ignore[arg-type]
+        shifted = plan.with_rt_offset(start)
+        return replace(shifted, drug=drug)  # keep the drug's own schedule (with_rt_offset moves it to day 0)
+
+    def canonical(self) -> dict[str, Any]:
+        """What determines the cell's simulation (labels excluded; no-RT cells ignore the timing and site)."""
+        rt = None
+        if self.has_rt:
+            c = self.fractionation.course
+            rt = {"course": c.describe(), "calendar": repr(c.calendar), "n_fractions": c.n_fractions,
+                  "dose_per_fraction_gy": c.dose_per_fraction_gy,
+                  "blood_dose_per_fraction_gy": c.resolved_blood_dose_per_fraction_gy,
+                  "mean_lung_dose_gy": default_mean_lung_dose_gy(self.site, self.fractionation),
+                  "start_day": self.timing.start_day, "at_progression": self.timing.at_progression,
+                  "target": list(self.site.target) if isinstance(self.site.target, tuple) else self.site.target,
+                  "n_lesions": self.site.n_lesions}
+        drug = None if self.drug.regimen is None else self.drug.regimen.describe()
+        return {"rt": rt, "drug": drug}
+
+
+# ---- the design -------------------------------------------------------------------------------------------------
+@dataclass(frozen=True, kw_only=True)
+class StudyDesign:
+    """A parsed study: base arm, axes and run settings (see the module docstring for the file format).
+
+    Attributes
+    ----------
+    title, description
+        Free text for the report.
+    fit
+        ``"default"`` (the shipped ``fits/default.json``), ``None`` (model defaults) or a calibration file path.
+    model_name, n_lesions, growth
+        Library model options (``n_lesions`` / ``name`` None: the fit's).
+    population
+        Patient mix and overrides (:class:`~abscopal.calibrate.targets.PopulationSpec`).
+    n_patients, seed
+        Virtual patients (the same patients in every cell) and their seed.
+    assessment
+        Scans and response rules (:class:`~abscopal.calibrate.targets.AssessmentSpec`).
+    salvage_delay_day
+        Days from the scan showing progression to the first salvage fraction.
+    n_draws, draw_seed, draw_source
+        Parameter draws from the fit's uncertainty (0: point values only).
+    t_end_day, mechanisms_off, solver
+        Simulation settings.
+    axes
+        ``{axis: levels}`` for every axis of :data:`AXES` (a missing axis has one level).
+    source
+        The file the design was read from.
+    """
+
+    title: str = "abscopal study"
+    description: str = ""
+    fit: str | None = "default"
+    model_name: str | None = None
+    n_lesions: int | None = None
+    growth: str | None = None
+    population: PopulationSpec = field(default_factory=lambda: PopulationSpec(mix="pembro_rt"))
+    n_patients: int = 200
+    seed: int = 0
+    assessment: AssessmentSpec = field(default_factory=lambda: AssessmentSpec(orr_visit_day=84.0))
+    salvage_delay_day: float = 7.0
+    n_draws: int = 0
+    draw_seed: int = 0
+    draw_source: str = "auto"
+    t_end_day: float = 730.0
+    mechanisms_off: tuple[str, ...] = ()
+    solver: SolverOptions = field(default_factory=SolverOptions)
+    axes: Mapping[str, tuple[Any, ...]] = field(default_factory=dict)
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        axes = dict(self.axes)
+        unknown = [a for a in axes if a not in AXES]
+        if unknown:
+            raise ScheduleError("axes: " + unknown_name_message("axis", unknown[0], AXES))
+        defaults = {"timing": (TimingLevel(label="day -7", start_day=-7.0),),
+                    "fractionation": (_fractionation("axes.fractionation[0]", "sbrt_24gy_3fx"),),
+                    "site": (SiteLevel(label="lung_primary"),),
+                    "drug": (DrugLevel(label="pembrolizumab_200mg_q3w",
+                                       regimen=drug_regimen("pembrolizumab_200mg_q3w")),)}
+        for a in AXES:
+            levels = tuple(axes.get(a, defaults[a]))
+            if not levels:
+                raise ScheduleError(f"axes.{a} is empty; give at least one level or leave the axis out")
+            labels = [lv.label for lv in levels]
+            dup = sorted({x for x in labels if labels.count(x) > 1})
+            if dup:
+                raise ScheduleError(f"axes.{a}: labels repeat {dup}; give each level a unique label")
+            axes[a] = levels
+        object.__setattr__(self, "axes", axes)
+        if self.n_lesions is not None:
+            for s in axes["site"]:
+                if s.n_lesions > self.n_lesions:
+                    raise ScheduleError(f"axes.site {s.label!r}: n_lesions = {s.n_lesions} but the model has "
+                                        f"{self.n_lesions} lesions; raise model.n_lesions or irradiate fewer")
+        if any(t.at_progression for t in axes["timing"]) and self.n_patients < 1:
+            raise ScheduleError("population.n_patients must be >= 1")
+        if self.draw_source not in ("auto", "covariance", "posterior"):
+            raise ScheduleError(f"uncertainty.source = {self.draw_source!r}: "
+                                + unknown_name_message("source", self.draw_source, ("auto", "covariance",
+                                                                                     "posterior")))
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """Number of levels per axis, in :data:`AXES` order."""
+        return tuple(len(self.axes[a]) for a in AXES)
+
+    def cells(self) -> list[Cell]:
+        """Every combination of levels, in C order of :data:`AXES`."""
+        levels = [self.axes[a] for a in AXES]
+        ranges = [range(len(lv)) for lv in levels]
+        return [Cell(timing=levels[0][i], fractionation=levels[1][j], site=levels[2][k], drug=levels[3][m],
+                     index=(i, j, k, m)) for i, j, k, m in itertools.product(*ranges)]
+
+    def canonical(self) -> dict[str, Any]:
+        """Everything except labels and text, for hashing."""
+        return {"fit": self.fit, "model": [self.model_name, self.n_lesions, self.growth],
+                "population": [self.population.mix, _plain(self.population.line_of_therapy),
+                               _plain(self.population.pdl1_tps_mix), self.n_patients, self.seed],
+                "assessment": [self.assessment.scan_interval_week, self.assessment.orr_visit_day,
+                               self.assessment.exclude_irradiated, self.assessment.criteria],
+                "salvage_delay_day": self.salvage_delay_day,
+                "draws": [self.n_draws, self.draw_seed, self.draw_source],
+                "t_end_day": self.t_end_day, "mechanisms_off": list(self.mechanisms_off),
+                "solver": self.solver.as_dict(),
+                "cells": [c.canonical() for c in self.cells()]}
+
+    def content_hash(self) -> str:
+        """sha256 of :meth:`canonical`."""
+        return hashlib.sha256(json.dumps(self.canonical(), sort_keys=True, default=str).encode()).hexdigest()
+
+    def describe(self) -> dict[str, Any]:
+        """Plain description for provenance and reports."""
+        return {"title": self.title, "description": self.description, "fit": self.fit, "source": self.source,
+                "n_patients": self.n_patients, "seed": self.seed, "mix": self.population.mix,
+                "n_draws": self.n_draws, "draw_seed": self.draw_seed, "salvage_delay_day": self.salvage_delay_day,
+                "t_end_day": self.t_end_day, "mechanisms_off": list(self.mechanisms_off),
+                "axes": {a: [lv.label for lv in self.axes[a]] for a in AXES}}
+
+
+def _plain(x: Any) -> Any:
+    return None if x is None else dict(x)
+
+
+# ---- parsing ----------------------------------------------------------------------------------------------------
+def _timing(where: str, spec: Any) -> TimingLevel:
+    if spec == "at_progression":
+        return TimingLevel(label="at progression", at_progression=True)
+    if spec == "concurrent":
+        return TimingLevel(label="concurrent (day 0)", start_day=0.0)
+    if isinstance(spec, int | float) and not isinstance(spec, bool):
+        d = _number(where, spec)
+        return TimingLevel(label=f"day {d:+g}", start_day=d)
+    if isinstance(spec, Mapping):
+        t = _keys(where, spec, _TIMING)
+        if t.get("at_progression", False):
+            if "start_day" in t:
+                raise _fail(where, "give start_day or at_progression = true, not both")
+            return TimingLevel(label=str(t.get("label", "at progression")), at_progression=True)
+        if "start_day" not in t:
+            raise _fail(where, "needs start_day (days from the first drug dose) or at_progression = true")
+        d = _number(f"{where}.start_day", t["start_day"])
+        return TimingLevel(label=str(t.get("label", f"day {d:+g}")), start_day=d)
+    raise _fail(where, f"must be a day (number), 'concurrent', 'at_progression' or a table, got {spec!r}")
+
+
+def _fractionation(where: str, spec: Any) -> FractionationLevel:
+    if spec in ("none", "no_rt"):
+        return FractionationLevel(label="no RT")
+    if isinstance(spec, str):
+        if spec not in RADIATION_REGIMENS:
+            raise _fail(where, unknown_name_message("radiation regimen", spec, RADIATION_REGIMENS) + " or 'none'")
+        return FractionationLevel(label=spec, course=radiation_regimen(spec, start_day=0.0),
+                                  source=RADIATION_REGIMENS[spec].source)
+    if not isinstance(spec, Mapping):
+        raise _fail(where, f"must be a regimen name, 'none' or a table, got {spec!r}")
+    t = dict(_keys(where, spec, _FRACTION))
+    label = t.pop("label", None)
+    mld = t.pop("mean_lung_dose_gy", None)
+    if mld is not None:
+        mld = _number(f"{where}.mean_lung_dose_gy", mld, low=0.0)
+    if "calendar" in t:
+        t["calendar"] = _calendar(where, t["calendar"])
+    if "regimen" in t:
+        name = t.pop("regimen")
+        if name not in RADIATION_REGIMENS:
+            raise _fail(where, unknown_name_message("radiation regimen", str(name), RADIATION_REGIMENS))
+        course = radiation_regimen(name, start_day=0.0, **t)
+        return FractionationLevel(label=str(label or name), course=course, mean_lung_dose_gy=mld,
+                                  source=RADIATION_REGIMENS[name].source)
+    for k in ("dose_per_fraction_gy", "n_fractions"):
+        if k not in t:
+            raise _fail(where, f"needs {k} (or a named regimen)")
+    try:
+        course = RadiationCourse(start_day=0.0, **t)
+    except TypeError as exc:
+        raise _fail(where, str(exc)) from None
+    default_label = f"{course.dose_per_fraction_gy * course.n_fractions:g} Gy/{course.n_fractions}"
+    return FractionationLevel(label=str(label or default_label), course=course, mean_lung_dose_gy=mld,
+                              source="user-defined")
+
+
+def _site(where: str, spec: Any) -> SiteLevel:
+    known = (*RT_TARGET_RULES, *SITES)
+    if isinstance(spec, str):
+        if spec not in known:
+            raise _fail(where, unknown_name_message("RT target", spec, known))
+        return SiteLevel(label=spec, target=spec)
+    if not isinstance(spec, Mapping):
+        raise _fail(where, f"must be a target rule, a site or a table, got {spec!r}")
+    t = _keys(where, spec, _SITE)
+    target = t.get("target", "lung_primary")
+    if isinstance(target, list):
+        if not target or not all(isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in target):
+            raise _fail(f"{where}.target", f"must be a rule, a site or a list of lesion indices, got {target!r}")
+        target = tuple(target)
+    elif target not in known:
+        raise _fail(f"{where}.target", unknown_name_message("RT target", str(target), known))
+    n = _integer(f"{where}.n_lesions", t.get("n_lesions", 1), low=1)
+    label = t.get("label", target if n == 1 else f"{target} x{n}")
+    return SiteLevel(label=str(label), target=target, n_lesions=n)
+
+
+def _drug(where: str, spec: Any) -> DrugLevel:
+    if spec == "none":
+        return DrugLevel(label="no drug")
+    if isinstance(spec, str):
+        if spec not in DRUG_REGIMENS:
+            raise _fail(where, unknown_name_message("drug regimen", spec, DRUG_REGIMENS) + " or 'none'")
+        return DrugLevel(label=spec, regimen=drug_regimen(spec))
+    if not isinstance(spec, Mapping):
+        raise _fail(where, f"must be a drug regimen name or a table, got {spec!r}")
+    t = dict(_keys(where, spec, _DRUG))
+    label = t.pop("label", None)
+    if "regimen" in t:
+        name = t.pop("regimen")
+        if name not in DRUG_REGIMENS:
+            raise _fail(where, unknown_name_message("drug regimen", str(name), DRUG_REGIMENS))
+        return DrugLevel(label=str(label or name), regimen=drug_regimen(name, **t))
+    reg = DrugRegimen(**t)
+    return DrugLevel(label=str(label or reg.schedule), regimen=reg)
+
+
+def _frequencies(where: str, value: Any, known: Sequence[str]) -> Mapping[str, float] | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = {value: 1.0}
+    t = _keys(where, value, set(known))
+    probs = {k: _number(f"{where}.{k}", v, low=0.0) for k, v in t.items()}
+    if abs(sum(probs.values()) - 1.0) > 1e-9:
+        raise _fail(where, f"probabilities must sum to 1, got {sum(probs.values())!r}")
+    return probs
+
+
+def parse_study(data: Mapping[str, Any], *, source: str = "", n_patients: int | None = None,
+                seed: int | None = None, n_draws: int | None = None) -> StudyDesign:
+    """Build a :class:`StudyDesign` from a parsed TOML mapping (optional overrides of size, seed and draws).
+
+    Raises
+    ------
+    ScheduleError
+        Naming the table and key of the first invalid entry, before any simulation.
+    """
+    _keys("study", data, _TOP)
+    kw: dict[str, Any] = {"source": source}
+    if "title" in data:
+        kw["title"] = str(data["title"])
+    if "description" in data:
+        kw["description"] = str(data["description"])
+    fit = data.get("fit", "default")
+    if not isinstance(fit, str):
+        raise _fail("fit", f"must be 'default', 'none' or a calibration file path, got {fit!r}")
+    kw["fit"] = None if fit == "none" else fit
+    m = _keys("model", data.get("model", {}), _MODEL)
+    kw["model_name"] = m.get("name")
+    if "n_lesions" in m:
+        kw["n_lesions"] = _integer("model.n_lesions", m["n_lesions"], low=1)
+    kw["growth"] = m.get("growth")
+    p = _keys("population", data.get("population", {}), _POP)
+    mix = p.get("mix", "pembro_rt")
+    if mix not in MIXES:
+        raise _fail("population.mix", unknown_name_message("population mix", str(mix), MIXES))
+    kw["population"] = PopulationSpec(
+        mix=mix, line_of_therapy=_frequencies("population.line_of_therapy", p.get("line_of_therapy"), LINES),
+        pdl1_tps_mix=_frequencies("population.pdl1_tps_mix", p.get("pdl1_tps_mix"), TPS_CATEGORIES))
+    kw["n_patients"] = _integer("population.n_patients", n_patients if n_patients is not None
+                                else p.get("n_patients", 200), low=1)
+    kw["seed"] = _integer("population.seed", seed if seed is not None else p.get("seed", 0), low=0)
+    tr = _keys("treatment", data.get("treatment", {}), _TREAT)
+    if "salvage_delay_day" in tr:
+        kw["salvage_delay_day"] = _number("treatment.salvage_delay_day", tr["salvage_delay_day"], low=0.0)
+    a = _keys("assessment", data.get("assessment", {}), _ASSESS)
+    visit = a.get("orr_visit_day", 84.0)
+    if visit != "best":
+        visit = _number("assessment.orr_visit_day", visit, low=0.0)
+    interval = a.get("scan_interval_week")
+    kw["assessment"] = AssessmentSpec(
+        criteria=str(a.get("criteria", "recist1.1")),
+        scan_interval_week=None if interval is None else _number("assessment.scan_interval_week", interval,
+                                                                 positive=True),
+        orr_visit_day=visit, exclude_irradiated=bool(a.get("exclude_irradiated", False)),
+        follow_up_month=None if "follow_up_month" not in a else _number("assessment.follow_up_month",
+                                                                        a["follow_up_month"], positive=True))
+    u = _keys("uncertainty", data.get("uncertainty", {}), _UNC)
+    kw["n_draws"] = _integer("uncertainty.n_draws", n_draws if n_draws is not None else u.get("n_draws", 0), low=0)
+    kw["draw_seed"] = _integer("uncertainty.seed", u.get("seed", 0), low=0)
+    kw["draw_source"] = str(u.get("source", "auto"))
+    s = _keys("simulation", data.get("simulation", {}), _SIM)
+    if "t_end_day" in s:
+        kw["t_end_day"] = _number("simulation.t_end_day", s["t_end_day"], positive=True)
+    kw["mechanisms_off"] = tuple(s.get("mechanisms_off", ()))
+    solver = _keys("solver", data.get("solver", {}), set(SolverOptions.__dataclass_fields__))
+    kw["solver"] = SolverOptions(**solver)
+    ax = _keys("axes", data.get("axes", {}), set(AXES))
+    axes: dict[str, tuple[Any, ...]] = {}
+    parsers = {"timing": _timing, "fractionation": _fractionation, "site": _site, "drug": _drug}
+    for name, values in ax.items():
+        if not isinstance(values, list):
+            values = [values]
+        axes[name] = tuple(parsers[name](f"axes.{name}[{i}]", v) for i, v in enumerate(values))
+    if "drug" not in axes:
+        axes["drug"] = (_drug("treatment.drug", tr.get("drug", "pembrolizumab_200mg_q3w")),)
+    elif "drug" in tr:
+        raise _fail("treatment.drug", "the study has a drug axis; give the drugs in axes.drug only")
+    kw["axes"] = axes
+    return StudyDesign(**kw)
+
+
+def load_study(path: str | Path, **overrides: Any) -> StudyDesign:
+    """Read and validate a study TOML file (``overrides``: ``n_patients``, ``seed``, ``n_draws``)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ScheduleError(f"study file {str(path)!r} does not exist")
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ScheduleError(f"study file {str(path)!r} is not valid TOML: {exc}") from None
+    return parse_study(data, source=str(path), **overrides)

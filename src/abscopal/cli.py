@@ -1,4 +1,5 @@
-"""Command-line interface: ``abscopal simulate | endpoints | fit | study | regimens | model | cite``.
+"""Command-line interface: ``abscopal simulate | endpoints | fit | validate | crossval | study | regimens | model |
+cite``.
 
 Every command is a thin layer over one documented function call.
 """
@@ -194,7 +195,12 @@ def build_parser() -> argparse.ArgumentParser:
     from .calibrate.fit import add_fit_command
 
     add_fit_command(sub)
+    from .calibrate.crossval import add_crossval_command
+    from .calibrate.validate import add_validate_command
     from .studies.command import add_study_command
+
+    add_validate_command(sub)
+    add_crossval_command(sub)
 
     add_study_command(sub)
     c = sub.add_parser("cite", help="print the sources behind a model or a result file")

@@ -1,5 +1,8 @@
-"""Calibration: trial targets (``fits/targets/*.toml``, format in ``docs/targets.md``) and the objective."""
+"""Calibration: trial targets (``fits/targets/*.toml``, format in ``docs/targets.md``), the objective, fitting
+(:func:`calibrate`), parameter draws, validation on any trial and leave-one-trial-out cross-validation."""
 
+from .crossval import CrossValidation, cross_validate
+from .draws import ParameterDraws, parameter_draws
 from .fit import Calibration, calibrate
 from .objective import CalibrationProblem, arm_seed, default_parameters
 from .targets import (
@@ -19,6 +22,7 @@ from .targets import (
     load_targets,
     parse_targets,
 )
+from .validate import ValidationResult, validate
 
 __all__ = [
     "CONFIDENCE_TAGS",
@@ -29,16 +33,22 @@ __all__ = [
     "Calibration",
     "CalibrationProblem",
     "ComparisonTarget",
+    "CrossValidation",
     "DrugSpec",
     "Outcome",
+    "ParameterDraws",
     "PopulationSpec",
     "RadiationSpec",
     "TargetError",
     "TrialTargets",
+    "ValidationResult",
     "arm_seed",
     "calibrate",
+    "cross_validate",
     "default_parameters",
     "load_all",
     "load_targets",
+    "parameter_draws",
     "parse_targets",
+    "validate",
 ]

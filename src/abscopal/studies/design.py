@@ -375,6 +375,10 @@ class StudyDesign:
                 "n_patients": self.n_patients, "seed": self.seed, "mix": self.population.mix,
                 "n_draws": self.n_draws, "draw_seed": self.draw_seed, "salvage_delay_day": self.salvage_delay_day,
                 "t_end_day": self.t_end_day, "mechanisms_off": list(self.mechanisms_off),
+                "assessment": {"criteria": self.assessment.criteria,
+                               "scan_interval_week": self.assessment.scan_interval_week or 6.0,
+                               "orr_visit_day": self.assessment.orr_visit_day,
+                               "exclude_irradiated": self.assessment.exclude_irradiated},
                 "axes": {a: [lv.label for lv in self.axes[a]] for a in AXES}}
 
 

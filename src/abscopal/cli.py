@@ -1,5 +1,5 @@
-"""Command-line interface: ``abscopal simulate | endpoints | fit | validate | crossval | study | regimens | model |
-cite``.
+"""Command-line interface: ``abscopal simulate | endpoints | fit | fit-report | validate | crossval | study |
+regimens | model | cite``.
 
 Every command is a thin layer over one documented function call.
 """
@@ -35,6 +35,8 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     ds = simulate(scenario.model, scenario.arms, **scenario.simulate_kwargs())
     ds.attrs["scenario"] = scenario.source
     ds.attrs["scenario_title"] = scenario.title
+    ds.attrs["fit"] = scenario.fit or "none (model defaults, uncalibrated)"
+    ds.attrs["fit_survival"] = json.dumps(dict(scenario.survival))
     write_netcdf(ds, out, force=args.force)
     print(f"simulated {ds.sizes['arm']} arm(s) x {ds.sizes['patient']} patient(s) in "
           f"{time.perf_counter() - t0:.1f} s -> {out}")
@@ -60,12 +62,15 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _assessment(args: argparse.Namespace):
+def _assessment(args: argparse.Namespace, survival: dict | None = None):
+    from dataclasses import replace
+
     from .endpoints.recist import IRECIST, RECIST_1_1
-    from .endpoints.summary import Assessment
+    from .endpoints.summary import Assessment, SurvivalModel
 
     return Assessment(orr_visit_day=args.orr_visit_day, exclude_irradiated=not args.include_irradiated,
-                      rules=IRECIST if args.irecist else RECIST_1_1)
+                      rules=IRECIST if args.irecist else RECIST_1_1,
+                      survival=replace(SurvivalModel(), **(survival or {})))
 
 
 def _print_endpoints(ds, args: argparse.Namespace) -> None:
@@ -73,7 +78,7 @@ def _print_endpoints(ds, args: argparse.Namespace) -> None:
     from .endpoints.table import format_table
     from .io import write_netcdf
 
-    ep = endpoints(ds, _assessment(args))
+    ep = endpoints(ds, _assessment(args, json.loads(ds.attrs.get("fit_survival", "{}"))))
     print(format_table(ep))
     if getattr(args, "endpoints_out", None):
         write_netcdf(ep, args.endpoints_out, force=args.force)
@@ -196,9 +201,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_fit_command(sub)
     from .calibrate.crossval import add_crossval_command
+    from .calibrate.report import add_fit_report_command
     from .calibrate.validate import add_validate_command
     from .studies.command import add_study_command
 
+    add_fit_report_command(sub)
     add_validate_command(sub)
     add_crossval_command(sub)
 

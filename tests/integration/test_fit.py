@@ -149,3 +149,51 @@ def test_cli_fit_writes_the_calibration(nsclc3, tmp_path, capsys):
     (toml2 := tmp_path / "edited.toml").write_text(_to_toml(changed))
     with pytest.raises(AbscopalError, match="pembro_rt"):
         cal.problem(load_all([toml2]))
+
+
+def _fit_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="abscopal")
+    add_fit_command(parser.add_subparsers(dest="command", required=True))
+    return parser
+
+
+@pytest.mark.parametrize(("extra", "match"), [
+    (["--report", "{tmp}/exists.html"], "exists.html"),
+    (["--report", "{tmp}/r.pdf"], r"\.pdf"),
+    (["--profile", "effector_baseline"], "--profile effector_baseline"),
+    (["--walkers", "8"], "add --posterior"),
+    (["--posterior", "--steps", "10", "--burn", "10"], "--burn 10"),
+    (["--posterior", "--walkers", "1"], "--walkers 1"),
+    (["--multistart", "0"], "--multistart 0"),
+])
+def test_cli_fit_checks_every_option_before_any_work(tmp_path, monkeypatch, extra, match):
+    import abscopal.calibrate.targets as targets_module
+
+    monkeypatch.setattr(targets_module, "load_all", lambda *a, **k: pytest.fail("loaded targets before checking"))
+    (tmp_path / "exists.html").write_text("old")
+    args = _fit_parser().parse_args(["fit", str(TARGETS), "--out", str(tmp_path / "x.json"), "--free",
+                                     "max_kill_per_day", *[e.format(tmp=tmp_path) for e in extra]])
+    with pytest.raises(AbscopalError, match=match):
+        args.func(args)
+    assert (tmp_path / "exists.html").read_text() == "old" and not (tmp_path / "x.json").exists()
+
+
+def test_cli_fit_with_profile_posterior_and_report(nsclc3, tmp_path, capsys):
+    """``abscopal fit --profile --posterior --report`` end to end (40 patients per arm, one free parameter;
+    ~15 s): the JSON carries the profile, posterior and findings, and the report embeds the figures."""
+    truth = {"max_kill_per_day": 0.06}
+    base = CalibrationProblem(targets=(load_targets(TARGETS),), model=nsclc3, n_patients_per_arm=40, seed=1)
+    (toml := tmp_path / "pembro_rt.toml").write_text(_to_toml(base.synthetic_targets(truth)[0]))
+    out, report = tmp_path / "x.json", tmp_path / "x.html"
+    args = _fit_parser().parse_args(["fit", str(toml), "--out", str(out), "--patients", "40", "--seed", "1",
+                                     "--free", "max_kill_per_day", "--profile", "--posterior", "--walkers", "2",
+                                     "--steps", "3", "--burn", "1", "--report", str(report)])
+    assert args.func(args) == 0
+    cal = Calibration.load(out)
+    prof = cal.profiles["max_kill_per_day"]
+    assert prof["interval_95"][0] < truth["max_kill_per_day"] < prof["interval_95"][1]
+    assert cal.posterior["names"] == ["max_kill_per_day"] and len(cal.posterior["samples"]) == 4
+    assert cal.identifiability and cal.provenance["posterior_options"]["n_steps"] == 3
+    text = report.read_text()
+    assert cal.provenance["model_hash"] in text and text.count("data:image/png;base64,") == 4
+    assert "report:" in capsys.readouterr().out

@@ -5,6 +5,7 @@ from .crossval import CrossValidation, cross_validate
 from .draws import ParameterDraws, parameter_draws
 from .fit import Calibration, calibrate
 from .objective import CalibrationProblem, arm_seed, default_parameters
+from .report import fit_report
 from .targets import (
     CONFIDENCE_TAGS,
     OUTCOME_KINDS,
@@ -22,6 +23,7 @@ from .targets import (
     load_targets,
     parse_targets,
 )
+from .uncertainty import Posterior, identifiability_report, posterior, profile_likelihood, with_uncertainty
 from .validate import ValidationResult, validate
 
 __all__ = [
@@ -38,6 +40,7 @@ __all__ = [
     "Outcome",
     "ParameterDraws",
     "PopulationSpec",
+    "Posterior",
     "RadiationSpec",
     "TargetError",
     "TrialTargets",
@@ -46,9 +49,14 @@ __all__ = [
     "calibrate",
     "cross_validate",
     "default_parameters",
+    "fit_report",
+    "identifiability_report",
     "load_all",
     "load_targets",
     "parameter_draws",
     "parse_targets",
+    "posterior",
+    "profile_likelihood",
     "validate",
+    "with_uncertainty",
 ]

@@ -11,9 +11,28 @@ file, seed, virtual patients per arm, base parameters, outcomes, HR surrogate).
 (:meth:`Calibration.problem`) reproduces the stored predictions exactly (the objective is deterministic given the
 seed). Non-finite floats are stored as the strings ``"inf"``, ``"-inf"``, ``"nan"`` so the file is strict JSON.
 
+Methods (``calibrate(..., method=..., multistart=...)``):
+
+* ``least_squares`` (default): scipy's trust-region reflective least squares through lmfit, from the start
+  values of ``params``. Standard errors and correlations come from the Jacobian at the optimum.
+* ``multistart=K``: K least-squares fits from a Latin-hypercube sample of starts inside the bounds (log-uniform
+  for a parameter whose bounds are both positive and span more than a factor 100), seeded by ``seed``; the fit
+  with the smallest chi-square is kept and every start is recorded in ``provenance["multistart"]``.
+* ``differential_evolution``: lmfit's global evolutionary minimiser (needs finite bounds on every varying
+  parameter, checked before any simulation), seeded by ``seed``, then polished by one least-squares fit from its
+  optimum so that standard errors are available.
+
+Uncertainty (profile likelihood, posterior sampling, identifiability sentences) is added by
+:mod:`abscopal.calibrate.uncertainty` into the optional fields :attr:`Calibration.profiles`,
+:attr:`Calibration.posterior` and :attr:`Calibration.identifiability`; :mod:`abscopal.calibrate.report` renders
+a calibration as an HTML or Markdown report.
+
 Command line (registered by :func:`add_fit_command`)::
 
     abscopal fit fits/targets/*.toml --out fits/NAME.json [--patients N] [--seed S] [--force] [--free NAME ...]
+        [--method {least_squares,differential_evolution}] [--multistart K] [--start-seed S]
+        [--profile [NAME ...]] [--posterior [--walkers N] [--steps N] [--burn N] [--thin N]]
+        [--report REPORT.html|REPORT.md]
 """
 
 from __future__ import annotations
@@ -33,11 +52,18 @@ from ..io import write_atomic
 from .objective import DEFAULT_FREE, CalibrationProblem, default_parameters
 from .targets import TrialTargets
 
-__all__ = ["FORMAT", "Calibration", "add_fit_command", "calibrate"]
+__all__ = ["FORMAT", "METHODS", "Calibration", "add_fit_command", "calibrate"]
 
 FORMAT = "abscopal-calibration-v1"
 """Value of the ``format`` key of a calibration file."""
-_DEFAULT_KWARGS: Mapping[str, Mapping[str, Any]] = {"least_squares": {"diff_step": 1e-3, "xtol": 1e-6, "ftol": 1e-6}}
+METHODS = ("least_squares", "differential_evolution")
+"""Methods of :func:`calibrate` (and of ``abscopal fit --method``)."""
+_DEFAULT_KWARGS: Mapping[str, Mapping[str, Any]] = {
+    "least_squares": {"diff_step": 1e-3, "xtol": 1e-6, "ftol": 1e-6},
+    # scipy's default popsize 15 costs 15 x (free parameters) simulations per generation; 10 halves little accuracy
+    # for 1-4 free parameters; polishing is done by our own least-squares step (stderr), not by L-BFGS-B.
+    "differential_evolution": {"popsize": 10, "tol": 0.01, "polish": False},
+}
 
 
 # ---- JSON helpers ---------------------------------------------------------------------------------------------------
@@ -65,6 +91,35 @@ def _key_str(key: tuple[str, str, str]) -> str:
     return "/".join(key)
 
 
+def _enc_tree(x: Any) -> Any:
+    """Plain JSON-ready copy of nested dicts/lists: numpy scalars to Python, non-finite floats to strings."""
+    if isinstance(x, Mapping):
+        return {str(k): _enc_tree(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [_enc_tree(v) for v in x]
+    if isinstance(x, bool) or x is None or isinstance(x, str):
+        return x
+    if hasattr(x, "tolist"):  # numpy array or scalar
+        return _enc_tree(x.tolist())
+    if isinstance(x, int):
+        return int(x)
+    return _enc(x)
+
+
+_NONFINITE = {"inf", "-inf", "nan"}
+
+
+def _dec_tree(x: Any) -> Any:
+    """Inverse of :func:`_enc_tree` (the strings ``"inf"``, ``"-inf"``, ``"nan"`` become floats)."""
+    if isinstance(x, Mapping):
+        return {k: _dec_tree(v) for k, v in x.items()}
+    if isinstance(x, list):
+        return [_dec_tree(v) for v in x]
+    if isinstance(x, str) and x in _NONFINITE:
+        return float(x)
+    return x
+
+
 # ---- the calibration ------------------------------------------------------------------------------------------------
 @dataclass(frozen=True, kw_only=True)
 class Calibration:
@@ -90,7 +145,23 @@ class Calibration:
     provenance
         ``version``, ``model_name``, ``model_hash``, ``n_lesions``, ``targets`` (``{trial: hash}``),
         ``target_paths``, ``seed``, ``n_patients_per_arm``, ``base_parameters``, ``outcomes``, ``smooth_hr``,
-        ``free``, ``fit_options``, ``elapsed_s``.
+        ``free``, ``fit_options``, ``elapsed_s``, ``target_sources`` (``{trial: {title, citation, doi, url}}``),
+        ``fit_seed`` and, after a multistart fit, ``multistart`` (every start: ``start``, ``values``, ``chisqr``,
+        ``nfev``, ``success``, ``message``).
+    profiles
+        ``{name: profile}`` from :func:`~abscopal.calibrate.uncertainty.profile_likelihood`, or None: ``values``
+        (grid, ascending), ``chisqr`` (re-minimised chi-square at each), ``others`` (re-fitted values of the other
+        free parameters), ``optimum``, ``chisqr_min``, ``stderr``, ``lower_bound``, ``upper_bound``,
+        ``interval_68`` / ``interval_95`` (``[lower, upper]`` where the chi-square rises by 1 / 3.84 above its
+        minimum, or the farthest value explored when it does not), ``closed_68`` / ``closed_95`` (``[lower,
+        upper]`` flags: the rise was reached inside the bounds on that side), ``closed`` (both 95% sides) and
+        ``nfev``.
+    posterior
+        None, or ``{"names": [...], "samples": [[...], ...]`` (at most 2000 rows, one column per name),
+        ``"acceptance_fraction": float, "autocorr_time": [...] or None, "seed": int}`` from
+        :func:`~abscopal.calibrate.uncertainty.posterior`.
+    identifiability
+        Plain-words findings of :func:`~abscopal.calibrate.uncertainty.identifiability_report` (empty if not run).
     """
 
     values: dict[str, float]
@@ -105,6 +176,9 @@ class Calibration:
     predictions: list[dict[str, Any]]
     params_json: str
     provenance: dict[str, Any] = field(default_factory=dict)
+    profiles: dict[str, dict[str, Any]] | None = None
+    posterior: dict[str, Any] | None = None
+    identifiability: list[str] = field(default_factory=list)
 
     # ---- persistence ------------------------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -117,6 +191,9 @@ class Calibration:
         d["predictions"] = [{**p, "observed": _enc(p["observed"]), "ci": [_enc(c) for c in p["ci"]],
                              "predicted": _enc(p["predicted"]), "smooth": _enc(p["smooth"]),
                              "residual": _enc(p["residual"])} for p in self.predictions]
+        d["profiles"] = None if self.profiles is None else _enc_tree(self.profiles)
+        d["posterior"] = None if self.posterior is None else _enc_tree(self.posterior)
+        d["provenance"] = _enc_tree(self.provenance)
         return {"format": FORMAT, **d}
 
     def to_json(self) -> str:
@@ -142,7 +219,10 @@ class Calibration:
                    correlations={k: {o: float(c) for o, c in v.items()} for k, v in d["correlations"].items()},
                    chisqr=float(d["chisqr"]), redchi=float(d["redchi"]), aic=float(d["aic"]), bic=float(d["bic"]),
                    nfev=int(d["nfev"]), method=str(d["method"]), predictions=preds, params_json=d["params_json"],
-                   provenance=dict(d["provenance"]))
+                   provenance=_dec_tree(dict(d["provenance"])),
+                   profiles=None if d.get("profiles") is None else _dec_tree(d["profiles"]),
+                   posterior=None if d.get("posterior") is None else _dec_tree(d["posterior"]),
+                   identifiability=[str(x) for x in d.get("identifiability") or []])
 
     @classmethod
     def load(cls, path: str | Path) -> Calibration:
@@ -267,23 +347,34 @@ def _library_name(spec: Any) -> str | None:
     return None
 
 
-def calibrate(problem: CalibrationProblem, params: Any = None, *, method: str = "least_squares",
-              **kwargs: Any) -> Calibration:
-    """Fit ``problem`` with ``lmfit.minimize(problem.residuals, params, method=method, **kwargs)``.
+def _check_method(params: Any, method: str, multistart: int | None) -> None:
+    """Validate the method options against ``params`` (before any simulation)."""
+    if method not in METHODS:
+        raise AbscopalError(f"method={method!r} is not supported; choose one of {list(METHODS)}")
+    varying = [(k, p) for k, p in params.items() if p.vary]
+    if not varying:
+        raise AbscopalError("params: no parameter varies; set vary=True on at least one (or use --free NAME)")
+    if multistart is not None:
+        if isinstance(multistart, bool) or not isinstance(multistart, int) or multistart < 1:
+            raise AbscopalError(f"multistart={multistart!r}: give the number of least-squares starts, an integer "
+                                f">= 1 (or None for one fit from the start values)")
+        if method != "least_squares":
+            raise AbscopalError(f"multistart={multistart} combines least-squares fits; it cannot be used with "
+                                f"method={method!r} (use method='least_squares')")
+    if method == "differential_evolution" or multistart is not None:
+        what = "method='differential_evolution'" if multistart is None else f"multistart={multistart}"
+        for k, p in varying:
+            for side, b in (("lower", p.min), ("upper", p.max)):
+                if not math.isfinite(b):
+                    raise AbscopalError(f"{what} draws values between the bounds, but parameter {k!r} has the "
+                                        f"infinite {side} bound {b}; give it a finite one, e.g. "
+                                        f"params[{k!r}].set({'min' if side == 'lower' else 'max'}=...)")
 
-    ``params``: lmfit Parameters (default :func:`default_parameters` of ``problem``). For ``least_squares`` the
-    defaults are ``diff_step=1e-3`` (relative finite-difference step; the smooth objective needs steps well above
-    rounding) and ``xtol = ftol = 1e-6`` (scipy's 1e-8 made one synthetic fit crawl for 372 evaluations instead
-    of 18 near the truth; 1e-6 relative is far below any standard error). ``scale_covar`` defaults to False: the
-    residuals are already divided by the targets' standard errors, so the covariance ``(J^T J)^-1`` is absolute
-    and is not rescaled by the reduced chi-square. Raises :class:`~abscopal.errors.AbscopalError` if the
-    minimiser fails or gives non-finite residuals (the message carries lmfit's).
-    """
+
+def _minimize(problem: CalibrationProblem, params: Any, method: str, opts: Mapping[str, Any]) -> Any:
+    """One ``lmfit.minimize`` call; raises :class:`AbscopalError` on failure or non-finite residuals."""
     import lmfit
 
-    params = default_parameters(problem) if params is None else params.copy()
-    opts = {"scale_covar": False} | dict(_DEFAULT_KWARGS.get(method, {})) | kwargs
-    t0 = time.perf_counter()
     try:
         fit = lmfit.minimize(problem.residuals, params, method=method, **opts)
     except AbscopalError:
@@ -293,6 +384,113 @@ def calibrate(problem: CalibrationProblem, params: Any = None, *, method: str = 
     if not fit.success or not all(math.isfinite(float(x)) for x in fit.residual):
         raise AbscopalError(f"calibration with {method!r} failed after {fit.nfev} evaluations: {fit.message} "
                             f"(values {fit.params.valuesdict()}); try another start, method or free set")
+    return fit
+
+
+def _starts(params: Any, k: int, seed: int) -> list[dict[str, float]]:
+    """``k`` Latin-hypercube starts of the varying parameters within their (finite) bounds.
+
+    A parameter whose bounds are both positive with ``upper / lower > 100`` is sampled log-uniformly (its scale is
+    unknown over decades); the others uniformly. The sample is :class:`scipy.stats.qmc.LatinHypercube` seeded with
+    ``seed`` (McKay, Beckman & Conover 1979, Technometrics 21:239).
+    """
+    import numpy as np
+    from scipy.stats import qmc
+
+    varying = [(n, p) for n, p in params.items() if p.vary]
+    unit = qmc.LatinHypercube(d=len(varying), rng=np.random.default_rng(seed)).random(k)
+    starts = []
+    for row in unit:
+        start = {}
+        for u, (n, p) in zip(row, varying, strict=True):
+            lo, hi = float(p.min), float(p.max)
+            if lo > 0 and hi / lo > 100.0:
+                start[n] = float(math.exp(math.log(lo) + u * (math.log(hi) - math.log(lo))))
+            else:
+                start[n] = lo + float(u) * (hi - lo)
+        starts.append(start)
+    return starts
+
+
+def calibrate(problem: CalibrationProblem, params: Any = None, *, method: str = "least_squares",
+              multistart: int | None = None, seed: int = 0, **kwargs: Any) -> Calibration:
+    """Fit ``problem``: minimise the chi-square of ``problem.residuals`` over the varying ``params``.
+
+    Parameters
+    ----------
+    problem
+        The :class:`CalibrationProblem`.
+    params
+        lmfit Parameters (default :func:`default_parameters` of ``problem``): start values, bounds, vary flags.
+    method
+        ``"least_squares"`` (default; ``lmfit.minimize(problem.residuals, params, method="least_squares")``) or
+        ``"differential_evolution"`` (global; every varying parameter needs finite bounds; followed by one
+        least-squares polish from its optimum so that standard errors exist; expensive: about ``popsize x
+        free parameters`` simulations per generation, ``popsize`` 10 by default).
+    multistart
+        None (one fit from the start values) or K: K least-squares fits from Latin-hypercube starts within the
+        bounds (log-uniform over bounds that are positive and span more than a factor 100); the smallest
+        chi-square wins; all starts are in ``provenance["multistart"]``. Needs finite bounds.
+    seed
+        Seed of the multistart sample and of differential evolution (recorded as ``provenance["fit_seed"]``).
+    **kwargs
+        Passed to ``lmfit.minimize`` (for multistart: to every least-squares fit). For ``least_squares`` the
+        defaults are ``diff_step=1e-3`` (relative finite-difference step; the smooth objective needs steps well
+        above rounding) and ``xtol = ftol = 1e-6`` (scipy's 1e-8 made one synthetic fit crawl for 372
+        evaluations instead of 18 near the truth; 1e-6 relative is far below any standard error).
+        ``scale_covar`` defaults to False: the residuals are already divided by the targets' standard errors, so
+        the covariance ``(J^T J)^-1`` is absolute and is not rescaled by the reduced chi-square.
+
+    Returns
+    -------
+    Calibration
+
+    Raises
+    ------
+    AbscopalError
+        Before any simulation: unknown method, bad ``multistart``, an infinite bound where values are drawn
+        between bounds (naming the parameter). After: the minimiser fails or gives non-finite residuals (the
+        message carries lmfit's); for multistart only if every start fails.
+    """
+    params = default_parameters(problem) if params is None else params.copy()
+    _check_method(params, method, multistart)
+    opts = {"scale_covar": False} | dict(_DEFAULT_KWARGS.get(method, {})) | kwargs
+    ls_opts = {"scale_covar": False} | dict(_DEFAULT_KWARGS["least_squares"])  # polish after a global method
+    extra: dict[str, Any] = {}
+    t0 = time.perf_counter()
+    if multistart is not None:
+        runs, best, nfev = [], None, 0
+        for i, start in enumerate(_starts(params, multistart, seed)):
+            trial = params.copy()
+            for name, v in start.items():
+                trial[name].set(value=v)
+            try:
+                fit = _minimize(problem, trial, method, opts)
+            except AbscopalError as exc:
+                runs.append({"start": start, "values": None, "chisqr": None, "nfev": None, "success": False,
+                             "message": str(exc)})
+                continue
+            nfev += int(fit.nfev)
+            runs.append({"start": start, "values": {k: float(v) for k, v in fit.params.valuesdict().items()},
+                         "chisqr": float(fit.chisqr), "nfev": int(fit.nfev), "success": True,
+                         "message": str(fit.message)})
+            if best is None or fit.chisqr < best[1].chisqr:
+                best = (i, fit)
+        if best is None:
+            raise AbscopalError(f"calibration with multistart={multistart} failed: every start failed; first "
+                                f"error: {runs[0]['message']}")
+        fit = best[1]
+        fit.nfev = nfev
+        extra["multistart"] = runs
+        extra["multistart_best"] = best[0]
+    elif method == "differential_evolution":
+        glob = _minimize(problem, params, method, opts | {"seed": int(seed)})
+        fit = _minimize(problem, glob.params, "least_squares", ls_opts)
+        extra["differential_evolution"] = {"values": {k: float(v) for k, v in glob.params.valuesdict().items()},
+                                           "chisqr": float(glob.chisqr), "nfev": int(glob.nfev)}
+        fit.nfev = int(fit.nfev) + int(glob.nfev)
+    else:
+        fit = _minimize(problem, params, method, opts)
     values = {k: float(v) for k, v in fit.params.valuesdict().items()}
     stderr = {k: (_opt(p.stderr) if p.vary else None) for k, p in fit.params.items()}
     correl = {k: {o: float(c) for o, c in (p.correl or {}).items() if math.isfinite(c)}
@@ -307,6 +505,8 @@ def calibrate(problem: CalibrationProblem, params: Any = None, *, method: str = 
         "n_lesions": spec.n_lesions,
         "targets": {t.id: t.content_hash() for t in problem.targets},
         "target_paths": {t.id: t.path for t in problem.targets},
+        "target_sources": {t.id: {"title": t.title, "citation": t.citation, "doi": t.doi, "url": t.url}
+                           for t in problem.targets},
         "seed": int(problem.seed),
         "n_patients_per_arm": int(problem.n_patients_per_arm),
         "base_parameters": {k: float(v) for k, v in problem.base_parameters.items()},
@@ -314,6 +514,8 @@ def calibrate(problem: CalibrationProblem, params: Any = None, *, method: str = 
         "smooth_hr": bool(problem.smooth_hr),
         "free": [k for k, p in fit.params.items() if p.vary],
         "fit_options": {k: v for k, v in opts.items() if isinstance(v, str | int | float | bool | None)},
+        "fit_seed": int(seed),
+        **extra,
         "elapsed_s": round(time.perf_counter() - t0, 3),
     }
     return Calibration(values=values, stderr=stderr, correlations=correl, chisqr=float(fit.chisqr),
@@ -329,27 +531,87 @@ def _target_files(paths: Sequence[str]) -> list[Path]:
     return files
 
 
+def _check_fit_args(args: argparse.Namespace) -> None:
+    """Every check of ``abscopal fit`` that needs no simulation (raises :class:`AbscopalError`)."""
+    out = Path(args.out)
+    if out.exists() and not args.force:
+        raise AbscopalError(f"{str(out)!r} exists; choose another --out or pass --force")
+    if args.report is not None:
+        from .report import report_paths
+
+        for path in report_paths(args.report, force=args.force):  # raises if a report file exists
+            if path.resolve() == out.resolve():
+                raise AbscopalError(f"--report {args.report!r} would overwrite --out {args.out!r}; choose another")
+    if args.patients < 1:
+        raise AbscopalError(f"--patients {args.patients}: give at least 1 virtual patient per arm")
+    if args.multistart is not None and args.multistart < 1:
+        raise AbscopalError(f"--multistart {args.multistart}: give the number of starts, at least 1")
+    if args.profile is not None:
+        unknown = [n for n in args.profile if n not in args.free]
+        if unknown:
+            raise AbscopalError(f"--profile {' '.join(unknown)}: only fitted parameters can be profiled; "
+                                f"the --free parameters are {' '.join(args.free)}")
+    sampling = {"--walkers": args.walkers, "--steps": args.steps, "--burn": args.burn, "--thin": args.thin}
+    if not args.posterior:
+        given = [k for k, v in sampling.items() if v is not None]
+        if given:
+            raise AbscopalError(f"{', '.join(given)} set the posterior sampling; add --posterior")
+    for k, v in sampling.items():
+        if v is not None and (v < 1 if k != "--burn" else v < 0):
+            raise AbscopalError(f"{k} {v}: must be {'>= 0' if k == '--burn' else '>= 1'}")
+    if args.posterior:
+        steps = args.steps if args.steps is not None else 200
+        burn = args.burn if args.burn is not None else steps // 4
+        if burn >= steps:
+            raise AbscopalError(f"--burn {burn} discards every one of --steps {steps}; use a smaller --burn")
+        if args.walkers is not None and args.walkers < 2 * len(args.free):
+            raise AbscopalError(f"--walkers {args.walkers}: emcee needs at least twice the number of free "
+                                f"parameters ({2 * len(args.free)})")
+
+
 def _cmd_fit(args: argparse.Namespace) -> int:
     from .targets import load_all
 
+    _check_fit_args(args)  # fail before any work
     out = Path(args.out)
-    if out.exists() and not args.force:  # fail before any work
-        raise AbscopalError(f"{str(out)!r} exists; choose another --out or pass --force")
+    t0 = time.perf_counter()
     targets = load_all(_target_files(args.targets))
     problem = CalibrationProblem(targets=tuple(targets.values()), n_patients_per_arm=args.patients, seed=args.seed)
     params = default_parameters(problem, names=tuple(args.free))
-    t0 = time.perf_counter()
-    cal = calibrate(problem, params, method=args.method)
+    cal = calibrate(problem, params, method=args.method, multistart=args.multistart, seed=args.start_seed)
+    if args.profile is not None or args.posterior:
+        from .uncertainty import posterior, profile_likelihood, with_uncertainty
+
+        profiles = profile_likelihood(problem, cal, args.profile or None) if args.profile is not None else None
+        post = None
+        if args.posterior:
+            steps = args.steps if args.steps is not None else 200
+            post = posterior(problem, cal, n_walkers=args.walkers, n_steps=steps,
+                             burn=args.burn if args.burn is not None else steps // 4, thin=args.thin or 1,
+                             seed=args.start_seed)
+        cal = with_uncertainty(cal, profiles=profiles, posterior=post)
     cal.save(out, force=args.force)
     print(cal.summary_table())
+    for sentence in cal.identifiability:
+        print(f"- {sentence}")
+    if args.report is not None:
+        from .report import fit_report
+
+        for path in fit_report(cal, args.report, force=args.force):
+            print(f"report: {path}")
     print(f"\nfitted {len(args.free)} parameter(s) to {len(problem.keys)} target(s) in "
           f"{time.perf_counter() - t0:.1f} s -> {out}")
     return 0
 
 
 def add_fit_command(subparsers: Any) -> argparse.ArgumentParser:
-    """Add ``fit TARGETS... --out OUT.json [--patients N] [--seed S] [--force] [--free NAME ...] [--method M]`` to
-    the ``subparsers`` of the ``abscopal`` parser (handler in ``func``); returns the subparser."""
+    """Add ``abscopal fit`` to the ``subparsers`` of the ``abscopal`` parser (handler in ``func``).
+
+    ``fit TARGETS... --out OUT.json [--patients N] [--seed S] [--force] [--free NAME ...] [--method M]
+    [--multistart K] [--start-seed S] [--profile [NAME ...]] [--posterior [--walkers N] [--steps N] [--burn N]
+    [--thin N]] [--report PATH.html|PATH.md]``; every option is checked before any simulation. Returns the
+    subparser.
+    """
     f = subparsers.add_parser("fit", help="calibrate typical parameter values to trial targets (JSON result)")
     f.add_argument("targets", nargs="+", help="target TOML files or directories (format: docs/targets.md)")
     f.add_argument("--out", required=True, help="output calibration JSON file")
@@ -357,7 +619,20 @@ def add_fit_command(subparsers: Any) -> argparse.ArgumentParser:
     f.add_argument("--seed", type=int, default=0, help="master seed of the virtual patients (default 0)")
     f.add_argument("--free", nargs="+", default=list(DEFAULT_FREE), metavar="NAME",
                    help=f"typical values to fit (default: {' '.join(DEFAULT_FREE)})")
-    f.add_argument("--method", default="least_squares", help="lmfit minimiser (default least_squares)")
-    f.add_argument("--force", action="store_true", help="overwrite --out")
+    f.add_argument("--method", default="least_squares", choices=METHODS, help="minimiser (default least_squares)")
+    f.add_argument("--multistart", type=int, default=None, metavar="K",
+                   help="K least-squares fits from Latin-hypercube starts within the bounds; keep the best")
+    f.add_argument("--start-seed", type=int, default=0, metavar="S",
+                   help="seed of the multistart sample, differential evolution and the posterior (default 0)")
+    f.add_argument("--profile", nargs="*", default=None, metavar="NAME",
+                   help="profile-likelihood intervals of these free parameters (no NAME: all)")
+    f.add_argument("--posterior", action="store_true", help="sample the posterior with emcee (flat prior in bounds)")
+    f.add_argument("--walkers", type=int, default=None, help="emcee walkers (default max(8, 2 x free + 2))")
+    f.add_argument("--steps", type=int, default=None, help="emcee steps per walker (default 200)")
+    f.add_argument("--burn", type=int, default=None, help="steps discarded per walker (default steps // 4)")
+    f.add_argument("--thin", type=int, default=None, help="keep every N-th step (default 1)")
+    f.add_argument("--report", default=None, metavar="PATH",
+                   help="also write a report: PATH.html (one file) or PATH.md (PNG figures next to it)")
+    f.add_argument("--force", action="store_true", help="overwrite --out (and --report)")
     f.set_defaults(func=_cmd_fit)
     return f

@@ -19,12 +19,12 @@ Usage: ``python benchmarks/calibration.py [--json] [--patients N] [--repeats R] 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import time
 from pathlib import Path
 
 import numpy as np
+from _output import print_result
 
 from abscopal.calibrate.fit import calibrate
 from abscopal.calibrate.objective import DEFAULT_FREE, CalibrationProblem, default_parameters
@@ -101,12 +101,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         t_fit = time.perf_counter() - t0
         result |= {"free": list(DEFAULT_FREE), "fit_seconds": t_fit, "fit_nfev": nfev, "fit_status": status,
                    "fit_seconds_per_evaluation": t_fit / nfev if nfev else None}
-    if args.json:
-        print(json.dumps(result))
-    else:
-        width = max(len(k) for k in result)
-        for k, v in result.items():
-            print(f"{k:<{width}}  {v:.4g}" if isinstance(v, float) else f"{k:<{width}}  {v}")
+    print_result(result, as_json=args.json)
     return result
 
 

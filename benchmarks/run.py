@@ -40,6 +40,7 @@ import tempfile
 import time
 
 import numpy as np
+from _output import print_result
 from scipy.integrate import solve_ivp
 
 from abscopal.model.compile import compile_model
@@ -215,12 +216,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         "worst_state": spec.states[worst[2]].name,
         "worst_time_day": float(t_out[worst[1]]),
     }
-    if args.json:
-        print(json.dumps(result))
-    else:
-        width = max(len(k) for k in result)
-        for k, v in result.items():
-            print(f"{k:<{width}}  {v:.4g}" if isinstance(v, float) else f"{k:<{width}}  {v}")
+    print_result(result, as_json=args.json)
     return result
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from collections.abc import Callable
@@ -11,7 +12,7 @@ import xarray as xr
 
 from .errors import AbscopalError
 
-__all__ = ["OutputExistsError", "write_atomic", "write_netcdf"]
+__all__ = ["JsonArtefact", "OutputExistsError", "write_atomic", "write_netcdf"]
 
 
 class OutputExistsError(AbscopalError, FileExistsError):
@@ -44,3 +45,21 @@ def write_atomic(path: str | Path, writer: Callable[[Path], None], *, force: boo
 def write_netcdf(ds: xr.Dataset, path: str | Path, *, force: bool = False) -> Path:
     """Write ``ds`` as netCDF-4 (h5netcdf) atomically; see :func:`write_atomic`."""
     return write_atomic(path, lambda tmp: ds.to_netcdf(tmp, engine="h5netcdf"), force=force)
+
+
+class JsonArtefact:
+    """Mixin for results saved as strict JSON: :meth:`to_json` from the class's ``to_dict()`` and an atomic
+    :meth:`save` that refuses to overwrite unless ``force``."""
+
+    def to_dict(self) -> dict:  # pragma: no cover - provided by the subclass
+        raise NotImplementedError
+
+    def to_json(self) -> str:
+        """The result as strict JSON text (non-finite floats must already be encoded by ``to_dict``)."""
+        return json.dumps(self.to_dict(), indent=1, allow_nan=False) + "\n"
+
+    def save(self, path: str | Path, *, force: bool = False) -> Path:
+        """Write :meth:`to_json` to ``path`` atomically; raises :class:`OutputExistsError` if ``path`` exists and
+        ``force`` is false."""
+        text = self.to_json()
+        return write_atomic(path, lambda tmp: tmp.write_text(text, encoding="utf-8"), force=force)

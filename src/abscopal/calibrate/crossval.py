@@ -21,7 +21,6 @@ Command line (:func:`add_crossval_command`)::
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -30,7 +29,7 @@ from typing import Any
 
 from .._version import __version__
 from ..errors import AbscopalError, ParameterError
-from ..io import write_atomic
+from ..io import JsonArtefact
 from .fit import calibrate
 from .objective import _USABLE, DEFAULT_FREE, CalibrationProblem, default_parameters
 from .validate import _as_trials, _count, _enc_any, _fmt, format_entries, summarize, usable_outcomes, validate
@@ -42,7 +41,7 @@ FORMAT = "abscopal-crossval-v1"
 
 
 @dataclass(frozen=True, kw_only=True)
-class CrossValidation:
+class CrossValidation(JsonArtefact):
     """Result of :func:`cross_validate`.
 
     Attributes
@@ -73,14 +72,7 @@ class CrossValidation:
         return {"format": FORMAT, "level": self.level, "folds": [_enc_any(dict(f)) for f in self.folds],
                 "summary": _enc_any(dict(self.summary)), "provenance": _enc_any(dict(self.provenance))}
 
-    def to_json(self) -> str:
-        """The result as strict JSON text."""
-        return json.dumps(self.to_dict(), indent=1, allow_nan=False) + "\n"
 
-    def save(self, path: str | Path, *, force: bool = False) -> Path:
-        """Write :meth:`to_json` atomically; refuses to overwrite unless ``force``."""
-        text = self.to_json()
-        return write_atomic(path, lambda tmp: tmp.write_text(text, encoding="utf-8"), force=force)
 
     def to_table(self) -> str:
         """Plain text: each fold's fitted values, then every held-out target (``fitted`` is always no)."""

@@ -48,7 +48,7 @@ from typing import Any
 
 from .._version import __version__
 from ..errors import AbscopalError
-from ..io import write_atomic
+from ..io import JsonArtefact
 from .objective import DEFAULT_FREE, CalibrationProblem, default_parameters
 from .targets import TrialTargets
 
@@ -122,7 +122,7 @@ def _dec_tree(x: Any) -> Any:
 
 # ---- the calibration ------------------------------------------------------------------------------------------------
 @dataclass(frozen=True, kw_only=True)
-class Calibration:
+class Calibration(JsonArtefact):
     """A fitted calibration (see the module docstring).
 
     Attributes
@@ -196,15 +196,7 @@ class Calibration:
         d["provenance"] = _enc_tree(self.provenance)
         return {"format": FORMAT, **d}
 
-    def to_json(self) -> str:
-        """The calibration as (strict) JSON text."""
-        return json.dumps(self.to_dict(), indent=1, allow_nan=False) + "\n"
 
-    def save(self, path: str | Path, *, force: bool = False) -> Path:
-        """Write :meth:`to_json` to ``path`` atomically; raises :class:`~abscopal.io.OutputExistsError` if ``path``
-        exists and ``force`` is false."""
-        text = self.to_json()
-        return write_atomic(path, lambda tmp: tmp.write_text(text, encoding="utf-8"), force=force)
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Calibration:

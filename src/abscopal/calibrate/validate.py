@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import math
 import sys
 import time
@@ -54,7 +53,7 @@ import numpy as np
 
 from .._version import __version__
 from ..errors import AbscopalError, ParameterError
-from ..io import write_atomic
+from ..io import JsonArtefact, write_atomic
 from .fit import Calibration, _enc
 from .objective import _USABLE, CalibrationProblem
 from .targets import OUTCOME_KINDS, TrialTargets
@@ -250,7 +249,7 @@ def summarize(entries: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
 
 
 @dataclass(frozen=True, kw_only=True)
-class ValidationResult:
+class ValidationResult(JsonArtefact):
     """Predictions of a calibration next to observed trial outcomes (module docstring).
 
     Attributes
@@ -284,14 +283,7 @@ class ValidationResult:
                 "summary": _enc_any(dict(self.summary)), "notes": list(self.notes),
                 "provenance": _enc_any(dict(self.provenance))}
 
-    def to_json(self) -> str:
-        """The result as strict JSON text."""
-        return json.dumps(self.to_dict(), indent=1, allow_nan=False) + "\n"
 
-    def save(self, path: str | Path, *, force: bool = False) -> Path:
-        """Write :meth:`to_json` atomically; refuses to overwrite unless ``force``."""
-        text = self.to_json()
-        return write_atomic(path, lambda tmp: tmp.write_text(text, encoding="utf-8"), force=force)
 
     def to_table(self) -> str:
         """Plain aligned text: trial, arm, outcome, observed [CI], predicted [interval], z, coverage flags."""

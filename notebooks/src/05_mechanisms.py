@@ -63,7 +63,7 @@ if fit_file.exists():
     from abscopal.calibrate import Calibration
 
     cal = Calibration.load(fit_file)
-    typical = {k: v for k, v in cal.values.items() if k in model.parameter_names}
+    typical = {k: v for k, v in cal.all_values().items() if k in model.parameter_names}
     print(f"using {len(typical)} typical values from {fit_file.relative_to(ROOT)}")
 else:
     typical = {}

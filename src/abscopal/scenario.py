@@ -3,6 +3,8 @@
 Format (every table is optional except ``[[arm]]``)::
 
     title = "SBRT + pembrolizumab vs pembrolizumab"
+    fit = "default"              # the shipped calibration fits/default.json (default), "none" (model defaults,
+                                 # uncalibrated) or the path of a calibration JSON written by `abscopal fit`
 
     [model]                      # a library model and its options
     name = "nsclc"               # nsclc | kosinsky2018
@@ -45,6 +47,11 @@ Format (every table is optional except ``[[arm]]``)::
     [arm.parameters]                      # arm-specific parameter values
 
 Every key is checked: an unknown key raises with the closest valid key as a suggestion.
+
+Parameter layers, lowest first: model defaults, the fit's typical values, ``[parameters]``, ``[arm.parameters]``.
+The fit's omegas (``omega__<param>``) replace the omegas of the population's variability; its survival-model
+fields go to :attr:`Scenario.survival` (used by ``abscopal simulate --endpoints``). Covariate effects of the fit
+act on drawn virtual patients (studies, calibration), not on a plain scenario population, and are ignored here.
 """
 
 from __future__ import annotations
@@ -78,7 +85,7 @@ from .treatment import (
 
 __all__ = ["Scenario", "load_scenario", "parse_scenario"]
 
-_TOP = {"title", "model", "simulation", "solver", "parameters", "population", "arm"}
+_TOP = {"title", "fit", "model", "simulation", "solver", "parameters", "population", "arm"}
 _SIM = {"t_end_day", "output_interval_day", "output_times_day", "start_day", "mechanisms_off"}
 _POP = {"n_patients", "seed", "variability"}
 _ARM = {"name", "drug", "radiation", "parameters"}
@@ -99,11 +106,16 @@ class Scenario:
     solver: SolverOptions = field(default_factory=SolverOptions)
     simulation: Mapping[str, Any] = field(default_factory=dict)
     source: str = ""
+    fit: str | None = None
+    survival: Mapping[str, float] = field(default_factory=dict)
 
     def simulate_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for :func:`abscopal.simulate`."""
-        return {"population": self.population, "parameters": dict(self.parameters) or None,
-                "solver": self.solver, **self.simulation}
+        kwargs = {"population": self.population, "parameters": dict(self.parameters) or None,
+                  "solver": self.solver, **self.simulation}
+        if self.fit is not None:  # as in the calibration: patient values beyond a bound are truncated to it
+            kwargs["out_of_bounds"] = "clip"
+        return kwargs
 
 
 def _check_keys(where: str, table: Mapping[str, Any], allowed: set[str]) -> None:
@@ -197,10 +209,27 @@ def parse_scenario(data: Mapping[str, Any], *, n_patients: int | None = None, se
     _check_keys("solver", solver_spec, set(SolverOptions.__dataclass_fields__))
     pop = dict(data.get("population", {}))
     _check_keys("population", pop, _POP)
+    variability = _variability(model, pop.get("variability"))
+    fit_name = data.get("fit", "default")
+    if not isinstance(fit_name, str):
+        raise ParameterError(f"fit must be 'default', 'none' or a calibration file path, got {fit_name!r}")
+    fit_typical: dict[str, float] = {}
+    survival: dict[str, float] = {}
+    fit_path = None
+    if fit_name != "none":
+        from .calibrate.objective import split_values
+        from .calibrate.shipped import load_fit, resolve_fit_path
+
+        base = Path(source).parent if source else None
+        fit_path = resolve_fit_path(fit_name, relative_to=base)
+        cal = load_fit(fit_path)
+        split = split_values(model, cal.all_values(), tuple(variability))
+        fit_typical, survival = split.typical, split.survival
+        variability = {k: (type(v)(omega=split.omegas[k]) if k in split.omegas else v) for k, v in variability.items()}
     population = VirtualPopulation(
         n_patients=int(n_patients if n_patients is not None else pop.get("n_patients", 1)),
         seed=int(seed if seed is not None else pop.get("seed", 0)),
-        variability=_variability(model, pop.get("variability")),
+        variability=variability,
     )
     arms_data = data.get("arm")
     if not arms_data:
@@ -215,8 +244,9 @@ def parse_scenario(data: Mapping[str, Any], *, n_patients: int | None = None, se
         arms.append(Arm(name=label, plan=TreatmentPlan(radiation=courses, drug=drug, name=label),
                         parameters=arm.get("parameters", {})))
     return Scenario(title=str(data.get("title", "")), model=model, arms=tuple(arms), population=population,
-                    parameters=dict(data.get("parameters", {})), solver=SolverOptions(**solver_spec),
-                    simulation=sim, source=source)
+                    parameters=fit_typical | dict(data.get("parameters", {})), solver=SolverOptions(**solver_spec),
+                    simulation=sim, source=source, fit=None if fit_path is None else str(fit_path),
+                    survival=survival)
 
 
 def load_scenario(path: str | Path, *, n_patients: int | None = None, seed: int | None = None) -> Scenario:

@@ -204,8 +204,15 @@ def _cmd_crossval(args: argparse.Namespace) -> int:
         raise AbscopalError(f"--patients {args.patients} must be >= 1 and --seed {args.seed} >= 0")
     import sys
 
-    result = cross_validate(list(args.targets), free=tuple(args.free), n_patients_per_arm=args.patients,
-                            seed=args.seed, fit_kwargs={"method": args.method},
+    settings: dict[str, Any] = {"free": tuple(args.free), "n_patients_per_arm": args.patients, "seed": args.seed}
+    if args.like is not None:  # the recipe of an existing fit: its free set, base values, start, patients, seed
+        from .fit import Calibration
+
+        like = Calibration.load(args.like)
+        prov = like.provenance
+        settings = {"params": like.parameters(), "base_parameters": dict(prov.get("base_parameters") or {}),
+                    "n_patients_per_arm": int(prov["n_patients_per_arm"]), "seed": int(prov["seed"])}
+    result = cross_validate(list(args.targets), **settings, fit_kwargs={"method": args.method},
                             progress=lambda m: print(m, file=sys.stderr))
     result.save(out, force=args.force)
     print(result.to_table())
@@ -214,7 +221,8 @@ def _cmd_crossval(args: argparse.Namespace) -> int:
 
 
 def add_crossval_command(subparsers: Any) -> argparse.ArgumentParser:
-    """Add ``crossval TARGETS... --out FILE [--free NAME ...] [--patients N] [--seed S] [--method M] [--force]``
+    """Add ``crossval TARGETS... --out FILE [--free NAME ...] [--patients N] [--seed S] [--method M] [--like FIT]
+    [--force]``
     to the ``subparsers`` of the ``abscopal`` parser (handler in ``func``); returns the subparser."""
     c = subparsers.add_parser("crossval", help="leave-one-trial-out cross-validation of the calibration")
     c.add_argument("targets", nargs="+", help="target TOML files or directories (at least two usable trials)")
@@ -224,6 +232,9 @@ def add_crossval_command(subparsers: Any) -> argparse.ArgumentParser:
     c.add_argument("--patients", type=int, default=100, help="virtual patients per arm (default 100)")
     c.add_argument("--seed", type=int, default=0, help="master seed of the virtual patients (default 0)")
     c.add_argument("--method", default="least_squares", help="lmfit minimiser (default least_squares)")
+    c.add_argument("--like", default=None, metavar="FIT",
+                   help="refit each fold like this calibration (its free parameters, base values, start at its "
+                        "fitted values, patients per arm and seed); overrides --free/--patients/--seed")
     c.add_argument("--force", action="store_true", help="overwrite --out")
     c.set_defaults(func=_cmd_crossval)
     return c

@@ -232,6 +232,13 @@ class Calibration(JsonArtefact):
             raise AbscopalError(f"{path}: not a valid calibration file ({type(exc).__name__}: {exc})") from None
 
     # ---- reuse --------------------------------------------------------------------------------------------------
+    def all_values(self) -> dict[str, float]:
+        """Every value the calibrated predictions used: the problem's ``base_parameters`` (fixed values the fit
+        started from, ``provenance["base_parameters"]``) overridden by :attr:`values`. Use this, not
+        :attr:`values` alone, to simulate with the calibration."""
+        base = {k: float(v) for k, v in (self.provenance.get("base_parameters") or {}).items()}
+        return base | {k: float(v) for k, v in self.values.items()}
+
     def parameters(self) -> Any:
         """The fitted lmfit ``Parameters`` (from :attr:`params_json`)."""
         import lmfit

@@ -242,7 +242,7 @@ def _draw_values(cal: Any, design: StudyDesign) -> tuple[tuple[Mapping[str, floa
             raise ParameterError(f"uncertainty.n_draws = {design.n_draws} needs a fit to draw from; set fit = "
                                  "'default' or a calibration file, or n_draws = 0")
         return ({},), "none (model defaults)"
-    point = {k: float(v) for k, v in cal.values.items()}
+    point = cal.all_values()  # base parameters of the fit included
     if not design.n_draws:
         return (point,), "point values only"
     from ..calibrate.draws import parameter_draws

@@ -4,7 +4,7 @@ Virtual patients from the ``pembro_rt`` mix (pretreated, PD-L1 unselected, 2-3 l
 3 x 8 Gy to the largest lesion one week before pembrolizumab 200 mg q3w vs pembrolizumab alone;
 RECIST 1.1 on non-irradiated lesions at 6-weekly scans, ORR at week 12; PFS/OS to 2 years.
 Run: ``python docs/endpoints_example.py OUTDIR`` (prints the table, writes figures).
-The model is not calibrated yet (issue 4): the numbers illustrate the pipeline, not predictions.
+It uses the model defaults, not the shipped calibration (fits/default.json): the numbers illustrate the pipeline.
 """
 
 from __future__ import annotations

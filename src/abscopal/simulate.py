@@ -92,9 +92,7 @@ class Arm:
                 out.append(plain)
             else:
                 if float(d) not in cache:
-                    cache[float(d)] = self.plan.with_rt_offset(float(d))
-                    if self.plan.drug is not None:  # with_rt_offset moves the drug to day 0; keep its own schedule
-                        cache[float(d)] = replace(cache[float(d)], drug=self.plan.drug)
+                    cache[float(d)] = self.plan.with_rt_offset(float(d), drug_to_day0=False)
                 out.append(cache[float(d)])
         return out
 

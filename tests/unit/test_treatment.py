@@ -615,3 +615,14 @@ def test_constant_clearance_drops_only_the_time_varying_term():
     assert constant.pk.cl_time_emax == 0.0
     assert constant.pk.cl_l_per_day == varying.pk.cl_l_per_day and constant.pk.vc_l == varying.pk.vc_l
     assert "pk_cl_time_emax" not in constant.pk.as_parameters() or constant.pk.as_parameters()["pk_cl_time_emax"] == 0
+
+
+def test_with_rt_offset_can_keep_the_drug_schedule():
+    from abscopal.treatment import TreatmentPlan, drug_regimen, radiation_regimen
+
+    drug = drug_regimen("pembrolizumab_200mg_q3w", start_day=14.0)
+    plan = TreatmentPlan(radiation=(radiation_regimen("sbrt_24gy_3fx", start_day=0.0),), drug=drug)
+    moved = plan.with_rt_offset(63.0)
+    kept = plan.with_rt_offset(63.0, drug_to_day0=False)
+    assert moved.drug.start_day == 0.0 and kept.drug is drug
+    assert moved.fractions()[0].time_day == kept.fractions()[0].time_day == 63.0

@@ -238,8 +238,7 @@ class Cell:
                          mean_lung_dose_gy=default_mean_lung_dose_gy(self.site, self.fractionation))
         plan = TreatmentPlan(radiation=(course,), drug=drug, name=self.label)
         start = 0.0 if self.timing.at_progression else float(self.timing.start_day)  # type: ignore[arg-type]
-        shifted = plan.with_rt_offset(start)
-        return replace(shifted, drug=drug)  # keep the drug's own schedule (with_rt_offset moves it to day 0)
+        return plan.with_rt_offset(start, drug_to_day0=False)  # the drug keeps its own schedule
 
     def canonical(self) -> dict[str, Any]:
         """What determines the cell's simulation (labels excluded; no-RT cells ignore the timing and site)."""
@@ -333,8 +332,6 @@ class StudyDesign:
                 if s.n_lesions > self.n_lesions:
                     raise ScheduleError(f"axes.site {s.label!r}: n_lesions = {s.n_lesions} but the model has "
                                         f"{self.n_lesions} lesions; raise model.n_lesions or irradiate fewer")
-        if any(t.at_progression for t in axes["timing"]) and self.n_patients < 1:
-            raise ScheduleError("population.n_patients must be >= 1")
         if self.draw_source not in ("auto", "covariance", "posterior"):
             raise ScheduleError(f"uncertainty.source = {self.draw_source!r}: "
                                 + unknown_name_message("source", self.draw_source, ("auto", "covariance",

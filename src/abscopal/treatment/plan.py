@@ -110,12 +110,13 @@ class TreatmentPlan:
         """Model parameters set by the plan: the drug's PK (``{}`` without a drug)."""
         return {} if self.drug is None else self.drug.pk.as_parameters()
 
-    def with_rt_offset(self, offset_day: float) -> TreatmentPlan:
+    def with_rt_offset(self, offset_day: float, *, drug_to_day0: bool = True) -> TreatmentPlan:
         """Return a plan whose first RT fraction is ``offset_day`` after the first drug dose.
 
-        The drug is moved to start on day 0 (the time convention); all radiation
-        courses are shifted together, so their relative spacing is kept. A negative
-        offset puts RT before the drug.
+        The drug is moved to start on day 0 (the time convention) unless ``drug_to_day0`` is false, in which case
+        it keeps its own schedule (RT days are then days of the time axis, e.g. salvage RT at a patient's
+        progression scan); all radiation courses are shifted together, so their relative spacing is kept. A
+        negative offset puts RT before the drug.
 
         Raises
         ------
@@ -139,7 +140,9 @@ class TreatmentPlan:
             float(course.fraction_days[0]) for course in self.radiation
         )
         shift = float(offset_day) - first_fraction_day
-        drug = None if self.drug is None else replace(self.drug, start_day=0.0)
+        drug = self.drug
+        if drug is not None and drug_to_day0:
+            drug = replace(drug, start_day=0.0)
         courses = tuple(course.shifted(shift) for course in self.radiation)
         return replace(self, radiation=courses, drug=drug)
 

@@ -104,14 +104,20 @@ class PneumonitisModel:
     concurrent_multiplier: float = 1.8
     sequential_multiplier: float = 1.0
 
+    def ntcp(self, mean_lung_dose_gy: float, n_fractions: float) -> float:
+        """LKB NTCP of the EQD2 mean lung dose, without the drug interaction (0 without lung dose)."""
+        if not (mean_lung_dose_gy > 0 and n_fractions >= 1):
+            return 0.0
+        d = float(eqd2(mean_lung_dose_gy, int(n_fractions), self.alpha_beta_lung_gy))
+        return float(lkb_ntcp(d, td50_gy=self.td50_gy, m=self.m))
+
     def probability(
         self, mean_lung_dose_gy: float, n_fractions: float, rt_first_day: float, drug_first_day: float
     ) -> float:
         """Pneumonitis probability of one arm's plan."""
         if not (mean_lung_dose_gy > 0 and n_fractions >= 1):
             return 0.0
-        d = float(eqd2(mean_lung_dose_gy, int(n_fractions), self.alpha_beta_lung_gy))
-        p = float(lkb_ntcp(d, td50_gy=self.td50_gy, m=self.m))
+        p = self.ntcp(mean_lung_dose_gy, n_fractions)
         if math.isfinite(drug_first_day):
             concurrent = abs(rt_first_day - drug_first_day) <= self.concurrent_window_day
             p *= self.concurrent_multiplier if concurrent else self.sequential_multiplier

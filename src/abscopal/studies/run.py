@@ -46,7 +46,6 @@ from ..errors import AbscopalError, ParameterError
 from ..io import write_netcdf
 from ..model.compile import CompiledModel, compile_model
 from ..patients import VirtualPatients, draw_patients
-from ..radiobiology import eqd2, lkb_ntcp
 from ..simulate import Arm, simulate
 from ..targeting import place_rt_targets
 from .design import AXES, Cell, StudyDesign
@@ -102,10 +101,8 @@ def _pneumonitis(task: CellTask, plans: Sequence[Any]) -> np.ndarray:
             fr = plan.fractions()
             p = 0.0
             if fr:
-                mld = sum(f.mean_lung_dose_gy for f in fr)
-                if mld > 0:
-                    p = float(lkb_ntcp(float(eqd2(mld, len(fr), model.alpha_beta_lung_gy)), td50_gy=model.td50_gy,
-                                       m=model.m))
+                p = model.ntcp(sum(f.mean_lung_dose_gy for f in fr), len(fr))
+                if p > 0:
                     doses = np.array([d.time_day for d in plan.drug_doses(task.t_end_day)])
                     rt_days = np.array([f.time_day for f in fr])
                     concurrent = doses.size > 0 and bool(np.any(np.abs(doses[:, None] - rt_days[None, :])

@@ -48,7 +48,9 @@ Format (every table is optional except ``[[arm]]``)::
 
 Every key is checked: an unknown key raises with the closest valid key as a suggestion.
 
-Parameter layers, lowest first: model defaults, the fit's typical values, ``[parameters]``, ``[arm.parameters]``.
+Parameter layers, lowest first (one precedence, applied by :func:`abscopal.simulate`): model defaults, the arm's drug
+PK (the regimen's population PK), the fit's typical values, ``[parameters]``, ``[arm.parameters]``. So a drug PK value
+such as ``pk_cl_l_per_day`` given in ``[parameters]`` applies in every arm, with or without a drug.
 The fit's omegas (``omega__<param>``) replace the omegas of the population's variability; its survival-model
 fields go to :attr:`Scenario.survival` (used by ``abscopal simulate --endpoints``). Covariate effects of the fit
 act on drawn virtual patients (studies, calibration), not on a plain scenario population, and are ignored here.

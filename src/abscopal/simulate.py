@@ -47,7 +47,7 @@ class Arm:
     plan
         The treatment plan every patient of the arm receives.
     parameters
-        Arm-specific typical values (override the simulation's ``parameters``).
+        Arm-specific typical values (override the simulation's ``parameters`` and the drug's PK).
     rt_start_day
         Optional per-patient day of the first RT fraction (one entry per patient of the population; NaN = this
         patient gets no RT). The plan's radiation courses are moved together to start on that day
@@ -198,7 +198,9 @@ def simulate(
     population
         Virtual patients; default one patient at the typical values.
     parameters
-        Typical values overriding the model defaults (a :class:`ParameterSet` or a mapping).
+        Typical values (a :class:`ParameterSet` or a mapping). Precedence, lowest first: the model defaults, the
+        arm's drug PK (:meth:`TreatmentPlan.parameter_overrides`), ``parameters``, then :attr:`Arm.parameters`.
+        So a value given here (e.g. ``pk_cl_l_per_day``, or a fitted value) applies in every arm, drug or not.
     t_end_day
         Last output time (days after the first drug dose).
     output_interval_day
@@ -251,7 +253,9 @@ def simulate(
         if missing:
             raise ScheduleError(f"arm {a.name!r}: model {spec.name!r} has no drug PK parameters {missing}; "
                                 "it cannot take drug regimens (remove the drug or use a model with PK)")
-    arm_values = [resolve_values(spec, parameters, a.plan.parameter_overrides(), a.parameters,
+    # one precedence, lowest first: model defaults < the arm's drug PK < ``parameters`` (a fit's typical values
+    # and a scenario's [parameters]) < the arm's own ``parameters``
+    arm_values = [resolve_values(spec, a.plan.parameter_overrides(), parameters, a.parameters,
                                  mechanisms_off=mechanisms_off) for a in arm_list]
     n = int(population.n_patients)
     arm_events = []  # per arm: one event list shared by all patients, or one list per patient

@@ -265,23 +265,27 @@ def _add_verbosity(p: argparse.ArgumentParser, *, top: bool) -> None:
                    **({"default": False} | default))
 
 
-_handler: logging.Handler | None = None
+class _StderrHandler(logging.Handler):
+    """Log records as ``abscopal: message`` lines on the current ``sys.stderr`` (which tests may swap)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            sys.stderr.write(f"abscopal: {self.format(record)}\n")
+        except Exception:  # noqa: BLE001 - logging must never end a command
+            self.handleError(record)
+
+
+_HANDLER = _StderrHandler()
 
 
 def _configure_logging(verbose: int, quiet: bool) -> None:
     """Send the ``abscopal`` loggers to stderr at WARNING (``-v``: INFO, ``-vv``: DEBUG, ``-q``: ERROR)."""
-    global _handler
     logger = logging.getLogger("abscopal")
-    if _handler is None:
-        _handler = logging.StreamHandler()
-        _handler.setFormatter(logging.Formatter("abscopal: %(message)s"))
-    _handler.setStream(sys.stderr)  # the current stderr (tests capture it)
-    if _handler not in logger.handlers:
-        logger.addHandler(_handler)
+    if _HANDLER not in logger.handlers:
+        logger.addHandler(_HANDLER)
     logger.propagate = False
-    level = logging.ERROR if quiet else (logging.DEBUG if verbose >= 2 else logging.INFO if verbose else
-                                         logging.WARNING)
-    logger.setLevel(level)
+    logger.setLevel(logging.ERROR if quiet else logging.DEBUG if verbose >= 2 else logging.INFO if verbose else
+                    logging.WARNING)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -397,7 +397,7 @@ def _load_cell(path: Path, key: str | None = None) -> xr.Dataset:
     """Load a cell written by :func:`_save_cell`; raise :class:`_BadCell` unless its stored key is ``key`` (if
     given) and its digest matches its content. Never unpickles (``allow_pickle=False``)."""
     try:
-        with np.load(path, allow_pickle=False) as z:
+        with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as z:  # our handle: closed on any error
             arrays = {name: z[name] for name in z.files}
     except Exception as exc:  # noqa: BLE001 - any corruption (truncated zip, bad header, I/O) means: recompute
         raise _BadCell(f"unreadable ({type(exc).__name__}: {exc})") from None

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import importlib
+import os
+import stat
 import subprocess
 import sys
 
@@ -12,6 +15,8 @@ from abscopal import cli
 from abscopal.cli import main
 from abscopal.errors import EXIT_CODES, AbscopalError, SolverError
 
+DEVICE = next(d for d in ("/dev/null", "/dev/zero", "/dev/urandom") if stat.S_ISCHR(os.stat(d).st_mode))
+"""A character device of this machine (a test run by someone else may have turned /dev/null into a file)."""
 SCENARIO = """
 title = "test"
 fit = "none"
@@ -65,7 +70,8 @@ def test_a_usage_error_exits_with_2(capsys):
 
 @pytest.mark.parametrize(("out", "extra", "match"), [
     ("SCENARIO", [], "is an input of this command"),
-    ("/dev/null", [], "not a regular file"),
+    (DEVICE, [], "not a regular file"),
+    ("FIFO", [], "not a regular file"),
     ("x.nc", ["--endpoints-out", "x.nc"], "name the same file"),
     ("x.nc", ["--figure", "f.xyz"], "unknown figure format 'xyz'"),
     ("x.nc", ["--endpoints-figure", "DIR"], "is a folder"),
@@ -73,6 +79,7 @@ def test_a_usage_error_exits_with_2(capsys):
 def test_simulate_refuses_bad_outputs_before_any_work_even_with_force(scenario_file, tmp_path, capsys, no_simulation,
                                                                       out, extra, match):
     (tmp_path / "DIR").mkdir()
+    os.mkfifo(tmp_path / "FIFO")
 
     def where(p):
         return str(scenario_file) if p == "SCENARIO" else p if p.startswith("/") else str(tmp_path / p)
@@ -196,3 +203,51 @@ def test_study_refuses_a_folder_that_is_not_a_study(tmp_path, capsys):
         assert "holds other files (summary.csv) and no study" in capsys.readouterr().err
     assert [p.name for p in folder.iterdir()] == ["summary.csv"]
     assert (folder / "summary.csv").read_text() == "precious\n"
+
+
+def test_a_scheduler_that_does_not_answer_is_a_clear_error(monkeypatch):
+    run = importlib.import_module("abscopal.studies.run")
+    monkeypatch.setattr(run, "_CONNECT_TIMEOUT_S", 2)
+    with pytest.raises(AbscopalError, match=r"--scheduler 'tcp://127.0.0.1:9': cannot connect to a Dask scheduler"):
+        list(run._execute([], "tcp://127.0.0.1:9", None))
+
+
+@pytest.fixture
+def calibration_inputs(tmp_path):
+    """Copies of the shipped fit and two target files (a failing check must not touch the repository's files)."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2] / "fits"
+    fit = tmp_path / "fit.json"
+    fit.write_bytes((root / "default.json").read_bytes())
+    targets = []
+    for name in ("pembro_rt.toml", "ratnayake2020.toml"):
+        (tmp_path / name).write_bytes((root / "targets" / name).read_bytes())
+        targets.append(tmp_path / name)
+    return fit, targets
+
+
+@pytest.mark.parametrize(("argv", "victim", "match"), [
+    (["fit", "T0", "--out", "T0", "--force"], "T0", "is an input of this command"),
+    (["fit", "T0", "--out", DEVICE, "--force"], None, "not a regular file"),
+    (["fit-report", "FITHTML", "--out", "FITHTML", "--force"], "FITHTML", "is an input of this command"),
+    (["validate", "T0", "--fit", "FIT", "--out", "FIT", "--force"], "FIT", "is an input of this command"),
+    (["validate", "T0", "--fit", "FIT", "--out", "T0", "--force"], "T0", "is an input of this command"),
+    (["crossval", "T0", "T1", "--like", "FIT", "--out", "FIT", "--force"], "FIT", "is an input of this command"),
+    (["crossval", "T0", "T1", "--out", DEVICE, "--force"], None, "not a regular file"),
+])
+def test_calibration_commands_never_write_over_their_inputs_or_a_device(calibration_inputs, tmp_path, capsys,
+                                                                        monkeypatch, argv, victim, match):
+    objective = importlib.import_module("abscopal.calibrate.objective")
+    monkeypatch.setattr(objective, "simulate", lambda *a, **k: pytest.fail("simulated before checking the outputs"))
+    fit, targets = calibration_inputs
+    fit_html = tmp_path / "fit.html"  # a fit file with a report suffix: the only way --out can name it
+    fit_html.write_bytes(fit.read_bytes())
+    names = {"FIT": fit, "FITHTML": fit_html, "T0": targets[0], "T1": targets[1]}
+    before = {k: p.read_bytes() for k, p in names.items()}
+    assert main([str(names.get(a, a)) for a in argv]) == EXIT_CODES["input"]
+    err = capsys.readouterr().err
+    assert match in err and "Traceback" not in err
+    assert {k: p.read_bytes() for k, p in names.items()} == before
+    if victim is not None:
+        assert str(names[victim]) in err

@@ -500,8 +500,9 @@ def run_study(design: StudyDesign, out_dir: str | Path | None = None, *, schedul
     design
         The study (:func:`~abscopal.studies.design.load_study`).
     out_dir
-        Folder for ``cells/`` (finished cells, reused on a rerun), ``endpoints.nc``, ``summary.csv``, figures,
-        ``report.html`` and ``study.json`` (written last: a study is complete when it exists). None: nothing is
+        Folder for ``cells/`` (finished cells, checked and reused on a rerun), ``endpoints.nc``, ``summary.csv``,
+        figures, ``report.html`` and ``study.json`` (switched in as a whole; a study is complete when
+        ``study.json`` exists; see the module docstring). Must be new, empty or a study's folder. None: nothing is
         written and nothing is reused.
     scheduler, workers
         Run on the Dask scheduler at this address, or on a local cluster of ``workers`` processes; default in
@@ -517,7 +518,17 @@ def run_study(design: StudyDesign, out_dir: str | Path | None = None, *, schedul
     ------
     AbscopalError
         If ``out_dir`` holds a completed study and ``force`` is false, or both ``scheduler`` and ``workers`` are
-        given; design errors (:class:`~abscopal.errors.ScheduleError`, ParameterError) before any simulation.
+        given, or ``scheduler`` is not ``[tcp://]host:port`` or does not answer; design errors
+        (:class:`~abscopal.errors.ScheduleError`, ParameterError) before any simulation.
+    OutputPathError
+        If ``out_dir`` is not a folder, cannot be written, holds other files and no study, or an input is inside
+        it; all before any cell is computed.
+
+    Warns
+    -----
+    AbscopalWarning
+        For each cached cell that is not used (another cell's file, truncated, corrupt, older format); it is
+        recomputed.
     """
     if scheduler is not None and workers is not None:
         raise AbscopalError("give --scheduler ADDRESS or --workers N, not both")

@@ -251,3 +251,20 @@ def test_calibration_commands_never_write_over_their_inputs_or_a_device(calibrat
     assert {k: p.read_bytes() for k, p in names.items()} == before
     if victim is not None:
         assert str(names[victim]) in err
+
+
+def test_simulate_never_writes_over_the_fit_it_reads(scenario_file, tmp_path, capsys, no_simulation):
+    from pathlib import Path
+
+    fit = tmp_path / "fit.json"
+    fit.write_bytes((Path(__file__).resolve().parents[2] / "fits" / "default.json").read_bytes())
+    before = fit.read_bytes()
+    scenario_file.write_text(SCENARIO.replace('fit = "none"', f"fit = {str(fit)!r}"))
+    assert main(["simulate", str(scenario_file), "--out", str(fit), "--force"]) == EXIT_CODES["input"]
+    assert "is an input of this command" in capsys.readouterr().err and fit.read_bytes() == before
+
+
+def test_asking_for_an_endpoints_file_scores_the_patients(scenario_file, tmp_path, capsys):
+    ep = tmp_path / "ep.nc"
+    assert main(["simulate", str(scenario_file), "--out", str(tmp_path / "r.nc"), "--endpoints-out", str(ep)]) == 0
+    assert ep.is_file() and "pembro" in capsys.readouterr().out

@@ -1,36 +1,75 @@
 """Command-line interface: ``abscopal simulate | endpoints | fit | fit-report | validate | crossval | study |
 regimens | model | cite``.
 
-Every command is a thin layer over one documented function call.
+Every command is a thin layer over one documented function call. Every output path is checked
+(:func:`abscopal.io.check_outputs`) before any work; errors end the command with one line on stderr and the exit
+code of :data:`abscopal.errors.EXIT_CODES`, never a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
 from ._version import __version__
-from .errors import AbscopalError
+from .errors import EXIT_CODES, AbscopalError
 
 __all__ = ["main"]
 
+log = logging.getLogger(__name__)
+
+EPILOG = f"""exit codes:
+  {EXIT_CODES["ok"]:<4} success
+  {EXIT_CODES["usage"]:<4} usage error (unknown option, missing argument)
+  {EXIT_CODES["input"]:<4} input error: a bad value in a file or option, a missing or unreadable input, a refused output
+  {EXIT_CODES["numerical"]:<4} numerical failure (the ODE solver failed)
+  {EXIT_CODES["interrupted"]:<4} interrupted (Ctrl-C)
+
+-v/--verbose (twice: debug) and -q/--quiet work before or after the command."""
+
+_NETCDF_MAGIC = (b"\x89HDF\r\n\x1a\n",)  # netCDF-4 is HDF5; abscopal writes netCDF-4 only
+
+
+def open_result(path: str | Path, option: str) -> "xr.Dataset":  # noqa: F821 - xarray imported lazily
+    """Load a netCDF result written by abscopal; :class:`AbscopalError` naming ``option`` and the file if it is
+    missing, not a file, or not netCDF-4."""
+    import xarray as xr
+
+    p = Path(path)
+    if not p.exists():
+        raise AbscopalError(f"{option} {str(p)!r} does not exist; pass a netCDF file written by abscopal")
+    if not p.is_file():
+        raise AbscopalError(f"{option} {str(p)!r} is not a file; pass a netCDF file written by abscopal")
+    with open(p, "rb") as fh:  # OSError (permission denied) is reported by main()
+        head = fh.read(8)
+    if head not in _NETCDF_MAGIC:
+        raise AbscopalError(f"{option} {str(p)!r} is not a netCDF-4 file; pass a .nc file written by abscopal "
+                            "simulate, endpoints or study")
+    try:
+        with xr.open_dataset(p, engine="h5netcdf") as ds:
+            return ds.load()
+    except (OSError, ValueError, KeyError) as exc:
+        raise AbscopalError(f"{option} {str(p)!r} cannot be read as netCDF ({exc}); pass a file written by "
+                            "abscopal") from None
+
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
-    from .io import write_atomic, write_netcdf
+    from .io import check_outputs, write_atomic, write_netcdf
     from .scenario import load_scenario
     from .simulate import simulate
 
+    outputs = {"--out": args.out, "--figure": args.figure, "--endpoints-out": args.endpoints_out,
+               "--endpoints-figure": args.endpoints_figure}
+    check_outputs(outputs, inputs=[args.scenario], force=args.force, figures=("--figure", "--endpoints-figure"))
     scenario = load_scenario(args.scenario, n_patients=args.patients, seed=args.seed)
+    check_outputs(outputs, inputs=[args.scenario, scenario.fit], force=args.force,  # the fit is an input too
+                  figures=("--figure", "--endpoints-figure"))
     out = Path(args.out)
-    if out.exists() and not args.force:  # fail before any work
-        raise AbscopalError(f"{str(out)!r} exists; choose another --out or pass --force")
-    for path in (args.figure, args.endpoints_out, args.endpoints_figure):
-        if path and Path(path).exists() and not args.force:
-            raise AbscopalError(f"{path!r} exists; choose another path or pass --force")
     t0 = time.perf_counter()
     ds = simulate(scenario.model, scenario.arms, **scenario.simulate_kwargs())
     ds.attrs["scenario"] = scenario.source
@@ -40,7 +79,7 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     write_netcdf(ds, out, force=args.force)
     print(f"simulated {ds.sizes['arm']} arm(s) x {ds.sizes['patient']} patient(s) in "
           f"{time.perf_counter() - t0:.1f} s -> {out}")
-    if args.endpoints:
+    if args.endpoints or args.endpoints_out or args.endpoints_figure:  # asking for an endpoint file implies them
         _print_endpoints(ds, args)
     if args.figure:
         import matplotlib
@@ -104,13 +143,11 @@ def _print_endpoints(ds, args: argparse.Namespace) -> None:
 
 
 def _cmd_endpoints(args: argparse.Namespace) -> int:
-    import xarray as xr
+    from .io import check_outputs
 
-    for path in (args.endpoints_out, args.endpoints_figure):
-        if path and Path(path).exists() and not args.force:
-            raise AbscopalError(f"{path!r} exists; choose another path or pass --force")
-    with xr.open_dataset(args.result, engine="h5netcdf") as ds:
-        _print_endpoints(ds.load(), args)
+    check_outputs({"--out": args.endpoints_out, "--figure": args.endpoints_figure}, inputs=[args.result],
+                  force=args.force, figures=("--figure",))
+    _print_endpoints(open_result(args.result, "result"), args)
     return 0
 
 
@@ -152,11 +189,8 @@ def _cmd_cite(args: argparse.Namespace) -> int:
     from .cite import cite
 
     if args.result:
-        import xarray as xr
-
-        with xr.open_dataset(args.result, engine="h5netcdf") as ds:
-            print(cite(ds))
-            return 0
+        print(cite(open_result(args.result, "--result")))
+        return 0
     from .model.library import get_model
 
     print(cite(get_model(args.model)))
@@ -165,8 +199,10 @@ def _cmd_cite(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``abscopal`` command."""
-    p = argparse.ArgumentParser(prog="abscopal", description="RT + immune-checkpoint blockade modelling (NSCLC)")
+    p = argparse.ArgumentParser(prog="abscopal", description="RT + immune-checkpoint blockade modelling (NSCLC)",
+                                epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--version", action="version", version=f"abscopal {__version__}")
+    _add_verbosity(p, top=True)
     sub = p.add_subparsers(dest="command", required=True)
     s = sub.add_parser("simulate", help="simulate a scenario TOML file to netCDF")
     s.add_argument("scenario", help="scenario TOML file (format: abscopal.scenario)")
@@ -214,19 +250,63 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--model", default="nsclc")
     c.add_argument("--result", default=None, help="a netCDF file written by abscopal")
     c.set_defaults(func=_cmd_cite)
+    for command in sub.choices.values():  # the same -v/-q on every command (also after the command name)
+        _add_verbosity(command, top=False)
+        command.epilog = command.epilog or "exit codes: see 'abscopal --help'"
     return p
 
 
+def _add_verbosity(p: argparse.ArgumentParser, *, top: bool) -> None:
+    default = {} if top else {"default": argparse.SUPPRESS}  # a command's own -v/-q must not reset the top one
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("-v", "--verbose", action="count", help="log progress (twice: debug messages)",
+                   **({"default": 0} | default))
+    g.add_argument("-q", "--quiet", action="store_true", help="only errors: no progress messages or progress bar",
+                   **({"default": False} | default))
+
+
+class _StderrHandler(logging.Handler):
+    """Log records as ``abscopal: message`` lines on the current ``sys.stderr`` (which tests may swap)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            sys.stderr.write(f"abscopal: {self.format(record)}\n")
+        except Exception:  # noqa: BLE001 - logging must never end a command
+            self.handleError(record)
+
+
+_HANDLER = _StderrHandler()
+
+
+def _configure_logging(verbose: int, quiet: bool) -> None:
+    """Send the ``abscopal`` loggers to stderr at WARNING (``-v``: INFO, ``-vv``: DEBUG, ``-q``: ERROR)."""
+    logger = logging.getLogger("abscopal")
+    if _HANDLER not in logger.handlers:
+        logger.addHandler(_HANDLER)
+    logger.propagate = False
+    logger.setLevel(logging.ERROR if quiet else logging.DEBUG if verbose >= 2 else logging.INFO if verbose else
+                    logging.WARNING)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``abscopal`` command."""
-    args = build_parser().parse_args(argv)
+    """Entry point of the ``abscopal`` command; returns an exit code of :data:`abscopal.errors.EXIT_CODES`."""
+    args = build_parser().parse_args(argv)  # usage errors: argparse exits with code 2
+    _configure_logging(args.verbose or 0, bool(args.quiet))
     try:
         return int(args.func(args))
+    except KeyboardInterrupt:
+        print("abscopal: interrupted", file=sys.stderr)
+        return EXIT_CODES["interrupted"]
     except AbscopalError as exc:
         print(f"abscopal: error: {exc}", file=sys.stderr)
-        return 2
+        return exc.exit_code
     except BrokenPipeError:  # e.g. `abscopal regimens | head`
-        return 0
+        return EXIT_CODES["ok"]
+    except OSError as exc:  # an input that cannot be read, an output folder that vanished: no traceback
+        where = f" {str(exc.filename)!r}" if exc.filename is not None else ""
+        print(f"abscopal: error: cannot access{where}: {exc.strerror or exc}; check the path and its permissions",
+              file=sys.stderr)
+        return EXIT_CODES["input"]
 
 
 if __name__ == "__main__":

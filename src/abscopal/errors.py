@@ -2,6 +2,10 @@
 
 Every error names the argument, shows the offending value and says how to fix it.
 Use :func:`unknown_name_message` for unknown identifiers so users get a suggestion.
+
+Exit codes of the ``abscopal`` command (one place: :data:`EXIT_CODES`; each error class carries its
+``exit_code``): 0 success, 2 usage error (argparse), 3 input error (:class:`AbscopalError` and its subclasses, a
+missing or unreadable input file), 4 numerical failure (:class:`SolverError`), 130 interrupted (Ctrl-C).
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ import difflib
 from collections.abc import Iterable
 
 __all__ = [
+    "EXIT_CODES",
     "AbscopalError",
     "AbscopalWarning",
     "ModelError",
@@ -21,8 +26,15 @@ __all__ = [
 ]
 
 
+EXIT_CODES: dict[str, int] = {"ok": 0, "usage": 2, "input": 3, "numerical": 4, "interrupted": 130}
+"""Exit codes of the ``abscopal`` command by outcome (documented in ``abscopal --help``)."""
+
+
 class AbscopalError(Exception):
     """Base class of every error raised on purpose by abscopal."""
+
+    exit_code: int = EXIT_CODES["input"]
+    """Exit code of the ``abscopal`` command when this error ends it."""
 
 
 class ModelError(AbscopalError, ValueError):
@@ -43,6 +55,8 @@ class TargetError(AbscopalError, ValueError):
 
 class SolverError(AbscopalError, RuntimeError):
     """The ODE solver failed; the message names the arm, the patient and the time."""
+
+    exit_code: int = EXIT_CODES["numerical"]
 
 
 class AbscopalWarning(UserWarning):

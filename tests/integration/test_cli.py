@@ -65,7 +65,7 @@ def test_outputs_are_never_silently_overwritten(scenario_file, tmp_path, capsys)
     out = tmp_path / "o.nc"
     assert main(["simulate", str(scenario_file), "--out", str(out), "--patients", "2"]) == 0
     stamp = out.stat().st_mtime_ns
-    assert main(["simulate", str(scenario_file), "--out", str(out), "--patients", "2"]) == 2
+    assert main(["simulate", str(scenario_file), "--out", str(out), "--patients", "2"]) == 3
     assert "exists" in capsys.readouterr().err
     assert out.stat().st_mtime_ns == stamp
     assert main(["simulate", str(scenario_file), "--out", str(out), "--patients", "2", "--force"]) == 0
@@ -102,5 +102,5 @@ def test_scenario_errors_name_the_key_and_suggest(tmp_path, edit, match):
 
 
 def test_missing_scenario_file_is_a_clear_error(tmp_path, capsys):
-    assert main(["simulate", str(tmp_path / "nope.toml"), "--out", str(tmp_path / "x.nc")]) == 2
+    assert main(["simulate", str(tmp_path / "nope.toml"), "--out", str(tmp_path / "x.nc")]) == 3
     assert "does not exist" in capsys.readouterr().err

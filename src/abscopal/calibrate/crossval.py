@@ -21,6 +21,7 @@ Command line (:func:`add_crossval_command`)::
 from __future__ import annotations
 
 import argparse
+import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -33,6 +34,8 @@ from ..io import JsonArtefact
 from .fit import calibrate
 from .objective import _USABLE, DEFAULT_FREE, CalibrationProblem, default_parameters
 from .validate import _as_trials, _count, _enc_any, _fmt, format_entries, summarize, usable_outcomes, validate
+
+log = logging.getLogger(__name__)
 
 __all__ = ["FORMAT", "CrossValidation", "add_crossval_command", "cross_validate"]
 
@@ -194,15 +197,19 @@ def cross_validate(targets: Any, *, free: Sequence[str] = DEFAULT_FREE, params: 
 
 # ---- command line --------------------------------------------------------------------------------------------------
 def _cmd_crossval(args: argparse.Namespace) -> int:
+    from ..io import check_outputs
+    from .fit import _target_files
+
     out = Path(args.out)
-    if out.exists() and not args.force:  # fail before any work
-        raise AbscopalError(f"--out: {str(out)!r} exists; choose another path or pass --force")
     missing = [t for t in args.targets if not Path(t).exists()]
     if missing:
         raise AbscopalError(f"targets: {missing} not found; pass existing target TOML files or directories")
+    if args.like is not None and not Path(args.like).is_file():
+        raise AbscopalError(f"--like: calibration file {args.like!r} does not exist; pass the JSON written by "
+                            "'abscopal fit'")
+    check_outputs({"--out": out}, inputs=[*_target_files(args.targets), args.like], force=args.force)  # before work
     if args.patients < 1 or args.seed < 0:
         raise AbscopalError(f"--patients {args.patients} must be >= 1 and --seed {args.seed} >= 0")
-    import sys
 
     settings: dict[str, Any] = {"free": tuple(args.free), "n_patients_per_arm": args.patients, "seed": args.seed}
     if args.like is not None:  # the recipe of an existing fit: its free set, base values, start, patients, seed
@@ -213,7 +220,7 @@ def _cmd_crossval(args: argparse.Namespace) -> int:
         settings = {"params": like.parameters(), "base_parameters": dict(prov.get("base_parameters") or {}),
                     "n_patients_per_arm": int(prov["n_patients_per_arm"]), "seed": int(prov["seed"])}
     result = cross_validate(list(args.targets), **settings, fit_kwargs={"method": args.method},
-                            progress=lambda m: print(m, file=sys.stderr))
+                            progress=log.info)
     result.save(out, force=args.force)
     print(result.to_table())
     print(f"-> {out}")

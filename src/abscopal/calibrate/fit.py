@@ -532,15 +532,18 @@ def _target_files(paths: Sequence[str]) -> list[Path]:
 
 def _check_fit_args(args: argparse.Namespace) -> None:
     """Every check of ``abscopal fit`` that needs no simulation (raises :class:`AbscopalError`)."""
-    out = Path(args.out)
-    if out.exists() and not args.force:
-        raise AbscopalError(f"{str(out)!r} exists; choose another --out or pass --force")
+    from ..io import check_outputs
+
+    outputs: dict[str, Any] = {"--out": args.out}
     if args.report is not None:
         from .report import report_paths
 
-        for path in report_paths(args.report, force=args.force):  # raises if a report file exists
-            if path.resolve() == out.resolve():
-                raise AbscopalError(f"--report {args.report!r} would overwrite --out {args.out!r}; choose another")
+        outputs |= {"--report" if i == 0 else f"--report (figure {p.name})": p
+                    for i, p in enumerate(report_paths(args.report, force=True))}
+    missing = [t for t in args.targets if not Path(t).exists()]
+    if missing:
+        raise AbscopalError(f"targets: {missing} not found; pass existing target TOML files or directories")
+    check_outputs(outputs, inputs=_target_files(args.targets), force=args.force)  # device, input, twice, writable
     if args.patients < 1:
         raise AbscopalError(f"--patients {args.patients}: give at least 1 virtual patient per arm")
     if args.multistart is not None and args.multistart < 1:

@@ -482,11 +482,19 @@ def fit_report(calibration: Calibration, path: str | Path, *, format: str | None
 
 # ---- command line ---------------------------------------------------------------------------------------------------
 def _cmd_fit_report(args: argparse.Namespace) -> int:
-    report_paths(args.out, force=args.force)  # fail before any work
+    from ..io import check_outputs
+    from .fit import _target_files
+
+    paths = report_paths(args.out, force=True)
+    if not Path(args.fit).is_file():
+        raise AbscopalError(f"fit: calibration file {args.fit!r} does not exist; pass the JSON written by "
+                            "'abscopal fit'")
+    inputs = [args.fit, *(_target_files(args.targets) if args.targets else [])]
+    check_outputs({"--out" if i == 0 else f"--out (figure {p.name})": p for i, p in enumerate(paths)},
+                  inputs=inputs, force=args.force)  # fail before any work
     cal = Calibration.load(args.fit)
     targets = None
     if args.targets:
-        from .fit import _target_files
         from .targets import load_all
 
         targets = load_all(_target_files(args.targets))

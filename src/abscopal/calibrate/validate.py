@@ -40,6 +40,7 @@ Command line (:func:`add_validate_command`)::
 from __future__ import annotations
 
 import argparse
+import logging
 import hashlib
 import math
 import sys
@@ -57,6 +58,8 @@ from ..io import JsonArtefact, write_atomic
 from .fit import Calibration, _enc
 from .objective import _USABLE, CalibrationProblem
 from .targets import OUTCOME_KINDS, TrialTargets
+
+log = logging.getLogger(__name__)
 
 __all__ = ["FORMAT", "ValidationResult", "add_validate_command", "derived_seed", "validate"]
 
@@ -434,9 +437,9 @@ def validate(calibration: Calibration | str | Path, targets: Any, *, n_patients_
 
 # ---- command line --------------------------------------------------------------------------------------------------
 def _cmd_validate(args: argparse.Namespace) -> int:
+    from ..io import check_outputs
+
     out = Path(args.out) if args.out else None
-    if out is not None and out.exists() and not args.force:  # every check before any simulation
-        raise AbscopalError(f"--out: {str(out)!r} exists; choose another path or pass --force")
     if not Path(args.fit).is_file():
         raise AbscopalError(f"--fit: calibration file {args.fit!r} does not exist; pass the JSON written by "
                             "'abscopal fit'")
@@ -449,10 +452,12 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     missing = [t for t in args.targets if not Path(t).exists()]
     if missing:
         raise AbscopalError(f"targets: {missing} not found; pass existing target TOML files or directories")
+    from .fit import _target_files
+
+    check_outputs({"--out": out}, inputs=[args.fit, *_target_files(args.targets)], force=args.force)  # before work
     trials = _as_trials(list(args.targets))
     result = validate(args.fit, trials, n_patients_per_arm=args.patients, n_population_resamples=args.resamples,
-                      n_parameter_draws=args.draws, seed=args.seed, level=args.level,
-                      progress=lambda m: print(m, file=sys.stderr))
+                      n_parameter_draws=args.draws, seed=args.seed, level=args.level, progress=log.info)
     text = result.to_table() + "\n" if args.format == "table" else result.to_json()
     if out is None:
         sys.stdout.write(text)

@@ -8,7 +8,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..errors import AbscopalError
 
 __all__ = ["add_study_command", "format_summary"]
 
@@ -41,13 +40,15 @@ def format_summary(rows: list[dict[str, Any]], *, limit: int | None = None) -> s
 
 def _cmd_study(args: argparse.Namespace) -> int:
     from . import load_study, run_study, summary_table
+    from .run import _check_study_dir, check_scheduler
 
+    if args.scheduler is not None:
+        check_scheduler(args.scheduler)
+    _check_study_dir(Path(args.out), force=args.force, inputs=[args.study])  # before reading or running anything
     overrides = {k: v for k, v in (("n_patients", args.patients), ("seed", args.seed), ("n_draws", args.draws))
                  if v is not None}
     design = load_study(args.study, **overrides)  # validates the whole file before any work
     out = Path(args.out)
-    if (out / "study.json").exists() and not args.force:
-        raise AbscopalError(f"{str(out)!r} holds a completed study; choose another --out or pass --force")
     t0 = time.perf_counter()
     ds = run_study(design, out, scheduler=args.scheduler, workers=args.workers, progress=not args.quiet,
                    force=args.force, report=not args.no_report)
@@ -62,10 +63,11 @@ def _cmd_study(args: argparse.Namespace) -> int:
 
 def add_study_command(subparsers: Any) -> argparse.ArgumentParser:
     """Add ``study STUDY.toml --out DIR [--patients N] [--seed S] [--draws K] [--scheduler ADDRESS | --workers N]
-    [--force] [--no-report] [--quiet]`` to the ``abscopal`` subparsers; returns the subparser."""
+    [--force] [--no-report] [-q]`` to the ``abscopal`` subparsers; returns the subparser."""
     s = subparsers.add_parser("study", help="run a timing x fractionation x site x drug study and write its report")
     s.add_argument("study", help="study TOML file (format: docs/studies.md)")
-    s.add_argument("--out", required=True, help="output folder (finished cells in it are reused on a rerun)")
+    s.add_argument("--out", required=True, help="output folder: new, empty or a study's (its finished cells are "
+                   "reused on a rerun)")
     s.add_argument("--patients", type=int, default=None, help="virtual patients (overrides the file)")
     s.add_argument("--seed", type=int, default=None, help="patient seed (overrides the file)")
     s.add_argument("--draws", type=int, default=None, help="parameter draws from the fit (overrides the file)")
@@ -74,6 +76,5 @@ def add_study_command(subparsers: Any) -> argparse.ArgumentParser:
     g.add_argument("--workers", type=int, default=None, help="start a local Dask cluster with N worker processes")
     s.add_argument("--force", action="store_true", help="rewrite the outputs of a completed study in --out")
     s.add_argument("--no-report", action="store_true", help="skip figures and report.html")
-    s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=_cmd_study)
     return s

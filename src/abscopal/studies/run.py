@@ -7,9 +7,22 @@ uncertainty (draws 1..n), scores every patient like a trial patient (:func:`absc
 returns a small dataset. Each finished cell is written to ``OUT/cells/<key>.npz`` atomically; ``key`` is a
 sha256 of everything the cell's result depends on (package version, model hash, fit file hash, draws, patients,
 plan, assessment, solver), so a rerun of an interrupted study skips the finished cells and a changed study
-recomputes only what changed. :func:`assemble` stacks the cells into the study dataset (dims ``timing,
-fractionation, site, drug, draw`` plus ``patient`` / ``km_month``) and :func:`summary_table` reduces it to one row
-per cell with intervals over the draws.
+recomputes only what changed. A cell file stores its own key and a sha256 of its content; a cell whose stored key
+differs from its file name's (a file copied over another), or that is truncated or corrupt, is recomputed with an
+:class:`~abscopal.errors.AbscopalWarning` naming the file, never used. Cells are read with
+``np.load(allow_pickle=False)``: a cell file cannot run code. :func:`assemble` stacks the cells into the study
+dataset (dims ``timing, fractionation, site, drug, draw`` plus ``patient`` / ``km_month``) and
+:func:`summary_table` reduces it to one row per cell with intervals over the draws.
+
+Output folder (``OUT``): the outputs (``endpoints.nc``, ``summary.csv``, figures, ``report.html``, ``study.json``)
+are written into a fresh hidden folder ``OUT/.outputs-<token>/``; when all are written, the symbolic link
+``OUT/outputs`` is switched to it in one atomic rename, and ``OUT/<name>`` are fixed relative links
+``outputs/<name>``. An interrupted or failed write therefore leaves ``OUT`` showing the old complete study (or
+none), never new data files beside old figures; the previous output folder is deleted after the switch, and
+leftovers of an interrupted write are removed by the next run. (Renaming each file in turn could not switch them as
+a whole; a link switch needs no copy and keeps ``OUT/report.html`` where it was. Where symbolic links are not
+available, the files are moved into ``OUT`` one by one, ``study.json`` last.) A folder that is neither empty nor a
+study (no ``study.json``, no ``cells/``) is refused: the study never writes into a folder that is not its own.
 
 RT at progression: each draw first runs the drug alone; every patient whose RECIST progression is seen at a scan
 gets the course ``salvage_delay_day`` after that scan (:attr:`abscopal.simulate.Arm.rt_start_day`), the others
@@ -26,9 +39,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
+import os
+import re
+import shutil
 import sys
 import time
+import uuid
+import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -42,8 +61,8 @@ from ..calibrate.objective import population_for, split_values
 from ..calibrate.shipped import fit_file_hash, resolve_fit_path
 from ..endpoints.summary import DAYS_PER_MONTH, Assessment, endpoints
 from ..endpoints.survival import hazard_ratio, kaplan_meier
-from ..errors import AbscopalError, ParameterError
-from ..io import write_netcdf
+from ..errors import AbscopalError, AbscopalWarning, ParameterError
+from ..io import OutputPathError, check_output_dir, write_netcdf
 from ..model.compile import CompiledModel, compile_model
 from ..patients import VirtualPatients, draw_patients
 from ..simulate import Arm, simulate
@@ -68,6 +87,7 @@ SUMMARY_METRICS: Mapping[str, tuple[str, str]] = {
 }
 """Per-cell, per-draw summary variables of a study (units, long name)."""
 _KM_STEP_MONTH = 0.5
+log = logging.getLogger(__name__)
 
 
 # ---- tasks ------------------------------------------------------------------------------------------------------
@@ -330,11 +350,22 @@ def prepare_study(design: StudyDesign, *, relative_to: str | Path | None = None)
 
 
 # ---- the cell cache ------------------------------------------------------------------------------------------
+def _cell_digest(meta_bytes: bytes, arrays: Mapping[str, np.ndarray]) -> str:
+    """sha256 of a cell's header and arrays (names, dtypes, shapes, bytes), in name order."""
+    h = hashlib.sha256(meta_bytes)
+    for name in sorted(arrays):
+        a = np.ascontiguousarray(arrays[name])
+        h.update(f"{name}|{a.dtype.str}|{a.shape}|".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
 def _save_cell(ds: xr.Dataset, path: Path) -> None:
-    """Write a cell result as ``.npz`` (arrays) with a JSON header (dims, attrs), atomically.
+    """Write a cell result as ``.npz`` (arrays) with a JSON header (dims, attrs), its key and a sha256, atomically.
 
     An internal cache format: an order of magnitude faster than netCDF for these small datasets (0.4 s per
-    h5netcdf file was most of a small study's time), and loaded back losslessly by :func:`_load_cell`.
+    h5netcdf file was most of a small study's time), and loaded back losslessly by :func:`_load_cell`, which checks
+    the stored key and digest.
     """
     from ..io import write_atomic
 
@@ -344,7 +375,12 @@ def _save_cell(ds: xr.Dataset, path: Path) -> None:
         for name, var in items:
             meta[kind][name] = {"dims": list(var.dims), "attrs": dict(var.attrs)}
             arrays[f"{kind}/{name}"] = var.values
-    arrays["__meta__"] = np.frombuffer(json.dumps(meta, default=str).encode(), dtype=np.uint8)
+    meta_bytes = json.dumps(meta, default=str).encode()
+    arrays["__meta__"] = np.frombuffer(meta_bytes, dtype=np.uint8)
+    arrays["__key__"] = np.frombuffer(str(ds.attrs["key"]).encode(), dtype=np.uint8)
+    arrays["__sha256__"] = np.frombuffer(_cell_digest(meta_bytes, {k: v for k, v in arrays.items()
+                                                                   if k not in ("__meta__", "__sha256__")}).encode(),
+                                         dtype=np.uint8)
 
     def write(tmp: Path) -> None:
         with open(tmp, "wb") as fh:
@@ -353,12 +389,37 @@ def _save_cell(ds: xr.Dataset, path: Path) -> None:
     write_atomic(path, write, force=True)
 
 
-def _load_cell(path: Path) -> xr.Dataset:
-    with np.load(path, allow_pickle=False) as z:
-        meta = json.loads(bytes(z["__meta__"]).decode())
-        coords = {n: (m["dims"], z[f"coords/{n}"], m["attrs"]) for n, m in meta["coords"].items()}
-        data = {n: (m["dims"], z[f"vars/{n}"], m["attrs"]) for n, m in meta["vars"].items()}
-    return xr.Dataset(data, coords=coords, attrs=meta["attrs"])
+class _BadCell(Exception):
+    """A cached cell file that must not be used (the message says why)."""
+
+
+def _load_cell(path: Path, key: str | None = None) -> xr.Dataset:
+    """Load a cell written by :func:`_save_cell`; raise :class:`_BadCell` unless its stored key is ``key`` (if
+    given) and its digest matches its content. Never unpickles (``allow_pickle=False``)."""
+    try:
+        with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as z:  # our handle: closed on any error
+            arrays = {name: z[name] for name in z.files}
+    except Exception as exc:  # noqa: BLE001 - any corruption (truncated zip, bad header, I/O) means: recompute
+        raise _BadCell(f"unreadable ({type(exc).__name__}: {exc})") from None
+    if "__key__" not in arrays or "__sha256__" not in arrays or "__meta__" not in arrays:
+        raise _BadCell("no stored key or digest (written by an older abscopal)")
+    try:
+        stored_key = bytes(arrays.pop("__key__")).decode()
+        digest = bytes(arrays.pop("__sha256__")).decode()
+        meta_bytes = bytes(arrays["__meta__"])
+        if _cell_digest(meta_bytes, {k: v for k, v in arrays.items() if k != "__meta__"}
+                        | {"__key__": np.frombuffer(stored_key.encode(), dtype=np.uint8)}) != digest:
+            raise _BadCell("content does not match its stored sha256 (corrupt or edited)")
+        if key is not None and stored_key != key:
+            raise _BadCell(f"holds cell {stored_key!r}, not {key!r} (a cell file copied over another)")
+        meta = json.loads(meta_bytes.decode())
+        coords = {n: (m["dims"], arrays[f"coords/{n}"], m["attrs"]) for n, m in meta["coords"].items()}
+        data = {n: (m["dims"], arrays[f"vars/{n}"], m["attrs"]) for n, m in meta["vars"].items()}
+        return xr.Dataset(data, coords=coords, attrs=meta["attrs"])
+    except _BadCell:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a header that does not describe the arrays: recompute
+        raise _BadCell(f"inconsistent content ({type(exc).__name__}: {exc})") from None
 
 
 # ---- execution --------------------------------------------------------------------------------------------------
@@ -381,6 +442,22 @@ def _progress_printer(stream: Any = None) -> Callable[[int, int, int, str], None
     return show
 
 
+_CONNECT_TIMEOUT_S = 10
+_SCHEDULER = re.compile(r"^(?:(?:tcp|tls|ws|wss|ucx)://)?(?:[A-Za-z0-9._-]+|\[[0-9A-Fa-f:.]+\]):(\d{1,5})$")
+
+
+def check_scheduler(address: str) -> str:
+    """Check that ``address`` looks like a Dask scheduler address (``[tcp://]host:port``); return it.
+
+    Raises :class:`AbscopalError` naming the value before any work (the connection itself is tried later).
+    """
+    m = _SCHEDULER.match(address) if isinstance(address, str) else None
+    if m is None or not 1 <= int(m.group(1)) <= 65535:
+        raise AbscopalError(f"--scheduler {address!r} is not a Dask scheduler address; give [tcp://]host:port, "
+                            "e.g. tcp://127.0.0.1:8786")
+    return address
+
+
 def _execute(tasks: Sequence[CellTask], scheduler: str | None, workers: int | None) -> Iterator[
         tuple[CellTask, xr.Dataset]]:
     if scheduler is None and workers is None:
@@ -395,7 +472,13 @@ def _execute(tasks: Sequence[CellTask], scheduler: str | None, workers: int | No
     if scheduler is None:
         cluster = LocalCluster(n_workers=int(workers), threads_per_worker=1, processes=True,  # type: ignore[arg-type]
                                dashboard_address=None)
-    client = Client(scheduler if scheduler is not None else cluster)
+        client = Client(cluster)
+    else:
+        try:
+            client = Client(scheduler, timeout=_CONNECT_TIMEOUT_S)
+        except (OSError, TimeoutError) as exc:
+            raise AbscopalError(f"--scheduler {scheduler!r}: cannot connect to a Dask scheduler there ({exc}); "
+                                "start one (dask scheduler) or check the address") from None
     try:
         by_key = {f"abscopal-cell-{t.key}": t for t in tasks}
         futures = client.map(run_cell, list(tasks), key=list(by_key), pure=False)
@@ -417,8 +500,9 @@ def run_study(design: StudyDesign, out_dir: str | Path | None = None, *, schedul
     design
         The study (:func:`~abscopal.studies.design.load_study`).
     out_dir
-        Folder for ``cells/`` (finished cells, reused on a rerun), ``endpoints.nc``, ``summary.csv``, figures,
-        ``report.html`` and ``study.json`` (written last: a study is complete when it exists). None: nothing is
+        Folder for ``cells/`` (finished cells, checked and reused on a rerun), ``endpoints.nc``, ``summary.csv``,
+        figures, ``report.html`` and ``study.json`` (switched in as a whole; a study is complete when
+        ``study.json`` exists; see the module docstring). Must be new, empty or a study's folder. None: nothing is
         written and nothing is reused.
     scheduler, workers
         Run on the Dask scheduler at this address, or on a local cluster of ``workers`` processes; default in
@@ -434,26 +518,46 @@ def run_study(design: StudyDesign, out_dir: str | Path | None = None, *, schedul
     ------
     AbscopalError
         If ``out_dir`` holds a completed study and ``force`` is false, or both ``scheduler`` and ``workers`` are
-        given; design errors (:class:`~abscopal.errors.ScheduleError`, ParameterError) before any simulation.
+        given, or ``scheduler`` is not ``[tcp://]host:port`` or does not answer; design errors
+        (:class:`~abscopal.errors.ScheduleError`, ParameterError) before any simulation.
+    OutputPathError
+        If ``out_dir`` is not a folder, cannot be written, holds other files and no study, or an input is inside
+        it; all before any cell is computed.
+
+    Warns
+    -----
+    AbscopalWarning
+        For each cached cell that is not used (another cell's file, truncated, corrupt, older format); it is
+        recomputed.
     """
     if scheduler is not None and workers is not None:
         raise AbscopalError("give --scheduler ADDRESS or --workers N, not both")
     if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
         raise AbscopalError(f"workers = {workers!r}: give a number of worker processes >= 1")
+    if scheduler is not None:
+        check_scheduler(scheduler)
     out = None if out_dir is None else Path(out_dir)
-    if out is not None and (out / "study.json").exists() and not force:
-        raise AbscopalError(f"{str(out)!r} holds a completed study (study.json exists); choose another --out or "
-                            "pass --force to rewrite its outputs")
+    if out is not None:
+        _check_study_dir(out, force=force, inputs=[design.source])
     setup = prepare_study(design, relative_to=relative_to)
+    if out is not None:
+        if setup.fit_path is not None:
+            _check_study_dir(out, force=force, inputs=[design.source, setup.fit_path])
+        (out / "cells").mkdir(parents=True, exist_ok=True)
+        _clean_staging(out)
     show = _progress_printer() if progress is True else (progress or None)
     results: dict[str, xr.Dataset] = {}
     todo = []
     for t in setup.tasks:
         path = None if out is None else out / "cells" / f"{t.key}.npz"
-        if path is not None and path.is_file():
-            results[t.key] = _load_cell(path)
-        else:
-            todo.append(t)
+        if path is not None and os.path.lexists(path):
+            try:
+                results[t.key] = _load_cell(path, t.key)
+                continue
+            except _BadCell as exc:
+                warnings.warn(f"study cell {str(path)!r}: {exc}; recomputing it", AbscopalWarning, stacklevel=2)
+        todo.append(t)
+    log.info("%d of %d cells cached in %s", len(results), len(setup.tasks), out)
     cached = len(results)
     total = len(setup.tasks)
     if show:
@@ -585,27 +689,118 @@ def summary_table(ds: xr.Dataset, *, level: float = 0.95) -> list[dict[str, Any]
     return rows
 
 
+_OUTPUTS_LINK = "outputs"
+_STAGING_PREFIX = ".outputs-"
+
+
+def _output_names(report: bool) -> list[str]:
+    names = ["endpoints.nc", "summary.csv"]
+    if report:
+        from .report import FIGURES
+
+        names += [f"{n}.png" for n in FIGURES] + ["report.html"]
+    return [*names, "study.json"]
+
+
+def _check_study_dir(out: Path, *, force: bool, inputs: Sequence[Any] = ()) -> None:
+    """Every check of a study's output folder, before any work (see the module docstring)."""
+    check_output_dir(out)
+    if not out.exists():
+        return
+    entries = [p.name for p in out.iterdir()]
+    is_study = os.path.lexists(out / "study.json") or (out / "cells").is_dir()
+    if entries and not is_study:
+        shown = ", ".join(sorted(entries)[:5]) + (", ..." if len(entries) > 5 else "")
+        raise OutputPathError(f"--out {str(out)!r} is a folder that holds other files ({shown}) and no study "
+                              "(no study.json, no cells/); choose a new or empty folder")
+    if (out / "study.json").exists() and not force:
+        raise AbscopalError(f"{str(out)!r} holds a completed study (study.json exists); choose another --out or "
+                            "pass --force to rewrite its outputs")
+    link = out / _OUTPUTS_LINK
+    if os.path.lexists(link) and not link.is_symlink():
+        raise OutputPathError(f"--out {str(out)!r}: {str(link)!r} is not the study's outputs link; move it away")
+    for name in ("cells", *_output_names(True)):
+        p = out / name
+        if name == "cells":
+            if os.path.lexists(p) and (p.is_symlink() or not p.is_dir()):
+                raise OutputPathError(f"--out {str(out)!r}: {str(p)!r} is not a folder of cells; move it away")
+        elif os.path.lexists(p) and not p.is_symlink() and not p.is_file():
+            raise OutputPathError(f"--out {str(out)!r}: {str(p)!r} is not a regular file and cannot be replaced; "
+                                  "move it away")
+    root = out.resolve()
+    for i in inputs:
+        if i is not None and os.path.exists(i) and root in Path(i).resolve().parents:
+            raise OutputPathError(f"input {str(i)!r} is inside the study folder --out {str(out)!r}; keep inputs "
+                                  "outside it (its outputs are rewritten)")
+
+
+def _clean_staging(out: Path) -> None:
+    """Remove output folders and links left by an interrupted write (anything ``.outputs-*`` not in use)."""
+    link = out / _OUTPUTS_LINK
+    current = os.readlink(link) if link.is_symlink() else None
+    for p in out.glob(f"{_STAGING_PREFIX}*"):
+        if p.name == current:
+            continue
+        if p.is_symlink() or p.is_file():
+            p.unlink()
+        elif p.is_dir():
+            shutil.rmtree(p)
+
+
+def _replace_with_link(path: Path, target: str) -> None:
+    if path.is_symlink() and os.readlink(path) == target:
+        return
+    tmp = path.with_name(f"{_STAGING_PREFIX}link-{uuid.uuid4().hex[:12]}")
+    os.symlink(target, tmp)
+    os.replace(tmp, path)
+
+
 def _write_outputs(ds: xr.Dataset, out: Path, *, report: bool) -> None:
+    """Write the study's outputs into a staging folder and switch ``OUT/outputs`` to it (module docstring)."""
     import csv
     import io
 
     from ..io import write_atomic
 
-    write_netcdf(ds, out / "endpoints.nc", force=True)
-    rows = summary_table(ds)
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
-    writer.writeheader()
-    writer.writerows(rows)
-    text = buf.getvalue()
-    write_atomic(out / "summary.csv", lambda tmp: tmp.write_text(text, encoding="utf-8"), force=True)
-    outputs = ["endpoints.nc", "summary.csv"]
-    if report:
-        from .report import write_study_report
+    staging = out / f"{_STAGING_PREFIX}{uuid.uuid4().hex[:12]}"
+    staging.mkdir()
+    try:
+        write_netcdf(ds, staging / "endpoints.nc", force=True)
+        rows = summary_table(ds)
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+        text = buf.getvalue()
+        write_atomic(staging / "summary.csv", lambda tmp: tmp.write_text(text, encoding="utf-8"), force=True)
+        outputs = ["endpoints.nc", "summary.csv"]
+        if report:
+            from .report import write_study_report
 
-        outputs += [str(p.relative_to(out)) for p in write_study_report(ds, rows, out)]
-    manifest = {"outputs": outputs, "elapsed_s": ds.attrs.get("elapsed_s"),
-                "cells_computed": ds.attrs.get("cells_computed"), "cells_cached": ds.attrs.get("cells_cached"),
-                "provenance": json.loads(ds.attrs["provenance"])}
-    body = json.dumps(manifest, indent=1, default=str) + "\n"
-    write_atomic(out / "study.json", lambda tmp: tmp.write_text(body, encoding="utf-8"), force=True)
+            outputs += [str(p.relative_to(staging)) for p in write_study_report(ds, rows, staging)]
+        manifest = {"outputs": outputs, "elapsed_s": ds.attrs.get("elapsed_s"),
+                    "cells_computed": ds.attrs.get("cells_computed"), "cells_cached": ds.attrs.get("cells_cached"),
+                    "provenance": json.loads(ds.attrs["provenance"])}
+        body = json.dumps(manifest, indent=1, default=str) + "\n"
+        write_atomic(staging / "study.json", lambda tmp: tmp.write_text(body, encoding="utf-8"), force=True)
+        outputs.append("study.json")
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    try:
+        _replace_with_link(out / _OUTPUTS_LINK, staging.name)  # the switch: one atomic rename
+    except OSError as exc:  # no symbolic links here (some Windows setups): move the files, study.json last
+        log.warning("cannot switch %s with a symbolic link (%s); moving the files one by one", out, exc)
+        for name in outputs:
+            os.replace(staging / name, out / name)
+        shutil.rmtree(staging, ignore_errors=True)
+        return
+    for name in outputs:  # fixed links OUT/<name> -> outputs/<name> (an old study's plain files are replaced)
+        _replace_with_link(out / name, f"{_OUTPUTS_LINK}/{name}")
+    for name in _output_names(True):  # links of outputs this run did not write (e.g. --no-report) would dangle
+        p = out / name
+        if name not in outputs and p.is_symlink() and os.readlink(p).startswith(f"{_OUTPUTS_LINK}/"):
+            p.unlink()
+        elif name not in outputs and p.is_file():
+            p.unlink()  # a plain file of an older layout: it belongs to the replaced study
+    _clean_staging(out)

@@ -22,6 +22,9 @@ arguments match what :func:`abscopal.simulate.plan_events` produces for a model 
 
 from __future__ import annotations
 
+import os
+import stat
+
 import pytest
 import sympy as sp
 
@@ -161,3 +164,28 @@ def blowup_spec() -> ModelSpec:
 def blowup(blowup_spec: ModelSpec) -> CompiledModel:
     """The blow-up toy model, compiled."""
     return compile_model(blowup_spec)
+
+
+def _is_device(path) -> bool:
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, TypeError, ValueError):
+        return False
+    return stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+
+
+@pytest.fixture(autouse=True)
+def _never_touch_a_device(monkeypatch):
+    """Safety net for tests that pass a real device (e.g. /dev/null) as an output: should the output checks ever
+    regress, the test fails here instead of replacing or removing a device of the machine running the suite."""
+    for name in ("replace", "rename", "unlink", "remove"):
+        real = getattr(os, name)
+
+        def guarded(*args, _real=real, _name=name, **kwargs):
+            target = args[1] if _name in ("replace", "rename") else args[0]
+            if _is_device(target):
+                raise AssertionError(f"os.{_name} on the device {target!r}: an output check let a device through")
+            return _real(*args, **kwargs)
+
+        monkeypatch.setattr(os, name, guarded)
+

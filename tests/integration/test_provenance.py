@@ -1,6 +1,7 @@
 """Every saved artefact records the software environment that made it (``abscopal.provenance.environment``):
 simulation datasets, calibrations, validations, cross-validations and studies, and the fit and study reports
-show it. Small runs (10 virtual patients per arm, fits started next to the truth) on the session's compiled 3-lesion model."""
+show it. Small runs (10 virtual patients per arm, fits started next to the truth) on the session's compiled
+3-lesion model."""
 
 from __future__ import annotations
 

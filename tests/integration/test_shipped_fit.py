@@ -43,7 +43,8 @@ STORED_RTOL = 1e-9
 def _same(a: float, b: float, rtol: float) -> bool:
     if math.isnan(a) or math.isnan(b):
         return math.isnan(a) and math.isnan(b)
-    return a == b if rtol == 0 else math.isclose(a, b, rel_tol=rtol, abs_tol=1e-300)
+    # values near 0 (a residual that happens to vanish) compare absolutely, to 1e-12 in their own units
+    return a == b if rtol == 0 else math.isclose(a, b, rel_tol=rtol, abs_tol=1e-12)
 
 
 def _compare(new_predictions, old_predictions, rtol: float) -> list[tuple]:

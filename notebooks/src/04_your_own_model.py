@@ -67,7 +67,7 @@ print(f"SMALL={SMALL}: {N_PATIENTS} virtual patients per arm")
 #
 # Every parameter carries units, a default, plausible bounds and its source. Values marked
 # `assumption` are not taken from the papers. Tumour values follow the patient script of Cho et al.
-# 2023 as summarised in `shared/reference/published-models.md` (growth 0.03/day, i.e. a 23-day
+# 2023 (Phys Med Biol 68:165010; growth 0.03/day, i.e. a 23-day
 # doubling time; tumour alpha 0.214/Gy, beta 0.0214/Gy^2; lymphocyte alpha 0.182/Gy, beta 0.143/Gy^2).
 
 # %%

@@ -12,7 +12,7 @@ lesions; ``2**31 + 1`` events), so it is the same whatever ``n_patients``. Per p
    above ``d_max`` is redrawn and counted (``size_rejections``; after 1000, equal lesions).
 3. Variability draws ``z`` (Cholesky-correlated), redrawn from the next stream while the untreated doubling time
    is outside :attr:`PlausibilityRules.vdt_range_day` (counted: ``vdt_rejections``).
-4. Exp(1) draws for endpoint events (:data:`EVENT_DRAW_COLUMNS`). CT = ``shared/reference/clinical-targets.md``.
+4. Exp(1) draws for endpoint events (:data:`EVENT_DRAW_COLUMNS`).
 """
 
 from __future__ import annotations
@@ -109,7 +109,7 @@ class PatientMix:
         ``{level: probability}`` summing to 1 within 1e-9, over :data:`TPS_CATEGORIES`, :data:`LINES`,
         :data:`HISTOLOGIES` (or None), lesion counts >= 1 (primary included), sites of the non-primary lesions.
     lesion_size_concentration, min_lesion_diameter_mm, max_lesion_diameter_mm
-        Dirichlet ``c``: assumption 2 (moderately unequal sizes). 10 mm: RECIST 1.1 measurability (CT 6.1;
+        Dirichlet ``c``: assumption 2 (moderately unequal sizes). 10 mm: RECIST 1.1 measurability (Eisenhauer 2009;
         nodes of 10-15 mm become non-targets). 100 mm: assumption, below the default model's carrying capacity
         (1e6 mm3, a 124 mm sphere), so untreated lesions grow.
     """
@@ -182,21 +182,21 @@ _COMMON = {"histology": {"adenocarcinoma": 0.75, "squamous": 0.25}, "baseline_sl
            "baseline_sld_omega": 0.5}
 _SITES = {"lymph_node": 0.35, "lung": 0.15, "bone": 0.15, "liver": 0.10, "adrenal": 0.10, "brain": 0.10, "pleura": 0.05}
 _AT_LEAST_TWO = {2: 0.35, 3: 0.35, 4: 0.20, 5: 0.10}
-_ASSUMED = ("Assumptions (not in CT): the TPS mix if unselected, histology, metastatic sites and lesion counts (values "
-            "above); baseline SLD median 80 mm, log-SD 0.5 (CT gives no baseline sums).")
+_ASSUMED = ("Assumptions (not in the trial reports): the TPS mix if unselected, histology, metastatic sites and lesion "
+            "counts (values above); baseline SLD median 80 mm, log-SD 0.5 (the reports give no baseline sums).")
 MIXES: Mapping[str, PatientMix] = FrozenMap({
     "pembro_rt": PatientMix(
         name="pembro_rt", pdl1_tps_mix=_UNSELECTED_TPS, line_of_therapy={"pretreated": 1.0},
         lesion_count=_AT_LEAST_TWO, metastasis_sites=_SITES, **_COMMON,
-        source="PEMBRO-RT (Theelen 2019, JAMA Oncol 5:1276; CT 1): PD-L1 unselected; progressed after >= 1 "
-               "chemotherapy regimen (seed review, ref 52) -> pretreated 1.0; SBRT to one site and ORR of the "
+        source="PEMBRO-RT (Theelen 2019, JAMA Oncol 5:1276): PD-L1 unselected; progressed after >= 1 "
+               "chemotherapy regimen (Wang 2023 review, ref 52) -> pretreated 1.0; SBRT to one site and ORR of the "
                "non-irradiated lesions -> >= 2 lesions. " + _ASSUMED),
     "mdacc": PatientMix(
         name="mdacc", pdl1_tps_mix=_UNSELECTED_TPS, line_of_therapy={"first_line": 0.3, "pretreated": 0.7},
         lesion_count=_AT_LEAST_TWO, metastasis_sites=_SITES | {"lymph_node": 0.30, "liver": 0.15}, **_COMMON,
-        source="MDACC (Welsh 2020, J Immunother Cancer 8:e001001; CT 1): PD-L1 unselected; a lung or liver lesion "
+        source="MDACC (Welsh 2020, J Immunother Cancer 8:e001001): PD-L1 unselected; a lung or liver lesion "
                "for RT plus >= 1 other lesion -> >= 2 lesions. Mixed lines, first line 0.3 / pretreated 0.7, and "
-               "liver 0.15 / node 0.30: assumptions (not in CT). " + _ASSUMED),
+               "liver 0.15 / node 0.30: assumptions (not in the report). " + _ASSUMED),
     "first_line_pdl1_high": PatientMix(
         name="first_line_pdl1_high", pdl1_tps_mix={">=50%": 1.0}, line_of_therapy={"first_line": 1.0},
         lesion_count={1: 0.15, 2: 0.30, 3: 0.30, 4: 0.15, 5: 0.10}, metastasis_sites=_SITES, **_COMMON,
@@ -217,7 +217,7 @@ class CovariateEffects:
     pretreated_log_effect, squamous_log_effect
         Defaults ``{"effector_baseline": -0.3}`` (assumption: weaker pre-existing immunity after chemotherapy)
         and ``{"tumour_doubling_time_day": log(0.0034 / 0.0103)}`` = -1.11 (growth rates 0.0034 adeno vs
-        0.0103 /day squamous, VDT 204 vs 67 d; CT 4.5, resected NSCLC, pubmed 24797504).
+        0.0103 /day squamous, VDT 204 vs 67 d; resected NSCLC, PMID 24797504).
     tps_ranges
         ``{TPS category: (low, high)}``; PD-L1 acts through ``pdl1_tps``, uniform on the range: default <1%
         (0, 0.01), 1-49% (0.01, 0.5), >=50% (0.5, 1.0), the category definitions (uniformity is an assumption).
@@ -262,9 +262,10 @@ class PlausibilityRules:
     """Rejection rules for variability draws.
 
     ``vdt_range_day``: allowed untreated doubling time (``vdt_parameter``) after covariates and variability.
-    Default (20, 1000) d: CT 4.5 cohort medians are 124-207 d, 60-140 d in symptomatic stage IV, 67 d in
-    squamous, screen-detected tumours often > 400 d; 20-1000 d brackets them (an assumption, equal to the bounds
-    of ``tumour_doubling_time_day`` in the default model). ``max_attempts``: draws per patient (<= 10000).
+    Default (20, 1000) d: untreated NSCLC cohort medians are 124-207 d, 60-140 d in symptomatic stage IV, 67 d
+    in squamous, screen-detected tumours often > 400 d (Detterbeck 2008; PMID 24797504; PMC3933267); 20-1000 d
+    brackets them (an assumption, equal to the bounds of ``tumour_doubling_time_day`` in the default model).
+    ``max_attempts``: draws per patient (<= 10000).
     """
 
     vdt_range_day: tuple[float, float] = (20.0, 1000.0)

@@ -16,8 +16,8 @@ Endpoints dataset (:func:`abscopal.endpoints.summary.endpoints`):
   death markers and an arrow for censored patients.
 
 Every function draws on ``ax`` when given (else on a new figure), keeps no state and does not call
-``plt.show``. Times of the endpoint plots are shown in months (1 month = 30.44 d,
-clinical-targets.md) or days (``time_unit``).
+``plt.show``. Times of the endpoint plots are shown in months (1 month = 30.44 d, the mean calendar month)
+or days (``time_unit``).
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ radiobiological parameters that make no sense raise
 :class:`~abscopal.errors.ParameterError`. Both name the argument, show the offending
 value and say how to fix it.
 
-Formulas (``/work/shared/reference/clinical-targets.md`` section 4.1):
+Formulas (the standard linear-quadratic model; Fowler JF, Br J Radiol 1989;62:679-694):
 
 * surviving fraction after ``n`` fractions of ``d`` Gy: ``S = exp(-n (alpha d + beta d^2))``
 * ``BED = n d (1 + d / (alpha/beta))``
@@ -37,7 +37,7 @@ __all__ = [
 
 # LKB NTCP for radiation pneumonitis (SWOG grade >= 2) on the mean lung dose,
 # Seppenwoolde Y et al. 2003, Int J Radiat Oncol Biol Phys 55:724-735, PMID 12573760
-# (clinical-targets.md section 4.6, tag [P]); n ~ 1, i.e. the mean lung dose is the
+# (tag [P]); n ~ 1, i.e. the mean lung dose is the
 # effective dose. The fit used DVHs corrected for dose per fraction.
 SEPPENWOOLDE_2003_TD50_GY = 30.8
 SEPPENWOOLDE_2003_M = 0.37
@@ -115,7 +115,7 @@ def lq_survival(
 ) -> _FloatArray:
     """Surviving fraction under the linear-quadratic (LQ) model.
 
-    ``S = exp(-n (alpha d + beta d^2))`` (clinical-targets.md section 4.1).
+    ``S = exp(-n (alpha d + beta d^2))`` (Fowler 1989).
 
     Parameters
     ----------
@@ -174,7 +174,7 @@ def lql_survival(
 
     and ``S = S_1^n`` for ``n`` equal fractions. The linear tail addresses the SBRT
     caveat that LQ may overestimate cell kill above ~8-10 Gy per fraction
-    (clinical-targets.md section 4.1).
+    (Chi A et al., Biomed Res Int 2013:391021).
 
     Parameters
     ----------
@@ -218,7 +218,7 @@ def bed(
 ) -> _FloatArray:
     """Biologically effective dose, ``BED = D (1 + (D/n) / (alpha/beta))``.
 
-    No repopulation term (clinical-targets.md section 4.1).
+    No repopulation term (Fowler 1989).
 
     Parameters
     ----------
@@ -227,7 +227,7 @@ def bed(
     n_fractions
         Number of equal fractions ``n``, a whole number >= 1.
     alpha_beta_gy
-        alpha/beta ratio in Gy, > 0 (10 for NSCLC, 3 for late lung: section 4.3).
+        alpha/beta ratio in Gy, > 0 (10 for NSCLC, 3 for late lung by convention).
 
     Returns
     -------
@@ -326,7 +326,7 @@ def lkb_ntcp(
 
     Examples
     --------
-    >>> round(float(lkb_ntcp(20.0)), 3)  # clinical-targets.md section 4.6: 17.2%
+    >>> round(float(lkb_ntcp(20.0)), 3)  # Seppenwoolde 2003 LKB at MLD 20 Gy: 17.2%
     0.172
     """
     dose = _dose("mean_dose_gy", mean_dose_gy)
@@ -346,7 +346,7 @@ def eqd2_per_fraction_corrected_mean_dose(
     2003 corrected each DVH bin before averaging; because the correction is convex in
     dose, correcting the mean instead gives a lower bound of the bin-wise corrected MLD
     (Jensen's inequality), exact for a uniform lung dose. Default alpha/beta = 3 Gy is
-    the late-lung convention (clinical-targets.md section 4.3, tag [U]).
+    the late-lung convention (tag [U]: a standard assumption, no primary source retrieved).
 
     Parameters
     ----------

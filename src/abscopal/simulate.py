@@ -30,6 +30,7 @@ from .model.compile import CompiledModel, compile_model
 from .model.spec import ModelSpec
 from .parameters import ParameterSet, resolve_values
 from .population import VirtualPopulation
+from .provenance import environment
 from .solver import EventSchedule, SolverOptions, solve
 from .treatment.plan import TreatmentPlan
 
@@ -434,6 +435,7 @@ def _to_dataset(spec, compiled, arms, population, parameters, mechanisms_off, so
     provenance = {
         "package": "abscopal",
         "version": __version__,
+        "environment": environment(),
         "model": spec.name,
         "model_hash": spec.content_hash(),
         "kernel_key": compiled.key,

@@ -75,7 +75,7 @@ def test_regimens_lists_bed_and_eqd2(capsys):
     assert main(["regimens"]) == 0
     text = capsys.readouterr().out
     line = next(row for row in text.splitlines() if row.startswith("sbrt_24gy_3fx"))
-    assert "43.2" in line and "36" in line  # BED10 and EQD2(10) of 24 Gy/3 (clinical-targets 4.2)
+    assert "43.2" in line and "36" in line  # BED10, EQD2(10) of 24 Gy/3: 24 (1 + 8/10), 24 (8 + 10) / 12
 
 
 def test_shipped_scenarios_parse():

@@ -34,14 +34,10 @@ from abscopal.model import compile_model  # noqa: E402
 from abscopal.model.library.kosinsky2018 import SBML_PARAMETER_IDS, kosinsky2018  # noqa: E402
 from abscopal.solver import EventSchedule, SolverOptions, solve  # noqa: E402
 
-MODELS = Path(__file__).resolve().parents[2].parent / "shared/reference/models"
+# shipped with the tests (BioModels BIOMD0000000863, CC0; attribution in tests/data/kosinsky2018/README.md)
+MODELS = Path(__file__).resolve().parents[1] / "data" / "kosinsky2018"
 SBML = MODELS / "Kosinsky2018.xml"
 SEDML = MODELS / "Kosinsky2018.sedml"
-
-pytestmark = pytest.mark.skipif(
-    not SBML.is_file(),
-    reason=f"reference SBML {SBML} is absent (BioModels BIOMD0000000863, expected in ../shared)",
-)
 
 REL_REQUIRED = 1e-6
 FLOOR_FRACTION = 1e-9

@@ -31,7 +31,8 @@ def test_analytic_pk_equals_ode_pk(pembro_runs):
 
 
 def test_pembrolizumab_exposure_matches_published_derivation(pembro_runs):
-    # clinical-targets.md section 5 [D]: Ahamadi 2017 reference covariates, 200 mg q3w, bolus:
+    # derived independently [D] (scipy solve_ivp of the Ahamadi 2017 model at its reference covariates, 200 mg
+    # q3w, bolus):
     # Cmax/Ctrough dose 1 57.5/12.7 ug/mL, dose 2 70.2/20.0 ug/mL (values rounded to 0.1)
     analytic, _ = pembro_runs
     # the population varies tumour/immune parameters only, so PK is the typical patient's

@@ -32,14 +32,43 @@ def test_shipped_fit_is_found_and_matches_the_current_model_and_targets(shipped)
     assert set(shipped.provenance["free"]) == set(DEFAULT_FREE)
 
 
-def test_shipped_fit_reproduces_its_stored_predictions_exactly(shipped):
+# The stored predictions were computed on the machine that made the fit. Another CPU, libm or numpy/numba build
+# may round differently in the last place (seen: 0.381171370028607 vs 0.38117137002860707), so stored-vs-recomputed
+# is compared to a relative 1e-9: far above rounding noise (~1e-16 per operation, amplified by the ODE solve)
+# and far below any change that matters (a model or target change moves predictions by 1e-4 or more).
+# Bit-identity is asserted only where it must hold: two computations in one process.
+STORED_RTOL = 1e-9
+
+
+def _same(a: float, b: float, rtol: float) -> bool:
+    if math.isnan(a) or math.isnan(b):
+        return math.isnan(a) and math.isnan(b)
+    # values near 0 (a residual that happens to vanish) compare absolutely, to 1e-12 in their own units
+    return a == b if rtol == 0 else math.isclose(a, b, rel_tol=rtol, abs_tol=1e-12)
+
+
+def _compare(new_predictions, old_predictions, rtol: float) -> list[tuple]:
+    assert [(p["trial"], p["arm"], p["outcome"]) for p in new_predictions] == [
+        (p["trial"], p["arm"], p["outcome"]) for p in old_predictions]
+    return [(new["trial"], new["arm"], new["outcome"], key, new[key], old[key])
+            for new, old in zip(new_predictions, old_predictions, strict=True)
+            for key in ("predicted", "smooth", "residual") if not _same(new[key], old[key], rtol)]
+
+
+def test_shipped_fit_reproduces_its_stored_predictions_to_1e9(shipped):
     again = shipped.predict()
-    assert [(p["trial"], p["arm"], p["outcome"]) for p in again] == [
-        (p["trial"], p["arm"], p["outcome"]) for p in shipped.predictions]
-    for new, old in zip(again, shipped.predictions, strict=True):
-        for key in ("predicted", "smooth", "residual"):
-            a, b = new[key], old[key]
-            assert a == b or (math.isnan(a) and math.isnan(b)), (new["trial"], new["arm"], new["outcome"], key)
+    assert _compare(again, shipped.predictions, STORED_RTOL) == []
+    # the same machine and process reproduces its own computation bit for bit
+    assert _compare(shipped.predict(), again, 0.0) == []
+
+
+def test_stored_prediction_comparison_fails_beyond_the_tolerance(shipped):
+    stored = shipped.predictions
+    value = next(p["predicted"] for p in stored if not math.isnan(p["predicted"]) and p["predicted"] != 0)
+    assert _same(value, value * (1 + 1e-12), STORED_RTOL)  # last-place rounding: accepted
+    assert not _same(value, value * (1 + 1e-7), STORED_RTOL)  # a real change: caught
+    assert not _same(value, value * (1 + 1e-12), 0.0)  # the same-process check is exact
+    assert not _same(value, math.nan, STORED_RTOL)
 
 
 def test_shipped_fit_has_covariance_profiles_and_usable_draws(shipped):

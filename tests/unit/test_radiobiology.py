@@ -1,4 +1,4 @@
-"""Tests of abscopal.radiobiology against clinical-targets.md sections 4.1, 4.2 and 4.6."""
+"""Tests of abscopal.radiobiology against hand-computed LQ/BED/EQD2 values and the Seppenwoolde 2003 NTCP curve."""
 
 from __future__ import annotations
 
@@ -19,9 +19,9 @@ from abscopal.radiobiology import (
     lql_survival,
 )
 
-# clinical-targets.md section 4.2 worked examples [D]:
+# worked examples [D], computed by hand with BED = D (1 + d/(a/b)), EQD2 = BED / (1 + 2/(a/b)):
 # (total dose Gy, n fractions, BED10, EQD2 (a/b 10), BED3, EQD2 (a/b 3))
-TABLE_4_2 = [
+WORKED_EXAMPLES = [
     (24.0, 3, 43.2, 36.0, 88.0, 52.8),  # PEMBRO-RT
     (50.0, 4, 112.5, 93.8, 258.3, 155.0),  # MDACC SBRT
     (45.0, 15, 58.5, 48.8, 90.0, 54.0),  # MDACC traditional
@@ -40,7 +40,7 @@ TABLE_ATOL = 0.05 + 1e-9
 
 
 @pytest.mark.parametrize(
-    ("total", "n", "bed10", "eqd2_10", "bed3", "eqd2_3"), TABLE_4_2
+    ("total", "n", "bed10", "eqd2_10", "bed3", "eqd2_3"), WORKED_EXAMPLES
 )
 def test_bed_eqd2_match_worked_table(total, n, bed10, eqd2_10, bed3, eqd2_3):
     assert float(bed(total, n, 10.0)) == pytest.approx(bed10, abs=TABLE_ATOL)
@@ -50,14 +50,14 @@ def test_bed_eqd2_match_worked_table(total, n, bed10, eqd2_10, bed3, eqd2_3):
 
 
 def test_bed_eqd2_broadcast_over_the_table():
-    totals = np.array([row[0] for row in TABLE_4_2])
-    ns = np.array([row[1] for row in TABLE_4_2])
+    totals = np.array([row[0] for row in WORKED_EXAMPLES])
+    ns = np.array([row[1] for row in WORKED_EXAMPLES])
     ab = np.array([[10.0], [3.0]])  # shape (2, 1) against (11,)
     expected_bed = np.array(
-        [[row[2] for row in TABLE_4_2], [row[4] for row in TABLE_4_2]]
+        [[row[2] for row in WORKED_EXAMPLES], [row[4] for row in WORKED_EXAMPLES]]
     )
     result = bed(totals, ns, ab)
-    assert result.shape == (2, len(TABLE_4_2))
+    assert result.shape == (2, len(WORKED_EXAMPLES))
     np.testing.assert_allclose(result, expected_bed, rtol=0, atol=TABLE_ATOL)
 
 
@@ -72,8 +72,8 @@ def test_bed_eqd2_broadcast_over_the_table():
         (30.8, 0.5),
     ],
 )
-def test_lkb_ntcp_matches_section_4_6(mld_gy, ntcp):
-    # section 4.6 gives percentages to 1 decimal: tolerance half a unit = 0.05% = 0.0005
+def test_lkb_ntcp_matches_the_seppenwoolde_2003_curve(mld_gy, ntcp):
+    # Phi((MLD - 30.8) / (0.37 * 30.8)) as percentages to 1 decimal: tolerance half a unit = 0.05% = 0.0005
     assert float(lkb_ntcp(mld_gy)) == pytest.approx(ntcp, abs=0.0005 + 1e-12)
 
 

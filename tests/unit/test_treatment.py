@@ -222,7 +222,7 @@ SECTION_5_PARAMETER_NAMES = {
 }
 
 
-def test_drug_pk_table_values_from_section_5():
+def test_drug_pk_table_values_from_the_cited_poppk_models():
     assert set(DRUG_PK) == {
         "pembrolizumab",
         "nivolumab",
@@ -241,7 +241,7 @@ def test_drug_pk_table_values_from_section_5():
     nivo = DRUG_PK["nivolumab"]
     assert nivo.cl_l_per_day == pytest.approx(
         0.226, abs=5e-4
-    )  # 9.4 mL/h, section 5 rounds to 0.226
+    )  # 9.4 mL/h = 0.2256 L/d, reported as 0.226
     assert nivo.cl_time_t50_day == pytest.approx(58.75, abs=1e-12)  # 1410 h
     assert (nivo.cl_time_emax, nivo.cl_time_hill) == (-0.295, 3.15)
     assert DRUG_PK["atezolizumab"].vp_l == pytest.approx(
@@ -258,14 +258,14 @@ def test_drug_pk_table_values_from_section_5():
 @pytest.mark.parametrize(
     ("drug", "time_day", "half_life_day"),
     [
-        ("pembrolizumab", 0.0, 25.8),  # section 5 derived t1/2 beta
-        ("nivolumab", 0.0, 20.9),  # section 5 derived, baseline CL
-        ("nivolumab", 1e5, 27.6),  # section 5 derived, steady-state CL
-        ("durvalumab", 0.0, 13.9),  # section 5 derived, baseline CL
+        ("pembrolizumab", 0.0, 25.8),  # derived [D] t1/2 beta (Ahamadi 2017 values)
+        ("nivolumab", 0.0, 20.9),  # derived [D], baseline CL (Bajaj 2017 values)
+        ("nivolumab", 1e5, 27.6),  # derived [D], steady-state CL
+        ("durvalumab", 0.0, 13.9),  # derived [D], baseline CL (Abegesah 2025 values)
     ],
 )
-def test_terminal_half_lives_match_section_5(drug, time_day, half_life_day):
-    # section 5 rounds to 0.1 d: tolerance half a unit
+def test_terminal_half_lives_match_the_derived_values(drug, time_day, half_life_day):
+    # the derived values are rounded to 0.1 d: tolerance half a unit
     assert DRUG_PK[drug].terminal_half_life_day(time_day) == pytest.approx(
         half_life_day, abs=0.05 + 1e-9
     )
@@ -478,8 +478,8 @@ def test_with_rt_offset():
 
 # --------------------------------------------------------------------------- named regimens
 
-# clinical-targets.md section 4.2: regimen -> (BED10, EQD2_10, BED3, EQD2_3), 1-decimal values
-TABLE_4_2_BY_REGIMEN = {
+# hand-computed worked examples: regimen -> (BED10, EQD2_10, BED3, EQD2_3), 1-decimal values
+WORKED_EXAMPLES_BY_REGIMEN = {
     "sbrt_24gy_3fx": (43.2, 36.0, 88.0, 52.8),
     "sbrt_50gy_4fx": (112.5, 93.8, 258.3, 155.0),
     "conv_45gy_15fx": (58.5, 48.8, 90.0, 54.0),
@@ -514,8 +514,8 @@ def test_required_regimens_exist():
     )
 
 
-@pytest.mark.parametrize(("name", "expected"), sorted(TABLE_4_2_BY_REGIMEN.items()))
-def test_named_regimen_bed_matches_table_4_2(name, expected):
+@pytest.mark.parametrize(("name", "expected"), sorted(WORKED_EXAMPLES_BY_REGIMEN.items()))
+def test_named_regimen_bed_matches_the_worked_examples(name, expected):
     course = radiation_regimen(name)
     bed10, eqd2_10, bed3, eqd2_3 = expected
     assert course.bed_gy(10.0) == pytest.approx(bed10, abs=TABLE_ATOL)
@@ -527,7 +527,7 @@ def test_named_regimen_bed_matches_table_4_2(name, expected):
 def test_regimen_table_rows():
     rows = {row["name"]: row for row in regimen_table()}
     assert set(rows) == set(RADIATION_REGIMENS)
-    for name, (bed10, eqd2_10, bed3, eqd2_3) in TABLE_4_2_BY_REGIMEN.items():
+    for name, (bed10, eqd2_10, bed3, eqd2_3) in WORKED_EXAMPLES_BY_REGIMEN.items():
         row = rows[name]
         assert row["bed10"] == pytest.approx(bed10, abs=TABLE_ATOL)
         assert row["eqd2_10"] == pytest.approx(eqd2_10, abs=TABLE_ATOL)

@@ -31,6 +31,7 @@ from typing import Any
 from .._version import __version__
 from ..errors import AbscopalError, ParameterError
 from ..io import JsonArtefact
+from ..provenance import environment
 from .fit import calibrate
 from .objective import _USABLE, DEFAULT_FREE, CalibrationProblem, default_parameters
 from .validate import _as_trials, _count, _enc_any, _fmt, format_entries, summarize, usable_outcomes, validate
@@ -181,7 +182,8 @@ def cross_validate(targets: Any, *, free: Sequence[str] = DEFAULT_FREE, params: 
         folds.append(fold)
     spec = compiled.spec
     provenance = {
-        "version": __version__, "model_name": spec.name, "model_hash": spec.content_hash(),
+        "version": __version__, "environment": environment(), "model_name": spec.name,
+        "model_hash": spec.content_hash(),
         "targets": {t.id: t.content_hash() for t in used}, "target_paths": {t.id: t.path for t in used},
         "skipped": [t.id for t in trials if t not in used],
         "free": [k for k, p in folds_setup[0][3].items() if p.vary],

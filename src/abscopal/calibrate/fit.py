@@ -8,8 +8,9 @@ file, seed, virtual patients per arm, base parameters, outcomes, HR surrogate).
 
 :meth:`Calibration.save` writes JSON atomically and refuses to overwrite unless ``force``;
 :meth:`Calibration.load` restores it, and :meth:`Calibration.predict` on the rebuilt problem
-(:meth:`Calibration.problem`) reproduces the stored predictions exactly (the objective is deterministic given the
-seed). Non-finite floats are stored as the strings ``"inf"``, ``"-inf"``, ``"nan"`` so the file is strict JSON.
+(:meth:`Calibration.problem`) reproduces the stored predictions (the objective is deterministic given the seed:
+bit for bit on the machine that made the fit, to rounding, well within 1e-9 relative, on another machine).
+Non-finite floats are stored as the strings ``"inf"``, ``"-inf"``, ``"nan"`` so the file is strict JSON.
 
 Methods (``calibrate(..., method=..., multistart=...)``):
 
@@ -49,6 +50,7 @@ from typing import Any
 from .._version import __version__
 from ..errors import AbscopalError
 from ..io import JsonArtefact
+from ..provenance import environment
 from .objective import DEFAULT_FREE, CalibrationProblem, default_parameters
 from .targets import TrialTargets
 
@@ -498,6 +500,7 @@ def calibrate(problem: CalibrationProblem, params: Any = None, *, method: str = 
     spec = problem._spec
     provenance = {
         "version": __version__,
+        "environment": environment(),
         "model_name": spec.name,
         "model_name_library": _library_name(spec),
         "model_hash": spec.content_hash(),

@@ -31,6 +31,7 @@ import numpy as np
 
 from ..errors import AbscopalError
 from ..io import OutputExistsError, write_atomic
+from ..provenance import format_environment
 from .fit import Calibration
 from .uncertainty import DELTA_CHISQR_68, DELTA_CHISQR_95, identifiability_report
 
@@ -289,6 +290,7 @@ def _blocks(calibration: Calibration, targets: Mapping[str, Any] | None) -> list
     b: list[tuple[Any, ...]] = [("h", 1, f"Calibration report: {prov.get('model_name', '?')}")]
     b.append(("table", ["item", "value"], [
         ["abscopal version", prov.get("version")],
+        ["environment", format_environment(prov.get("environment"))],
         ["model", f"{prov.get('model_name')} ({prov.get('n_lesions')} lesions)"],
         ["model hash", prov.get("model_hash")],
         ["method", calibration.method + (f", multistart {len(prov['multistart'])}" if prov.get("multistart")

@@ -3,7 +3,7 @@
 Files are validated completely on load (unknown keys with a suggestion, unknown regimen or mix, missing
 ``n_patients``, value outside its own CI, CI lower > upper, proportion outside [0, 1], unknown tag, comparison of
 an unknown arm); each :class:`TargetError` names the file, the table/key and the value.
-Weights by tag (:data:`TAG_WEIGHTS`; assumption following clinical-targets.md "Use in the toolkit"): P 1.0,
+Weights by tag (:data:`TAG_WEIGHTS`; assumption: verified numbers count more than secondary or unverified ones): P 1.0,
 S 0.5, SEED 0.25, U 0.1. Standard errors on the natural scale: proportions binomial ``sqrt(p (1-p) / n)`` (p = 0
 or 1 replaced by ``(n p + 0.5) / (n + 1)``, assumption); medians and HRs ``value * SE(log)`` with
 ``SE(log) = (log U - log L) / 3.92`` from the 95% CI (one bound: ``|log bound - log value| / 1.96``); without a

@@ -55,6 +55,7 @@ import numpy as np
 from .._version import __version__
 from ..errors import AbscopalError, ParameterError
 from ..io import JsonArtefact, write_atomic
+from ..provenance import environment
 from .fit import Calibration, _enc
 from .objective import _USABLE, CalibrationProblem
 from .targets import OUTCOME_KINDS, TrialTargets
@@ -424,7 +425,7 @@ def validate(calibration: Calibration | str | Path, targets: Any, *, n_patients_
             e["note"] = "; ".join(filter(None, [e["note"], f"{nan_pop + nan_par} NaN prediction(s) dropped"]))
         entries.append(e)
     provenance = {
-        "version": __version__, "fit": fit_info, "model_name": prov.get("model_name"),
+        "version": __version__, "environment": environment(), "fit": fit_info, "model_name": prov.get("model_name"),
         "model_hash": prov.get("model_hash"), "targets": {t.id: t.content_hash() for t in used},
         "target_paths": {t.id: t.path for t in used}, "calibration_seed": int(prov["seed"]),
         "n_patients_per_arm": n_pat, "seed": seed, "n_population_resamples": n_res, "n_parameter_draws": n_dr,

@@ -1,6 +1,6 @@
 """RECIST 1.1 and iRECIST scoring of lesion diameters at scan visits (pure numpy, no model dependency).
 
-The rules are ``/work/shared/reference/clinical-targets.md`` section 6; every threshold and its source
+The rules are RECIST 1.1 and iRECIST as published; every threshold and its source
 (:data:`EISENHAUER_2009` for RECIST 1.1, :data:`SEYMOUR_2017` for iRECIST) is in :class:`RecistRules`.
 Choices where the rules are silent:
 
@@ -95,7 +95,7 @@ class RecistRules:
     max_targets: int = 5
     max_targets_per_organ: int = 2
     # CR/PR confirmed >= 4 weeks later, required only where response is the primary endpoint of a
-    # non-randomised trial (Eisenhauer 2009, confirmation; clinical-targets.md 6.1).
+    # non-randomised trial (Eisenhauer 2009, confirmation).
     confirmation_min_day: float = 28.0
     require_confirmation: bool = False
     # SD counts as best response only from a protocol-defined day (e.g. 42; Eisenhauer 2009); 0 = any scan.

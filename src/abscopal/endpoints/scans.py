@@ -1,8 +1,8 @@
 """Tumour-assessment (scan) schedules: the days on which RECIST is scored.
 
-Trials report PFS and response on their scan grid (``/work/shared/design/architecture.md``,
-"PFS is measured at scan visits"), e.g. every 6 weeks for a year, then every 9 or 12 weeks
-(KEYNOTE-010 scanned every 9 weeks; ``clinical-targets.md`` section 6.2). Two schedules:
+Trials report PFS and response on their scan grid (PFS is measured at scan visits), e.g. every 6 weeks for a
+year, then every 9 or 12 weeks (KEYNOTE-010 scanned every 9 weeks: Herbst RS et al., Lancet 2016;387:1540-1550).
+Two schedules:
 
 * :class:`ScanSchedule`: a baseline scan, then a regular interval up to ``switch_week``, then a
   longer interval up to ``end_day``;

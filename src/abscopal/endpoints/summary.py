@@ -36,7 +36,7 @@ from .survival import hazard_ratio, kaplan_meier, logrank_test
 
 __all__ = ["DAYS_PER_MONTH", "Assessment", "PneumonitisModel", "SurvivalModel", "endpoints", "trial_scans"]
 
-DAYS_PER_MONTH = 30.44  # clinical-targets.md: 1 month = 30.44 d
+DAYS_PER_MONTH = 30.44  # mean calendar month (365.25 / 12 d), the usual convention for survival medians
 
 
 def trial_scans(
@@ -71,7 +71,7 @@ class SurvivalModel:
     The tumour-size dependence follows the tumour-growth-inhibition / OS models (Claret 2009,
     J Clin Oncol 27:4103; Bruno 2020, Clin Cancer Res 26:1787, NSCLC under atezolizumab). Values
     are assumptions to be calibrated: the base hazard gives a median OS of about 8 months at a
-    constant burden (PEMBRO-RT control arm 7.6 months, clinical-targets section 1).
+    constant burden (PEMBRO-RT control arm 7.6 months, Theelen 2019 JAMA Oncol 5:1276).
     """
 
     base_hazard_per_day: float = math.log(2) / (8.0 * DAYS_PER_MONTH)
@@ -91,7 +91,7 @@ class PneumonitisModel:
     """Radiation pneumonitis probability: LKB NTCP on the EQD2 mean lung dose x ICI interaction.
 
     Defaults: TD50 30.8 Gy, m 0.37 (Seppenwoolde 2003, grade >= 2, MLD with n about 1); lung
-    alpha/beta 3 Gy (clinical-targets 4.2); the interaction multiplies the NTCP when the first
+    alpha/beta 3 Gy (late-lung convention); the interaction multiplies the NTCP when the first
     fraction and the first drug dose are within ``concurrent_window_day`` days (Tian 2020 defined
     concurrent as within 30 days); ``concurrent_multiplier`` 1.8 is the ratio 7.1%/3.9% of
     grade >= 3 pneumonitis concurrent vs sequential in Li B 2021 [SEED, weak: to be calibrated].

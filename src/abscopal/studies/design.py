@@ -94,9 +94,9 @@ LUNG_DOSE_RATIO: Mapping[str, float] = {"lung_sbrt": 0.10, "lung_conventional": 
 
 Anchors: lung SBRT 24 Gy/3 to 50 Gy/4 gives a physical MLD of about 2.4-5 Gy (the 4 Gy assumed for PEMBRO-RT in
 ``scenarios/pembro_sbrt.toml``); conventional thoracic RT of 60 Gy gives about 15 Gy, under the QUANTEC MLD
-limit of about 20 Gy (Marks 2010, clinical-targets.md 4.4, [U]); a metastasis outside the lung (liver, adrenal,
-bone, node) gives about 3% of the prescription to the lung. ``lung_sbrt`` applies to doses of 5 Gy or more per
-fraction. Give ``mean_lung_dose_gy`` in a fractionation level to override."""
+limit of about 20 Gy (Marks 2010, Int J Radiat Oncol Biol Phys 76:S70, [U]); a metastasis outside the lung
+(liver, adrenal, bone, node) gives about 3% of the prescription to the lung. ``lung_sbrt`` applies to doses of
+5 Gy or more per fraction. Give ``mean_lung_dose_gy`` in a fractionation level to override."""
 
 _TOP = {"title", "description", "fit", "model", "population", "treatment", "assessment", "uncertainty",
         "simulation", "solver", "axes"}

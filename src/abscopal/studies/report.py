@@ -41,6 +41,7 @@ import numpy as np
 import xarray as xr
 
 from ..io import write_atomic
+from ..provenance import format_environment
 from .design import AXES
 
 __all__ = ["FIGURES", "LOW_PNEUMONITIS_RISK", "study_figures", "study_report_html", "write_study_report"]
@@ -854,6 +855,7 @@ def study_report_html(ds: xr.Dataset, rows: Sequence[Mapping[str, Any]], images:
     design = prov.get("design") or {}
     elapsed = ds.attrs.get("elapsed_s")
     foot = [("abscopal version", prov.get("version", ds.attrs.get("abscopal_version", "?"))),
+            ("environment", format_environment(prov.get("environment"))),
             ("model", prov.get("model", "?")),
             ("model hash", prov.get("model_hash", ds.attrs.get("model_hash", "?"))),
             ("design hash", prov.get("design_hash", "?")),

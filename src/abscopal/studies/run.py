@@ -65,6 +65,7 @@ from ..errors import AbscopalError, AbscopalWarning, ParameterError
 from ..io import OutputPathError, check_output_dir, write_netcdf
 from ..model.compile import CompiledModel, compile_model
 from ..patients import VirtualPatients, draw_patients
+from ..provenance import environment
 from ..simulate import Arm, simulate
 from ..targeting import place_rt_targets
 from .design import AXES, Cell, StudyDesign
@@ -337,7 +338,7 @@ def prepare_study(design: StudyDesign, *, relative_to: str | Path | None = None)
                               variability_names=var_names, assessment=assessment, start_day=start_day,
                               t_end_day=t_end, salvage_delay_day=design.salvage_delay_day,
                               mechanisms_off=design.mechanisms_off, solver=design.solver, km_month=km_month)
-    provenance = {"package": "abscopal", "version": __version__, "model": spec.name,
+    provenance = {"package": "abscopal", "version": __version__, "environment": environment(), "model": spec.name,
                   "model_hash": spec.content_hash(), "n_lesions": spec.n_lesions,
                   "fit": None if fit_path is None else str(fit_path), "fit_hash": fit_hash,
                   "fit_values": draws[0], "fit_targets": prov.get("targets"), "draw_source": draw_source,

@@ -3,9 +3,9 @@
 Each :class:`DrugPK` is a linear two-compartment model (CL, Vc, Q, Vp) with an optional
 sigmoid time-varying clearance ``CL(t) = CL0 exp(Emax t^g / (T50^g + t^g))`` (t = time
 since the first dose), plus the concentration for 50% receptor occupancy. Typical values
-are the reference-covariate values of the cited models, taken from
-``/work/shared/reference/clinical-targets.md`` section 5; every number has its source
-next to it, and assumptions are flagged in comments and in :attr:`DrugPK.assumptions`.
+are the reference-covariate values of the cited population-PK models (Ahamadi 2017, Bajaj 2017,
+Abegesah 2025, the atezolizumab SmPC); every number has its source next to it, and assumptions are
+flagged in comments and in :attr:`DrugPK.assumptions`.
 
 Time is in days; day 0 is the first checkpoint-inhibitor dose.
 """
@@ -25,8 +25,9 @@ from ..errors import ParameterError, ScheduleError, unknown_name_message
 
 __all__ = ["DRUG_PK", "PD1_KD_EC50_UG_PER_ML", "DrugDose", "DrugPK", "DrugRegimen"]
 
-# PD-1 binding Kd ~ 29 pM (pembrolizumab; clinical-targets.md section 5, [S] Applied
-# BioMath PK/RO model). 29e-12 mol/L x ~149,000 g/mol (IgG4) = 4.3e-6 g/L = 0.0043 ug/mL.
+# PD-1 binding Kd ~ 29 pM (pembrolizumab; [S] Applied BioMath mechanistic PK/RO model, https://www.appliedbiomath.com/
+# our-science/inferring-target-occupancy-fitting-nonlinear-pk-data-mechanistic-pkro-model).
+# 29e-12 mol/L x ~149,000 g/mol (IgG4) = 4.3e-6 g/L = 0.0043 ug/mL.
 # Simple binding gives RO = C / (C + Kd), so EC50 = Kd.
 PD1_KD_EC50_UG_PER_ML = 0.0043
 
@@ -158,7 +159,7 @@ class DrugPK:
 
         ``ln 2 / beta`` with ``beta`` the smaller root of
         ``s^2 - (k10 + k12 + k21) s + k10 k21``, ``k10 = CL/Vc``, ``k12 = Q/Vc``,
-        ``k21 = Q/Vp`` (clinical-targets.md section 10).
+        ``k21 = Q/Vp`` (the standard two-compartment solution).
         """
         k10 = float(self.clearance_l_per_day(time_day)) / self.vc_l
         k12 = self.q_l_per_day / self.vc_l
@@ -170,10 +171,10 @@ class DrugPK:
 
 _PD1_CLASS_EC50 = (
     "ec50_ug_per_ml: pembrolizumab's PD-1 Kd (~29 pM = 0.0043 ug/mL) used as a class "
-    "value (no binding constant for this drug in clinical-targets.md section 5)"
+    "value (no published binding constant for this drug was found)"
 )
 _PDL1_PLACEHOLDER_EC50 = (
-    "ec50_ug_per_ml: no PD-L1 binding constant in clinical-targets.md section 5; the "
+    "ec50_ug_per_ml: no published PD-L1 binding constant was found; the "
     "PD-1 value (0.0043 ug/mL) is a placeholder (troughs are far above it either way)"
 )
 _NIVO_Q_L_PER_DAY = 32.1 * 24.0 / 1000.0  # Bajaj 2017: Q 32.1 mL/h = 0.770 L/d
@@ -184,13 +185,13 @@ def _build_drug_pk() -> Mapping[str, DrugPK]:
         name="pembrolizumab",
         target="PD-1",
         # Ahamadi 2017 CPT:PSP 6:49, Table 3 (nlmixr2lib Ahamadi_2017_pembrolizumab),
-        # reference covariates 76.8 kg, albumin 39.6 g/L; clinical-targets.md 5 [P].
+        # reference covariates 76.8 kg, albumin 39.6 g/L [P].
         cl_l_per_day=0.22,
         vc_l=3.48,
         q_l_per_day=0.795,
         vp_l=4.06,
         cl_time_emax=0.0,  # constant CL, as in Ahamadi 2017 (no time-varying CL term)
-        ec50_ug_per_ml=PD1_KD_EC50_UG_PER_ML,  # Kd ~29 pM (section 5, [S])
+        ec50_ug_per_ml=PD1_KD_EC50_UG_PER_ML,  # Kd ~29 pM ([S], see PD1_KD_EC50_UG_PER_ML)
         source=(
             "Ahamadi M, Freshwater T, Prohn M, et al. Model-based characterization of "
             "the pharmacokinetics of pembrolizumab: a humanized anti-PD-1 monoclonal "
@@ -202,7 +203,7 @@ def _build_drug_pk() -> Mapping[str, DrugPK]:
         name="nivolumab",
         target="PD-1",
         # Bajaj 2017 CPT:PSP 6:58 (nlmixr2lib Bajaj_2017_nivolumab), reference 80 kg
-        # white female, eGFR 90, ECOG 0; clinical-targets.md section 5 [P].
+        # white female, eGFR 90, ECOG 0 [P].
         cl_l_per_day=9.4 * 24.0 / 1000.0,  # 9.4 mL/h = 0.226 L/d
         vc_l=3.63,
         q_l_per_day=_NIVO_Q_L_PER_DAY,
@@ -222,14 +223,14 @@ def _build_drug_pk() -> Mapping[str, DrugPK]:
         name="durvalumab",
         target="PD-L1",
         # Abegesah 2025 (POSEIDON model updated, 3,141 pts incl. PACIFIC, ATLANTIC;
-        # nlmixr2lib Abegesah_2025_durvalumab), reference 69.4 kg male; section 5 [P].
+        # nlmixr2lib Abegesah_2025_durvalumab), reference 69.4 kg male [P].
         cl_l_per_day=0.298,  # at t = 0
         vc_l=3.42,
         q_l_per_day=0.452,
         vp_l=1.99,
-        # The source's CL is sigmoid in time, but section 5 gives no Emax/T50: constant
+        # The source's CL is sigmoid in time, but the values used here give no Emax/T50: constant
         # CL here. (nlmixr2lib's Table 4 transcription: Tmax -0.498, TC50 61.3 d, Hill 1;
-        # not yet in section 5.)
+        # not yet verified against the paper.)
         cl_time_emax=0.0,
         ec50_ug_per_ml=PD1_KD_EC50_UG_PER_ML,  # ASSUMPTION: placeholder, see assumptions
         source=(
@@ -239,18 +240,18 @@ def _build_drug_pk() -> Mapping[str, DrugPK]:
             "Chemother Pharmacol. 2025;95:23 (POSEIDON model updated)"
         ),
         assumptions=(
-            "cl_time_emax = 0: time-varying CL not used (no Emax/T50 in section 5)",
+            "cl_time_emax = 0: time-varying CL not used (no verified Emax/T50)",
             _PDL1_PLACEHOLDER_EC50,
         ),
     )
     atezolizumab = DrugPK(
         name="atezolizumab",
         target="PD-L1",
-        # Adult popPK (472 pts, 1-20 mg/kg), SmPC text; clinical-targets.md section 5 [S].
-        cl_l_per_day=0.200,  # [U]: unverified recall in section 5
+        # Adult popPK (472 pts, 1-20 mg/kg), SmPC text [S].
+        cl_l_per_day=0.200,  # [U]: unverified (not in the SmPC text)
         vc_l=3.28,
-        # ASSUMPTION: adult Q not given; median of the adult anti-PD-(L)1 values in
-        # section 5 (pembrolizumab 0.795, nivolumab 0.770, durvalumab 0.452 L/d). The
+        # ASSUMPTION: adult Q not given; median of the adult anti-PD-(L)1 values
+        # above (pembrolizumab 0.795, nivolumab 0.770, durvalumab 0.452 L/d). The
         # paediatric Q (Shemesh 2019, 0.183 L/d) is not for adults.
         q_l_per_day=0.770,
         vp_l=6.91 - 3.28,  # Vss 6.91 L - Vc 3.28 L = 3.63 L
@@ -258,19 +259,19 @@ def _build_drug_pk() -> Mapping[str, DrugPK]:
         ec50_ug_per_ml=PD1_KD_EC50_UG_PER_ML,  # ASSUMPTION: placeholder, see assumptions
         source=(
             "Atezolizumab (Tecentriq) SmPC section 5.2, adult population PK (472 "
-            "patients, 1-20 mg/kg), as cited in clinical-targets.md section 5 "
+            "patients, 1-20 mg/kg) "
             "(https://www.galenreasoner.com/substances/atezolizumab/pharmacology)"
         ),
         assumptions=(
-            "cl_l_per_day = 0.200 L/d is tagged [U] (unverified) in section 5",
-            "q_l_per_day = 0.770 L/d: median of the adult anti-PD-(L)1 values, section 5",
+            "cl_l_per_day = 0.200 L/d is tagged [U] (unverified: not in the SmPC text)",
+            "q_l_per_day = 0.770 L/d: median of the adult anti-PD-(L)1 values (pembrolizumab, nivolumab, durvalumab)",
             _PDL1_PLACEHOLDER_EC50,
         ),
     )
     sintilimab = DrugPK(
         name="sintilimab",
         target="PD-1",
-        # ASSUMPTION (no sintilimab popPK source, section 5 gap): CL and Vc are the
+        # ASSUMPTION (no sintilimab popPK source was found): CL and Vc are the
         # midpoints of the anti-PD-1 class range (CL 0.179-0.290 L/d, Vc 2.98-4.46 L;
         # PMC9379304 [P]); Q and Vp (not in the range) are the means of pembrolizumab
         # (Ahamadi 2017) and nivolumab (Bajaj 2017), the other IgG4 anti-PD-1 models.
@@ -283,7 +284,7 @@ def _build_drug_pk() -> Mapping[str, DrugPK]:
         source=(
             "No sintilimab population-PK model found; class-typical values from the "
             "anti-PD-1 popPK class range (https://pmc.ncbi.nlm.nih.gov/articles/"
-            "PMC9379304), clinical-targets.md section 5"
+            "PMC9379304)"
         ),
         assumptions=(
             "cl_l_per_day, vc_l: midpoints of the anti-PD-1 class range (PMC9379304)",
@@ -363,7 +364,7 @@ class DrugRegimen:
         Day of the first dose (0 by the time convention).
     max_duration_day
         Doses are given strictly before ``start_day + max_duration_day``; default 730 d
-        (PEMBRO-RT: pembrolizumab up to 24 months, clinical-targets.md section 1).
+        (PEMBRO-RT: pembrolizumab up to 24 months, Theelen 2019).
     n_doses
         Optional cap on the number of doses (e.g. 32 cycles in MDACC Welsh 2020).
     name

@@ -39,9 +39,9 @@ __all__ = [
 # one fraction is 10% of the prescribed fraction dose. Motivation: circulating
 # lymphocytes are killed by the dose to the blood that flows through the field
 # (HEDOS blood-flow model, Shin/Grassberger/Paganetti, MGHPhysicsResearch/hedos;
-# effective dose to immune cells, EDIC, Jin et al. 2021 Cancers 13:6193; see
-# published-models.md section 7). RTOG 0617 median EDIC was 5.6 Gy for a 60 Gy course
-# (clinical-targets.md section 4.4, [P]), a ratio of ~0.09, rounded here to 0.1. This is
+# Phys Med Biol 2021;66(16), doi:10.1088/1361-6560/ac16ea; effective dose to immune cells, EDIC, Jin et al. 2021
+# Cancers 13:6193). RTOG 0617 median EDIC was 5.6 Gy for a 60 Gy course
+# (Jin 2021, [P]), a ratio of ~0.09, rounded here to 0.1. This is
 # an order of magnitude for conventional thoracic RT, not a fitted value: small SBRT
 # fields expose less blood. Give blood_dose_per_fraction_gy explicitly when known.
 DEFAULT_BLOOD_DOSE_RATIO = 0.1
@@ -221,7 +221,7 @@ class SpacedPulses(_Calendar):
 
     The 10-day default follows the PULSAR modelling papers (Rouf et al. 2024 J Theor
     Biol 111974; Xing et al. 2025 Math Biosci Eng): pulses >= 9-10 days apart synergise
-    with checkpoint blockade, 1- or 4-day spacing does not (published-models.md 9, 12).
+    with checkpoint blockade, 1- or 4-day spacing does not.
 
     Attributes
     ----------

@@ -1,14 +1,14 @@
 """Named radiation and checkpoint-inhibitor regimens, with their sources.
 
-Default calendars (an assumption; the trial abstracts do not give the day-by-day
-schedule, clinical-targets.md section 1):
+Default calendars (an assumption; the trial abstracts, e.g. PEMBRO-RT and MDACC, do not give the
+day-by-day schedule):
 
 * SBRT (3-5 fractions, >= 6 Gy): :class:`EveryOtherDay`. Non-consecutive-day delivery is
   common SBRT practice and keeps a 3-fraction course within one week (Mon-Wed-Fri).
 * Conventional and palliative (>= 10 fractions, <= 3 Gy): :class:`WeekdayDaily`,
   once daily Monday to Friday.
 * Single fraction: any calendar gives day ``start_day``.
-* PULSAR: :class:`SpacedPulses` 10 days apart (published-models.md sections 9, 12).
+* PULSAR: :class:`SpacedPulses` 10 days apart (Rouf 2024 J Theor Biol 111974; Xing 2025 Math Biosci Eng).
 
 Pass ``dataclasses.replace(course, calendar=...)`` to change a calendar.
 """
@@ -113,7 +113,7 @@ class DrugRegimenSpec:
     dose_mg: float | None = None
     dose_mg_per_kg: float | None = None
     interval_day: float
-    # default 730 d: PEMBRO-RT gave pembrolizumab up to 24 months (clinical-targets.md 1)
+    # default 730 d: PEMBRO-RT gave pembrolizumab up to 24 months (Theelen 2019)
     max_duration_day: float = 730.0
     source: str
 
@@ -133,14 +133,13 @@ class DrugRegimenSpec:
         )
 
 
-_CT = "clinical-targets.md"
-_PEMBRO_RT = f"PEMBRO-RT, Theelen 2019 JAMA Oncol 5:1276 ({_CT} 1b, 4.2)"
-_MDACC = f"MDACC, Welsh 2020 J Immunother Cancer 8:e001001 ({_CT} 2b-2d, 4.2)"
-_BED100 = f"SBRT cohort with BED10 100-105 Gy, PMC7020355 ({_CT} 4.3)"
-_RTOG0236 = f"{_CT} 4.2; peripheral early-stage SBRT dose (RTOG 0236) [U]"
+_PEMBRO_RT = "PEMBRO-RT, Theelen 2019 JAMA Oncol 5:1276"
+_MDACC = "MDACC, Welsh 2020 J Immunother Cancer 8:e001001"
+_BED100 = "SBRT cohort with BED10 100-105 Gy, PMC7020355"
+_RTOG0236 = "peripheral early-stage SBRT dose (RTOG 0236) [U]"
 _PULSAR = (
     "PULSAR-style pulses 10 d apart: Rouf 2024 J Theor Biol 111974, Xing 2025 Math "
-    "Biosci Eng (published-models.md 9, 12); 3 x 10 Gy is an illustrative pulse dose "
+    "Biosci Eng doi:10.3934/mbe.2025044; 3 x 10 Gy is an illustrative pulse dose "
     "[assumption]"
 )
 _SBRT, _CONV = EveryOtherDay(), WeekdayDaily()
@@ -166,30 +165,30 @@ RADIATION_REGIMENS: Mapping[str, RadiationRegimenSpec] = MappingProxyType(
             _rt("sbrt_50gy_4fx", 12.5, 4, _SBRT, _MDACC),
             _rt("sbrt_50gy_5fx", 10.0, 5, _SBRT, _BED100),
             _rt("sbrt_54gy_3fx", 18.0, 3, _SBRT, _RTOG0236),
-            _rt("sbrt_30gy_5fx", 6.0, 5, _SBRT, f"Formenti phase I ({_CT} 4.2)"),
-            _rt("sbrt_28p5gy_3fx", 9.5, 3, _SBRT, f"Formenti phase II ({_CT} 4.2)"),
+            _rt("sbrt_30gy_5fx", 6.0, 5, _SBRT, "Formenti phase I (SBRT + ipilimumab, 6 Gy x 5)"),
+            _rt("sbrt_28p5gy_3fx", 9.5, 3, _SBRT, "Formenti phase II (SBRT + ipilimumab, 9.5 Gy x 3)"),
             _rt(
                 "sbrt_8gy_1fx",
                 8.0,
                 1,
                 Daily(),
-                f"single palliative fraction ({_CT} 4.2)",
+                "single palliative fraction (standard palliative schedule)",
             ),
             _rt(
                 "conv_60gy_30fx",
                 2.0,
                 30,
                 _CONV,
-                f"conventional thoracic RT ({_CT} 4.2)",
+                "conventional thoracic RT (standard 60 Gy in 30 fractions)",
             ),
-            _rt("conv_66gy_33fx", 2.0, 33, _CONV, f"NICOLAS ({_CT} 4.2)"),
+            _rt("conv_66gy_33fx", 2.0, 33, _CONV, "NICOLAS (ETOP phase II, stage III NSCLC)"),
             _rt("conv_45gy_15fx", 3.0, 15, _CONV, _MDACC),
             _rt(
                 "conv_30gy_10fx",
                 3.0,
                 10,
                 _CONV,
-                f"palliative, Saito 2021 ({_CT} 3, 4.2)",
+                "palliative, Saito 2021 J Radiat Res (PMC8273801)",
             ),
             _rt("pulsar_3x10gy", 10.0, 3, SpacedPulses(interval_day=10.0), _PULSAR),
         )
@@ -219,13 +218,13 @@ def _ici(
     )
 
 
-_KEYTRUDA = f"Keytruda label ({_CT} 5)"
+_KEYTRUDA = "Keytruda (pembrolizumab) label"
 _KEYTRUDA_TRIALS = (
-    f"Keytruda label; PEMBRO-RT (Theelen 2019), MDACC (Welsh 2020) ({_CT} 1)"
+    "Keytruda label; PEMBRO-RT (Theelen 2019 JAMA Oncol 5:1276), MDACC (Welsh 2020 J Immunother Cancer 8:e001001)"
 )
-_OPDIVO = f"Opdivo label, flat dosing ({_CT} 5)"
-_CHECKMATE = f"CheckMate-017/057; Ratnayake 2020 [U] ({_CT} 1, 5)"
-_SINTILIMAB = f"dose [U]; Li 2022 Front Immunol 13:991431 gives no dose ({_CT} 1, 5)"
+_OPDIVO = "Opdivo (nivolumab) label, flat dosing"
+_CHECKMATE = "CheckMate-017/057; Ratnayake 2020 Asia Pac J Clin Oncol 16:56 [U]"
+_SINTILIMAB = "dose [U]; Li 2022 Front Immunol 13:991431 gives no dose"
 
 DRUG_REGIMENS: Mapping[str, DrugRegimenSpec] = MappingProxyType(
     {
@@ -239,19 +238,19 @@ DRUG_REGIMENS: Mapping[str, DrugRegimenSpec] = MappingProxyType(
             _ici(
                 "durvalumab_1500mg_q4w",
                 28.0,
-                f"Imfinzi label ({_CT} 5, [S])",
+                "Imfinzi (durvalumab) label [S]",
                 mg=1500.0,
             ),
-            # PACIFIC: durvalumab 10 mg/kg q2w for up to 12 months (section 5)
+            # PACIFIC: durvalumab 10 mg/kg q2w for up to 12 months (Antonia 2017, N Engl J Med 377:1919)
             _ici(
                 "durvalumab_10mgkg_q2w",
                 14.0,
-                f"PACIFIC, up to 12 months ({_CT} 3, 5)",
+                "PACIFIC (Antonia 2017 N Engl J Med 377:1919), up to 12 months",
                 mg_per_kg=10.0,
                 max_duration_day=365.0,
             ),
             _ici(
-                "atezolizumab_1200mg_q3w", 21.0, f"Tecentriq label ({_CT} 5)", mg=1200.0
+                "atezolizumab_1200mg_q3w", 21.0, "Tecentriq (atezolizumab) label", mg=1200.0
             ),
             _ici("sintilimab_200mg_q3w", 21.0, _SINTILIMAB, mg=200.0),
         )

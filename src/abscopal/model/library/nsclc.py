@@ -62,9 +62,9 @@ dose_mg_per_kg * body_weight_kg``.
 
 Design decision: receptor occupancy is quasi-steady (``RO = C/(C + EC50)``). Antibody binding
 (Kd about 29 pM) is orders of magnitude faster than PK (half-life about 3 weeks), and an explicit
-binding state makes the system stiff (``shared/design/performance.md``: explicit solvers 1,500x
-slower at realistic binding rates) without changing occupancy, which stays saturating during
-dosing (CT section 5).
+binding state makes the system stiff (explicit solvers were about 1,500x slower at realistic binding
+rates in our design benchmarks) without changing occupancy, which stays saturating during dosing
+(pembrolizumab troughs of 13-30 ug/mL, Ahamadi 2017, against an EC50 of about 0.004 ug/mL).
 """
 
 from __future__ import annotations
@@ -99,7 +99,7 @@ MECHANISMS = (
     Mechanism(name="dose_dependent_death", description="doomed cells die faster after larger fractions",
               source="Friedrich 2022"),
     Mechanism(name="lymphocyte_kill", description="RT kills circulating lymphocytes (blood dose) and "
-              "in-field effector cells", source="Jin 2021 (EDIC); Sung 2020; CT 4.4"),
+              "in-field effector cells", source="Jin 2021 (EDIC); Sung 2020; Yu et al. (EDIC, LS-SCLC)"),
     Mechanism(name="burden_suppression", description="tumour burden induces Tregs, MDSCs and "
               "macrophages (TGF-beta, IL-10)", source="seed review"),
     Mechanism(name="rt_suppression", description="radiation induces TGF-beta, Tregs and MDSCs",
@@ -392,7 +392,7 @@ def _radiation_event(L, on, V, D, kd, Pl, I, G, E, Ly, M1, M2) -> Event:
     )
     return Event(name="radiation_fraction", arguments=args, jumps=jumps,
                  description="one radiotherapy fraction (LQ / LQ-L kill, ICD, PD-L1, suppressors, lymphocytes)",
-                 source="LQ: CT 4.1; LQ-L: Astrahan 2008; doomed compartment: Kosinsky 2018")
+                 source="LQ: Fowler 1989; LQ-L: Astrahan 2008; doomed compartment: Kosinsky 2018")
 
 
 def _dose_amount() -> sp.Expr:
@@ -401,7 +401,7 @@ def _dose_amount() -> sp.Expr:
 
 _DRUG_EVENT_ARGS = (EventArgument(name="dose_mg", units="mg", description="flat dose"),
                     EventArgument(name="dose_mg_per_kg", units="mg/kg", description="weight-based dose"))
-_DRUG_EVENT_SOURCE = "two-compartment popPK: Ahamadi 2017, Bajaj 2017 (CT 5)"
+_DRUG_EVENT_SOURCE = "two-compartment popPK: Ahamadi 2017, Bajaj 2017"
 
 
 def _pk_ode() -> dict[str, Any]:
@@ -483,8 +483,8 @@ def default_variability() -> dict[str, Any]:
 
     Values are assumptions to be refitted by the calibration (``fits/``): effector baseline
     (pre-existing immunity) and kill capacity vary most, in line with the wide spread of
-    responses to anti-PD-1 monotherapy (ORR 18-25% in CT section 1); the doubling-time spread
-    matches the wide VDT ranges of CT section 4.5.
+    responses to anti-PD-1 monotherapy (ORR 18-25%: PEMBRO-RT control arm, Theelen 2019; MDACC, Welsh 2020);
+    the doubling-time spread matches the wide VDT ranges of untreated NSCLC (Detterbeck 2008).
     """
     from ...population import LogitNormal, LogNormal
 

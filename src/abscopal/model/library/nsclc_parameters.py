@@ -1,9 +1,8 @@
 """Parameter specs of the default stage IV NSCLC RT + anti-PD-(L)1 model.
 
 Every default names its source. ``assumption`` marks a value that no source fixes; these are
-the values the calibration (``fits/``) is for. Shorthand used below (full citations in
-:data:`REFERENCES`): CT = ``shared/reference/clinical-targets.md`` (section), PM =
-``shared/reference/published-models.md`` (section).
+the values the calibration (``fits/``) is for. Sources are cited by first author and year; the full
+citations are in :data:`REFERENCES`.
 """
 
 from __future__ import annotations
@@ -15,8 +14,9 @@ from ..spec import Parameter
 __all__ = ["REFERENCES", "global_parameters", "lesion_parameters"]
 
 REFERENCES = {
-    "Wang2023": "Wang M. et al. 2023, review: radiotherapy plus immunotherapy in stage IV NSCLC "
-    "(seed review, shared/reference/000_5f902fdaf3dea0f7.txt)",
+    "Wang2023": "Wang M.-Y., Sui J., Li S., Li S.-J., Wang M.-X., Ning F.-L., Tian L.-J. Efficacy and mechanism "
+    "of combining radiotherapy and immunotherapy in stage IV NSCLC. Review preprint, 26 May 2023 (the 'seed "
+    "review' of the sources below)",
     "Kosinsky2018": "Kosinsky Y. et al. Radiation and PD-(L)1 treatment combinations: immune response "
     "and dose optimization via a predictive systems model. J Immunother Cancer 2018;6:17. "
     "doi:10.1186/s40425-018-0327-9",
@@ -42,6 +42,29 @@ REFERENCES = {
     "cell-mediated immune response to tumor growth. Cancer Res 2005;65:7950 (ratio-dependent kill)",
     "Klug2013": "Klug F. et al. Low-dose irradiation programs macrophage differentiation to an "
     "iNOS+/M1 phenotype. Cancer Cell 2013;24:589",
+    "Theelen2019": "Theelen W.S.M.E. et al. Effect of pembrolizumab after stereotactic body radiotherapy vs "
+    "pembrolizumab alone on tumor response in patients with advanced non-small cell lung cancer: the PEMBRO-RT "
+    "phase 2 randomized clinical trial. JAMA Oncol 2019;5:1276-1282",
+    "Welsh2020": "Welsh J. et al. Pembrolizumab with or without radiation therapy for metastatic non-small cell "
+    "lung cancer: a randomized phase I/II trial. J Immunother Cancer 2020;8:e001001 (PMID 33051340)",
+    "Detterbeck2008": "Detterbeck F.C., Gibson C.J. Turning gray: the natural history of lung cancer over time. "
+    "J Thorac Oncol 2008;3:781-792. doi:10.1097/JTO.0b013e31817c9230",
+    "Chi2013": "Chi A. et al. What would be the most appropriate alpha/beta ratio in the setting of stereotactic "
+    "body radiation therapy for early stage non-small cell lung cancer. Biomed Res Int 2013;2013:391021. "
+    "doi:10.1155/2013/391021",
+    "Eisenhauer2009": "Eisenhauer E.A. et al. New response evaluation criteria in solid tumours: revised RECIST "
+    "guideline (version 1.1). Eur J Cancer 2009;45:228-247",
+    "YuEDIC": "Yu Y. et al. Impact of effective dose to immune cells (EDIC) on lymphocyte nadir and survival "
+    "in limited-stage SCLC (503 patients; https://pure.psu.edu/en/publications/impact-of-effective-dose-to-"
+    "immune-cells-edic-on-lymphocyte-nadir)",
+    "TBI_D0": "In vivo lymphocyte radiosensitivity in total-body-irradiation patients, PMID 3303160",
+    "LymphocyteSubsetD0": "In vitro radiosensitivity (D0) of lymphocyte subsets before and after PHA activation "
+    "(https://scilit.net/publications/91f2d7d4fef00f2fbda3bc740329c8d9)",
+    "Bajaj2017": "Bajaj G. et al. Model-based population pharmacokinetic analysis of nivolumab in patients with "
+    "solid tumors. CPT Pharmacometrics Syst Pharmacol 2017;6:58-66",
+    "Shin2021HEDOS": "Shin J. et al. HEDOS: a computational tool to assess radiation dose to circulating blood "
+    "cells during external beam radiotherapy based on whole-body blood flow simulations. Phys Med Biol "
+    "2021;66(16). doi:10.1088/1361-6560/ac16ea",
 }
 
 
@@ -58,29 +81,30 @@ def global_parameters() -> tuple[Parameter, ...]:
         # -- tumour growth -------------------------------------------------------------------
         P("tumour_doubling_time_day", "day", 100.0, 20.0, 1000.0,
           "volume doubling time of an untreated lesion at the reference volume",
-          "CT 4.5: stage IV symptomatic disease VDT about 60-140 d (Detterbeck 2008; PET/CT series 124-139 d)"),
+          "stage IV symptomatic disease VDT about 60-140 d (Detterbeck 2008; serial PET/CT series 124-139 d, "
+          "PMC3933267)"),
         P("carrying_capacity_mm3", "mm3", 1.0e6, 1.0e4, 1.0e8,
           "Gompertz/logistic plateau volume of one lesion",
           "assumption: about 12 cm sphere-equivalent diameter"),
         P("growth_reference_volume_mm3", "mm3", 14137.0, 1.0, 1.0e7,
           "volume at which the doubling time is stated (30 mm sphere)",
-          "assumption: typical stage IV target lesion (CT 6.1 measurability >= 10 mm)"),
+          "assumption: typical stage IV target lesion (RECIST 1.1 measurability >= 10 mm, Eisenhauer 2009)"),
         # -- radiation ----------------------------------------------------------------------
         P("tumour_alpha_per_gy", "1/Gy", 0.2, 0.01, 1.0,
           "LQ alpha of tumour cells",
-          "CT 4.3: clinical alpha 0.12-0.365 Gy^-1 (Jeong 2017 CI); 0.2 chosen inside it"),
+          "clinical alpha 0.12-0.365 Gy^-1 (Jeong 2017 CI); 0.2 chosen inside it"),
         P("tumour_alpha_beta_gy", "Gy", 10.0, 1.0, 50.0,
           "LQ alpha/beta of tumour cells (beta = alpha / alpha_beta)",
-          "CT 4.3: NSCLC alpha/beta 10 Gy (conventional planning); SBRT fits prefer 20 Gy (Chi 2013)"),
+          "NSCLC alpha/beta 10 Gy (conventional planning); SBRT fits prefer 20 Gy (Chi 2013)"),
         P("lql_transition_dose_gy", "Gy", 8.0, 2.0, 30.0,
           "dose per fraction above which LQ-L makes survival log-linear",
-          "Astrahan 2008 LQ-L; CT 4.1 caveat: LQ may overestimate kill above about 8-10 Gy per fraction"),
+          "Astrahan 2008 LQ-L; LQ may overestimate kill above about 8-10 Gy per fraction (Chi 2013)"),
         P("doomed_clearance_low_dose_per_day", "1/day", math.log(2) / 17.0, 0.005, 1.0,
           "clearance rate of lethally damaged cells after low-dose fractions",
-          "Cho 2023 (PM 11): human damaged-cell clearance half-life 17 d"),
+          "Cho 2023: human damaged-cell clearance half-life 17 d"),
         P("doomed_clearance_per_gy_per_day", "1/(Gy*day)", 0.004, 0.0, 0.1,
           "increase of the clearance rate per Gy of fraction dose (faster death at high dose)",
-          "Friedrich 2022 (PM 11): k1 = min(max(0.04 D, 1/7), 0.5) d^-1 in mice; slope scaled to the human "
+          "Friedrich 2022: k1 = min(max(0.04 D, 1/7), 0.5) d^-1 in mice; slope scaled to the human "
           "low-dose rate (assumption)"),
         P("doomed_clearance_max_per_day", "1/day", 0.1725, 0.01, 2.0,
           "upper bound of the clearance rate of lethally damaged cells",
@@ -130,7 +154,7 @@ def global_parameters() -> tuple[Parameter, ...]:
         # -- PD-L1 ------------------------------------------------------------------------------
         P("pdl1_tps", "1", 0.3, 0.0, 1.0,
           "baseline PD-L1 tumour proportion score (fraction), sets baseline expression",
-          "CT 1 (PEMBRO-RT, MDACC: PD-L1 unselected); covariate in issue 3"),
+          "PEMBRO-RT (Theelen 2019) and MDACC (Welsh 2020): PD-L1 unselected; covariate in issue 3"),
         P("pdl1_turnover_per_day", "1/day", 1.0, 0.01, 10.0, "PD-L1 expression turnover",
           "Kosinsky 2018 Table 1: kpdl = 1 d^-1"),
         P("pdl1_ifng_half_sat", "1", 1.0, 1e-3, 1e3,
@@ -184,37 +208,37 @@ def global_parameters() -> tuple[Parameter, ...]:
           "M1 to M2 conversion per unit TGF-beta signal", "assumption"),
         # -- lymphocytes ------------------------------------------------------------------------------
         P("alc_baseline_1e9_per_l", "1e9/L", 1.65, 0.1, 5.0, "absolute lymphocyte count at baseline",
-          "CT 4.4: mean ALC 1.65e9/L before RT (LS-SCLC EDIC cohort)"),
+          "mean ALC 1.65e9/L before RT (LS-SCLC EDIC cohort, Yu et al.)"),
         P("lymphocyte_alpha_per_gy", "1/Gy", 1.0 / 1.2, 0.05, 5.0,
-          "in vivo lymphocyte radiosensitivity (1/D0)", "CT 4.4: in vivo lymphocyte D0 = 1.2 Gy (TBI patients)"),
+          "in vivo lymphocyte radiosensitivity (1/D0)", "in vivo lymphocyte D0 = 1.2 Gy (TBI patients, PMID 3303160)"),
         P("blood_fraction_exposed", "1", 0.1, 1e-3, 1.0,
           "fraction of circulating lymphocytes that pass through the field during one fraction",
-          "assumption inspired by HEDOS blood-dose model (PM 7); mean blood dose = exposed dose x fraction"),
+          "assumption inspired by the HEDOS blood-dose model (Shin 2021); mean blood dose = exposed dose x fraction"),
         P("alc_recovery_per_day", "1/day", 0.015, 0.001, 1.0,
           "recovery rate of the lymphocyte count after RT", "Sung 2020 structure; value assumption "
           "(lymphopenia lasting months after thoracic RT)"),
         P("effector_alpha_per_gy", "1/Gy", 1.0 / 2.4, 0.01, 5.0,
           "radiosensitivity of activated CD8 T cells in the field (1/D0)",
-          "CT 4.4: PHA-activated CD8+ D0 = 2.4 Gy"),
+          "PHA-activated CD8+ D0 = 2.4 Gy (in vitro lymphocyte-subset study)"),
         P("effector_tumour_fraction", "1", 0.05, 0.0, 1.0,
           "fraction of the systemic effector pool located in tumours at any time", "assumption"),
         # -- drug PK and occupancy (pembrolizumab defaults; drugs override) -------------------------
-        P("pk_cl_l_per_day", "L/day", 0.22, 0.01, 2.0, "drug clearance", "Ahamadi 2017: CL 0.22 L/d (CT 5)"),
-        P("pk_vc_l", "L", 3.48, 0.5, 20.0, "central volume", "Ahamadi 2017: Vc 3.48 L (CT 5)"),
+        P("pk_cl_l_per_day", "L/day", 0.22, 0.01, 2.0, "drug clearance", "Ahamadi 2017: CL 0.22 L/d"),
+        P("pk_vc_l", "L", 3.48, 0.5, 20.0, "central volume", "Ahamadi 2017: Vc 3.48 L"),
         P("pk_q_l_per_day", "L/day", 0.795, 0.01, 10.0, "inter-compartmental clearance",
-          "Ahamadi 2017: Q 0.795 L/d (CT 5)"),
-        P("pk_vp_l", "L", 4.06, 0.1, 20.0, "peripheral volume", "Ahamadi 2017: Vp 4.06 L (CT 5)"),
+          "Ahamadi 2017: Q 0.795 L/d"),
+        P("pk_vp_l", "L", 4.06, 0.1, 20.0, "peripheral volume", "Ahamadi 2017: Vp 4.06 L"),
         P("pk_cl_time_emax", "1", 0.0, -2.0, 2.0, "log-fold change of clearance with time (0 = constant)",
           "Ahamadi 2017 base model: constant CL; Bajaj 2017 nivolumab -0.295"),
         P("pk_cl_time_t50_day", "day", 58.75, 1.0, 1000.0, "time of half the clearance change",
-          "Bajaj 2017: T50 1410 h (CT 5)"),
+          "Bajaj 2017: T50 1410 h"),
         P("pk_cl_time_hill", "1", 3.15, 0.1, 10.0, "Hill exponent of the clearance change",
-          "Bajaj 2017: gamma 3.15 (CT 5)"),
+          "Bajaj 2017: gamma 3.15"),
         P("ro_ec50_ug_per_ml", "ug/mL", 0.0043, 1e-5, 10.0,
           "serum concentration giving 50% receptor occupancy (quasi-steady state)",
-          "CT 5: pembrolizumab PD-1 Kd about 29 pM = 0.0043 ug/mL"),
+          "pembrolizumab PD-1 Kd about 29 pM = 0.0043 ug/mL (Applied BioMath PK/RO model)"),
         P("body_weight_kg", "kg", 76.8, 30.0, 200.0, "body weight (for mg/kg dosing)",
-          "Ahamadi 2017 reference weight 76.8 kg (CT 5)"),
+          "Ahamadi 2017 reference weight 76.8 kg"),
         # -- new lesions -------------------------------------------------------------------------------
         P("new_lesion_rate_per_day", "1/day", 0.002, 0.0, 1.0,
           "rate of new metastases at the reference viable burden",

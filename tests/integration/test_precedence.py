@@ -89,3 +89,14 @@ def test_scenario_layers_fit_then_parameters_then_arm(nsclc3):
     plain = simulate(nsclc3, fitted.arms, **fitted.simulate_kwargs())
     assert _value(plain, "durva", "max_kill_per_day") == pytest.approx(fit_value, rel=0, abs=0)
     assert np.isfinite(plain["drug_concentration"].values).all()
+
+
+def test_the_model_pk_defaults_come_from_the_drug_table(nsclc3_spec):
+    """One source for each PK value: the model's defaults are pembrolizumab's entry of DRUG_PK."""
+    pembro = DRUG_PK["pembrolizumab"].as_parameters()
+    assert pembro  # the constant-clearance drug leaves out the time-shape parameters
+    for name, value in pembro.items():
+        assert nsclc3_spec.parameter(name).default == value, name
+    nivo = DRUG_PK["nivolumab"]
+    assert nsclc3_spec.parameter("pk_cl_time_t50_day").default == nivo.cl_time_t50_day
+    assert nsclc3_spec.parameter("pk_cl_time_hill").default == nivo.cl_time_hill

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import math
 
+from ...treatment.drugs import DRUG_PK
 from ..spec import Parameter
 
 __all__ = ["REFERENCES", "global_parameters", "lesion_parameters"]
+
+_PEMBRO, _NIVO = DRUG_PK["pembrolizumab"], DRUG_PK["nivolumab"]
 
 REFERENCES = {
     "Wang2023": "Wang M.-Y., Sui J., Li S., Li S.-J., Wang M.-X., Ning F.-L., Tian L.-J. Efficacy and mechanism "
@@ -223,18 +226,22 @@ def global_parameters() -> tuple[Parameter, ...]:
         P("effector_tumour_fraction", "1", 0.05, 0.0, 1.0,
           "fraction of the systemic effector pool located in tumours at any time", "assumption"),
         # -- drug PK and occupancy (pembrolizumab defaults; drugs override) -------------------------
-        P("pk_cl_l_per_day", "L/day", 0.22, 0.01, 2.0, "drug clearance", "Ahamadi 2017: CL 0.22 L/d"),
-        P("pk_vc_l", "L", 3.48, 0.5, 20.0, "central volume", "Ahamadi 2017: Vc 3.48 L"),
-        P("pk_q_l_per_day", "L/day", 0.795, 0.01, 10.0, "inter-compartmental clearance",
-          "Ahamadi 2017: Q 0.795 L/d"),
-        P("pk_vp_l", "L", 4.06, 0.1, 20.0, "peripheral volume", "Ahamadi 2017: Vp 4.06 L"),
-        P("pk_cl_time_emax", "1", 0.0, -2.0, 2.0, "log-fold change of clearance with time (0 = constant)",
-          "Ahamadi 2017 base model: constant CL; Bajaj 2017 nivolumab -0.295"),
-        P("pk_cl_time_t50_day", "day", 58.75, 1.0, 1000.0, "time of half the clearance change",
+        # one source for each PK value: the drug table (abscopal.treatment.drugs.DRUG_PK); the model's defaults are
+        # pembrolizumab's (Ahamadi 2017), the time-varying-clearance shape nivolumab's (Bajaj 2017)
+        P("pk_cl_l_per_day", "L/day", _PEMBRO.cl_l_per_day, 0.01, 2.0, "drug clearance",
+          f"Ahamadi 2017: CL {_PEMBRO.cl_l_per_day} L/d"),
+        P("pk_vc_l", "L", _PEMBRO.vc_l, 0.5, 20.0, "central volume", f"Ahamadi 2017: Vc {_PEMBRO.vc_l} L"),
+        P("pk_q_l_per_day", "L/day", _PEMBRO.q_l_per_day, 0.01, 10.0, "inter-compartmental clearance",
+          f"Ahamadi 2017: Q {_PEMBRO.q_l_per_day} L/d"),
+        P("pk_vp_l", "L", _PEMBRO.vp_l, 0.1, 20.0, "peripheral volume", f"Ahamadi 2017: Vp {_PEMBRO.vp_l} L"),
+        P("pk_cl_time_emax", "1", _PEMBRO.cl_time_emax, -2.0, 2.0,
+          "log-fold change of clearance with time (0 = constant)",
+          f"Ahamadi 2017 base model: constant CL; Bajaj 2017 nivolumab {_NIVO.cl_time_emax}"),
+        P("pk_cl_time_t50_day", "day", _NIVO.cl_time_t50_day, 1.0, 1000.0, "time of half the clearance change",
           "Bajaj 2017: T50 1410 h"),
-        P("pk_cl_time_hill", "1", 3.15, 0.1, 10.0, "Hill exponent of the clearance change",
-          "Bajaj 2017: gamma 3.15"),
-        P("ro_ec50_ug_per_ml", "ug/mL", 0.0043, 1e-5, 10.0,
+        P("pk_cl_time_hill", "1", _NIVO.cl_time_hill, 0.1, 10.0, "Hill exponent of the clearance change",
+          f"Bajaj 2017: gamma {_NIVO.cl_time_hill}"),
+        P("ro_ec50_ug_per_ml", "ug/mL", _PEMBRO.ec50_ug_per_ml, 1e-5, 10.0,
           "serum concentration giving 50% receptor occupancy (quasi-steady state)",
           "pembrolizumab PD-1 Kd about 29 pM = 0.0043 ug/mL (Applied BioMath PK/RO model)"),
         P("body_weight_kg", "kg", 76.8, 30.0, 200.0, "body weight (for mg/kg dosing)",

@@ -92,6 +92,17 @@ def test_a_stale_kernel_is_regenerated_silently(compiled):
     _works(again)
 
 
+def test_a_kernel_of_a_version_before_headers_is_regenerated_silently(compiled):
+    genuine = compiled.path.read_text(encoding="utf-8")
+    compiled.path.write_text(genuine.split("\n", 1)[1].replace("def rhs(", "def rhs_old("), encoding="utf-8")
+    _fresh(compiled)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        again = compile_model(tiny_spec(), cache_dir=compiled.path.parent.parent)
+    assert again.path.read_text(encoding="utf-8") == genuine
+    _works(again)
+
+
 def test_a_truncated_kernel_is_regenerated(compiled):
     genuine = compiled.path.read_text(encoding="utf-8")
     compiled.path.write_text(genuine[: len(genuine) // 2], encoding="utf-8")

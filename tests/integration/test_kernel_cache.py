@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from abscopal.errors import AbscopalWarning
+from abscopal.errors import AbscopalError, AbscopalWarning
 from abscopal.model import ModelSpec, Parameter, State, compile_model, sym
 
 SRC = Path(__file__).resolve().parents[2] / "src"
@@ -111,6 +111,31 @@ def test_a_truncated_kernel_is_regenerated(compiled):
         again = compile_model(tiny_spec(), cache_dir=compiled.path.parent.parent)
     assert again.path.read_text(encoding="utf-8") == genuine
     _works(again)
+
+
+def test_an_import_error_regenerates_once_then_names_the_cache(compiled, monkeypatch):
+    import hashlib
+
+    from abscopal.model import compile as compile_module
+
+    genuine = compiled.path.read_text(encoding="utf-8")
+    body = "raise ImportError('broken kernel')\n"  # a consistent header: passes the check, fails on import
+    head = genuine.split("\n", 1)[0].rsplit("sha256=", 1)[0] + "sha256=" + hashlib.sha256(body.encode()).hexdigest()
+    compiled.path.write_text(head + "\n" + body, encoding="utf-8")
+    _fresh(compiled)
+    again = compile_model(tiny_spec(), cache_dir=compiled.path.parent.parent)
+    assert again.path.read_text(encoding="utf-8") == genuine
+    _works(again)
+
+    def broken(name, path):
+        raise ImportError("cannot import")
+
+    _fresh(again)
+    monkeypatch.setattr(compile_module, "_import_file", broken)
+    cache = compiled.path.parent.parent
+    with pytest.raises(AbscopalError, match=rf"kernel '{compiled.path}' .*cannot be imported even after it was "
+                                            rf"regenerated .*delete the cache folder '{cache}'"):
+        compile_model(tiny_spec(), cache_dir=cache)
 
 
 @pytest.mark.parametrize("suffix", [".nbi", ".nbc"])

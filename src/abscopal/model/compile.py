@@ -19,8 +19,8 @@ is private:
 
 * the cache directory (created with mode 0700) and its ``kernels/`` folders must be owned by the current user and
   not writable by group or others; otherwise an :class:`~abscopal.errors.AbscopalWarning` says so and a fresh
-  private temporary directory is used instead (the fix: ``chmod go-w`` the folder, or point
-  ``ABSCOPAL_CACHE_DIR`` at a private one);
+  private temporary directory is used instead, one per process and untrusted folder (the fix: ``chmod go-w``
+  the folder, or point ``ABSCOPAL_CACHE_DIR`` at a private one);
 * a kernel file starts with a header line giving the kernel key, model content hash, abscopal, numba and code
   generator versions and the sha256 of the rest of the file. Before import the header must match what this
   installation would write and the body its hash; a stale kernel (other versions) is regenerated silently, a

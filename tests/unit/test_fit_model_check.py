@@ -76,3 +76,12 @@ def test_study_refuses_a_fit_of_another_model_before_compiling(monkeypatch):
     for model in ({"n_lesions": 2}, {"growth": "logistic"}):
         with pytest.raises(AbscopalError, match=rf"fit file '{SHIPPED}' was made for model .*refit"):
             run.prepare_study(parse_study(STUDY | {"fit": "default", "model": model}))
+
+
+def test_crossval_like_refuses_a_fit_of_another_model(other_model_fit, tmp_path, capsys):
+    from abscopal.cli import main
+
+    out = tmp_path / "cv.json"
+    assert main(["crossval", str(ROOT / "fits" / "targets"), "--like", str(other_model_fit), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert f"fit file '{other_model_fit}' was made for model" in err and "fit = 'none'" in err and not out.exists()

@@ -62,6 +62,7 @@ def test_kernel_files_carry_a_header_and_live_in_a_private_folder(compiled):
     for d in (compiled.path.parent.parent, compiled.path.parent, compiled.path.parent / "__pycache__"):
         assert d.stat().st_mode & 0o077 == 0, d  # created 0700
     assert list((compiled.path.parent / "__pycache__").glob(f"{compiled.path.stem}.*.nbi"))
+    assert not list(compiled.path.parent.rglob("*.pyc"))  # exactly the checked bytes run: no bytecode cache
 
 
 @pytest.mark.parametrize("forge_header", [False, True])
@@ -127,7 +128,7 @@ def test_an_import_error_regenerates_once_then_names_the_cache(compiled, monkeyp
     assert again.path.read_text(encoding="utf-8") == genuine
     _works(again)
 
-    def broken(name, path):
+    def broken(name, path, source):
         raise ImportError("cannot import")
 
     _fresh(again)

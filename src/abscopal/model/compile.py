@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import hashlib
 import importlib.metadata
-import importlib.util
 import os
 import sys
 import tempfile
@@ -305,15 +304,29 @@ def _kernel_text(spec: ModelSpec, key: str) -> str:
     return _HEADER + " ".join(f"{k}={v}" for k, v in fields.items()) + "\n" + body
 
 
-def _kernel_problem(path: Path, spec: ModelSpec, key: str) -> tuple[str, bool] | None:
-    """None if ``path`` is a kernel this installation wrote for ``spec``; else ``(reason, suspicious)``:
-    ``suspicious`` is False for a missing or merely stale file (other versions), True for anything else."""
+def _regenerate(path: Path, spec: ModelSpec, key: str) -> bytes:
+    """Write the kernel file of ``spec`` atomically; return its bytes."""
+    text = _kernel_text(spec, key)
+    _write_atomic(path, text)
+    return text.encode("utf-8")
+
+
+def _kernel_problem(path: Path, spec: ModelSpec, key: str) -> tuple[bytes, tuple[str, bool] | None]:
+    """``(content, None)`` if ``path`` is a kernel this installation wrote for ``spec``; else ``(content,
+    (reason, suspicious))``: ``suspicious`` is False for a missing or merely stale file (other versions), True for
+    anything else."""
+    raw = b""
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
-        return "missing", False
+        return raw, ("missing", False)
     except OSError as exc:
-        return f"unreadable ({exc})", True
+        return raw, (f"unreadable ({exc})", True)
+    return raw, _header_problem(path, raw, spec, key)
+
+
+def _header_problem(path: Path, raw: bytes, spec: ModelSpec, key: str) -> tuple[str, bool] | None:
+    """The check of :func:`_kernel_problem` on the file's bytes ``raw``."""
     first, sep, body = raw.partition(b"\n")
     try:
         line = first.decode("utf-8")
@@ -446,15 +459,20 @@ def _guard_numba_caches(module: ModuleType, path: Path, module_name: str) -> Non
         obj._cache = guard
 
 
-def _import_file(module_name: str, path: Path) -> ModuleType:
+def _import_file(module_name: str, path: Path, source: bytes) -> ModuleType:
+    """Import ``source`` (the checked bytes of ``path``) as module ``module_name`` with ``__file__ = path``: exactly
+    the bytes that were checked run, and no ``.pyc`` is read or written."""
     existing = sys.modules.get(module_name)
     if existing is not None and getattr(existing, "__file__", None) == str(path):
         return existing
-    spec = importlib.util.spec_from_file_location(module_name, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
+    module = ModuleType(module_name)
+    module.__file__ = str(path)
     sys.modules[module_name] = module
-    spec.loader.exec_module(module)
+    try:
+        exec(compile(source, str(path), "exec"), module.__dict__)  # noqa: S102 - our generated, verified kernel
+    except BaseException:
+        sys.modules.pop(module_name, None)
+        raise
     return module
 
 
@@ -552,23 +570,23 @@ def compile_model(spec: ModelSpec, *, cache_dir: Path | str | None = None) -> Co
     safe = "".join(c if c.isalnum() else "_" for c in spec.name)[:40]
     module_name = f"abscopal_kernel_{safe}_{key}"
     path = directory / "kernels" / f"{module_name}.py"
-    problem = _kernel_problem(path, spec, key)
+    source, problem = _kernel_problem(path, spec, key)
     if problem is not None:
         reason, suspicious = problem
         if suspicious:
             warnings.warn(AbscopalWarning(f"kernel {str(path)!r} was not imported: {reason}; regenerating it"),
                           stacklevel=2)
-        _write_atomic(path, _kernel_text(spec, key))
+        source = _regenerate(path, spec, key)
         sys.modules.pop(module_name, None)
     try:
-        module = _import_file(module_name, path)
+        module = _import_file(module_name, path, source)
     except Exception:  # noqa: BLE001 - regenerate once on any import error, then give up with a clear message
         sys.modules.pop(module_name, None)
         for f in _numba_cache_files(path, module_name, set()):
             f.unlink(missing_ok=True)
-        _write_atomic(path, _kernel_text(spec, key))
+        source = _regenerate(path, spec, key)
         try:
-            module = _import_file(module_name, path)
+            module = _import_file(module_name, path, source)
         except Exception as exc:  # noqa: BLE001
             sys.modules.pop(module_name, None)
             raise AbscopalError(f"kernel {str(path)!r} of model {spec.name!r} cannot be imported even after it was "

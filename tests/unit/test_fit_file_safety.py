@@ -157,6 +157,8 @@ def _shipped_with(**changes) -> dict:
     (json.dumps(_shipped_with(provenance__model_hash=7)).encode(), "provenance.model_hash"),
     (json.dumps(_shipped_with(provenance__n_lesions="3")).encode(), "provenance.n_lesions"),
     (json.dumps(_shipped_with(provenance__base_parameters={"x": "big"})).encode(), "base_parameters"),
+    (json.dumps(_shipped_with(identifiability="one sentence")).encode(), "'identifiability' must be a JSON array"),
+    (json.dumps(_shipped_with(profiles=[1])).encode(), "'profiles' must be a JSON object"),
     (json.dumps(_shipped_with(params_json="not json")).encode(), "params_json"),
     (json.dumps(_shipped_with(params_json=[{"name": "a", "value": 1, "pickle": "gASV"}])).encode(),
      r"unknown field\(s\) \['pickle'\]"),

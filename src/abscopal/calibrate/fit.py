@@ -309,6 +309,10 @@ class Calibration(JsonArtefact):
             if not isinstance(d.get(key), kind):
                 raise TypeError(f"{key!r} must be a JSON {'object' if kind is Mapping else 'array'}, got "
                                 f"{str(d.get(key))[:80]!r}")
+        for key, kind in (("profiles", Mapping), ("posterior", Mapping), ("identifiability", list)):
+            if d.get(key) is not None and not isinstance(d[key], kind):
+                raise TypeError(f"{key!r} must be a JSON {'object' if kind is Mapping else 'array'} or null, got "
+                                f"{str(d[key])[:80]!r}")
         prov = d["provenance"]
         for key, kind in (("model_hash", str), ("model_name", str), ("n_lesions", int), ("base_parameters", Mapping),
                           ("targets", Mapping)):

@@ -63,6 +63,7 @@ if fit_file.exists():
     from abscopal.calibrate import Calibration
 
     cal = Calibration.load(fit_file)
+    cal.check_model(model, fit_file)  # refuses a fit made for another model
     typical = {k: v for k, v in cal.all_values().items() if k in model.parameter_names}
     print(f"using {len(typical)} typical values from {fit_file.relative_to(ROOT)}")
 else:

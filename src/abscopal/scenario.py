@@ -224,7 +224,7 @@ def parse_scenario(data: Mapping[str, Any], *, n_patients: int | None = None, se
 
         base = Path(source).parent if source else None
         fit_path = resolve_fit_path(fit_name, relative_to=base)
-        cal = load_fit(fit_path)
+        cal = load_fit(fit_path, model=model)  # refuses a fit made for another model
         split = split_values(model, cal.all_values(), tuple(variability))
         fit_typical, survival = split.typical, split.survival
         variability = {k: (type(v)(omega=split.omegas[k]) if k in split.omegas else v) for k, v in variability.items()}

@@ -217,7 +217,10 @@ def _cmd_crossval(args: argparse.Namespace) -> int:
     if args.like is not None:  # the recipe of an existing fit: its free set, base values, start, patients, seed
         from .fit import Calibration
 
+        from .objective import _default_model
+
         like = Calibration.load(args.like)
+        like.check_model(_default_model(), args.like)  # its values are applied to the default model
         prov = like.provenance
         settings = {"params": like.parameters(), "base_parameters": dict(prov.get("base_parameters") or {}),
                     "n_patients_per_arm": int(prov["n_patients_per_arm"]), "seed": int(prov["seed"])}

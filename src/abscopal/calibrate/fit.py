@@ -12,6 +12,13 @@ file, seed, virtual patients per arm, base parameters, outcomes, HR surrogate).
 bit for bit on the machine that made the fit, to rounding, well within 1e-9 relative, on another machine).
 Non-finite floats are stored as the strings ``"inf"``, ``"-inf"``, ``"nan"`` so the file is strict JSON.
 
+A calibration file may come from someone else, so reading one never runs code: every field is plain JSON, read
+with :func:`json.loads` and type-checked. The fitted parameters are plain records (name, value, vary, min, max,
+stderr, correl); :meth:`Calibration.parameters` builds ``lmfit.Parameters`` from them with ``Parameters.add`` and
+never calls ``Parameters.loads`` (whose decoder unpickles "Callable" entries with dill). Files of the older format
+``abscopal-calibration-v1`` (whose ``params_json`` is lmfit's ``Parameters.dumps()`` text) still load: only the
+plain fields of each parameter are read; lmfit's ``unique_symbols`` and ``user_data`` are ignored, never decoded.
+
 Methods (``calibrate(..., method=..., multistart=...)``):
 
 * ``least_squares`` (default): scipy's trust-region reflective least squares through lmfit, from the start
@@ -56,8 +63,9 @@ from .targets import TrialTargets
 
 __all__ = ["FORMAT", "METHODS", "Calibration", "add_fit_command", "calibrate"]
 
-FORMAT = "abscopal-calibration-v1"
-"""Value of the ``format`` key of a calibration file."""
+FORMAT = "abscopal-calibration-v2"
+"""Value of the ``format`` key of a calibration file (written; ``abscopal-calibration-v1`` files are read too)."""
+_OLD_FORMATS = ("abscopal-calibration-v1",)
 METHODS = ("least_squares", "differential_evolution")
 """Methods of :func:`calibrate` (and of ``abscopal fit --method``)."""
 _DEFAULT_KWARGS: Mapping[str, Mapping[str, Any]] = {
@@ -122,6 +130,87 @@ def _dec_tree(x: Any) -> Any:
     return x
 
 
+# ---- fitted parameters as plain records -----------------------------------------------------------------------------
+_RECORD_KEYS = ("name", "value", "vary", "min", "max", "stderr", "expr", "correl")
+_LMFIT_FIELDS = ("name", "value", "vary", "expr", "min", "max", "brute_step", "stderr", "correl")  # __getstate__
+
+
+def _number(x: Any, what: str, *, optional: bool = False) -> float | None:
+    """A float from a JSON number or ``"inf"``/``"-inf"``/``"nan"`` (``optional``: None allowed)."""
+    if x is None and optional:
+        return None
+    if isinstance(x, bool) or not (isinstance(x, int | float) or (isinstance(x, str) and x in _NONFINITE)):
+        raise ValueError(f"{what} must be a number{' or null' if optional else ''}, got {x!r}")
+    return float(x)
+
+
+def _record(raw: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """Check one plain parameter record (types only, nothing evaluated) and return its canonical form."""
+    name = raw.get("name")
+    if not isinstance(name, str) or not name.isidentifier():
+        raise ValueError(f"{where}: name must be a Python identifier, got {name!r}")
+    where = f"{where} ({name})"
+    vary = raw.get("vary", True)
+    if not isinstance(vary, bool):
+        raise ValueError(f"{where}: vary must be true or false, got {vary!r}")
+    expr = raw.get("expr")
+    if expr is not None and not isinstance(expr, str):
+        raise ValueError(f"{where}: expr must be null or a string, got {expr!r}")
+    correl = raw.get("correl")
+    if correl is not None:
+        if not isinstance(correl, Mapping) or not all(isinstance(k, str) for k in correl):
+            raise ValueError(f"{where}: correl must be null or a table of numbers, got {correl!r}")
+        correl = {k: _number(v, f"{where}: correl[{k!r}]") for k, v in correl.items()}
+    lo = _number(raw.get("min", "-inf"), f"{where}: min", optional=True)
+    hi = _number(raw.get("max", "inf"), f"{where}: max", optional=True)
+    return {"name": name, "value": _number(raw.get("value"), f"{where}: value"), "vary": vary,
+            "min": -math.inf if lo is None else lo, "max": math.inf if hi is None else hi,
+            "stderr": _number(raw.get("stderr"), f"{where}: stderr", optional=True), "expr": expr, "correl": correl}
+
+
+def _records(params_json: Any) -> list[dict[str, Any]]:
+    """The plain parameter records of ``params_json``: a list of records (this format), its JSON text, or the
+    ``Parameters.dumps()`` text of an ``abscopal-calibration-v1`` file, of which only each parameter's plain
+    fields are read (lmfit's ``unique_symbols`` and ``user_data`` may hold pickles: they are never decoded).
+    Raises ValueError / TypeError on anything else."""
+    data = json.loads(params_json) if isinstance(params_json, str) else params_json
+    if isinstance(data, Mapping) and "params" in data:  # lmfit Parameters.dumps(): {"unique_symbols", "params"}
+        rows = data["params"]
+        if not isinstance(rows, list):
+            raise ValueError(f"params_json: 'params' must be a list, got {type(rows).__name__}")
+        data = []
+        for i, row in enumerate(rows):
+            if not isinstance(row, list) or len(row) < len(_LMFIT_FIELDS):
+                raise ValueError(f"params_json: params[{i}] must be lmfit's list of {len(_LMFIT_FIELDS)}+ fields, "
+                                 f"got {str(row)[:80]!r}")
+            data.append(dict(zip(_LMFIT_FIELDS, row, strict=False)))
+    if not isinstance(data, list) or not all(isinstance(r, Mapping) for r in data):
+        raise ValueError(f"params_json must be a list of parameter records, got {str(data)[:80]!r}")
+    out = []
+    for i, raw in enumerate(data):
+        extra = set(raw) - set(_RECORD_KEYS) - {"brute_step"}
+        if extra:
+            raise ValueError(f"params_json[{i}]: unknown field(s) {sorted(extra)}; allowed: {list(_RECORD_KEYS)}")
+        out.append(_record(raw, f"params_json[{i}]"))
+    names = [r["name"] for r in out]
+    if len(set(names)) != len(names):
+        raise ValueError(f"params_json: duplicate parameter names {sorted({n for n in names if names.count(n) > 1})}")
+    return out
+
+
+def _records_of(params: Any) -> list[dict[str, Any]]:
+    """Plain records of lmfit ``Parameters`` (what a calibration stores)."""
+    return [{"name": k, "value": float(p.value), "vary": bool(p.vary), "min": float(p.min), "max": float(p.max),
+             "stderr": None if p.stderr is None else float(p.stderr), "expr": p.expr,
+             "correl": None if not p.correl else {o: float(c) for o, c in p.correl.items()}}
+            for k, p in params.items()]
+
+
+def _records_json(records: list[dict[str, Any]]) -> str:
+    """Canonical strict-JSON text of plain records (non-finite floats as strings)."""
+    return json.dumps(_enc_tree(records), allow_nan=False)
+
+
 # ---- the calibration ------------------------------------------------------------------------------------------------
 @dataclass(frozen=True, kw_only=True)
 class Calibration(JsonArtefact):
@@ -143,7 +232,10 @@ class Calibration(JsonArtefact):
         :meth:`CalibrationProblem.predict_report`: ORR, KM median in months, Cox HR), ``smooth`` (the smooth
         prediction the residual compares) and ``residual`` (weighted residual at ``values``).
     params_json
-        lmfit ``Parameters.dumps()`` of the fitted parameters (bounds, vary flags, stderr).
+        The fitted parameters as JSON text of plain records, one per parameter: ``name``, ``value``, ``vary``,
+        ``min``, ``max``, ``stderr``, ``expr`` (plain text, never evaluated: :meth:`parameters` refuses it) and
+        ``correl``. Stored in the file as that list (plain JSON). Given lmfit's ``Parameters.dumps()`` text (or a
+        v1 file), only those plain fields are read, nothing is decoded; the text is normalised to the records.
     provenance
         ``version``, ``model_name``, ``model_hash``, ``n_lesions``, ``targets`` (``{trial: hash}``),
         ``target_paths``, ``seed``, ``n_patients_per_arm``, ``base_parameters``, ``outcomes``, ``smooth_hr``,
@@ -182,6 +274,14 @@ class Calibration(JsonArtefact):
     posterior: dict[str, Any] | None = None
     identifiability: list[str] = field(default_factory=list)
 
+    def __post_init__(self) -> None:
+        try:
+            records = _records(self.params_json)
+        except (TypeError, ValueError, RecursionError) as exc:
+            raise AbscopalError(f"params_json: not plain parameter records ({exc}); refit, or rewrite the fit with "
+                                "this version of abscopal") from None
+        object.__setattr__(self, "params_json", _records_json(records))
+
     # ---- persistence ------------------------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         """Plain, strict-JSON-ready content (non-finite floats as strings)."""
@@ -196,15 +296,34 @@ class Calibration(JsonArtefact):
         d["profiles"] = None if self.profiles is None else _enc_tree(self.profiles)
         d["posterior"] = None if self.posterior is None else _enc_tree(self.posterior)
         d["provenance"] = _enc_tree(self.provenance)
+        d["params_json"] = json.loads(self.params_json)  # plain records, not a string
         return {"format": FORMAT, **d}
-
-
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Calibration:
-        """Inverse of :meth:`to_dict`."""
-        if d.get("format") != FORMAT:
+        """Inverse of :meth:`to_dict` (also reads ``abscopal-calibration-v1`` content: see the module docstring)."""
+        if not isinstance(d, Mapping):
+            raise AbscopalError(f"not a calibration file: expected a JSON object, got a {type(d).__name__}")
+        if d.get("format") not in (FORMAT, *_OLD_FORMATS):
             raise AbscopalError(f"not a calibration file: format is {d.get('format')!r}, expected {FORMAT!r}")
+        for key, kind in (("values", Mapping), ("stderr", Mapping), ("correlations", Mapping),
+                          ("predictions", list), ("provenance", Mapping)):
+            if not isinstance(d.get(key), kind):
+                raise TypeError(f"{key!r} must be a JSON {'object' if kind is Mapping else 'array'}, got "
+                                f"{str(d.get(key))[:80]!r}")
+        for key, kind in (("profiles", Mapping), ("posterior", Mapping), ("identifiability", list)):
+            if d.get(key) is not None and not isinstance(d[key], kind):
+                raise TypeError(f"{key!r} must be a JSON {'object' if kind is Mapping else 'array'} or null, got "
+                                f"{str(d[key])[:80]!r}")
+        prov = d["provenance"]
+        for key, kind in (("model_hash", str), ("model_name", str), ("n_lesions", int), ("base_parameters", Mapping),
+                          ("targets", Mapping)):
+            if key in prov and prov[key] is not None and (not isinstance(prov[key], kind) or prov[key] is True
+                                                          or prov[key] is False):
+                raise TypeError(f"provenance.{key} must be a JSON {kind.__name__ if kind is not Mapping else 'object'}"
+                                f", got {str(prov[key])[:80]!r}")
+        for k, v in (prov.get("base_parameters") or {}).items():
+            _number(v, f"provenance.base_parameters[{k!r}]")
         preds = [{**p, "observed": _dec(p["observed"]), "ci": [_dec(c) for c in p["ci"]],
                   "predicted": _dec(p["predicted"]), "smooth": _dec(p["smooth"]), "residual": _dec(p["residual"])}
                  for p in d["predictions"]]
@@ -224,14 +343,19 @@ class Calibration(JsonArtefact):
         path = Path(path)
         if not path.is_file():
             raise AbscopalError(f"calibration file {str(path)!r} does not exist")
+        fix = "give a calibration file written by 'abscopal fit' (or fit = 'none' for model defaults)"
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
-            raise AbscopalError(f"{path}: not valid JSON: {exc}") from None
+        except UnicodeDecodeError as exc:
+            raise AbscopalError(f"calibration file {str(path)!r} is not UTF-8 text ({exc}); {fix}") from None
+        except (json.JSONDecodeError, RecursionError) as exc:
+            raise AbscopalError(f"calibration file {str(path)!r} is not valid JSON ({exc}); {fix}") from None
         try:
             return cls.from_dict(data)
-        except (KeyError, TypeError, ValueError) as exc:
-            raise AbscopalError(f"{path}: not a valid calibration file ({type(exc).__name__}: {exc})") from None
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError, RecursionError, AbscopalError) as exc:
+            what = str(exc) if isinstance(exc, AbscopalError) else f"{type(exc).__name__}: {exc}"
+            raise AbscopalError(f"calibration file {str(path)!r} is not a valid calibration ({what}); {fix}") \
+                from None
 
     # ---- reuse --------------------------------------------------------------------------------------------------
     def all_values(self) -> dict[str, float]:
@@ -241,11 +365,46 @@ class Calibration(JsonArtefact):
         base = {k: float(v) for k, v in (self.provenance.get("base_parameters") or {}).items()}
         return base | {k: float(v) for k, v in self.values.items()}
 
+    def check_model(self, model: Any, source: str | Path | None = None) -> None:
+        """Raise :class:`AbscopalError` unless this calibration was made for ``model`` (a ModelSpec or
+        CompiledModel): same content hash (so the same structure, lesion count and defaults), as stored in
+        ``provenance["model_hash"]``. ``source`` (the fit file) is named in the message. Every place that applies a
+        fit (scenario files, studies, validation) calls this before any work."""
+        spec = getattr(model, "spec", model)
+        prov = self.provenance
+        where = f"fit file {str(source)!r}" if source is not None else "the calibration"
+        stored = prov.get("model_hash")
+        if not isinstance(stored, str):
+            raise AbscopalError(f"{where} does not name the model it was made for (no provenance.model_hash), so it "
+                                f"cannot be applied to model {spec.name!r}; refit with 'abscopal fit' or use "
+                                "fit = 'none'")
+        if stored != spec.content_hash():
+            raise AbscopalError(
+                f"{where} was made for model {prov.get('model_name')!r} with {prov.get('n_lesions')} lesion(s) (hash "
+                f"{stored[:12]}...), not for the model at hand, {spec.name!r} with {spec.n_lesions} lesion(s) (hash "
+                f"{spec.content_hash()[:12]}...); refit for this model ('abscopal fit'), use the model of the fit, "
+                "or use fit = 'none' (model defaults)")
+
     def parameters(self) -> Any:
-        """The fitted lmfit ``Parameters`` (from :attr:`params_json`)."""
+        """The fitted lmfit ``Parameters``, built with ``Parameters.add`` from the plain records of
+        :attr:`params_json` (values, vary flags, bounds, stderr, correlations). Raises :class:`AbscopalError` for a
+        record with a constraint expression (``expr``): expressions read from a file are never evaluated."""
         import lmfit
 
-        return lmfit.Parameters().loads(self.params_json)
+        params = lmfit.Parameters()
+        for r in _records(self.params_json):
+            if r["expr"] is not None:
+                raise AbscopalError(f"parameter {r['name']!r} of the calibration has the constraint expression "
+                                    f"{r['expr']!r}; expressions in calibration files are not evaluated: refit "
+                                    "without constraint expressions")
+            try:
+                params.add(r["name"], value=r["value"], vary=r["vary"], min=r["min"], max=r["max"])
+            except (KeyError, NameError, ValueError) as exc:
+                raise AbscopalError(f"parameter {r['name']!r} of the calibration is not a valid lmfit parameter "
+                                    f"({exc}); refit") from None
+            params[r["name"]].stderr = r["stderr"]
+            params[r["name"]].correl = r["correl"]
+        return params
 
     def problem(self, targets: Mapping[str, TrialTargets] | Iterable[TrialTargets] | None = None, *,
                 model: Any = None) -> CalibrationProblem:
@@ -355,6 +514,10 @@ def _check_method(params: Any, method: str, multistart: int | None) -> None:
     varying = [(k, p) for k, p in params.items() if p.vary]
     if not varying:
         raise AbscopalError("params: no parameter varies; set vary=True on at least one (or use --free NAME)")
+    constrained = {k: p.expr for k, p in params.items() if p.expr}
+    if constrained:
+        raise AbscopalError(f"params: constraint expressions {constrained} are not supported (a calibration file "
+                            "never evaluates expressions); fix those parameters or fit them freely")
     if multistart is not None:
         if isinstance(multistart, bool) or not isinstance(multistart, int) or multistart < 1:
             raise AbscopalError(f"multistart={multistart!r}: give the number of least-squares starts, an integer "
@@ -522,7 +685,8 @@ def calibrate(problem: CalibrationProblem, params: Any = None, *, method: str = 
     }
     return Calibration(values=values, stderr=stderr, correlations=correl, chisqr=float(fit.chisqr),
                        redchi=float(fit.redchi), aic=float(fit.aic), bic=float(fit.bic), nfev=int(fit.nfev),
-                       method=method, predictions=preds, params_json=fit.params.dumps(), provenance=provenance)
+                       method=method, predictions=preds, params_json=_records_json(_records_of(fit.params)),
+                       provenance=provenance)
 
 
 # ---- command line ---------------------------------------------------------------------------------------------------

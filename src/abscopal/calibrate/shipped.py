@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import Any
 
 from ..errors import AbscopalError
 from .fit import Calibration
@@ -44,10 +45,18 @@ def resolve_fit_path(fit: str | Path | None, *, relative_to: str | Path | None =
     return path
 
 
-def load_fit(fit: str | Path | None, *, relative_to: str | Path | None = None) -> Calibration | None:
-    """The :class:`Calibration` a run names (None for ``"none"``)."""
+def load_fit(fit: str | Path | None, *, relative_to: str | Path | None = None,
+             model: Any = None) -> Calibration | None:
+    """The :class:`Calibration` a run names (None for ``"none"``). With ``model`` (a ModelSpec or CompiledModel),
+    raises :class:`AbscopalError` naming the file unless the fit was made for that model
+    (:meth:`Calibration.check_model`)."""
     path = resolve_fit_path(fit, relative_to=relative_to)
-    return None if path is None else Calibration.load(path)
+    if path is None:
+        return None
+    cal = Calibration.load(path)
+    if model is not None:
+        cal.check_model(model, path)
+    return cal
 
 
 def fit_file_hash(path: str | Path | None) -> str | None:

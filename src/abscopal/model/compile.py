@@ -10,16 +10,39 @@ by the numba integrator of :mod:`abscopal.model._integrator_template`. The modul
   a :class:`CompiledModel` pickles as ``(spec, path)`` and re-imports on arrival.
 
 The cache directory is ``$ABSCOPAL_CACHE_DIR`` if set, else ``$XDG_CACHE_HOME/abscopal`` or
-``~/.cache/abscopal``; each is passed explicitly, never stored in global state.
+``~/.cache/abscopal``; each is passed explicitly, never stored in global state. Kernels live in its ``kernels/``
+folder, numba's machine code in ``kernels/__pycache__`` (or under ``$NUMBA_CACHE_DIR``). To clear the cache, delete
+that folder; it is rebuilt on the next run.
+
+The cache is code we import, and numba's cache files (``.nbi``, ``.nbc``) are pickles, so it is trusted only if it
+is private:
+
+* the cache directory (created with mode 0700) and its ``kernels/`` folders must be owned by the current user and
+  not writable by group or others; otherwise an :class:`~abscopal.errors.AbscopalWarning` says so and a fresh
+  private temporary directory is used instead, one per process and untrusted folder (the fix: ``chmod go-w``
+  the folder, or point ``ABSCOPAL_CACHE_DIR`` at a private one);
+* a kernel file starts with a header line giving the kernel key, model content hash, abscopal, numba and code
+  generator versions and the sha256 of the rest of the file. Before import the header must match what this
+  installation would write and the body its hash; a stale kernel (other versions) is regenerated silently, a
+  truncated, edited or planted one is regenerated with a warning, never imported. Regenerating costs one
+  :func:`generate_source` (about 10-30 s for the NSCLC model), checking the header only a read and a hash;
+* reading numba's cache files is guarded: if one is unreadable (corrupt, truncated, from elsewhere), the kernel's
+  numba cache files are deleted with a warning and the function is compiled afresh. If the kernel cannot be
+  imported even after it was regenerated, an :class:`~abscopal.errors.AbscopalError` names the file and the folder
+  to delete.
+
+Two processes compiling the same kernel at once both work: files are written atomically (same content), and numba
+ignores cache entries whose source stamp no longer matches.
 """
 
 from __future__ import annotations
 
 import hashlib
-import importlib.util
+import importlib.metadata
 import os
 import sys
 import tempfile
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -31,6 +54,7 @@ from sympy.functions.elementary.piecewise import ExprCondPair
 from sympy.printing.pycode import PythonCodePrinter
 
 from .._version import __version__
+from ..errors import AbscopalError, AbscopalWarning
 from .spec import TIME, ModelSpec, sym
 
 __all__ = ["CompiledModel", "compile_model", "default_cache_dir", "generate_source"]
@@ -245,9 +269,9 @@ def _write_atomic(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".py")
     try:
-        with os.fdopen(fd, "w") as fh:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; a cache may be shared
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; readable, but only we may write
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -255,15 +279,200 @@ def _write_atomic(path: Path, text: str) -> None:
         raise
 
 
-def _import_file(module_name: str, path: Path) -> ModuleType:
+# ---- trusting the cache ---------------------------------------------------------------------------------------------
+_HEADER = "# abscopal-kernel "
+_FALLBACK: dict[str, Path] = {}  # untrusted cache dir -> this process's private temporary replacement
+
+
+def _numba_version() -> str:
+    try:
+        return importlib.metadata.version("numba")
+    except importlib.metadata.PackageNotFoundError:  # pragma: no cover - numba is a dependency
+        return "unknown"
+
+
+def _header_fields(spec: ModelSpec, key: str) -> dict[str, str]:
+    """What a kernel file's header must say for this installation (without the body hash)."""
+    return {"key": key, "model": spec.content_hash(), "abscopal": __version__, "numba": _numba_version(),
+            "codegen": _CODEGEN_VERSION}
+
+
+def _kernel_text(spec: ModelSpec, key: str) -> str:
+    """The kernel file: header line (see the module docstring) + :func:`generate_source`."""
+    body = generate_source(spec)
+    fields = _header_fields(spec, key) | {"sha256": hashlib.sha256(body.encode("utf-8")).hexdigest()}
+    return _HEADER + " ".join(f"{k}={v}" for k, v in fields.items()) + "\n" + body
+
+
+def _regenerate(path: Path, spec: ModelSpec, key: str) -> bytes:
+    """Write the kernel file of ``spec`` atomically; return its bytes."""
+    text = _kernel_text(spec, key)
+    _write_atomic(path, text)
+    return text.encode("utf-8")
+
+
+def _kernel_problem(path: Path, spec: ModelSpec, key: str) -> tuple[bytes, tuple[str, bool] | None]:
+    """``(content, None)`` if ``path`` is a kernel this installation wrote for ``spec``; else ``(content,
+    (reason, suspicious))``: ``suspicious`` is False for a missing or merely stale file (other versions), True for
+    anything else."""
+    raw = b""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return raw, ("missing", False)
+    except OSError as exc:
+        return raw, (f"unreadable ({exc})", True)
+    return raw, _header_problem(path, raw, spec, key)
+
+
+def _header_problem(path: Path, raw: bytes, spec: ModelSpec, key: str) -> tuple[str, bool] | None:
+    """The check of :func:`_kernel_problem` on the file's bytes ``raw``."""
+    first, sep, body = raw.partition(b"\n")
+    try:
+        line = first.decode("utf-8")
+    except UnicodeDecodeError:
+        return "no abscopal header", True
+    if not sep or not line.startswith(_HEADER):
+        # kernels of abscopal versions before the header are stale, not suspicious (nothing unchecked is imported)
+        return "no abscopal header", not line.startswith("# Generated by abscopal ")
+    fields = dict(item.partition("=")[::2] for item in line[len(_HEADER):].split())
+    expected = _header_fields(spec, key)
+    if fields.get("key") != key or fields.get("model") != expected["model"]:
+        return "header names another model", True
+    stale = {k: fields.get(k) for k in ("abscopal", "numba", "codegen") if fields.get(k) != expected[k]}
+    if stale:
+        return f"written by another version ({stale})", False
+    if fields.get("sha256") != hashlib.sha256(body).hexdigest():
+        return "content does not match its header (truncated or edited)", True
+    try:
+        st = path.stat()
+    except OSError as exc:  # pragma: no cover - raced with a deletion
+        return f"unreadable ({exc})", True
+    if _untrusted(st):
+        return _untrusted(st), True
+    return None
+
+
+def _untrusted(st: os.stat_result) -> str | None:
+    """Why a file/folder with this status must not be trusted (None: owned by us, not group/world-writable)."""
+    if os.name != "posix":
+        return None
+    if st.st_uid != os.getuid():
+        return f"owned by another user (uid {st.st_uid})"
+    if st.st_mode & 0o022:
+        return f"writable by group or others (mode {oct(st.st_mode & 0o777)})"
+    return None
+
+
+def _private_dir(path: Path) -> str | None:
+    """Create ``path`` (mode 0700) if missing; return why it is not private (None if it is)."""
+    try:
+        if not path.is_dir():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.mkdir(mode=0o700, exist_ok=True)
+        return _untrusted(path.stat())
+    except OSError as exc:
+        return f"not usable ({exc})"
+
+
+def _trusted_cache_dir(directory: Path) -> Path:
+    """``directory`` if it and its ``kernels/`` folders are private, else (with a warning) a private temporary
+    directory of this process."""
+    for d in (directory, directory / "kernels", directory / "kernels" / "__pycache__"):
+        reason = _private_dir(d)
+        if reason is not None:
+            break
+    else:
+        return directory
+    key = str(directory)
+    if key not in _FALLBACK:
+        _FALLBACK[key] = Path(tempfile.mkdtemp(prefix="abscopal-cache-"))
+        warnings.warn(AbscopalWarning(
+            f"kernel cache {str(d)!r} is {reason}: its files could run code, so it is not used; compiling in the "
+            f"private temporary folder {str(_FALLBACK[key])!r} instead. Fix: 'chmod go-w' the folder (if it is "
+            "yours and nobody else wrote to it), delete it, or set ABSCOPAL_CACHE_DIR to a private folder"),
+            stacklevel=3)
+    return _FALLBACK[key]
+
+
+def _numba_cache_files(kernel: Path, module_name: str, cache_paths: set[str]) -> list[Path]:
+    """numba's cache files (``.nbi`` index, ``.nbc`` data) of the kernel module in the given folders."""
+    out = []
+    for folder in {*cache_paths, str(kernel.parent / "__pycache__")}:
+        d = Path(folder)
+        if d.is_dir():
+            out += [f for f in d.iterdir() if f.name.startswith(f"{module_name}.") and f.suffix in (".nbi", ".nbc")]
+    return out
+
+
+class _GuardedCache:
+    """Wraps a numba dispatcher's on-disk cache: an unreadable entry (corrupt pickle, truncated file...) deletes the
+    kernel's numba cache files with a warning and lets numba compile afresh; an untrusted numba cache folder (see
+    the module docstring) is neither read nor written."""
+
+    def __init__(self, inner: Any, kernel: Path, module_name: str) -> None:
+        self._inner = inner
+        self._kernel = kernel
+        self._module_name = module_name
+        folder = Path(inner.cache_path)
+        self._distrust = _private_dir(folder) if folder.resolve() != (kernel.parent / "__pycache__").resolve() \
+            else None
+
+    def load_overload(self, sig: Any, target_context: Any) -> Any:
+        if self._distrust is not None:
+            return None
+        try:
+            return self._inner.load_overload(sig, target_context)
+        except Exception as exc:  # noqa: BLE001 - any failure to read the cache means: compile afresh
+            files = _numba_cache_files(self._kernel, self._module_name, {self._inner.cache_path})
+            for f in files:
+                f.unlink(missing_ok=True)
+            warnings.warn(AbscopalWarning(
+                f"numba cache of kernel {str(self._kernel)!r} in {self._inner.cache_path!r} was unreadable "
+                f"({type(exc).__name__}: {str(exc)[:120]}); deleted its {len(files)} file(s), compiling afresh"),
+                stacklevel=2)
+            return None
+
+    def save_overload(self, sig: Any, data: Any) -> None:
+        if self._distrust is None:
+            self._inner.save_overload(sig, data)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+def _guard_numba_caches(module: ModuleType, path: Path, module_name: str) -> None:
+    """Wrap the on-disk cache of every numba dispatcher of ``module`` in :class:`_GuardedCache`."""
+    warned = False
+    for obj in vars(module).values():
+        inner = getattr(obj, "_cache", None)
+        if inner is None or not hasattr(inner, "load_overload") or isinstance(inner, _GuardedCache) \
+                or not hasattr(inner, "cache_path"):
+            continue
+        guard = _GuardedCache(inner, path, module_name)
+        if guard._distrust is not None and not warned:
+            warned = True
+            warnings.warn(AbscopalWarning(
+                f"numba cache folder {inner.cache_path!r} is {guard._distrust}: its pickles are not read; kernel "
+                f"{str(path)!r} is compiled in memory each run. Fix: 'chmod go-w' it or unset NUMBA_CACHE_DIR"),
+                stacklevel=3)
+        obj._cache = guard
+
+
+def _import_file(module_name: str, path: Path, source: bytes) -> ModuleType:
+    """Import ``source`` (the checked bytes of ``path``) as module ``module_name`` with ``__file__ = path``: exactly
+    the bytes that were checked run, and no ``.pyc`` is read or written."""
     existing = sys.modules.get(module_name)
     if existing is not None and getattr(existing, "__file__", None) == str(path):
         return existing
-    spec = importlib.util.spec_from_file_location(module_name, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
+    module = ModuleType(module_name)
+    module.__file__ = str(path)
     sys.modules[module_name] = module
-    spec.loader.exec_module(module)
+    try:
+        exec(compile(source, str(path), "exec"), module.__dict__)  # noqa: S102 - our generated, verified kernel
+    except BaseException:
+        sys.modules.pop(module_name, None)
+        raise
     return module
 
 
@@ -357,11 +566,31 @@ def compile_model(spec: ModelSpec, *, cache_dir: Path | str | None = None) -> Co
     if isinstance(spec, CompiledModel):
         return spec
     key = _kernel_key(spec)
-    directory = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    directory = _trusted_cache_dir(Path(cache_dir) if cache_dir is not None else default_cache_dir())
     safe = "".join(c if c.isalnum() else "_" for c in spec.name)[:40]
     module_name = f"abscopal_kernel_{safe}_{key}"
     path = directory / "kernels" / f"{module_name}.py"
-    if not path.exists():
-        _write_atomic(path, generate_source(spec))
-    module = _import_file(module_name, path)
+    source, problem = _kernel_problem(path, spec, key)
+    if problem is not None:
+        reason, suspicious = problem
+        if suspicious:
+            warnings.warn(AbscopalWarning(f"kernel {str(path)!r} was not imported: {reason}; regenerating it"),
+                          stacklevel=2)
+        source = _regenerate(path, spec, key)
+        sys.modules.pop(module_name, None)
+    try:
+        module = _import_file(module_name, path, source)
+    except Exception:  # noqa: BLE001 - regenerate once on any import error, then give up with a clear message
+        sys.modules.pop(module_name, None)
+        for f in _numba_cache_files(path, module_name, set()):
+            f.unlink(missing_ok=True)
+        source = _regenerate(path, spec, key)
+        try:
+            module = _import_file(module_name, path, source)
+        except Exception as exc:  # noqa: BLE001
+            sys.modules.pop(module_name, None)
+            raise AbscopalError(f"kernel {str(path)!r} of model {spec.name!r} cannot be imported even after it was "
+                                f"regenerated ({type(exc).__name__}: {exc}); delete the cache folder "
+                                f"{str(directory)!r} (or set ABSCOPAL_CACHE_DIR to another folder) and retry") from exc
+    _guard_numba_caches(module, path, module_name)
     return CompiledModel(spec=spec, key=key, path=path, module=module)

@@ -287,6 +287,8 @@ def prepare_study(design: StudyDesign, *, relative_to: str | Path | None = None)
     n_lesions = design.n_lesions or int(prov.get("n_lesions") or 3)
     opts = {"n_lesions": n_lesions} | ({"growth": design.growth} if design.growth else {})
     spec = get_model(name, **opts)
+    if cal is not None:
+        cal.check_model(spec, fit_path)  # a fit made for another model (lesion count, growth) is refused
     for s in design.axes["site"]:
         if s.n_lesions > spec.n_lesions:
             raise ParameterError(f"axes.site {s.label!r}: n_lesions = {s.n_lesions} but model {name!r} has "

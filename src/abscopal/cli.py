@@ -24,7 +24,7 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     from .scenario import load_scenario
     from .simulate import simulate
 
-    scenario = load_scenario(args.scenario, n_patients=args.patients, seed=args.seed)
+    scenario = load_scenario(args.scenario, n_patients=args.patients, seed=args.seed, allow_large=args.allow_large)
     out = Path(args.out)
     if out.exists() and not args.force:  # fail before any work
         raise AbscopalError(f"{str(out)!r} exists; choose another --out or pass --force")
@@ -32,7 +32,7 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
         if path and Path(path).exists() and not args.force:
             raise AbscopalError(f"{path!r} exists; choose another path or pass --force")
     t0 = time.perf_counter()
-    ds = simulate(scenario.model, scenario.arms, **scenario.simulate_kwargs())
+    ds = simulate(scenario.model, scenario.arms, **scenario.simulate_kwargs(), allow_large=args.allow_large)
     ds.attrs["scenario"] = scenario.source
     ds.attrs["scenario_title"] = scenario.title
     ds.attrs["fit"] = scenario.fit or "none (model defaults, uncalibrated)"
@@ -178,6 +178,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--endpoints", action="store_true", help="score the patients and print the arm table")
     s.add_argument("--endpoints-out", default=None, help="also write the endpoints dataset (netCDF)")
     s.add_argument("--endpoints-figure", default=None, help="KM, waterfall and spider plots (PNG/SVG)")
+    s.add_argument("--allow-large", action="store_true",
+                   help="run even above the cost limits (1e6 patients, 2 GiB of output, 1e5 RT fractions + drug "
+                        "doses per arm; abscopal.limits)")
     _add_assessment_options(s)
     s.set_defaults(func=_cmd_simulate)
     e = sub.add_parser("endpoints", help="score a simulation result (RECIST, ORR, PFS, OS, HR, pneumonitis)")

@@ -65,6 +65,7 @@ from typing import Any
 
 from ._inputs import in_file, read_toml
 from .errors import AbscopalError, ModelError, ParameterError, ScheduleError, unknown_name_message
+from .limits import MAX_PATIENTS, check_cost
 from .model.library import default_variability, get_model
 from .model.spec import ModelSpec
 from .population import LogitNormal, LogNormal, VirtualPopulation
@@ -279,8 +280,11 @@ def _variability(model: ModelSpec, spec: Any) -> dict[str, Any]:
 
 
 def parse_scenario(data: Mapping[str, Any], *, n_patients: int | None = None, seed: int | None = None,
-                   source: str = "") -> Scenario:
-    """Build a :class:`Scenario` from a parsed TOML mapping (CLI overrides for size and seed)."""
+                   source: str = "", allow_large: bool = False) -> Scenario:
+    """Build a :class:`Scenario` from a parsed TOML mapping (CLI overrides for size and seed).
+
+    More than :data:`abscopal.limits.MAX_PATIENTS` patients are refused unless ``allow_large`` is true.
+    """
     _check_keys("scenario", data, _TOP)
     title = _check_text("title", data.get("title", ""))
     model_table = data.get("model", {"name": "nsclc"})
@@ -331,9 +335,10 @@ def parse_scenario(data: Mapping[str, Any], *, n_patients: int | None = None, se
         split = split_values(model, cal.all_values(), tuple(variability))
         fit_typical, survival = split.typical, split.survival
         variability = {k: (type(v)(omega=split.omegas[k]) if k in split.omegas else v) for k, v in variability.items()}
+    size = _count("population.n_patients", n_patients if n_patients is not None else pop.get("n_patients", 1), 1)
+    check_cost(f"population.n_patients = {size}", size, MAX_PATIENTS, "patients", allow_large, ParameterError)
     population = VirtualPopulation(
-        n_patients=_count("population.n_patients", n_patients if n_patients is not None else pop.get("n_patients", 1),
-                          1),
+        n_patients=size,
         seed=_count("population.seed", seed if seed is not None else pop.get("seed", 0), 0),
         variability=variability,
     )
@@ -368,8 +373,9 @@ def _arm(where: str, arm: Any, i: int, model: ModelSpec) -> Arm:
                parameters=_values(f"{where}.parameters", arm.get("parameters", {}), model))
 
 
-def load_scenario(path: str | Path, *, n_patients: int | None = None, seed: int | None = None) -> Scenario:
-    """Read and validate a scenario TOML file.
+def load_scenario(path: str | Path, *, n_patients: int | None = None, seed: int | None = None,
+                  allow_large: bool = False) -> Scenario:
+    """Read and validate a scenario TOML file (``allow_large``: see :func:`parse_scenario`).
 
     Raises
     ------
@@ -380,7 +386,7 @@ def load_scenario(path: str | Path, *, n_patients: int | None = None, seed: int 
     path = Path(path)
     data = read_toml(path, "scenario file", ScheduleError)
     try:
-        return parse_scenario(data, n_patients=n_patients, seed=seed, source=str(path))
+        return parse_scenario(data, n_patients=n_patients, seed=seed, source=str(path), allow_large=allow_large)
     except AbscopalError as exc:
         raise in_file(exc, path) from None
 

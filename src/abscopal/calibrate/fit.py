@@ -224,11 +224,13 @@ class Calibration(JsonArtefact):
             raise AbscopalError(f"calibration file {str(path)!r} does not exist")
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise AbscopalError(f"{path}: not valid JSON: {exc}") from None
+        if not isinstance(data, dict):
+            raise AbscopalError(f"{path}: not a calibration file: the JSON is a {type(data).__name__}, not an object")
         try:
             return cls.from_dict(data)
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
             raise AbscopalError(f"{path}: not a valid calibration file ({type(exc).__name__}: {exc})") from None
 
     # ---- reuse --------------------------------------------------------------------------------------------------

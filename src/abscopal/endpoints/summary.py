@@ -171,10 +171,12 @@ class Assessment:
         if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, int | np.integer)
                                       or self.seed < 0):
             raise ParameterError(f"seed must be a non-negative integer or None, got {self.seed!r}")
-        if isinstance(self.lesion_sites, str):
-            raise ParameterError(f"lesion_sites must be a tuple of sites, got the string {self.lesion_sites!r}")
+        if not isinstance(self.lesion_sites, tuple | list):
+            raise ParameterError(f"lesion_sites must be a tuple of sites, got {self.lesion_sites!r}; e.g. "
+                                 "('lung', 'liver')")
+        object.__setattr__(self, "lesion_sites", tuple(self.lesion_sites))
         for s in self.lesion_sites:
-            if s not in SITES:
+            if not isinstance(s, str) or s not in SITES:
                 raise ParameterError("lesion_sites: " + unknown_name_message("site", s, SITES))
 
     def describe(self) -> dict[str, object]:

@@ -25,6 +25,8 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     from .simulate import simulate
 
     scenario = load_scenario(args.scenario, n_patients=args.patients, seed=args.seed, allow_large=args.allow_large)
+    if args.endpoints or args.endpoints_out or args.endpoints_figure:
+        _assessment(args)  # checks --orr-visit-day before any work
     out = Path(args.out)
     if out.exists() and not args.force:  # fail before any work
         raise AbscopalError(f"{str(out)!r} exists; choose another --out or pass --force")
@@ -109,6 +111,7 @@ def _cmd_endpoints(args: argparse.Namespace) -> int:
     for path in (args.endpoints_out, args.endpoints_figure):
         if path and Path(path).exists() and not args.force:
             raise AbscopalError(f"{path!r} exists; choose another path or pass --force")
+    _assessment(args)  # checks --orr-visit-day before reading the result
     with xr.open_dataset(args.result, engine="h5netcdf") as ds:
         _print_endpoints(ds.load(), args)
     return 0

@@ -46,7 +46,10 @@ Format (every table is optional except ``[[arm]]``)::
     #  { type = "spaced_pulses", interval_day = 10 } / { type = "explicit_days", offsets_day = [0, 3] })
     [arm.parameters]                      # arm-specific parameter values
 
-Every key is checked: an unknown key raises with the closest valid key as a suggestion.
+Every key is checked: an unknown key raises with the closest valid key as a suggestion; a value of the wrong type
+(``n_patients = 2.7`` or ``"3"``, ``mechanisms_off = "name"``), a file that is not UTF-8 or a title with a control
+character raises an :class:`~abscopal.errors.AbscopalError` whose message starts with the file name. More than
+:data:`abscopal.limits.MAX_PATIENTS` patients are refused unless ``allow_large=True`` (CLI ``--allow-large``).
 
 Parameter layers, lowest first: model defaults, the fit's typical values, ``[parameters]``, ``[arm.parameters]``.
 The fit's omegas (``omega__<param>``) replace the omegas of the population's variability; its survival-model

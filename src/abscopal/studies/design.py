@@ -18,7 +18,8 @@ virtual patients (common random numbers):
 ``drug``
     A named drug regimen (``abscopal regimens``) or a table of ``DrugRegimen`` fields.
 
-File format (every key is checked; unknown keys raise with the closest valid key)::
+File format (every key is checked; unknown keys raise with the closest valid key; ``[axes]`` is required, so an
+empty file is refused rather than run as a default study)::
 
     title = "RT timing x fractionation with pembrolizumab"
     fit = "default"              # "default" (fits/default.json), "none" (model defaults) or a calibration JSON

@@ -147,6 +147,8 @@ STUDY_CASES = {
     "nul_in_title": (("fit", 'title = "a\\u0000"\nfit'), ["title", "'\\x00'"]),
     "orr_visit_negative": (("[axes]", "[assessment]\norr_visit_day = -5\n[axes]"),
                            ["assessment.orr_visit_day", "-5"]),
+    "label_table": (("timing = [-7]", "timing = [{ label = { a = 1 }, start_day = 3 }]"),
+                    ["axes.timing[0].label", "{'a': 1}"]),
     "no_axes": (("[axes]\ntiming = [-7]\nfractionation = [\"sbrt_24gy_3fx\"]\n", ""), ["axes", "no [axes] table"]),
     "empty_axes": (("timing = [-7]\nfractionation = [\"sbrt_24gy_3fx\"]\n", ""), ["axes", "empty"]),
 }

@@ -135,6 +135,11 @@ def _number(where: str, value: Any, *, low: float = -math.inf, positive: bool = 
     return float(value)
 
 
+def _label(where: str, table: Mapping[str, Any], default: str) -> str:
+    """The level's ``label`` (text without control characters) or ``default``."""
+    return _check_text(f"{where}.label", table["label"]) if "label" in table else default
+
+
 def _integer(where: str, value: Any, *, low: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < low:
         raise _fail(where, f"must be an integer >= {low}, got {value!r}")
@@ -398,11 +403,11 @@ def _timing(where: str, spec: Any) -> TimingLevel:
         if t.get("at_progression", False):
             if "start_day" in t:
                 raise _fail(where, "give start_day or at_progression = true, not both")
-            return TimingLevel(label=str(t.get("label", "at progression")), at_progression=True)
+            return TimingLevel(label=_label(where, t, "at progression"), at_progression=True)
         if "start_day" not in t:
             raise _fail(where, "needs start_day (days from the first drug dose) or at_progression = true")
         d = _number(f"{where}.start_day", t["start_day"])
-        return TimingLevel(label=str(t.get("label", f"day {d:+g}")), start_day=d)
+        return TimingLevel(label=_label(where, t, f"day {d:+g}"), start_day=d)
     raise _fail(where, f"must be a day (number), 'concurrent', 'at_progression' or a table, got {spec!r}")
 
 
@@ -417,7 +422,8 @@ def _fractionation(where: str, spec: Any) -> FractionationLevel:
     if not isinstance(spec, Mapping):
         raise _fail(where, f"must be a regimen name, 'none' or a table, got {spec!r}")
     t = dict(_keys(where, spec, _FRACTION))
-    label = t.pop("label", None)
+    label = _label(where, t, "") or None
+    t.pop("label", None)
     mld = t.pop("mean_lung_dose_gy", None)
     if mld is not None:
         mld = _number(f"{where}.mean_lung_dose_gy", mld, low=0.0)
@@ -456,8 +462,8 @@ def _site(where: str, spec: Any) -> SiteLevel:
     elif target not in known:
         raise _fail(f"{where}.target", unknown_name_message("RT target", str(target), known))
     n = _integer(f"{where}.n_lesions", t.get("n_lesions", 1), low=1)
-    label = t.get("label", target if n == 1 else f"{target} x{n}")
-    return SiteLevel(label=str(label), target=target, n_lesions=n)
+    label = _label(where, t, str(target) if n == 1 else f"{target} x{n}")
+    return SiteLevel(label=label, target=target, n_lesions=n)
 
 
 def _drug(where: str, spec: Any) -> DrugLevel:
@@ -470,7 +476,8 @@ def _drug(where: str, spec: Any) -> DrugLevel:
     if not isinstance(spec, Mapping):
         raise _fail(where, f"must be a drug regimen name or a table, got {spec!r}")
     t = dict(_keys(where, spec, _DRUG))
-    label = t.pop("label", None)
+    label = _label(where, t, "") or None
+    t.pop("label", None)
     if "regimen" in t:
         name = t.pop("regimen")
         if name not in DRUG_REGIMENS:

@@ -253,6 +253,10 @@ def simulate(
     arm_list = _as_arms(arms)
     solver = solver or SolverOptions()
     population = population or VirtualPopulation(n_patients=1)
+    if not isinstance(solver, SolverOptions):
+        raise ParameterError(f"solver must be a SolverOptions, got {type(solver).__name__}")
+    if not isinstance(population, VirtualPopulation):
+        raise ParameterError(f"population must be a VirtualPopulation, got {type(population).__name__}")
     population.check(spec)
     if isinstance(mechanisms_off, str):
         raise ParameterError(f"mechanisms_off must be a list of mechanism names, got the string {mechanisms_off!r}; "

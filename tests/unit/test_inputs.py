@@ -297,3 +297,12 @@ def test_the_shipped_study_is_below_the_study_limit():
     design = load_study(ROOT / "studies" / "default.toml")
     check_study_cost(design)
     assert 42 * 21 * 200 < MAX_STUDY_SIMULATIONS
+
+
+@pytest.mark.parametrize(("kwargs", "match"), [({"population": 5}, "VirtualPopulation"),
+                                               ({"solver": {"rtol": 1e-6}}, "SolverOptions"),
+                                               ({"output_times_day": "x"}, "output_times_day"),
+                                               ({"output_interval_day": "7"}, "output_interval_day")])
+def test_simulate_refuses_wrong_argument_types(spec, kwargs, match):
+    with pytest.raises(AbscopalError, match=match):
+        simulate(spec, _plan(), t_end_day=100.0, **kwargs)

@@ -19,6 +19,12 @@ class FrozenMap(Mapping[str, Any]):
     def __getitem__(self, key: str) -> Any:
         return self._data[key]
 
+    def __contains__(self, key: object) -> bool:
+        try:
+            return key in self._data
+        except TypeError:  # an unhashable key (a list or table read from a file) is simply not there
+            return False
+
     def __iter__(self) -> Iterator[str]:
         return iter(self._data)
 

@@ -66,12 +66,14 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     outputs = {"--out": args.out, "--figure": args.figure, "--endpoints-out": args.endpoints_out,
                "--endpoints-figure": args.endpoints_figure}
     check_outputs(outputs, inputs=[args.scenario], force=args.force, figures=("--figure", "--endpoints-figure"))
-    scenario = load_scenario(args.scenario, n_patients=args.patients, seed=args.seed)
+    scenario = load_scenario(args.scenario, n_patients=args.patients, seed=args.seed, allow_large=args.allow_large)
     check_outputs(outputs, inputs=[args.scenario, scenario.fit], force=args.force,  # the fit is an input too
                   figures=("--figure", "--endpoints-figure"))
+    if args.endpoints or args.endpoints_out or args.endpoints_figure:
+        _assessment(args)  # checks --orr-visit-day before any work
     out = Path(args.out)
     t0 = time.perf_counter()
-    ds = simulate(scenario.model, scenario.arms, **scenario.simulate_kwargs())
+    ds = simulate(scenario.model, scenario.arms, **scenario.simulate_kwargs(), allow_large=args.allow_large)
     ds.attrs["scenario"] = scenario.source
     ds.attrs["scenario_title"] = scenario.title
     ds.attrs["fit"] = scenario.fit or "none (model defaults, uncalibrated)"
@@ -147,6 +149,7 @@ def _cmd_endpoints(args: argparse.Namespace) -> int:
 
     check_outputs({"--out": args.endpoints_out, "--figure": args.endpoints_figure}, inputs=[args.result],
                   force=args.force, figures=("--figure",))
+    _assessment(args)  # checks --orr-visit-day before reading the result
     _print_endpoints(open_result(args.result, "result"), args)
     return 0
 
@@ -214,6 +217,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--endpoints", action="store_true", help="score the patients and print the arm table")
     s.add_argument("--endpoints-out", default=None, help="also write the endpoints dataset (netCDF)")
     s.add_argument("--endpoints-figure", default=None, help="KM, waterfall and spider plots (PNG/SVG)")
+    s.add_argument("--allow-large", action="store_true",
+                   help="run even above the cost limits (1e6 patients, 2 GiB of output, 1e5 RT fractions + drug "
+                        "doses per arm; abscopal.limits)")
     _add_assessment_options(s)
     s.set_defaults(func=_cmd_simulate)
     e = sub.add_parser("endpoints", help="score a simulation result (RECIST, ORR, PFS, OS, HR, pneumonitis)")

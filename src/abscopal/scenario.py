@@ -46,7 +46,10 @@ Format (every table is optional except ``[[arm]]``)::
     #  { type = "spaced_pulses", interval_day = 10 } / { type = "explicit_days", offsets_day = [0, 3] })
     [arm.parameters]                      # arm-specific parameter values
 
-Every key is checked: an unknown key raises with the closest valid key as a suggestion.
+Every key is checked: an unknown key raises with the closest valid key as a suggestion; a value of the wrong type
+(``n_patients = 2.7`` or ``"3"``, ``mechanisms_off = "name"``), a file that is not UTF-8 or a title with a control
+character raises an :class:`~abscopal.errors.AbscopalError` whose message starts with the file name. More than
+:data:`abscopal.limits.MAX_PATIENTS` patients are refused unless ``allow_large=True`` (CLI ``--allow-large``).
 
 Parameter layers, lowest first (one precedence, applied by :func:`abscopal.simulate`): model defaults, the arm's drug
 PK (the regimen's population PK), the fit's typical values, ``[parameters]``, ``[arm.parameters]``. So a drug PK value
@@ -59,13 +62,15 @@ act on drawn virtual patients (studies, calibration), not on a plain scenario po
 from __future__ import annotations
 
 import math
-import tomllib
+
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import ParameterError, ScheduleError, unknown_name_message
+from ._inputs import in_file, read_toml
+from .errors import AbscopalError, ModelError, ParameterError, ScheduleError, unknown_name_message
+from .limits import MAX_PATIENTS, check_cost
 from .model.library import default_variability, get_model
 from .model.spec import ModelSpec
 from .population import LogitNormal, LogNormal, VirtualPopulation
@@ -128,6 +133,79 @@ def _check_keys(where: str, table: Mapping[str, Any], allowed: set[str]) -> None
             raise ScheduleError(f"{where}: " + unknown_name_message("key", key, allowed))
 
 
+def _construct(where: str, build: Any, spec: Mapping[str, Any], required: Any = ()) -> Any:
+    """Call ``build(**spec)``, turning a missing or unexpected keyword into a ScheduleError naming ``where``."""
+    missing = [k for k in required if k not in spec]
+    if missing:
+        raise ScheduleError(f"{where}: missing required key(s) {missing}; give them or a named 'regimen'")
+    try:
+        return build(**spec)
+    except TypeError as exc:
+        raise ScheduleError(f"{where}: {exc}; check the keys of this table") from None
+    except AbscopalError as exc:
+        raise _at(where, exc) from None
+
+
+def _at(where: str, exc: AbscopalError) -> AbscopalError:
+    """``exc`` with ``where`` (the table and key) in front of its message, unless it names it already."""
+    msg = str(exc)
+    if msg.startswith(where) or where in msg:
+        return exc
+    try:
+        return type(exc)(f"{where}: {msg}")
+    except TypeError:
+        return exc
+
+
+def _required(cls: Any) -> list[str]:
+    """Names of the dataclass fields of ``cls`` without a default."""
+    from dataclasses import MISSING
+
+    return [n for n, f in cls.__dataclass_fields__.items()
+            if f.init and f.default is MISSING and f.default_factory is MISSING]
+
+
+def _check_text(where: str, value: Any) -> str:
+    """A string without control characters (NUL, escape codes) other than newlines and tabs."""
+    if not isinstance(value, str):
+        raise ScheduleError(f"{where} must be a string, got {value!r}; quote it")
+    bad = [c for c in value if ord(c) < 32 and c not in "\n\t"]
+    if bad:
+        raise ScheduleError(f"{where} contains the control character {bad[0]!r}; remove it")
+    return value
+
+
+def _names(where: str, value: Any) -> tuple[str, ...]:
+    """A list of names (a single string is refused: it would be split into characters)."""
+    if isinstance(value, str) or not isinstance(value, list | tuple):
+        raise ScheduleError(f"{where} must be a list of names, got {value!r}; write e.g. [{value!r}]"
+                            if isinstance(value, str) else f"{where} must be a list of names, got {value!r}")
+    for v in value:
+        if not isinstance(v, str):
+            raise ScheduleError(f"{where} must hold names (strings), got {v!r} in {value!r}")
+    return tuple(value)
+
+
+def _values(where: str, table: Any, model: ModelSpec) -> dict[str, float]:
+    """A table of finite values of the model's parameters."""
+    if not isinstance(table, Mapping):
+        raise ParameterError(f"{where} must be a table of parameter values, got {table!r}")
+    for k, v in table.items():
+        if k not in model.parameter_names:
+            raise ParameterError(f"{where}: " + unknown_name_message(f"parameter of model {model.name!r}", k,
+                                                                     model.parameter_names))
+        if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+            raise ParameterError(f"{where}.{k} must be a finite number, got {v!r}")
+    return dict(table)
+
+
+def _count(where: str, value: Any, low: int) -> int:
+    """An integer >= ``low`` (bools, floats such as 2.7 and strings such as "3" are refused)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ParameterError(f"{where} must be an integer >= {low}, got {value!r}; write a whole number without quotes")
+    return value
+
+
 def _calendar(where: str, spec: Any) -> Any:
     if isinstance(spec, str):
         if spec not in _CALENDARS:
@@ -146,32 +224,42 @@ def _calendar(where: str, spec: Any) -> Any:
 
 
 def _course(where: str, spec: Mapping[str, Any]) -> RadiationCourse:
+    if not isinstance(spec, Mapping):
+        raise ScheduleError(f"{where} must be a table ([[arm.radiation]]), got {spec!r}")
     spec = dict(spec)
     if "target_lesions" in spec:
-        spec["target_lesions"] = tuple(spec["target_lesions"])
+        lesions = spec["target_lesions"]
+        if not isinstance(lesions, list):
+            raise ScheduleError(f"{where}.target_lesions must be a list of lesion indices, got {lesions!r}; "
+                                f"write e.g. [{lesions!r}]")
+        spec["target_lesions"] = tuple(lesions)
     if "calendar" in spec:
         spec["calendar"] = _calendar(where, spec["calendar"])
     if "regimen" in spec:
         name = spec.pop("regimen")
         allowed = {"start_day", "target_lesions", "blood_dose_per_fraction_gy", "mean_lung_dose_gy"}
         _check_keys(f"{where} (named regimen {name!r})", spec, allowed)
-        return radiation_regimen(name, **spec)
+        if not isinstance(name, str):
+            raise ScheduleError(f"{where}.regimen must be a regimen name, got {name!r}")
+        return _construct(where, lambda **kw: radiation_regimen(name, **kw), spec)
     fields = set(RadiationCourse.__dataclass_fields__)
     _check_keys(where, spec, fields)
-    return RadiationCourse(**spec)
+    return _construct(where, RadiationCourse, spec, _required(RadiationCourse))
 
 
 def _drug(where: str, spec: Any) -> DrugRegimen:
     if isinstance(spec, str):
-        return drug_regimen(spec)
+        return _construct(where, drug_regimen, {"name": spec})
     if isinstance(spec, Mapping):
         spec = dict(spec)
         if "regimen" in spec:
             name = spec.pop("regimen")
             _check_keys(f"{where} (named regimen {name!r})", spec, {"start_day", "max_duration_day"})
-            return drug_regimen(name, **spec)
+            if not isinstance(name, str):
+                raise ScheduleError(f"{where}.regimen must be a regimen name, got {name!r}")
+            return _construct(where, lambda **kw: drug_regimen(name, **kw), spec)
         _check_keys(where, spec, set(DrugRegimen.__dataclass_fields__))
-        return DrugRegimen(**spec)
+        return _construct(where, DrugRegimen, spec, _required(DrugRegimen))
     raise ScheduleError(f"{where} must be a regimen name or a table, got {spec!r}")
 
 
@@ -189,27 +277,51 @@ def _variability(model: ModelSpec, spec: Any) -> dict[str, Any]:
         if dist not in _DISTRIBUTIONS:
             raise ParameterError(f"population.variability.{name}: "
                                  + unknown_name_message("distribution", str(dist), _DISTRIBUTIONS))
-        out[name] = _DISTRIBUTIONS[dist](omega=float(entry.get("omega", 0.0)))
+        omega = entry.get("omega", 0.0)
+        if isinstance(omega, bool) or not isinstance(omega, int | float):
+            raise ParameterError(f"population.variability.{name}.omega must be a number >= 0, got {omega!r}")
+        out[name] = _DISTRIBUTIONS[dist](omega=float(omega))
     return out
 
 
 def parse_scenario(data: Mapping[str, Any], *, n_patients: int | None = None, seed: int | None = None,
-                   source: str = "") -> Scenario:
-    """Build a :class:`Scenario` from a parsed TOML mapping (CLI overrides for size and seed)."""
+                   source: str = "", allow_large: bool = False) -> Scenario:
+    """Build a :class:`Scenario` from a parsed TOML mapping (CLI overrides for size and seed).
+
+    More than :data:`abscopal.limits.MAX_PATIENTS` patients are refused unless ``allow_large`` is true.
+    """
     _check_keys("scenario", data, _TOP)
-    model_spec = dict(data.get("model", {"name": "nsclc"}))
+    title = _check_text("title", data.get("title", ""))
+    model_table = data.get("model", {"name": "nsclc"})
+    if not isinstance(model_table, Mapping):
+        raise ModelError(f"model must be a table ([model] with name = \"nsclc\", ...), got {model_table!r}")
+    model_spec = dict(model_table)
     name = model_spec.pop("name", "nsclc")
     model = get_model(name, **model_spec)
-    sim = dict(data.get("simulation", {}))
+    sim = dict(_table("simulation", data.get("simulation", {})))
     _check_keys("simulation", sim, _SIM)
     if "mechanisms_off" in sim:
-        sim["mechanisms_off"] = tuple(sim["mechanisms_off"])
+        sim["mechanisms_off"] = _names("simulation.mechanisms_off", sim["mechanisms_off"])
+        for m in sim["mechanisms_off"]:
+            if m not in model.mechanism_names:
+                raise ParameterError("simulation.mechanisms_off: "
+                                     + unknown_name_message("mechanism", m, model.mechanism_names))
     for key in ("t_end_day", "output_interval_day", "start_day"):
-        if key in sim and not (isinstance(sim[key], (int, float)) and math.isfinite(sim[key])):
-            raise ScheduleError(f"simulation.{key} must be a number of days, got {sim[key]!r}")
+        v = sim.get(key, 0)
+        if isinstance(v, bool) or not (isinstance(v, (int, float)) and math.isfinite(v)):
+            raise ScheduleError(f"simulation.{key} must be a number of days, got {v!r}")
+    for key in ("t_end_day", "output_interval_day"):
+        if key in sim and sim[key] <= 0:
+            raise ScheduleError(f"simulation.{key} must be > 0 days, got {sim[key]!r}")
+    if "output_times_day" in sim:
+        times = sim["output_times_day"]
+        if not isinstance(times, list) or not times or not all(
+                isinstance(t, int | float) and not isinstance(t, bool) and math.isfinite(t) for t in times):
+            raise ScheduleError(f"simulation.output_times_day must be a non-empty list of finite days, got {times!r}")
     solver_spec = data.get("solver", {})
     _check_keys("solver", solver_spec, set(SolverOptions.__dataclass_fields__))
-    pop = dict(data.get("population", {}))
+    parameters = _values("parameters", data.get("parameters", {}), model)
+    pop = dict(_table("population", data.get("population", {})))
     _check_keys("population", pop, _POP)
     variability = _variability(model, pop.get("variability"))
     fit_name = data.get("fit", "default")
@@ -228,36 +340,63 @@ def parse_scenario(data: Mapping[str, Any], *, n_patients: int | None = None, se
         split = split_values(model, cal.all_values(), tuple(variability))
         fit_typical, survival = split.typical, split.survival
         variability = {k: (type(v)(omega=split.omegas[k]) if k in split.omegas else v) for k, v in variability.items()}
+    size = _count("population.n_patients", n_patients if n_patients is not None else pop.get("n_patients", 1), 1)
+    check_cost(f"population.n_patients = {size}", size, MAX_PATIENTS, "patients", allow_large, ParameterError)
     population = VirtualPopulation(
-        n_patients=int(n_patients if n_patients is not None else pop.get("n_patients", 1)),
-        seed=int(seed if seed is not None else pop.get("seed", 0)),
+        n_patients=size,
+        seed=_count("population.seed", seed if seed is not None else pop.get("seed", 0), 0),
         variability=variability,
     )
     arms_data = data.get("arm")
     if not arms_data:
         raise ScheduleError("scenario has no [[arm]] tables; define at least one arm")
+    if not isinstance(arms_data, list):
+        raise ScheduleError(f"arm must be an array of tables ([[arm]]), got {arms_data!r}")
     arms = []
     for i, arm in enumerate(arms_data):
         where = f"arm[{i}]"
-        _check_keys(where, arm, _ARM)
-        courses = tuple(_course(f"{where}.radiation[{k}]", c) for k, c in enumerate(arm.get("radiation", [])))
-        drug = _drug(f"{where}.drug", arm["drug"]) if "drug" in arm else None
-        label = arm.get("name", f"arm{i}")
-        arms.append(Arm(name=label, plan=TreatmentPlan(radiation=courses, drug=drug, name=label),
-                        parameters=arm.get("parameters", {})))
-    return Scenario(title=str(data.get("title", "")), model=model, arms=tuple(arms), population=population,
-                    parameters=fit_typical | dict(data.get("parameters", {})), solver=SolverOptions(**solver_spec),
+        try:
+            arms.append(_arm(where, arm, i, model))
+        except AbscopalError as exc:
+            raise _at(where, exc) from None
+    return Scenario(title=title, model=model, arms=tuple(arms), population=population,
+                    parameters=fit_typical | parameters, solver=SolverOptions(**solver_spec),
                     simulation=sim, source=source, fit=None if fit_path is None else str(fit_path),
                     survival=survival)
 
 
-def load_scenario(path: str | Path, *, n_patients: int | None = None, seed: int | None = None) -> Scenario:
-    """Read and validate a scenario TOML file."""
+def _arm(where: str, arm: Any, i: int, model: ModelSpec) -> Arm:
+    """One ``[[arm]]`` table."""
+    _check_keys(where, arm, _ARM)
+    radiation = arm.get("radiation", [])
+    if not isinstance(radiation, list):
+        raise ScheduleError(f"{where}.radiation must be an array of tables ([[arm.radiation]]), got {radiation!r}")
+    courses = tuple(_course(f"{where}.radiation[{k}]", c) for k, c in enumerate(radiation))
+    drug = _drug(f"{where}.drug", arm["drug"]) if "drug" in arm else None
+    label = arm.get("name", f"arm{i}")
+    return Arm(name=label, plan=TreatmentPlan(radiation=courses, drug=drug, name=label),
+               parameters=_values(f"{where}.parameters", arm.get("parameters", {}), model))
+
+
+def load_scenario(path: str | Path, *, n_patients: int | None = None, seed: int | None = None,
+                  allow_large: bool = False) -> Scenario:
+    """Read and validate a scenario TOML file (``allow_large``: see :func:`parse_scenario`).
+
+    Raises
+    ------
+    AbscopalError
+        A subclass (ScheduleError, ParameterError, ModelError, ...) whose message starts with the file name, then
+        names the table/key, the value and the fix.
+    """
     path = Path(path)
-    if not path.is_file():
-        raise ScheduleError(f"scenario file {str(path)!r} does not exist")
+    data = read_toml(path, "scenario file", ScheduleError)
     try:
-        data = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as exc:
-        raise ScheduleError(f"scenario file {str(path)!r} is not valid TOML: {exc}") from None
-    return parse_scenario(data, n_patients=n_patients, seed=seed, source=str(path))
+        return parse_scenario(data, n_patients=n_patients, seed=seed, source=str(path), allow_large=allow_large)
+    except AbscopalError as exc:
+        raise in_file(exc, path) from None
+
+
+def _table(where: str, value: Any) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise ScheduleError(f"{where} must be a table ([{where}]), got {value!r}")
+    return value

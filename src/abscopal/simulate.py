@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -25,7 +26,8 @@ import xarray as xr
 
 from ._frozen import FrozenMap
 from ._version import __version__
-from .errors import ParameterError, ScheduleError, unknown_name_message
+from .errors import AbscopalWarning, ParameterError, ScheduleError, unknown_name_message
+from .limits import MAX_EVENTS_PER_ARM, MAX_OUTPUT_BYTES, check_cost
 from .model.compile import CompiledModel, compile_model
 from .model.spec import ModelSpec
 from .parameters import ParameterSet, resolve_values
@@ -187,6 +189,7 @@ def simulate(
     solver: SolverOptions | None = None,
     variables: Iterable[str] | None = None,
     out_of_bounds: str = "raise",
+    allow_large: bool = False,
 ) -> xr.Dataset:
     """Simulate every patient of ``population`` under every arm.
 
@@ -222,6 +225,10 @@ def simulate(
         ``"raise"`` (default, a ParameterError naming arm, patient and parameter) or ``"clip"`` (truncate to the
         bounds; a calibration exploring wide omegas uses this, and the count of clipped values is stored in the
         provenance). Non-finite values always raise.
+    allow_large
+        Lift the cost guards of :mod:`abscopal.limits`: more than 2 GiB of output (patients x arms x output times x
+        (states + observables) x 8 bytes) or more than 100,000 RT fractions plus drug doses in one arm are refused
+        before any work unless this is true.
 
     Returns
     -------
@@ -232,7 +239,13 @@ def simulate(
     Raises
     ------
     ParameterError, ScheduleError
-        For invalid input, before any integration starts.
+        For invalid input or a run above the cost limits, before any integration starts; an RT fraction after
+        ``t_end_day`` in an arm's plan is refused (it would be reported as delivered but never simulated).
+
+    Warns
+    -----
+    AbscopalWarning
+        When patients fall back to the slow stiff solver (scipy Radau); the count per arm is also in the provenance.
     SolverError
         If a patient cannot be integrated (names arm, patient and time).
     """
@@ -243,13 +256,27 @@ def simulate(
     arm_list = _as_arms(arms)
     solver = solver or SolverOptions()
     population = population or VirtualPopulation(n_patients=1)
+    if not isinstance(solver, SolverOptions):
+        raise ParameterError(f"solver must be a SolverOptions, got {type(solver).__name__}")
+    if not isinstance(population, VirtualPopulation):
+        raise ParameterError(f"population must be a VirtualPopulation, got {type(population).__name__}")
     population.check(spec)
+    if isinstance(mechanisms_off, str):
+        raise ParameterError(f"mechanisms_off must be a list of mechanism names, got the string {mechanisms_off!r}; "
+                             f"write [{mechanisms_off!r}]")
     mechanisms_off = tuple(mechanisms_off)
     for m in mechanisms_off:
         if m not in spec.mechanism_names:
             raise ParameterError("mechanisms_off: " + unknown_name_message("mechanism", m, spec.mechanism_names))
     t_end_day = _check_finite("t_end_day", t_end_day)
     for a in arm_list:
+        _check_plan_cost(a, t_end_day, allow_large)
+        if a.rt_start_day is None:
+            late = [fr.time_day for fr in a.plan.fractions() if fr.time_day > t_end_day]
+            if late:
+                raise ScheduleError(f"arm {a.name!r}: RT fraction on day {late[0]:g} is after t_end_day = {t_end_day:g} "
+                                    f"({len(late)} fraction(s) would never be given); raise t_end_day or move the "
+                                    "course earlier")
         missing = sorted(set(a.plan.parameter_overrides()) - set(spec.parameter_names))
         if missing:
             raise ScheduleError(f"arm {a.name!r}: model {spec.name!r} has no drug PK parameters {missing}; "
@@ -273,10 +300,20 @@ def simulate(
     if t0 > first:
         raise ScheduleError(f"start_day = {t0} is after the first event at day {first}; start earlier")
     if output_times_day is not None:
-        t_out = np.asarray(output_times_day, float)
+        try:
+            t_out = np.asarray(output_times_day, float)
+        except (TypeError, ValueError):
+            raise ScheduleError(f"output_times_day must be a sequence of days, got {output_times_day!r}") from None
+        n_times = t_out.size
     else:
-        if not (output_interval_day > 0 and math.isfinite(output_interval_day)):
+        if isinstance(output_interval_day, bool) or not isinstance(output_interval_day, int | float | np.number) \
+                or not (output_interval_day > 0 and math.isfinite(output_interval_day)):
             raise ScheduleError(f"output_interval_day must be > 0, got {output_interval_day!r}")
+        n_times = (t_end_day - t0) / output_interval_day + 2
+    n_values = len(spec.states) + len(spec.observables)
+    check_cost(f"output of {len(arm_list)} arm(s) x {n} patients x {n_times:.3g} output times x {n_values} values",
+               8.0 * len(arm_list) * n * n_times * n_values, MAX_OUTPUT_BYTES, "bytes", allow_large)
+    if output_times_day is None:
         # the grid is anchored at day 0 (first drug dose), so weekly output always contains the
         # scan days of a trial schedule, whatever the start; start and end are always included
         first = math.ceil(t0 / output_interval_day - 1e-9)
@@ -313,12 +350,31 @@ def simulate(
     sched = _stack(blocks)
     labels = [f"arm {a.name!r}, patient {i}" for a in arm_list for i in range(n)]
     sol = solve(compiled, P_all, t_out, events=sched, t0=t0, options=solver, labels=labels)
+    if sol.n_fallback:
+        per_arm = np.bincount(np.asarray(sol.fallback_patients, int) // n, minlength=len(arm_list))
+        which = ", ".join(f"{int(k)} in arm {a.name!r}" for a, k in zip(arm_list, per_arm, strict=True) if k)
+        warnings.warn(f"{sol.n_fallback} of {n * len(arm_list)} patients ({which}) were too stiff for the compiled "
+                      "solver and were re-integrated with scipy's Radau (slow Python; results are valid); "
+                      "recorded as stiff_fallback_patients in the provenance", AbscopalWarning, stacklevel=2)
     ds = _to_dataset(spec, compiled, arm_list, population, parameters, mechanisms_off, solver,
                      t_out, t0, P_all, sol.y, sol.obs, keep, sol.n_fallback)
     if out_of_bounds == "clip":
         prov = json.loads(ds.attrs["provenance"]) | {"out_of_bounds": "clip", "clipped_values": n_clipped}
         ds.attrs["provenance"] = json.dumps(prov, sort_keys=True)
     return ds
+
+
+def _check_plan_cost(arm: Arm, t_end_day: float, allow_large: bool) -> None:
+    """Refuse an arm whose plan has more events than :data:`~abscopal.limits.MAX_EVENTS_PER_ARM` (before expanding)."""
+    n_fx = sum(int(c.n_fractions) for c in arm.plan.radiation)
+    drug, n_doses = arm.plan.drug, 0.0
+    if drug is not None:
+        span = min(float(drug.max_duration_day), max(t_end_day - float(drug.start_day), 0.0))
+        n_doses = span / float(drug.interval_day) + 1
+        if drug.n_doses is not None:
+            n_doses = min(n_doses, drug.n_doses)
+    check_cost(f"arm {arm.name!r}: {n_fx} RT fractions and about {n_doses:.3g} drug doses", n_fx + n_doses,
+               MAX_EVENTS_PER_ARM, "events", allow_large)
 
 
 def _stack(blocks: Sequence[EventSchedule]) -> EventSchedule:

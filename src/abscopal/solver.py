@@ -54,6 +54,15 @@ class SolverOptions:
     method: str = "dopri5"
 
     def __post_init__(self) -> None:
+        for name in ("rtol", "atol_scale", "max_steps"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int | float | np.integer | np.floating):
+                raise ParameterError(f"solver {name} must be a number, got {v!r}; see SolverOptions for defaults")
+        for name in ("parallel", "stiff_fallback"):
+            if not isinstance(getattr(self, name), bool | np.bool_):
+                raise ParameterError(f"solver {name} must be true or false, got {getattr(self, name)!r}")
+        if not isinstance(self.method, str):
+            raise ParameterError(f"solver method must be 'dopri5' or 'radau', got {self.method!r}")
         if not (0 < self.rtol < 1):
             raise ParameterError(f"rtol must be in (0, 1), got {self.rtol!r}; 1e-6 is a good default")
         if not (self.atol_scale > 0 and math.isfinite(self.atol_scale)):

@@ -14,7 +14,7 @@ from abscopal.studies import AXES, parse_study, run_study, study, summary_table
 from abscopal.studies.run import prepare_study
 
 BASE = {"title": "test study", "fit": "none", "population": {"mix": "pembro_rt", "n_patients": 8, "seed": 3},
-        "simulation": {"t_end_day": 400}}
+        "simulation": {"t_end_day": 400}, "axes": {"timing": [-7]}}
 
 
 def design(**axes):

@@ -352,7 +352,8 @@ class Calibration(JsonArtefact):
             raise AbscopalError(f"calibration file {str(path)!r} is not valid JSON ({exc}); {fix}") from None
         try:
             return cls.from_dict(data)
-        except (KeyError, TypeError, ValueError, AttributeError, IndexError, RecursionError, AbscopalError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError, RecursionError, OverflowError,
+                AbscopalError) as exc:
             what = str(exc) if isinstance(exc, AbscopalError) else f"{type(exc).__name__}: {exc}"
             raise AbscopalError(f"calibration file {str(path)!r} is not a valid calibration ({what}); {fix}") \
                 from None

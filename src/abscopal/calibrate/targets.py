@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields, is_dataclass, replace
 from pathlib import Path
@@ -43,7 +42,11 @@ OUTCOME_KINDS: Mapping[str, str] = FrozenMap(
     {**dict.fromkeys(_PROPORTIONS, "proportion"), "median_pfs_month": "median", "median_os_month": "median",
      "hr_pfs": "hr", "hr_os": "hr"})
 """Outcome name -> kind (``proportion``: fraction in [0, 1]; ``median``: months > 0; ``hr``: ratio > 0)."""
+_PER_PATIENT = frozenset(k for k in OUTCOME_KINDS if not k.startswith(("pneumonitis", "pulmonary", "irae", "esophagitis",
+                                                                       "dermatitis")))
 _ENDPOINTS, _CRITERIA = ("pfs", "os"), ("recist1.1", "irecist", "irrc", "ctcae", "not_reported")
+CRITERIA = _CRITERIA
+"""Response criteria a target arm or a study assessment may name."""
 
 _TOP = {"id", "title", "citation", "doi", "url", "confidence", "design", "seed_errors", "arm", "comparison"}
 _ARM = {"name", "n_patients", "n_confidence", "drug", "radiation", "population", "assessment", "outcome", "notes",
@@ -197,6 +200,15 @@ class AssessmentSpec:
     follow_up_month: float | None = None
     notes: str = ""
 
+    def __post_init__(self) -> None:
+        if self.criteria not in CRITERIA:
+            raise TargetError("assessment criteria: " + unknown_name_message("response criteria", str(self.criteria),
+                                                                           CRITERIA))
+        visit = self.orr_visit_day
+        if visit != "best" and (isinstance(visit, bool) or not isinstance(visit, int | float)
+                                or not math.isfinite(visit) or visit < 0):
+            raise TargetError(f"assessment orr_visit_day must be 'best' or a day >= 0, got {visit!r}")
+
     def to_assessment(self, start_day: float = 0.0, end_day: float = 730.0) -> Any:
         """An :class:`abscopal.endpoints.summary.Assessment` on :func:`trial_scans` (interval default 6 weeks,
         9 weeks after week 52). ``follow_up_month`` is a reported median, so it is not used for censoring."""
@@ -306,6 +318,8 @@ class _Ctx:  # error context (file and table) with validating getters
         v = t.get(key, default) if default is not None else self.require(t, key)
         if not isinstance(v, str) or (default is None and not v.strip()):
             raise self.fail(f"{key} must be a non-empty string, got {v!r}")
+        if bad := [ch for ch in v if ord(ch) < 32 and ch not in "\n\t"]:
+            raise self.fail(f"{key} contains the control character {bad[0]!r}; remove it")
         return v
 
     def number(self, t: Mapping[str, Any], key: str, *, low: float = -math.inf, high: float = math.inf,
@@ -349,6 +363,9 @@ def _ci(c: _Ctx, t: Mapping[str, Any], value: float, low: float, high: float) ->
     lo, hi = (c.number(t, k, low=low, high=high) for k in ("ci_lower", "ci_upper"))
     if lo is not None and hi is not None and lo > hi:
         raise c.fail(f"ci_lower = {lo!r} > ci_upper = {hi!r}; swap them")
+    if lo is not None and hi is not None and lo == hi:
+        raise c.fail(f"ci_lower = ci_upper = {lo!r}: a 95% CI of zero width gives a zero standard error; give the "
+                     "reported interval or leave both bounds out")
     if (lo is not None and value < lo) or (hi is not None and value > hi):
         raise c.fail(f"value {value!r} is outside its own 95% CI [{lo}, {hi}]")
     return lo, hi
@@ -362,9 +379,21 @@ def _outcome(c: _Ctx, t: Mapping[str, Any], arm_n: int, default_tag: str) -> Out
     high = 1.0 if kind == "proportion" else math.inf
     value = float(c.number(t, "value", low=0.0, high=high, required=True, positive=kind != "proportion"))  # type: ignore[arg-type]
     lo, hi = _ci(c, t, value, 0.0, high)
-    return Outcome(name=name, value=value, ci_lower=lo, ci_upper=hi, n=c.count(t, "n") or arm_n,
-                   n_events=c.count(t, "n_events"), definition=c.text(t, "definition", ""),
+    # toxicity may be counted per course or lesion (more courses than patients), efficacy per patient
+    n, n_events = _sizes(c, t, arm_n if name in _PER_PATIENT else None, "the arm's n_patients", arm_n)
+    return Outcome(name=name, value=value, ci_lower=lo, ci_upper=hi, n=n, n_events=n_events, definition=c.text(t, "definition", ""),
                    confidence=c.tag(t, "confidence", default_tag), source=c.text(t, "source", ""))
+
+
+def _sizes(c: _Ctx, t: Mapping[str, Any], total: int | None, what: str, default: int) -> tuple[int, int | None]:
+    """``n`` (default ``default``, at most ``total`` unless None) and ``n_events`` (at most ``n``)."""
+    n = c.count(t, "n") or default
+    if total is not None and n > total:
+        raise c.fail(f"n = {n} is larger than {what} ({total}); give the number of patients the value rests on")
+    n_events = c.count(t, "n_events")
+    if n_events is not None and n_events > n:
+        raise c.fail(f"n_events = {n_events} is larger than n = {n}; events cannot outnumber patients")
+    return n, n_events
 
 
 def _frequencies(c: _Ctx, value: Any, key: str, known: tuple[str, ...]) -> FrozenMap | None:
@@ -440,10 +469,11 @@ def _comparison(c: _Ctx, t: Mapping[str, Any], arms: Mapping[str, ArmTarget], de
         raise c.fail(f"reference and arm are both {arm!r}; compare two different arms")
     hr = float(c.number(t, "hr", required=True, positive=True))  # type: ignore[arg-type]
     lo, hi = _ci(c, t, hr, 0.0, math.inf)
+    both = arms[ref].n_patients + arms[arm].n_patients
+    n, n_events = _sizes(c, t, both, "the two arms together", both)
     return ComparisonTarget(name=name, reference=ref, arm=arm, endpoint=endpoint, hr=hr, ci_lower=lo, ci_upper=hi,
                             p=c.number(t, "p", low=0.0, high=1.0),
-                            n=c.count(t, "n") or arms[ref].n_patients + arms[arm].n_patients,
-                            n_events=c.count(t, "n_events"), adjusted=c.flag(t, "adjusted"),
+                            n=n, n_events=n_events, adjusted=c.flag(t, "adjusted"),
                             definition=c.text(t, "definition", ""), confidence=c.tag(t, "confidence", default_tag),
                             source=c.text(t, "source", ""))
 
@@ -472,13 +502,10 @@ def parse_targets(data: Mapping[str, Any], path: str = "<string>") -> TrialTarge
 
 def load_targets(path: str | Path) -> TrialTargets:
     """Read and validate one target TOML file (raises :class:`TargetError` naming the file and key)."""
-    if not (path := Path(path)).is_file():
-        raise TargetError(f"target file {str(path)!r} does not exist")
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as exc:
-        raise TargetError(f"{path}: not valid TOML: {exc}") from None
-    return parse_targets(data, str(path))
+    from .._inputs import read_toml
+
+    path = Path(path)
+    return parse_targets(read_toml(path, "target file", TargetError), str(path))
 
 
 def load_all(paths: str | Path | Iterable[str | Path]) -> dict[str, TrialTargets]:

@@ -51,7 +51,7 @@ def _cmd_study(args: argparse.Namespace) -> int:
     out = Path(args.out)
     t0 = time.perf_counter()
     ds = run_study(design, out, scheduler=args.scheduler, workers=args.workers, progress=not args.quiet,
-                   force=args.force, report=not args.no_report)
+                   force=args.force, report=not args.no_report, allow_large=args.allow_large)
     rows = summary_table(ds)
     print(format_summary(rows))
     print(f"\n{len(rows)} cells ({ds.attrs['cells_computed']} computed, {ds.attrs['cells_cached']} reused), "
@@ -76,5 +76,8 @@ def add_study_command(subparsers: Any) -> argparse.ArgumentParser:
     g.add_argument("--workers", type=int, default=None, help="start a local Dask cluster with N worker processes")
     s.add_argument("--force", action="store_true", help="rewrite the outputs of a completed study in --out")
     s.add_argument("--no-report", action="store_true", help="skip figures and report.html")
+    s.add_argument("--allow-large", action="store_true",
+                   help="run even above the cost limit (2e6 patient simulations = cells x (draws + 1) x patients; "
+                        "abscopal.limits)")
     s.set_defaults(func=_cmd_study)
     return s

@@ -18,7 +18,8 @@ virtual patients (common random numbers):
 ``drug``
     A named drug regimen (``abscopal regimens``) or a table of ``DrugRegimen`` fields.
 
-File format (every key is checked; unknown keys raise with the closest valid key)::
+File format (every key is checked; unknown keys raise with the closest valid key; ``[axes]`` is required, so an
+empty file is refused rather than run as a default study)::
 
     title = "RT timing x fractionation with pembrolizumab"
     fit = "default"              # "default" (fits/default.json), "none" (model defaults) or a calibration JSON
@@ -67,17 +68,17 @@ import hashlib
 import itertools
 import json
 import math
-import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from ..calibrate.targets import AssessmentSpec, PopulationSpec
+from ..calibrate.targets import CRITERIA, AssessmentSpec, PopulationSpec
 from ..endpoints.recist import SITES
-from ..errors import ScheduleError, unknown_name_message
+from ..errors import AbscopalError, ScheduleError, unknown_name_message
 from ..patients import LINES, MIXES, RT_TARGET_RULES, TPS_CATEGORIES
-from ..scenario import _calendar
+from .._inputs import in_file, read_toml
+from ..scenario import _at, _calendar, _check_text, _construct, _names
 from ..solver import SolverOptions
 from ..treatment import DrugRegimen, RadiationCourse, drug_regimen, radiation_regimen
 from ..treatment.plan import TreatmentPlan
@@ -132,6 +133,11 @@ def _number(where: str, value: Any, *, low: float = -math.inf, positive: bool = 
     if value < low or (positive and value <= 0):
         raise _fail(where, f"must be {'> 0' if positive else f'>= {low:g}'}, got {value!r}")
     return float(value)
+
+
+def _label(where: str, table: Mapping[str, Any], default: str) -> str:
+    """The level's ``label`` (text without control characters) or ``default``."""
+    return _check_text(f"{where}.label", table["label"]) if "label" in table else default
 
 
 def _integer(where: str, value: Any, *, low: int) -> int:
@@ -397,11 +403,11 @@ def _timing(where: str, spec: Any) -> TimingLevel:
         if t.get("at_progression", False):
             if "start_day" in t:
                 raise _fail(where, "give start_day or at_progression = true, not both")
-            return TimingLevel(label=str(t.get("label", "at progression")), at_progression=True)
+            return TimingLevel(label=_label(where, t, "at progression"), at_progression=True)
         if "start_day" not in t:
             raise _fail(where, "needs start_day (days from the first drug dose) or at_progression = true")
         d = _number(f"{where}.start_day", t["start_day"])
-        return TimingLevel(label=str(t.get("label", f"day {d:+g}")), start_day=d)
+        return TimingLevel(label=_label(where, t, f"day {d:+g}"), start_day=d)
     raise _fail(where, f"must be a day (number), 'concurrent', 'at_progression' or a table, got {spec!r}")
 
 
@@ -416,7 +422,8 @@ def _fractionation(where: str, spec: Any) -> FractionationLevel:
     if not isinstance(spec, Mapping):
         raise _fail(where, f"must be a regimen name, 'none' or a table, got {spec!r}")
     t = dict(_keys(where, spec, _FRACTION))
-    label = t.pop("label", None)
+    label = _label(where, t, "") or None
+    t.pop("label", None)
     mld = t.pop("mean_lung_dose_gy", None)
     if mld is not None:
         mld = _number(f"{where}.mean_lung_dose_gy", mld, low=0.0)
@@ -426,16 +433,13 @@ def _fractionation(where: str, spec: Any) -> FractionationLevel:
         name = t.pop("regimen")
         if name not in RADIATION_REGIMENS:
             raise _fail(where, unknown_name_message("radiation regimen", str(name), RADIATION_REGIMENS))
-        course = radiation_regimen(name, start_day=0.0, **t)
+        course = _construct(where, lambda **kw: radiation_regimen(name, start_day=0.0, **kw), t)
         return FractionationLevel(label=str(label or name), course=course, mean_lung_dose_gy=mld,
                                   source=RADIATION_REGIMENS[name].source)
     for k in ("dose_per_fraction_gy", "n_fractions"):
         if k not in t:
             raise _fail(where, f"needs {k} (or a named regimen)")
-    try:
-        course = RadiationCourse(start_day=0.0, **t)
-    except TypeError as exc:
-        raise _fail(where, str(exc)) from None
+    course = _construct(where, lambda **kw: RadiationCourse(start_day=0.0, **kw), t)
     default_label = f"{course.dose_per_fraction_gy * course.n_fractions:g} Gy/{course.n_fractions}"
     return FractionationLevel(label=str(label or default_label), course=course, mean_lung_dose_gy=mld,
                               source="user-defined")
@@ -458,8 +462,8 @@ def _site(where: str, spec: Any) -> SiteLevel:
     elif target not in known:
         raise _fail(f"{where}.target", unknown_name_message("RT target", str(target), known))
     n = _integer(f"{where}.n_lesions", t.get("n_lesions", 1), low=1)
-    label = t.get("label", target if n == 1 else f"{target} x{n}")
-    return SiteLevel(label=str(label), target=target, n_lesions=n)
+    label = _label(where, t, str(target) if n == 1 else f"{target} x{n}")
+    return SiteLevel(label=label, target=target, n_lesions=n)
 
 
 def _drug(where: str, spec: Any) -> DrugLevel:
@@ -472,13 +476,14 @@ def _drug(where: str, spec: Any) -> DrugLevel:
     if not isinstance(spec, Mapping):
         raise _fail(where, f"must be a drug regimen name or a table, got {spec!r}")
     t = dict(_keys(where, spec, _DRUG))
-    label = t.pop("label", None)
+    label = _label(where, t, "") or None
+    t.pop("label", None)
     if "regimen" in t:
         name = t.pop("regimen")
         if name not in DRUG_REGIMENS:
             raise _fail(where, unknown_name_message("drug regimen", str(name), DRUG_REGIMENS))
-        return DrugLevel(label=str(label or name), regimen=drug_regimen(name, **t))
-    reg = DrugRegimen(**t)
+        return DrugLevel(label=str(label or name), regimen=_construct(where, lambda **kw: drug_regimen(name, **kw), t))
+    reg = _construct(where, DrugRegimen, t, ("drug", "interval_day"))
     return DrugLevel(label=str(label or reg.schedule), regimen=reg)
 
 
@@ -505,15 +510,20 @@ def parse_study(data: Mapping[str, Any], *, source: str = "", n_patients: int | 
     """
     _keys("study", data, _TOP)
     kw: dict[str, Any] = {"source": source}
-    if "title" in data:
-        kw["title"] = str(data["title"])
-    if "description" in data:
-        kw["description"] = str(data["description"])
+    for key in ("title", "description"):
+        if key in data:
+            kw[key] = _check_text(key, data[key])
     fit = data.get("fit", "default")
     if not isinstance(fit, str):
         raise _fail("fit", f"must be 'default', 'none' or a calibration file path, got {fit!r}")
     kw["fit"] = None if fit == "none" else fit
     m = _keys("model", data.get("model", {}), _MODEL)
+    from ..model.library import MODELS
+
+    if "name" in m and m["name"] not in MODELS:
+        raise _fail("model.name", unknown_name_message("model", str(m["name"]), MODELS))
+    if "growth" in m and not isinstance(m["growth"], str):
+        raise _fail("model.growth", f"must be a growth law name, got {m['growth']!r}")
     kw["model_name"] = m.get("name")
     if "n_lesions" in m:
         kw["n_lesions"] = _integer("model.n_lesions", m["n_lesions"], low=1)
@@ -536,8 +546,13 @@ def parse_study(data: Mapping[str, Any], *, source: str = "", n_patients: int | 
     if visit != "best":
         visit = _number("assessment.orr_visit_day", visit, low=0.0)
     interval = a.get("scan_interval_week")
+    criteria = a.get("criteria", "recist1.1")
+    if criteria not in CRITERIA:
+        raise _fail("assessment.criteria", unknown_name_message("response criteria", str(criteria), CRITERIA))
+    if not isinstance(a.get("exclude_irradiated", False), bool):
+        raise _fail("assessment.exclude_irradiated", f"must be true or false, got {a['exclude_irradiated']!r}")
     kw["assessment"] = AssessmentSpec(
-        criteria=str(a.get("criteria", "recist1.1")),
+        criteria=criteria,
         scan_interval_week=None if interval is None else _number("assessment.scan_interval_week", interval,
                                                                  positive=True),
         orr_visit_day=visit, exclude_irradiated=bool(a.get("exclude_irradiated", False)),
@@ -546,14 +561,24 @@ def parse_study(data: Mapping[str, Any], *, source: str = "", n_patients: int | 
     u = _keys("uncertainty", data.get("uncertainty", {}), _UNC)
     kw["n_draws"] = _integer("uncertainty.n_draws", n_draws if n_draws is not None else u.get("n_draws", 0), low=0)
     kw["draw_seed"] = _integer("uncertainty.seed", u.get("seed", 0), low=0)
-    kw["draw_source"] = str(u.get("source", "auto"))
+    if not isinstance(u.get("source", "auto"), str):
+        raise _fail("uncertainty.source", f"must be 'auto', 'covariance' or 'posterior', got {u['source']!r}")
+    kw["draw_source"] = u.get("source", "auto")
     s = _keys("simulation", data.get("simulation", {}), _SIM)
     if "t_end_day" in s:
         kw["t_end_day"] = _number("simulation.t_end_day", s["t_end_day"], positive=True)
-    kw["mechanisms_off"] = tuple(s.get("mechanisms_off", ()))
+    kw["mechanisms_off"] = _names("simulation.mechanisms_off", s.get("mechanisms_off", []))
     solver = _keys("solver", data.get("solver", {}), set(SolverOptions.__dataclass_fields__))
-    kw["solver"] = SolverOptions(**solver)
-    ax = _keys("axes", data.get("axes", {}), set(AXES))
+    try:
+        kw["solver"] = SolverOptions(**solver)
+    except AbscopalError as exc:
+        raise _at("solver", exc) from None
+    if "axes" not in data:
+        raise _fail("axes", "the study has no [axes] table; give at least one axis to vary, e.g. "
+                            "[axes] timing = [-7, 0, 21] (the other axes default to one level each)")
+    ax = _keys("axes", data["axes"], set(AXES))
+    if not ax:
+        raise _fail("axes", f"is empty; give at least one of {', '.join(AXES)}")
     axes: dict[str, tuple[Any, ...]] = {}
     parsers = {"timing": _timing, "fractionation": _fractionation, "site": _site, "drug": _drug}
     for name, values in ax.items():
@@ -569,12 +594,16 @@ def parse_study(data: Mapping[str, Any], *, source: str = "", n_patients: int | 
 
 
 def load_study(path: str | Path, **overrides: Any) -> StudyDesign:
-    """Read and validate a study TOML file (``overrides``: ``n_patients``, ``seed``, ``n_draws``)."""
+    """Read and validate a study TOML file (``overrides``: ``n_patients``, ``seed``, ``n_draws``).
+
+    Raises
+    ------
+    AbscopalError
+        A subclass whose message starts with the file name, then names the table/key, the value and the fix.
+    """
     path = Path(path)
-    if not path.is_file():
-        raise ScheduleError(f"study file {str(path)!r} does not exist")
+    data = read_toml(path, "study file", ScheduleError)
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as exc:
-        raise ScheduleError(f"study file {str(path)!r} is not valid TOML: {exc}") from None
-    return parse_study(data, source=str(path), **overrides)
+        return parse_study(data, source=str(path), **overrides)
+    except AbscopalError as exc:
+        raise in_file(exc, path) from None

@@ -493,9 +493,23 @@ def _execute(tasks: Sequence[CellTask], scheduler: str | None, workers: int | No
             cluster.close()
 
 
+def check_study_cost(design: StudyDesign, allow_large: bool = False) -> None:
+    """Refuse a study above :data:`abscopal.limits.MAX_STUDY_SIMULATIONS` patient simulations (or a population
+    above :data:`~abscopal.limits.MAX_PATIENTS`) unless ``allow_large``."""
+    from ..limits import MAX_PATIENTS, MAX_STUDY_SIMULATIONS, check_cost
+
+    check_cost(f"population.n_patients = {design.n_patients}", design.n_patients, MAX_PATIENTS, "patients",
+               allow_large)
+    n_cells = math.prod(design.shape)
+    check_cost(f"study of {' x '.join(map(str, design.shape))} = {n_cells} cells x ({design.n_draws} draws + 1) x "
+               f"{design.n_patients} patients", n_cells * (design.n_draws + 1) * design.n_patients,
+               MAX_STUDY_SIMULATIONS, "patient simulations", allow_large)
+
+
 def run_study(design: StudyDesign, out_dir: str | Path | None = None, *, scheduler: str | None = None,
               workers: int | None = None, progress: bool | Callable[[int, int, int, str], None] = False,
-              force: bool = False, report: bool = True, relative_to: str | Path | None = None) -> xr.Dataset:
+              force: bool = False, report: bool = True, relative_to: str | Path | None = None,
+              allow_large: bool = False) -> xr.Dataset:
     """Run every cell of ``design`` and return the study dataset (see :func:`assemble`).
 
     Parameters
@@ -516,6 +530,9 @@ def run_study(design: StudyDesign, out_dir: str | Path | None = None, *, schedul
         Rewrite the outputs of a completed study in ``out_dir`` (cells are still reused).
     report
         Write figures and ``report.html`` (needs matplotlib).
+    allow_large
+        Lift the cost guard: a study of more than :data:`abscopal.limits.MAX_STUDY_SIMULATIONS` patient simulations
+        (cells x (draws + 1) x patients) is refused before any work unless this is true.
 
     Raises
     ------
@@ -535,6 +552,7 @@ def run_study(design: StudyDesign, out_dir: str | Path | None = None, *, schedul
     """
     if scheduler is not None and workers is not None:
         raise AbscopalError("give --scheduler ADDRESS or --workers N, not both")
+    check_study_cost(design, allow_large)
     if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
         raise AbscopalError(f"workers = {workers!r}: give a number of worker processes >= 1")
     if scheduler is not None:

@@ -22,7 +22,7 @@ MODELS: dict[str, Callable[..., ModelSpec]] = {"nsclc": nsclc_model, "kosinsky20
 
 def get_model(name: str, **options: Any) -> ModelSpec:
     """Build the library model ``name`` with its keyword ``options`` (e.g. ``n_lesions=3``)."""
-    if name not in MODELS:
+    if not isinstance(name, str) or name not in MODELS:
         raise ModelError(unknown_name_message("model", str(name), MODELS))
     try:
         return MODELS[name](**options)

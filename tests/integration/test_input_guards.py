@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from abscopal.errors import AbscopalWarning
+
+from abscopal.errors import EXIT_CODES, AbscopalWarning
 from abscopal.population import VirtualPopulation
 from abscopal.simulate import Arm, simulate
 from abscopal.solver import SolverOptions
@@ -45,7 +46,7 @@ def test_cli_simulate_refuses_a_huge_population_and_names_the_flag(tmp_path, cap
     path = tmp_path / "s.toml"
     path.write_text(SCENARIO)
     out = tmp_path / "out.nc"
-    assert main(["simulate", str(path), "--out", str(out), "--patients", str(10**7)]) != 0
+    assert main(["simulate", str(path), "--out", str(out), "--patients", str(10**7)]) == EXIT_CODES["input"]
     err = capsys.readouterr().err
     assert "10,000,000 patients" in err and "--allow-large" in err
     assert not out.exists()
@@ -55,7 +56,7 @@ def test_cli_refuses_a_negative_orr_visit_day_before_reading_the_result(tmp_path
     from abscopal.cli import main
 
     missing = tmp_path / "missing.nc"  # never opened: the option is checked first
-    assert main(["endpoints", str(missing), "--orr-visit-day", "-5"]) != 0
+    assert main(["endpoints", str(missing), "--orr-visit-day", "-5"]) == EXIT_CODES["input"]
     assert "orr_visit_day must be a finite day >= 0" in capsys.readouterr().err
 
 
@@ -68,7 +69,7 @@ def test_cli_study_refuses_a_huge_grid_unless_allowed(tmp_path, capsys):
     study.write_text(f'fit = "none"\n[population]\nn_patients = 5\n[axes]\ntiming = [{timing}]\n'
                      f"fractionation = [{fractions}]\n")
     out = tmp_path / "out"
-    assert main(["study", str(study), "--out", str(out), "--quiet"]) != 0
+    assert main(["study", str(study), "--out", str(out), "--quiet"]) == EXIT_CODES["input"]
     assert "1001000 cells" in capsys.readouterr().err
     assert not (out / "cells").exists()
     assert build_parser().parse_args(["study", str(study), "--out", str(out), "--allow-large"]).allow_large

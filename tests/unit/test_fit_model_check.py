@@ -11,7 +11,7 @@ import pytest
 
 from abscopal.calibrate.fit import Calibration
 from abscopal.calibrate.shipped import load_fit
-from abscopal.errors import AbscopalError
+from abscopal.errors import EXIT_CODES, AbscopalError
 from abscopal.model.library import nsclc_model
 from abscopal.scenario import parse_scenario
 from abscopal.studies.design import parse_study
@@ -82,6 +82,7 @@ def test_crossval_like_refuses_a_fit_of_another_model(other_model_fit, tmp_path,
     from abscopal.cli import main
 
     out = tmp_path / "cv.json"
-    assert main(["crossval", str(ROOT / "fits" / "targets"), "--like", str(other_model_fit), "--out", str(out)]) == 2
+    argv = ["crossval", str(ROOT / "fits" / "targets"), "--like", str(other_model_fit), "--out", str(out)]
+    assert main(argv) == EXIT_CODES["input"]
     err = capsys.readouterr().err
     assert f"fit file '{other_model_fit}' was made for model" in err and "fit = 'none'" in err and not out.exists()

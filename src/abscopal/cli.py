@@ -35,7 +35,7 @@ EPILOG = f"""exit codes:
 _NETCDF_MAGIC = (b"\x89HDF\r\n\x1a\n",)  # netCDF-4 is HDF5; abscopal writes netCDF-4 only
 
 
-def open_result(path: str | Path, option: str) -> "xr.Dataset":  # noqa: F821 - xarray imported lazily
+def open_result(path: str | Path, option: str) -> xr.Dataset:  # noqa: F821 - xarray imported lazily
     """Load a netCDF result written by abscopal; :class:`AbscopalError` naming ``option`` and the file if it is
     missing, not a file, or not netCDF-4."""
     import xarray as xr
@@ -277,7 +277,7 @@ class _StderrHandler(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         try:
             sys.stderr.write(f"abscopal: {self.format(record)}\n")
-        except Exception:  # noqa: BLE001 - logging must never end a command
+        except Exception:
             self.handleError(record)
 
 

@@ -100,7 +100,8 @@ class VirtualPopulation:
     z: np.ndarray = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        if isinstance(self.n_patients, bool) or not isinstance(self.n_patients, (int, np.integer)) or self.n_patients < 1:
+        n = self.n_patients
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
             raise ParameterError(f"n_patients must be an integer >= 1, got {self.n_patients!r}")
         if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)) or self.seed < 0:
             raise ParameterError(f"seed must be a non-negative integer, got {self.seed!r}")

@@ -62,7 +62,6 @@ act on drawn virtual patients (studies, calibration), not on a plain scenario po
 from __future__ import annotations
 
 import math
-
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path

@@ -274,9 +274,9 @@ def simulate(
         if a.rt_start_day is None:
             late = [fr.time_day for fr in a.plan.fractions() if fr.time_day > t_end_day]
             if late:
-                raise ScheduleError(f"arm {a.name!r}: RT fraction on day {late[0]:g} is after t_end_day = {t_end_day:g} "
-                                    f"({len(late)} fraction(s) would never be given); raise t_end_day or move the "
-                                    "course earlier")
+                raise ScheduleError(f"arm {a.name!r}: RT fraction on day {late[0]:g} is after t_end_day = "
+                                    f"{t_end_day:g} ({len(late)} fraction(s) would never be given); raise t_end_day or "
+                                    "move the course earlier")
         missing = sorted(set(a.plan.parameter_overrides()) - set(spec.parameter_names))
         if missing:
             raise ScheduleError(f"arm {a.name!r}: model {spec.name!r} has no drug PK parameters {missing}; "

@@ -6,7 +6,6 @@ import json
 
 import pytest
 
-
 from abscopal.errors import EXIT_CODES, AbscopalWarning
 from abscopal.population import VirtualPopulation
 from abscopal.simulate import Arm, simulate

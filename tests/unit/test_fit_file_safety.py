@@ -100,17 +100,17 @@ def test_crafted_fit_file_through_the_commands_runs_no_code(crafted, tmp_path, m
     cal, meta = validate_module._load(path)  # abscopal validate
     assert meta["path"] == str(path) and cal.values == Calibration.load(SHIPPED).values
 
-    class Stop(Exception):
+    class StopError(Exception):
         pass
 
     def stop(*args, **kwargs):
-        raise Stop
+        raise StopError
 
     monkeypatch.setattr(crossval, "cross_validate", stop)  # abscopal crossval --like (after parameters())
-    with pytest.raises(Stop):
+    with pytest.raises(StopError):
         main(["crossval", str(ROOT / "fits" / "targets"), "--like", str(path), "--out", str(tmp_path / "cv.json")])
     monkeypatch.setattr(run, "compile_model", stop)  # abscopal study (after the fit and its parameter draws)
-    with pytest.raises(Stop):
+    with pytest.raises(StopError):
         run.prepare_study(parse_study({"fit": str(path), "population": {"mix": "pembro_rt", "n_patients": 2},
                                        "uncertainty": {"n_draws": 2}, "axes": {"timing": [0]}}))
     parse_scenario({"fit": str(path), "arm": [{"name": "pembro", "drug": "pembrolizumab_200mg_q3w"}]})
@@ -181,5 +181,5 @@ def test_a_constraint_expression_is_kept_as_text_and_never_evaluated(tmp_path):
     path = tmp_path / "expr.json"
     path.write_text(json.dumps(data), encoding="utf-8")
     cal = Calibration.load(path)  # values and predictions are usable
-    with pytest.raises(AbscopalError, match="constraint expression .*not evaluated"):
+    with pytest.raises(AbscopalError, match=r"constraint expression .*not evaluated"):
         cal.parameters()

@@ -9,7 +9,6 @@ import pytest
 
 from abscopal.io import OutputExistsError, OutputPathError, check_output_dir, check_outputs, write_atomic
 
-
 DEVICE = next(d for d in ("/dev/null", "/dev/zero", "/dev/urandom") if stat.S_ISCHR(os.stat(d).st_mode))
 """A character device of this machine (a test run by someone else may have turned /dev/null into a file)."""
 
@@ -94,7 +93,7 @@ def test_an_unwritable_folder_is_refused(tmp_path, monkeypatch):
         raise PermissionError(13, "Read-only file system")
 
     monkeypatch.setattr(tempfile, "mkstemp", refuse)  # as on a read-only mount, where os.access may say yes
-    with pytest.raises(OutputPathError, match="cannot create a file in .*Read-only file system"):
+    with pytest.raises(OutputPathError, match=r"cannot create a file in .*Read-only file system"):
         check_outputs({"--out": tmp_path / "r.nc"})
 
 

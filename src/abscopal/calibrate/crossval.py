@@ -216,7 +216,6 @@ def _cmd_crossval(args: argparse.Namespace) -> int:
     settings: dict[str, Any] = {"free": tuple(args.free), "n_patients_per_arm": args.patients, "seed": args.seed}
     if args.like is not None:  # the recipe of an existing fit: its free set, base values, start, patients, seed
         from .fit import Calibration
-
         from .objective import _default_model
 
         like = Calibration.load(args.like)

@@ -42,8 +42,8 @@ OUTCOME_KINDS: Mapping[str, str] = FrozenMap(
     {**dict.fromkeys(_PROPORTIONS, "proportion"), "median_pfs_month": "median", "median_os_month": "median",
      "hr_pfs": "hr", "hr_os": "hr"})
 """Outcome name -> kind (``proportion``: fraction in [0, 1]; ``median``: months > 0; ``hr``: ratio > 0)."""
-_PER_PATIENT = frozenset(k for k in OUTCOME_KINDS if not k.startswith(("pneumonitis", "pulmonary", "irae", "esophagitis",
-                                                                       "dermatitis")))
+_TOXICITY_PREFIXES = ("pneumonitis", "pulmonary", "irae", "esophagitis", "dermatitis")
+_PER_PATIENT = frozenset(k for k in OUTCOME_KINDS if not k.startswith(_TOXICITY_PREFIXES))
 _ENDPOINTS, _CRITERIA = ("pfs", "os"), ("recist1.1", "irecist", "irrc", "ctcae", "not_reported")
 CRITERIA = _CRITERIA
 """Response criteria a target arm or a study assessment may name."""
@@ -381,7 +381,8 @@ def _outcome(c: _Ctx, t: Mapping[str, Any], arm_n: int, default_tag: str) -> Out
     lo, hi = _ci(c, t, value, 0.0, high)
     # toxicity may be counted per course or lesion (more courses than patients), efficacy per patient
     n, n_events = _sizes(c, t, arm_n if name in _PER_PATIENT else None, "the arm's n_patients", arm_n)
-    return Outcome(name=name, value=value, ci_lower=lo, ci_upper=hi, n=n, n_events=n_events, definition=c.text(t, "definition", ""),
+    return Outcome(name=name, value=value, ci_lower=lo, ci_upper=hi, n=n, n_events=n_events,
+                   definition=c.text(t, "definition", ""),
                    confidence=c.tag(t, "confidence", default_tag), source=c.text(t, "source", ""))
 
 

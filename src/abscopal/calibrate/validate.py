@@ -40,8 +40,8 @@ Command line (:func:`add_validate_command`)::
 from __future__ import annotations
 
 import argparse
-import logging
 import hashlib
+import logging
 import math
 import sys
 import time

@@ -8,7 +8,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-
 __all__ = ["add_study_command", "format_summary"]
 
 

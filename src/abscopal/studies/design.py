@@ -73,11 +73,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from .._inputs import in_file, read_toml
 from ..calibrate.targets import CRITERIA, AssessmentSpec, PopulationSpec
 from ..endpoints.recist import SITES
 from ..errors import AbscopalError, ScheduleError, unknown_name_message
 from ..patients import LINES, MIXES, RT_TARGET_RULES, TPS_CATEGORIES
-from .._inputs import in_file, read_toml
 from ..scenario import _at, _calendar, _check_text, _construct, _names
 from ..solver import SolverOptions
 from ..treatment import DrugRegimen, RadiationCourse, drug_regimen, radiation_regimen

@@ -392,37 +392,37 @@ def _save_cell(ds: xr.Dataset, path: Path) -> None:
     write_atomic(path, write, force=True)
 
 
-class _BadCell(Exception):
+class _BadCellError(Exception):
     """A cached cell file that must not be used (the message says why)."""
 
 
 def _load_cell(path: Path, key: str | None = None) -> xr.Dataset:
-    """Load a cell written by :func:`_save_cell`; raise :class:`_BadCell` unless its stored key is ``key`` (if
+    """Load a cell written by :func:`_save_cell`; raise :class:`_BadCellError` unless its stored key is ``key`` (if
     given) and its digest matches its content. Never unpickles (``allow_pickle=False``)."""
     try:
         with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as z:  # our handle: closed on any error
             arrays = {name: z[name] for name in z.files}
-    except Exception as exc:  # noqa: BLE001 - any corruption (truncated zip, bad header, I/O) means: recompute
-        raise _BadCell(f"unreadable ({type(exc).__name__}: {exc})") from None
+    except Exception as exc:
+        raise _BadCellError(f"unreadable ({type(exc).__name__}: {exc})") from None
     if "__key__" not in arrays or "__sha256__" not in arrays or "__meta__" not in arrays:
-        raise _BadCell("no stored key or digest (written by an older abscopal)")
+        raise _BadCellError("no stored key or digest (written by an older abscopal)")
     try:
         stored_key = bytes(arrays.pop("__key__")).decode()
         digest = bytes(arrays.pop("__sha256__")).decode()
         meta_bytes = bytes(arrays["__meta__"])
         if _cell_digest(meta_bytes, {k: v for k, v in arrays.items() if k != "__meta__"}
                         | {"__key__": np.frombuffer(stored_key.encode(), dtype=np.uint8)}) != digest:
-            raise _BadCell("content does not match its stored sha256 (corrupt or edited)")
+            raise _BadCellError("content does not match its stored sha256 (corrupt or edited)")
         if key is not None and stored_key != key:
-            raise _BadCell(f"holds cell {stored_key!r}, not {key!r} (a cell file copied over another)")
+            raise _BadCellError(f"holds cell {stored_key!r}, not {key!r} (a cell file copied over another)")
         meta = json.loads(meta_bytes.decode())
         coords = {n: (m["dims"], arrays[f"coords/{n}"], m["attrs"]) for n, m in meta["coords"].items()}
         data = {n: (m["dims"], arrays[f"vars/{n}"], m["attrs"]) for n, m in meta["vars"].items()}
         return xr.Dataset(data, coords=coords, attrs=meta["attrs"])
-    except _BadCell:
+    except _BadCellError:
         raise
-    except Exception as exc:  # noqa: BLE001 - a header that does not describe the arrays: recompute
-        raise _BadCell(f"inconsistent content ({type(exc).__name__}: {exc})") from None
+    except Exception as exc:
+        raise _BadCellError(f"inconsistent content ({type(exc).__name__}: {exc})") from None
 
 
 # ---- execution --------------------------------------------------------------------------------------------------
@@ -575,7 +575,7 @@ def run_study(design: StudyDesign, out_dir: str | Path | None = None, *, schedul
             try:
                 results[t.key] = _load_cell(path, t.key)
                 continue
-            except _BadCell as exc:
+            except _BadCellError as exc:
                 warnings.warn(f"study cell {str(path)!r}: {exc}; recomputing it", AbscopalWarning, stacklevel=2)
         todo.append(t)
     log.info("%d of %d cells cached in %s", len(results), len(setup.tasks), out)

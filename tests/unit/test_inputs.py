@@ -95,20 +95,24 @@ SCENARIO_CASES = {
 }
 
 
-@pytest.mark.parametrize("case", sorted(SCENARIO_CASES))
-def test_bad_scenario_values_name_file_key_and_value(tmp_path, case):
-    edits, cls, fragments = SCENARIO_CASES[case]
-    text = SCENARIO
+def _assert_refused(tmp_path, loader, text, edits, cls, fragments):
+    """Apply the ``(old, new)`` edit(s) to ``text``, load the file, and check the error names file and fragments."""
     for old, new in (edits if isinstance(edits[0], tuple) else (edits,)):
         assert old in text
         text = text.replace(old, new, 1)
     path = _write(tmp_path, text)
     with pytest.raises(cls) as info:
-        load_scenario(path)
+        loader(path)
     msg = str(info.value)
     assert str(path) in msg
     for fragment in fragments:
         assert fragment in msg, (fragment, msg)
+
+
+@pytest.mark.parametrize("case", sorted(SCENARIO_CASES))
+def test_bad_scenario_values_name_file_key_and_value(tmp_path, case):
+    edits, cls, fragments = SCENARIO_CASES[case]
+    _assert_refused(tmp_path, load_scenario, SCENARIO, edits, cls, fragments)
 
 
 def test_the_unmodified_scenario_is_valid(tmp_path):
@@ -156,15 +160,8 @@ STUDY_CASES = {
 
 @pytest.mark.parametrize("case", sorted(STUDY_CASES))
 def test_bad_study_values_name_file_key_and_value(tmp_path, case):
-    (old, new), fragments = STUDY_CASES[case]
-    assert old in STUDY
-    path = _write(tmp_path, STUDY.replace(old, new, 1))
-    with pytest.raises(AbscopalError) as info:
-        load_study(path)
-    msg = str(info.value)
-    assert str(path) in msg
-    for fragment in fragments:
-        assert fragment in msg, (fragment, msg)
+    edits, fragments = STUDY_CASES[case]
+    _assert_refused(tmp_path, load_study, STUDY, edits, AbscopalError, fragments)
 
 
 def test_an_empty_study_file_is_refused_not_run_as_a_default_study(tmp_path):
@@ -188,15 +185,8 @@ TARGET_CASES = {
 
 @pytest.mark.parametrize("case", sorted(TARGET_CASES))
 def test_bad_target_values_name_file_key_and_value(tmp_path, case):
-    (old, new), fragments = TARGET_CASES[case]
-    assert old in TARGETS
-    path = _write(tmp_path, TARGETS.replace(old, new, 1))
-    with pytest.raises(TargetError) as info:
-        load_targets(path)
-    msg = str(info.value)
-    assert str(path) in msg
-    for fragment in fragments:
-        assert fragment in msg, (fragment, msg)
+    edits, fragments = TARGET_CASES[case]
+    _assert_refused(tmp_path, load_targets, TARGETS, edits, TargetError, fragments)
 
 
 def test_toxicity_counted_per_course_may_exceed_the_arm_size():

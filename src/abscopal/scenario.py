@@ -67,7 +67,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ._inputs import in_file, read_toml
+from ._inputs import check_text, construct, names, read_toml, required_fields, with_context
 from .errors import AbscopalError, ModelError, ParameterError, ScheduleError, unknown_name_message
 from .limits import MAX_PATIENTS, check_cost
 from .model.library import default_variability, get_model
@@ -132,59 +132,6 @@ def _check_keys(where: str, table: Mapping[str, Any], allowed: set[str]) -> None
             raise ScheduleError(f"{where}: " + unknown_name_message("key", key, allowed))
 
 
-def _construct(where: str, build: Any, spec: Mapping[str, Any], required: Any = ()) -> Any:
-    """Call ``build(**spec)``, turning a missing or unexpected keyword into a ScheduleError naming ``where``."""
-    missing = [k for k in required if k not in spec]
-    if missing:
-        raise ScheduleError(f"{where}: missing required key(s) {missing}; give them or a named 'regimen'")
-    try:
-        return build(**spec)
-    except TypeError as exc:
-        raise ScheduleError(f"{where}: {exc}; check the keys of this table") from None
-    except AbscopalError as exc:
-        raise _at(where, exc) from None
-
-
-def _at(where: str, exc: AbscopalError) -> AbscopalError:
-    """``exc`` with ``where`` (the table and key) in front of its message, unless it names it already."""
-    msg = str(exc)
-    if msg.startswith(where) or where in msg:
-        return exc
-    try:
-        return type(exc)(f"{where}: {msg}")
-    except TypeError:
-        return exc
-
-
-def _required(cls: Any) -> list[str]:
-    """Names of the dataclass fields of ``cls`` without a default."""
-    from dataclasses import MISSING
-
-    return [n for n, f in cls.__dataclass_fields__.items()
-            if f.init and f.default is MISSING and f.default_factory is MISSING]
-
-
-def _check_text(where: str, value: Any) -> str:
-    """A string without control characters (NUL, escape codes) other than newlines and tabs."""
-    if not isinstance(value, str):
-        raise ScheduleError(f"{where} must be a string, got {value!r}; quote it")
-    bad = [c for c in value if ord(c) < 32 and c not in "\n\t"]
-    if bad:
-        raise ScheduleError(f"{where} contains the control character {bad[0]!r}; remove it")
-    return value
-
-
-def _names(where: str, value: Any) -> tuple[str, ...]:
-    """A list of names (a single string is refused: it would be split into characters)."""
-    if isinstance(value, str) or not isinstance(value, list | tuple):
-        raise ScheduleError(f"{where} must be a list of names, got {value!r}; write e.g. [{value!r}]"
-                            if isinstance(value, str) else f"{where} must be a list of names, got {value!r}")
-    for v in value:
-        if not isinstance(v, str):
-            raise ScheduleError(f"{where} must hold names (strings), got {v!r} in {value!r}")
-    return tuple(value)
-
-
 def _values(where: str, table: Any, model: ModelSpec) -> dict[str, float]:
     """A table of finite values of the model's parameters."""
     if not isinstance(table, Mapping):
@@ -240,15 +187,15 @@ def _course(where: str, spec: Mapping[str, Any]) -> RadiationCourse:
         _check_keys(f"{where} (named regimen {name!r})", spec, allowed)
         if not isinstance(name, str):
             raise ScheduleError(f"{where}.regimen must be a regimen name, got {name!r}")
-        return _construct(where, lambda **kw: radiation_regimen(name, **kw), spec)
+        return construct(where, lambda **kw: radiation_regimen(name, **kw), spec)
     fields = set(RadiationCourse.__dataclass_fields__)
     _check_keys(where, spec, fields)
-    return _construct(where, RadiationCourse, spec, _required(RadiationCourse))
+    return construct(where, RadiationCourse, spec, required_fields(RadiationCourse))
 
 
 def _drug(where: str, spec: Any) -> DrugRegimen:
     if isinstance(spec, str):
-        return _construct(where, drug_regimen, {"name": spec})
+        return construct(where, drug_regimen, {"name": spec})
     if isinstance(spec, Mapping):
         spec = dict(spec)
         if "regimen" in spec:
@@ -256,9 +203,9 @@ def _drug(where: str, spec: Any) -> DrugRegimen:
             _check_keys(f"{where} (named regimen {name!r})", spec, {"start_day", "max_duration_day"})
             if not isinstance(name, str):
                 raise ScheduleError(f"{where}.regimen must be a regimen name, got {name!r}")
-            return _construct(where, lambda **kw: drug_regimen(name, **kw), spec)
+            return construct(where, lambda **kw: drug_regimen(name, **kw), spec)
         _check_keys(where, spec, set(DrugRegimen.__dataclass_fields__))
-        return _construct(where, DrugRegimen, spec, _required(DrugRegimen))
+        return construct(where, DrugRegimen, spec, required_fields(DrugRegimen))
     raise ScheduleError(f"{where} must be a regimen name or a table, got {spec!r}")
 
 
@@ -290,7 +237,7 @@ def parse_scenario(data: Mapping[str, Any], *, n_patients: int | None = None, se
     More than :data:`abscopal.limits.MAX_PATIENTS` patients are refused unless ``allow_large`` is true.
     """
     _check_keys("scenario", data, _TOP)
-    title = _check_text("title", data.get("title", ""))
+    title = check_text("title", data.get("title", ""))
     model_table = data.get("model", {"name": "nsclc"})
     if not isinstance(model_table, Mapping):
         raise ModelError(f"model must be a table ([model] with name = \"nsclc\", ...), got {model_table!r}")
@@ -300,7 +247,7 @@ def parse_scenario(data: Mapping[str, Any], *, n_patients: int | None = None, se
     sim = dict(_table("simulation", data.get("simulation", {})))
     _check_keys("simulation", sim, _SIM)
     if "mechanisms_off" in sim:
-        sim["mechanisms_off"] = _names("simulation.mechanisms_off", sim["mechanisms_off"])
+        sim["mechanisms_off"] = names("simulation.mechanisms_off", sim["mechanisms_off"])
         for m in sim["mechanisms_off"]:
             if m not in model.mechanism_names:
                 raise ParameterError("simulation.mechanisms_off: "
@@ -357,7 +304,7 @@ def parse_scenario(data: Mapping[str, Any], *, n_patients: int | None = None, se
         try:
             arms.append(_arm(where, arm, i, model))
         except AbscopalError as exc:
-            raise _at(where, exc) from None
+            raise with_context(exc, where) from None
     return Scenario(title=title, model=model, arms=tuple(arms), population=population,
                     parameters=fit_typical | parameters, solver=SolverOptions(**solver_spec),
                     simulation=sim, source=source, fit=None if fit_path is None else str(fit_path),
@@ -392,7 +339,7 @@ def load_scenario(path: str | Path, *, n_patients: int | None = None, seed: int 
     try:
         return parse_scenario(data, n_patients=n_patients, seed=seed, source=str(path), allow_large=allow_large)
     except AbscopalError as exc:
-        raise in_file(exc, path) from None
+        raise with_context(exc, str(path)) from None
 
 
 def _table(where: str, value: Any) -> Mapping[str, Any]:

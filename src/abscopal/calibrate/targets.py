@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from .._frozen import FrozenMap
+from .._inputs import control_character, read_toml
 from ..endpoints.recist import SITES
 from ..errors import TargetError, unknown_name_message
 from ..patients import LINES, MIXES, RT_TARGET_RULES, TPS_CATEGORIES, PatientMix
@@ -318,8 +319,8 @@ class _Ctx:  # error context (file and table) with validating getters
         v = t.get(key, default) if default is not None else self.require(t, key)
         if not isinstance(v, str) or (default is None and not v.strip()):
             raise self.fail(f"{key} must be a non-empty string, got {v!r}")
-        if bad := [ch for ch in v if ord(ch) < 32 and ch not in "\n\t"]:
-            raise self.fail(f"{key} contains the control character {bad[0]!r}; remove it")
+        if (bad := control_character(v)) is not None:
+            raise self.fail(f"{key} contains the control character {bad!r}; remove it")
         return v
 
     def number(self, t: Mapping[str, Any], key: str, *, low: float = -math.inf, high: float = math.inf,
@@ -503,7 +504,6 @@ def parse_targets(data: Mapping[str, Any], path: str = "<string>") -> TrialTarge
 
 def load_targets(path: str | Path) -> TrialTargets:
     """Read and validate one target TOML file (raises :class:`TargetError` naming the file and key)."""
-    from .._inputs import read_toml
 
     path = Path(path)
     return parse_targets(read_toml(path, "target file", TargetError), str(path))

@@ -73,12 +73,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from .._inputs import in_file, read_toml
+from .._inputs import check_text, construct, names, read_toml, with_context
 from ..calibrate.targets import CRITERIA, AssessmentSpec, PopulationSpec
 from ..endpoints.recist import SITES
 from ..errors import AbscopalError, ScheduleError, unknown_name_message
 from ..patients import LINES, MIXES, RT_TARGET_RULES, TPS_CATEGORIES
-from ..scenario import _at, _calendar, _check_text, _construct, _names
+from ..scenario import _calendar
 from ..solver import SolverOptions
 from ..treatment import DrugRegimen, RadiationCourse, drug_regimen, radiation_regimen
 from ..treatment.plan import TreatmentPlan
@@ -137,7 +137,7 @@ def _number(where: str, value: Any, *, low: float = -math.inf, positive: bool = 
 
 def _label(where: str, table: Mapping[str, Any], default: str) -> str:
     """The level's ``label`` (text without control characters) or ``default``."""
-    return _check_text(f"{where}.label", table["label"]) if "label" in table else default
+    return check_text(f"{where}.label", table["label"]) if "label" in table else default
 
 
 def _integer(where: str, value: Any, *, low: int) -> int:
@@ -433,13 +433,13 @@ def _fractionation(where: str, spec: Any) -> FractionationLevel:
         name = t.pop("regimen")
         if name not in RADIATION_REGIMENS:
             raise _fail(where, unknown_name_message("radiation regimen", str(name), RADIATION_REGIMENS))
-        course = _construct(where, lambda **kw: radiation_regimen(name, start_day=0.0, **kw), t)
+        course = construct(where, lambda **kw: radiation_regimen(name, start_day=0.0, **kw), t)
         return FractionationLevel(label=str(label or name), course=course, mean_lung_dose_gy=mld,
                                   source=RADIATION_REGIMENS[name].source)
     for k in ("dose_per_fraction_gy", "n_fractions"):
         if k not in t:
             raise _fail(where, f"needs {k} (or a named regimen)")
-    course = _construct(where, lambda **kw: RadiationCourse(start_day=0.0, **kw), t)
+    course = construct(where, lambda **kw: RadiationCourse(start_day=0.0, **kw), t)
     default_label = f"{course.dose_per_fraction_gy * course.n_fractions:g} Gy/{course.n_fractions}"
     return FractionationLevel(label=str(label or default_label), course=course, mean_lung_dose_gy=mld,
                               source="user-defined")
@@ -482,8 +482,8 @@ def _drug(where: str, spec: Any) -> DrugLevel:
         name = t.pop("regimen")
         if name not in DRUG_REGIMENS:
             raise _fail(where, unknown_name_message("drug regimen", str(name), DRUG_REGIMENS))
-        return DrugLevel(label=str(label or name), regimen=_construct(where, lambda **kw: drug_regimen(name, **kw), t))
-    reg = _construct(where, DrugRegimen, t, ("drug", "interval_day"))
+        return DrugLevel(label=str(label or name), regimen=construct(where, lambda **kw: drug_regimen(name, **kw), t))
+    reg = construct(where, DrugRegimen, t, ("drug", "interval_day"))
     return DrugLevel(label=str(label or reg.schedule), regimen=reg)
 
 
@@ -512,7 +512,7 @@ def parse_study(data: Mapping[str, Any], *, source: str = "", n_patients: int | 
     kw: dict[str, Any] = {"source": source}
     for key in ("title", "description"):
         if key in data:
-            kw[key] = _check_text(key, data[key])
+            kw[key] = check_text(key, data[key])
     fit = data.get("fit", "default")
     if not isinstance(fit, str):
         raise _fail("fit", f"must be 'default', 'none' or a calibration file path, got {fit!r}")
@@ -567,12 +567,12 @@ def parse_study(data: Mapping[str, Any], *, source: str = "", n_patients: int | 
     s = _keys("simulation", data.get("simulation", {}), _SIM)
     if "t_end_day" in s:
         kw["t_end_day"] = _number("simulation.t_end_day", s["t_end_day"], positive=True)
-    kw["mechanisms_off"] = _names("simulation.mechanisms_off", s.get("mechanisms_off", []))
+    kw["mechanisms_off"] = names("simulation.mechanisms_off", s.get("mechanisms_off", []))
     solver = _keys("solver", data.get("solver", {}), set(SolverOptions.__dataclass_fields__))
     try:
         kw["solver"] = SolverOptions(**solver)
     except AbscopalError as exc:
-        raise _at("solver", exc) from None
+        raise with_context(exc, "solver") from None
     if "axes" not in data:
         raise _fail("axes", "the study has no [axes] table; give at least one axis to vary, e.g. "
                             "[axes] timing = [-7, 0, 21] (the other axes default to one level each)")
@@ -606,4 +606,4 @@ def load_study(path: str | Path, **overrides: Any) -> StudyDesign:
     try:
         return parse_study(data, source=str(path), **overrides)
     except AbscopalError as exc:
-        raise in_file(exc, path) from None
+        raise with_context(exc, str(path)) from None

@@ -348,9 +348,8 @@ def _header_problem(path: Path, raw: bytes, spec: ModelSpec, key: str) -> tuple[
         st = path.stat()
     except OSError as exc:  # pragma: no cover - raced with a deletion
         return f"unreadable ({exc})", True
-    if _untrusted(st):
-        return _untrusted(st), True
-    return None
+    reason = _untrusted(st)
+    return None if reason is None else (reason, True)
 
 
 def _untrusted(st: os.stat_result) -> str | None:

@@ -65,7 +65,6 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
 
     outputs = {"--out": args.out, "--figure": args.figure, "--endpoints-out": args.endpoints_out,
                "--endpoints-figure": args.endpoints_figure}
-    check_outputs(outputs, inputs=[args.scenario], force=args.force, figures=("--figure", "--endpoints-figure"))
     scenario = load_scenario(args.scenario, n_patients=args.patients, seed=args.seed, allow_large=args.allow_large)
     check_outputs(outputs, inputs=[args.scenario, scenario.fit], force=args.force,  # the fit is an input too
                   figures=("--figure", "--endpoints-figure"))

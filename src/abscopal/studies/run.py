@@ -269,6 +269,12 @@ def _draw_values(cal: Any, design: StudyDesign) -> tuple[tuple[Mapping[str, floa
     return (point, *(point | {k: float(v) for k, v in d.items()} for d in pd.as_dicts())), str(pd.source)
 
 
+def _fit_path(design: StudyDesign, relative_to: str | Path | None) -> Path | None:
+    """The calibration file the study names (relative paths: from ``relative_to``, else the study file's folder)."""
+    base = Path(design.source).parent if design.source and relative_to is None else relative_to
+    return resolve_fit_path(design.fit, relative_to=base)
+
+
 def prepare_study(design: StudyDesign, *, relative_to: str | Path | None = None) -> StudySetup:
     """Resolve the fit, compile the model, draw the patients and build one :class:`CellTask` per distinct cell.
 
@@ -277,8 +283,7 @@ def prepare_study(design: StudyDesign, *, relative_to: str | Path | None = None)
     """
     from ..model.library import get_model
 
-    base = Path(design.source).parent if design.source and relative_to is None else relative_to
-    fit_path = resolve_fit_path(design.fit, relative_to=base)
+    fit_path = _fit_path(design, relative_to)
     from ..calibrate.fit import Calibration
 
     cal = None if fit_path is None else Calibration.load(fit_path)
@@ -558,12 +563,10 @@ def run_study(design: StudyDesign, out_dir: str | Path | None = None, *, schedul
     if scheduler is not None:
         check_scheduler(scheduler)
     out = None if out_dir is None else Path(out_dir)
-    if out is not None:
-        _check_study_dir(out, force=force, inputs=[design.source])
+    if out is not None:  # the fit is an input too
+        _check_study_dir(out, force=force, inputs=[design.source, _fit_path(design, relative_to)])
     setup = prepare_study(design, relative_to=relative_to)
     if out is not None:
-        if setup.fit_path is not None:
-            _check_study_dir(out, force=force, inputs=[design.source, setup.fit_path])
         (out / "cells").mkdir(parents=True, exist_ok=True)
         _clean_staging(out)
     show = _progress_printer() if progress is True else (progress or None)

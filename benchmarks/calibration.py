@@ -59,20 +59,19 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
 
     spec = nsclc_model(3)
     model = compile_model(spec)
-    plan = TreatmentPlan(drug=drug_regimen("pembrolizumab_200mg_q3w"),
-                         radiation=(radiation_regimen("sbrt_24gy_3fx", start_day=-7.0),))
+    plan = TreatmentPlan(
+        drug=drug_regimen("pembrolizumab_200mg_q3w"), radiation=(radiation_regimen("sbrt_24gy_3fx", start_day=-7.0),)
+    )
     pop = VirtualPopulation(n_patients=1000, seed=20261127)
 
     def baseline():
-        simulate(model, {"sbrt+pembro": plan}, population=pop, t_end_day=730.0, output_interval_day=7.0,
-                 start_day=-7.0)
+        simulate(model, {"sbrt+pembro": plan}, population=pop, t_end_day=730.0, output_interval_day=7.0, start_day=-7.0)
 
     baseline()  # warm-up (numba dispatch, first allocation)
     t_base = _timed(baseline, args.repeats)
     targets = load_all(sorted(TARGETS.glob("*.toml")))
     t0 = time.perf_counter()
-    problem = CalibrationProblem(targets=tuple(targets.values()), model=model, n_patients_per_arm=args.patients,
-                                 seed=0)
+    problem = CalibrationProblem(targets=tuple(targets.values()), model=model, n_patients_per_arm=args.patients, seed=0)
     t_build = time.perf_counter() - t0
     values = default_parameters(problem).valuesdict()
     problem.evaluate(values)  # warm-up
@@ -99,8 +98,13 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         except AbscopalError as exc:  # max_nfev reached: still a timing of that many evaluations
             nfev, status = args.max_nfev, f"stopped: {str(exc)[:80]}"
         t_fit = time.perf_counter() - t0
-        result |= {"free": list(DEFAULT_FREE), "fit_seconds": t_fit, "fit_nfev": nfev, "fit_status": status,
-                   "fit_seconds_per_evaluation": t_fit / nfev if nfev else None}
+        result |= {
+            "free": list(DEFAULT_FREE),
+            "fit_seconds": t_fit,
+            "fit_nfev": nfev,
+            "fit_status": status,
+            "fit_seconds_per_evaluation": t_fit / nfev if nfev else None,
+        }
     print_result(result, as_json=args.json)
     return result
 

@@ -131,8 +131,18 @@ def build_cyrk_kernels(mod):
             if j >= n_out:
                 return 1, steps
             tb, k, te = _next_segment(t, t_out, j, e, ev_t)
-            sol = nbsolve2_ivp(addr, (t, tb), y, method=method, t_eval=te, args=p, rtol=rtol, atols=atol,
-                               max_num_steps=MAX_STEPS, force_retain_solver=False)
+            sol = nbsolve2_ivp(
+                addr,
+                (t, tb),
+                y,
+                method=method,
+                t_eval=te,
+                args=p,
+                rtol=rtol,
+                atols=atol,
+                max_num_steps=MAX_STEPS,
+                force_retain_solver=False,
+            )
             ok = sol.success and sol.size == te.shape[0]
             st = sol.status
             if ok:
@@ -171,8 +181,18 @@ def build_cyrk_kernels(mod):
             if j >= n_out:
                 return 1
             tb, k, te = _next_segment(t, t_out, j, e, ev_t)
-            res = nbsolve_ivp(diffeq_legacy, (t, tb), y, args=(p,), rk_method=1, t_eval=te, rtol=rtol,
-                              atols=atol, max_num_steps=MAX_STEPS, warnings=False)
+            res = nbsolve_ivp(
+                diffeq_legacy,
+                (t, tb),
+                y,
+                args=(p,),
+                rk_method=1,
+                t_eval=te,
+                rtol=rtol,
+                atols=atol,
+                max_num_steps=MAX_STEPS,
+                warnings=False,
+            )
             if not res.success:
                 return res.error_code if res.error_code != 1 else -1
             Y = res.y
@@ -191,8 +211,9 @@ def build_cyrk_kernels(mod):
         for i in nb.prange(P.shape[0]):
             a = ev_ptr[i]
             b = ev_ptr[i + 1]
-            st, ns_ = patient_rk45(addr, method, P[i], t0, t_out, ev_t[a:b], ev_k[a:b], ev_a[a:b],
-                                   rtol, atol, nonneg, Y[i])
+            st, ns_ = patient_rk45(
+                addr, method, P[i], t0, t_out, ev_t[a:b], ev_k[a:b], ev_a[a:b], rtol, atol, nonneg, Y[i]
+            )
             status[i] = st
             steps[i] = ns_
 
@@ -232,16 +253,43 @@ def main(argv: list[str] | None = None) -> dict:
         steps = np.zeros(Pm.shape[0], np.int64)
         for i in range(Pm.shape[0]):
             a, b = ev.ptr[i], ev.ptr[i + 1]
-            status[i], steps[i] = patient_rk45(addr, method, Pm[i], START_DAY, t_out, ev.times[a:b], ev.kinds[a:b],
-                                               ev.args[a:b], RTOL, atol, nonneg, Y[i])
+            status[i], steps[i] = patient_rk45(
+                addr,
+                method,
+                Pm[i],
+                START_DAY,
+                t_out,
+                ev.times[a:b],
+                ev.kinds[a:b],
+                ev.args[a:b],
+                RTOL,
+                atol,
+                nonneg,
+                Y[i],
+            )
         return Y, status, steps
 
     def cyrk_prange(Pm):
         Y = np.zeros((Pm.shape[0], t_out.size, ns))
         status = np.zeros(Pm.shape[0], np.int64)
         steps = np.zeros(Pm.shape[0], np.int64)
-        batch_rk45_prange(addr, "RK45", Pm, START_DAY, t_out, ev.ptr, ev.times, ev.kinds, ev.args, RTOL, atol,
-                          nonneg, Y, status, steps)
+        batch_rk45_prange(
+            addr,
+            "RK45",
+            Pm,
+            START_DAY,
+            t_out,
+            ev.ptr,
+            ev.times,
+            ev.kinds,
+            ev.args,
+            RTOL,
+            atol,
+            nonneg,
+            Y,
+            status,
+            steps,
+        )
         return Y, status, steps
 
     def legacy_loop(Pm):
@@ -249,8 +297,9 @@ def main(argv: list[str] | None = None) -> dict:
         status = np.zeros(Pm.shape[0], np.int64)
         for i in range(Pm.shape[0]):
             a, b = ev.ptr[i], ev.ptr[i + 1]
-            status[i] = patient_legacy(Pm[i], START_DAY, t_out, ev.times[a:b], ev.kinds[a:b], ev.args[a:b],
-                                       RTOL, atol, nonneg, Y[i])
+            status[i] = patient_legacy(
+                Pm[i], START_DAY, t_out, ev.times[a:b], ev.kinds[a:b], ev.args[a:b], RTOL, atol, nonneg, Y[i]
+            )
         return Y, status, None
 
     def kernel(Pm, parallel):
@@ -260,8 +309,23 @@ def main(argv: list[str] | None = None) -> dict:
         status = np.zeros(m, np.int64)
         counts = np.zeros((m, 3), np.int64)
         fn = mod.solve_batch if parallel else mod.solve_batch_serial
-        fn(Pm, START_DAY, t_out, ev.ptr[: m + 1], ev.times, ev.kinds, ev.args, RTOL, atol, nonneg,
-           opts_par.max_steps, Y, status, np.zeros(m), counts)
+        fn(
+            Pm,
+            START_DAY,
+            t_out,
+            ev.ptr[: m + 1],
+            ev.times,
+            ev.kinds,
+            ev.args,
+            RTOL,
+            atol,
+            nonneg,
+            opts_par.max_steps,
+            Y,
+            status,
+            np.zeros(m),
+            counts,
+        )
         return Y, status, counts
 
     def ours(Pm, opts):
@@ -270,9 +334,11 @@ def main(argv: list[str] | None = None) -> dict:
 
     # JIT warm-up (CyRK's numba entry points are not cached on disk: this is paid in every process)
     compile_s = {}
-    for name, fn in [("cyrk_rk45_loop", lambda: cyrk_loop(P[:1])), ("cyrk_rk45_prange", lambda: cyrk_prange(P[:2])),
-                     ("abscopal", lambda: (ours(P[:2], opts_ser), ours(P[:2], opts_par)))] + (
-            [] if args.no_legacy else [("cyrk_legacy_rk45_loop", lambda: legacy_loop(P[:1]))]):
+    for name, fn in [
+        ("cyrk_rk45_loop", lambda: cyrk_loop(P[:1])),
+        ("cyrk_rk45_prange", lambda: cyrk_prange(P[:2])),
+        ("abscopal", lambda: (ours(P[:2], opts_ser), ours(P[:2], opts_par))),
+    ] + ([] if args.no_legacy else [("cyrk_legacy_rk45_loop", lambda: legacy_loop(P[:1]))]):
         t0 = time.perf_counter()
         fn()
         compile_s[name] = time.perf_counter() - t0
@@ -298,9 +364,11 @@ def main(argv: list[str] | None = None) -> dict:
             last[k] = fn()
             times[k].append((time.perf_counter() - t0) / n)
     # ratios against solve() (what users call) and against the bare compiled kernel (integrator vs integrator)
-    baseline = {"cyrk_rk45_loop": ("abscopal_serial", "abscopal_kernel_serial"),
-                "cyrk_rk45_prange": ("abscopal_parallel", "abscopal_kernel_parallel"),
-                "cyrk_legacy_rk45_loop": ("abscopal_serial", "abscopal_kernel_serial")}
+    baseline = {
+        "cyrk_rk45_loop": ("abscopal_serial", "abscopal_kernel_serial"),
+        "cyrk_rk45_prange": ("abscopal_parallel", "abscopal_kernel_parallel"),
+        "cyrk_legacy_rk45_loop": ("abscopal_serial", "abscopal_kernel_serial"),
+    }
 
     def med_ratio(k, b):
         return float(np.median(np.array(times[k]) / np.array(times[b])))
@@ -327,8 +395,14 @@ def main(argv: list[str] | None = None) -> dict:
     # accuracy against a tight Radau reference
     nr = min(args.ref_patients, n)
     Pr = P[:nr]
-    ref = solve(model, Pr, t_out, events=sub(nr), t0=START_DAY,
-                options=SolverOptions(method="radau", rtol=1e-10, atol_scale=1e-2)).y
+    ref = solve(
+        model,
+        Pr,
+        t_out,
+        events=sub(nr),
+        t0=START_DAY,
+        options=SolverOptions(method="radau", rtol=1e-10, atol_scale=1e-2),
+    ).y
 
     def err(y):
         rel = np.abs(y - ref) / (np.abs(ref) + atol)
@@ -376,11 +450,15 @@ def main(argv: list[str] | None = None) -> dict:
         "abscopal_serial_seconds_per_patient_same_patients": ours_small_pp,
     }
 
-    print(f"CyRK {CyRK.__version__}, numba {nb.__version__}; {n} patients x {args.repeats} repeats, "
-          f"{threads} numba threads ({os.cpu_count()} CPUs); rtol {RTOL:g}, per-state atol; "
-          f"accuracy on {nr} patients vs Radau rtol 1e-10")
-    hdr = (f"{'variant':<26}{'ms/patient':>11}{'/solve()':>10}{'/kernel':>9}{'max rel err':>13}  {'worst at':<10}"
-           f"{'failed':>7}{'1st call s':>11}")
+    print(
+        f"CyRK {CyRK.__version__}, numba {nb.__version__}; {n} patients x {args.repeats} repeats, "
+        f"{threads} numba threads ({os.cpu_count()} CPUs); rtol {RTOL:g}, per-state atol; "
+        f"accuracy on {nr} patients vs Radau rtol 1e-10"
+    )
+    hdr = (
+        f"{'variant':<26}{'ms/patient':>11}{'/solve()':>10}{'/kernel':>9}{'max rel err':>13}  {'worst at':<10}"
+        f"{'failed':>7}{'1st call s':>11}"
+    )
     print(hdr)
     print("-" * len(hdr))
     for k in variants:
@@ -392,14 +470,20 @@ def main(argv: list[str] | None = None) -> dict:
         r = f"{ratio[k]:.2f}" if k in ratio else ""
         rk = f"{ratio_kernel[k]:.2f}" if k in ratio_kernel else ""
         print(f"{k:<26}{1e3 * np.median(times[k]):>11.3f}{r:>10}{rk:>9}{e_:>13}  {w_:<10}{f_:>7}{first:>11}")
-    print(f"{'cyrk_radau_loop (extra)':<26}{1e3 * radau_pp:>11.1f}{radau_pp / ours_small_pp:>10.1f}{'':>9}"
-          f"{acc['cyrk_radau_loop'][0]:>13.2e}  {acc['cyrk_radau_loop'][1]:<10}"
-          f"{result['cyrk_radau_failed_patients']:>7}")
-    print(f"(cyrk_radau_loop: CyRK Radau, finite-difference Jacobian, rtol {RTOL:g}, on the {nr} reference patients, "
-          f"ratio to abscopal solve(parallel=False) on the same patients)")
-    print(f"mean accepted steps/patient: abscopal {steps['abscopal_accepted']:.0f} "
-          f"(+{steps['abscopal_rejected']:.0f} rejected), CyRK RK45 {steps['cyrk_rk45_accepted']:.0f} "
-          f"(steps_taken summed over segments); max |loop - prange| of CyRK outputs {loop_vs_prange:.1e}")
+    print(
+        f"{'cyrk_radau_loop (extra)':<26}{1e3 * radau_pp:>11.1f}{radau_pp / ours_small_pp:>10.1f}{'':>9}"
+        f"{acc['cyrk_radau_loop'][0]:>13.2e}  {acc['cyrk_radau_loop'][1]:<10}"
+        f"{result['cyrk_radau_failed_patients']:>7}"
+    )
+    print(
+        f"(cyrk_radau_loop: CyRK Radau, finite-difference Jacobian, rtol {RTOL:g}, on the {nr} reference patients, "
+        f"ratio to abscopal solve(parallel=False) on the same patients)"
+    )
+    print(
+        f"mean accepted steps/patient: abscopal {steps['abscopal_accepted']:.0f} "
+        f"(+{steps['abscopal_rejected']:.0f} rejected), CyRK RK45 {steps['cyrk_rk45_accepted']:.0f} "
+        f"(steps_taken summed over segments); max |loop - prange| of CyRK outputs {loop_vs_prange:.1e}"
+    )
     print()
     print(conclusion(result))
     if args.json:
@@ -413,9 +497,12 @@ def conclusion(r: dict) -> str:
     err = r["max_rel_error_vs_radau"]
     first = r["first_call_seconds"]
     faster = rs["cyrk_rk45_loop"] < 1 and rs["cyrk_rk45_prange"] < 1
-    verdict = ("CyRK is faster here and could replace the hand-written integrator"
-               if faster else "CyRK reaches the same accuracy but is not faster, so keeping the hand-written "
-               "integrator (checked against scipy Radau) is justified")
+    verdict = (
+        "CyRK is faster here and could replace the hand-written integrator"
+        if faster
+        else "CyRK reaches the same accuracy but is not faster, so keeping the hand-written "
+        "integrator (checked against scipy Radau) is justified"
+    )
     return (
         f"Conclusion: CyRK {r['cyrk_version']}'s numba entry point nbsolve2_ivp (C++ RK45, dense-output t_eval) "
         f"integrates this workload with the same per-patient tolerances, max relative error "

@@ -158,8 +158,14 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     atol = np.array([s.abs_tol for s in spec.states])
     opts = SolverOptions(rtol=RTOL, atol_scale=ATOL_SCALE)
     P1k, ev1k = population_inputs(model, spec, plan, values, 1000)
-    solve(model, P1k[:4], t_out, events=EventSchedule(ev1k.ptr[:5], ev1k.times, ev1k.kinds, ev1k.args), t0=START_DAY,
-          options=opts)  # JIT warm-up in this process
+    solve(
+        model,
+        P1k[:4],
+        t_out,
+        events=EventSchedule(ev1k.ptr[:5], ev1k.times, ev1k.kinds, ev1k.args),
+        t0=START_DAY,
+        options=opts,
+    )  # JIT warm-up in this process
 
     def timed(fn) -> float:
         times = []
@@ -174,19 +180,38 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     loop_pp = scipy_loop_per_patient(model, P1k[:n_loop], ev1k, t_out, atol * ATOL_SCALE)
     P10k, ev10k = population_inputs(model, spec, plan, values, 10_000)
     t_10k = timed(lambda: solve(model, P10k, t_out, events=ev10k, t0=START_DAY, options=opts))
-    t_10k_serial = timed(lambda: solve(model, P10k[:2000], t_out, events=EventSchedule(
-        ev10k.ptr[:2001], ev10k.times, ev10k.kinds, ev10k.args), t0=START_DAY,
-        options=SolverOptions(rtol=RTOL, atol_scale=ATOL_SCALE, parallel=False))) * 5
+    t_10k_serial = (
+        timed(
+            lambda: solve(
+                model,
+                P10k[:2000],
+                t_out,
+                events=EventSchedule(ev10k.ptr[:2001], ev10k.times, ev10k.kinds, ev10k.args),
+                t0=START_DAY,
+                options=SolverOptions(rtol=RTOL, atol_scale=ATOL_SCALE, parallel=False),
+            )
+        )
+        * 5
+    )
     t_10k_default = timed(lambda: solve(model, P10k, t_out, events=ev10k, t0=START_DAY, options=SolverOptions()))
     pop10k = VirtualPopulation(n_patients=10_000, variability=VARIABILITY, seed=20261127)
-    t_sim = timed(lambda: simulate(model, {"sbrt+pembro": plan}, population=pop10k, t_end_day=END_DAY,
-                                   start_day=START_DAY, solver=opts))
+    t_sim = timed(
+        lambda: simulate(
+            model, {"sbrt+pembro": plan}, population=pop10k, t_end_day=END_DAY, start_day=START_DAY, solver=opts
+        )
+    )
     nr = args.radau_patients
     ev_r = EventSchedule(ev1k.ptr[: nr + 1], ev1k.times, ev1k.kinds, ev1k.args)
     ours = solve(model, P1k[:nr], t_out, events=ev_r, t0=START_DAY, options=opts).y
     t0 = time.perf_counter()
-    ref = solve(model, P1k[:nr], t_out, events=ev_r, t0=START_DAY,
-                options=SolverOptions(method="radau", rtol=1e-10, atol_scale=1e-10)).y
+    ref = solve(
+        model,
+        P1k[:nr],
+        t_out,
+        events=ev_r,
+        t0=START_DAY,
+        options=SolverOptions(method="radau", rtol=1e-10, atol_scale=1e-10),
+    ).y
     default = solve(model, P1k[:nr], t_out, events=ev_r, t0=START_DAY, options=SolverOptions()).y
     t_radau = (time.perf_counter() - t0) / nr
     rel = np.abs(ours - ref) / (np.abs(ref) + atol)

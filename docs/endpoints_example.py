@@ -32,10 +32,13 @@ def main(outdir: str) -> None:
     patients, targets = place_rt_targets(patients, "largest")
     pembro = ab.drug_regimen("pembrolizumab_200mg_q3w")
     sbrt = ab.radiation_regimen("sbrt_24gy_3fx", start_day=-7, target_lesions=targets, mean_lung_dose_gy=4.0)
-    arms = {"pembrolizumab": ab.TreatmentPlan(drug=pembro),
-            "sbrt+pembrolizumab": ab.TreatmentPlan(drug=pembro, radiation=(sbrt,))}
-    ds = ab.simulate(ab.nsclc_model(3), arms, population=patients.population(), t_end_day=730.0,
-                     output_interval_day=7.0)
+    arms = {
+        "pembrolizumab": ab.TreatmentPlan(drug=pembro),
+        "sbrt+pembrolizumab": ab.TreatmentPlan(drug=pembro, radiation=(sbrt,)),
+    }
+    ds = ab.simulate(
+        ab.nsclc_model(3), arms, population=patients.population(), t_end_day=730.0, output_interval_day=7.0
+    )
     ep = endpoints(ds, Assessment(orr_visit_day=84.0), patients=patients)
     print(f"{patients.n_patients} virtual patients per arm ({patients.rejected_draws} implausible draws rejected)")
     print(format_table(ep))

@@ -94,8 +94,12 @@ def build_toy_spec(**overrides: float) -> ModelSpec:
             ),
         ),
         observables=(
-            Observable(name="diameter", units="mm", long_name="sphere-equivalent diameter",
-                       expr=(6 * V / sp.pi) ** sp.Rational(1, 3)),
+            Observable(
+                name="diameter",
+                units="mm",
+                long_name="sphere-equivalent diameter",
+                expr=(6 * V / sp.pi) ** sp.Rational(1, 3),
+            ),
         ),
     )
 
@@ -188,4 +192,3 @@ def _never_touch_a_device(monkeypatch):
             return _real(*args, **kwargs)
 
         monkeypatch.setattr(os, name, guarded)
-

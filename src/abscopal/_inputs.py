@@ -21,8 +21,10 @@ def read_toml(path: Path, kind: str, error: type[AbscopalError]) -> dict[str, An
     try:
         text = path.read_bytes().decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise error(f"{kind} {str(path)!r} is not UTF-8 text (byte {exc.start}: {exc.object[exc.start:exc.start + 1]!r}"
-                    "); save it as UTF-8") from None
+        raise error(
+            f"{kind} {str(path)!r} is not UTF-8 text (byte {exc.start}: {exc.object[exc.start : exc.start + 1]!r}"
+            "); save it as UTF-8"
+        ) from None
     except OSError as exc:
         raise error(f"{kind} {str(path)!r} cannot be read: {exc.strerror}") from None
     try:
@@ -61,8 +63,11 @@ def check_text(where: str, value: Any) -> str:
 def names(where: str, value: Any) -> tuple[str, ...]:
     """A list of names (a single string is refused: it would be split into characters)."""
     if isinstance(value, str) or not isinstance(value, list | tuple):
-        raise ScheduleError(f"{where} must be a list of names, got {value!r}; write e.g. [{value!r}]"
-                            if isinstance(value, str) else f"{where} must be a list of names, got {value!r}")
+        raise ScheduleError(
+            f"{where} must be a list of names, got {value!r}; write e.g. [{value!r}]"
+            if isinstance(value, str)
+            else f"{where} must be a list of names, got {value!r}"
+        )
     for v in value:
         if not isinstance(v, str):
             raise ScheduleError(f"{where} must hold names (strings), got {v!r} in {value!r}")
@@ -71,8 +76,11 @@ def names(where: str, value: Any) -> tuple[str, ...]:
 
 def required_fields(cls: Any) -> list[str]:
     """Names of the dataclass fields of ``cls`` without a default."""
-    return [n for n, f in cls.__dataclass_fields__.items()
-            if f.init and f.default is MISSING and f.default_factory is MISSING]
+    return [
+        n
+        for n, f in cls.__dataclass_fields__.items()
+        if f.init and f.default is MISSING and f.default_factory is MISSING
+    ]
 
 
 def construct(where: str, build: Any, spec: dict[str, Any], required: Any = ()) -> Any:

@@ -36,14 +36,21 @@ def cite(*objects: Any) -> str:
             lines += [f"  {k} = {v:g}: {obj.source_of(k)}" for k, v in obj.values.items()]
         elif isinstance(obj, xr.Dataset):
             prov = json.loads(obj.attrs.get("provenance", "{}"))
-            lines.append(f"Result of model {prov.get('model')} (hash {str(prov.get('model_hash'))[:12]}), "
-                         f"abscopal {prov.get('version')}, parameter set {prov.get('parameter_set')}, "
-                         f"seed {prov.get('seed')}")
+            lines.append(
+                f"Result of model {prov.get('model')} (hash {str(prov.get('model_hash'))[:12]}), "
+                f"abscopal {prov.get('version')}, parameter set {prov.get('parameter_set')}, "
+                f"seed {prov.get('seed')}"
+            )
             overrides = prov.get("parameter_overrides") or {}
-            lines += [f"  {k} = {v:g}: set by the user (parameter set {prov.get('parameter_set')})"
-                      for k, v in overrides.items()]
-            lines += [f"  {k}: {v}" for k, v in (prov.get("sources") or {}).items()
-                      if k.removeprefix("parameter ") not in overrides]
+            lines += [
+                f"  {k} = {v:g}: set by the user (parameter set {prov.get('parameter_set')})"
+                for k, v in overrides.items()
+            ]
+            lines += [
+                f"  {k}: {v}"
+                for k, v in (prov.get("sources") or {}).items()
+                if k.removeprefix("parameter ") not in overrides
+            ]
         else:
             raise TypeError(f"cite() does not know how to cite {type(obj).__name__}")
     return "\n".join(lines)

@@ -48,14 +48,17 @@ def open_result(path: str | Path, option: str) -> xr.Dataset:  # noqa: F821 - xa
     with open(p, "rb") as fh:  # OSError (permission denied) is reported by main()
         head = fh.read(8)
     if head not in _NETCDF_MAGIC:
-        raise AbscopalError(f"{option} {str(p)!r} is not a netCDF-4 file; pass a .nc file written by abscopal "
-                            "simulate, endpoints or study")
+        raise AbscopalError(
+            f"{option} {str(p)!r} is not a netCDF-4 file; pass a .nc file written by abscopal "
+            "simulate, endpoints or study"
+        )
     try:
         with xr.open_dataset(p, engine="h5netcdf") as ds:
             return ds.load()
     except (OSError, ValueError, KeyError) as exc:
-        raise AbscopalError(f"{option} {str(p)!r} cannot be read as netCDF ({exc}); pass a file written by "
-                            "abscopal") from None
+        raise AbscopalError(
+            f"{option} {str(p)!r} cannot be read as netCDF ({exc}); pass a file written by abscopal"
+        ) from None
 
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
@@ -63,11 +66,19 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     from .scenario import load_scenario
     from .simulate import simulate
 
-    outputs = {"--out": args.out, "--figure": args.figure, "--endpoints-out": args.endpoints_out,
-               "--endpoints-figure": args.endpoints_figure}
+    outputs = {
+        "--out": args.out,
+        "--figure": args.figure,
+        "--endpoints-out": args.endpoints_out,
+        "--endpoints-figure": args.endpoints_figure,
+    }
     scenario = load_scenario(args.scenario, n_patients=args.patients, seed=args.seed, allow_large=args.allow_large)
-    check_outputs(outputs, inputs=[args.scenario, scenario.fit], force=args.force,  # the fit is an input too
-                  figures=("--figure", "--endpoints-figure"))
+    check_outputs(
+        outputs,
+        inputs=[args.scenario, scenario.fit],
+        force=args.force,  # the fit is an input too
+        figures=("--figure", "--endpoints-figure"),
+    )
     if args.endpoints or args.endpoints_out or args.endpoints_figure:
         _assessment(args)  # checks --orr-visit-day before any work
     out = Path(args.out)
@@ -78,8 +89,10 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     ds.attrs["fit"] = scenario.fit or "none (model defaults, uncalibrated)"
     ds.attrs["fit_survival"] = json.dumps(dict(scenario.survival))
     write_netcdf(ds, out, force=args.force)
-    print(f"simulated {ds.sizes['arm']} arm(s) x {ds.sizes['patient']} patient(s) in "
-          f"{time.perf_counter() - t0:.1f} s -> {out}")
+    print(
+        f"simulated {ds.sizes['arm']} arm(s) x {ds.sizes['patient']} patient(s) in "
+        f"{time.perf_counter() - t0:.1f} s -> {out}"
+    )
     if args.endpoints or args.endpoints_out or args.endpoints_figure:  # asking for an endpoint file implies them
         _print_endpoints(ds, args)
     if args.figure:
@@ -96,8 +109,11 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
             plot_lesion_trajectories(ds, arm=str(ds.arm.values[-1]), ax=axes[1])
         fig.suptitle(scenario.title)
         fig.tight_layout()
-        write_atomic(args.figure, lambda tmp: fig.savefig(tmp, format=Path(args.figure).suffix[1:] or "png",
-                                                          dpi=120), force=args.force)
+        write_atomic(
+            args.figure,
+            lambda tmp: fig.savefig(tmp, format=Path(args.figure).suffix[1:] or "png", dpi=120),
+            force=args.force,
+        )
         print(f"figure -> {args.figure}")
     return 0
 
@@ -108,9 +124,12 @@ def _assessment(args: argparse.Namespace, survival: dict | None = None):
     from .endpoints.recist import IRECIST, RECIST_1_1
     from .endpoints.summary import Assessment, SurvivalModel
 
-    return Assessment(orr_visit_day=args.orr_visit_day, exclude_irradiated=not args.include_irradiated,
-                      rules=IRECIST if args.irecist else RECIST_1_1,
-                      survival=replace(SurvivalModel(), **(survival or {})))
+    return Assessment(
+        orr_visit_day=args.orr_visit_day,
+        exclude_irradiated=not args.include_irradiated,
+        rules=IRECIST if args.irecist else RECIST_1_1,
+        survival=replace(SurvivalModel(), **(survival or {})),
+    )
 
 
 def _print_endpoints(ds, args: argparse.Namespace) -> None:
@@ -146,16 +165,24 @@ def _print_endpoints(ds, args: argparse.Namespace) -> None:
 def _cmd_endpoints(args: argparse.Namespace) -> int:
     from .io import check_outputs
 
-    check_outputs({"--out": args.endpoints_out, "--figure": args.endpoints_figure}, inputs=[args.result],
-                  force=args.force, figures=("--figure",))
+    check_outputs(
+        {"--out": args.endpoints_out, "--figure": args.endpoints_figure},
+        inputs=[args.result],
+        force=args.force,
+        figures=("--figure",),
+    )
     _assessment(args)  # checks --orr-visit-day before reading the result
     _print_endpoints(open_result(args.result, "result"), args)
     return 0
 
 
 def _add_assessment_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--orr-visit-day", type=float, default=None,
-                   help="ORR at the first scan on/after this day (PEMBRO-RT: 84); default best response")
+    p.add_argument(
+        "--orr-visit-day",
+        type=float,
+        default=None,
+        help="ORR at the first scan on/after this day (PEMBRO-RT: 84); default best response",
+    )
     p.add_argument("--include-irradiated", action="store_true", help="also score irradiated lesions")
     p.add_argument("--irecist", action="store_true", help="iRECIST instead of RECIST 1.1")
 
@@ -201,8 +228,12 @@ def _cmd_cite(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``abscopal`` command."""
-    p = argparse.ArgumentParser(prog="abscopal", description="RT + immune-checkpoint blockade modelling (NSCLC)",
-                                epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="abscopal",
+        description="RT + immune-checkpoint blockade modelling (NSCLC)",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--version", action="version", version=f"abscopal {__version__}")
     _add_verbosity(p, top=True)
     sub = p.add_subparsers(dest="command", required=True)
@@ -216,9 +247,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--endpoints", action="store_true", help="score the patients and print the arm table")
     s.add_argument("--endpoints-out", default=None, help="also write the endpoints dataset (netCDF)")
     s.add_argument("--endpoints-figure", default=None, help="KM, waterfall and spider plots (PNG/SVG)")
-    s.add_argument("--allow-large", action="store_true",
-                   help="run even above the cost limits (1e6 patients, 2 GiB of output, 1e5 RT fractions + drug "
-                        "doses per arm; abscopal.limits)")
+    s.add_argument(
+        "--allow-large",
+        action="store_true",
+        help="run even above the cost limits (1e6 patients, 2 GiB of output, 1e5 RT fractions + drug "
+        "doses per arm; abscopal.limits)",
+    )
     _add_assessment_options(s)
     s.set_defaults(func=_cmd_simulate)
     e = sub.add_parser("endpoints", help="score a simulation result (RECIST, ORR, PFS, OS, HR, pneumonitis)")
@@ -264,10 +298,16 @@ def build_parser() -> argparse.ArgumentParser:
 def _add_verbosity(p: argparse.ArgumentParser, *, top: bool) -> None:
     default = {} if top else {"default": argparse.SUPPRESS}  # a command's own -v/-q must not reset the top one
     g = p.add_mutually_exclusive_group()
-    g.add_argument("-v", "--verbose", action="count", help="log progress (twice: debug messages)",
-                   **({"default": 0} | default))
-    g.add_argument("-q", "--quiet", action="store_true", help="only errors: no progress messages or progress bar",
-                   **({"default": False} | default))
+    g.add_argument(
+        "-v", "--verbose", action="count", help="log progress (twice: debug messages)", **({"default": 0} | default)
+    )
+    g.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        help="only errors: no progress messages or progress bar",
+        **({"default": False} | default),
+    )
 
 
 class _StderrHandler(logging.Handler):
@@ -289,8 +329,9 @@ def _configure_logging(verbose: int, quiet: bool) -> None:
     if _HANDLER not in logger.handlers:
         logger.addHandler(_HANDLER)
     logger.propagate = False
-    logger.setLevel(logging.ERROR if quiet else logging.DEBUG if verbose >= 2 else logging.INFO if verbose else
-                    logging.WARNING)
+    logger.setLevel(
+        logging.ERROR if quiet else logging.DEBUG if verbose >= 2 else logging.INFO if verbose else logging.WARNING
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -309,8 +350,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_CODES["ok"]
     except OSError as exc:  # an input that cannot be read, an output folder that vanished: no traceback
         where = f" {str(exc.filename)!r}" if exc.filename is not None else ""
-        print(f"abscopal: error: cannot access{where}: {exc.strerror or exc}; check the path and its permissions",
-              file=sys.stderr)
+        print(
+            f"abscopal: error: cannot access{where}: {exc.strerror or exc}; check the path and its permissions",
+            file=sys.stderr,
+        )
         return EXIT_CODES["input"]
 
 

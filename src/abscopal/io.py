@@ -18,8 +18,16 @@ import xarray as xr
 
 from .errors import AbscopalError
 
-__all__ = ["JsonArtefact", "OutputExistsError", "OutputPathError", "check_output_dir", "check_outputs",
-           "figure_formats", "write_atomic", "write_netcdf"]
+__all__ = [
+    "JsonArtefact",
+    "OutputExistsError",
+    "OutputPathError",
+    "check_output_dir",
+    "check_outputs",
+    "figure_formats",
+    "write_atomic",
+    "write_netcdf",
+]
 
 
 class OutputExistsError(AbscopalError, FileExistsError):
@@ -37,12 +45,15 @@ def _refuse_non_regular(path: Path, what: str = "output") -> None:
     try:
         mode = os.stat(path).st_mode
     except OSError:
-        raise OutputPathError(f"{what} {str(path)!r} is a broken symbolic link; remove it or choose another "
-                              "path") from None
+        raise OutputPathError(
+            f"{what} {str(path)!r} is a broken symbolic link; remove it or choose another path"
+        ) from None
     if not stat.S_ISREG(mode):
         kind = "a folder" if stat.S_ISDIR(mode) else "not a regular file (a device, FIFO or socket)"
-        raise OutputPathError(f"{what} {str(path)!r} is {kind}; abscopal only replaces regular files, even with "
-                              "--force; choose a file path")
+        raise OutputPathError(
+            f"{what} {str(path)!r} is {kind}; abscopal only replaces regular files, even with "
+            "--force; choose a file path"
+        )
 
 
 def figure_formats() -> frozenset[str]:
@@ -67,15 +78,17 @@ def _check_writable_dir(folder: Path, what: str, path: Path) -> None:
     if not base.is_dir():
         raise OutputPathError(f"{what} {str(path)!r}: {str(base)!r} is not a folder; choose another path")
     if not os.access(base, os.W_OK | os.X_OK):
-        raise OutputPathError(f"{what} {str(path)!r}: folder {str(base)!r} is not writable; choose another path "
-                              "or fix its permissions")
+        raise OutputPathError(
+            f"{what} {str(path)!r}: folder {str(base)!r} is not writable; choose another path or fix its permissions"
+        )
     try:  # os.access is not the whole truth (read-only mounts, ACLs, root): create and remove a real file
         fd, probe = tempfile.mkstemp(dir=base, prefix=".abscopal-probe-", suffix=".tmp")
         os.close(fd)
         os.unlink(probe)
     except OSError as exc:
-        raise OutputPathError(f"{what} {str(path)!r}: cannot create a file in {str(base)!r} ({exc.strerror}); "
-                              "choose another path") from None
+        raise OutputPathError(
+            f"{what} {str(path)!r}: cannot create a file in {str(base)!r} ({exc.strerror}); choose another path"
+        ) from None
 
 
 def _same(a: Path, b: Path) -> bool:
@@ -87,8 +100,13 @@ def _same(a: Path, b: Path) -> bool:
     return a.resolve() == b.resolve()
 
 
-def check_outputs(outputs: Mapping[str, str | Path | None], *, inputs: Iterable[str | Path | None] = (),
-                  force: bool = False, figures: Iterable[str] = ()) -> dict[str, Path]:
+def check_outputs(
+    outputs: Mapping[str, str | Path | None],
+    *,
+    inputs: Iterable[str | Path | None] = (),
+    force: bool = False,
+    figures: Iterable[str] = (),
+) -> dict[str, Path]:
     """Check every output path of a command before any work; return the paths given (``None`` ones dropped).
 
     Parameters
@@ -122,20 +140,24 @@ def check_outputs(outputs: Mapping[str, str | Path | None], *, inputs: Iterable[
         _refuse_non_regular(path, opt)
         for i in ins:
             if _same(path, i):
-                raise OutputPathError(f"{opt} {str(path)!r} is an input of this command ({str(i)!r}); abscopal "
-                                      "never writes over its inputs, even with --force: choose another path")
+                raise OutputPathError(
+                    f"{opt} {str(path)!r} is an input of this command ({str(i)!r}); abscopal "
+                    "never writes over its inputs, even with --force: choose another path"
+                )
         key = path.resolve()
         for other_path, other in seen.items():
             if other_path == key or _same(path, other_path):
-                raise OutputPathError(f"{opt} {str(path)!r} and {other} name the same file; give each output its "
-                                      "own path")
+                raise OutputPathError(
+                    f"{opt} {str(path)!r} and {other} name the same file; give each output its own path"
+                )
         seen[key] = f"{opt} {str(path)!r}"
         if opt in figs:
             fmt = path.suffix[1:].lower() or "png"
             formats = figure_formats()
             if fmt not in formats:
-                raise OutputPathError(f"{opt} {str(path)!r}: unknown figure format {fmt!r}; use one of "
-                                      f"{', '.join(sorted(formats))}")
+                raise OutputPathError(
+                    f"{opt} {str(path)!r}: unknown figure format {fmt!r}; use one of {', '.join(sorted(formats))}"
+                )
         if os.path.lexists(path) and not force:
             raise OutputExistsError(f"{opt} {str(path)!r} exists; choose another path or pass --force")
         _check_writable_dir(path.parent, opt, path)

@@ -35,8 +35,9 @@ def _human(value: float, unit: str) -> str:
     return f"{value:,.0f} {unit}"
 
 
-def check_cost(what: str, estimate: float, limit: float, unit: str, allow_large: bool,
-               error: type[AbscopalError] = ScheduleError) -> None:
+def check_cost(
+    what: str, estimate: float, limit: float, unit: str, allow_large: bool, error: type[AbscopalError] = ScheduleError
+) -> None:
     """Raise ``error`` if ``estimate`` exceeds ``limit`` and ``allow_large`` is false.
 
     Parameters
@@ -51,5 +52,7 @@ def check_cost(what: str, estimate: float, limit: float, unit: str, allow_large:
         The error class to raise.
     """
     if estimate > limit and not allow_large:
-        raise error(f"{what}: estimated {_human(estimate, unit)}, above the limit of {_human(limit, unit)} "
-                    "(abscopal.limits); reduce the size, or pass allow_large=True (CLI: --allow-large) if you mean it")
+        raise error(
+            f"{what}: estimated {_human(estimate, unit)}, above the limit of {_human(limit, unit)} "
+            "(abscopal.limits); reduce the size, or pass allow_large=True (CLI: --allow-large) if you mean it"
+        )

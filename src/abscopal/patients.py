@@ -35,9 +35,21 @@ from .model.library.nsclc import default_variability
 from .model.library.nsclc_parameters import global_parameters, lesion_parameters
 from .population import Variability, VirtualPopulation
 
-__all__ = ["EVENT_DRAW_COLUMNS", "HISTOLOGIES", "LINES", "MIXES", "RT_TARGET_RULES", "TPS_CATEGORIES",
-           "CovariateEffects", "PatientMix", "PlausibilityRules", "RTTargetRule", "VirtualPatients",
-           "draw_patients", "irradiated_lesions"]
+__all__ = [
+    "EVENT_DRAW_COLUMNS",
+    "HISTOLOGIES",
+    "LINES",
+    "MIXES",
+    "RT_TARGET_RULES",
+    "TPS_CATEGORIES",
+    "CovariateEffects",
+    "PatientMix",
+    "PlausibilityRules",
+    "RTTargetRule",
+    "VirtualPatients",
+    "draw_patients",
+    "irradiated_lesions",
+]
 
 TPS_CATEGORIES = ("<1%", "1-49%", ">=50%")
 LINES = ("first_line", "pretreated")
@@ -79,8 +91,9 @@ def _probabilities(name: str, value: object, known: tuple[Any, ...]) -> FrozenMa
             raise ParameterError(f"{name}: " + unknown_name_message("level", str(key), [str(k) for k in known]))
     out = {k: _real(f"{name}[{k!r}]", value[k], low=0.0, high=1.0) for k in known if k in value}  # canonical order
     if abs(sum(out.values()) - 1.0) > 1e-9:
-        raise ParameterError(f"{name} probabilities must sum to 1 (within 1e-9), got {sum(out.values())!r} for "
-                             f"{out}; rescale them")
+        raise ParameterError(
+            f"{name} probabilities must sum to 1 (within 1e-9), got {sum(out.values())!r} for {out}; rescale them"
+        )
     return FrozenMap(out)
 
 
@@ -131,12 +144,22 @@ class PatientMix:
         if not (isinstance(self.name, str) and self.name and isinstance(self.source, str) and self.source):
             raise ParameterError(f"name and source must be non-empty strings, got {self.name!r}, {self.source!r}")
         counts = self.lesion_count if isinstance(self.lesion_count, Mapping) else {}
-        levels = {"pdl1_tps_mix": TPS_CATEGORIES, "line_of_therapy": LINES, "histology": HISTOLOGIES,
-                  "lesion_count": tuple(sorted(_whole("lesion_count key", c, low=1) for c in counts)),
-                  "metastasis_sites": SITES}
+        levels = {
+            "pdl1_tps_mix": TPS_CATEGORIES,
+            "line_of_therapy": LINES,
+            "histology": HISTOLOGIES,
+            "lesion_count": tuple(sorted(_whole("lesion_count key", c, low=1) for c in counts)),
+            "metastasis_sites": SITES,
+        }
         checked = {k: _probabilities(k, getattr(self, k), v) for k, v in levels.items() if getattr(self, k) is not None}
-        checked |= {k: _real(k, getattr(self, k), low=0.0, high=h, strict=True) for k, h in (
-            ("baseline_sld_median_mm", math.inf), ("baseline_sld_omega", 5.0), ("lesion_size_concentration", 1e6))}
+        checked |= {
+            k: _real(k, getattr(self, k), low=0.0, high=h, strict=True)
+            for k, h in (
+                ("baseline_sld_median_mm", math.inf),
+                ("baseline_sld_omega", 5.0),
+                ("lesion_size_concentration", 1e6),
+            )
+        }
         sizes = ("min_lesion_diameter_mm", "max_lesion_diameter_mm")
         checked |= zip(sizes, _pair(str(sizes), [getattr(self, k) for k in sizes], low=0.0, strict=True), strict=True)
         for key, value in checked.items():
@@ -158,8 +181,11 @@ class PatientMix:
     def sld_log_location(self) -> float:
         """Log-normal location whose truncated draws (module docstring) have median ``baseline_sld_median_mm``."""
         omega, target = self.baseline_sld_omega, math.log(self.baseline_sld_median_mm)
-        bounds = [(p, math.log(c * self.min_lesion_diameter_mm), math.log(c * self.max_lesion_diameter_mm))
-                  for c, p in self.lesion_count.items() if p > 0]
+        bounds = [
+            (p, math.log(c * self.min_lesion_diameter_mm), math.log(c * self.max_lesion_diameter_mm))
+            for c, p in self.lesion_count.items()
+            if p > 0
+        ]
 
         def excess_below(mu: float) -> float:  # P(SLD <= median) - 0.5, decreasing in mu
             total = 0.0
@@ -171,38 +197,62 @@ class PatientMix:
         lo, hi = target - 12 * omega - 10, target + 12 * omega + 10
         if not excess_below(lo) > 0 > excess_below(hi):
             sizes = f"{self.min_lesion_diameter_mm:g}-{self.max_lesion_diameter_mm:g} mm"
-            raise ParameterError(f"baseline_sld_median_mm = {self.baseline_sld_median_mm!r} cannot be the median SLD "
-                                 f"of lesion_count {dict(self.lesion_count)} with lesions of {sizes}; give a median "
-                                 "inside the SLD range of most patients")
+            raise ParameterError(
+                f"baseline_sld_median_mm = {self.baseline_sld_median_mm!r} cannot be the median SLD "
+                f"of lesion_count {dict(self.lesion_count)} with lesions of {sizes}; give a median "
+                "inside the SLD range of most patients"
+            )
         return float(brentq(excess_below, lo, hi, xtol=1e-12))
 
 
 _UNSELECTED_TPS = {"<1%": 0.40, "1-49%": 0.35, ">=50%": 0.25}
-_COMMON = {"histology": {"adenocarcinoma": 0.75, "squamous": 0.25}, "baseline_sld_median_mm": 80.0,
-           "baseline_sld_omega": 0.5}
+_COMMON = {
+    "histology": {"adenocarcinoma": 0.75, "squamous": 0.25},
+    "baseline_sld_median_mm": 80.0,
+    "baseline_sld_omega": 0.5,
+}
 _SITES = {"lymph_node": 0.35, "lung": 0.15, "bone": 0.15, "liver": 0.10, "adrenal": 0.10, "brain": 0.10, "pleura": 0.05}
 _AT_LEAST_TWO = {2: 0.35, 3: 0.35, 4: 0.20, 5: 0.10}
-_ASSUMED = ("Assumptions (not in the trial reports): the TPS mix if unselected, histology, metastatic sites and lesion "
-            "counts (values above); baseline SLD median 80 mm, log-SD 0.5 (the reports give no baseline sums).")
-MIXES: Mapping[str, PatientMix] = FrozenMap({
-    "pembro_rt": PatientMix(
-        name="pembro_rt", pdl1_tps_mix=_UNSELECTED_TPS, line_of_therapy={"pretreated": 1.0},
-        lesion_count=_AT_LEAST_TWO, metastasis_sites=_SITES, **_COMMON,
-        source="PEMBRO-RT (Theelen 2019, JAMA Oncol 5:1276): PD-L1 unselected; progressed after >= 1 "
-               "chemotherapy regimen (Wang 2023 review, ref 52) -> pretreated 1.0; SBRT to one site and ORR of the "
-               "non-irradiated lesions -> >= 2 lesions. " + _ASSUMED),
-    "mdacc": PatientMix(
-        name="mdacc", pdl1_tps_mix=_UNSELECTED_TPS, line_of_therapy={"first_line": 0.3, "pretreated": 0.7},
-        lesion_count=_AT_LEAST_TWO, metastasis_sites=_SITES | {"lymph_node": 0.30, "liver": 0.15}, **_COMMON,
-        source="MDACC (Welsh 2020, J Immunother Cancer 8:e001001): PD-L1 unselected; a lung or liver lesion "
-               "for RT plus >= 1 other lesion -> >= 2 lesions. Mixed lines, first line 0.3 / pretreated 0.7, and "
-               "liver 0.15 / node 0.30: assumptions (not in the report). " + _ASSUMED),
-    "first_line_pdl1_high": PatientMix(
-        name="first_line_pdl1_high", pdl1_tps_mix={">=50%": 1.0}, line_of_therapy={"first_line": 1.0},
-        lesion_count={1: 0.15, 2: 0.30, 3: 0.30, 4: 0.15, 5: 0.10}, metastasis_sites=_SITES, **_COMMON,
-        source="First line, PD-L1 TPS >= 50% (first-line pembrolizumab monotherapy; seed review introduction). "
-               + _ASSUMED),
-})
+_ASSUMED = (
+    "Assumptions (not in the trial reports): the TPS mix if unselected, histology, metastatic sites and lesion "
+    "counts (values above); baseline SLD median 80 mm, log-SD 0.5 (the reports give no baseline sums)."
+)
+MIXES: Mapping[str, PatientMix] = FrozenMap(
+    {
+        "pembro_rt": PatientMix(
+            name="pembro_rt",
+            pdl1_tps_mix=_UNSELECTED_TPS,
+            line_of_therapy={"pretreated": 1.0},
+            lesion_count=_AT_LEAST_TWO,
+            metastasis_sites=_SITES,
+            **_COMMON,
+            source="PEMBRO-RT (Theelen 2019, JAMA Oncol 5:1276): PD-L1 unselected; progressed after >= 1 "
+            "chemotherapy regimen (Wang 2023 review, ref 52) -> pretreated 1.0; SBRT to one site and ORR of the "
+            "non-irradiated lesions -> >= 2 lesions. " + _ASSUMED,
+        ),
+        "mdacc": PatientMix(
+            name="mdacc",
+            pdl1_tps_mix=_UNSELECTED_TPS,
+            line_of_therapy={"first_line": 0.3, "pretreated": 0.7},
+            lesion_count=_AT_LEAST_TWO,
+            metastasis_sites=_SITES | {"lymph_node": 0.30, "liver": 0.15},
+            **_COMMON,
+            source="MDACC (Welsh 2020, J Immunother Cancer 8:e001001): PD-L1 unselected; a lung or liver lesion "
+            "for RT plus >= 1 other lesion -> >= 2 lesions. Mixed lines, first line 0.3 / pretreated 0.7, and "
+            "liver 0.15 / node 0.30: assumptions (not in the report). " + _ASSUMED,
+        ),
+        "first_line_pdl1_high": PatientMix(
+            name="first_line_pdl1_high",
+            pdl1_tps_mix={">=50%": 1.0},
+            line_of_therapy={"first_line": 1.0},
+            lesion_count={1: 0.15, 2: 0.30, 3: 0.30, 4: 0.15, 5: 0.10},
+            metastasis_sites=_SITES,
+            **_COMMON,
+            source="First line, PD-L1 TPS >= 50% (first-line pembrolizumab monotherapy; seed review introduction). "
+            + _ASSUMED,
+        ),
+    }
+)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -225,18 +275,25 @@ class CovariateEffects:
 
     pretreated_log_effect: Mapping[str, float] = field(default_factory=lambda: {"effector_baseline": -0.3})
     squamous_log_effect: Mapping[str, float] = field(
-        default_factory=lambda: {"tumour_doubling_time_day": math.log(0.0034 / 0.0103)})
+        default_factory=lambda: {"tumour_doubling_time_day": math.log(0.0034 / 0.0103)}
+    )
     tps_ranges: Mapping[str, tuple[float, float]] = field(
-        default_factory=lambda: {"<1%": (0.0, 0.01), "1-49%": (0.01, 0.5), ">=50%": (0.5, 1.0)})
+        default_factory=lambda: {"<1%": (0.0, 0.01), "1-49%": (0.01, 0.5), ">=50%": (0.5, 1.0)}
+    )
 
     def __post_init__(self) -> None:
         for name in ("pretreated_log_effect", "squamous_log_effect"):
             object.__setattr__(self, name, _log_effects(name, getattr(self, name)))
         if not isinstance(self.tps_ranges, Mapping) or set(self.tps_ranges) != set(TPS_CATEGORIES):
-            raise ParameterError(f"tps_ranges must give (low, high) for each of {TPS_CATEGORIES} and nothing else, "
-                                 f"got {self.tps_ranges!r}")
-        object.__setattr__(self, "tps_ranges", FrozenMap(
-            {c: _pair(f"tps_ranges[{c!r}]", self.tps_ranges[c], low=0.0, high=1.0) for c in TPS_CATEGORIES}))
+            raise ParameterError(
+                f"tps_ranges must give (low, high) for each of {TPS_CATEGORIES} and nothing else, "
+                f"got {self.tps_ranges!r}"
+            )
+        object.__setattr__(
+            self,
+            "tps_ranges",
+            FrozenMap({c: _pair(f"tps_ranges[{c!r}]", self.tps_ranges[c], low=0.0, high=1.0) for c in TPS_CATEGORIES}),
+        )
 
     def parameter_names(self) -> set[str]:
         """Every parameter these effects act on."""
@@ -250,8 +307,10 @@ class CovariateEffects:
     def multipliers(self, patients: VirtualPatients) -> dict[str, np.ndarray]:
         """``{parameter: factor per patient}`` = exp(sum of the patient's log effects)."""
         log = {name: np.zeros(len(patients.line_of_therapy)) for name in sorted(self.parameter_names())}
-        for mask, effects in ((patients.line_of_therapy == "pretreated", self.pretreated_log_effect),
-                              (patients.histology == "squamous", self.squamous_log_effect)):
+        for mask, effects in (
+            (patients.line_of_therapy == "pretreated", self.pretreated_log_effect),
+            (patients.histology == "squamous", self.squamous_log_effect),
+        ):
             for name, beta in effects.items():
                 log[name] += beta * mask
         return {name: np.exp(v) for name, v in log.items()}
@@ -277,8 +336,20 @@ class PlausibilityRules:
         object.__setattr__(self, "max_attempts", _whole("max_attempts", self.max_attempts, low=1, high=10000))
 
 
-_ROWS = ("pdl1_category", "pdl1_uniform", "line_of_therapy", "histology", "sites", "present", "baseline_diameter_mm",
-         "z", "untreated_vdt_day", "vdt_rejections", "size_rejections", "event_draws")
+_ROWS = (
+    "pdl1_category",
+    "pdl1_uniform",
+    "line_of_therapy",
+    "histology",
+    "sites",
+    "present",
+    "baseline_diameter_mm",
+    "z",
+    "untreated_vdt_day",
+    "vdt_rejections",
+    "size_rejections",
+    "event_draws",
+)
 
 
 @dataclass(frozen=True, kw_only=True, eq=False)
@@ -315,8 +386,13 @@ class VirtualPatients:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "variability", FrozenMap(dict(self.variability)))
-        wide = {"sites": self.n_lesions, "present": self.n_lesions, "baseline_diameter_mm": self.n_lesions,
-                "z": len(self.variability), "event_draws": len(EVENT_DRAW_COLUMNS)}
+        wide = {
+            "sites": self.n_lesions,
+            "present": self.n_lesions,
+            "baseline_diameter_mm": self.n_lesions,
+            "z": len(self.variability),
+            "event_draws": len(EVENT_DRAW_COLUMNS),
+        }
         for name in _ROWS:
             arr, shape = np.array(getattr(self, name)), (self.n_patients, *([wide[name]] if name in wide else []))
             if arr.shape != shape:
@@ -339,8 +415,9 @@ class VirtualPatients:
         """Sum of the baseline diameters of each patient's lesions."""
         return self.baseline_diameter_mm.sum(axis=1)
 
-    def population(self, effects: CovariateEffects | None = None,
-                   variability: Mapping[str, Variability] | None = None) -> VirtualPopulation:
+    def population(
+        self, effects: CovariateEffects | None = None, variability: Mapping[str, Variability] | None = None
+    ) -> VirtualPopulation:
         """These patients as a :class:`VirtualPopulation` with the same draws ``z`` (common random numbers).
 
         Per patient: ``baseline_volume_mm3_{j}`` (sphere of the baseline diameter; 0 if absent) and ``pdl1_tps``;
@@ -350,18 +427,32 @@ class VirtualPatients:
         eff = self.effects if effects is None else effects
         var = self.variability if variability is None else dict(variability)
         if tuple(var) != tuple(self.variability):
-            raise ParameterError(f"variability must name {list(self.variability)} in this order (the columns of z), "
-                                 f"got {list(var)}; draw new patients to vary other parameters")
-        per_patient = {f"baseline_volume_mm3_{j}": math.pi / 6.0 * self.baseline_diameter_mm[:, j] ** 3
-                       for j in range(self.n_lesions)}
+            raise ParameterError(
+                f"variability must name {list(self.variability)} in this order (the columns of z), "
+                f"got {list(var)}; draw new patients to vary other parameters"
+            )
+        per_patient = {
+            f"baseline_volume_mm3_{j}": math.pi / 6.0 * self.baseline_diameter_mm[:, j] ** 3
+            for j in range(self.n_lesions)
+        }
         per_patient["pdl1_tps"] = eff.tps_score(self.pdl1_category, self.pdl1_uniform)
-        return VirtualPopulation(n_patients=self.n_patients, variability=var, seed=self.seed, per_patient=per_patient,
-                                 multipliers=eff.multipliers(self), draws=self.z)
+        return VirtualPopulation(
+            n_patients=self.n_patients,
+            variability=var,
+            seed=self.seed,
+            per_patient=per_patient,
+            multipliers=eff.multipliers(self),
+            draws=self.z,
+        )
 
     def table(self) -> dict[str, np.ndarray]:
         """One row per patient, for provenance (covariates, lesions, draws, rejections)."""
-        out = {"patient": np.arange(self.n_patients), "pdl1_tps": self.pdl1_tps,
-               "baseline_sld_mm": self.baseline_sld_mm, "n_lesions_present": self.present.sum(axis=1)}
+        out = {
+            "patient": np.arange(self.n_patients),
+            "pdl1_tps": self.pdl1_tps,
+            "baseline_sld_mm": self.baseline_sld_mm,
+            "n_lesions_present": self.present.sum(axis=1),
+        }
         out |= {name: getattr(self, name) for name in _ROWS if getattr(self, name).ndim == 1}
         for j in range(self.n_lesions):
             out[f"site_{j}"], out[f"baseline_diameter_mm_{j}"] = self.sites[:, j], self.baseline_diameter_mm[:, j]
@@ -389,9 +480,15 @@ def _lesions(mix: PatientMix, rng: np.random.Generator, n_lesions: int, mu: floa
 
 
 def draw_patients(
-    mix: PatientMix, n_patients: int, *, n_lesions: int, seed: int,
-    variability: Mapping[str, Variability] | None = None, correlation: np.ndarray | None = None,
-    effects: CovariateEffects | None = None, plausibility: PlausibilityRules | None = None,
+    mix: PatientMix,
+    n_patients: int,
+    *,
+    n_lesions: int,
+    seed: int,
+    variability: Mapping[str, Variability] | None = None,
+    correlation: np.ndarray | None = None,
+    effects: CovariateEffects | None = None,
+    plausibility: PlausibilityRules | None = None,
     typical: Mapping[str, float] | None = None,
 ) -> VirtualPatients:
     """Draw ``n_patients`` reproducible virtual patients of ``mix`` (steps in the module docstring).
@@ -407,37 +504,58 @@ def draw_patients(
     n, L = _whole("n_patients", n_patients, low=1), _whole("n_lesions", n_lesions, low=1)
     seed = _whole("seed", seed, low=0)
     if mix.max_lesions > L:
-        raise ParameterError(f"mix {mix.name!r} has lesion_count up to {mix.max_lesions}, above n_lesions = {L}; "
-                             f"use mix.capped({L}) or a model with more lesions")
+        raise ParameterError(
+            f"mix {mix.name!r} has lesion_count up to {mix.max_lesions}, above n_lesions = {L}; "
+            f"use mix.capped({L}) or a model with more lesions"
+        )
     effects = CovariateEffects() if effects is None else effects
     plausibility = PlausibilityRules() if plausibility is None else plausibility
-    typical = dict(typical) if typical is not None else {
-        p.name: p.default for p in global_parameters() + tuple(p for j in range(L) for p in lesion_parameters(j))}
-    var = dict(variability) if variability is not None else {
-        k: v for k, v in default_variability().items() if k != "pdl1_tps"}
+    typical = (
+        dict(typical)
+        if typical is not None
+        else {p.name: p.default for p in global_parameters() + tuple(p for j in range(L) for p in lesion_parameters(j))}
+    )
+    var = (
+        dict(variability)
+        if variability is not None
+        else {k: v for k, v in default_variability().items() if k != "pdl1_tps"}
+    )
     vdt_name = plausibility.vdt_parameter
     fixed = {"pdl1_tps"} | {f"baseline_volume_mm3_{j}" for j in range(L)}
     for name in [*var, *sorted(effects.parameter_names()), vdt_name]:
         if name not in typical:
-            raise ParameterError(unknown_name_message("parameter", str(name), typical) + " (in variability, effects or "
-                                 "plausibility.vdt_parameter); give a parameter of the model")
+            raise ParameterError(
+                unknown_name_message("parameter", str(name), typical) + " (in variability, effects or "
+                "plausibility.vdt_parameter); give a parameter of the model"
+            )
         if name in fixed:
-            raise ParameterError(f"{name!r} is set per patient from the covariates and lesions; remove it from the "
-                                 "variability, the covariate effects and the plausibility rules")
+            raise ParameterError(
+                f"{name!r} is set per patient from the covariates and lesions; remove it from the "
+                "variability, the covariate effects and the plausibility rules"
+            )
     names, corr = list(var), None if correlation is None else np.asarray(correlation, dtype=float)
     # VirtualPopulation validates the correlation (shape, symmetry, positive definiteness)
-    chol = None if corr is None else np.linalg.cholesky(VirtualPopulation(n_patients=1, variability=var,
-                                                                          correlation=corr).correlation)
+    chol = (
+        None
+        if corr is None
+        else np.linalg.cholesky(VirtualPopulation(n_patients=1, variability=var, correlation=corr).correlation)
+    )
     mu = mix.sld_log_location()
     cov = np.empty((n, 4), dtype=object)  # TPS category, line, histology, TPS uniform
     sites, diam, size_rej = np.empty((n, L), dtype=object), np.zeros((n, L)), np.zeros(n, dtype=int)
     events = np.empty((n, len(EVENT_DRAW_COLUMNS)))
+
     def stream(k: int, i: int) -> np.random.Generator:
         return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(k, i)))
+
     for k in range(n):
         rng = stream(k, _BASELINE_KEY)
-        cov[k] = (_pick(mix.pdl1_tps_mix, rng.random()), _pick(mix.line_of_therapy, rng.random()),
-                  "unspecified" if mix.histology is None else _pick(mix.histology, rng.random()), rng.random())
+        cov[k] = (
+            _pick(mix.pdl1_tps_mix, rng.random()),
+            _pick(mix.line_of_therapy, rng.random()),
+            "unspecified" if mix.histology is None else _pick(mix.histology, rng.random()),
+            rng.random(),
+        )
         sites[k], diam[k], size_rej[k] = _lesions(mix, rng, L, mu)
         events[k] = stream(k, _EVENT_KEY).standard_exponential(len(EVENT_DRAW_COLUMNS))
     category, line, histology = (cov[:, i].astype(str) for i in range(3))
@@ -457,12 +575,30 @@ def draw_patients(
             raise ParameterError(
                 f"patient {k}: no {vdt_name} within vdt_range_day = {plausibility.vdt_range_day} in "
                 f"{plausibility.max_attempts} draws (typical x covariates = {vdt_typical[k]:.4g}, last draw {v:.4g}); "
-                "widen the range, reduce the variability or raise max_attempts")
+                "widen the range, reduce the variability or raise max_attempts"
+            )
     return VirtualPatients(
-        mix=mix, seed=seed, n_patients=n, n_lesions=L, effects=effects, plausibility=plausibility,
-        pdl1_category=category, pdl1_uniform=cov[:, 3].astype(float), line_of_therapy=line, histology=histology,
-        sites=sites.astype(str), present=diam > 0, baseline_diameter_mm=diam, variability=var, correlation=corr, z=z,
-        untreated_vdt_day=vdt, vdt_rejections=rejected, size_rejections=size_rej, event_draws=events)
+        mix=mix,
+        seed=seed,
+        n_patients=n,
+        n_lesions=L,
+        effects=effects,
+        plausibility=plausibility,
+        pdl1_category=category,
+        pdl1_uniform=cov[:, 3].astype(float),
+        line_of_therapy=line,
+        histology=histology,
+        sites=sites.astype(str),
+        present=diam > 0,
+        baseline_diameter_mm=diam,
+        variability=var,
+        correlation=corr,
+        z=z,
+        untreated_vdt_day=vdt,
+        vdt_rejections=rejected,
+        size_rejections=size_rej,
+        event_draws=events,
+    )
 
 
 def irradiated_lesions(patients: VirtualPatients, rule: RTTargetRule) -> np.ndarray:
@@ -482,20 +618,29 @@ def irradiated_lesions(patients: VirtualPatients, rule: RTTargetRule) -> np.ndar
         match = patients.present & pick.get(rule, patients.sites == rule)
         missing = np.flatnonzero(~match.any(axis=1))
         if missing.size:
-            raise ScheduleError(f"RT target rule {rule!r}: patient {missing[0]} has no {rule} lesion (sites "
-                                f"{[str(s) for s in patients.sites[missing[0]] if s]}; {missing.size} such patients); "
-                                "use 'lung_primary', 'largest' or a mix where every patient has that site")
+            raise ScheduleError(
+                f"RT target rule {rule!r}: patient {missing[0]} has no {rule} lesion (sites "
+                f"{[str(s) for s in patients.sites[missing[0]] if s]}; {missing.size} such patients); "
+                "use 'lung_primary', 'largest' or a mix where every patient has that site"
+            )
         out[np.arange(n), np.argmax(np.where(match, patients.baseline_diameter_mm, -np.inf), axis=1)] = True
         return out
-    bad = [j for j in rule if isinstance(j, bool) or not isinstance(j, Integral) or not 0 <= j < L] if isinstance(
-        rule, tuple | list) and rule else [rule]
+    bad = (
+        [j for j in rule if isinstance(j, bool) or not isinstance(j, Integral) or not 0 <= j < L]
+        if isinstance(rule, tuple | list) and rule
+        else [rule]
+    )
     if bad:
-        raise ScheduleError(f"RT target rule {rule!r}: {bad[0]!r} is not a lesion index of {L} lesions; give "
-                            f"{RT_TARGET_RULES}, a site or a tuple of indices 0 to {L - 1}")
+        raise ScheduleError(
+            f"RT target rule {rule!r}: {bad[0]!r} is not a lesion index of {L} lesions; give "
+            f"{RT_TARGET_RULES}, a site or a tuple of indices 0 to {L - 1}"
+        )
     out[:, list(rule)] = True
     absent = np.flatnonzero(~np.all(patients.present[:, list(rule)], axis=1))
     if absent.size:
-        raise ScheduleError(f"RT target rule {tuple(rule)!r}: patient {int(absent[0])} lacks lesion(s) "
-                            f"{[j for j in rule if not patients.present[absent[0], j]]} ({absent.size} such patients); "
-                            "choose present lesions or a rule such as 'largest'")
+        raise ScheduleError(
+            f"RT target rule {tuple(rule)!r}: patient {int(absent[0])} lacks lesion(s) "
+            f"{[j for j in rule if not patients.present[absent[0], j]]} ({absent.size} such patients); "
+            "choose present lesions or a rule such as 'largest'"
+        )
     return out

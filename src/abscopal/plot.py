@@ -57,8 +57,13 @@ RESPONSE_COLOURS = {
     "NE": "#9e9e9e",
 }
 _RESPONSE_NAMES = {
-    "CR": "complete response", "PR": "partial response", "SD": "stable disease", "NN": "non-CR/non-PD",
-    "UPD": "unconfirmed progression", "PD": "progressive disease", "CPD": "confirmed progression",
+    "CR": "complete response",
+    "PR": "partial response",
+    "SD": "stable disease",
+    "NN": "non-CR/non-PD",
+    "UPD": "unconfirmed progression",
+    "PD": "progressive disease",
+    "CPD": "confirmed progression",
     "NE": "not evaluable",
 }
 _RECIST_LINES = ((20.0, "PD +20%"), (-30.0, "PR -30%"))
@@ -81,8 +86,10 @@ def _axes(ax: Any, figsize: tuple[float, float] = (6, 4)) -> Any:
 def _require(ds: xr.Dataset, names: Sequence[str], what: str) -> None:
     for name in names:
         if name not in ds.variables:
-            raise ParameterError(f"dataset lacks {name!r}, needed for {what}; pass the dataset returned by "
-                                 "abscopal.endpoints.summary.endpoints (or abscopal.simulate for lesion plots)")
+            raise ParameterError(
+                f"dataset lacks {name!r}, needed for {what}; pass the dataset returned by "
+                "abscopal.endpoints.summary.endpoints (or abscopal.simulate for lesion plots)"
+            )
 
 
 def _arm(ds: xr.Dataset, arm: str | None) -> str:
@@ -117,8 +124,9 @@ def _response_colour(code: str) -> str:
     return RESPONSE_COLOURS.get(_bare(code), RESPONSE_COLOURS["NE"])
 
 
-def _response_legend(ax: Any, codes: Sequence[str], *, outside: bool, title: str = "best overall response",
-                     extra: Sequence[Any] = ()) -> None:
+def _response_legend(
+    ax: Any, codes: Sequence[str], *, outside: bool, title: str = "best overall response", extra: Sequence[Any] = ()
+) -> None:
     """Legend with one patch per response code present (in RESPONSE_COLOURS order), at the best
     place inside the axes or outside to the right."""
     from matplotlib.patches import Patch
@@ -132,8 +140,7 @@ def _response_legend(ax: Any, codes: Sequence[str], *, outside: bool, title: str
     others = sorted(c for c in present if _bare(c) not in RESPONSE_COLOURS)
     handles += [Patch(color=RESPONSE_COLOURS["NE"], label=c) for c in others]
     where = {"loc": "upper left", "bbox_to_anchor": (1.08, 1.0)} if outside else {"loc": "best"}
-    ax.legend(handles=[*handles, *extra], fontsize="small", title=title, title_fontsize="small", frameon=False,
-              **where)
+    ax.legend(handles=[*handles, *extra], fontsize="small", title=title, title_fontsize="small", frameon=False, **where)
 
 
 def _start_day(ep: xr.Dataset) -> float:
@@ -161,14 +168,24 @@ def _reference_lines(ax: Any) -> None:
     """Dashed RECIST lines at +20% and -30%, labelled just outside the right edge of the axes."""
     for level, text in _RECIST_LINES:
         ax.axhline(level, color="0.3", linestyle="--", linewidth=0.8, gid=f"reference {text}")
-        ax.annotate(text, xy=(1.0, level), xycoords=ax.get_yaxis_transform(), xytext=(3, 0),
-                    textcoords="offset points", ha="left", va="center", fontsize="x-small", color="0.3",
-                    annotation_clip=False)
+        ax.annotate(
+            text,
+            xy=(1.0, level),
+            xycoords=ax.get_yaxis_transform(),
+            xytext=(3, 0),
+            textcoords="offset points",
+            ha="left",
+            va="center",
+            fontsize="x-small",
+            color="0.3",
+            annotation_clip=False,
+        )
 
 
 # ----------------------------------------------------------------------------- simulation dataset
-def plot_lesion_trajectories(ds: xr.Dataset, *, arm: str | None = None, patient: int = 0,
-                             variable: str = "lesion_diameter", ax: Any = None) -> Any:
+def plot_lesion_trajectories(
+    ds: xr.Dataset, *, arm: str | None = None, patient: int = 0, variable: str = "lesion_diameter", ax: Any = None
+) -> Any:
     """Per-lesion trajectories of one patient: irradiated lesions solid, the others dashed.
 
     A lesion is irradiated in ``arm`` when ``rt_dose_gy`` (arm, lesion) is > 0; without
@@ -177,8 +194,9 @@ def plot_lesion_trajectories(ds: xr.Dataset, *, arm: str | None = None, patient:
     arm = _arm(ds, arm)
     _require(ds, (variable,), "plot_lesion_trajectories")
     if patient not in ds.patient.values:
-        raise ParameterError(f"patient {patient!r} is not in the dataset; give one of {ds.patient.values[0]}.."
-                             f"{ds.patient.values[-1]}")
+        raise ParameterError(
+            f"patient {patient!r} is not in the dataset; give one of {ds.patient.values[0]}..{ds.patient.values[-1]}"
+        )
     ax = _axes(ax)
     da = ds[variable].sel(arm=arm, patient=patient)
     dose = ds.rt_dose_gy.sel(arm=arm) if "rt_dose_gy" in ds else None
@@ -214,8 +232,7 @@ def plot_median_burden(ds: xr.Dataset, *, variable: str = "total_burden", ax: An
 
 
 # ----------------------------------------------------------------------------- Kaplan-Meier
-def _km_curve(ep: xr.Dataset, endpoint: str, arm: str,
-              source: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, Any]:
+def _km_curve(ep: xr.Dataset, endpoint: str, arm: str, source: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, Any]:
     """Step points ``(time_day, survival)`` of one arm, its censoring times (days; none on the grid)
     and its numbers-at-risk function of time (days).
 
@@ -227,8 +244,9 @@ def _km_curve(ep: xr.Dataset, endpoint: str, arm: str,
     if source == "patients":
         from .endpoints.survival import kaplan_meier
 
-        fit = kaplan_meier(ep[f"{endpoint}_day"].sel(arm=arm).values,
-                           ep[f"{endpoint}_event"].sel(arm=arm).values.astype(bool))
+        fit = kaplan_meier(
+            ep[f"{endpoint}_day"].sel(arm=arm).values, ep[f"{endpoint}_event"].sel(arm=arm).values.astype(bool)
+        )
         censored = np.asarray(fit.time_day)[np.asarray(fit.censored) > 0]
         return np.asarray(fit.time_day), np.asarray(fit.survival), censored, fit.numbers_at_risk
     grid = ep.km_time.values
@@ -243,9 +261,18 @@ def _km_curve(ep: xr.Dataset, endpoint: str, arm: str,
     return grid, surv, np.empty(0), at_risk
 
 
-def plot_km(ep: xr.Dataset, endpoint: str = "pfs", *, ax: Any = None, at_risk: bool = True,
-            time_unit: str = "month", median: bool = False, censor_marks: bool = True,
-            arms: Sequence[str] | None = None, source: str = "auto") -> Any:
+def plot_km(
+    ep: xr.Dataset,
+    endpoint: str = "pfs",
+    *,
+    ax: Any = None,
+    at_risk: bool = True,
+    time_unit: str = "month",
+    median: bool = False,
+    censor_marks: bool = True,
+    arms: Sequence[str] | None = None,
+    source: str = "auto",
+) -> Any:
     """Kaplan-Meier curves, one step line per arm, with an optional numbers-at-risk table.
 
     Parameters
@@ -303,17 +330,22 @@ def plot_km(ep: xr.Dataset, endpoint: str = "pfs", *, ax: Any = None, at_risk: b
         ax.step(t / scale, s, where="post", color=colours[name], label=f"{name}: {text}", gid=f"km {name}")
         if censor_marks and cens.size:
             s_cens = s[np.searchsorted(t, cens, side="right") - 1]
-            ax.plot(cens / scale, s_cens, linestyle="none", marker="|", markersize=5, color=colours[name],
-                    gid=f"censored {name}")
+            ax.plot(
+                cens / scale,
+                s_cens,
+                linestyle="none",
+                marker="|",
+                markersize=5,
+                color=colours[name],
+                gid=f"censored {name}",
+            )
         if median and np.isfinite(med):
-            ax.plot([0, med / scale, med / scale], [0.5, 0.5, 0.0], linestyle=":", linewidth=0.8,
-                    color=colours[name])
+            ax.plot([0, med / scale, med / scale], [0.5, 0.5, 0.0], linestyle=":", linewidth=0.8, color=colours[name])
     ax.set_xlim(0.0, t_end / scale)
     ax.set_ylim(-0.02, 1.02)
     ax.set_xlabel(label(ep.km_time, units=time_unit))
     ax.set_ylabel(label(ep[f"km_{endpoint}"]))
-    ax.legend(frameon=False, loc="upper right", fontsize="small", title=f"median [{time_unit}]",
-              title_fontsize="small")
+    ax.legend(frameon=False, loc="upper right", fontsize="small", title=f"median [{time_unit}]", title_fontsize="small")
     from matplotlib.ticker import MaxNLocator
 
     ticks = MaxNLocator(nbins=8, steps=[1, 2, 3, 6, 10]).tick_values(0.0, t_end / scale)
@@ -324,8 +356,9 @@ def plot_km(ep: xr.Dataset, endpoint: str = "pfs", *, ax: Any = None, at_risk: b
     return ax
 
 
-def _at_risk_table(ax: Any, ticks: np.ndarray, scale: float, names: Sequence[str], risk_of: dict[str, Any],
-                   colours: dict[str, str]) -> None:
+def _at_risk_table(
+    ax: Any, ticks: np.ndarray, scale: float, names: Sequence[str], risk_of: dict[str, Any], colours: dict[str, str]
+) -> None:
     """Numbers at risk under the x label: a header row, then one row per arm at the tick times."""
     from matplotlib import rcParams
     from matplotlib.font_manager import FontProperties
@@ -337,18 +370,48 @@ def _at_risk_table(ax: Any, ticks: np.ndarray, scale: float, names: Sequence[str
     gap = 0.5 * 0.65 * fs * widest + 0.5 * fs  # half the widest count at x = 0, plus a space
     top = _points_below(ax)
     blended = ax.get_xaxis_transform()  # x in data, y in axes fraction
-    ax.annotate("number at risk", xy=(0.0, 0.0), xycoords="axes fraction", xytext=(-gap, -top),
-                textcoords="offset points", ha="right", va="top", fontsize="small", fontweight="bold",
-                annotation_clip=False, gid="at risk header")
+    ax.annotate(
+        "number at risk",
+        xy=(0.0, 0.0),
+        xycoords="axes fraction",
+        xytext=(-gap, -top),
+        textcoords="offset points",
+        ha="right",
+        va="top",
+        fontsize="small",
+        fontweight="bold",
+        annotation_clip=False,
+        gid="at risk header",
+    )
     for r, name in enumerate(names):
         y = -top - (r + 1) * row
-        ax.annotate(name, xy=(0.0, 0.0), xycoords="axes fraction", xytext=(-gap, y), textcoords="offset points",
-                    ha="right", va="top", fontsize="small", color=colours[name], annotation_clip=False,
-                    gid=f"at risk label {name}")
+        ax.annotate(
+            name,
+            xy=(0.0, 0.0),
+            xycoords="axes fraction",
+            xytext=(-gap, y),
+            textcoords="offset points",
+            ha="right",
+            va="top",
+            fontsize="small",
+            color=colours[name],
+            annotation_clip=False,
+            gid=f"at risk label {name}",
+        )
         for tick, n in zip(ticks, counts[name], strict=True):
-            ax.annotate(f"{round(float(n))}", xy=(tick, 0.0), xycoords=blended, xytext=(0.0, y),
-                        textcoords="offset points", ha="center", va="top", fontsize="small",
-                        color=rcParams["text.color"], annotation_clip=False, gid=f"at risk {name}")
+            ax.annotate(
+                f"{round(float(n))}",
+                xy=(tick, 0.0),
+                xycoords=blended,
+                xytext=(0.0, y),
+                textcoords="offset points",
+                ha="center",
+                va="top",
+                fontsize="small",
+                color=rcParams["text.color"],
+                annotation_clip=False,
+                gid=f"at risk {name}",
+            )
 
 
 # ----------------------------------------------------------------------------- response plots
@@ -385,8 +448,15 @@ def plot_waterfall(ep: xr.Dataset, *, arm: str | None = None, ax: Any = None, re
     return ax
 
 
-def plot_spider(ep: xr.Dataset, *, arm: str | None = None, ax: Any = None, time_unit: str = "month",
-                after_progression: bool = False, reference_lines: bool = True) -> Any:
+def plot_spider(
+    ep: xr.Dataset,
+    *,
+    arm: str | None = None,
+    ax: Any = None,
+    time_unit: str = "month",
+    after_progression: bool = False,
+    reference_lines: bool = True,
+) -> Any:
     """Spider plot: ``percent_change`` of the sum of diameters at the scans, one line per patient.
 
     Lines are coloured by the patient's best overall response. By default a trajectory stops at
@@ -399,8 +469,11 @@ def plot_spider(ep: xr.Dataset, *, arm: str | None = None, ax: Any = None, time_
     ax = _axes(ax, figsize=(8.5, 4.0))
     pct = ep.percent_change.sel(arm=arm)
     days = ep.visit_day.values.astype(float)
-    bor = (ep.best_overall_response.sel(arm=arm).values.astype(str) if "best_overall_response" in ep
-           else np.full(ep.sizes["patient"], "NE"))
+    bor = (
+        ep.best_overall_response.sel(arm=arm).values.astype(str)
+        if "best_overall_response" in ep
+        else np.full(ep.sizes["patient"], "NE")
+    )
     resp = ep.response.sel(arm=arm).values.astype(str) if "response" in ep else None
     death = ep.death_day.sel(arm=arm).values if "death_day" in ep else np.full(ep.sizes["patient"], np.inf)
     for i, patient in enumerate(ep.patient.values):
@@ -408,8 +481,16 @@ def plot_spider(ep: xr.Dataset, *, arm: str | None = None, ax: Any = None, time_
         if not after_progression and resp is not None:
             y[resp[i] == "NA"] = np.nan
         y[days > death[i]] = np.nan
-        ax.plot(days / scale, y, color=_response_colour(bor[i]), linewidth=1.0, marker="o", markersize=2.5,
-                alpha=0.85, gid=f"patient {patient}")
+        ax.plot(
+            days / scale,
+            y,
+            color=_response_colour(bor[i]),
+            linewidth=1.0,
+            marker="o",
+            markersize=2.5,
+            alpha=0.85,
+            gid=f"patient {patient}",
+        )
     ax.axhline(0.0, color="black", linewidth=0.8)
     if reference_lines:
         _reference_lines(ax)
@@ -420,8 +501,15 @@ def plot_spider(ep: xr.Dataset, *, arm: str | None = None, ax: Any = None, time_
     return ax
 
 
-def plot_swimmer(ep: xr.Dataset, *, arm: str | None = None, ax: Any = None, max_patients: int = 30,
-                 endpoint: str = "os", time_unit: str = "month") -> Any:
+def plot_swimmer(
+    ep: xr.Dataset,
+    *,
+    arm: str | None = None,
+    ax: Any = None,
+    max_patients: int = 30,
+    endpoint: str = "os",
+    time_unit: str = "month",
+) -> Any:
     """Swimmer plot: one horizontal bar per patient to its OS (or PFS) time, longest on top.
 
     Bars are coloured by best overall response; markers show RECIST progression, the first new
@@ -444,14 +532,16 @@ def plot_swimmer(ep: xr.Dataset, *, arm: str | None = None, ax: Any = None, max_
     start = _start_day(ep)
     end = sel[f"{endpoint}_day"].values.astype(float)
     event = sel[f"{endpoint}_event"].values.astype(bool)
-    bor = (sel.best_overall_response.values.astype(str) if "best_overall_response" in sel
-           else np.full(n, "NE"))
+    bor = sel.best_overall_response.values.astype(str) if "best_overall_response" in sel else np.full(n, "NE")
     order = np.argsort(end, kind="stable")  # shortest at the bottom (y = 0), longest on top
     y = np.arange(n)
     ax.barh(y, end[order] / scale, height=0.7, color=[_response_colour(c) for c in bor[order]], gid="swimmer")
     handles = []
-    marks = (("progression_day", "v", "black", "progression"), ("new_lesion_day", "*", "#6a3d9a", "new lesion"),
-             ("death_day", "X", "black", "death"))
+    marks = (
+        ("progression_day", "v", "black", "progression"),
+        ("new_lesion_day", "*", "#6a3d9a", "new lesion"),
+        ("death_day", "X", "black", "death"),
+    )
     for var, marker, colour, text in marks:
         if var not in sel:
             continue
@@ -460,15 +550,31 @@ def plot_swimmer(ep: xr.Dataset, *, arm: str | None = None, ax: Any = None, max_
         if var == "death_day" and endpoint == "os":
             shown &= event[order]
         if shown.any():
-            ax.plot(t[shown] / scale, y[shown], linestyle="none", marker=marker, color=colour,
-                    markersize=6 if marker != "*" else 8, gid=text)
+            ax.plot(
+                t[shown] / scale,
+                y[shown],
+                linestyle="none",
+                marker=marker,
+                color=colour,
+                markersize=6 if marker != "*" else 8,
+                gid=text,
+            )
         handles.append(Line2D([], [], linestyle="none", marker=marker, color=colour, label=text))
     cens = ~event[order]
     if cens.any():
-        ax.plot(end[order][cens] / scale, y[cens], linestyle="none", marker=">", color="0.25", markersize=6,
-                gid="censored")
-    handles.append(Line2D([], [], linestyle="none", marker=">", color="0.25",
-                          label="alive at follow-up end" if endpoint == "os" else "progression-free at end"))
+        ax.plot(
+            end[order][cens] / scale, y[cens], linestyle="none", marker=">", color="0.25", markersize=6, gid="censored"
+        )
+    handles.append(
+        Line2D(
+            [],
+            [],
+            linestyle="none",
+            marker=">",
+            color="0.25",
+            label="alive at follow-up end" if endpoint == "os" else "progression-free at end",
+        )
+    )
     ax.set_yticks(y, [str(p) for p in sel.patient.values[order]], fontsize="x-small")
     ax.set_ylim(-0.7, n - 0.3)
     ax.set_xlim(0.0, max(float(np.nanmax(end)) / scale, 1e-9) * 1.04)

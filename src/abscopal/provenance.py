@@ -22,9 +22,11 @@ ENVIRONMENT_PACKAGES = ("numpy", "scipy", "numba", "llvmlite", "sympy", "lmfit",
 
 @functools.cache
 def _environment() -> tuple[tuple[str, str | None], ...]:
-    items: list[tuple[str, str | None]] = [("python", platform.python_version()),
-                                           ("python_implementation", platform.python_implementation()),
-                                           ("abscopal", __version__)]
+    items: list[tuple[str, str | None]] = [
+        ("python", platform.python_version()),
+        ("python_implementation", platform.python_implementation()),
+        ("abscopal", __version__),
+    ]
     for name in ENVIRONMENT_PACKAGES:
         try:
             version: str | None = metadata.version(name)

@@ -52,9 +52,7 @@ def _first_bad(values: _FloatArray, bad: NDArray[np.bool_]) -> str:
     return repr(value) if values.ndim == 0 else f"{value!r} at index {index}"
 
 
-def _checked(
-    name: str, value: ArrayLike, error: type[Exception], bound: str, fix: str
-) -> _FloatArray:
+def _checked(name: str, value: ArrayLike, error: type[Exception], bound: str, fix: str) -> _FloatArray:
     """Convert ``value`` to a finite float array, checking ``bound`` (">= 0", "> 0", "")."""
     try:
         array = np.asarray(value, dtype=np.float64)
@@ -70,9 +68,7 @@ def _checked(
 
 
 def _dose(name: str, value: ArrayLike) -> _FloatArray:
-    return _checked(
-        name, value, ScheduleError, ">= 0", "give a non-negative dose in Gy"
-    )
+    return _checked(name, value, ScheduleError, ">= 0", "give a non-negative dose in Gy")
 
 
 def _coefficient(name: str, value: ArrayLike, bound: str = ">= 0") -> _FloatArray:
@@ -84,9 +80,7 @@ def _n_fractions(value: ArrayLike) -> _FloatArray:
     array = _checked("n_fractions", value, ScheduleError, "", fix)
     bad = (array < 1.0) | (array != np.round(array))
     if np.any(bad):
-        raise ScheduleError(
-            f"n_fractions must be a whole number >= 1, got {_first_bad(array, bad)}; {fix}"
-        )
+        raise ScheduleError(f"n_fractions must be a whole number >= 1, got {_first_bad(array, bad)}; {fix}")
     return array
 
 
@@ -206,16 +200,12 @@ def lql_survival(
     d_t = _coefficient("transition_dose_gy", transition_dose_gy, "> 0")
     _broadcast(d, n, alpha, beta, d_t)
     quadratic = alpha * d + beta * d * d
-    linear_tail = (
-        alpha * d_t + beta * d_t * d_t + (alpha + 2.0 * beta * d_t) * (d - d_t)
-    )
+    linear_tail = alpha * d_t + beta * d_t * d_t + (alpha + 2.0 * beta * d_t) * (d - d_t)
     log_kill_per_fraction = np.where(d <= d_t, quadratic, linear_tail)
     return np.exp(-n * log_kill_per_fraction)
 
 
-def bed(
-    total_dose_gy: ArrayLike, n_fractions: ArrayLike, alpha_beta_gy: ArrayLike
-) -> _FloatArray:
+def bed(total_dose_gy: ArrayLike, n_fractions: ArrayLike, alpha_beta_gy: ArrayLike) -> _FloatArray:
     """Biologically effective dose, ``BED = D (1 + (D/n) / (alpha/beta))``.
 
     No repopulation term (Fowler 1989).
@@ -253,9 +243,7 @@ def bed(
     return total * (1.0 + (total / n) / ab)
 
 
-def eqd2(
-    total_dose_gy: ArrayLike, n_fractions: ArrayLike, alpha_beta_gy: ArrayLike
-) -> _FloatArray:
+def eqd2(total_dose_gy: ArrayLike, n_fractions: ArrayLike, alpha_beta_gy: ArrayLike) -> _FloatArray:
     """Equivalent dose in 2-Gy fractions, ``EQD2 = D (D/n + alpha/beta) / (2 + alpha/beta)``.
 
     Parameters

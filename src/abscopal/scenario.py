@@ -95,8 +95,14 @@ _TOP = {"title", "fit", "model", "simulation", "solver", "parameters", "populati
 _SIM = {"t_end_day", "output_interval_day", "output_times_day", "start_day", "mechanisms_off"}
 _POP = {"n_patients", "seed", "variability"}
 _ARM = {"name", "drug", "radiation", "parameters"}
-_CALENDARS = {"weekday_daily": WeekdayDaily, "daily": Daily, "every_other_day": EveryOtherDay, "weekly": Weekly,
-              "spaced_pulses": SpacedPulses, "explicit_days": ExplicitDays}
+_CALENDARS = {
+    "weekday_daily": WeekdayDaily,
+    "daily": Daily,
+    "every_other_day": EveryOtherDay,
+    "weekly": Weekly,
+    "spaced_pulses": SpacedPulses,
+    "explicit_days": ExplicitDays,
+}
 _DISTRIBUTIONS = {"lognormal": LogNormal, "logitnormal": LogitNormal}
 
 
@@ -117,8 +123,12 @@ class Scenario:
 
     def simulate_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for :func:`abscopal.simulate`."""
-        kwargs = {"population": self.population, "parameters": dict(self.parameters) or None,
-                  "solver": self.solver, **self.simulation}
+        kwargs = {
+            "population": self.population,
+            "parameters": dict(self.parameters) or None,
+            "solver": self.solver,
+            **self.simulation,
+        }
         if self.fit is not None:  # as in the calibration: patient values beyond a bound are truncated to it
             kwargs["out_of_bounds"] = "clip"
         return kwargs
@@ -138,8 +148,9 @@ def _values(where: str, table: Any, model: ModelSpec) -> dict[str, float]:
         raise ParameterError(f"{where} must be a table of parameter values, got {table!r}")
     for k, v in table.items():
         if k not in model.parameter_names:
-            raise ParameterError(f"{where}: " + unknown_name_message(f"parameter of model {model.name!r}", k,
-                                                                     model.parameter_names))
+            raise ParameterError(
+                f"{where}: " + unknown_name_message(f"parameter of model {model.name!r}", k, model.parameter_names)
+            )
         if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
             raise ParameterError(f"{where}.{k} must be a finite number, got {v!r}")
     return dict(table)
@@ -176,8 +187,9 @@ def _course(where: str, spec: Mapping[str, Any]) -> RadiationCourse:
     if "target_lesions" in spec:
         lesions = spec["target_lesions"]
         if not isinstance(lesions, list):
-            raise ScheduleError(f"{where}.target_lesions must be a list of lesion indices, got {lesions!r}; "
-                                f"write e.g. [{lesions!r}]")
+            raise ScheduleError(
+                f"{where}.target_lesions must be a list of lesion indices, got {lesions!r}; write e.g. [{lesions!r}]"
+            )
         spec["target_lesions"] = tuple(lesions)
     if "calendar" in spec:
         spec["calendar"] = _calendar(where, spec["calendar"])
@@ -221,8 +233,9 @@ def _variability(model: ModelSpec, spec: Any) -> dict[str, Any]:
         _check_keys(f"population.variability.{name}", entry, {"distribution", "omega"})
         dist = entry.get("distribution", "lognormal")
         if dist not in _DISTRIBUTIONS:
-            raise ParameterError(f"population.variability.{name}: "
-                                 + unknown_name_message("distribution", str(dist), _DISTRIBUTIONS))
+            raise ParameterError(
+                f"population.variability.{name}: " + unknown_name_message("distribution", str(dist), _DISTRIBUTIONS)
+            )
         omega = entry.get("omega", 0.0)
         if isinstance(omega, bool) or not isinstance(omega, int | float):
             raise ParameterError(f"population.variability.{name}.omega must be a number >= 0, got {omega!r}")
@@ -230,8 +243,14 @@ def _variability(model: ModelSpec, spec: Any) -> dict[str, Any]:
     return out
 
 
-def parse_scenario(data: Mapping[str, Any], *, n_patients: int | None = None, seed: int | None = None,
-                   source: str = "", allow_large: bool = False) -> Scenario:
+def parse_scenario(
+    data: Mapping[str, Any],
+    *,
+    n_patients: int | None = None,
+    seed: int | None = None,
+    source: str = "",
+    allow_large: bool = False,
+) -> Scenario:
     """Build a :class:`Scenario` from a parsed TOML mapping (CLI overrides for size and seed).
 
     More than :data:`abscopal.limits.MAX_PATIENTS` patients are refused unless ``allow_large`` is true.
@@ -240,7 +259,7 @@ def parse_scenario(data: Mapping[str, Any], *, n_patients: int | None = None, se
     title = check_text("title", data.get("title", ""))
     model_table = data.get("model", {"name": "nsclc"})
     if not isinstance(model_table, Mapping):
-        raise ModelError(f"model must be a table ([model] with name = \"nsclc\", ...), got {model_table!r}")
+        raise ModelError(f'model must be a table ([model] with name = "nsclc", ...), got {model_table!r}')
     model_spec = dict(model_table)
     name = model_spec.pop("name", "nsclc")
     model = get_model(name, **model_spec)
@@ -250,8 +269,9 @@ def parse_scenario(data: Mapping[str, Any], *, n_patients: int | None = None, se
         sim["mechanisms_off"] = names("simulation.mechanisms_off", sim["mechanisms_off"])
         for m in sim["mechanisms_off"]:
             if m not in model.mechanism_names:
-                raise ParameterError("simulation.mechanisms_off: "
-                                     + unknown_name_message("mechanism", m, model.mechanism_names))
+                raise ParameterError(
+                    "simulation.mechanisms_off: " + unknown_name_message("mechanism", m, model.mechanism_names)
+                )
     for key in ("t_end_day", "output_interval_day", "start_day"):
         v = sim.get(key, 0)
         if isinstance(v, bool) or not (isinstance(v, (int, float)) and math.isfinite(v)):
@@ -261,8 +281,11 @@ def parse_scenario(data: Mapping[str, Any], *, n_patients: int | None = None, se
             raise ScheduleError(f"simulation.{key} must be > 0 days, got {sim[key]!r}")
     if "output_times_day" in sim:
         times = sim["output_times_day"]
-        if not isinstance(times, list) or not times or not all(
-                isinstance(t, int | float) and not isinstance(t, bool) and math.isfinite(t) for t in times):
+        if (
+            not isinstance(times, list)
+            or not times
+            or not all(isinstance(t, int | float) and not isinstance(t, bool) and math.isfinite(t) for t in times)
+        ):
             raise ScheduleError(f"simulation.output_times_day must be a non-empty list of finite days, got {times!r}")
     solver_spec = data.get("solver", {})
     _check_keys("solver", solver_spec, set(SolverOptions.__dataclass_fields__))
@@ -305,10 +328,18 @@ def parse_scenario(data: Mapping[str, Any], *, n_patients: int | None = None, se
             arms.append(_arm(where, arm, i, model))
         except AbscopalError as exc:
             raise with_context(exc, where) from None
-    return Scenario(title=title, model=model, arms=tuple(arms), population=population,
-                    parameters=fit_typical | parameters, solver=SolverOptions(**solver_spec),
-                    simulation=sim, source=source, fit=None if fit_path is None else str(fit_path),
-                    survival=survival)
+    return Scenario(
+        title=title,
+        model=model,
+        arms=tuple(arms),
+        population=population,
+        parameters=fit_typical | parameters,
+        solver=SolverOptions(**solver_spec),
+        simulation=sim,
+        source=source,
+        fit=None if fit_path is None else str(fit_path),
+        survival=survival,
+    )
 
 
 def _arm(where: str, arm: Any, i: int, model: ModelSpec) -> Arm:
@@ -320,12 +351,16 @@ def _arm(where: str, arm: Any, i: int, model: ModelSpec) -> Arm:
     courses = tuple(_course(f"{where}.radiation[{k}]", c) for k, c in enumerate(radiation))
     drug = _drug(f"{where}.drug", arm["drug"]) if "drug" in arm else None
     label = arm.get("name", f"arm{i}")
-    return Arm(name=label, plan=TreatmentPlan(radiation=courses, drug=drug, name=label),
-               parameters=_values(f"{where}.parameters", arm.get("parameters", {}), model))
+    return Arm(
+        name=label,
+        plan=TreatmentPlan(radiation=courses, drug=drug, name=label),
+        parameters=_values(f"{where}.parameters", arm.get("parameters", {}), model),
+    )
 
 
-def load_scenario(path: str | Path, *, n_patients: int | None = None, seed: int | None = None,
-                  allow_large: bool = False) -> Scenario:
+def load_scenario(
+    path: str | Path, *, n_patients: int | None = None, seed: int | None = None, allow_large: bool = False
+) -> Scenario:
     """Read and validate a scenario TOML file (``allow_large``: see :func:`parse_scenario`).
 
     Raises

@@ -72,11 +72,15 @@ class Arm:
         if self.rt_start_day is not None:
             days = np.array(self.rt_start_day, dtype=float).ravel()
             if not self.plan.radiation:
-                raise ScheduleError(f"arm {self.name!r}: rt_start_day is given but the plan has no radiation course; "
-                                    "add a RadiationCourse or drop rt_start_day")
+                raise ScheduleError(
+                    f"arm {self.name!r}: rt_start_day is given but the plan has no radiation course; "
+                    "add a RadiationCourse or drop rt_start_day"
+                )
             if np.any(np.isinf(days)):
-                raise ScheduleError(f"arm {self.name!r}: rt_start_day must be finite days or NaN (no RT), got "
-                                    f"{days[np.isinf(days)][:3]}")
+                raise ScheduleError(
+                    f"arm {self.name!r}: rt_start_day must be finite days or NaN (no RT), got "
+                    f"{days[np.isinf(days)][:3]}"
+                )
             days.setflags(write=False)
             object.__setattr__(self, "rt_start_day", days)
 
@@ -85,8 +89,10 @@ class Arm:
         if self.rt_start_day is None:
             return [self.plan] * n_patients
         if self.rt_start_day.size != n_patients:
-            raise ScheduleError(f"arm {self.name!r}: rt_start_day has {self.rt_start_day.size} entries for "
-                                f"{n_patients} patients; give one day (or NaN) per patient")
+            raise ScheduleError(
+                f"arm {self.name!r}: rt_start_day has {self.rt_start_day.size} entries for "
+                f"{n_patients} patients; give one day (or NaN) per patient"
+            )
         plain = replace(self.plan, radiation=())
         cache: dict[float, TreatmentPlan] = {}
         out = []
@@ -155,8 +161,10 @@ def plan_events(spec: ModelSpec, plan: TreatmentPlan, t_end_day: float) -> list[
                 elif a == "mean_lung_dose_gy":
                     args.append(fr.mean_lung_dose_gy)
                 else:
-                    raise ScheduleError(f"radiation_fraction argument {a!r} of model {spec.name!r} has no "
-                                        "counterpart in a treatment Fraction")
+                    raise ScheduleError(
+                        f"radiation_fraction argument {a!r} of model {spec.name!r} has no "
+                        "counterpart in a treatment Fraction"
+                    )
             events.append((fr.time_day, "radiation_fraction", args))
     doses = plan.drug_doses(t_end_day)
     if doses:
@@ -262,8 +270,10 @@ def simulate(
         raise ParameterError(f"population must be a VirtualPopulation, got {type(population).__name__}")
     population.check(spec)
     if isinstance(mechanisms_off, str):
-        raise ParameterError(f"mechanisms_off must be a list of mechanism names, got the string {mechanisms_off!r}; "
-                             f"write [{mechanisms_off!r}]")
+        raise ParameterError(
+            f"mechanisms_off must be a list of mechanism names, got the string {mechanisms_off!r}; "
+            f"write [{mechanisms_off!r}]"
+        )
     mechanisms_off = tuple(mechanisms_off)
     for m in mechanisms_off:
         if m not in spec.mechanism_names:
@@ -274,17 +284,23 @@ def simulate(
         if a.rt_start_day is None:
             late = [fr.time_day for fr in a.plan.fractions() if fr.time_day > t_end_day]
             if late:
-                raise ScheduleError(f"arm {a.name!r}: RT fraction on day {late[0]:g} is after t_end_day = "
-                                    f"{t_end_day:g} ({len(late)} fraction(s) would never be given); raise t_end_day or "
-                                    "move the course earlier")
+                raise ScheduleError(
+                    f"arm {a.name!r}: RT fraction on day {late[0]:g} is after t_end_day = "
+                    f"{t_end_day:g} ({len(late)} fraction(s) would never be given); raise t_end_day or "
+                    "move the course earlier"
+                )
         missing = sorted(set(a.plan.parameter_overrides()) - set(spec.parameter_names))
         if missing:
-            raise ScheduleError(f"arm {a.name!r}: model {spec.name!r} has no drug PK parameters {missing}; "
-                                "it cannot take drug regimens (remove the drug or use a model with PK)")
+            raise ScheduleError(
+                f"arm {a.name!r}: model {spec.name!r} has no drug PK parameters {missing}; "
+                "it cannot take drug regimens (remove the drug or use a model with PK)"
+            )
     # one precedence, lowest first: model defaults < the arm's drug PK < ``parameters`` (a fit's typical values
     # and a scenario's [parameters]) < the arm's own ``parameters``
-    arm_values = [resolve_values(spec, a.plan.parameter_overrides(), parameters, a.parameters,
-                                 mechanisms_off=mechanisms_off) for a in arm_list]
+    arm_values = [
+        resolve_values(spec, a.plan.parameter_overrides(), parameters, a.parameters, mechanisms_off=mechanisms_off)
+        for a in arm_list
+    ]
     n = int(population.n_patients)
     arm_events = []  # per arm: one event list shared by all patients, or one list per patient
     for a in arm_list:
@@ -292,10 +308,15 @@ def simulate(
             arm_events.append(plan_events(spec, a.plan, t_end_day))
         else:
             memo: dict[int, list] = {}
-            arm_events.append([memo.setdefault(id(pl), plan_events(spec, pl, t_end_day))
-                               for pl in a.patient_plans(n)])
-    first = min([0.0] + [e[0] for a, evs in zip(arm_list, arm_events, strict=True)
-                         for e in (evs if a.rt_start_day is None else [x for lst in evs for x in lst])])
+            arm_events.append([memo.setdefault(id(pl), plan_events(spec, pl, t_end_day)) for pl in a.patient_plans(n)])
+    first = min(
+        [0.0]
+        + [
+            e[0]
+            for a, evs in zip(arm_list, arm_events, strict=True)
+            for e in (evs if a.rt_start_day is None else [x for lst in evs for x in lst])
+        ]
+    )
     t0 = first if start_day is None else _check_finite("start_day", start_day)
     if t0 > first:
         raise ScheduleError(f"start_day = {t0} is after the first event at day {first}; start earlier")
@@ -306,13 +327,21 @@ def simulate(
             raise ScheduleError(f"output_times_day must be a sequence of days, got {output_times_day!r}") from None
         n_times = t_out.size
     else:
-        if isinstance(output_interval_day, bool) or not isinstance(output_interval_day, int | float | np.number) \
-                or not (output_interval_day > 0 and math.isfinite(output_interval_day)):
+        if (
+            isinstance(output_interval_day, bool)
+            or not isinstance(output_interval_day, int | float | np.number)
+            or not (output_interval_day > 0 and math.isfinite(output_interval_day))
+        ):
             raise ScheduleError(f"output_interval_day must be > 0, got {output_interval_day!r}")
         n_times = (t_end_day - t0) / output_interval_day + 2
     n_values = len(spec.states) + len(spec.observables)
-    check_cost(f"output of {len(arm_list)} arm(s) x {n} patients x {n_times:.3g} output times x {n_values} values",
-               8.0 * len(arm_list) * n * n_times * n_values, MAX_OUTPUT_BYTES, "bytes", allow_large)
+    check_cost(
+        f"output of {len(arm_list)} arm(s) x {n} patients x {n_times:.3g} output times x {n_values} values",
+        8.0 * len(arm_list) * n * n_times * n_values,
+        MAX_OUTPUT_BYTES,
+        "bytes",
+        allow_large,
+    )
     if output_times_day is None:
         # the grid is anchored at day 0 (first drug dose), so weekly output always contains the
         # scan days of a trial schedule, whatever the start; start and end are always included
@@ -320,10 +349,17 @@ def simulate(
         last = math.floor(t_end_day / output_interval_day + 1e-9)
         grid = output_interval_day * np.arange(first, last + 1)
         t_out = np.unique(np.concatenate([[t0], grid[(grid > t0) & (grid < t_end_day)], [t_end_day]]))
-    if (t_out.ndim != 1 or t_out.size == 0 or not np.all(np.isfinite(t_out)) or np.any(np.diff(t_out) <= 0)
-            or t_out[0] < t0):
-        raise ScheduleError(f"output_times_day must be finite, strictly increasing and not before start_day "
-                            f"({t0:g}); got {t_out[:6]}{'...' if t_out.size > 6 else ''}")
+    if (
+        t_out.ndim != 1
+        or t_out.size == 0
+        or not np.all(np.isfinite(t_out))
+        or np.any(np.diff(t_out) <= 0)
+        or t_out[0] < t0
+    ):
+        raise ScheduleError(
+            f"output_times_day must be finite, strictly increasing and not before start_day "
+            f"({t0:g}); got {t_out[:6]}{'...' if t_out.size > 6 else ''}"
+        )
     groups = _groups(spec)
     keep = tuple(groups) if variables is None else tuple(variables)
     for v in keep:
@@ -345,19 +381,41 @@ def simulate(
     # ---- work ---------------------------------------------------------------------------------
     compiled = compile_model(model) if not isinstance(model, CompiledModel) else model
     P_all = np.concatenate(Ps, axis=0)
-    blocks = [EventSchedule.concatenate([(EventSchedule.from_lists(compiled, [evs]), n)]) if a.rt_start_day is None
-              else EventSchedule.from_lists(compiled, evs) for a, evs in zip(arm_list, arm_events, strict=True)]
+    blocks = [
+        EventSchedule.concatenate([(EventSchedule.from_lists(compiled, [evs]), n)])
+        if a.rt_start_day is None
+        else EventSchedule.from_lists(compiled, evs)
+        for a, evs in zip(arm_list, arm_events, strict=True)
+    ]
     sched = _stack(blocks)
     labels = [f"arm {a.name!r}, patient {i}" for a in arm_list for i in range(n)]
     sol = solve(compiled, P_all, t_out, events=sched, t0=t0, options=solver, labels=labels)
     if sol.n_fallback:
         per_arm = np.bincount(np.asarray(sol.fallback_patients, int) // n, minlength=len(arm_list))
         which = ", ".join(f"{int(k)} in arm {a.name!r}" for a, k in zip(arm_list, per_arm, strict=True) if k)
-        warnings.warn(f"{sol.n_fallback} of {n * len(arm_list)} patients ({which}) were too stiff for the compiled "
-                      "solver and were re-integrated with scipy's Radau (slow Python; results are valid); "
-                      "recorded as stiff_fallback_patients in the provenance", AbscopalWarning, stacklevel=2)
-    ds = _to_dataset(spec, compiled, arm_list, population, parameters, mechanisms_off, solver,
-                     t_out, t0, P_all, sol.y, sol.obs, keep, sol.n_fallback)
+        warnings.warn(
+            f"{sol.n_fallback} of {n * len(arm_list)} patients ({which}) were too stiff for the compiled "
+            "solver and were re-integrated with scipy's Radau (slow Python; results are valid); "
+            "recorded as stiff_fallback_patients in the provenance",
+            AbscopalWarning,
+            stacklevel=2,
+        )
+    ds = _to_dataset(
+        spec,
+        compiled,
+        arm_list,
+        population,
+        parameters,
+        mechanisms_off,
+        solver,
+        t_out,
+        t0,
+        P_all,
+        sol.y,
+        sol.obs,
+        keep,
+        sol.n_fallback,
+    )
     if out_of_bounds == "clip":
         prov = json.loads(ds.attrs["provenance"]) | {"out_of_bounds": "clip", "clipped_values": n_clipped}
         ds.attrs["provenance"] = json.dumps(prov, sort_keys=True)
@@ -373,8 +431,13 @@ def _check_plan_cost(arm: Arm, t_end_day: float, allow_large: bool) -> None:
         n_doses = span / float(drug.interval_day) + 1
         if drug.n_doses is not None:
             n_doses = min(n_doses, drug.n_doses)
-    check_cost(f"arm {arm.name!r}: {n_fx} RT fractions and about {n_doses:.3g} drug doses", n_fx + n_doses,
-               MAX_EVENTS_PER_ARM, "events", allow_large)
+    check_cost(
+        f"arm {arm.name!r}: {n_fx} RT fractions and about {n_doses:.3g} drug doses",
+        n_fx + n_doses,
+        MAX_EVENTS_PER_ARM,
+        "events",
+        allow_large,
+    )
 
 
 def _stack(blocks: Sequence[EventSchedule]) -> EventSchedule:
@@ -385,8 +448,12 @@ def _stack(blocks: Sequence[EventSchedule]) -> EventSchedule:
         ptrs.append(offset + b.ptr[1:])
         offset += int(b.ptr[-1])
     args = [np.pad(b.args, ((0, 0), (0, width - b.args.shape[1]))) for b in blocks]
-    return EventSchedule(np.concatenate(ptrs), np.concatenate([b.times for b in blocks]),
-                         np.concatenate([b.kinds for b in blocks]), np.concatenate(args, axis=0))
+    return EventSchedule(
+        np.concatenate(ptrs),
+        np.concatenate([b.times for b in blocks]),
+        np.concatenate([b.kinds for b in blocks]),
+        np.concatenate(args, axis=0),
+    )
 
 
 def _check_patient_bounds(spec: ModelSpec, P: np.ndarray, arm: str) -> None:
@@ -444,8 +511,9 @@ def _groups(spec: ModelSpec) -> dict[str, list[tuple[str, int, int | None, str, 
     return groups
 
 
-def _to_dataset(spec, compiled, arms, population, parameters, mechanisms_off, solver, t_out, t0, P_all, Y, O,
-                keep, n_fallback) -> xr.Dataset:
+def _to_dataset(
+    spec, compiled, arms, population, parameters, mechanisms_off, solver, t_out, t0, P_all, Y, O, keep, n_fallback
+) -> xr.Dataset:
     n_arms, n = len(arms), int(population.n_patients)
     Y = Y.reshape(n_arms, n, t_out.size, -1)
     O = O.reshape(n_arms, n, t_out.size, -1)
@@ -470,23 +538,43 @@ def _to_dataset(spec, compiled, arms, population, parameters, mechanisms_off, so
             arr = np.stack([src[..., m[1]] for m in order], axis=2)
             data[name] = (("arm", "patient", "lesion", "time"), arr, {"units": units, "long_name": long_name})
     data.update(_treatment_summary(spec, arms, n_arms))
-    starts = np.array([np.full(n, np.nan if not a.plan.fractions() else min(f.time_day for f in a.plan.fractions()))
-                       if a.rt_start_day is None else a.rt_start_day for a in arms], dtype=float)
-    data["rt_start_day"] = (("arm", "patient"), starts,
-                            {"units": "day", "long_name": "day of the patient's first RT fraction (NaN: no RT)"})
+    starts = np.array(
+        [
+            np.full(n, np.nan if not a.plan.fractions() else min(f.time_day for f in a.plan.fractions()))
+            if a.rt_start_day is None
+            else a.rt_start_day
+            for a in arms
+        ],
+        dtype=float,
+    )
+    data["rt_start_day"] = (
+        ("arm", "patient"),
+        starts,
+        {"units": "day", "long_name": "day of the patient's first RT fraction (NaN: no RT)"},
+    )
     pnames = list(spec.parameter_names)
     data["parameter_value"] = (
-        ("arm", "patient", "parameter"), P_all.reshape(n_arms, n, -1),
+        ("arm", "patient", "parameter"),
+        P_all.reshape(n_arms, n, -1),
         {"units": "see coordinate parameter_units", "long_name": "per-patient parameter value"},
     )
     coords["parameter"] = ("parameter", pnames, {"long_name": "parameter name", "units": "1"})
-    coords["parameter_units"] = ("parameter", [spec.parameter(p).units for p in pnames],
-                                 {"long_name": "parameter units", "units": "1"})
+    coords["parameter_units"] = (
+        "parameter",
+        [spec.parameter(p).units for p in pnames],
+        {"long_name": "parameter units", "units": "1"},
+    )
     if population.varying:
-        data["population_z"] = (("patient", "varying_parameter"), np.asarray(population.z),
-                                {"units": "1", "long_name": "standard-normal draws (common random numbers)"})
-        coords["varying_parameter"] = ("varying_parameter", list(population.varying),
-                                       {"long_name": "parameter with inter-patient variability", "units": "1"})
+        data["population_z"] = (
+            ("patient", "varying_parameter"),
+            np.asarray(population.z),
+            {"units": "1", "long_name": "standard-normal draws (common random numbers)"},
+        )
+        coords["varying_parameter"] = (
+            "varying_parameter",
+            list(population.varying),
+            {"long_name": "parameter with inter-patient variability", "units": "1"},
+        )
     pset = parameters.name if isinstance(parameters, ParameterSet) else ("custom" if parameters else "defaults")
     provenance = {
         "package": "abscopal",
@@ -499,9 +587,14 @@ def _to_dataset(spec, compiled, arms, population, parameters, mechanisms_off, so
         "parameter_overrides": dict(parameters.values if isinstance(parameters, ParameterSet) else parameters or {}),
         "population": population.describe(),
         "seed": int(population.seed),
-        "arms": {a.name: {"plan": a.plan.describe(), "parameters": dict(a.parameters),
-                          **({} if a.rt_start_day is None else {"rt_start_day": "per patient (variable rt_start_day)"})}
-                 for a in arms},
+        "arms": {
+            a.name: {
+                "plan": a.plan.describe(),
+                "parameters": dict(a.parameters),
+                **({} if a.rt_start_day is None else {"rt_start_day": "per patient (variable rt_start_day)"}),
+            }
+            for a in arms
+        },
         "mechanisms_off": list(mechanisms_off),
         "solver": solver.as_dict(),
         "stiff_fallback_patients": int(n_fallback),

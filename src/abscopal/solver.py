@@ -70,9 +70,7 @@ class SolverOptions:
         if int(self.max_steps) != self.max_steps or self.max_steps < 10:
             raise ParameterError(f"max_steps must be an integer >= 10, got {self.max_steps!r}")
         if self.method not in ("dopri5", "radau"):
-            raise ParameterError(
-                unknown_name_message("solver method", str(self.method), ["dopri5", "radau"])
-            )
+            raise ParameterError(unknown_name_message("solver method", str(self.method), ["dopri5", "radau"]))
 
     def as_dict(self) -> dict[str, object]:
         """Plain dict for provenance."""
@@ -119,8 +117,7 @@ class EventSchedule:
                 ev = model.spec.events[names.index(name)]
                 if len(args) != len(ev.arguments):
                     raise ScheduleError(
-                        f"event {name!r} takes {len(ev.arguments)} arguments {ev.argument_names}, "
-                        f"got {len(args)}"
+                        f"event {name!r} takes {len(ev.arguments)} arguments {ev.argument_names}, got {len(args)}"
                     )
                 row = np.zeros(width)
                 row[: len(args)] = args
@@ -154,9 +151,12 @@ class EventSchedule:
             a = np.zeros((m, width))
             a[:, : sched.args.shape[1]] = sched.args
             args.append(np.tile(a, (n, 1)))
-        return cls(np.concatenate(ptrs), np.concatenate(times) if times else np.zeros(0),
-                   np.concatenate(kinds) if kinds else np.zeros(0, np.int64),
-                   np.concatenate(args) if args else np.zeros((0, width)))
+        return cls(
+            np.concatenate(ptrs),
+            np.concatenate(times) if times else np.zeros(0),
+            np.concatenate(kinds) if kinds else np.zeros(0, np.int64),
+            np.concatenate(args) if args else np.zeros((0, width)),
+        )
 
     @classmethod
     def empty(cls, model: CompiledModel, n_patients: int) -> EventSchedule:
@@ -250,8 +250,23 @@ def solve(
     counts = np.zeros((n, 3), np.int64)
     if options.method == "dopri5" and n:
         fn = model.module.solve_batch if options.parallel else model.module.solve_batch_serial
-        fn(P, t0, t_out, events.ptr, events.times, events.kinds, events.args,
-           float(options.rtol), atol, nonneg, int(options.max_steps), Y, status, fail_time, counts)
+        fn(
+            P,
+            t0,
+            t_out,
+            events.ptr,
+            events.times,
+            events.kinds,
+            events.args,
+            float(options.rtol),
+            atol,
+            nonneg,
+            int(options.max_steps),
+            Y,
+            status,
+            fail_time,
+            counts,
+        )
         failed = np.flatnonzero(status)
     else:
         failed = np.arange(n)
@@ -261,8 +276,19 @@ def solve(
     for i in failed:
         i = int(i)
         a, b = events.ptr[i], events.ptr[i + 1]
-        Y[i] = _radau_one(model, P[i], t0, t_out, events.times[a:b], events.kinds[a:b], events.args[a:b],
-                          options, atol, nonneg, lambda t, i=i: _where(labels, i, t))
+        Y[i] = _radau_one(
+            model,
+            P[i],
+            t0,
+            t_out,
+            events.times[a:b],
+            events.kinds[a:b],
+            events.args[a:b],
+            options,
+            atol,
+            nonneg,
+            lambda t, i=i: _where(labels, i, t),
+        )
     O = np.zeros((n, t_out.size, len(spec.observables)))
     if spec.observables and n:
         model.module.observe_batch(t_out, P, Y, O)
@@ -307,8 +333,9 @@ def _radau_one(model, p, t0, t_out, ev_t, ev_k, ev_a, options, atol, nonneg, whe
             return out
         tb = min(t_end, ev_t[e]) if e < ev_t.size else t_end
         inside = t_out[(t_out > t) & (t_out < tb)]
-        sol = solve_ivp(f, (t, tb), y, method="Radau", jac=jac, rtol=options.rtol, atol=atol,
-                        t_eval=np.append(inside, tb))
+        sol = solve_ivp(
+            f, (t, tb), y, method="Radau", jac=jac, rtol=options.rtol, atol=atol, t_eval=np.append(inside, tb)
+        )
         if sol.status != 0 or not np.all(np.isfinite(sol.y)):
             raise SolverError(where(float(sol.t[-1]) if sol.t.size else t) + f": Radau failed: {sol.message}")
         vals = sol.y.T

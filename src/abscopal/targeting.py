@@ -20,8 +20,9 @@ from .patients import RTTargetRule, VirtualPatients, irradiated_lesions
 __all__ = ["place_rt_targets"]
 
 
-def place_rt_targets(patients: VirtualPatients, rule: RTTargetRule,
-                     n_lesions: int = 1) -> tuple[VirtualPatients, tuple[int, ...]]:
+def place_rt_targets(
+    patients: VirtualPatients, rule: RTTargetRule, n_lesions: int = 1
+) -> tuple[VirtualPatients, tuple[int, ...]]:
     """Reorder each patient's lesions so the lesions chosen by ``rule`` come first.
 
     Parameters
@@ -53,8 +54,10 @@ def place_rt_targets(patients: VirtualPatients, rule: RTTargetRule,
     if not np.all(chosen.sum(axis=1) == k):
         raise ScheduleError(f"RT target rule {rule!r} chooses different numbers of lesions per patient")
     if isinstance(n_lesions, bool) or not isinstance(n_lesions, int) or not 1 <= n_lesions <= L:
-        raise ScheduleError(f"n_lesions = {n_lesions!r} irradiated lesions per patient: give an integer from 1 to "
-                            f"the model's {L} lesions")
+        raise ScheduleError(
+            f"n_lesions = {n_lesions!r} irradiated lesions per patient: give an integer from 1 to "
+            f"the model's {L} lesions"
+        )
     if n_lesions > k:
         # then the largest present lesions not yet chosen, until n_lesions (or no present lesion is left)
         size = np.where(patients.present & ~chosen, patients.baseline_diameter_mm, -np.inf)
@@ -71,8 +74,7 @@ def place_rt_targets(patients: VirtualPatients, rule: RTTargetRule,
     order = np.argsort(key, axis=1, kind="stable")
     rows = np.arange(patients.n_patients)[:, None]
     moved = {
-        name: np.asarray(getattr(patients, name))[rows, order]
-        for name in ("sites", "present", "baseline_diameter_mm")
+        name: np.asarray(getattr(patients, name))[rows, order] for name in ("sites", "present", "baseline_diameter_mm")
     }
     for arr in moved.values():
         arr.setflags(write=False)

@@ -29,12 +29,50 @@ TARGETS = sorted((ROOT / "fits" / "targets").glob("*.toml"))
 FIT = ROOT / "fits" / "default.json"
 
 # values a mutation may put anywhere: wrong types, extreme and non-finite numbers, awkward text
-POOL: list[Any] = ["", "x", "one", "3", "\x00", "t\x00t", "\u00e9", "none", "default", "best", -1, 0, 1, 2, 7, 2**63,
-                   -(2**63), 1e308, -1e308, math.nan, math.inf, -math.inf, 2.7, 1e-6, -0.5, True, False, [], [0],
-                   [1, 2], ["x"], [[1]], {}, {"x": 1}, [{"x": 1}]]
+POOL: list[Any] = [
+    "",
+    "x",
+    "one",
+    "3",
+    "\x00",
+    "t\x00t",
+    "\u00e9",
+    "none",
+    "default",
+    "best",
+    -1,
+    0,
+    1,
+    2,
+    7,
+    2**63,
+    -(2**63),
+    1e308,
+    -1e308,
+    math.nan,
+    math.inf,
+    -math.inf,
+    2.7,
+    1e-6,
+    -0.5,
+    True,
+    False,
+    [],
+    [0],
+    [1, 2],
+    ["x"],
+    [[1]],
+    {},
+    {"x": 1},
+    [{"x": 1}],
+]
 UNKNOWN_KEYS = ["x", "foo", "nme", "n_patient", "", "\u00e9"]
-SETTINGS = {"deadline": None, "derandomize": True, "database": None,
-            "suppress_health_check": [HealthCheck.function_scoped_fixture, HealthCheck.too_slow]}
+SETTINGS = {
+    "deadline": None,
+    "derandomize": True,
+    "database": None,
+    "suppress_health_check": [HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+}
 
 
 # ---- a minimal TOML writer (inline tables only), so mutated mappings go through the real file loaders ------------
@@ -105,8 +143,11 @@ def _mutate_bytes(raw: bytes, draw: Any) -> bytes:
     if op == "truncate":
         return raw[:k]
     if op == "insert":
-        return raw[:k] + draw(st.sampled_from([b"\x00", b"\xe9", b"\xff", b"\x80", b'"', b"[", b"\n[[arm]]\n", b"="])) \
+        return (
+            raw[:k]
+            + draw(st.sampled_from([b"\x00", b"\xe9", b"\xff", b"\x80", b'"', b"[", b"\n[[arm]]\n", b"="]))
             + raw[k:]
+        )
     return raw.decode("utf-8").replace("e", "\u00e9", 1).encode("latin-1", errors="replace")
 
 
@@ -139,6 +180,7 @@ def _structure_case(files: list[Path], load: Any, n: int, suffix: str = ".toml")
         else:
             path.write_text(to_toml(content), encoding="utf-8")
         _only_abscopal_errors(load, path)
+
     return run
 
 
@@ -150,6 +192,7 @@ def _bytes_case(files: list[Path], load: Any, n: int, suffix: str = ".toml"):
         path = work / f"mangled{suffix}"
         path.write_bytes(_mutate_bytes(source.read_bytes(), data.draw))
         _only_abscopal_errors(load, path)
+
     return run
 
 
@@ -176,8 +219,13 @@ def test_calibration_files_of_the_wrong_shape_raise_abscopal_errors(work, conten
 
 
 @settings(max_examples=200, **SETTINGS)
-@given(kwargs=st.dictionaries(st.sampled_from(["orr_visit_day", "follow_up_day", "exclude_irradiated", "seed",
-                                               "lesion_sites"]), st.sampled_from(POOL), max_size=3))
+@given(
+    kwargs=st.dictionaries(
+        st.sampled_from(["orr_visit_day", "follow_up_day", "exclude_irradiated", "seed", "lesion_sites"]),
+        st.sampled_from(POOL),
+        max_size=3,
+    )
+)
 def test_assessment_constructor_raises_only_abscopal_errors(kwargs):
     try:
         Assessment(**kwargs)

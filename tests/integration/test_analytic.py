@@ -81,8 +81,7 @@ def test_lq_jumps_match_piecewise_closed_form(toy, toy_spec):
     special = np.array([x for tf, _ in FRACTIONS for x in (tf - eps, tf)])
     t_out = np.unique(np.concatenate([grid, special]))
     sched = EventSchedule.from_lists(toy, [_fraction_events(FRACTIONS)])
-    sol = solve(toy, _p(toy_spec)[None], t_out, events=sched,
-                options=SolverOptions(rtol=1e-10, atol_scale=ATOL_SCALE))
+    sol = solve(toy, _p(toy_spec)[None], t_out, events=sched, options=SolverOptions(rtol=1e-10, atol_scale=ATOL_SCALE))
     v = sol.y[0, :, 0]
     err = _rel(v, gompertz_exact(t_out, FRACTIONS))
     assert err.max() <= 1e-7, (t_out[err.argmax()], err.max())
@@ -100,11 +99,18 @@ def test_lq_jump_through_simulate_is_applied_at_the_fraction_day(toy, toy_spec):
     from abscopal.simulate import simulate
     from abscopal.treatment import ExplicitDays, RadiationCourse, TreatmentPlan
 
-    course = RadiationCourse(dose_per_fraction_gy=8.0, n_fractions=3, calendar=ExplicitDays(offsets_day=(0, 2, 4)),
-                             start_day=10.0)
+    course = RadiationCourse(
+        dose_per_fraction_gy=8.0, n_fractions=3, calendar=ExplicitDays(offsets_day=(0, 2, 4)), start_day=10.0
+    )
     t_out = np.array([0.0, 9.5, 10.0 - 1e-9, 10.0, 12.0 - 1e-9, 12.0, 14.0 - 1e-9, 14.0, 30.0])
-    ds = simulate(toy, TreatmentPlan(radiation=(course,)), output_times_day=t_out, start_day=0.0, t_end_day=30.0,
-                  solver=SolverOptions(rtol=1e-10))
+    ds = simulate(
+        toy,
+        TreatmentPlan(radiation=(course,)),
+        output_times_day=t_out,
+        start_day=0.0,
+        t_end_day=30.0,
+        solver=SolverOptions(rtol=1e-10),
+    )
     exact = gompertz_exact(t_out, [(10.0, 8.0), (12.0, 8.0), (14.0, 8.0)])
     err = _rel(ds["V"].values[0, 0], exact)
     assert err.max() <= 1e-7, err.max()
@@ -118,11 +124,21 @@ def test_one_compartment_boluses_match_superposition(toy, toy_spec):
     events = [(t, "drug_dose", [mg, kg]) for t, mg, kg in zip(dose_times, doses_mg, per_kg, strict=True)]
     t_out = np.unique(np.concatenate([np.linspace(0.0, 250.0, 501), dose_times - 1e-9, dose_times]))
     t_out = t_out[t_out >= 0.0]
-    sol = solve(toy, _p(toy_spec)[None], t_out, events=EventSchedule.from_lists(toy, [events]),
-                options=SolverOptions(rtol=1e-10), t0=0.0)
+    sol = solve(
+        toy,
+        _p(toy_spec)[None],
+        t_out,
+        events=EventSchedule.from_lists(toy, [events]),
+        options=SolverOptions(rtol=1e-10),
+        t0=0.0,
+    )
     amount = doses_mg + per_kg * BW
-    exact = np.array([sum(a / VD * math.exp(-K_EL * (t - ti)) for ti, a in zip(dose_times, amount, strict=True)
-                          if ti <= t) for t in t_out])
+    exact = np.array(
+        [
+            sum(a / VD * math.exp(-K_EL * (t - ti)) for ti, a in zip(dose_times, amount, strict=True) if ti <= t)
+            for t in t_out
+        ]
+    )
     err = _rel(sol.y[0, :, 1], exact)
     assert err.max() <= 1e-8, (t_out[err.argmax()], err.max())
     # the Gompertz state is unaffected by drug doses (same closed form as without events)
@@ -159,8 +175,15 @@ def test_nsclc_drug_pk_matches_biexponential(form, nsclc3, nsclc3_spec, nsclc3_o
     np.testing.assert_allclose(d_ac, -(k10 + k12) * ac(t) + k21 * ap(t), rtol=1e-9, atol=1e-12)
 
     sched = EventSchedule.from_lists(model, [[(0.0, "drug_dose", [dose, 0.0])]])
-    sol = solve(model, parameter_vector(spec, values)[None], t_out, events=sched, t0=0.0,
-                options=SolverOptions(rtol=1e-10, atol_scale=1e-6))
+    sol = solve(
+        model,
+        parameter_vector(spec, values)[None],
+        t_out,
+        events=sched,
+        t0=0.0,
+        options=SolverOptions(rtol=1e-10, atol_scale=1e-6),
+    )
+
     def obs(name):
         return sol.obs[0, :, [o.name for o in spec.observables].index(name)]
 
@@ -186,8 +209,9 @@ def test_error_decreases_with_rtol(toy, toy_spec, with_jumps):
     exact = gompertz_exact(t_out, fractions)
     errors = []
     for rtol in (1e-4, 1e-6, 1e-8, 1e-10):
-        sol = solve(toy, _p(toy_spec)[None], t_out, events=sched,
-                    options=SolverOptions(rtol=rtol, atol_scale=ATOL_SCALE))
+        sol = solve(
+            toy, _p(toy_spec)[None], t_out, events=sched, options=SolverOptions(rtol=rtol, atol_scale=ATOL_SCALE)
+        )
         errors.append(float(_rel(sol.y[0, :, 0], exact).max()))
     assert all(e1 > e2 for e1, e2 in itertools.pairwise(errors)), errors
     assert errors[-1] <= errors[0] / 100.0, errors

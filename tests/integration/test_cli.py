@@ -46,8 +46,21 @@ def scenario_file(tmp_path):
 
 def test_simulate_writes_netcdf_and_prints_the_endpoint_table(scenario_file, tmp_path, capsys):
     out, ep_out = tmp_path / "o.nc", tmp_path / "ep.nc"
-    rc = main(["simulate", str(scenario_file), "--out", str(out), "--patients", "4", "--endpoints",
-               "--orr-visit-day", "84", "--endpoints-out", str(ep_out)])
+    rc = main(
+        [
+            "simulate",
+            str(scenario_file),
+            "--out",
+            str(out),
+            "--patients",
+            "4",
+            "--endpoints",
+            "--orr-visit-day",
+            "84",
+            "--endpoints-out",
+            str(ep_out),
+        ]
+    )
     assert rc == 0
     text = capsys.readouterr().out
     assert "ORR % (95% CI)" in text and "sbrt+pembro" in text

@@ -68,24 +68,34 @@ def test_a_usage_error_exits_with_2(capsys):
     assert info.value.code == EXIT_CODES["usage"] == 2
 
 
-@pytest.mark.parametrize(("out", "extra", "match"), [
-    ("SCENARIO", [], "is an input of this command"),
-    (DEVICE, [], "not a regular file"),
-    ("FIFO", [], "not a regular file"),
-    ("x.nc", ["--endpoints-out", "x.nc"], "name the same file"),
-    ("x.nc", ["--figure", "f.xyz"], "unknown figure format 'xyz'"),
-    ("x.nc", ["--endpoints-figure", "DIR"], "is a folder"),
-])
-def test_simulate_refuses_bad_outputs_before_any_work_even_with_force(scenario_file, tmp_path, capsys, no_simulation,
-                                                                      out, extra, match):
+@pytest.mark.parametrize(
+    ("out", "extra", "match"),
+    [
+        ("SCENARIO", [], "is an input of this command"),
+        (DEVICE, [], "not a regular file"),
+        ("FIFO", [], "not a regular file"),
+        ("x.nc", ["--endpoints-out", "x.nc"], "name the same file"),
+        ("x.nc", ["--figure", "f.xyz"], "unknown figure format 'xyz'"),
+        ("x.nc", ["--endpoints-figure", "DIR"], "is a folder"),
+    ],
+)
+def test_simulate_refuses_bad_outputs_before_any_work_even_with_force(
+    scenario_file, tmp_path, capsys, no_simulation, out, extra, match
+):
     (tmp_path / "DIR").mkdir()
     os.mkfifo(tmp_path / "FIFO")
 
     def where(p):
         return str(scenario_file) if p == "SCENARIO" else p if p.startswith("/") else str(tmp_path / p)
 
-    args = ["simulate", str(scenario_file), "--out", where(out), "--force", *[a if a.startswith("--") else where(a)
-                                                                             for a in extra]]
+    args = [
+        "simulate",
+        str(scenario_file),
+        "--out",
+        where(out),
+        "--force",
+        *[a if a.startswith("--") else where(a) for a in extra],
+    ]
     assert main(args) == EXIT_CODES["input"]
     err = capsys.readouterr().err
     assert match in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
@@ -102,9 +112,15 @@ def test_endpoints_refuses_to_write_over_its_input(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("command", [["endpoints"], ["cite", "--result"]])
-@pytest.mark.parametrize(("content", "match"), [(None, "does not exist"), ("folder", "is not a file"),
-                                                 (b"title = 'x'\n", "is not a netCDF-4 file"),
-                                                 (b"\x89HDF\r\n\x1a\ntruncated", "cannot be read as netCDF")])
+@pytest.mark.parametrize(
+    ("content", "match"),
+    [
+        (None, "does not exist"),
+        ("folder", "is not a file"),
+        (b"title = 'x'\n", "is not a netCDF-4 file"),
+        (b"\x89HDF\r\n\x1a\ntruncated", "cannot be read as netCDF"),
+    ],
+)
 def test_missing_or_non_netcdf_results_are_clear_errors(tmp_path, capsys, command, content, match):
     path = tmp_path / "r.nc"
     if content == "folder":
@@ -116,13 +132,19 @@ def test_missing_or_non_netcdf_results_are_clear_errors(tmp_path, capsys, comman
     assert match in err and str(path) in err and "Traceback" not in err
 
 
-@pytest.mark.parametrize(("error", "code", "message"), [
-    (AbscopalError("bad value"), 3, "abscopal: error: bad value"),
-    (SolverError("solver failed at t = 3"), 4, "abscopal: error: solver failed at t = 3"),
-    (KeyboardInterrupt(), 130, "abscopal: interrupted"),
-    (PermissionError(13, "Permission denied", "/data/in.toml"), 3,
-     "abscopal: error: cannot access '/data/in.toml': Permission denied"),
-])
+@pytest.mark.parametrize(
+    ("error", "code", "message"),
+    [
+        (AbscopalError("bad value"), 3, "abscopal: error: bad value"),
+        (SolverError("solver failed at t = 3"), 4, "abscopal: error: solver failed at t = 3"),
+        (KeyboardInterrupt(), 130, "abscopal: interrupted"),
+        (
+            PermissionError(13, "Permission denied", "/data/in.toml"),
+            3,
+            "abscopal: error: cannot access '/data/in.toml': Permission denied",
+        ),
+    ],
+)
 def test_each_outcome_has_its_exit_code_and_one_line(monkeypatch, capsys, error, code, message):
     def raising(args):
         raise error
@@ -134,9 +156,11 @@ def test_each_outcome_has_its_exit_code_and_one_line(monkeypatch, capsys, error,
 
 
 def test_ctrl_c_in_a_real_process_prints_one_line_and_exits_130(tmp_path):
-    code = ("import abscopal.cli as c, sys\n"
-            "def stop(args):\n    raise KeyboardInterrupt\n"
-            "c._cmd_regimens = stop\nsys.exit(c.main(['regimens']))\n")
+    code = (
+        "import abscopal.cli as c, sys\n"
+        "def stop(args):\n    raise KeyboardInterrupt\n"
+        "c._cmd_regimens = stop\nsys.exit(c.main(['regimens']))\n"
+    )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert proc.returncode == 130
     assert proc.stderr.strip() == "abscopal: interrupted"
@@ -150,8 +174,16 @@ def test_unreadable_input_is_an_input_error_not_a_traceback(tmp_path, capsys):
     assert code == EXIT_CODES["input"] and "Traceback" not in err and str(folder) in err
 
 
-@pytest.mark.parametrize("argv", [["-v", "model"], ["model", "-v"], ["-q", "model"], ["model", "--quiet"],
-                                  ["study", "x.toml", "--out", "o", "-q", "--help"]])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["-v", "model"],
+        ["model", "-v"],
+        ["-q", "model"],
+        ["model", "--quiet"],
+        ["study", "x.toml", "--out", "o", "-q", "--help"],
+    ],
+)
 def test_verbosity_options_work_before_and_after_every_command(argv, capsys):
     if "--help" in argv:
         with pytest.raises(SystemExit):
@@ -227,17 +259,21 @@ def calibration_inputs(tmp_path):
     return fit, targets
 
 
-@pytest.mark.parametrize(("argv", "victim", "match"), [
-    (["fit", "T0", "--out", "T0", "--force"], "T0", "is an input of this command"),
-    (["fit", "T0", "--out", DEVICE, "--force"], None, "not a regular file"),
-    (["fit-report", "FITHTML", "--out", "FITHTML", "--force"], "FITHTML", "is an input of this command"),
-    (["validate", "T0", "--fit", "FIT", "--out", "FIT", "--force"], "FIT", "is an input of this command"),
-    (["validate", "T0", "--fit", "FIT", "--out", "T0", "--force"], "T0", "is an input of this command"),
-    (["crossval", "T0", "T1", "--like", "FIT", "--out", "FIT", "--force"], "FIT", "is an input of this command"),
-    (["crossval", "T0", "T1", "--out", DEVICE, "--force"], None, "not a regular file"),
-])
-def test_calibration_commands_never_write_over_their_inputs_or_a_device(calibration_inputs, tmp_path, capsys,
-                                                                        monkeypatch, argv, victim, match):
+@pytest.mark.parametrize(
+    ("argv", "victim", "match"),
+    [
+        (["fit", "T0", "--out", "T0", "--force"], "T0", "is an input of this command"),
+        (["fit", "T0", "--out", DEVICE, "--force"], None, "not a regular file"),
+        (["fit-report", "FITHTML", "--out", "FITHTML", "--force"], "FITHTML", "is an input of this command"),
+        (["validate", "T0", "--fit", "FIT", "--out", "FIT", "--force"], "FIT", "is an input of this command"),
+        (["validate", "T0", "--fit", "FIT", "--out", "T0", "--force"], "T0", "is an input of this command"),
+        (["crossval", "T0", "T1", "--like", "FIT", "--out", "FIT", "--force"], "FIT", "is an input of this command"),
+        (["crossval", "T0", "T1", "--out", DEVICE, "--force"], None, "not a regular file"),
+    ],
+)
+def test_calibration_commands_never_write_over_their_inputs_or_a_device(
+    calibration_inputs, tmp_path, capsys, monkeypatch, argv, victim, match
+):
     objective = importlib.import_module("abscopal.calibrate.objective")
     monkeypatch.setattr(objective, "simulate", lambda *a, **k: pytest.fail("simulated before checking the outputs"))
     fit, targets = calibration_inputs

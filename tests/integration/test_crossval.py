@@ -32,8 +32,9 @@ def synthetic(nsclc3):
 @pytest.fixture(scope="module")
 def result(synthetic, nsclc3):
     messages = []
-    res = cross_validate(synthetic, free=tuple(TRUTH), n_patients_per_arm=40, seed=1, model=nsclc3,
-                         progress=messages.append)
+    res = cross_validate(
+        synthetic, free=tuple(TRUTH), n_patients_per_arm=40, seed=1, model=nsclc3, progress=messages.append
+    )
     assert any("fold 2/2" in m for m in messages)
     return res
 
@@ -93,8 +94,9 @@ def test_bad_setups_fail_before_any_fit(synthetic, nsclc3, monkeypatch, tmp_path
     (out := tmp_path / "cv.json").write_text("old")
     parser = argparse.ArgumentParser(prog="abscopal")
     add_crossval_command(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["crossval", str(ROOT / "pembro_rt.toml"), str(ROOT / "ratnayake2020.toml"),
-                              "--out", str(out)])
+    args = parser.parse_args(
+        ["crossval", str(ROOT / "pembro_rt.toml"), str(ROOT / "ratnayake2020.toml"), "--out", str(out)]
+    )
     with pytest.raises(AbscopalError, match="exists"):
         args.func(args)
     args = parser.parse_args(["crossval", str(tmp_path / "nope.toml"), "--out", str(tmp_path / "new.json")])

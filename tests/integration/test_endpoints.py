@@ -170,8 +170,13 @@ def test_virtual_patients_drive_sites_absent_lesions_and_event_draws():
 
     vp = draw_patients(MIXES["pembro_rt"].capped(3), 25, n_lesions=3, seed=9)
     sbrt = ab.radiation_regimen("sbrt_24gy_3fx", start_day=-7, target_lesions=(0,))
-    ds = ab.simulate(ab.nsclc_model(3), {"sbrt+pembro": ab.TreatmentPlan(drug=_pem(), radiation=(sbrt,))},
-                     population=vp.population(), t_end_day=365.0, output_interval_day=7.0)
+    ds = ab.simulate(
+        ab.nsclc_model(3),
+        {"sbrt+pembro": ab.TreatmentPlan(drug=_pem(), radiation=(sbrt,))},
+        population=vp.population(),
+        t_end_day=365.0,
+        output_interval_day=7.0,
+    )
     ep = endpoints(ds, patients=vp)
     again = endpoints(ds, patients=vp)
     xr.testing.assert_identical(ep, again)

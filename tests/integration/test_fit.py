@@ -134,8 +134,9 @@ def test_cli_fit_writes_the_calibration(nsclc3, tmp_path, capsys):
     parser = argparse.ArgumentParser(prog="abscopal")
     add_fit_command(parser.add_subparsers(dest="command", required=True))
     out = tmp_path / "x.json"
-    args = parser.parse_args(["fit", str(toml), "--out", str(out), "--patients", "40", "--seed", "1",
-                              "--free", "max_kill_per_day"])
+    args = parser.parse_args(
+        ["fit", str(toml), "--out", str(out), "--patients", "40", "--seed", "1", "--free", "max_kill_per_day"]
+    )
     assert args.func(args) == 0
     cal = Calibration.load(out)
     assert cal.values["max_kill_per_day"] == pytest.approx(truth["max_kill_per_day"], rel=0.10)
@@ -157,22 +158,34 @@ def _fit_parser() -> argparse.ArgumentParser:
     return parser
 
 
-@pytest.mark.parametrize(("extra", "match"), [
-    (["--report", "{tmp}/exists.html"], "exists.html"),
-    (["--report", "{tmp}/r.pdf"], r"\.pdf"),
-    (["--profile", "effector_baseline"], "--profile effector_baseline"),
-    (["--walkers", "8"], "add --posterior"),
-    (["--posterior", "--steps", "10", "--burn", "10"], "--burn 10"),
-    (["--posterior", "--walkers", "1"], "--walkers 1"),
-    (["--multistart", "0"], "--multistart 0"),
-])
+@pytest.mark.parametrize(
+    ("extra", "match"),
+    [
+        (["--report", "{tmp}/exists.html"], "exists.html"),
+        (["--report", "{tmp}/r.pdf"], r"\.pdf"),
+        (["--profile", "effector_baseline"], "--profile effector_baseline"),
+        (["--walkers", "8"], "add --posterior"),
+        (["--posterior", "--steps", "10", "--burn", "10"], "--burn 10"),
+        (["--posterior", "--walkers", "1"], "--walkers 1"),
+        (["--multistart", "0"], "--multistart 0"),
+    ],
+)
 def test_cli_fit_checks_every_option_before_any_work(tmp_path, monkeypatch, extra, match):
     import abscopal.calibrate.targets as targets_module
 
     monkeypatch.setattr(targets_module, "load_all", lambda *a, **k: pytest.fail("loaded targets before checking"))
     (tmp_path / "exists.html").write_text("old")
-    args = _fit_parser().parse_args(["fit", str(TARGETS), "--out", str(tmp_path / "x.json"), "--free",
-                                     "max_kill_per_day", *[e.format(tmp=tmp_path) for e in extra]])
+    args = _fit_parser().parse_args(
+        [
+            "fit",
+            str(TARGETS),
+            "--out",
+            str(tmp_path / "x.json"),
+            "--free",
+            "max_kill_per_day",
+            *[e.format(tmp=tmp_path) for e in extra],
+        ]
+    )
     with pytest.raises(AbscopalError, match=match):
         args.func(args)
     assert (tmp_path / "exists.html").read_text() == "old" and not (tmp_path / "x.json").exists()
@@ -185,9 +198,30 @@ def test_cli_fit_with_profile_posterior_and_report(nsclc3, tmp_path, capsys):
     base = CalibrationProblem(targets=(load_targets(TARGETS),), model=nsclc3, n_patients_per_arm=40, seed=1)
     (toml := tmp_path / "pembro_rt.toml").write_text(_to_toml(base.synthetic_targets(truth)[0]))
     out, report = tmp_path / "x.json", tmp_path / "x.html"
-    args = _fit_parser().parse_args(["fit", str(toml), "--out", str(out), "--patients", "40", "--seed", "1",
-                                     "--free", "max_kill_per_day", "--profile", "--posterior", "--walkers", "2",
-                                     "--steps", "3", "--burn", "1", "--report", str(report)])
+    args = _fit_parser().parse_args(
+        [
+            "fit",
+            str(toml),
+            "--out",
+            str(out),
+            "--patients",
+            "40",
+            "--seed",
+            "1",
+            "--free",
+            "max_kill_per_day",
+            "--profile",
+            "--posterior",
+            "--walkers",
+            "2",
+            "--steps",
+            "3",
+            "--burn",
+            "1",
+            "--report",
+            str(report),
+        ]
+    )
     assert args.func(args) == 0
     cal = Calibration.load(out)
     prof = cal.profiles["max_kill_per_day"]

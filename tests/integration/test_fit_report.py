@@ -29,8 +29,9 @@ PNG = b"\x89PNG\r\n\x1a\n"
 @pytest.fixture(scope="module")
 def synthetic(nsclc3) -> CalibrationProblem:
     base = CalibrationProblem(targets=(load_targets(TARGETS),), model=nsclc3, n_patients_per_arm=40, seed=1)
-    return CalibrationProblem(targets=base.synthetic_targets({"max_kill_per_day": 0.06}), model=nsclc3,
-                              n_patients_per_arm=40, seed=1)
+    return CalibrationProblem(
+        targets=base.synthetic_targets({"max_kill_per_day": 0.06}), model=nsclc3, n_patients_per_arm=40, seed=1
+    )
 
 
 @pytest.fixture(scope="module")

@@ -17,8 +17,13 @@ def test_stiff_fallback_warns_with_the_count_and_the_arm(toy):
     arms = [Arm(name="control", plan=TreatmentPlan(name="control")), Arm(name="other", plan=TreatmentPlan())]
     # a step budget of 10 is too small for 200 days: every patient falls back to Radau
     with pytest.warns(AbscopalWarning, match=r"4 of 4 patients \(2 in arm 'control', 2 in arm 'other'\).*Radau"):
-        ds = simulate(toy, arms, population=VirtualPopulation(n_patients=2), t_end_day=200.0,
-                      solver=SolverOptions(max_steps=10, parallel=False))
+        ds = simulate(
+            toy,
+            arms,
+            population=VirtualPopulation(n_patients=2),
+            t_end_day=200.0,
+            solver=SolverOptions(max_steps=10, parallel=False),
+        )
     assert json.loads(ds.attrs["provenance"])["stiff_fallback_patients"] == 4
 
 
@@ -65,8 +70,9 @@ def test_cli_study_refuses_a_huge_grid_unless_allowed(tmp_path, capsys):
     study = tmp_path / "big.toml"
     timing = ", ".join(str(i) for i in range(1000))
     fractions = ", ".join(f"{{ dose_per_fraction_gy = {1 + i / 10}, n_fractions = 1 }}" for i in range(1001))
-    study.write_text(f'fit = "none"\n[population]\nn_patients = 5\n[axes]\ntiming = [{timing}]\n'
-                     f"fractionation = [{fractions}]\n")
+    study.write_text(
+        f'fit = "none"\n[population]\nn_patients = 5\n[axes]\ntiming = [{timing}]\nfractionation = [{fractions}]\n'
+    )
     out = tmp_path / "out"
     assert main(["study", str(study), "--out", str(out), "--quiet"]) == EXIT_CODES["input"]
     assert "1001000 cells" in capsys.readouterr().err

@@ -27,10 +27,13 @@ GARBAGE = b"\x80\x05ABSCOPAL-TEST-GARBAGE, not a pickle"
 
 def tiny_spec() -> ModelSpec:
     y, k = sym("y_cache"), sym("k_cache")
-    return ModelSpec(name="test_kernel_cache_decay", description="dy/dt = -k y",
-                     states=(State(name="y_cache", units="1", long_name="decaying quantity", initial=1.0),),
-                     parameters=(Parameter(name="k_cache", units="1/day", default=0.5, lower=0.0, upper=10.0),),
-                     rates={"y_cache": -k * y})
+    return ModelSpec(
+        name="test_kernel_cache_decay",
+        description="dy/dt = -k y",
+        states=(State(name="y_cache", units="1", long_name="decaying quantity", initial=1.0),),
+        parameters=(Parameter(name="k_cache", units="1/day", default=0.5, lower=0.0, upper=10.0),),
+        rates={"y_cache": -k * y},
+    )
 
 
 def _works(model) -> None:
@@ -134,8 +137,11 @@ def test_an_import_error_regenerates_once_then_names_the_cache(compiled, monkeyp
     _fresh(again)
     monkeypatch.setattr(compile_module, "_import_file", broken)
     cache = compiled.path.parent.parent
-    with pytest.raises(AbscopalError, match=rf"kernel '{compiled.path}' .*cannot be imported even after it was "
-                                            rf"regenerated .*delete the cache folder '{cache}'"):
+    with pytest.raises(
+        AbscopalError,
+        match=rf"kernel '{compiled.path}' .*cannot be imported even after it was "
+        rf"regenerated .*delete the cache folder '{cache}'",
+    ):
         compile_model(tiny_spec(), cache_dir=cache)
 
 
@@ -161,8 +167,11 @@ def test_a_world_writable_cache_folder_is_not_trusted(tmp_path):
     shared = tmp_path / "shared"
     (shared / "kernels").mkdir(parents=True)
     os.chmod(shared, 0o777)
-    with pytest.warns(AbscopalWarning, match=rf"kernel cache '{shared}' is writable by group or others.*private "
-                                             "temporary folder"):
+    with pytest.warns(
+        AbscopalWarning,
+        match=rf"kernel cache '{shared}' is writable by group or others.*private "
+        "temporary folder",
+    ):
         model = compile_model(tiny_spec(), cache_dir=shared)
     assert shared not in model.path.parents and not list((shared / "kernels").iterdir())
     assert model.path.parent.parent.stat().st_mode & 0o077 == 0
@@ -192,10 +201,16 @@ def test_two_processes_compiling_the_same_kernel_at_once_both_work(tmp_path):
         assert m.rhs(0.0, np.array([2.0]), np.array([3.0])).tolist() == [-6.0]
         print("ok", m.path)
     """)
-    env = os.environ | {"PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")]),
-                        "PYTHONWARNINGS": "error::UserWarning"}
-    procs = [subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True) for _ in range(2)]
+    env = os.environ | {
+        "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")]),
+        "PYTHONWARNINGS": "error::UserWarning",
+    }
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for _ in range(2)
+    ]
     outs = [p.communicate(timeout=600) for p in procs]
     for p, (out, err) in zip(procs, outs, strict=True):
         assert p.returncode == 0 and out.startswith("ok "), err[-2000:]

@@ -67,8 +67,7 @@ def _sedml_grid_and_mab() -> tuple[np.ndarray, np.ndarray]:
     tc = root.find(".//s:uniformTimeCourse", ns)
     rng = root.find(".//s:uniformRange", ns)
     assert tc is not None and rng is not None
-    t = np.linspace(float(tc.get("outputStartTime")), float(tc.get("outputEndTime")),
-                    int(tc.get("numberOfPoints")) + 1)
+    t = np.linspace(float(tc.get("outputStartTime")), float(tc.get("outputEndTime")), int(tc.get("numberOfPoints")) + 1)
     mab = np.linspace(float(rng.get("start")), float(rng.get("end")), int(rng.get("numberOfPoints")) + 1)
     return t, mab
 
@@ -81,8 +80,13 @@ def _rr(path: Path = SBML):
     return rr
 
 
-def _rr_run(rr, t_out: np.ndarray, species: tuple[str, ...], params: dict[str, float] | None = None,
-            state: dict[str, float] | None = None) -> np.ndarray:
+def _rr_run(
+    rr,
+    t_out: np.ndarray,
+    species: tuple[str, ...],
+    params: dict[str, float] | None = None,
+    state: dict[str, float] | None = None,
+) -> np.ndarray:
     """Reset, apply parameters (SBML ids) and an optional start state, simulate on ``t_out``."""
     rr.resetAll()
     for k, v in (params or {}).items():
@@ -111,8 +115,7 @@ def _rel_err(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def _report(title: str, rel: np.ndarray, species: tuple[str, ...]) -> dict[str, float]:
     worst = {s: float(rel[..., i].max()) for i, s in enumerate(species)}
-    print(f"\n{title}: max relative error per species: "
-          + ", ".join(f"{s} {e:.2e}" for s, e in worst.items()))
+    print(f"\n{title}: max relative error per species: " + ", ".join(f"{s} {e:.2e}" for s, e in worst.items()))
     return worst
 
 
@@ -147,8 +150,7 @@ def test_spec_matches_sbml_structure(spec, rr):
         assert p.default == rr[sbml_id], name
         assert p.units and p.description and "BIOMD0000000863" in p.source
         assert p.lower <= p.default <= p.upper
-    init = dict(zip(rr.model.getFloatingSpeciesIds(), rr.model.getFloatingSpeciesConcentrations(),
-                    strict=True))
+    init = dict(zip(rr.model.getFloatingSpeciesIds(), rr.model.getFloatingSpeciesConcentrations(), strict=True))
     d = spec.default_values()
     for s in spec.states:
         assert float(s.initial.subs({k: d[k.name] for k in s.initial.free_symbols})) == init[s.name]
@@ -163,8 +165,16 @@ def test_rhs_matches_sbml_rates_pointwise(spec, model, rr):
     d = spec.default_values()
     worst = 0.0
     for _ in range(200):
-        y = np.array([rng.uniform(0.1, 2500), rng.uniform(0, 100), rng.uniform(0, 2000),
-                      rng.uniform(0, 500), rng.uniform(0, 1), rng.uniform(0, 500)])
+        y = np.array(
+            [
+                rng.uniform(0.1, 2500),
+                rng.uniform(0, 100),
+                rng.uniform(0, 2000),
+                rng.uniform(0, 500),
+                rng.uniform(0, 1),
+                rng.uniform(0, 500),
+            ]
+        )
         mab = float(rng.choice([0.0, 1.0, 30.0, 100.0, 1e3]))
         rr.resetAll()
         rr["mAb"] = mab
@@ -196,9 +206,11 @@ def test_sedml_run_agrees_with_roadrunner(spec, model, rr):
     bad = {s: e for s, e in worst.items() if not e <= REL_REQUIRED}
     if bad:
         i_m, i_t, i_s = np.unravel_index(np.argmax(rel), rel.shape)
-        pytest.fail(f"relative error above {REL_REQUIRED}: {bad}; worst at mAb={mabs[i_m]}, "
-                    f"t={t_out[i_t]}, {spec.state_names[i_s]}: abscopal {sol.y[i_m, i_t, i_s]!r} "
-                    f"vs roadrunner {ref[i_m, i_t, i_s]!r}")
+        pytest.fail(
+            f"relative error above {REL_REQUIRED}: {bad}; worst at mAb={mabs[i_m]}, "
+            f"t={t_out[i_t]}, {spec.state_names[i_s]}: abscopal {sol.y[i_m, i_t, i_s]!r} "
+            f"vs roadrunner {ref[i_m, i_t, i_s]!r}"
+        )
 
 
 def test_post_fraction_state_agrees_with_roadrunner(spec, model, rr):
@@ -241,9 +253,13 @@ def test_instantaneous_fraction_is_the_limit_of_the_sbml_dose_rate_pulse(spec, m
     rr.integrator.absolute_tolerance = RR_ATOL
     rr.integrator.maximum_num_steps = 1_000_000
     dose, t_rt, t_out = 0.5, 5.0, np.array([10.0, 20.0, 30.0, 40.0])
-    sol = solve(model, _P(spec, [{"mAb": 10.0}]), np.concatenate([[0.0], t_out]),
-                events=EventSchedule.from_lists(model, [[(t_rt, "radiation_fraction", [dose])]]),
-                options=OPTIONS)
+    sol = solve(
+        model,
+        _P(spec, [{"mAb": 10.0}]),
+        np.concatenate([[0.0], t_out]),
+        events=EventSchedule.from_lists(model, [[(t_rt, "radiation_fraction", [dose])]]),
+        options=OPTIONS,
+    )
     errs = []
     for eps in (1e-3, 1e-4):
         rr.resetAll()
@@ -272,8 +288,7 @@ def _compare_switch_with_sbml(spec, model, rr, off: tuple[str, ...], sbml_params
     t_out, _ = _sedml_grid_and_mab()
     ref = _rr_run(rr, t_out, spec.state_names, sbml_params)
     sol = solve(model, _P(spec, [spec.ablation(off)]), t_out, options=OPTIONS)
-    worst = _report(f"{'+'.join(off)} off vs SBML with {sbml_params}", _rel_err(sol.y[0], ref),
-                    spec.state_names)
+    worst = _report(f"{'+'.join(off)} off vs SBML with {sbml_params}", _rel_err(sol.y[0], ref), spec.state_names)
     assert max(worst.values()) <= REL_REQUIRED, worst
     on = solve(model, _P(spec, [{}]), t_out, options=OPTIONS).y[0]
     return sol.y[0], on
@@ -306,8 +321,7 @@ def test_no_t_cells_gives_logistic_growth(spec, model, rr):
     g = d["r"] - d["d0"]
     k = d["TVmax"] * (1 - d["d0"] / d["r"])
     exact = k / (1 + (k / d["TV0"] - 1) * np.exp(-g * t_out))
-    sets = [("t_cell_priming",),
-            ("t_cell_priming", "t_cell_killing", "pd_l1_axis", "immunosuppression")]
+    sets = [("t_cell_priming",), ("t_cell_priming", "t_cell_killing", "pd_l1_axis", "immunosuppression")]
     sol = solve(model, _P(spec, [spec.ablation(s) for s in sets]), t_out, options=OPTIONS)
     for i in range(len(sets)):
         assert not sol.y[i, :, 2:6].any()  # nTeff, dTeff, PDL1, TVd stay exactly 0
@@ -334,8 +348,13 @@ def test_linear_quadratic_kill_of_one_fraction(dsb_repair):
     rows = [frozen, {**frozen, **spec.ablation(("radiation_dsb",))}]
     # TV falls to ~1e-50 µL by day 40 with the SBML repair, so the absolute tolerances are
     # tightened here (TV: 1e-14 µL) to compare with the exact solution down to 1e-12 µL.
-    sol = solve(model, _P(spec, rows), t_out, options=SolverOptions(rtol=1e-11, atol_scale=1e-8),
-                events=EventSchedule.from_lists(model, [[(0.0, "radiation_fraction", [dose])]] * 2))
+    sol = solve(
+        model,
+        _P(spec, rows),
+        t_out,
+        options=SolverOptions(rtol=1e-11, atol_scale=1e-8),
+        events=EventSchedule.from_lists(model, [[(0.0, "radiation_fraction", [dose])]] * 2),
+    )
     a, tau, delta, tv0 = d["alpha"], d["tau"], d["delta"], d["TV0"]
     k = tau if dsb_repair == "sbml" else 1.0 / tau
     c = 0.2 * a / (tau * delta**2)
@@ -345,8 +364,7 @@ def test_linear_quadratic_kill_of_one_fraction(dsb_repair):
     np.testing.assert_allclose(sol.y[0, :, 0] + sol.y[0, :, 5], tv0, rtol=1e-9)
     np.testing.assert_allclose(sol.y[1, :, 0], tv0 * math.exp(-a * dose), rtol=1e-9)
     if dsb_repair == "repair_time":
-        np.testing.assert_allclose(sol.y[0, -1, 0], tv0 * math.exp(-a * dose - 0.1 * a * dose**2),
-                                   rtol=1e-7)
+        np.testing.assert_allclose(sol.y[0, -1, 0], tv0 * math.exp(-a * dose - 0.1 * a * dose**2), rtol=1e-7)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -360,8 +378,13 @@ def test_radiation_fraction_moves_volume_to_tvd_at_the_jump(spec, model):
     # Integrate the no-event run up to t_rt only, so t_rt is a step end in both runs (same steps)
     # rather than a dense-output point: the pre-jump state is then bit-identical.
     before = solve(model, P, t_out[:3], options=OPTIONS).y[0]
-    after = solve(model, P, t_out, options=OPTIONS,
-                  events=EventSchedule.from_lists(model, [[(t_rt, "radiation_fraction", [dose])]])).y[0]
+    after = solve(
+        model,
+        P,
+        t_out,
+        options=OPTIONS,
+        events=EventSchedule.from_lists(model, [[(t_rt, "radiation_fraction", [dose])]]),
+    ).y[0]
     np.testing.assert_array_equal(after[:2], before[:2])  # nothing changes before the fraction
     pre, post = before[2], after[2]  # the output at the event time is the post-jump state
     survive = math.exp(-d["alpha"] * dose)
@@ -373,8 +396,13 @@ def test_radiation_fraction_moves_volume_to_tvd_at_the_jump(spec, model):
     # the same through the kernel's jump map, and the total-volume observable
     jumped = model.jump("radiation_fraction", pre, P[0], np.array([dose]))
     np.testing.assert_allclose(jumped, post, rtol=1e-14)
-    obs = solve(model, P, t_out, options=OPTIONS,
-                events=EventSchedule.from_lists(model, [[(t_rt, "radiation_fraction", [dose])]])).obs[0]
+    obs = solve(
+        model,
+        P,
+        t_out,
+        options=OPTIONS,
+        events=EventSchedule.from_lists(model, [[(t_rt, "radiation_fraction", [dose])]]),
+    ).obs[0]
     assert obs[2, 0] == pytest.approx(pre[0] + pre[5], rel=1e-14)
     later = solve(model, P, t_out, options=OPTIONS).y[0]
     assert after[3, 0] < later[3, 0] and after[3, 5] > 0

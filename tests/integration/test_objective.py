@@ -74,8 +74,10 @@ def test_synthetic_targets_give_zero_residuals_at_truth(synthetic):
 
 
 # the (0.8, 0.8) start runs by default (~4 s); the two far starts take 75-95 s each (many more evaluations)
-@pytest.mark.parametrize("factors", [pytest.param((0.7, 1.4), marks=pytest.mark.slow),
-                                     pytest.param((1.35, 0.7), marks=pytest.mark.slow), (0.8, 0.8)])
+@pytest.mark.parametrize(
+    "factors",
+    [pytest.param((0.7, 1.4), marks=pytest.mark.slow), pytest.param((1.35, 0.7), marks=pytest.mark.slow), (0.8, 0.8)],
+)
 def test_least_squares_recovers_truth_from_several_starts(synthetic, factors):
     params = default_parameters(synthetic, names=tuple(TRUTH))
     for (name, true), f in zip(TRUTH.items(), factors, strict=True):
@@ -102,12 +104,15 @@ def test_omegas_and_covariate_effects_are_fittable(problem):
     assert params["effect__squamous__tumour_doubling_time_day"].value == pytest.approx(np.log(0.0034 / 0.0103))
 
 
-@pytest.mark.parametrize(("name", "match"), [
-    ("omega__new_lesion_rate_per_day", "omegas can be fitted only for parameters with inter-patient variability"),
-    ("effect__smoker__effector_baseline", "effect__pretreated__<parameter>"),
-    ("effect__pretreated__no_such_parameter", "effect__squamous__<parameter>"),
-    ("max_kil_per_day", "max_kill_per_day"),
-])
+@pytest.mark.parametrize(
+    ("name", "match"),
+    [
+        ("omega__new_lesion_rate_per_day", "omegas can be fitted only for parameters with inter-patient variability"),
+        ("effect__smoker__effector_baseline", "effect__pretreated__<parameter>"),
+        ("effect__pretreated__no_such_parameter", "effect__squamous__<parameter>"),
+        ("max_kil_per_day", "max_kill_per_day"),
+    ],
+)
 def test_unknown_calibration_names_fail_before_simulating(problem, monkeypatch, name, match):
     import abscopal.calibrate.objective as objective
 

@@ -56,11 +56,14 @@ def test_nivolumab_time_varying_clearance_lowers_clearance_over_time():
     model = ab.nsclc_model(3, pk="ode")  # same kernel as the fixture above
     opts = ab.SolverOptions(rtol=1e-9, atol_scale=1e-3)
     times = np.array([0.0, 13.999999, 363.999999])
-    tv = ab.simulate(model, {"niv": ab.TreatmentPlan(drug=niv)}, solver=opts, output_times_day=times,
-                     t_end_day=364.0)
-    const = ab.simulate(model, [ab.Arm(name="niv", plan=ab.TreatmentPlan(drug=niv),
-                                       parameters={"pk_cl_time_emax": 0.0})],
-                        solver=opts, output_times_day=times, t_end_day=364.0)
+    tv = ab.simulate(model, {"niv": ab.TreatmentPlan(drug=niv)}, solver=opts, output_times_day=times, t_end_day=364.0)
+    const = ab.simulate(
+        model,
+        [ab.Arm(name="niv", plan=ab.TreatmentPlan(drug=niv), parameters={"pk_cl_time_emax": 0.0})],
+        solver=opts,
+        output_times_day=times,
+        t_end_day=364.0,
+    )
     first_trough = tv.drug_concentration.values[0, 0, 1], const.drug_concentration.values[0, 0, 1]
     assert first_trough[0] == pytest.approx(first_trough[1], rel=2e-3)  # CL change negligible on day 14
     late_tv, late_const = tv.drug_concentration.values[0, 0, 2], const.drug_concentration.values[0, 0, 2]

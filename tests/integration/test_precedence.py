@@ -25,8 +25,7 @@ def _value(ds, arm: str, name: str) -> float:
 
 
 def _run(model, arms, **kwargs):
-    return simulate(model, arms, t_end_day=28.0, output_interval_day=7.0,
-                    variables=("drug_concentration",), **kwargs)
+    return simulate(model, arms, t_end_day=28.0, output_interval_day=7.0, variables=("drug_concentration",), **kwargs)
 
 
 @pytest.fixture(scope="module")
@@ -43,8 +42,7 @@ def test_drug_pk_overrides_the_model_default(nsclc3, durva):
 
 def test_parameters_override_the_drug_pk_in_every_arm(nsclc3, durva):
     base = _run(nsclc3, [Arm(name="durva", plan=durva)])
-    ds = _run(nsclc3, [Arm(name="durva", plan=durva), Arm(name="none", plan=TreatmentPlan())],
-              parameters={CL: 0.6})
+    ds = _run(nsclc3, [Arm(name="durva", plan=durva), Arm(name="none", plan=TreatmentPlan())], parameters={CL: 0.6})
     assert _value(ds, "durva", CL) == 0.6
     assert _value(ds, "none", CL) == 0.6
     # the kernel saw it: faster clearance, lower trough before the second dose (day 28)
@@ -55,17 +53,23 @@ def test_parameters_override_the_drug_pk_in_every_arm(nsclc3, durva):
 
 
 def test_arm_parameters_override_parameters(nsclc3, durva):
-    ds = _run(nsclc3, [Arm(name="durva", plan=durva, parameters={CL: 0.5}),
-                       Arm(name="other", plan=durva)], parameters={CL: 0.6})
+    ds = _run(
+        nsclc3,
+        [Arm(name="durva", plan=durva, parameters={CL: 0.5}), Arm(name="other", plan=durva)],
+        parameters={CL: 0.6},
+    )
     assert _value(ds, "durva", CL) == 0.5
     assert _value(ds, "other", CL) == 0.6
 
 
 def _scenario(**tables):
-    data = {"title": "precedence", "model": {"name": "nsclc", "n_lesions": 3},
-            "simulation": {"t_end_day": 28, "output_interval_day": 7},
-            "population": {"n_patients": 1, "seed": 0, "variability": {}},
-            "arm": [{"name": "durva", "drug": "durvalumab_1500mg_q4w", "parameters": tables.pop("arm", {})}]}
+    data = {
+        "title": "precedence",
+        "model": {"name": "nsclc", "n_lesions": 3},
+        "simulation": {"t_end_day": 28, "output_interval_day": 7},
+        "population": {"n_patients": 1, "seed": 0, "variability": {}},
+        "arm": [{"name": "durva", "drug": "durvalumab_1500mg_q4w", "parameters": tables.pop("arm", {})}],
+    }
     return parse_scenario(data | tables)
 
 

@@ -27,8 +27,19 @@ from abscopal.studies.report import study_report_html
 from abscopal.treatment import TreatmentPlan
 
 TARGETS = Path(__file__).resolve().parents[2] / "fits" / "targets"
-REQUIRED = ("python", "abscopal", "numpy", "scipy", "numba", "llvmlite", "sympy", "lmfit", "xarray", "h5netcdf",
-            "platform")
+REQUIRED = (
+    "python",
+    "abscopal",
+    "numpy",
+    "scipy",
+    "numba",
+    "llvmlite",
+    "sympy",
+    "lmfit",
+    "xarray",
+    "h5netcdf",
+    "platform",
+)
 
 
 def _check(env: object) -> None:
@@ -60,8 +71,13 @@ def test_environment_names_python_the_numerical_libraries_and_the_platform():
 
 
 def test_simulation_dataset_records_the_environment(nsclc3):
-    ds = simulate(nsclc3, {"untreated": TreatmentPlan()}, population=VirtualPopulation(n_patients=2, seed=1),
-                  t_end_day=20.0, output_interval_day=10.0)
+    ds = simulate(
+        nsclc3,
+        {"untreated": TreatmentPlan()},
+        population=VirtualPopulation(n_patients=2, seed=1),
+        t_end_day=20.0,
+        output_interval_day=10.0,
+    )
     _check(json.loads(ds.attrs["provenance"])["environment"])
 
 
@@ -92,8 +108,9 @@ def test_calibration_file_and_fit_report_record_the_environment(calibration, tmp
 
 
 def test_validation_and_cross_validation_record_the_environment(calibration, synthetic, nsclc3, tmp_path):
-    result = validate(calibration, synthetic[:1], n_patients_per_arm=10, n_population_resamples=1,
-                      n_parameter_draws=0, model=nsclc3)
+    result = validate(
+        calibration, synthetic[:1], n_patients_per_arm=10, n_population_resamples=1, n_parameter_draws=0, model=nsclc3
+    )
     _check(result.provenance["environment"])
     result.save(tmp_path / "validation.json")
     _check(json.loads((tmp_path / "validation.json").read_text(encoding="utf-8"))["provenance"]["environment"])
@@ -104,9 +121,15 @@ def test_validation_and_cross_validation_record_the_environment(calibration, syn
 
 
 def test_study_dataset_file_and_report_record_the_environment(tmp_path):
-    design = parse_study({"title": "provenance", "fit": "none",
-                          "population": {"mix": "pembro_rt", "n_patients": 4, "seed": 3},
-                          "simulation": {"t_end_day": 120}, "axes": {"timing": [0], "fractionation": ["none"]}})
+    design = parse_study(
+        {
+            "title": "provenance",
+            "fit": "none",
+            "population": {"mix": "pembro_rt", "n_patients": 4, "seed": 3},
+            "simulation": {"t_end_day": 120},
+            "axes": {"timing": [0], "fractionation": ["none"]},
+        }
+    )
     ds = run_study(design, tmp_path / "study", report=False)
     _check(json.loads(ds.attrs["provenance"])["environment"])
     _check(json.loads((tmp_path / "study" / "study.json").read_text(encoding="utf-8"))["provenance"]["environment"])

@@ -46,8 +46,9 @@ VARIABILITY = {
 @pytest.mark.parametrize("n_patients", [3, pytest.param(5, marks=pytest.mark.slow)])
 def test_dopri5_agrees_with_radau(nsclc3, nsclc3_spec, n_patients):
     spec = nsclc3_spec
-    plan = TreatmentPlan(drug=drug_regimen("pembrolizumab_200mg_q3w"),
-                         radiation=(radiation_regimen("sbrt_24gy_3fx", start_day=-7),))
+    plan = TreatmentPlan(
+        drug=drug_regimen("pembrolizumab_200mg_q3w"), radiation=(radiation_regimen("sbrt_24gy_3fx", start_day=-7),)
+    )
     pop = VirtualPopulation(n_patients=n_patients, variability=VARIABILITY, seed=2024)
     P = pop.parameter_matrix(spec, resolve_values(spec, plan.parameter_overrides()))
     events = plan_events(spec, plan, 730.0)
@@ -55,8 +56,9 @@ def test_dopri5_agrees_with_radau(nsclc3, nsclc3_spec, n_patients):
     t_out = np.arange(-7.0, 731.0)
 
     fast = solve(nsclc3, P, t_out, events=sched, t0=-7.0, options=SolverOptions(rtol=1e-9, atol_scale=1e-3))
-    ref = solve(nsclc3, P, t_out, events=sched, t0=-7.0,
-                options=SolverOptions(method="radau", rtol=1e-10, atol_scale=1e-3))
+    ref = solve(
+        nsclc3, P, t_out, events=sched, t0=-7.0, options=SolverOptions(method="radau", rtol=1e-10, atol_scale=1e-3)
+    )
     assert fast.n_fallback == 0  # the compiled path really ran
 
     atol = np.array([s.abs_tol for s in spec.states])

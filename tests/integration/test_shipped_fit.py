@@ -49,10 +49,14 @@ def _same(a: float, b: float, rtol: float) -> bool:
 
 def _compare(new_predictions, old_predictions, rtol: float) -> list[tuple]:
     assert [(p["trial"], p["arm"], p["outcome"]) for p in new_predictions] == [
-        (p["trial"], p["arm"], p["outcome"]) for p in old_predictions]
-    return [(new["trial"], new["arm"], new["outcome"], key, new[key], old[key])
-            for new, old in zip(new_predictions, old_predictions, strict=True)
-            for key in ("predicted", "smooth", "residual") if not _same(new[key], old[key], rtol)]
+        (p["trial"], p["arm"], p["outcome"]) for p in old_predictions
+    ]
+    return [
+        (new["trial"], new["arm"], new["outcome"], key, new[key], old[key])
+        for new, old in zip(new_predictions, old_predictions, strict=True)
+        for key in ("predicted", "smooth", "residual")
+        if not _same(new[key], old[key], rtol)
+    ]
 
 
 def test_shipped_fit_reproduces_its_stored_predictions_to_1e9(shipped):

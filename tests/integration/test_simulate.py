@@ -30,8 +30,22 @@ VARIABILITY = {
     "tumour_alpha_per_gy": LogNormal(omega=0.3),
     "pdl1_tps": LogitNormal(omega=1.0),
 }
-TUMOUR_GROUPS = ("viable_volume", "doomed_volume", "doomed_clearance", "pdl1", "A", "I", "G", "E", "L", "R", "M",
-                 "M1", "M2", "H")
+TUMOUR_GROUPS = (
+    "viable_volume",
+    "doomed_volume",
+    "doomed_clearance",
+    "pdl1",
+    "A",
+    "I",
+    "G",
+    "E",
+    "L",
+    "R",
+    "M",
+    "M1",
+    "M2",
+    "H",
+)
 
 
 def pem():
@@ -68,8 +82,9 @@ def test_batch_equals_single_patient(nsclc3, population_run):
     for k in range(ds.sizes["patient"]):
         values = dict(zip(names, ds.parameter_value.isel(arm=0, patient=k).values.tolist(), strict=True))
         one = simulate(nsclc3, {"sbrt+pem": sbrt_pem_plan()}, parameters=values, t_end_day=365.0)
-        np.testing.assert_array_equal(one.parameter_value.isel(patient=0).values,
-                                      ds.parameter_value.isel(patient=k).values)
+        np.testing.assert_array_equal(
+            one.parameter_value.isel(patient=0).values, ds.parameter_value.isel(patient=k).values
+        )
         for name in ds.data_vars:
             if name in ("parameter_value", "population_z") or "patient" not in ds[name].dims:
                 continue  # per-arm treatment facts (rt_dose_gy, ...) have no patient dimension
@@ -110,18 +125,22 @@ def test_same_inputs_and_seed_give_identical_datasets(nsclc3):
     pop = VirtualPopulation(n_patients=4, variability=VARIABILITY, seed=5)
     arms = {"sbrt+pem": sbrt_pem_plan()}
     a = simulate(nsclc3, arms, population=pop, t_end_day=120.0)
-    b = simulate(nsclc3, arms, population=VirtualPopulation(n_patients=4, variability=VARIABILITY, seed=5),
-                 t_end_day=120.0)
+    b = simulate(
+        nsclc3, arms, population=VirtualPopulation(n_patients=4, variability=VARIABILITY, seed=5), t_end_day=120.0
+    )
     assert a.identical(b)
-    c = simulate(nsclc3, arms, population=VirtualPopulation(n_patients=4, variability=VARIABILITY, seed=6),
-                 t_end_day=120.0)
+    c = simulate(
+        nsclc3, arms, population=VirtualPopulation(n_patients=4, variability=VARIABILITY, seed=6), t_end_day=120.0
+    )
     assert not a.identical(c)
 
 
 # ------------------------------------------------------------------------------ ablations
 def test_lymphocyte_kill_off_keeps_lymphocytes_at_baseline(nsclc3, nsclc3_spec):
-    arms = {"sbrt": TreatmentPlan(radiation=(sbrt(),)), "conv": TreatmentPlan(radiation=(
-        radiation_regimen("conv_60gy_30fx"),))}
+    arms = {
+        "sbrt": TreatmentPlan(radiation=(sbrt(),)),
+        "conv": TreatmentPlan(radiation=(radiation_regimen("conv_60gy_30fx"),)),
+    }
     off = simulate(nsclc3, arms, t_end_day=120.0, mechanisms_off=("lymphocyte_kill",))
     baseline = nsclc3_spec.parameter("alc_baseline_1e9_per_l").default
     np.testing.assert_array_equal(off.L.values, baseline)  # exact: dL/dt = k (L0 - L) = 0 and no jumps
@@ -131,8 +150,7 @@ def test_lymphocyte_kill_off_keeps_lymphocytes_at_baseline(nsclc3, nsclc3_spec):
 
 def test_pdl1_mechanisms_off_keep_pdl1_at_tps(nsclc3, nsclc3_spec):
     arms = {"sbrt+pem": TreatmentPlan(drug=pem(), radiation=(sbrt((0, 1)),))}
-    ds = simulate(nsclc3, arms, t_end_day=200.0, mechanisms_off=("rt_pdl1", "ifng_pdl1"),
-                  parameters={"pdl1_tps": 0.45})
+    ds = simulate(nsclc3, arms, t_end_day=200.0, mechanisms_off=("rt_pdl1", "ifng_pdl1"), parameters={"pdl1_tps": 0.45})
     np.testing.assert_array_equal(ds.pdl1.values, 0.45)  # exact: dP/dt = k (P0 - P) = 0, jump P -> P
     on = simulate(nsclc3, arms, t_end_day=200.0, parameters={"pdl1_tps": 0.45})
     assert float(np.abs(on.pdl1 - 0.45).max()) > 1e-3  # either mechanism moves PD-L1 when on
@@ -155,8 +173,13 @@ def test_checkpoint_blockade_off_makes_the_drug_inert(nsclc3, nsclc3_spec):
     show up as an O(1) relative difference.
     """
     arms = {"drug": TreatmentPlan(drug=pem(), radiation=(sbrt(),)), "no drug": TreatmentPlan(radiation=(sbrt(),))}
-    ds = simulate(nsclc3, arms, t_end_day=365.0, mechanisms_off=("checkpoint_blockade",),
-                  solver=SolverOptions(rtol=1e-12, atol_scale=1e-8))
+    ds = simulate(
+        nsclc3,
+        arms,
+        t_end_day=365.0,
+        mechanisms_off=("checkpoint_blockade",),
+        solver=SolverOptions(rtol=1e-12, atol_scale=1e-8),
+    )
     assert float(ds.drug_amount_central.sel(arm="drug").max()) > 50.0  # the drug really is there
     np.testing.assert_array_equal(ds.drug_amount_central.sel(arm="no drug").values, 0.0)
     for name in TUMOUR_GROUPS:
@@ -179,8 +202,9 @@ def test_zero_dose_jump_is_the_identity(nsclc3, nsclc3_spec):
     plan = TreatmentPlan(drug=pem(), radiation=(sbrt((0, 2)),))
     p = parameter_vector(spec, resolve_values(spec, plan.parameter_overrides()))
     t_out = np.arange(-7.0, 100.0, 3.0)
-    sol = solve(nsclc3, p[None], t_out, events=EventSchedule.from_lists(nsclc3, [make_events(spec, plan, 100.0)]),
-                t0=-7.0)
+    sol = solve(
+        nsclc3, p[None], t_out, events=EventSchedule.from_lists(nsclc3, [make_events(spec, plan, 100.0)]), t0=-7.0
+    )
     zeros = np.zeros(len(spec.event("radiation_fraction").arguments))
     assert sol.y[0, -1, spec.state_names.index("D_0")] > 0
     for y in sol.y[0]:
@@ -213,8 +237,9 @@ def test_zero_dose_equals_untreated(nsclc3, nsclc3_spec):
     err = np.abs(with_rt0.y - untreated.y) / (np.abs(untreated.y) + atol)
     assert err.max() <= 1e-9, err.max()
     # and a real dose does change the course (the comparison is not vacuous)
-    real = solve(nsclc3, p[None], t_out, options=opts,
-                 events=EventSchedule.from_lists(nsclc3, [make_events(spec, plan, 200.0)]))
+    real = solve(
+        nsclc3, p[None], t_out, options=opts, events=EventSchedule.from_lists(nsclc3, [make_events(spec, plan, 200.0)])
+    )
     assert np.max(np.abs(real.y - untreated.y) / (np.abs(untreated.y) + atol)) > 1e-2
 
 
@@ -222,13 +247,24 @@ def test_zero_dose_equals_untreated(nsclc3, nsclc3_spec):
 def test_radiation_moves_volume_from_viable_to_doomed(nsclc3, nsclc3_spec):
     spec = nsclc3_spec
     days = (0.0, 2.0, 4.0)
-    course = RadiationCourse(dose_per_fraction_gy=8.0, n_fractions=3, calendar=ExplicitDays(offsets_day=days),
-                             start_day=-7.0, target_lesions=(0,))
+    course = RadiationCourse(
+        dose_per_fraction_gy=8.0,
+        n_fractions=3,
+        calendar=ExplicitDays(offsets_day=days),
+        start_day=-7.0,
+        target_lesions=(0,),
+    )
     eps = 1e-9
     t_f = [-7.0 + d for d in days]
     t_out = np.array(sorted({-10.0, 20.0, *[t - eps for t in t_f], *t_f}))
-    ds = simulate(nsclc3, TreatmentPlan(radiation=(course,)), output_times_day=t_out, start_day=-10.0,
-                  t_end_day=20.0, solver=SolverOptions(rtol=1e-10))
+    ds = simulate(
+        nsclc3,
+        TreatmentPlan(radiation=(course,)),
+        output_times_day=t_out,
+        start_day=-10.0,
+        t_end_day=20.0,
+        solver=SolverOptions(rtol=1e-10),
+    )
     V, D = ds.viable_volume.isel(arm=0, patient=0), ds.doomed_volume.isel(arm=0, patient=0)
     alpha = spec.parameter("tumour_alpha_per_gy").default
     beta = alpha / spec.parameter("tumour_alpha_beta_gy").default
@@ -257,8 +293,13 @@ ABSCOPAL_DAY = 84.0
 
 def _lesion1_diameter(nsclc3, mechanisms_off=()) -> dict[str, float]:
     arms = {"pem": TreatmentPlan(drug=pem()), "sbrt+pem": sbrt_pem_plan()}
-    ds = simulate(nsclc3, arms, output_times_day=np.array([-7.0, 0.0, ABSCOPAL_DAY]), t_end_day=ABSCOPAL_DAY,
-                  mechanisms_off=mechanisms_off)
+    ds = simulate(
+        nsclc3,
+        arms,
+        output_times_day=np.array([-7.0, 0.0, ABSCOPAL_DAY]),
+        t_end_day=ABSCOPAL_DAY,
+        mechanisms_off=mechanisms_off,
+    )
     d = ds.lesion_diameter.sel(lesion=1, time=ABSCOPAL_DAY).isel(patient=0)
     return {a: float(d.sel(arm=a)) for a in arms}
 
@@ -304,15 +345,17 @@ def test_mdacc_conventional_rt_depletes_lymphocytes_more_than_sbrt(nsclc3):
 def small_dataset(nsclc3):
     pop = VirtualPopulation(n_patients=3, variability=VARIABILITY, seed=42)
     arms = {"pem": TreatmentPlan(drug=pem()), "sbrt+pem": sbrt_pem_plan()}
-    return simulate(nsclc3, arms, population=pop, t_end_day=60.0, output_interval_day=3.0,
-                    solver=SolverOptions(rtol=1e-8))
+    return simulate(
+        nsclc3, arms, population=pop, t_end_day=60.0, output_interval_day=3.0, solver=SolverOptions(rtol=1e-8)
+    )
 
 
 def test_every_variable_and_coordinate_has_units_and_long_name(small_dataset):
     ds = small_dataset
     names = list(ds.data_vars) + list(ds.coords)
-    assert {"viable_volume", "lesion_diameter", "L", "drug_amount_central", "parameter_value",
-            "population_z"} <= set(ds.data_vars)
+    assert {"viable_volume", "lesion_diameter", "L", "drug_amount_central", "parameter_value", "population_z"} <= set(
+        ds.data_vars
+    )
     for name in names:
         attrs = ds[name].attrs
         assert isinstance(attrs.get("units"), str) and attrs["units"], name
@@ -383,8 +426,7 @@ def test_solve_in_a_spawned_worker_matches_in_process(nsclc3, nsclc3_spec):
 def test_cite_lists_the_sources_behind_a_result(nsclc3):
     from abscopal import cite
 
-    ds = simulate(nsclc3, {"pem": TreatmentPlan(drug=pem())}, parameters={"tumour_alpha_per_gy": 0.25},
-                  t_end_day=10.0)
+    ds = simulate(nsclc3, {"pem": TreatmentPlan(drug=pem())}, parameters={"tumour_alpha_per_gy": 0.25}, t_end_day=10.0)
     text = cite(ds)
     assert "reference Kosinsky2018" in text and "Kosinsky" in text
     assert "parameter pk_cl_l_per_day: Ahamadi 2017" in text
@@ -403,11 +445,20 @@ def test_per_patient_rt_start_equals_separate_shifted_plans(nsclc3):
     arm = Arm(name="salvage", plan=plan, rt_start_day=starts)
     ds = simulate(nsclc3, [arm], population=pop, t_end_day=200.0, output_interval_day=7.0, start_day=0.0)
     assert np.array_equal(ds.rt_start_day.values[0], starts, equal_nan=True)
-    plans = {42.0: replace_drug(plan.with_rt_offset(42.0), pem()), 84.0: replace_drug(plan.with_rt_offset(84.0), pem()),
-             None: TreatmentPlan(drug=pem(), name="none")}
+    plans = {
+        42.0: replace_drug(plan.with_rt_offset(42.0), pem()),
+        84.0: replace_drug(plan.with_rt_offset(84.0), pem()),
+        None: TreatmentPlan(drug=pem(), name="none"),
+    }
     for i, d in enumerate(starts):
-        ref = simulate(nsclc3, {"ref": plans[None if np.isnan(d) else d]}, population=pop, t_end_day=200.0,
-                       output_interval_day=7.0, start_day=0.0)
+        ref = simulate(
+            nsclc3,
+            {"ref": plans[None if np.isnan(d) else d]},
+            population=pop,
+            t_end_day=200.0,
+            output_interval_day=7.0,
+            start_day=0.0,
+        )
         a, b = ds.viable_volume.values[0, i], ref.viable_volume.values[0, i]
         assert np.array_equal(a, b), f"patient {i} (RT day {d}) differs"
     with pytest.raises(Exception, match="rt_start_day has 3 entries for 4 patients"):
@@ -428,8 +479,15 @@ def test_out_of_bounds_values_raise_or_clip(nsclc3):
     hi = nsclc3.spec.parameter("effector_baseline").upper
     with pytest.raises(Exception, match="outside its bounds"):
         simulate(nsclc3, plan, population=pop, parameters={"effector_baseline": 0.5 * hi}, t_end_day=30.0)
-    ds = simulate(nsclc3, plan, population=pop, parameters={"effector_baseline": 0.5 * hi}, t_end_day=30.0,
-                  output_interval_day=7.0, out_of_bounds="clip")
+    ds = simulate(
+        nsclc3,
+        plan,
+        population=pop,
+        parameters={"effector_baseline": 0.5 * hi},
+        t_end_day=30.0,
+        output_interval_day=7.0,
+        out_of_bounds="clip",
+    )
     col = list(ds.parameter.values).index("effector_baseline")
     vals = ds.parameter_value.values[0, :, col]
     assert vals.max() == hi and np.all(vals <= hi)

@@ -13,8 +13,13 @@ from abscopal.errors import AbscopalError, ParameterError, ScheduleError
 from abscopal.studies import AXES, parse_study, run_study, study, summary_table
 from abscopal.studies.run import prepare_study
 
-BASE = {"title": "test study", "fit": "none", "population": {"mix": "pembro_rt", "n_patients": 8, "seed": 3},
-        "simulation": {"t_end_day": 400}, "axes": {"timing": [-7]}}
+BASE = {
+    "title": "test study",
+    "fit": "none",
+    "population": {"mix": "pembro_rt", "n_patients": 8, "seed": 3},
+    "simulation": {"t_end_day": 400},
+    "axes": {"timing": [-7]},
+}
 
 
 def design(**axes):
@@ -22,17 +27,25 @@ def design(**axes):
 
 
 def test_grid_expands_in_axis_order_and_no_rt_cells_are_shared():
-    d = design(timing=[-7, 0, "concurrent", "at_progression", {"label": "late", "start_day": 84}],
-               fractionation=["none", "sbrt_24gy_3fx", {"label": "PULSAR", "dose_per_fraction_gy": 10,
-                                                        "n_fractions": 3,
-                                                        "calendar": {"type": "spaced_pulses", "interval_day": 10}}],
-               site=["lung_primary", {"target": "largest_metastasis", "n_lesions": 2}],
-               drug=["pembrolizumab_200mg_q3w", "nivolumab_240mg_q2w"])
+    d = design(
+        timing=[-7, 0, "concurrent", "at_progression", {"label": "late", "start_day": 84}],
+        fractionation=[
+            "none",
+            "sbrt_24gy_3fx",
+            {
+                "label": "PULSAR",
+                "dose_per_fraction_gy": 10,
+                "n_fractions": 3,
+                "calendar": {"type": "spaced_pulses", "interval_day": 10},
+            },
+        ],
+        site=["lung_primary", {"target": "largest_metastasis", "n_lesions": 2}],
+        drug=["pembrolizumab_200mg_q3w", "nivolumab_240mg_q2w"],
+    )
     assert d.shape == (5, 3, 2, 2)
     cells = d.cells()
     assert len(cells) == 60
-    assert [lv.label for lv in d.axes["timing"]] == ["day -7", "day +0", "concurrent (day 0)", "at progression",
-                                                      "late"]
+    assert [lv.label for lv in d.axes["timing"]] == ["day -7", "day +0", "concurrent (day 0)", "at progression", "late"]
     assert d.axes["site"][1].label == "largest_metastasis x2"
     pulsar = d.axes["fractionation"][2].course
     assert pulsar.fraction_days == pytest.approx((0.0, 10.0, 20.0))
@@ -46,16 +59,22 @@ def test_grid_expands_in_axis_order_and_no_rt_cells_are_shared():
     assert len(canon) == 2 + 5 * 2 * 2 * 2 - 2 * 2 * 2  # "day +0" and "concurrent" are the same plan
 
 
-@pytest.mark.parametrize(("axes", "match"), [
-    ({"timing": ["soon"]}, r"axes.timing\[0\]: must be a day"),
-    ({"fractionation": ["sbrt_24gy_3f"]}, "sbrt_24gy_3fx"),
-    ({"fractionation": [{"dose_per_fraction_gy": 8}]}, "needs n_fractions"),
-    ({"site": ["livr"]}, "liver"),
-    ({"site": [{"target": "largest", "n_lesions": 0}]}, r"axes\.site\[0\]\.n_lesions: must be an integer >= 1, got 0"),
-    ({"drug": ["pembro"]}, "pembrolizumab"),
-    ({"dose": [1]}, "unknown key 'dose'"),
-    ({"timing": [1, 1]}, "labels repeat"),
-])
+@pytest.mark.parametrize(
+    ("axes", "match"),
+    [
+        ({"timing": ["soon"]}, r"axes.timing\[0\]: must be a day"),
+        ({"fractionation": ["sbrt_24gy_3f"]}, "sbrt_24gy_3fx"),
+        ({"fractionation": [{"dose_per_fraction_gy": 8}]}, "needs n_fractions"),
+        ({"site": ["livr"]}, "liver"),
+        (
+            {"site": [{"target": "largest", "n_lesions": 0}]},
+            r"axes\.site\[0\]\.n_lesions: must be an integer >= 1, got 0",
+        ),
+        ({"drug": ["pembro"]}, "pembrolizumab"),
+        ({"dose": [1]}, "unknown key 'dose'"),
+        ({"timing": [1, 1]}, "labels repeat"),
+    ],
+)
 def test_bad_designs_fail_with_the_key_named(axes, match):
     with pytest.raises(ScheduleError, match=match):
         design(**axes)
@@ -78,8 +97,13 @@ def test_bad_top_level_keys_and_draws_without_fit_fail_before_any_simulation(mon
 
 
 def test_rt_at_progression_starts_at_each_patients_progression_scan(nsclc3):
-    d = parse_study(BASE | {"treatment": {"salvage_delay_day": 7},
-                            "axes": {"timing": ["at_progression"], "fractionation": ["none", "sbrt_24gy_3fx"]}})
+    d = parse_study(
+        BASE
+        | {
+            "treatment": {"salvage_delay_day": 7},
+            "axes": {"timing": ["at_progression"], "fractionation": ["none", "sbrt_24gy_3fx"]},
+        }
+    )
     ds = run_study(d)
     base = ds.isel(timing=0, site=0, drug=0, draw=0)
     none, salvage = base.sel(fractionation="no RT"), base.sel(fractionation="sbrt_24gy_3fx")
@@ -147,8 +171,15 @@ def test_same_design_and_seed_give_identical_results_and_seed_matters():
     a = run_study(design(timing=[0], fractionation=["sbrt_24gy_3fx"]))
     b = run_study(design(timing=[0], fractionation=["sbrt_24gy_3fx"]))
     np.testing.assert_array_equal(a.os_day.values, b.os_day.values)
-    c = run_study(parse_study(BASE | {"population": {"mix": "pembro_rt", "n_patients": 8, "seed": 4},
-                                      "axes": {"timing": [0], "fractionation": ["sbrt_24gy_3fx"]}}))
+    c = run_study(
+        parse_study(
+            BASE
+            | {
+                "population": {"mix": "pembro_rt", "n_patients": 8, "seed": 4},
+                "axes": {"timing": [0], "fractionation": ["sbrt_24gy_3fx"]},
+            }
+        )
+    )
     assert not np.array_equal(a.os_day.values, c.os_day.values)
 
 

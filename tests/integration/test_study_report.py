@@ -20,12 +20,18 @@ TITLE = "Report <test> & timing"
 @pytest.fixture(scope="module")
 def study(tmp_path_factory: pytest.TempPathFactory) -> xr.Dataset:
     """A 2 x 2 study (timing x fractionation) of 10 virtual patients with model defaults."""
-    design = parse_study({
-        "title": TITLE, "fit": "none",
-        "population": {"mix": "pembro_rt", "n_patients": 10, "seed": 3},
-        "axes": {"timing": [0, "at_progression"], "fractionation": ["none", "sbrt_24gy_3fx"],
-                 "site": ["lung_primary"]},
-    })
+    design = parse_study(
+        {
+            "title": TITLE,
+            "fit": "none",
+            "population": {"mix": "pembro_rt", "n_patients": 10, "seed": 3},
+            "axes": {
+                "timing": [0, "at_progression"],
+                "fractionation": ["none", "sbrt_24gy_3fx"],
+                "site": ["lung_primary"],
+            },
+        }
+    )
     return run_study(design, tmp_path_factory.mktemp("study") / "out", report=False)
 
 
@@ -36,8 +42,7 @@ def _with_fake_draws(ds: xr.Dataset, n: int = 4, seed: int = 0) -> xr.Dataset:
     copies = [base]
     for k in range(1, n + 1):
         c = base.copy(deep=True)
-        for name in ("orr", "dcr", "pfs_12mo", "os_12mo", "os_24mo", "pneumonitis_risk", "pfs_survival",
-                     "os_survival"):
+        for name in ("orr", "dcr", "pfs_12mo", "os_12mo", "os_24mo", "pneumonitis_risk", "pfs_survival", "os_survival"):
             v = c[name].values
             c[name].values = np.clip(v + rng.normal(0.0, 0.03, v.shape), 0.0, 1.0)
         for name in ("median_pfs_month", "median_os_month", "hr_pfs", "hr_os"):
@@ -81,7 +86,7 @@ def test_fake_draws_give_intervals(study: xr.Dataset, tmp_path: Path) -> None:
     paths = write_study_report(ds, rows, tmp_path)
     text = _check_outputs(paths, tmp_path)
     table = text.split("Summary table")[1].split("<h2>Figures")[0]
-    assert table.count("<span class=\"iv\">[") >= len(rows)
+    assert table.count('<span class="iv">[') >= len(rows)
     assert "95% interval" in text
 
 
@@ -101,8 +106,9 @@ def test_html_without_images_and_fit(study: xr.Dataset) -> None:
 
     ds = study.copy()
     prov = json.loads(ds.attrs["provenance"])
-    prov.update(fit="fits/example.json", fit_hash="abc123", fit_values={"k_growth": 0.01},
-                fit_targets={"PEMBRO-RT": "deadbeef"})
+    prov.update(
+        fit="fits/example.json", fit_hash="abc123", fit_values={"k_growth": 0.01}, fit_targets={"PEMBRO-RT": "deadbeef"}
+    )
     ds.attrs["provenance"] = json.dumps(prov)
     text = study_report_html(ds, summary_table(ds), {})
     assert "fits/example.json" in text and "abc123" in text and "PEMBRO-RT" in text and "k_growth" in text

@@ -16,13 +16,20 @@ from abscopal.io import OutputPathError
 from abscopal.studies import parse_study, run_study
 
 RUN = sys.modules["abscopal.studies.run"]
-BASE = {"title": "safety study", "fit": "none", "population": {"mix": "pembro_rt", "n_patients": 6, "seed": 3},
-        "simulation": {"t_end_day": 300}}
+BASE = {
+    "title": "safety study",
+    "fit": "none",
+    "population": {"mix": "pembro_rt", "n_patients": 6, "seed": 3},
+    "simulation": {"t_end_day": 300},
+}
 
 
 def design(seed=3, **axes):
-    return parse_study(BASE | {"population": BASE["population"] | {"seed": seed}}
-                       | {"axes": {"timing": [0], "fractionation": ["none", "sbrt_24gy_3fx"]} | axes})
+    return parse_study(
+        BASE
+        | {"population": BASE["population"] | {"seed": seed}}
+        | {"axes": {"timing": [0], "fractionation": ["none", "sbrt_24gy_3fx"]} | axes}
+    )
 
 
 @pytest.fixture(scope="module")
@@ -65,12 +72,15 @@ def _edit_cell(path, factor):
         np.savez(fh, **arrays)
 
 
-@pytest.mark.parametrize(("damage", "match"), [
-    ("truncate", "unreadable"),
-    ("edit", "content does not match its stored sha256"),
-    ("legacy", "no stored key or digest"),
-    ("empty", "unreadable"),
-])
+@pytest.mark.parametrize(
+    ("damage", "match"),
+    [
+        ("truncate", "unreadable"),
+        ("edit", "content does not match its stored sha256"),
+        ("legacy", "no stored key or digest"),
+        ("empty", "unreadable"),
+    ],
+)
 def test_a_damaged_cell_is_recomputed_with_a_warning_naming_the_file(finished, clean, damage, match):
     out, (first, _) = finished
     if damage == "truncate":
@@ -171,7 +181,12 @@ def test_a_rerun_without_report_drops_the_old_report_links(tmp_path):
     manifest = json.loads((out / "study.json").read_text())
     assert manifest["outputs"] == ["endpoints.nc", "summary.csv"]
     assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == [
-        "cells", "endpoints.nc", "outputs", "study.json", "summary.csv"]
+        "cells",
+        "endpoints.nc",
+        "outputs",
+        "study.json",
+        "summary.csv",
+    ]
 
 
 def test_a_completed_study_needs_force(finished):

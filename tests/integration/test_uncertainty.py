@@ -110,29 +110,37 @@ def test_profile_rejects_a_different_problem(fitted, nsclc3):
 
 
 # ---- identifiability ----------------------------------------------------------------------------------------------
-def test_identifiability_flags_the_blind_parameter_not_the_identified_one(fitted, profiles, blind_fit,
-                                                                         blind_profiles):
+def test_identifiability_flags_the_blind_parameter_not_the_identified_one(fitted, profiles, blind_fit, blind_profiles):
     blind = with_uncertainty(blind_fit, profiles=blind_profiles)
     text = " ".join(blind.identifiability)
     assert f"{BLIND} is not identified by these targets" in text and "3.84" in text
     assert "singular" in text  # no standard error without a Jacobian
     good = with_uncertainty(fitted, profiles=profiles)
     assert len(good.identifiability) == 1 and good.identifiability[0].startswith("No identifiability problem")
-    assert all("max_kill_per_day is not identified" not in s and "max_kill_per_day has" not in s
-               for s in good.identifiability)
+    assert all(
+        "max_kill_per_day is not identified" not in s and "max_kill_per_day has" not in s for s in good.identifiability
+    )
 
 
 def test_identifiability_sentences_for_one_open_side_correlation_and_rel_stderr(fitted, profiles):
     prof = dict(profiles["max_kill_per_day"], closed_95=[True, False], closed=False)
     prof["interval_95"] = [prof["interval_95"][0], 5.0]
-    cal = replace(fitted, profiles={"max_kill_per_day": prof}, stderr={"max_kill_per_day": 0.05},
-                  provenance={**fitted.provenance, "free": ["max_kill_per_day", "effector_baseline"]},
-                  values={**fitted.values, "effector_baseline": 1.0},
-                  correlations={"max_kill_per_day": {"effector_baseline": -0.97},
-                                "effector_baseline": {"max_kill_per_day": -0.97}})
+    cal = replace(
+        fitted,
+        profiles={"max_kill_per_day": prof},
+        stderr={"max_kill_per_day": 0.05},
+        provenance={**fitted.provenance, "free": ["max_kill_per_day", "effector_baseline"]},
+        values={**fitted.values, "effector_baseline": 1.0},
+        correlations={
+            "max_kill_per_day": {"effector_baseline": -0.97},
+            "effector_baseline": {"max_kill_per_day": -0.97},
+        },
+    )
     text = identifiability_report(cal)
-    assert ("max_kill_per_day is not identified from above by these targets: chi-square rises by less than 3.84 "
-            "up to the upper bound 5") in text
+    assert (
+        "max_kill_per_day is not identified from above by these targets: chi-square rises by less than 3.84 "
+        "up to the upper bound 5"
+    ) in text
     assert any(s.startswith("max_kill_per_day has a 83% relative standard error") for s in text)
     pair = [s for s in text if "nearly interchangeable" in s]
     assert len(pair) == 1 and "correlation -0.97" in pair[0] and "product-like" in pair[0]
@@ -160,14 +168,32 @@ def _line_calibration(line: _Line) -> tuple[Calibration, lmfit.Parameters]:
     params.add("a", value=0.5, min=-10, max=10)
     params.add("b", value=1.0, min=-10, max=10)
     fit = lmfit.minimize(line.residuals, params, method="least_squares", scale_covar=False)
-    cal = Calibration(values=dict(fit.params.valuesdict()), stderr={k: p.stderr for k, p in fit.params.items()},
-                      correlations={k: dict(p.correl) for k, p in fit.params.items()}, chisqr=fit.chisqr,
-                      redchi=fit.redchi, aic=fit.aic, bic=fit.bic, nfev=fit.nfev, method="least_squares",
-                      predictions=[{"trial": "line", "arm": f"x={x:.2f}", "outcome": "y", "observed": y,
-                                    "ci": [None, None], "predicted": y + r * line.sigma,
-                                    "smooth": y + r * line.sigma, "residual": r}
-                                   for x, y, r in zip(line.x, line.y, fit.residual, strict=True)],
-                      params_json=fit.params.dumps(), provenance={"free": ["a", "b"]})
+    cal = Calibration(
+        values=dict(fit.params.valuesdict()),
+        stderr={k: p.stderr for k, p in fit.params.items()},
+        correlations={k: dict(p.correl) for k, p in fit.params.items()},
+        chisqr=fit.chisqr,
+        redchi=fit.redchi,
+        aic=fit.aic,
+        bic=fit.bic,
+        nfev=fit.nfev,
+        method="least_squares",
+        predictions=[
+            {
+                "trial": "line",
+                "arm": f"x={x:.2f}",
+                "outcome": "y",
+                "observed": y,
+                "ci": [None, None],
+                "predicted": y + r * line.sigma,
+                "smooth": y + r * line.sigma,
+                "residual": r,
+            }
+            for x, y, r in zip(line.x, line.y, fit.residual, strict=True)
+        ],
+        params_json=fit.params.dumps(),
+        provenance={"free": ["a", "b"]},
+    )
     return cal, fit.params
 
 
@@ -186,8 +212,10 @@ def test_profile_of_a_quadratic_chisquare_is_the_wald_interval():
             assert lo == pytest.approx(v - z * se, abs=0.01 * se) and hi == pytest.approx(v + z * se, abs=0.01 * se)
         assert prof["closed"]
     # only the correlation is reported (|r| > 0.9 here): standard errors are small, profiles closed
-    assert all("nearly interchangeable" in s or s.startswith("No identifiability") for s in
-               identifiability_report(replace(cal, profiles=profs)))
+    assert all(
+        "nearly interchangeable" in s or s.startswith("No identifiability")
+        for s in identifiability_report(replace(cal, profiles=profs))
+    )
 
 
 def test_posterior_of_a_linear_gaussian_problem_matches_least_squares():
@@ -207,8 +235,9 @@ def test_posterior_of_a_linear_gaussian_problem_matches_least_squares():
         assert sd[i] == pytest.approx(se, rel=0.25), name
     again = posterior(line, fit.params, n_walkers=16, n_steps=400, burn=100, seed=3)
     assert np.array_equal(again.samples, post.samples)  # seeded
-    assert not np.array_equal(posterior(line, fit.params, n_walkers=16, n_steps=400, burn=100, seed=4).samples,
-                              post.samples)
+    assert not np.array_equal(
+        posterior(line, fit.params, n_walkers=16, n_steps=400, burn=100, seed=4).samples, post.samples
+    )
     d = post.to_dict()
     assert set(d) == {"names", "samples", "acceptance_fraction", "autocorr_time", "seed"}
     assert len(d["samples"]) <= MAX_POSTERIOR_ROWS and d["seed"] == 3
@@ -240,8 +269,9 @@ def test_save_load_round_trip_with_profiles_and_posterior(fitted, profiles, synt
     assert loaded == cal
     assert loaded.profiles["max_kill_per_day"]["interval_95"] == profiles["max_kill_per_day"]["interval_95"]
     assert loaded.predict(synthetic) == fitted.predictions  # exact
-    blind = Calibration.load(replace(cal, profiles={"x": {"lower_bound": -math.inf, "values": [math.nan]}})
-                             .save(tmp_path / "inf.json"))
+    blind = Calibration.load(
+        replace(cal, profiles={"x": {"lower_bound": -math.inf, "values": [math.nan]}}).save(tmp_path / "inf.json")
+    )
     assert blind.profiles["x"]["lower_bound"] == -math.inf and math.isnan(blind.profiles["x"]["values"][0])
 
 

@@ -32,8 +32,9 @@ TRUTH = {"max_kill_per_day": 0.06}
 
 @pytest.fixture(scope="module")
 def synthetic(nsclc3):
-    base = CalibrationProblem(targets=(load_targets(ROOT / "pembro_rt.toml"),), model=nsclc3, n_patients_per_arm=40,
-                              seed=1)
+    base = CalibrationProblem(
+        targets=(load_targets(ROOT / "pembro_rt.toml"),), model=nsclc3, n_patients_per_arm=40, seed=1
+    )
     return base.synthetic_targets(TRUTH)
 
 
@@ -83,12 +84,21 @@ def test_validation_is_reproducible_and_seeded(calibration, synthetic, nsclc3, r
 
 def test_a_trial_the_fit_never_saw(calibration, nsclc3):
     ratnayake = load_targets(ROOT / "ratnayake2020.toml")
-    res = validate(calibration, [ratnayake, load_targets(ROOT / "pneumonitis.toml")], n_population_resamples=2,
-                   n_parameter_draws=2, seed=0, model=nsclc3)
+    res = validate(
+        calibration,
+        [ratnayake, load_targets(ROOT / "pneumonitis.toml")],
+        n_population_resamples=2,
+        n_parameter_draws=2,
+        seed=0,
+        model=nsclc3,
+    )
     assert {e["trial"] for e in res.entries} == {"ratnayake2020"}
     assert [(e["arm"], e["outcome"]) for e in res.entries] == [
-        ("nivolumab", "median_pfs_month"), ("rt+nivolumab", "median_pfs_month"),
-        ("rt+nivolumab", "median_os_month"), ("rt+nivolumab vs nivolumab", "hr_pfs")]
+        ("nivolumab", "median_pfs_month"),
+        ("rt+nivolumab", "median_pfs_month"),
+        ("rt+nivolumab", "median_os_month"),
+        ("rt+nivolumab vs nivolumab", "hr_pfs"),
+    ]
     assert not any(e["fitted"] for e in res.entries)
     assert any("pneumonitis" in n and "skipped" in n for n in res.notes)
     for e in res.entries:
@@ -103,8 +113,20 @@ def test_json_and_table_list_every_target(result, tmp_path):
     got = {(e["trial"], e["arm"], e["outcome"]) for e in data["entries"]}
     assert got == {(e["trial"], e["arm"], e["outcome"]) for e in result.entries} and len(got) == 8
     for e in data["entries"]:
-        assert {"observed", "ci", "predicted", "interval", "population_interval", "parameter_interval", "z",
-                "predicted_in_ci", "observed_in_interval", "fitted", "error", "log_ratio"} <= set(e)
+        assert {
+            "observed",
+            "ci",
+            "predicted",
+            "interval",
+            "population_interval",
+            "parameter_interval",
+            "z",
+            "predicted_in_ci",
+            "observed_in_interval",
+            "fitted",
+            "error",
+            "log_ratio",
+        } <= set(e)
     prov = data["provenance"]
     assert prov["version"] and prov["model_hash"] and prov["fit"]["sha256"] and prov["calibration_seed"] == 1
     table = result.to_table()
@@ -146,8 +168,12 @@ def test_cli_validate_json_and_table(fit_file, tmp_path, capsys, monkeypatch):
     """The library model is rebuilt from the calibration's provenance (warm kernel cache)."""
     out = tmp_path / "v.json"
     target = str(ROOT / "ratnayake2020.toml")
-    assert _run(["--fit", str(fit_file), target, "--format", "json", "--resamples", "1", "--draws", "1",
-                 "--out", str(out)]) == 0
+    assert (
+        _run(
+            ["--fit", str(fit_file), target, "--format", "json", "--resamples", "1", "--draws", "1", "--out", str(out)]
+        )
+        == 0
+    )
     data = _strict(out.read_text())
     assert len(data["entries"]) == 4 and data["provenance"]["fit"]["name"] == "fit.json"
     capsys.readouterr()
@@ -172,12 +198,14 @@ def test_cli_bad_arguments_fail_before_any_simulation(case, fit_file, tmp_path, 
     monkeypatch.setattr(objective.CalibrationProblem, "__post_init__", boom)
     target = str(ROOT / "ratnayake2020.toml")
     (bad := tmp_path / "bad.json").write_text("{}")
-    argv = {"missing fit": ["--fit", str(tmp_path / "nope.json"), target],
-            "missing targets": ["--fit", str(fit_file), str(tmp_path / "nope.toml")],
-            "format": ["--fit", str(fit_file), target, "--format", "csv"],
-            "resamples": ["--fit", str(fit_file), target, "--resamples", "-1"],
-            "level": ["--fit", str(fit_file), target, "--level", "1.5"],
-            "not a fit": ["--fit", str(bad), target]}[case]
+    argv = {
+        "missing fit": ["--fit", str(tmp_path / "nope.json"), target],
+        "missing targets": ["--fit", str(fit_file), str(tmp_path / "nope.toml")],
+        "format": ["--fit", str(fit_file), target, "--format", "csv"],
+        "resamples": ["--fit", str(fit_file), target, "--resamples", "-1"],
+        "level": ["--fit", str(fit_file), target, "--level", "1.5"],
+        "not a fit": ["--fit", str(bad), target],
+    }[case]
     if case == "format":
         with pytest.raises(SystemExit):
             _run(argv)

@@ -24,13 +24,29 @@ def make_calibration(values, stderr, correlations=None, bounds=None, posterior=N
     for name, value in values.items():
         lo, hi = bounds.get(name, (-np.inf, np.inf))
         params.add(name, value=value, min=lo, max=hi, vary=stderr.get(name) is not None)
-    cal = Calibration(values=dict(values), stderr=dict(stderr), correlations=correlations or {}, chisqr=0.0,
-                      redchi=0.0, aic=0.0, bic=0.0, nfev=1, method="least_squares", predictions=[],
-                      params_json=params.dumps(), provenance={})
+    cal = Calibration(
+        values=dict(values),
+        stderr=dict(stderr),
+        correlations=correlations or {},
+        chisqr=0.0,
+        redchi=0.0,
+        aic=0.0,
+        bic=0.0,
+        nfev=1,
+        method="least_squares",
+        predictions=[],
+        params_json=params.dumps(),
+        provenance={},
+    )
     if posterior is None:
         return cal
-    return SimpleNamespace(values=cal.values, stderr=cal.stderr, correlations=cal.correlations,
-                           parameters=cal.parameters, posterior=posterior)
+    return SimpleNamespace(
+        values=cal.values,
+        stderr=cal.stderr,
+        correlations=cal.correlations,
+        parameters=cal.parameters,
+        posterior=posterior,
+    )
 
 
 VALUES = {"rate_per_day": 0.05, "effect__pretreated__x": -0.3, "fixed": 2.0}
@@ -118,8 +134,10 @@ def test_missing_uncertainty_raises_with_the_fix():
         parameter_draws(bad, 10, seed=0)
 
 
-@pytest.mark.parametrize(("kwargs", "match"), [({"n_draws": 0}, "n_draws"), ({"seed": -1}, "seed"),
-                                               ({"source": "prior"}, "source"), ({"seed": 1.5}, "seed")])
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [({"n_draws": 0}, "n_draws"), ({"seed": -1}, "seed"), ({"source": "prior"}, "source"), ({"seed": 1.5}, "seed")],
+)
 def test_bad_arguments(kwargs, match):
     cal = make_calibration(VALUES, STDERR, CORR, BOUNDS)
     args = {"n_draws": 5, "seed": 0} | kwargs

@@ -43,8 +43,9 @@ def no_work(monkeypatch):
 
 
 def _plan() -> TreatmentPlan:
-    return TreatmentPlan(drug=drug_regimen("pembrolizumab_200mg_q3w"),
-                         radiation=(radiation_regimen("sbrt_24gy_3fx", start_day=-7),))
+    return TreatmentPlan(
+        drug=drug_regimen("pembrolizumab_200mg_q3w"), radiation=(radiation_regimen("sbrt_24gy_3fx", start_day=-7),)
+    )
 
 
 # ------------------------------------------------------------------------------ treatment
@@ -80,15 +81,21 @@ def test_two_fractions_at_the_same_time_on_the_same_lesion_are_rejected():
 def test_unknown_regimen_name_suggests_the_close_name():
     with pytest.raises(ScheduleError, match=r"unknown radiation regimen 'sbrt_24gy_3fz'; did you mean 'sbrt_24gy_3fx'"):
         radiation_regimen("sbrt_24gy_3fz")
-    with pytest.raises(ScheduleError, match=r"unknown drug regimen 'pembrolizumab_200mg_q3'; "
-                                            r"did you mean 'pembrolizumab_200mg_q3w'"):
+    with pytest.raises(
+        ScheduleError,
+        match=r"unknown drug regimen 'pembrolizumab_200mg_q3'; "
+        r"did you mean 'pembrolizumab_200mg_q3w'",
+    ):
         drug_regimen("pembrolizumab_200mg_q3")
 
 
 # ------------------------------------------------------------------------------ simulate()
 def test_unknown_parameter_name_suggests_the_close_name(nsclc3_spec, no_work):
-    with pytest.raises(ParameterError, match=r"unknown parameter 'tumour_alpha_per_gyy'; "
-                                             r"did you mean 'tumour_alpha_per_gy'"):
+    with pytest.raises(
+        ParameterError,
+        match=r"unknown parameter 'tumour_alpha_per_gyy'; "
+        r"did you mean 'tumour_alpha_per_gy'",
+    ):
         simulate(nsclc3_spec, _plan(), parameters={"tumour_alpha_per_gyy": 0.3})
 
 
@@ -115,8 +122,11 @@ def test_out_of_bounds_parameter_names_parameter_value_and_bounds(nsclc3_spec, n
 
 def test_variability_pushing_a_patient_out_of_bounds_is_rejected(nsclc3_spec, no_work):
     pop = VirtualPopulation(n_patients=20, variability={"tumour_alpha_per_gy": LogNormal(omega=3.0)}, seed=1)
-    with pytest.raises(ParameterError, match=r"arm 'a', patient \d+: parameter 'tumour_alpha_per_gy' = .* is outside "
-                                             r"its bounds \[0\.01, 1\.0\]"):
+    with pytest.raises(
+        ParameterError,
+        match=r"arm 'a', patient \d+: parameter 'tumour_alpha_per_gy' = .* is outside "
+        r"its bounds \[0\.01, 1\.0\]",
+    ):
         simulate(nsclc3_spec, {"a": _plan()}, population=pop)
 
 
@@ -137,8 +147,11 @@ def test_target_lesion_beyond_the_model_is_rejected(nsclc3_spec, no_work):
         simulate(nsclc3_spec, plan)
 
 
-@pytest.mark.parametrize("times", [[0.0, 10.0, 5.0], [0.0, 10.0, 10.0], [], [0.0, math.nan], [0.0, math.inf]],
-                         ids=["decreasing", "repeated", "empty", "nan", "inf"])
+@pytest.mark.parametrize(
+    "times",
+    [[0.0, 10.0, 5.0], [0.0, 10.0, 10.0], [], [0.0, math.nan], [0.0, math.inf]],
+    ids=["decreasing", "repeated", "empty", "nan", "inf"],
+)
 def test_output_times_must_increase(nsclc3_spec, no_work, times):
     with pytest.raises(ScheduleError, match=r"output_times_day"):
         simulate(nsclc3_spec, TreatmentPlan(), output_times_day=np.array(times, dtype=float))
@@ -179,8 +192,13 @@ def test_solver_error_names_arm_patient_and_time(blowup, fallback):
     """dy/dt = y^2, y(0) = 1 is infinite at t = 1: both the compiled solver and Radau must give
     up, and the error says which arm, which patient and when."""
     with pytest.raises(SolverError) as info:
-        simulate(blowup, {"blow": TreatmentPlan()}, t_end_day=2.0, output_interval_day=0.5,
-                 solver=SolverOptions(stiff_fallback=fallback))
+        simulate(
+            blowup,
+            {"blow": TreatmentPlan()},
+            t_end_day=2.0,
+            output_interval_day=0.5,
+            solver=SolverOptions(stiff_fallback=fallback),
+        )
     msg = str(info.value)
     assert "arm" in msg and "patient" in msg and "t =" in msg, msg
     match = _WHERE.search(msg)

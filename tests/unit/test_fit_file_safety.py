@@ -41,9 +41,13 @@ class _Payload:
 
 def _callable_entry(marker: Path) -> dict:
     """lmfit's JSON encoding of a function (``lmfit.jsonutils.encode4js``), carrying the payload."""
-    return {"__class__": "Callable", "__name__": "planted", "importer": "no_such_module_for_abscopal_tests",
-            "pyversion": f"{sys.version_info.major}.{sys.version_info.minor}",  # the dill branch, no warning
-            "value": base64.b64encode(dill.dumps(_Payload(marker))).decode()}
+    return {
+        "__class__": "Callable",
+        "__name__": "planted",
+        "importer": "no_such_module_for_abscopal_tests",
+        "pyversion": f"{sys.version_info.major}.{sys.version_info.minor}",  # the dill branch, no warning
+        "value": base64.b64encode(dill.dumps(_Payload(marker))).decode(),
+    }
 
 
 def _crafted_params_json(marker: Path) -> str:
@@ -79,8 +83,9 @@ def test_crafted_fit_file_loads_and_is_used_without_running_code(crafted):
     shipped = Calibration.load(SHIPPED)
     params = cal.parameters()
     assert params.valuesdict() == shipped.parameters().valuesdict() == shipped.values
-    assert {k: (p.min, p.max, p.vary, p.stderr) for k, p in params.items()} == \
-        {k: (p.min, p.max, p.vary, p.stderr) for k, p in shipped.parameters().items()}
+    assert {k: (p.min, p.max, p.vary, p.stderr) for k, p in params.items()} == {
+        k: (p.min, p.max, p.vary, p.stderr) for k, p in shipped.parameters().items()
+    }
     assert cal.params_json == shipped.params_json  # only the plain fields were kept
     assert parameter_draws(cal, 3, seed=0).array.shape[0] == 3  # what studies and validate use
     assert load_fit(path).values == shipped.values  # what scenario files and studies use
@@ -111,8 +116,16 @@ def test_crafted_fit_file_through_the_commands_runs_no_code(crafted, tmp_path, m
         main(["crossval", str(ROOT / "fits" / "targets"), "--like", str(path), "--out", str(tmp_path / "cv.json")])
     monkeypatch.setattr(run, "compile_model", stop)  # abscopal study (after the fit and its parameter draws)
     with pytest.raises(StopError):
-        run.prepare_study(parse_study({"fit": str(path), "population": {"mix": "pembro_rt", "n_patients": 2},
-                                       "uncertainty": {"n_draws": 2}, "axes": {"timing": [0]}}))
+        run.prepare_study(
+            parse_study(
+                {
+                    "fit": str(path),
+                    "population": {"mix": "pembro_rt", "n_patients": 2},
+                    "uncertainty": {"n_draws": 2},
+                    "axes": {"timing": [0]},
+                }
+            )
+        )
     parse_scenario({"fit": str(path), "arm": [{"name": "pembro", "drug": "pembrolizumab_200mg_q3w"}]})
     assert main(["fit-report", str(path), "--out", str(tmp_path / "report.html")]) == 0  # abscopal fit-report
     assert (tmp_path / "report.html").is_file()
@@ -143,30 +156,37 @@ def _shipped_with(**changes) -> dict:
     return data
 
 
-@pytest.mark.parametrize(("content", "match"), [
-    (b"[1, 2, 3]", "expected a JSON object, got a list"),
-    (b'"a string"', "expected a JSON object, got a str"),
-    (b"{\"format\": \"abscopal-calibration-v2\", \"values\": {\"a\": ", "not valid JSON"),
-    ("é".encode("latin-1") + b"{}", "not UTF-8"),
-    (b"[" * 100000 + b"]" * 100000, "not valid JSON"),
-    (json.dumps(_shipped_with(format="other")).encode(), "format is 'other'"),
-    (json.dumps(_shipped_with(values=[1, 2])).encode(), "'values' must be a JSON object"),
-    (json.dumps(_shipped_with(values={"max_kill_per_day": "fast"})).encode(), "ValueError"),
-    (json.dumps(_shipped_with(nfev="many")).encode(), "ValueError"),
-    (json.dumps(_shipped_with(predictions={"a": 1})).encode(), "'predictions' must be a JSON array"),
-    (json.dumps(_shipped_with(provenance__model_hash=7)).encode(), "provenance.model_hash"),
-    (json.dumps(_shipped_with(provenance__n_lesions="3")).encode(), "provenance.n_lesions"),
-    (json.dumps(_shipped_with(provenance__base_parameters={"x": "big"})).encode(), "base_parameters"),
-    (json.dumps(_shipped_with(identifiability="one sentence")).encode(), "'identifiability' must be a JSON array"),
-    (json.dumps(_shipped_with(profiles=[1])).encode(), "'profiles' must be a JSON object"),
-    (json.dumps(_shipped_with(params_json="not json")).encode(), "params_json"),
-    (json.dumps(_shipped_with(params_json=[{"name": "a", "value": 1, "pickle": "gASV"}])).encode(),
-     r"unknown field\(s\) \['pickle'\]"),
-    (json.dumps(_shipped_with(params_json=[{"name": "a", "value": {"__class__": "Callable"}}])).encode(),
-     "value must be a number"),
-    (json.dumps(_shipped_with(params_json=[{"name": "a b", "value": 1}])).encode(), "identifier"),
-    (json.dumps(_shipped_with(params_json=[{"name": "a", "value": 1, "vary": "yes"}])).encode(), "vary"),
-])
+@pytest.mark.parametrize(
+    ("content", "match"),
+    [
+        (b"[1, 2, 3]", "expected a JSON object, got a list"),
+        (b'"a string"', "expected a JSON object, got a str"),
+        (b'{"format": "abscopal-calibration-v2", "values": {"a": ', "not valid JSON"),
+        ("é".encode("latin-1") + b"{}", "not UTF-8"),
+        (b"[" * 100000 + b"]" * 100000, "not valid JSON"),
+        (json.dumps(_shipped_with(format="other")).encode(), "format is 'other'"),
+        (json.dumps(_shipped_with(values=[1, 2])).encode(), "'values' must be a JSON object"),
+        (json.dumps(_shipped_with(values={"max_kill_per_day": "fast"})).encode(), "ValueError"),
+        (json.dumps(_shipped_with(nfev="many")).encode(), "ValueError"),
+        (json.dumps(_shipped_with(predictions={"a": 1})).encode(), "'predictions' must be a JSON array"),
+        (json.dumps(_shipped_with(provenance__model_hash=7)).encode(), "provenance.model_hash"),
+        (json.dumps(_shipped_with(provenance__n_lesions="3")).encode(), "provenance.n_lesions"),
+        (json.dumps(_shipped_with(provenance__base_parameters={"x": "big"})).encode(), "base_parameters"),
+        (json.dumps(_shipped_with(identifiability="one sentence")).encode(), "'identifiability' must be a JSON array"),
+        (json.dumps(_shipped_with(profiles=[1])).encode(), "'profiles' must be a JSON object"),
+        (json.dumps(_shipped_with(params_json="not json")).encode(), "params_json"),
+        (
+            json.dumps(_shipped_with(params_json=[{"name": "a", "value": 1, "pickle": "gASV"}])).encode(),
+            r"unknown field\(s\) \['pickle'\]",
+        ),
+        (
+            json.dumps(_shipped_with(params_json=[{"name": "a", "value": {"__class__": "Callable"}}])).encode(),
+            "value must be a number",
+        ),
+        (json.dumps(_shipped_with(params_json=[{"name": "a b", "value": 1}])).encode(), "identifier"),
+        (json.dumps(_shipped_with(params_json=[{"name": "a", "value": 1, "vary": "yes"}])).encode(), "vary"),
+    ],
+)
 def test_malformed_fit_files_raise_naming_the_file(tmp_path, content, match):
     path = tmp_path / "bad.json"
     path.write_bytes(content)

@@ -33,9 +33,12 @@ def other_model_fit(tmp_path) -> Path:
 
 
 def _expect_refusal(path: Path, at_hand_lesions: int):
-    return pytest.raises(AbscopalError, match=rf"fit file '{path}' was made for model .* with \d lesion\(s\) .*not "
-                                              rf"for the model at hand, .* with {at_hand_lesions} lesion\(s\).*refit"
-                                              rf".*fit = 'none'")
+    return pytest.raises(
+        AbscopalError,
+        match=rf"fit file '{path}' was made for model .* with \d lesion\(s\) .*not "
+        rf"for the model at hand, .* with {at_hand_lesions} lesion\(s\).*refit"
+        rf".*fit = 'none'",
+    )
 
 
 def test_check_model_accepts_the_fit_model_and_refuses_another():

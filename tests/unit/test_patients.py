@@ -160,17 +160,27 @@ def test_plausibility_rejects_and_counts_draws_outside_the_vdt_range(spec3):
 def test_plausibility_cap_raises_naming_the_patient():
     rules = PlausibilityRules(vdt_range_day=(99.0, 101.0), max_attempts=2)
     with pytest.raises(ParameterError, match=r"patient \d+: no tumour_doubling_time_day within"):
-        draw_patients(MIXES["pembro_rt"], 50, n_lesions=5, seed=0, plausibility=rules,
-                      variability={"tumour_doubling_time_day": LogNormal(omega=1.0)})
+        draw_patients(
+            MIXES["pembro_rt"],
+            50,
+            n_lesions=5,
+            seed=0,
+            plausibility=rules,
+            variability={"tumour_doubling_time_day": LogNormal(omega=1.0)},
+        )
 
 
 def test_correlated_draws():
     rho = 0.8
-    vp = draw_patients(MIXES["pembro_rt"], 2000, n_lesions=5, seed=6,
-                       variability={"tumour_doubling_time_day": LogNormal(omega=0.3),
-                                    "max_kill_per_day": LogNormal(omega=0.5)},
-                       correlation=np.array([[1.0, rho], [rho, 1.0]]),
-                       plausibility=PlausibilityRules(vdt_range_day=(1.0, 1e5)))
+    vp = draw_patients(
+        MIXES["pembro_rt"],
+        2000,
+        n_lesions=5,
+        seed=6,
+        variability={"tumour_doubling_time_day": LogNormal(omega=0.3), "max_kill_per_day": LogNormal(omega=0.5)},
+        correlation=np.array([[1.0, rho], [rho, 1.0]]),
+        plausibility=PlausibilityRules(vdt_range_day=(1.0, 1e5)),
+    )
     assert vp.rejected_draws == 0
     # SE of a sample correlation about (1 - rho^2) / sqrt(n) = 0.008; tolerance 0.04 = 5 SE
     assert np.corrcoef(vp.z.T)[0, 1] == pytest.approx(rho, abs=0.04)
@@ -204,8 +214,9 @@ def test_tps_ranges_are_refittable_on_the_same_patients():
     vp = draw_patients(MIXES["pembro_rt"], 40, n_lesions=5, seed=2)
     narrow = CovariateEffects(tps_ranges={"<1%": (0.0, 0.0), "1-49%": (0.2, 0.2), ">=50%": (0.9, 0.9)})
     tps = vp.population(effects=narrow).per_patient["pdl1_tps"]
-    np.testing.assert_allclose(tps, np.select([vp.pdl1_category == c for c in TPS_CATEGORIES], [0.0, 0.2, 0.9]),
-                               rtol=0, atol=1e-12)
+    np.testing.assert_allclose(
+        tps, np.select([vp.pdl1_category == c for c in TPS_CATEGORIES], [0.0, 0.2, 0.9]), rtol=0, atol=1e-12
+    )
 
 
 # ------------------------------------------------------------------ RT target rules
@@ -269,8 +280,9 @@ def test_bad_draw_input():
     with pytest.raises(ParameterError, match="seed must be an integer >= 0"):
         draw_patients(mix, 5, n_lesions=5, seed=-1)
     with pytest.raises(ParameterError, match="unknown parameter 'effector_baseln'; did you mean 'effector_baseline'"):
-        draw_patients(mix, 5, n_lesions=5, seed=0,
-                      effects=CovariateEffects(pretreated_log_effect={"effector_baseln": -0.3}))
+        draw_patients(
+            mix, 5, n_lesions=5, seed=0, effects=CovariateEffects(pretreated_log_effect={"effector_baseln": -0.3})
+        )
     with pytest.raises(ParameterError, match="'pdl1_tps' is set per patient"):
         draw_patients(mix, 5, n_lesions=5, seed=0, variability=default_variability())
     with pytest.raises(ParameterError, match="tps_ranges must give"):
@@ -288,8 +300,13 @@ def test_simulate_smoke_absent_lesions_stay_empty(nsclc3):
     one_lesion = dataclasses.replace(MIXES["first_line_pdl1_high"], lesion_count={1: 0.5, 3: 0.5})
     vp = draw_patients(one_lesion, 6, n_lesions=3, seed=12)
     assert (~vp.present).any() and vp.present[:, 2].any()
-    ds = abscopal.simulate(nsclc3, {"pembro": TreatmentPlan(drug=drug_regimen("pembrolizumab_200mg_q3w"))},
-                           population=vp.population(), t_end_day=84, output_interval_day=42)
+    ds = abscopal.simulate(
+        nsclc3,
+        {"pembro": TreatmentPlan(drug=drug_regimen("pembrolizumab_200mg_q3w"))},
+        population=vp.population(),
+        t_end_day=84,
+        output_interval_day=42,
+    )
     vol = ds["lesion_volume"].sel(arm="pembro").values  # (patient, lesion, time)
     assert np.all(np.isfinite(vol))
     assert np.all(vol[~vp.present] == 0.0)  # absent lesions never grow (V = 0 is a fixed point)
@@ -310,7 +327,8 @@ def test_place_rt_targets_moves_the_chosen_lesion_to_the_front():
     # the same multiset of lesions per patient, sites travel with their lesion
     for p in range(40):
         assert sorted(zip(vp.sites[p], vp.baseline_diameter_mm[p], strict=True)) == sorted(
-            zip(placed.sites[p], placed.baseline_diameter_mm[p], strict=True))
+            zip(placed.sites[p], placed.baseline_diameter_mm[p], strict=True)
+        )
     # everything else is unchanged (same draws, same covariates)
     np.testing.assert_array_equal(placed.z, vp.z)
     np.testing.assert_array_equal(placed.event_draws, vp.event_draws)
@@ -338,7 +356,9 @@ def test_place_rt_targets_several_lesions_and_largest_metastasis():
     meta, t = place_rt_targets(vp, "largest_metastasis")
     assert t == (0,)
     has_meta = vp.present[:, 1:].any(axis=1)
-    np.testing.assert_array_equal(meta.baseline_diameter_mm[has_meta, 0],
-                                  np.where(vp.present[:, 1:], vp.baseline_diameter_mm[:, 1:], -1).max(axis=1)[has_meta])
+    np.testing.assert_array_equal(
+        meta.baseline_diameter_mm[has_meta, 0],
+        np.where(vp.present[:, 1:], vp.baseline_diameter_mm[:, 1:], -1).max(axis=1)[has_meta],
+    )
     with pytest.raises(ScheduleError, match="n_lesions = 5 irradiated lesions"):
         place_rt_targets(vp, "largest", n_lesions=5)

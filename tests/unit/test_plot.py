@@ -45,8 +45,11 @@ def _close_figures():
 def sim(nsclc3) -> xr.Dataset:
     pem = ab.drug_regimen("pembrolizumab_200mg_q3w")
     sbrt = ab.radiation_regimen("sbrt_24gy_3fx", start_day=-7, mean_lung_dose_gy=5.0)
-    arms = {"pembro": ab.TreatmentPlan(drug=pem), "sbrt+pembro": ab.TreatmentPlan(drug=pem, radiation=(sbrt,)),
-            "none": ab.TreatmentPlan()}
+    arms = {
+        "pembro": ab.TreatmentPlan(drug=pem),
+        "sbrt+pembro": ab.TreatmentPlan(drug=pem, radiation=(sbrt,)),
+        "none": ab.TreatmentPlan(),
+    }
     pop = ab.VirtualPopulation(n_patients=N_PATIENTS, variability=ab.default_variability(), seed=3)
     return ab.simulate(nsclc3, arms, population=pop, t_end_day=365, output_interval_day=7)
 
@@ -67,10 +70,14 @@ def _lines(ax: Axes, prefix: str) -> list:
 # ----------------------------------------------------------------------------- every plot
 @pytest.mark.parametrize("name", ["km", "waterfall", "spider", "swimmer", "lesions", "burden"])
 def test_returns_axes_on_a_new_figure_and_on_a_given_axes(name, sim, ep):
-    draw = {"km": lambda ax: plot_km(ep, ax=ax), "waterfall": lambda ax: plot_waterfall(ep, ax=ax),
-            "spider": lambda ax: plot_spider(ep, ax=ax), "swimmer": lambda ax: plot_swimmer(ep, ax=ax),
-            "lesions": lambda ax: plot_lesion_trajectories(sim, ax=ax),
-            "burden": lambda ax: plot_median_burden(sim, ax=ax)}[name]
+    draw = {
+        "km": lambda ax: plot_km(ep, ax=ax),
+        "waterfall": lambda ax: plot_waterfall(ep, ax=ax),
+        "spider": lambda ax: plot_spider(ep, ax=ax),
+        "swimmer": lambda ax: plot_swimmer(ep, ax=ax),
+        "lesions": lambda ax: plot_lesion_trajectories(sim, ax=ax),
+        "burden": lambda ax: plot_median_burden(sim, ax=ax),
+    }[name]
     assert isinstance(draw(None), Axes)
     fig, given = plt.subplots()
     assert draw(given) is given
@@ -168,8 +175,9 @@ def test_waterfall_one_bar_per_patient_sorted_descending(ep):
     # coloured by best overall response
     bor = ep.best_overall_response.sel(arm="sbrt+pembro").values.astype(str)
     order = np.argsort(-ep.best_percent_change.sel(arm="sbrt+pembro").values, kind="stable")
-    expected = [matplotlib.colors.to_rgba(RESPONSE_COLOURS.get(c.removeprefix("i"), RESPONSE_COLOURS["NE"]))
-                for c in bor[order]]
+    expected = [
+        matplotlib.colors.to_rgba(RESPONSE_COLOURS.get(c.removeprefix("i"), RESPONSE_COLOURS["NE"])) for c in bor[order]
+    ]
     assert [p.get_facecolor() for p in ax.patches] == expected
     # RECIST reference lines at +20% and -30%
     refs = sorted(ln.get_ydata()[0] for ln in _lines(ax, "reference"))
@@ -180,9 +188,12 @@ def test_waterfall_labels_and_missing_patients():
     n = 5
     change = np.array([10.0, np.nan, -50.0, 35.0, -100.0])
     ep = xr.Dataset(
-        {"best_percent_change": (("arm", "patient"), change[None], {"long_name": "best shrinkage", "units": "pct"}),
-         "best_overall_response": (("arm", "patient"), np.array([["SD", "NE", "PR", "iCPD", "CR"]]))},
-        coords={"arm": ["a"], "patient": ("patient", np.arange(n), {"long_name": "subject", "units": "1"})})
+        {
+            "best_percent_change": (("arm", "patient"), change[None], {"long_name": "best shrinkage", "units": "pct"}),
+            "best_overall_response": (("arm", "patient"), np.array([["SD", "NE", "PR", "iCPD", "CR"]])),
+        },
+        coords={"arm": ["a"], "patient": ("patient", np.arange(n), {"long_name": "subject", "units": "1"})},
+    )
     ax = plot_waterfall(ep)
     assert ax.get_ylabel() == "best shrinkage [pct]"
     assert ax.get_xlabel().startswith("subject [1]")
@@ -253,8 +264,9 @@ def test_swimmer_markers_and_labels(ep):
     if progression:
         assert np.all(progression[0].get_xdata() <= os_day.max() + 1e-9)
     pfs = plot_swimmer(ep, arm=arm, endpoint="pfs")
-    np.testing.assert_allclose(sorted(p.get_width() for p in pfs.patches),
-                               np.sort(ep.pfs_day.sel(arm=arm).values) / DAYS_PER_MONTH)
+    np.testing.assert_allclose(
+        sorted(p.get_width() for p in pfs.patches), np.sort(ep.pfs_day.sel(arm=arm).values) / DAYS_PER_MONTH
+    )
     assert pfs.get_xlabel() == label(ep.pfs_day, units="month")
 
 
@@ -271,8 +283,9 @@ def test_lesion_trajectories_irradiated_solid(sim):
             assert "not irradiated" not in ln.get_label()
         else:
             assert ln.get_linestyle() == "--" and "not irradiated" in ln.get_label()
-    np.testing.assert_allclose(lines[0].get_ydata(), sim.lesion_diameter.sel(arm="sbrt+pembro", patient=2,
-                                                                             lesion=0).values)
+    np.testing.assert_allclose(
+        lines[0].get_ydata(), sim.lesion_diameter.sel(arm="sbrt+pembro", patient=2, lesion=0).values
+    )
     assert ax.get_xlabel() == label(sim.time)
     assert ax.get_ylabel() == label(sim.lesion_diameter)
     # no irradiated lesion in the drug-only arm
@@ -281,25 +294,32 @@ def test_lesion_trajectories_irradiated_solid(sim):
 
 # ----------------------------------------------------------------------------- bad arguments
 def test_unknown_arm_suggests(sim, ep):
-    for call in (lambda: plot_waterfall(ep, arm="pembo"), lambda: plot_spider(ep, arm="pembo"),
-                 lambda: plot_swimmer(ep, arm="pembo"), lambda: plot_km(ep, arms=["pembo"]),
-                 lambda: plot_lesion_trajectories(sim, arm="pembo")):
+    for call in (
+        lambda: plot_waterfall(ep, arm="pembo"),
+        lambda: plot_spider(ep, arm="pembo"),
+        lambda: plot_swimmer(ep, arm="pembo"),
+        lambda: plot_km(ep, arms=["pembo"]),
+        lambda: plot_lesion_trajectories(sim, arm="pembo"),
+    ):
         with pytest.raises(ParameterError, match=r"unknown arm 'pembo'; did you mean 'pembro'"):
             call()
 
 
-@pytest.mark.parametrize("call, match", [
-    (lambda ep: plot_km(ep, "pfs_day"), r"unknown endpoint 'pfs_day'"),
-    (lambda ep: plot_km(ep, "orr"), r"unknown endpoint 'orr'"),
-    (lambda ep: plot_swimmer(ep, endpoint="ps"), r"unknown endpoint 'ps'"),
-    (lambda ep: plot_km(ep, time_unit="months"), r"unknown time_unit 'months'; did you mean 'month'"),
-    (lambda ep: plot_km(ep, source="lifelines"), r"unknown source 'lifelines'"),
-    (lambda ep: plot_spider(ep, time_unit="hour"), r"unknown time_unit 'hour'"),
-    (lambda ep: plot_swimmer(ep, max_patients=0), r"max_patients must be an integer >= 1, got 0"),
-    (lambda ep: plot_swimmer(ep, max_patients=2.5), r"max_patients must be an integer >= 1"),
-    (lambda ep: plot_km(ep[["best_percent_change"]]), r"dataset lacks 'km_pfs'"),
-    (lambda ep: plot_waterfall(ep[["km_pfs"]]), r"dataset lacks 'best_percent_change'"),
-])
+@pytest.mark.parametrize(
+    "call, match",
+    [
+        (lambda ep: plot_km(ep, "pfs_day"), r"unknown endpoint 'pfs_day'"),
+        (lambda ep: plot_km(ep, "orr"), r"unknown endpoint 'orr'"),
+        (lambda ep: plot_swimmer(ep, endpoint="ps"), r"unknown endpoint 'ps'"),
+        (lambda ep: plot_km(ep, time_unit="months"), r"unknown time_unit 'months'; did you mean 'month'"),
+        (lambda ep: plot_km(ep, source="lifelines"), r"unknown source 'lifelines'"),
+        (lambda ep: plot_spider(ep, time_unit="hour"), r"unknown time_unit 'hour'"),
+        (lambda ep: plot_swimmer(ep, max_patients=0), r"max_patients must be an integer >= 1, got 0"),
+        (lambda ep: plot_swimmer(ep, max_patients=2.5), r"max_patients must be an integer >= 1"),
+        (lambda ep: plot_km(ep[["best_percent_change"]]), r"dataset lacks 'km_pfs'"),
+        (lambda ep: plot_waterfall(ep[["km_pfs"]]), r"dataset lacks 'best_percent_change'"),
+    ],
+)
 def test_bad_arguments_raise_parameter_error(ep, call, match):
     with pytest.raises(ParameterError, match=match):
         call(ep)

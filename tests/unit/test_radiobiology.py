@@ -39,9 +39,7 @@ WORKED_EXAMPLES = [
 TABLE_ATOL = 0.05 + 1e-9
 
 
-@pytest.mark.parametrize(
-    ("total", "n", "bed10", "eqd2_10", "bed3", "eqd2_3"), WORKED_EXAMPLES
-)
+@pytest.mark.parametrize(("total", "n", "bed10", "eqd2_10", "bed3", "eqd2_3"), WORKED_EXAMPLES)
 def test_bed_eqd2_match_worked_table(total, n, bed10, eqd2_10, bed3, eqd2_3):
     assert float(bed(total, n, 10.0)) == pytest.approx(bed10, abs=TABLE_ATOL)
     assert float(eqd2(total, n, 10.0)) == pytest.approx(eqd2_10, abs=TABLE_ATOL)
@@ -53,9 +51,7 @@ def test_bed_eqd2_broadcast_over_the_table():
     totals = np.array([row[0] for row in WORKED_EXAMPLES])
     ns = np.array([row[1] for row in WORKED_EXAMPLES])
     ab = np.array([[10.0], [3.0]])  # shape (2, 1) against (11,)
-    expected_bed = np.array(
-        [[row[2] for row in WORKED_EXAMPLES], [row[4] for row in WORKED_EXAMPLES]]
-    )
+    expected_bed = np.array([[row[2] for row in WORKED_EXAMPLES], [row[4] for row in WORKED_EXAMPLES]])
     result = bed(totals, ns, ab)
     assert result.shape == (2, len(WORKED_EXAMPLES))
     np.testing.assert_allclose(result, expected_bed, rtol=0, atol=TABLE_ATOL)
@@ -81,42 +77,30 @@ def test_lkb_ntcp_custom_parameters_and_midpoint():
     # At D = TD50 the NTCP is exactly 1/2 for any m (tolerance: float rounding).
     assert float(lkb_ntcp(24.0, td50_gy=24.0, m=0.2)) == pytest.approx(0.5, abs=1e-15)
     # One standard deviation above TD50: Phi(1) = 0.841344746...
-    assert float(lkb_ntcp(24.0 * 1.2, td50_gy=24.0, m=0.2)) == pytest.approx(
-        0.8413447460685429, rel=1e-12
-    )
+    assert float(lkb_ntcp(24.0 * 1.2, td50_gy=24.0, m=0.2)) == pytest.approx(0.8413447460685429, rel=1e-12)
 
 
 def test_eqd2_corrected_mean_dose():
     # 2 Gy per fraction needs no correction (tolerance: float rounding).
-    assert float(eqd2_per_fraction_corrected_mean_dose(20.0, 10)) == pytest.approx(
-        20.0, rel=1e-12
-    )
+    assert float(eqd2_per_fraction_corrected_mean_dose(20.0, 10)) == pytest.approx(20.0, rel=1e-12)
     # 10 Gy MLD in 5 fractions at a/b 3: 10 (2 + 3) / 5 = 10 -> same; 15 Gy/5 fx: 15 (3 + 3)/5 = 18
-    assert float(eqd2_per_fraction_corrected_mean_dose(15.0, 5)) == pytest.approx(
-        18.0, rel=1e-12
-    )
+    assert float(eqd2_per_fraction_corrected_mean_dose(15.0, 5)) == pytest.approx(18.0, rel=1e-12)
     # It is eqd2() applied to the mean dose, with alpha/beta 3 by default.
-    assert float(eqd2_per_fraction_corrected_mean_dose(12.0, 3)) == pytest.approx(
-        float(eqd2(12.0, 3, 3.0)), rel=1e-12
-    )
+    assert float(eqd2_per_fraction_corrected_mean_dose(12.0, 3)) == pytest.approx(float(eqd2(12.0, 3, 3.0)), rel=1e-12)
 
 
 def test_lq_survival_formula():
     # exp(-3 (0.3 * 2 + 0.03 * 4)) = exp(-2.16)
     value = lq_survival(2.0, 3, alpha_per_gy=0.3, beta_per_gy2=0.03)
     assert float(value) == pytest.approx(math.exp(-2.16), rel=1e-12)
-    assert (
-        float(lq_survival(0.0, alpha_per_gy=0.3, beta_per_gy2=0.03)) == 1.0
-    )  # no dose, no kill (exact)
+    assert float(lq_survival(0.0, alpha_per_gy=0.3, beta_per_gy2=0.03)) == 1.0  # no dose, no kill (exact)
 
 
 ALPHA, BETA, D_T = 0.3, 0.03, 6.0
 
 
 def _log_kill(d):
-    return -np.log(
-        lql_survival(d, alpha_per_gy=ALPHA, beta_per_gy2=BETA, transition_dose_gy=D_T)
-    )
+    return -np.log(lql_survival(d, alpha_per_gy=ALPHA, beta_per_gy2=BETA, transition_dose_gy=D_T))
 
 
 def test_lql_equals_lq_at_and_below_transition():
@@ -138,20 +122,14 @@ def test_lql_is_linear_above_transition_with_continuous_slope():
     right = (_log_kill(D_T + h) - _log_kill(D_T)) / h
     assert float(left) == pytest.approx(float(right), abs=1e-4)
     # less kill than LQ above D_t (the LQ-L rationale for SBRT)
-    assert float(
-        lql_survival(
-            20.0, alpha_per_gy=ALPHA, beta_per_gy2=BETA, transition_dose_gy=D_T
-        )
-    ) > float(lq_survival(20.0, alpha_per_gy=ALPHA, beta_per_gy2=BETA))
+    assert float(lql_survival(20.0, alpha_per_gy=ALPHA, beta_per_gy2=BETA, transition_dose_gy=D_T)) > float(
+        lq_survival(20.0, alpha_per_gy=ALPHA, beta_per_gy2=BETA)
+    )
 
 
 def test_lql_fractions_multiply():
-    single = lql_survival(
-        15.0, alpha_per_gy=ALPHA, beta_per_gy2=BETA, transition_dose_gy=D_T
-    )
-    triple = lql_survival(
-        15.0, 3, alpha_per_gy=ALPHA, beta_per_gy2=BETA, transition_dose_gy=D_T
-    )
+    single = lql_survival(15.0, alpha_per_gy=ALPHA, beta_per_gy2=BETA, transition_dose_gy=D_T)
+    triple = lql_survival(15.0, 3, alpha_per_gy=ALPHA, beta_per_gy2=BETA, transition_dose_gy=D_T)
     assert float(triple) == pytest.approx(float(single) ** 3, rel=1e-12)
 
 
@@ -204,9 +182,7 @@ def test_lql_fractions_multiply():
             r"alpha_per_gy must be >= 0, got -0\.3",
         ),
         (
-            lambda: lql_survival(
-                2.0, alpha_per_gy=0.3, beta_per_gy2=0.03, transition_dose_gy=0.0
-            ),
+            lambda: lql_survival(2.0, alpha_per_gy=0.3, beta_per_gy2=0.03, transition_dose_gy=0.0),
             ParameterError,
             r"transition_dose_gy must be > 0, got 0\.0",
         ),

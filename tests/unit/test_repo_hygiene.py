@@ -14,8 +14,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 SCANNED = ("src", "tests", "docs", "notebooks", "benchmarks", "fits", "scenarios", "studies", "scripts", "README.md")
 SUFFIXES = {".py", ".md", ".toml", ".ipynb", ".sh", ".txt", ".json", ".cfg"}
-FORBIDDEN = re.compile(r"shared/(reference|design)|\.\./shared|clinical-targets|published-models|model-v2-sources|"
-                       r"peer-tools\.md|000_5f902fdaf3dea0f7")
+FORBIDDEN = re.compile(
+    r"shared/(reference|design)|\.\./shared|clinical-targets|published-models|model-v2-sources|"
+    r"peer-tools\.md|000_5f902fdaf3dea0f7"
+)
 
 
 def _files() -> list[Path]:
@@ -41,10 +43,13 @@ def test_nothing_points_outside_the_repository():
 
 def test_the_scan_finds_planted_pointers(tmp_path):
     planted = tmp_path / "doc.md"
-    planted.write_text("fine\nsee ../shared/reference/models/Kosinsky2018.xml\n(clinical-targets.md 4.2)\n",
-                       encoding="utf-8")
-    assert _hits(planted, tmp_path) == [("doc.md", "see ../shared/reference/models/Kosinsky2018.xml"),
-                                        ("doc.md", "(clinical-targets.md 4.2)")]
+    planted.write_text(
+        "fine\nsee ../shared/reference/models/Kosinsky2018.xml\n(clinical-targets.md 4.2)\n", encoding="utf-8"
+    )
+    assert _hits(planted, tmp_path) == [
+        ("doc.md", "see ../shared/reference/models/Kosinsky2018.xml"),
+        ("doc.md", "(clinical-targets.md 4.2)"),
+    ]
 
 
 def test_the_kosinsky_reference_model_ships_with_the_tests():
@@ -61,8 +66,11 @@ def _norm(name: str) -> str:
 def test_setup_installs_pinned_versions_of_every_dependency():
     setup = (ROOT / "scripts" / "setup.sh").read_text(encoding="utf-8")
     assert '-c requirements/constraints.txt -e ".[test]"' in setup
-    lines = [ln for ln in (ROOT / "requirements" / "constraints.txt").read_text(encoding="utf-8").splitlines()
-             if ln and not ln.startswith("#")]
+    lines = [
+        ln
+        for ln in (ROOT / "requirements" / "constraints.txt").read_text(encoding="utf-8").splitlines()
+        if ln and not ln.startswith("#")
+    ]
     pins = {}
     for ln in lines:
         name, sep, version = ln.partition("==")

@@ -45,8 +45,9 @@ def _mini(**changes) -> ModelSpec:
         states=(State(name="x", units="1", long_name="x", initial=1.0),),
         parameters=(Parameter(name="k_growth", units="1/day", default=0.1, lower=0.0, upper=1.0),),
         rates={"x": k * x},
-        events=(Event(name="kick", arguments=(EventArgument(name="amount", units="1"),),
-                      jumps={"x": x + sym("amount")}),),
+        events=(
+            Event(name="kick", arguments=(EventArgument(name="amount", units="1"),), jumps={"x": x + sym("amount")}),
+        ),
         mechanisms=(Mechanism(name="growth", description="growth", neutral={"k_growth": 0.0}),),
     )
     kwargs.update(changes)
@@ -95,8 +96,10 @@ def test_unknown_symbol_in_initial_value_is_rejected():
         ),
         (
             (State(name="x", units="1", long_name="x"),),
-            (Parameter(name="k_growth", units="1/day", default=0.1),
-             Parameter(name="k_growth", units="1/day", default=0.2)),
+            (
+                Parameter(name="k_growth", units="1/day", default=0.1),
+                Parameter(name="k_growth", units="1/day", default=0.2),
+            ),
             r"parameter name 'k_growth' is already used by a parameter",
         ),
         (
@@ -142,16 +145,20 @@ def test_unknown_state_in_jump_is_rejected():
 
 
 def test_unknown_symbol_in_jump_is_rejected():
-    bad = Event(name="kick", arguments=(EventArgument(name="amount", units="1"),),
-                jumps={"x": sym("x") + sym("amuont")})
+    bad = Event(
+        name="kick", arguments=(EventArgument(name="amount", units="1"),), jumps={"x": sym("x") + sym("amuont")}
+    )
     with pytest.raises(ModelError, match=r"jump of 'x' in event 'kick'.*did you mean 'amount'\?"):
         _mini(events=(bad,))
 
 
 def test_unknown_parameter_in_mechanism_neutral_values_is_rejected():
     mech = Mechanism(name="growth", description="growth", neutral={"k_grwth": 0.0})
-    with pytest.raises(ModelError, match=r"mechanism 'growth' neutral values: unknown parameter 'k_grwth'; "
-                                         r"did you mean 'k_growth'"):
+    with pytest.raises(
+        ModelError,
+        match=r"mechanism 'growth' neutral values: unknown parameter 'k_grwth'; "
+        r"did you mean 'k_growth'",
+    ):
         _mini(mechanisms=(mech,))
 
 
@@ -216,8 +223,13 @@ def test_content_hash_changes_with_a_jump_and_a_model_size():
 def test_content_hash_is_the_same_in_a_fresh_process(nsclc3_spec):
     """The kernel cache is keyed on the hash, so it must not depend on the process (hash seeds)."""
     code = "from abscopal.model.library.nsclc import nsclc_model; print(nsclc_model(3).content_hash())"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         env={"PYTHONPATH": str(SRC), "PYTHONHASHSEED": "12345", "PATH": "/usr/bin:/bin"})
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"PYTHONPATH": str(SRC), "PYTHONHASHSEED": "12345", "PATH": "/usr/bin:/bin"},
+    )
     assert out.stdout.strip() == nsclc3_spec.content_hash()
 
 
@@ -283,8 +295,7 @@ def nsclc_reference(nsclc3_spec):
     def magnitude(t, y, p):
         return np.bincount(owner, weights=np.abs(np.array(f_terms(t, y, p), dtype=float)), minlength=len(rates))
 
-    return (sp.lambdify(args, rates, modules="numpy"), magnitude,
-            sp.lambdify(args, jac, modules="numpy", cse=True))
+    return (sp.lambdify(args, rates, modules="numpy"), magnitude, sp.lambdify(args, jac, modules="numpy", cse=True))
 
 
 def _random_points(spec, compiled, n: int, seed: int):
@@ -300,7 +311,8 @@ def _random_points(spec, compiled, n: int, seed: int):
         p[switch] = rng.uniform(0.0, 1.0, switch.sum())
         y0 = compiled.initial(p)
         y = np.abs(y0) * np.exp(rng.normal(0.0, 0.5, y0.size)) + rng.uniform(0.0, 1.0, y0.size) * np.maximum(
-            np.abs(y0), 10.0)
+            np.abs(y0), 10.0
+        )
         yield float(rng.uniform(-10.0, 700.0)), y, p
 
 
@@ -375,5 +387,6 @@ def test_compiled_jump_matches_the_spec(nsclc3_spec, nsclc3):
     for t, y, p in _random_points(nsclc3_spec, nsclc3, 10, seed=5):
         del t
         args = np.array([rng.uniform(0.5, 25.0), 0.0, rng.uniform(0.5, 25.0), rng.uniform(0.0, 3.0)])
-        np.testing.assert_allclose(nsclc3.jump("radiation_fraction", y, p, args),
-                                   np.array(f(y, p, args), dtype=float), rtol=1e-12, atol=1e-300)
+        np.testing.assert_allclose(
+            nsclc3.jump("radiation_fraction", y, p, args), np.array(f(y, p, args), dtype=float), rtol=1e-12, atol=1e-300
+        )

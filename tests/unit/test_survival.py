@@ -163,8 +163,9 @@ def test_median_not_reached() -> None:
     assert km.survival.min() > 0.5
     assert km.median_day() == math.inf
     assert km.median_ci_day()[1] == math.inf
-    assert km.median_ci_day() == tuple(median_survival_times(lifelines_km(time, event).confidence_interval_)
-                                       .to_numpy()[0])
+    assert km.median_ci_day() == tuple(
+        median_survival_times(lifelines_km(time, event).confidence_interval_).to_numpy()[0]
+    )
 
 
 def test_all_censored() -> None:
@@ -301,8 +302,10 @@ def test_smooth_survival_converges_to_kaplan_meier(censoring: bool) -> None:
     distinct = np.unique(time)
     t = np.append((distinct[:-1] + distinct[1:]) / 2.0, distinct[-1] + 10.0)
     gap = np.min(np.abs(t[:, None] - distinct))
-    errors = [np.max(np.abs(smooth_survival_at(time, event, t, bandwidth_day=h) - km.survival_at(t)))
-              for h in (30.0, 3.0, 0.3, gap / 40.0)]
+    errors = [
+        np.max(np.abs(smooth_survival_at(time, event, t, bandwidth_day=h) - km.survival_at(t)))
+        for h in (30.0, 3.0, 0.3, gap / 40.0)
+    ]
     assert all(a > b for a, b in itertools.pairwise(errors))
     assert errors[-1] < 1e-12  # bound expit(-40) ~ 4e-18, plus rounding
     # at an event time the surrogate tends to the mid-point of the jump

@@ -58,8 +58,14 @@ def _write(tmp_path: Path, text: str, name: str = "demo.toml") -> Path:
 
 def test_shipped_files_load() -> None:
     names = {p.stem for p in SHIPPED}
-    assert {"pembro_rt", "mdacc_welsh2020", "li2022_sintilimab", "ratnayake2020", "keynote001_shaverdian2017",
-            "pneumonitis"} <= names
+    assert {
+        "pembro_rt",
+        "mdacc_welsh2020",
+        "li2022_sintilimab",
+        "ratnayake2020",
+        "keynote001_shaverdian2017",
+        "pneumonitis",
+    } <= names
     trials = load_all(TARGETS)
     assert len(trials) == len(SHIPPED)
     for trial in trials.values():
@@ -103,17 +109,17 @@ def test_hash_stable_and_sensitive(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("old", "new", "expected"),
     [
-        ('n_patients = 40\n', 'n_patinets = 40\n', ["n_patinets", "did you mean 'n_patients'"]),
-        ('n_patients = 36\n', '', ["arm[1]['sbrt']", "missing required key 'n_patients'"]),
+        ("n_patients = 40\n", "n_patinets = 40\n", ["n_patinets", "did you mean 'n_patients'"]),
+        ("n_patients = 36\n", "", ["arm[1]['sbrt']", "missing required key 'n_patients'"]),
         ('regimen = "sbrt_24gy_3fx"', 'regimen = "sbrt_24gy_3f"', ["radiation[0]", "sbrt_24gy_3f", "did you mean"]),
         ('drug = "pembrolizumab_200mg_q3w"\npop', 'drug = "pembro_200mg_q3w"\npop', ["drug", "pembro_200mg_q3w"]),
         ('mix = "pembro_rt"', 'mix = "pembrort"', ["population", "pembrort", "did you mean 'pembro_rt'"]),
-        ('value = 6.6', 'value = 16.6', ["outcome['median_pfs_month']", "16.6", "outside its own 95% CI"]),
-        ('ci_lower = 4.0', 'ci_lower = 15.0', ["ci_lower = 15.0 > ci_upper = 14.6"]),
-        ('value = 0.18', 'value = 18', ["outcome['orr']", "value = 18", "in [0, 1]"]),
+        ("value = 6.6", "value = 16.6", ["outcome['median_pfs_month']", "16.6", "outside its own 95% CI"]),
+        ("ci_lower = 4.0", "ci_lower = 15.0", ["ci_lower = 15.0 > ci_upper = 14.6"]),
+        ("value = 0.18", "value = 18", ["outcome['orr']", "value = 18", "in [0, 1]"]),
         ('confidence = "P"', 'confidence = "PP"', ["confidence", "'PP'", "confidence tag"]),
         ('arm = "sbrt"', 'arm = "sbrt2"', ["comparison[0]", "'sbrt2'", "did you mean 'sbrt'"]),
-        ('hr = 0.71\nci_lower = 0.42', 'hr = 0.31\nci_lower = 0.42', ["comparison[0]", "0.31", "outside"]),
+        ("hr = 0.71\nci_lower = 0.42", "hr = 0.31\nci_lower = 0.42", ["comparison[0]", "0.31", "outside"]),
     ],
 )
 def test_validation_errors_name_file_and_key(tmp_path: Path, old: str, new: str, expected: list[str]) -> None:
@@ -128,7 +134,7 @@ def test_validation_errors_name_file_and_key(tmp_path: Path, old: str, new: str,
 
 
 def test_outcome_tag_in_outcome_table(tmp_path: Path) -> None:
-    path = _write(tmp_path, MINIMAL.replace('value = 0.18\n', 'value = 0.18\nconfidence = "X"\n'))
+    path = _write(tmp_path, MINIMAL.replace("value = 0.18\n", 'value = 0.18\nconfidence = "X"\n'))
     with pytest.raises(TargetError, match=r"outcome\['orr'\].*confidence = 'X'"):
         load_targets(path)
 
@@ -154,8 +160,9 @@ def test_log_se_from_ci() -> None:
     log_se = (math.log(14.6) - math.log(4.0)) / (2 * 1.959963984540054)  # 0.3303
     assert m.log_standard_error() == pytest.approx(log_se, rel=1e-12)
     assert m.standard_error() == pytest.approx(6.6 * log_se, rel=1e-12)
-    hr = ComparisonTarget(name="x", reference="a", arm="b", endpoint="pfs", hr=0.71, ci_lower=0.42, ci_upper=1.18,
-                          n=76, confidence="P")
+    hr = ComparisonTarget(
+        name="x", reference="a", arm="b", endpoint="pfs", hr=0.71, ci_lower=0.42, ci_upper=1.18, n=76, confidence="P"
+    )
     assert hr.log_standard_error() == pytest.approx(math.log(1.18 / 0.42) / 3.919927969080108, rel=1e-12)
 
 

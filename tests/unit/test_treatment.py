@@ -38,13 +38,9 @@ from abscopal.treatment import (
 def test_weekday_daily_skips_weekends():
     np.testing.assert_array_equal(WeekdayDaily().days(5, 0.0), [0, 1, 2, 3, 4])
     np.testing.assert_array_equal(WeekdayDaily().days(6, 0.0), [0, 1, 2, 3, 4, 7])
-    np.testing.assert_array_equal(
-        WeekdayDaily().days(11, 0.0), [0, 1, 2, 3, 4, 7, 8, 9, 10, 11, 14]
-    )
+    np.testing.assert_array_equal(WeekdayDaily().days(11, 0.0), [0, 1, 2, 3, 4, 7, 8, 9, 10, 11, 14])
     # starting on a Thursday (3): Thu, Fri, Mon, Tue
-    np.testing.assert_array_equal(
-        WeekdayDaily(start_weekday=3).days(4, -10.0), [-10, -9, -6, -5]
-    )
+    np.testing.assert_array_equal(WeekdayDaily(start_weekday=3).days(4, -10.0), [-10, -9, -6, -5])
 
 
 def test_weekday_daily_rejects_weekend_start():
@@ -60,9 +56,7 @@ def test_simple_calendars():
     np.testing.assert_array_equal(Daily().days(4, 0.0), [0, 1, 2, 3])
     np.testing.assert_array_equal(Weekly().days(3, -14.0), [-14, -7, 0])
     np.testing.assert_array_equal(SpacedPulses().days(3, 0.0), [0, 10, 20])
-    np.testing.assert_array_equal(
-        SpacedPulses(interval_day=9.5).days(2, 1.0), [1.0, 10.5]
-    )
+    np.testing.assert_array_equal(SpacedPulses(interval_day=9.5).days(2, 1.0), [1.0, 10.5])
     assert WeekdayDaily().days(3, 0.0).dtype == np.float64
 
 
@@ -70,9 +64,7 @@ def test_explicit_days():
     calendar = ExplicitDays(offsets_day=(0, 2, 7))
     np.testing.assert_array_equal(calendar.days(3, -7.0), [-7.0, -5.0, 0.0])
     assert calendar.offsets_day == (0.0, 2.0, 7.0)
-    with pytest.raises(
-        ScheduleError, match=r"n_fractions must equal len\(offsets_day\) = 3, got 4"
-    ):
+    with pytest.raises(ScheduleError, match=r"n_fractions must equal len\(offsets_day\) = 3, got 4"):
         calendar.days(4, 0.0)
     with pytest.raises(
         ScheduleError,
@@ -108,19 +100,13 @@ def test_course_properties_and_fractions():
     assert [f.time_day for f in fractions] == [-10.0, -8.0, -6.0]
     assert all(f.lesions == (1, 2) and f.dose_gy == 8.0 for f in fractions)
     # MLD is the course total: 6 Gy over 3 fractions (tolerance: float rounding)
-    assert [f.mean_lung_dose_gy for f in fractions] == pytest.approx(
-        [2.0, 2.0, 2.0], abs=1e-12
-    )
+    assert [f.mean_lung_dose_gy for f in fractions] == pytest.approx([2.0, 2.0, 2.0], abs=1e-12)
     # derived blood dose: 0.1 x fraction dose (documented assumption)
-    assert [f.blood_dose_gy for f in fractions] == pytest.approx(
-        [0.8, 0.8, 0.8], abs=1e-12
-    )
+    assert [f.blood_dose_gy for f in fractions] == pytest.approx([0.8, 0.8, 0.8], abs=1e-12)
 
 
 def test_course_explicit_blood_dose_and_no_lung_dose():
-    course = RadiationCourse(
-        dose_per_fraction_gy=3.0, n_fractions=2, blood_dose_per_fraction_gy=0.5
-    )
+    course = RadiationCourse(dose_per_fraction_gy=3.0, n_fractions=2, blood_dose_per_fraction_gy=0.5)
     assert [f.blood_dose_gy for f in course.fractions()] == [0.5, 0.5]  # exact copy
     assert [f.mean_lung_dose_gy for f in course.fractions()] == [
         0.0,
@@ -134,9 +120,7 @@ def test_course_explicit_blood_dose_and_no_lung_dose():
 
 
 def test_shifted_returns_a_new_course():
-    course = RadiationCourse(
-        dose_per_fraction_gy=8.0, n_fractions=3, calendar=EveryOtherDay()
-    )
+    course = RadiationCourse(dose_per_fraction_gy=8.0, n_fractions=3, calendar=EveryOtherDay())
     moved = course.shifted(-7.0)
     assert moved is not course
     assert course.start_day == 0.0  # unchanged (exact)
@@ -234,25 +218,17 @@ def test_drug_pk_table_values_from_the_cited_poppk_models():
     # constant clearance: the time-course shape parameters are left to the model
     assert set(pembro) == SECTION_5_PARAMETER_NAMES - {"pk_cl_time_t50_day", "pk_cl_time_hill"}
     assert set(DRUG_PK["nivolumab"].as_parameters()) == SECTION_5_PARAMETER_NAMES
-    assert (
-        pembro["pk_cl_l_per_day"] == 0.22 and pembro["pk_vc_l"] == 3.48
-    )  # exact copies of Ahamadi 2017
+    assert pembro["pk_cl_l_per_day"] == 0.22 and pembro["pk_vc_l"] == 3.48  # exact copies of Ahamadi 2017
     assert pembro["pk_cl_time_emax"] == 0.0
     nivo = DRUG_PK["nivolumab"]
-    assert nivo.cl_l_per_day == pytest.approx(
-        0.226, abs=5e-4
-    )  # 9.4 mL/h = 0.2256 L/d, reported as 0.226
+    assert nivo.cl_l_per_day == pytest.approx(0.226, abs=5e-4)  # 9.4 mL/h = 0.2256 L/d, reported as 0.226
     assert nivo.cl_time_t50_day == pytest.approx(58.75, abs=1e-12)  # 1410 h
     assert (nivo.cl_time_emax, nivo.cl_time_hill) == (-0.295, 3.15)
-    assert DRUG_PK["atezolizumab"].vp_l == pytest.approx(
-        3.63, abs=1e-12
-    )  # Vss 6.91 - Vc 3.28
+    assert DRUG_PK["atezolizumab"].vp_l == pytest.approx(3.63, abs=1e-12)  # Vss 6.91 - Vc 3.28
     assert DRUG_PK["durvalumab"].target == "PD-L1"
     assert all(pk.source for pk in DRUG_PK.values())
     assert DRUG_PK["sintilimab"].assumptions  # flagged as class-typical
-    assert DRUG_PK["pembrolizumab"].ec50_ug_per_ml == pytest.approx(
-        0.0043, abs=1e-4
-    )  # Kd 29 pM
+    assert DRUG_PK["pembrolizumab"].ec50_ug_per_ml == pytest.approx(0.0043, abs=1e-4)  # Kd 29 pM
 
 
 @pytest.mark.parametrize(
@@ -266,9 +242,7 @@ def test_drug_pk_table_values_from_the_cited_poppk_models():
 )
 def test_terminal_half_lives_match_the_derived_values(drug, time_day, half_life_day):
     # the derived values are rounded to 0.1 d: tolerance half a unit
-    assert DRUG_PK[drug].terminal_half_life_day(time_day) == pytest.approx(
-        half_life_day, abs=0.05 + 1e-9
-    )
+    assert DRUG_PK[drug].terminal_half_life_day(time_day) == pytest.approx(half_life_day, abs=0.05 + 1e-9)
 
 
 def test_time_varying_clearance():
@@ -281,9 +255,7 @@ def test_time_varying_clearance():
         rtol=1e-12,
     )
     assert cl[2] == pytest.approx(nivo.cl_l_per_day * math.exp(-0.295), rel=1e-6)
-    with pytest.raises(
-        ScheduleError, match=r"time_day must be finite and >= 0.*got -1\.0"
-    ):
+    with pytest.raises(ScheduleError, match=r"time_day must be finite and >= 0.*got -1\.0"):
         nivo.clearance_l_per_day(-1.0)
 
 
@@ -298,13 +270,9 @@ def test_drug_pk_validation():
     }
     with pytest.raises(ParameterError, match=r"vc_l must be > 0, got -3\.0"):
         DrugPK(**(base | {"vc_l": -3.0}), source="test")
-    with pytest.raises(
-        ParameterError, match=r"target must be 'PD-1' or 'PD-L1', got 'CTLA-4'"
-    ):
+    with pytest.raises(ParameterError, match=r"target must be 'PD-1' or 'PD-L1', got 'CTLA-4'"):
         DrugPK(**(base | {"target": "CTLA-4"}), source="test")
-    with pytest.raises(
-        ParameterError, match=r"source must be a non-empty citation, got ''"
-    ):
+    with pytest.raises(ParameterError, match=r"source must be a non-empty citation, got ''"):
         DrugPK(**base, source="")
 
 
@@ -313,25 +281,16 @@ def test_drug_regimen_dose_times_and_max_duration():
     doses = regimen.doses()
     # 730 d of q3w: k * 21 < 730 -> k = 0..34 (35 doses), last on day 714
     assert len(doses) == 35
-    assert (
-        doses[0].time_day == 0.0 and doses[-1].time_day == 714.0
-    )  # exact multiples of 21
-    assert all(
-        d.dose_mg == 200.0 and d.dose_mg_per_kg == 0.0 and d.drug == "pembrolizumab"
-        for d in doses
-    )
+    assert doses[0].time_day == 0.0 and doses[-1].time_day == 714.0  # exact multiples of 21
+    assert all(d.dose_mg == 200.0 and d.dose_mg_per_kg == 0.0 and d.drug == "pembrolizumab" for d in doses)
     # until_day is inclusive
     assert [d.time_day for d in regimen.doses(42.0)] == [0.0, 21.0, 42.0]
     assert regimen.doses(-1.0) == ()
     # max duration is exclusive: 42 d of q3w -> days 0 and 21 only
-    short = DrugRegimen(
-        drug="pembrolizumab", dose_mg=200.0, interval_day=21.0, max_duration_day=42.0
-    )
+    short = DrugRegimen(drug="pembrolizumab", dose_mg=200.0, interval_day=21.0, max_duration_day=42.0)
     assert [d.time_day for d in short.doses()] == [0.0, 21.0]
     # n_doses caps the count; start_day shifts the grid
-    capped = DrugRegimen(
-        drug="pembrolizumab", dose_mg=200.0, interval_day=21.0, n_doses=2, start_day=5.0
-    )
+    capped = DrugRegimen(drug="pembrolizumab", dose_mg=200.0, interval_day=21.0, n_doses=2, start_day=5.0)
     assert [d.time_day for d in capped.doses()] == [5.0, 26.0]
     assert regimen.pk is DRUG_PK["pembrolizumab"]
 
@@ -373,9 +332,7 @@ def test_drug_regimen_validation(kwargs, pattern):
 
 
 def test_drug_dose_validation():
-    with pytest.raises(
-        ScheduleError, match=r"exactly one of dose_mg and dose_mg_per_kg must be > 0"
-    ):
+    with pytest.raises(ScheduleError, match=r"exactly one of dose_mg and dose_mg_per_kg must be > 0"):
         DrugDose(time_day=0.0, dose_mg=200.0, dose_mg_per_kg=2.0, drug="pembrolizumab")
 
 
@@ -383,9 +340,7 @@ def test_drug_dose_validation():
 
 
 def _sbrt(**kwargs):
-    return RadiationCourse(
-        dose_per_fraction_gy=8.0, n_fractions=3, calendar=EveryOtherDay(), **kwargs
-    )
+    return RadiationCourse(dose_per_fraction_gy=8.0, n_fractions=3, calendar=EveryOtherDay(), **kwargs)
 
 
 def test_plan_same_time_same_lesion_clash_names_both_courses_and_time():
@@ -400,22 +355,16 @@ def test_plan_same_time_same_lesion_clash_names_both_courses_and_time():
 
 
 def test_plan_allows_same_day_on_different_lesions():
-    plan = TreatmentPlan(
-        radiation=(_sbrt(target_lesions=(0,)), _sbrt(target_lesions=(1,)))
-    )
+    plan = TreatmentPlan(radiation=(_sbrt(target_lesions=(0,)), _sbrt(target_lesions=(1,))))
     fractions = plan.fractions()
     assert [f.time_day for f in fractions] == [0.0, 0.0, 2.0, 2.0, 4.0, 4.0]
     assert [f.lesions for f in fractions[:2]] == [(0,), (1,)]  # ties keep course order
 
 
 def test_plan_rejects_wrong_types():
-    with pytest.raises(
-        ScheduleError, match=r"radiation\[0\] must be a RadiationCourse, got 'sbrt'"
-    ):
+    with pytest.raises(ScheduleError, match=r"radiation\[0\] must be a RadiationCourse, got 'sbrt'"):
         TreatmentPlan(radiation=("sbrt",))
-    with pytest.raises(
-        ScheduleError, match=r"drug must be a DrugRegimen or None, got 'pembro'"
-    ):
+    with pytest.raises(ScheduleError, match=r"drug must be a DrugRegimen or None, got 'pembro'"):
         TreatmentPlan(drug="pembro")
 
 
@@ -424,9 +373,7 @@ def test_plan_parameter_overrides_and_doses():
         radiation=radiation_regimen("sbrt_24gy_3fx"),
         drug=drug_regimen("pembrolizumab_200mg_q3w"),
     )
-    assert plan.radiation == (
-        radiation_regimen("sbrt_24gy_3fx"),
-    )  # single course wrapped in a tuple
+    assert plan.radiation == (radiation_regimen("sbrt_24gy_3fx"),)  # single course wrapped in a tuple
     assert plan.parameter_overrides() == DRUG_PK["pembrolizumab"].as_parameters()
     assert [d.time_day for d in plan.drug_doses(21.0)] == [0.0, 21.0]
     rt_only = TreatmentPlan(radiation=(radiation_regimen("conv_30gy_10fx"),))
@@ -439,15 +386,11 @@ def test_with_rt_offset():
             _sbrt(start_day=3.0, target_lesions=(0,)),
             _sbrt(start_day=10.0, target_lesions=(1,)),
         ),
-        drug=DrugRegimen(
-            drug="pembrolizumab", dose_mg=200.0, interval_day=21.0, start_day=4.0
-        ),
+        drug=DrugRegimen(drug="pembrolizumab", dose_mg=200.0, interval_day=21.0, start_day=4.0),
         name="arm B",
     )
     before = plan.with_rt_offset(-9.0)
-    assert (
-        before.drug is not None and before.drug.start_day == 0.0
-    )  # drug moved to day 0
+    assert before.drug is not None and before.drug.start_day == 0.0  # drug moved to day 0
     assert before.drug_doses(0.0)[0].time_day == 0.0
     # first fraction at -9; the second course keeps its 7-day lag
     assert [f.time_day for f in before.fractions()] == [
@@ -461,18 +404,13 @@ def test_with_rt_offset():
     after = plan.with_rt_offset(14.0)
     assert after.fractions()[0].time_day == 14.0
     assert plan.fractions()[0].time_day == 3.0  # original unchanged (exact)
-    assert (
-        "arm B" in before.describe()
-        and "pembrolizumab 200 mg q21d" in before.describe()
-    )
+    assert "arm B" in before.describe() and "pembrolizumab 200 mg q21d" in before.describe()
     with pytest.raises(
         ScheduleError,
         match=r"with_rt_offset needs a radiation course, got radiation=\(\)",
     ):
         TreatmentPlan(drug=drug_regimen("pembrolizumab_200mg_q3w")).with_rt_offset(-7.0)
-    with pytest.raises(
-        ScheduleError, match=r"offset_day must be a finite number of days, got nan"
-    ):
+    with pytest.raises(ScheduleError, match=r"offset_day must be a finite number of days, got nan"):
         plan.with_rt_offset(float("nan"))
 
 
@@ -492,9 +430,7 @@ WORKED_EXAMPLES_BY_REGIMEN = {
     "sbrt_30gy_5fx": (48.0, 40.0, 90.0, 54.0),
     "sbrt_8gy_1fx": (14.4, 12.0, 29.3, 17.6),
 }
-TABLE_ATOL = (
-    0.05 + 1e-9
-)  # half a unit of the table's last decimal, plus float representation
+TABLE_ATOL = 0.05 + 1e-9  # half a unit of the table's last decimal, plus float representation
 
 
 def test_required_regimens_exist():
@@ -509,9 +445,7 @@ def test_required_regimens_exist():
     }  # fmt: skip
     assert required_rt <= set(RADIATION_REGIMENS)
     assert required_drug <= set(DRUG_REGIMENS)
-    assert all(
-        spec.source for spec in [*RADIATION_REGIMENS.values(), *DRUG_REGIMENS.values()]
-    )
+    assert all(spec.source for spec in [*RADIATION_REGIMENS.values(), *DRUG_REGIMENS.values()])
 
 
 @pytest.mark.parametrize(("name", "expected"), sorted(WORKED_EXAMPLES_BY_REGIMEN.items()))
@@ -535,26 +469,16 @@ def test_regimen_table_rows():
         assert row["eqd2_3"] == pytest.approx(eqd2_3, abs=TABLE_ATOL)
     assert rows["sbrt_24gy_3fx"]["source"].startswith("PEMBRO-RT")
     assert "bed20" in regimen_table(alpha_beta_tumour_gy=20.0)[0]
-    with pytest.raises(
-        ParameterError, match=r"alpha_beta_lung_gy must be > 0, got 0\.0"
-    ):
+    with pytest.raises(ParameterError, match=r"alpha_beta_lung_gy must be > 0, got 0\.0"):
         regimen_table(alpha_beta_lung_gy=0.0)
 
 
 def test_named_regimen_calendars_and_options():
-    sbrt = radiation_regimen(
-        "sbrt_24gy_3fx", start_day=-9.0, target_lesions=(2,), mean_lung_dose_gy=3.0
-    )
-    np.testing.assert_array_equal(
-        sbrt.fraction_days, [-9.0, -7.0, -5.0]
-    )  # every other day
+    sbrt = radiation_regimen("sbrt_24gy_3fx", start_day=-9.0, target_lesions=(2,), mean_lung_dose_gy=3.0)
+    np.testing.assert_array_equal(sbrt.fraction_days, [-9.0, -7.0, -5.0])  # every other day
     assert sbrt.target_lesions == (2,) and sbrt.name == "sbrt_24gy_3fx"
-    np.testing.assert_array_equal(
-        radiation_regimen("conv_45gy_15fx").fraction_days[:6], [0, 1, 2, 3, 4, 7]
-    )
-    np.testing.assert_array_equal(
-        radiation_regimen("pulsar_3x10gy").fraction_days, [0.0, 10.0, 20.0]
-    )
+    np.testing.assert_array_equal(radiation_regimen("conv_45gy_15fx").fraction_days[:6], [0, 1, 2, 3, 4, 7])
+    np.testing.assert_array_equal(radiation_regimen("pulsar_3x10gy").fraction_days, [0.0, 10.0, 20.0])
 
 
 def test_named_drug_regimens():
@@ -565,13 +489,8 @@ def test_named_drug_regimens():
         730.0,
     )
     assert drug_regimen("pembrolizumab_400mg_q6w").interval_day == 42.0
-    assert (
-        drug_regimen("durvalumab_10mgkg_q2w").max_duration_day == 365.0
-    )  # PACIFIC: up to 12 months
-    assert (
-        drug_regimen("nivolumab_480mg_q4w", max_duration_day=56.0).doses()[-1].time_day
-        == 28.0
-    )
+    assert drug_regimen("durvalumab_10mgkg_q2w").max_duration_day == 365.0  # PACIFIC: up to 12 months
+    assert drug_regimen("nivolumab_480mg_q4w", max_duration_day=56.0).doses()[-1].time_day == 28.0
 
 
 def test_unknown_regimen_names_suggest_the_closest():
@@ -588,22 +507,12 @@ def test_unknown_regimen_names_suggest_the_closest():
 
 
 def test_regimen_specs_are_validated():
-    with pytest.raises(
-        ScheduleError, match=r"n_fractions must be an integer >= 1, got 0"
-    ):
-        RadiationRegimenSpec(
-            name="bad", dose_per_fraction_gy=8.0, n_fractions=0, source="x"
-        )
-    with pytest.raises(
-        ScheduleError, match=r"source must be a non-empty string, got ''"
-    ):
-        RadiationRegimenSpec(
-            name="bad", dose_per_fraction_gy=8.0, n_fractions=3, source=""
-        )
+    with pytest.raises(ScheduleError, match=r"n_fractions must be an integer >= 1, got 0"):
+        RadiationRegimenSpec(name="bad", dose_per_fraction_gy=8.0, n_fractions=0, source="x")
+    with pytest.raises(ScheduleError, match=r"source must be a non-empty string, got ''"):
+        RadiationRegimenSpec(name="bad", dose_per_fraction_gy=8.0, n_fractions=3, source="")
     with pytest.raises(ScheduleError, match=r"unknown drug 'nivo'"):
-        DrugRegimenSpec(
-            name="bad", drug="nivo", dose_mg=240.0, interval_day=14.0, source="x"
-        )
+        DrugRegimenSpec(name="bad", drug="nivo", dose_mg=240.0, interval_day=14.0, source="x")
 
 
 def test_constant_clearance_drops_only_the_time_varying_term():

@@ -73,10 +73,13 @@ class CrossValidation(JsonArtefact):
 
     def to_dict(self) -> dict[str, Any]:
         """Plain, strict-JSON-ready content (non-finite floats as strings)."""
-        return {"format": FORMAT, "level": self.level, "folds": [_enc_any(dict(f)) for f in self.folds],
-                "summary": _enc_any(dict(self.summary)), "provenance": _enc_any(dict(self.provenance))}
-
-
+        return {
+            "format": FORMAT,
+            "level": self.level,
+            "folds": [_enc_any(dict(f)) for f in self.folds],
+            "summary": _enc_any(dict(self.summary)),
+            "provenance": _enc_any(dict(self.provenance)),
+        }
 
     def to_table(self) -> str:
         """Plain text: each fold's fitted values, then every held-out target (``fitted`` is always no)."""
@@ -88,17 +91,30 @@ class CrossValidation(JsonArtefact):
         lines += ["", format_entries(self.entries, self.level, self.summary)]
         by_kind = self.summary.get("by_kind", {})
         for kind, s in by_kind.items():
-            lines.append(f"{kind}: n {s['n']}, mean {s['error_scale']} error {_fmt(s['mean_abs_error'])}, "
-                         f"RMS z {_fmt(s['rms_z'])}, non-finite {s['n_nonfinite']}")
+            lines.append(
+                f"{kind}: n {s['n']}, mean {s['error_scale']} error {_fmt(s['mean_abs_error'])}, "
+                f"RMS z {_fmt(s['rms_z'])}, non-finite {s['n_nonfinite']}"
+            )
         return "\n".join(lines)
 
 
-def cross_validate(targets: Any, *, free: Sequence[str] = DEFAULT_FREE, params: Any = None,
-                   n_patients_per_arm: int = 100, seed: int = 0, model: Any = None,
-                   base_parameters: Mapping[str, float] | None = None, outcomes: Sequence[str] | None = None,
-                   smooth_hr: bool = True, fit_kwargs: Mapping[str, Any] | None = None,
-                   n_population_resamples: int = 0, n_parameter_draws: int = 0, level: float = 0.95,
-                   progress: Callable[[str], None] | None = None) -> CrossValidation:
+def cross_validate(
+    targets: Any,
+    *,
+    free: Sequence[str] = DEFAULT_FREE,
+    params: Any = None,
+    n_patients_per_arm: int = 100,
+    seed: int = 0,
+    model: Any = None,
+    base_parameters: Mapping[str, float] | None = None,
+    outcomes: Sequence[str] | None = None,
+    smooth_hr: bool = True,
+    fit_kwargs: Mapping[str, Any] | None = None,
+    n_population_resamples: int = 0,
+    n_parameter_draws: int = 0,
+    level: float = 0.95,
+    progress: Callable[[str], None] | None = None,
+) -> CrossValidation:
     """Leave-one-trial-out cross-validation (module docstring).
 
     Parameters
@@ -147,8 +163,10 @@ def cross_validate(targets: Any, *, free: Sequence[str] = DEFAULT_FREE, params: 
     trials = _as_trials(targets)
     used = [t for t in trials if usable_outcomes(t, outs)]
     if len(used) < 2:
-        raise AbscopalError(f"targets: cross-validation needs at least two trials with an outcome among {list(outs)}"
-                            f"; usable: {[t.id for t in used]} of {[t.id for t in trials]}")
+        raise AbscopalError(
+            f"targets: cross-validation needs at least two trials with an outcome among {list(outs)}"
+            f"; usable: {[t.id for t in used]} of {[t.id for t in trials]}"
+        )
     if params is None and not free:
         raise ParameterError("free: no parameter to fit; pass e.g. free=('max_kill_per_day',)")
     model = _default_model() if model is None else model
@@ -157,8 +175,15 @@ def cross_validate(targets: Any, *, free: Sequence[str] = DEFAULT_FREE, params: 
     folds_setup = []
     for held in used:
         training = tuple(t for t in used if t.id != held.id)
-        problem = CalibrationProblem(targets=training, model=compiled, n_patients_per_arm=n_pat, seed=seed,
-                                     base_parameters=base, outcomes=outs, smooth_hr=smooth_hr)
+        problem = CalibrationProblem(
+            targets=training,
+            model=compiled,
+            n_patients_per_arm=n_pat,
+            seed=seed,
+            base_parameters=base,
+            outcomes=outs,
+            smooth_hr=smooth_hr,
+        )
         start = default_parameters(problem, names=tuple(free)) if params is None else params.copy()
         folds_setup.append((held, training, problem, start))
     say = progress or (lambda msg: None)
@@ -166,15 +191,29 @@ def cross_validate(targets: Any, *, free: Sequence[str] = DEFAULT_FREE, params: 
     for i, (held, training, problem, start) in enumerate(folds_setup):
         say(f"fold {i + 1}/{len(folds_setup)}: fit without {held.id}")
         t_fold = time.perf_counter()
-        fold: dict[str, Any] = {"held_out": held.id, "training": [t.id for t in training], "values": {},
-                                "stderr": {}, "nfev": None, "chisqr": None, "error": None, "entries": []}
+        fold: dict[str, Any] = {
+            "held_out": held.id,
+            "training": [t.id for t in training],
+            "values": {},
+            "stderr": {},
+            "nfev": None,
+            "chisqr": None,
+            "error": None,
+            "entries": [],
+        }
         try:
             cal = calibrate(problem, start, **dict(fit_kwargs or {}))
-            fold |= {"values": dict(cal.values), "stderr": dict(cal.stderr), "nfev": cal.nfev,
-                     "chisqr": cal.chisqr}
+            fold |= {"values": dict(cal.values), "stderr": dict(cal.stderr), "nfev": cal.nfev, "chisqr": cal.chisqr}
             say(f"fold {i + 1}/{len(folds_setup)}: predict {held.id}")
-            res = validate(cal, held, n_population_resamples=n_population_resamples,
-                           n_parameter_draws=n_parameter_draws, seed=seed, level=level, model=compiled)
+            res = validate(
+                cal,
+                held,
+                n_population_resamples=n_population_resamples,
+                n_parameter_draws=n_parameter_draws,
+                seed=seed,
+                level=level,
+                model=compiled,
+            )
             fold["entries"] = [dict(e) for e in res.entries]
         except AbscopalError as exc:
             fold["error"] = f"{type(exc).__name__}: {exc}"
@@ -182,19 +221,31 @@ def cross_validate(targets: Any, *, free: Sequence[str] = DEFAULT_FREE, params: 
         folds.append(fold)
     spec = compiled.spec
     provenance = {
-        "version": __version__, "environment": environment(), "model_name": spec.name,
+        "version": __version__,
+        "environment": environment(),
+        "model_name": spec.name,
         "model_hash": spec.content_hash(),
-        "targets": {t.id: t.content_hash() for t in used}, "target_paths": {t.id: t.path for t in used},
+        "targets": {t.id: t.content_hash() for t in used},
+        "target_paths": {t.id: t.path for t in used},
         "skipped": [t.id for t in trials if t not in used],
         "free": [k for k, p in folds_setup[0][3].items() if p.vary],
         "start": {k: float(p.value) for k, p in folds_setup[0][3].items()},
-        "seed": seed, "n_patients_per_arm": n_pat, "base_parameters": base, "outcomes": list(outs),
+        "seed": seed,
+        "n_patients_per_arm": n_pat,
+        "base_parameters": base,
+        "outcomes": list(outs),
         "smooth_hr": bool(smooth_hr),
         "fit_kwargs": {k: v for k, v in dict(fit_kwargs or {}).items() if isinstance(v, str | int | float | bool)},
-        "n_population_resamples": int(n_population_resamples), "n_parameter_draws": int(n_parameter_draws),
-        "elapsed_s": round(time.perf_counter() - t0, 3)}
-    return CrossValidation(folds=tuple(folds), summary=summarize(e for f in folds for e in f["entries"]),
-                           level=float(level), provenance=provenance)
+        "n_population_resamples": int(n_population_resamples),
+        "n_parameter_draws": int(n_parameter_draws),
+        "elapsed_s": round(time.perf_counter() - t0, 3),
+    }
+    return CrossValidation(
+        folds=tuple(folds),
+        summary=summarize(e for f in folds for e in f["entries"]),
+        level=float(level),
+        provenance=provenance,
+    )
 
 
 # ---- command line --------------------------------------------------------------------------------------------------
@@ -207,8 +258,9 @@ def _cmd_crossval(args: argparse.Namespace) -> int:
     if missing:
         raise AbscopalError(f"targets: {missing} not found; pass existing target TOML files or directories")
     if args.like is not None and not Path(args.like).is_file():
-        raise AbscopalError(f"--like: calibration file {args.like!r} does not exist; pass the JSON written by "
-                            "'abscopal fit'")
+        raise AbscopalError(
+            f"--like: calibration file {args.like!r} does not exist; pass the JSON written by 'abscopal fit'"
+        )
     check_outputs({"--out": out}, inputs=[*_target_files(args.targets), args.like], force=args.force)  # before work
     if args.patients < 1 or args.seed < 0:
         raise AbscopalError(f"--patients {args.patients} must be >= 1 and --seed {args.seed} >= 0")
@@ -221,10 +273,13 @@ def _cmd_crossval(args: argparse.Namespace) -> int:
         like = Calibration.load(args.like)
         like.check_model(_default_model(), args.like)  # its values are applied to the default model
         prov = like.provenance
-        settings = {"params": like.parameters(), "base_parameters": dict(prov.get("base_parameters") or {}),
-                    "n_patients_per_arm": int(prov["n_patients_per_arm"]), "seed": int(prov["seed"])}
-    result = cross_validate(list(args.targets), **settings, fit_kwargs={"method": args.method},
-                            progress=log.info)
+        settings = {
+            "params": like.parameters(),
+            "base_parameters": dict(prov.get("base_parameters") or {}),
+            "n_patients_per_arm": int(prov["n_patients_per_arm"]),
+            "seed": int(prov["seed"]),
+        }
+    result = cross_validate(list(args.targets), **settings, fit_kwargs={"method": args.method}, progress=log.info)
     result.save(out, force=args.force)
     print(result.to_table())
     print(f"-> {out}")
@@ -238,14 +293,23 @@ def add_crossval_command(subparsers: Any) -> argparse.ArgumentParser:
     c = subparsers.add_parser("crossval", help="leave-one-trial-out cross-validation of the calibration")
     c.add_argument("targets", nargs="+", help="target TOML files or directories (at least two usable trials)")
     c.add_argument("--out", required=True, help="output JSON file")
-    c.add_argument("--free", nargs="+", default=list(DEFAULT_FREE), metavar="NAME",
-                   help=f"typical values to fit (default: {' '.join(DEFAULT_FREE)})")
+    c.add_argument(
+        "--free",
+        nargs="+",
+        default=list(DEFAULT_FREE),
+        metavar="NAME",
+        help=f"typical values to fit (default: {' '.join(DEFAULT_FREE)})",
+    )
     c.add_argument("--patients", type=int, default=100, help="virtual patients per arm (default 100)")
     c.add_argument("--seed", type=int, default=0, help="master seed of the virtual patients (default 0)")
     c.add_argument("--method", default="least_squares", help="lmfit minimiser (default least_squares)")
-    c.add_argument("--like", default=None, metavar="FIT",
-                   help="refit each fold like this calibration (its free parameters, base values, start at its "
-                        "fitted values, patients per arm and seed); overrides --free/--patients/--seed")
+    c.add_argument(
+        "--like",
+        default=None,
+        metavar="FIT",
+        help="refit each fold like this calibration (its free parameters, base values, start at its "
+        "fitted values, patients per arm and seed); overrides --free/--patients/--seed",
+    )
     c.add_argument("--force", action="store_true", help="overwrite --out")
     c.set_defaults(func=_cmd_crossval)
     return c

@@ -75,8 +75,10 @@ class ParameterDraws:
     def __post_init__(self) -> None:
         arr = np.array(self.array, dtype=float)  # a private copy
         if arr.ndim != 2 or arr.shape[1] != len(self.names):
-            raise ParameterError(f"array: shape {arr.shape} does not match {len(self.names)} names "
-                                 f"(expected (n_draws, {len(self.names)}))")
+            raise ParameterError(
+                f"array: shape {arr.shape} does not match {len(self.names)} names "
+                f"(expected (n_draws, {len(self.names)}))"
+            )
         arr.setflags(write=False)
         object.__setattr__(self, "array", arr)
         object.__setattr__(self, "names", tuple(self.names))
@@ -105,9 +107,14 @@ class ParameterDraws:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain content (JSON-ready; the draws are finite by construction)."""
-        return {"names": list(self.names), "source": self.source, "seed": int(self.seed),
-                "point": {k: float(v) for k, v in self.point.items()}, "log_scale": list(self.log_scale),
-                "draws": self.array.tolist()}
+        return {
+            "names": list(self.names),
+            "source": self.source,
+            "seed": int(self.seed),
+            "point": {k: float(v) for k, v in self.point.items()},
+            "log_scale": list(self.log_scale),
+            "draws": self.array.tolist(),
+        }
 
 
 def _posterior(calibration: Any) -> Mapping[str, Any] | None:
@@ -183,7 +190,8 @@ def parameter_draws(calibration: Any, n_draws: int, *, seed: int, source: str = 
                 "calibration: neither a posterior nor a covariance is stored (standard errors "
                 f"{ {k: calibration.stderr.get(k) for k in free} }); refit (a singular Jacobian leaves no "
                 "covariance: fix a parameter or add targets) or run the posterior sampler, or skip the "
-                "parameter draws")
+                "parameter draws"
+            )
     rng = np.random.default_rng(int(seed))
     point = {k: float(v) for k, v in calibration.values.items()}
     if source == "posterior":
@@ -191,20 +199,32 @@ def parameter_draws(calibration: Any, n_draws: int, *, seed: int, source: str = 
     return _from_covariance(calibration, n_draws, int(seed), rng, point)
 
 
-def _from_posterior(calibration: Any, post: Mapping[str, Any] | None, n_draws: int, seed: int,
-                    rng: np.random.Generator, point: dict[str, float]) -> ParameterDraws:
+def _from_posterior(
+    calibration: Any,
+    post: Mapping[str, Any] | None,
+    n_draws: int,
+    seed: int,
+    rng: np.random.Generator,
+    point: dict[str, float],
+) -> ParameterDraws:
     if post is None:
-        raise AbscopalError("source='posterior': the calibration stores no posterior; run the posterior sampler "
-                            "on it first, or use source='covariance'")
+        raise AbscopalError(
+            "source='posterior': the calibration stores no posterior; run the posterior sampler "
+            "on it first, or use source='covariance'"
+        )
     try:
         names = [str(n) for n in post["names"]]
         samples = np.asarray(post["samples"], dtype=float)
     except (KeyError, TypeError, ValueError) as exc:
-        raise AbscopalError(f"calibration.posterior: malformed ({type(exc).__name__}: {exc}); expected "
-                            "{'names': [...], 'samples': [[...], ...]}") from None
+        raise AbscopalError(
+            f"calibration.posterior: malformed ({type(exc).__name__}: {exc}); expected "
+            "{'names': [...], 'samples': [[...], ...]}"
+        ) from None
     if samples.ndim != 2 or samples.shape[1] != len(names) or samples.shape[0] == 0:
-        raise AbscopalError(f"calibration.posterior: samples of shape {samples.shape} do not match "
-                            f"{len(names)} names; expected (n_samples, {len(names)})")
+        raise AbscopalError(
+            f"calibration.posterior: samples of shape {samples.shape} do not match "
+            f"{len(names)} names; expected (n_samples, {len(names)})"
+        )
     if not np.all(np.isfinite(samples)):
         raise AbscopalError("calibration.posterior: the samples contain non-finite values; rerun the sampler")
     all_names = list(point) + [n for n in names if n not in point]
@@ -215,16 +235,19 @@ def _from_posterior(calibration: Any, post: Mapping[str, Any] | None, n_draws: i
     return ParameterDraws(names=tuple(all_names), array=arr, source="posterior", seed=seed, point=point)
 
 
-def _from_covariance(calibration: Any, n_draws: int, seed: int, rng: np.random.Generator,
-                     point: dict[str, float]) -> ParameterDraws:
+def _from_covariance(
+    calibration: Any, n_draws: int, seed: int, rng: np.random.Generator, point: dict[str, float]
+) -> ParameterDraws:
     free, params = _varying(calibration)
     if not free:
         raise AbscopalError("source='covariance': the calibration has no varying parameter; nothing to draw")
     missing = [k for k in free if not _finite_positive(calibration.stderr.get(k))]
     if missing:
-        raise AbscopalError(f"source='covariance': no finite standard error for {missing} (stderr "
-                            f"{ {k: calibration.stderr.get(k) for k in missing} }); refit (fix a parameter or add "
-                            "targets so the Jacobian is not singular) or run the posterior sampler")
+        raise AbscopalError(
+            f"source='covariance': no finite standard error for {missing} (stderr "
+            f"{ {k: calibration.stderr.get(k) for k in missing} }); refit (fix a parameter or add "
+            "targets so the Jacobian is not singular) or run the posterior sampler"
+        )
     lo = np.array([params[k].min if params[k].min is not None else -np.inf for k in free], dtype=float)
     hi = np.array([params[k].max if params[k].max is not None else np.inf for k in free], dtype=float)
     centre = np.array([point[k] for k in free])
@@ -251,14 +274,22 @@ def _from_covariance(calibration: Any, n_draws: int, seed: int, rng: np.random.G
         n_ok += int(ok.sum())
         attempts += batch
     if n_ok < n_draws:
-        raise AbscopalError(f"source='covariance': only {n_ok} of {attempts} draws fell within the bounds of "
-                            f"{free} (lower {lo.tolist()}, upper {hi.tolist()}); the fit's covariance puts most "
-                            f"of its mass outside the bounds. Check the standard errors "
-                            f"{dict(zip(free, se.tolist(), strict=True))}, refit, or use the posterior")
+        raise AbscopalError(
+            f"source='covariance': only {n_ok} of {attempts} draws fell within the bounds of "
+            f"{free} (lower {lo.tolist()}, upper {hi.tolist()}); the fit's covariance puts most "
+            f"of its mass outside the bounds. Check the standard errors "
+            f"{dict(zip(free, se.tolist(), strict=True))}, refit, or use the posterior"
+        )
     x = np.concatenate(accepted)[:n_draws]
     names = list(point)
     arr = np.empty((n_draws, len(names)))
     for j, name in enumerate(names):
         arr[:, j] = x[:, free.index(name)] if name in free else point[name]
-    return ParameterDraws(names=tuple(names), array=arr, source="covariance", seed=seed, point=point,
-                          log_scale=tuple(k for k, flag in zip(free, log, strict=True) if flag))
+    return ParameterDraws(
+        names=tuple(names),
+        array=arr,
+        source="covariance",
+        seed=seed,
+        point=point,
+        log_scale=tuple(k for k, flag in zip(free, log, strict=True) if flag),
+    )

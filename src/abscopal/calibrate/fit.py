@@ -163,9 +163,16 @@ def _record(raw: Mapping[str, Any], where: str) -> dict[str, Any]:
         correl = {k: _number(v, f"{where}: correl[{k!r}]") for k, v in correl.items()}
     lo = _number(raw.get("min", "-inf"), f"{where}: min", optional=True)
     hi = _number(raw.get("max", "inf"), f"{where}: max", optional=True)
-    return {"name": name, "value": _number(raw.get("value"), f"{where}: value"), "vary": vary,
-            "min": -math.inf if lo is None else lo, "max": math.inf if hi is None else hi,
-            "stderr": _number(raw.get("stderr"), f"{where}: stderr", optional=True), "expr": expr, "correl": correl}
+    return {
+        "name": name,
+        "value": _number(raw.get("value"), f"{where}: value"),
+        "vary": vary,
+        "min": -math.inf if lo is None else lo,
+        "max": math.inf if hi is None else hi,
+        "stderr": _number(raw.get("stderr"), f"{where}: stderr", optional=True),
+        "expr": expr,
+        "correl": correl,
+    }
 
 
 def _records(params_json: Any) -> list[dict[str, Any]]:
@@ -181,8 +188,10 @@ def _records(params_json: Any) -> list[dict[str, Any]]:
         data = []
         for i, row in enumerate(rows):
             if not isinstance(row, list) or len(row) < len(_LMFIT_FIELDS):
-                raise ValueError(f"params_json: params[{i}] must be lmfit's list of {len(_LMFIT_FIELDS)}+ fields, "
-                                 f"got {str(row)[:80]!r}")
+                raise ValueError(
+                    f"params_json: params[{i}] must be lmfit's list of {len(_LMFIT_FIELDS)}+ fields, "
+                    f"got {str(row)[:80]!r}"
+                )
             data.append(dict(zip(_LMFIT_FIELDS, row, strict=False)))
     if not isinstance(data, list) or not all(isinstance(r, Mapping) for r in data):
         raise ValueError(f"params_json must be a list of parameter records, got {str(data)[:80]!r}")
@@ -200,10 +209,19 @@ def _records(params_json: Any) -> list[dict[str, Any]]:
 
 def _records_of(params: Any) -> list[dict[str, Any]]:
     """Plain records of lmfit ``Parameters`` (what a calibration stores)."""
-    return [{"name": k, "value": float(p.value), "vary": bool(p.vary), "min": float(p.min), "max": float(p.max),
-             "stderr": None if p.stderr is None else float(p.stderr), "expr": p.expr,
-             "correl": None if not p.correl else {o: float(c) for o, c in p.correl.items()}}
-            for k, p in params.items()]
+    return [
+        {
+            "name": k,
+            "value": float(p.value),
+            "vary": bool(p.vary),
+            "min": float(p.min),
+            "max": float(p.max),
+            "stderr": None if p.stderr is None else float(p.stderr),
+            "expr": p.expr,
+            "correl": None if not p.correl else {o: float(c) for o, c in p.correl.items()},
+        }
+        for k, p in params.items()
+    ]
 
 
 def _records_json(records: list[dict[str, Any]]) -> str:
@@ -278,8 +296,10 @@ class Calibration(JsonArtefact):
         try:
             records = _records(self.params_json)
         except (TypeError, ValueError, RecursionError) as exc:
-            raise AbscopalError(f"params_json: not plain parameter records ({exc}); refit, or rewrite the fit with "
-                                "this version of abscopal") from None
+            raise AbscopalError(
+                f"params_json: not plain parameter records ({exc}); refit, or rewrite the fit with "
+                "this version of abscopal"
+            ) from None
         object.__setattr__(self, "params_json", _records_json(records))
 
     # ---- persistence ------------------------------------------------------------------------------------------------
@@ -290,9 +310,17 @@ class Calibration(JsonArtefact):
             d[k] = _enc(d[k])
         d["values"] = {k: _enc(v) for k, v in self.values.items()}
         d["stderr"] = {k: _enc(v) for k, v in self.stderr.items()}
-        d["predictions"] = [{**p, "observed": _enc(p["observed"]), "ci": [_enc(c) for c in p["ci"]],
-                             "predicted": _enc(p["predicted"]), "smooth": _enc(p["smooth"]),
-                             "residual": _enc(p["residual"])} for p in self.predictions]
+        d["predictions"] = [
+            {
+                **p,
+                "observed": _enc(p["observed"]),
+                "ci": [_enc(c) for c in p["ci"]],
+                "predicted": _enc(p["predicted"]),
+                "smooth": _enc(p["smooth"]),
+                "residual": _enc(p["residual"]),
+            }
+            for p in self.predictions
+        ]
         d["profiles"] = None if self.profiles is None else _enc_tree(self.profiles)
         d["posterior"] = None if self.posterior is None else _enc_tree(self.posterior)
         d["provenance"] = _enc_tree(self.provenance)
@@ -306,36 +334,70 @@ class Calibration(JsonArtefact):
             raise AbscopalError(f"not a calibration file: expected a JSON object, got a {type(d).__name__}")
         if d.get("format") not in (FORMAT, *_OLD_FORMATS):
             raise AbscopalError(f"not a calibration file: format is {d.get('format')!r}, expected {FORMAT!r}")
-        for key, kind in (("values", Mapping), ("stderr", Mapping), ("correlations", Mapping),
-                          ("predictions", list), ("provenance", Mapping)):
+        for key, kind in (
+            ("values", Mapping),
+            ("stderr", Mapping),
+            ("correlations", Mapping),
+            ("predictions", list),
+            ("provenance", Mapping),
+        ):
             if not isinstance(d.get(key), kind):
-                raise TypeError(f"{key!r} must be a JSON {'object' if kind is Mapping else 'array'}, got "
-                                f"{str(d.get(key))[:80]!r}")
+                raise TypeError(
+                    f"{key!r} must be a JSON {'object' if kind is Mapping else 'array'}, got {str(d.get(key))[:80]!r}"
+                )
         for key, kind in (("profiles", Mapping), ("posterior", Mapping), ("identifiability", list)):
             if d.get(key) is not None and not isinstance(d[key], kind):
-                raise TypeError(f"{key!r} must be a JSON {'object' if kind is Mapping else 'array'} or null, got "
-                                f"{str(d[key])[:80]!r}")
+                raise TypeError(
+                    f"{key!r} must be a JSON {'object' if kind is Mapping else 'array'} or null, got "
+                    f"{str(d[key])[:80]!r}"
+                )
         prov = d["provenance"]
-        for key, kind in (("model_hash", str), ("model_name", str), ("n_lesions", int), ("base_parameters", Mapping),
-                          ("targets", Mapping)):
-            if key in prov and prov[key] is not None and (not isinstance(prov[key], kind) or prov[key] is True
-                                                          or prov[key] is False):
-                raise TypeError(f"provenance.{key} must be a JSON {kind.__name__ if kind is not Mapping else 'object'}"
-                                f", got {str(prov[key])[:80]!r}")
+        for key, kind in (
+            ("model_hash", str),
+            ("model_name", str),
+            ("n_lesions", int),
+            ("base_parameters", Mapping),
+            ("targets", Mapping),
+        ):
+            if (
+                key in prov
+                and prov[key] is not None
+                and (not isinstance(prov[key], kind) or prov[key] is True or prov[key] is False)
+            ):
+                raise TypeError(
+                    f"provenance.{key} must be a JSON {kind.__name__ if kind is not Mapping else 'object'}"
+                    f", got {str(prov[key])[:80]!r}"
+                )
         for k, v in (prov.get("base_parameters") or {}).items():
             _number(v, f"provenance.base_parameters[{k!r}]")
-        preds = [{**p, "observed": _dec(p["observed"]), "ci": [_dec(c) for c in p["ci"]],
-                  "predicted": _dec(p["predicted"]), "smooth": _dec(p["smooth"]), "residual": _dec(p["residual"])}
-                 for p in d["predictions"]]
-        return cls(values={k: float(v) for k, v in d["values"].items()},
-                   stderr={k: _dec(v) for k, v in d["stderr"].items()},
-                   correlations={k: {o: float(c) for o, c in v.items()} for k, v in d["correlations"].items()},
-                   chisqr=float(d["chisqr"]), redchi=float(d["redchi"]), aic=float(d["aic"]), bic=float(d["bic"]),
-                   nfev=int(d["nfev"]), method=str(d["method"]), predictions=preds, params_json=d["params_json"],
-                   provenance=_dec_tree(dict(d["provenance"])),
-                   profiles=None if d.get("profiles") is None else _dec_tree(d["profiles"]),
-                   posterior=None if d.get("posterior") is None else _dec_tree(d["posterior"]),
-                   identifiability=[str(x) for x in d.get("identifiability") or []])
+        preds = [
+            {
+                **p,
+                "observed": _dec(p["observed"]),
+                "ci": [_dec(c) for c in p["ci"]],
+                "predicted": _dec(p["predicted"]),
+                "smooth": _dec(p["smooth"]),
+                "residual": _dec(p["residual"]),
+            }
+            for p in d["predictions"]
+        ]
+        return cls(
+            values={k: float(v) for k, v in d["values"].items()},
+            stderr={k: _dec(v) for k, v in d["stderr"].items()},
+            correlations={k: {o: float(c) for o, c in v.items()} for k, v in d["correlations"].items()},
+            chisqr=float(d["chisqr"]),
+            redchi=float(d["redchi"]),
+            aic=float(d["aic"]),
+            bic=float(d["bic"]),
+            nfev=int(d["nfev"]),
+            method=str(d["method"]),
+            predictions=preds,
+            params_json=d["params_json"],
+            provenance=_dec_tree(dict(d["provenance"])),
+            profiles=None if d.get("profiles") is None else _dec_tree(d["profiles"]),
+            posterior=None if d.get("posterior") is None else _dec_tree(d["posterior"]),
+            identifiability=[str(x) for x in d.get("identifiability") or []],
+        )
 
     @classmethod
     def load(cls, path: str | Path) -> Calibration:
@@ -352,11 +414,18 @@ class Calibration(JsonArtefact):
             raise AbscopalError(f"calibration file {str(path)!r} is not valid JSON ({exc}); {fix}") from None
         try:
             return cls.from_dict(data)
-        except (KeyError, TypeError, ValueError, AttributeError, IndexError, RecursionError, OverflowError,
-                AbscopalError) as exc:
+        except (
+            KeyError,
+            TypeError,
+            ValueError,
+            AttributeError,
+            IndexError,
+            RecursionError,
+            OverflowError,
+            AbscopalError,
+        ) as exc:
             what = str(exc) if isinstance(exc, AbscopalError) else f"{type(exc).__name__}: {exc}"
-            raise AbscopalError(f"calibration file {str(path)!r} is not a valid calibration ({what}); {fix}") \
-                from None
+            raise AbscopalError(f"calibration file {str(path)!r} is not a valid calibration ({what}); {fix}") from None
 
     # ---- reuse --------------------------------------------------------------------------------------------------
     def all_values(self) -> dict[str, float]:
@@ -376,15 +445,18 @@ class Calibration(JsonArtefact):
         where = f"fit file {str(source)!r}" if source is not None else "the calibration"
         stored = prov.get("model_hash")
         if not isinstance(stored, str):
-            raise AbscopalError(f"{where} does not name the model it was made for (no provenance.model_hash), so it "
-                                f"cannot be applied to model {spec.name!r}; refit with 'abscopal fit' or use "
-                                "fit = 'none'")
+            raise AbscopalError(
+                f"{where} does not name the model it was made for (no provenance.model_hash), so it "
+                f"cannot be applied to model {spec.name!r}; refit with 'abscopal fit' or use "
+                "fit = 'none'"
+            )
         if stored != spec.content_hash():
             raise AbscopalError(
                 f"{where} was made for model {prov.get('model_name')!r} with {prov.get('n_lesions')} lesion(s) (hash "
                 f"{stored[:12]}...), not for the model at hand, {spec.name!r} with {spec.n_lesions} lesion(s) (hash "
                 f"{spec.content_hash()[:12]}...); refit for this model ('abscopal fit'), use the model of the fit, "
-                "or use fit = 'none' (model defaults)")
+                "or use fit = 'none' (model defaults)"
+            )
 
     def parameters(self) -> Any:
         """The fitted lmfit ``Parameters``, built with ``Parameters.add`` from the plain records of
@@ -395,20 +467,24 @@ class Calibration(JsonArtefact):
         params = lmfit.Parameters()
         for r in _records(self.params_json):
             if r["expr"] is not None:
-                raise AbscopalError(f"parameter {r['name']!r} of the calibration has the constraint expression "
-                                    f"{r['expr']!r}; expressions in calibration files are not evaluated: refit "
-                                    "without constraint expressions")
+                raise AbscopalError(
+                    f"parameter {r['name']!r} of the calibration has the constraint expression "
+                    f"{r['expr']!r}; expressions in calibration files are not evaluated: refit "
+                    "without constraint expressions"
+                )
             try:
                 params.add(r["name"], value=r["value"], vary=r["vary"], min=r["min"], max=r["max"])
             except (KeyError, NameError, ValueError) as exc:
-                raise AbscopalError(f"parameter {r['name']!r} of the calibration is not a valid lmfit parameter "
-                                    f"({exc}); refit") from None
+                raise AbscopalError(
+                    f"parameter {r['name']!r} of the calibration is not a valid lmfit parameter ({exc}); refit"
+                ) from None
             params[r["name"]].stderr = r["stderr"]
             params[r["name"]].correl = r["correl"]
         return params
 
-    def problem(self, targets: Mapping[str, TrialTargets] | Iterable[TrialTargets] | None = None, *,
-                model: Any = None) -> CalibrationProblem:
+    def problem(
+        self, targets: Mapping[str, TrialTargets] | Iterable[TrialTargets] | None = None, *, model: Any = None
+    ) -> CalibrationProblem:
         """Rebuild the :class:`CalibrationProblem` with the stored settings.
 
         ``targets``: a :func:`~abscopal.calibrate.targets.load_all` mapping or TrialTargets (default: reload the
@@ -430,27 +506,42 @@ class Calibration(JsonArtefact):
         chosen = []
         for trial_id, h in stored.items():
             if trial_id not in given:
-                raise AbscopalError(f"trial {trial_id!r} of the calibration is missing from the targets given "
-                                    f"({sorted(given)}); pass its target file")
+                raise AbscopalError(
+                    f"trial {trial_id!r} of the calibration is missing from the targets given "
+                    f"({sorted(given)}); pass its target file"
+                )
             actual = given[trial_id].content_hash()
             if actual != h:
-                raise AbscopalError(f"trial {trial_id!r}: the targets changed since the calibration (content hash "
-                                    f"{actual[:12]}... != stored {h[:12]}...); refit or use the original file")
+                raise AbscopalError(
+                    f"trial {trial_id!r}: the targets changed since the calibration (content hash "
+                    f"{actual[:12]}... != stored {h[:12]}...); refit or use the original file"
+                )
             chosen.append(given[trial_id])
         if model is None:
             from ..model.library import get_model
 
-            model = get_model(prov["model_name_library"], n_lesions=prov["n_lesions"]) \
-                if prov.get("model_name_library") else None
+            model = (
+                get_model(prov["model_name_library"], n_lesions=prov["n_lesions"])
+                if prov.get("model_name_library")
+                else None
+            )
             if model is None:
                 raise AbscopalError(f"model {prov['model_name']!r} is not a library model; pass model=")
         spec = getattr(model, "spec", model)
         if spec.content_hash() != prov["model_hash"]:
-            raise AbscopalError(f"model {spec.name!r} (hash {spec.content_hash()[:12]}...) is not the calibrated "
-                                f"model {prov['model_name']!r} (hash {prov['model_hash'][:12]}...); pass model=")
-        return CalibrationProblem(targets=tuple(chosen), model=model, n_patients_per_arm=prov["n_patients_per_arm"],
-                                  seed=prov["seed"], base_parameters=prov["base_parameters"],
-                                  outcomes=tuple(prov["outcomes"]), smooth_hr=prov["smooth_hr"])
+            raise AbscopalError(
+                f"model {spec.name!r} (hash {spec.content_hash()[:12]}...) is not the calibrated "
+                f"model {prov['model_name']!r} (hash {prov['model_hash'][:12]}...); pass model="
+            )
+        return CalibrationProblem(
+            targets=tuple(chosen),
+            model=model,
+            n_patients_per_arm=prov["n_patients_per_arm"],
+            seed=prov["seed"],
+            base_parameters=prov["base_parameters"],
+            outcomes=tuple(prov["outcomes"]),
+            smooth_hr=prov["smooth_hr"],
+        )
 
     def predict(self, problem: CalibrationProblem | None = None) -> list[dict[str, Any]]:
         """Predictions at :attr:`values` in the format of :attr:`predictions` (``problem`` default:
@@ -459,11 +550,14 @@ class Calibration(JsonArtefact):
 
     def summary_table(self) -> str:
         """Plain-text report: parameters, statistics, predicted vs observed."""
-        lines = [f"calibration ({self.method}, {self.nfev} evaluations; abscopal {self.provenance.get('version')}, "
-                 f"model {self.provenance.get('model_name')}, {self.provenance.get('n_patients_per_arm')} patients "
-                 f"per arm, seed {self.provenance.get('seed')})",
-                 f"chi-square {self.chisqr:.4g}  reduced {self.redchi:.4g}  AIC {self.aic:.4g}  BIC {self.bic:.4g}",
-                 "", f"{'parameter':<28}{'value':>12}{'stderr':>12}{'rel':>8}"]
+        lines = [
+            f"calibration ({self.method}, {self.nfev} evaluations; abscopal {self.provenance.get('version')}, "
+            f"model {self.provenance.get('model_name')}, {self.provenance.get('n_patients_per_arm')} patients "
+            f"per arm, seed {self.provenance.get('seed')})",
+            f"chi-square {self.chisqr:.4g}  reduced {self.redchi:.4g}  AIC {self.aic:.4g}  BIC {self.bic:.4g}",
+            "",
+            f"{'parameter':<28}{'value':>12}{'stderr':>12}{'rel':>8}",
+        ]
         for name, v in self.values.items():
             se = self.stderr.get(name)
             rel = f"{se / abs(v):8.1%}" if se is not None and v != 0 else f"{'-':>8}"
@@ -471,13 +565,17 @@ class Calibration(JsonArtefact):
         pairs = [(a, b, c) for a, row in self.correlations.items() for b, c in row.items() if a < b]
         if pairs:
             lines += ["", "correlations: " + ", ".join(f"{a}~{b} {c:+.2f}" for a, b, c in pairs)]
-        lines += ["", f"{'trial':<18}{'arm':<26}{'outcome':<18}{'observed':>10}{'95% CI':>18}{'predicted':>11}"
-                      f"{'residual':>10}"]
+        lines += [
+            "",
+            f"{'trial':<18}{'arm':<26}{'outcome':<18}{'observed':>10}{'95% CI':>18}{'predicted':>11}{'residual':>10}",
+        ]
         for p in self.predictions:
             lo, hi = p["ci"]
             ci = f"{lo:.3g}-{hi:.3g}" if lo is not None and hi is not None else "-"
-            lines.append(f"{p['trial']:<18}{p['arm']:<26}{p['outcome']:<18}{p['observed']:>10.3g}{ci:>18}"
-                         f"{p['predicted']:>11.3g}{p['residual']:>10.3g}")
+            lines.append(
+                f"{p['trial']:<18}{p['arm']:<26}{p['outcome']:<18}{p['observed']:>10.3g}{ci:>18}"
+                f"{p['predicted']:>11.3g}{p['residual']:>10.3g}"
+            )
         return "\n".join(lines)
 
 
@@ -487,11 +585,21 @@ def _predictions(problem: CalibrationProblem, values: Mapping[str, float]) -> li
     out = []
     for i, (trial, arm, name, target) in enumerate(problem._keys):
         observed = target.hr if name.startswith("hr_") else target.value
-        out.append({"trial": trial, "arm": arm, "outcome": name, "observed": float(observed),
-                    "ci": [None if target.ci_lower is None else float(target.ci_lower),
-                           None if target.ci_upper is None else float(target.ci_upper)],
-                    "predicted": float(report[(trial, arm, name)]), "smooth": float(smooth[(trial, arm, name)]),
-                    "residual": float(res[i])})
+        out.append(
+            {
+                "trial": trial,
+                "arm": arm,
+                "outcome": name,
+                "observed": float(observed),
+                "ci": [
+                    None if target.ci_lower is None else float(target.ci_lower),
+                    None if target.ci_upper is None else float(target.ci_upper),
+                ],
+                "predicted": float(report[(trial, arm, name)]),
+                "smooth": float(smooth[(trial, arm, name)]),
+                "residual": float(res[i]),
+            }
+        )
     return out
 
 
@@ -517,23 +625,31 @@ def _check_method(params: Any, method: str, multistart: int | None) -> None:
         raise AbscopalError("params: no parameter varies; set vary=True on at least one (or use --free NAME)")
     constrained = {k: p.expr for k, p in params.items() if p.expr}
     if constrained:
-        raise AbscopalError(f"params: constraint expressions {constrained} are not supported (a calibration file "
-                            "never evaluates expressions); fix those parameters or fit them freely")
+        raise AbscopalError(
+            f"params: constraint expressions {constrained} are not supported (a calibration file "
+            "never evaluates expressions); fix those parameters or fit them freely"
+        )
     if multistart is not None:
         if isinstance(multistart, bool) or not isinstance(multistart, int) or multistart < 1:
-            raise AbscopalError(f"multistart={multistart!r}: give the number of least-squares starts, an integer "
-                                f">= 1 (or None for one fit from the start values)")
+            raise AbscopalError(
+                f"multistart={multistart!r}: give the number of least-squares starts, an integer "
+                f">= 1 (or None for one fit from the start values)"
+            )
         if method != "least_squares":
-            raise AbscopalError(f"multistart={multistart} combines least-squares fits; it cannot be used with "
-                                f"method={method!r} (use method='least_squares')")
+            raise AbscopalError(
+                f"multistart={multistart} combines least-squares fits; it cannot be used with "
+                f"method={method!r} (use method='least_squares')"
+            )
     if method == "differential_evolution" or multistart is not None:
         what = "method='differential_evolution'" if multistart is None else f"multistart={multistart}"
         for k, p in varying:
             for side, b in (("lower", p.min), ("upper", p.max)):
                 if not math.isfinite(b):
-                    raise AbscopalError(f"{what} draws values between the bounds, but parameter {k!r} has the "
-                                        f"infinite {side} bound {b}; give it a finite one, e.g. "
-                                        f"params[{k!r}].set({'min' if side == 'lower' else 'max'}=...)")
+                    raise AbscopalError(
+                        f"{what} draws values between the bounds, but parameter {k!r} has the "
+                        f"infinite {side} bound {b}; give it a finite one, e.g. "
+                        f"params[{k!r}].set({'min' if side == 'lower' else 'max'}=...)"
+                    )
 
 
 def _minimize(problem: CalibrationProblem, params: Any, method: str, opts: Mapping[str, Any]) -> Any:
@@ -547,8 +663,10 @@ def _minimize(problem: CalibrationProblem, params: Any, method: str, opts: Mappi
     except (ValueError, ArithmeticError) as exc:
         raise AbscopalError(f"calibration with {method!r} failed: {type(exc).__name__}: {exc}") from exc
     if not fit.success or not all(math.isfinite(float(x)) for x in fit.residual):
-        raise AbscopalError(f"calibration with {method!r} failed after {fit.nfev} evaluations: {fit.message} "
-                            f"(values {fit.params.valuesdict()}); try another start, method or free set")
+        raise AbscopalError(
+            f"calibration with {method!r} failed after {fit.nfev} evaluations: {fit.message} "
+            f"(values {fit.params.valuesdict()}); try another start, method or free set"
+        )
     return fit
 
 
@@ -577,8 +695,15 @@ def _starts(params: Any, k: int, seed: int) -> list[dict[str, float]]:
     return starts
 
 
-def calibrate(problem: CalibrationProblem, params: Any = None, *, method: str = "least_squares",
-              multistart: int | None = None, seed: int = 0, **kwargs: Any) -> Calibration:
+def calibrate(
+    problem: CalibrationProblem,
+    params: Any = None,
+    *,
+    method: str = "least_squares",
+    multistart: int | None = None,
+    seed: int = 0,
+    **kwargs: Any,
+) -> Calibration:
     """Fit ``problem``: minimise the chi-square of ``problem.residuals`` over the varying ``params``.
 
     Parameters
@@ -632,18 +757,35 @@ def calibrate(problem: CalibrationProblem, params: Any = None, *, method: str = 
             try:
                 fit = _minimize(problem, trial, method, opts)
             except AbscopalError as exc:
-                runs.append({"start": start, "values": None, "chisqr": None, "nfev": None, "success": False,
-                             "message": str(exc)})
+                runs.append(
+                    {
+                        "start": start,
+                        "values": None,
+                        "chisqr": None,
+                        "nfev": None,
+                        "success": False,
+                        "message": str(exc),
+                    }
+                )
                 continue
             nfev += int(fit.nfev)
-            runs.append({"start": start, "values": {k: float(v) for k, v in fit.params.valuesdict().items()},
-                         "chisqr": float(fit.chisqr), "nfev": int(fit.nfev), "success": True,
-                         "message": str(fit.message)})
+            runs.append(
+                {
+                    "start": start,
+                    "values": {k: float(v) for k, v in fit.params.valuesdict().items()},
+                    "chisqr": float(fit.chisqr),
+                    "nfev": int(fit.nfev),
+                    "success": True,
+                    "message": str(fit.message),
+                }
+            )
             if best is None or fit.chisqr < best[1].chisqr:
                 best = (i, fit)
         if best is None:
-            raise AbscopalError(f"calibration with multistart={multistart} failed: every start failed; first "
-                                f"error: {runs[0]['message']}")
+            raise AbscopalError(
+                f"calibration with multistart={multistart} failed: every start failed; first "
+                f"error: {runs[0]['message']}"
+            )
         fit = best[1]
         fit.nfev = nfev
         extra["multistart"] = runs
@@ -651,15 +793,21 @@ def calibrate(problem: CalibrationProblem, params: Any = None, *, method: str = 
     elif method == "differential_evolution":
         glob = _minimize(problem, params, method, opts | {"seed": int(seed)})
         fit = _minimize(problem, glob.params, "least_squares", ls_opts)
-        extra["differential_evolution"] = {"values": {k: float(v) for k, v in glob.params.valuesdict().items()},
-                                           "chisqr": float(glob.chisqr), "nfev": int(glob.nfev)}
+        extra["differential_evolution"] = {
+            "values": {k: float(v) for k, v in glob.params.valuesdict().items()},
+            "chisqr": float(glob.chisqr),
+            "nfev": int(glob.nfev),
+        }
         fit.nfev = int(fit.nfev) + int(glob.nfev)
     else:
         fit = _minimize(problem, params, method, opts)
     values = {k: float(v) for k, v in fit.params.valuesdict().items()}
     stderr = {k: (_opt(p.stderr) if p.vary else None) for k, p in fit.params.items()}
-    correl = {k: {o: float(c) for o, c in (p.correl or {}).items() if math.isfinite(c)}
-              for k, p in fit.params.items() if p.vary and p.correl}
+    correl = {
+        k: {o: float(c) for o, c in (p.correl or {}).items() if math.isfinite(c)}
+        for k, p in fit.params.items()
+        if p.vary and p.correl
+    }
     preds = _predictions(problem, values)
     spec = problem._spec
     provenance = {
@@ -671,8 +819,9 @@ def calibrate(problem: CalibrationProblem, params: Any = None, *, method: str = 
         "n_lesions": spec.n_lesions,
         "targets": {t.id: t.content_hash() for t in problem.targets},
         "target_paths": {t.id: t.path for t in problem.targets},
-        "target_sources": {t.id: {"title": t.title, "citation": t.citation, "doi": t.doi, "url": t.url}
-                           for t in problem.targets},
+        "target_sources": {
+            t.id: {"title": t.title, "citation": t.citation, "doi": t.doi, "url": t.url} for t in problem.targets
+        },
         "seed": int(problem.seed),
         "n_patients_per_arm": int(problem.n_patients_per_arm),
         "base_parameters": {k: float(v) for k, v in problem.base_parameters.items()},
@@ -684,10 +833,20 @@ def calibrate(problem: CalibrationProblem, params: Any = None, *, method: str = 
         **extra,
         "elapsed_s": round(time.perf_counter() - t0, 3),
     }
-    return Calibration(values=values, stderr=stderr, correlations=correl, chisqr=float(fit.chisqr),
-                       redchi=float(fit.redchi), aic=float(fit.aic), bic=float(fit.bic), nfev=int(fit.nfev),
-                       method=method, predictions=preds, params_json=_records_json(_records_of(fit.params)),
-                       provenance=provenance)
+    return Calibration(
+        values=values,
+        stderr=stderr,
+        correlations=correl,
+        chisqr=float(fit.chisqr),
+        redchi=float(fit.redchi),
+        aic=float(fit.aic),
+        bic=float(fit.bic),
+        nfev=int(fit.nfev),
+        method=method,
+        predictions=preds,
+        params_json=_records_json(_records_of(fit.params)),
+        provenance=provenance,
+    )
 
 
 # ---- command line ---------------------------------------------------------------------------------------------------
@@ -706,8 +865,10 @@ def _check_fit_args(args: argparse.Namespace) -> None:
     if args.report is not None:
         from .report import report_paths
 
-        outputs |= {"--report" if i == 0 else f"--report (figure {p.name})": p
-                    for i, p in enumerate(report_paths(args.report, force=True))}
+        outputs |= {
+            "--report" if i == 0 else f"--report (figure {p.name})": p
+            for i, p in enumerate(report_paths(args.report, force=True))
+        }
     missing = [t for t in args.targets if not Path(t).exists()]
     if missing:
         raise AbscopalError(f"targets: {missing} not found; pass existing target TOML files or directories")
@@ -719,8 +880,10 @@ def _check_fit_args(args: argparse.Namespace) -> None:
     if args.profile is not None:
         unknown = [n for n in args.profile if n not in args.free]
         if unknown:
-            raise AbscopalError(f"--profile {' '.join(unknown)}: only fitted parameters can be profiled; "
-                                f"the --free parameters are {' '.join(args.free)}")
+            raise AbscopalError(
+                f"--profile {' '.join(unknown)}: only fitted parameters can be profiled; "
+                f"the --free parameters are {' '.join(args.free)}"
+            )
     sampling = {"--walkers": args.walkers, "--steps": args.steps, "--burn": args.burn, "--thin": args.thin}
     if not args.posterior:
         given = [k for k, v in sampling.items() if v is not None]
@@ -735,8 +898,10 @@ def _check_fit_args(args: argparse.Namespace) -> None:
         if burn >= steps:
             raise AbscopalError(f"--burn {burn} discards every one of --steps {steps}; use a smaller --burn")
         if args.walkers is not None and args.walkers < 2 * len(args.free):
-            raise AbscopalError(f"--walkers {args.walkers}: emcee needs at least twice the number of free "
-                                f"parameters ({2 * len(args.free)})")
+            raise AbscopalError(
+                f"--walkers {args.walkers}: emcee needs at least twice the number of free "
+                f"parameters ({2 * len(args.free)})"
+            )
 
 
 def _cmd_fit(args: argparse.Namespace) -> int:
@@ -756,9 +921,15 @@ def _cmd_fit(args: argparse.Namespace) -> int:
         post = None
         if args.posterior:
             steps = args.steps if args.steps is not None else 200
-            post = posterior(problem, cal, n_walkers=args.walkers, n_steps=steps,
-                             burn=args.burn if args.burn is not None else steps // 4, thin=args.thin or 1,
-                             seed=args.start_seed)
+            post = posterior(
+                problem,
+                cal,
+                n_walkers=args.walkers,
+                n_steps=steps,
+                burn=args.burn if args.burn is not None else steps // 4,
+                thin=args.thin or 1,
+                seed=args.start_seed,
+            )
         cal = with_uncertainty(cal, profiles=profiles, posterior=post)
     cal.save(out, force=args.force)
     print(cal.summary_table())
@@ -769,8 +940,10 @@ def _cmd_fit(args: argparse.Namespace) -> int:
 
         for path in fit_report(cal, args.report, force=args.force):
             print(f"report: {path}")
-    print(f"\nfitted {len(args.free)} parameter(s) to {len(problem.keys)} target(s) in "
-          f"{time.perf_counter() - t0:.1f} s -> {out}")
+    print(
+        f"\nfitted {len(args.free)} parameter(s) to {len(problem.keys)} target(s) in "
+        f"{time.perf_counter() - t0:.1f} s -> {out}"
+    )
     return 0
 
 
@@ -787,22 +960,46 @@ def add_fit_command(subparsers: Any) -> argparse.ArgumentParser:
     f.add_argument("--out", required=True, help="output calibration JSON file")
     f.add_argument("--patients", type=int, default=200, help="virtual patients per arm (default 200)")
     f.add_argument("--seed", type=int, default=0, help="master seed of the virtual patients (default 0)")
-    f.add_argument("--free", nargs="+", default=list(DEFAULT_FREE), metavar="NAME",
-                   help=f"typical values to fit (default: {' '.join(DEFAULT_FREE)})")
+    f.add_argument(
+        "--free",
+        nargs="+",
+        default=list(DEFAULT_FREE),
+        metavar="NAME",
+        help=f"typical values to fit (default: {' '.join(DEFAULT_FREE)})",
+    )
     f.add_argument("--method", default="least_squares", choices=METHODS, help="minimiser (default least_squares)")
-    f.add_argument("--multistart", type=int, default=None, metavar="K",
-                   help="K least-squares fits from Latin-hypercube starts within the bounds; keep the best")
-    f.add_argument("--start-seed", type=int, default=0, metavar="S",
-                   help="seed of the multistart sample, differential evolution and the posterior (default 0)")
-    f.add_argument("--profile", nargs="*", default=None, metavar="NAME",
-                   help="profile-likelihood intervals of these free parameters (no NAME: all)")
+    f.add_argument(
+        "--multistart",
+        type=int,
+        default=None,
+        metavar="K",
+        help="K least-squares fits from Latin-hypercube starts within the bounds; keep the best",
+    )
+    f.add_argument(
+        "--start-seed",
+        type=int,
+        default=0,
+        metavar="S",
+        help="seed of the multistart sample, differential evolution and the posterior (default 0)",
+    )
+    f.add_argument(
+        "--profile",
+        nargs="*",
+        default=None,
+        metavar="NAME",
+        help="profile-likelihood intervals of these free parameters (no NAME: all)",
+    )
     f.add_argument("--posterior", action="store_true", help="sample the posterior with emcee (flat prior in bounds)")
     f.add_argument("--walkers", type=int, default=None, help="emcee walkers (default max(8, 2 x free + 2))")
     f.add_argument("--steps", type=int, default=None, help="emcee steps per walker (default 200)")
     f.add_argument("--burn", type=int, default=None, help="steps discarded per walker (default steps // 4)")
     f.add_argument("--thin", type=int, default=None, help="keep every N-th step (default 1)")
-    f.add_argument("--report", default=None, metavar="PATH",
-                   help="also write a report: PATH.html (one file) or PATH.md (PNG figures next to it)")
+    f.add_argument(
+        "--report",
+        default=None,
+        metavar="PATH",
+        help="also write a report: PATH.html (one file) or PATH.md (PNG figures next to it)",
+    )
     f.add_argument("--force", action="store_true", help="overwrite --out (and --report)")
     f.set_defaults(func=_cmd_fit)
     return f

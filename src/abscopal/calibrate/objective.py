@@ -91,8 +91,12 @@ OS_BANDWIDTH_DAY = 7.0
 """Bandwidth of the smooth OS survival (days)."""
 PFS_SUM_WIDTH_MM = 1.0
 """Logistic width (mm) of the soft PD indicator of the target sum."""
-DEFAULT_FREE = ("max_kill_per_day", "new_lesion_rate_per_day", "tumour_doubling_time_day",
-                "survival__base_hazard_per_day")
+DEFAULT_FREE = (
+    "max_kill_per_day",
+    "new_lesion_rate_per_day",
+    "tumour_doubling_time_day",
+    "survival__base_hazard_per_day",
+)
 """What :func:`default_parameters` and ``abscopal fit`` let vary: the values the default fit set identifies.
 
 Fitting the whole fit set with ``effector_baseline``, ``icd_yield_per_mm3`` or ``omega__effector_baseline`` free as
@@ -107,8 +111,11 @@ SURVIVAL_PREFIX = "survival__"
 SURVIVAL_FIELDS = ("base_hazard_per_day", "size_exponent", "new_lesion_hazard_ratio", "background_per_day")
 """Fields of :class:`~abscopal.endpoints.summary.SurvivalModel` a calibration may fit."""
 SURVIVAL_BOUNDS: Mapping[str, tuple[float, float]] = {
-    "base_hazard_per_day": (1e-5, 0.05), "size_exponent": (0.0, 3.0), "new_lesion_hazard_ratio": (1.0, 10.0),
-    "background_per_day": (0.0, 1e-3)}
+    "base_hazard_per_day": (1e-5, 0.05),
+    "size_exponent": (0.0, 3.0),
+    "new_lesion_hazard_ratio": (1.0, 10.0),
+    "background_per_day": (0.0, 1e-3),
+}
 """Bounds of fitted survival-model fields (base hazard: median OS from about 14 days to 190 years at constant
 burden; size exponent up to 3; a new lesion at most multiplies the hazard by 10; background mortality at most
 about 30%/year)."""
@@ -188,38 +195,48 @@ def split_values(spec: Any, values: Mapping[str, float], variability_names: Sequ
     for k, v in values.items():
         v = float(v)
         if k.startswith(SURVIVAL_PREFIX):
-            name = k[len(SURVIVAL_PREFIX):]
+            name = k[len(SURVIVAL_PREFIX) :]
             if name not in SURVIVAL_FIELDS:
                 raise ParameterError(f"{k!r}: " + unknown_name_message("survival-model field", name, SURVIVAL_FIELDS))
             if not (v >= 0.0 and math.isfinite(v)):
                 raise ParameterError(f"{k!r} = {v!r}: survival-model values must be finite and >= 0")
             survival[name] = v
         elif k.startswith(OMEGA_PREFIX):
-            target = k[len(OMEGA_PREFIX):]
+            target = k[len(OMEGA_PREFIX) :]
             if target not in known_var:
-                raise ParameterError(f"{k!r}: " + unknown_name_message("varying parameter", target, sorted(known_var))
-                                     + "; omegas can be fitted only for parameters with inter-patient variability")
+                raise ParameterError(
+                    f"{k!r}: "
+                    + unknown_name_message("varying parameter", target, sorted(known_var))
+                    + "; omegas can be fitted only for parameters with inter-patient variability"
+                )
             if not (v >= 0.0 and math.isfinite(v)):
                 raise ParameterError(f"{k!r} = {v!r}: an omega must be a finite number >= 0")
             omegas[target] = v
         elif k.startswith(EFFECT_PREFIX):
-            parts = k[len(EFFECT_PREFIX):].split("__", 1)
+            parts = k[len(EFFECT_PREFIX) :].split("__", 1)
             if len(parts) != 2 or parts[0] not in effects or parts[1] not in names:
-                raise ParameterError(f"{k!r}: covariate effects are named 'effect__pretreated__<parameter>' or "
-                                     f"'effect__squamous__<parameter>' with a model parameter")
+                raise ParameterError(
+                    f"{k!r}: covariate effects are named 'effect__pretreated__<parameter>' or "
+                    f"'effect__squamous__<parameter>' with a model parameter"
+                )
             effects[parts[0]][parts[1]] = v
         elif k in names:
             typical[k] = v
         else:
-            raise ParameterError(unknown_name_message("parameter", k, sorted(names))
-                                 + "; calibrate typical values of model parameters, 'omega__<parameter>', "
-                                   "'effect__pretreated__<parameter>' / 'effect__squamous__<parameter>' or "
-                                   "'survival__<field>'")
+            raise ParameterError(
+                unknown_name_message("parameter", k, sorted(names))
+                + "; calibrate typical values of model parameters, 'omega__<parameter>', "
+                "'effect__pretreated__<parameter>' / 'effect__squamous__<parameter>' or "
+                "'survival__<field>'"
+            )
     return SplitValues(typical, omegas, effects, survival)
 
 
-def population_for(patients: VirtualPatients, omegas: Mapping[str, float] | None = None,
-                   effects: Mapping[str, Mapping[str, float]] | None = None) -> Any:
+def population_for(
+    patients: VirtualPatients,
+    omegas: Mapping[str, float] | None = None,
+    effects: Mapping[str, Mapping[str, float]] | None = None,
+) -> Any:
     """``patients.population()`` with omegas and covariate log-effects replaced (same draws: common random
     numbers). ``omegas`` for parameters without variability in ``patients`` are ignored."""
     variability = None
@@ -227,11 +244,11 @@ def population_for(patients: VirtualPatients, omegas: Mapping[str, float] | None
         variability = {k: (replace(v, omega=omegas[k]) if k in omegas else v) for k, v in patients.variability.items()}
     eff = None
     if effects and (effects.get("pretreated") or effects.get("squamous")):
-        eff = replace(patients.effects,
-                      pretreated_log_effect=dict(patients.effects.pretreated_log_effect) | dict(effects.get(
-                          "pretreated", {})),
-                      squamous_log_effect=dict(patients.effects.squamous_log_effect) | dict(effects.get(
-                          "squamous", {})))
+        eff = replace(
+            patients.effects,
+            pretreated_log_effect=dict(patients.effects.pretreated_log_effect) | dict(effects.get("pretreated", {})),
+            squamous_log_effect=dict(patients.effects.squamous_log_effect) | dict(effects.get("squamous", {})),
+        )
     return patients.population(eff, variability)
 
 
@@ -295,8 +312,11 @@ class CalibrationProblem:
                     continue
                 setups[(trial.id, arm.name)] = self._prepare_arm(trial, arm, spec)
         object.__setattr__(self, "_setups", setups)
-        object.__setattr__(self, "_variability_names",
-                           tuple(dict.fromkeys(k for st in setups.values() for k in st.patients.variability)))
+        object.__setattr__(
+            self,
+            "_variability_names",
+            tuple(dict.fromkeys(k for st in setups.values() for k in st.patients.variability)),
+        )
         object.__setattr__(self, "_keys", self._residual_keys())
         if not self._keys:
             raise ParameterError(f"no usable outcome among {list(outs)} in the targets; nothing to fit")
@@ -315,8 +335,10 @@ class CalibrationProblem:
             elif isinstance(rt.target, tuple):
                 lesions = rt.target
             else:
-                raise ParameterError(f"{trial.id}, arm {arm.name!r}: only the first RT course may use a target rule "
-                                     f"({rt.target!r}); give later courses lesion indices")
+                raise ParameterError(
+                    f"{trial.id}, arm {arm.name!r}: only the first RT course may use a target rule "
+                    f"({rt.target!r}); give later courses lesion indices"
+                )
             courses.append(rt.build(target_lesions=lesions))
         drug = arm.drug.build() if arm.drug else None
         if drug is not None and drug.pk.cl_time_emax != 0.0 and _constant_clearance_only(spec):
@@ -328,8 +350,16 @@ class CalibrationProblem:
         t_end = 730.0 if fu is None else max(730.0, 7.0 * math.ceil(fu * DAYS_PER_MONTH / 7.0))
         assessment = arm.assessment.to_assessment(start, t_end)
         interval = 7.0 * (arm.assessment.scan_interval_week or 6.0)
-        return _ArmSetup(trial=trial.id, arm=arm, patients=patients, plan=plan, assessment=assessment,
-                         start_day=start, t_end_day=t_end, bandwidth_pfs_day=0.5 * interval)
+        return _ArmSetup(
+            trial=trial.id,
+            arm=arm,
+            patients=patients,
+            plan=plan,
+            assessment=assessment,
+            start_day=start,
+            t_end_day=t_end,
+            bandwidth_pfs_day=0.5 * interval,
+        )
 
     def _residual_keys(self) -> list[tuple[Any, ...]]:
         keys: list[tuple[Any, ...]] = []
@@ -364,13 +394,21 @@ class CalibrationProblem:
 
     # ---- simulation ---------------------------------------------------------------------------------------------
     def _split(self, values: Mapping[str, float]) -> SplitValues:
-        return split_values(self._spec, dict(self.base_parameters) | {k: float(v) for k, v in values.items()},
-                            self._variability_names)
+        return split_values(
+            self._spec, dict(self.base_parameters) | {k: float(v) for k, v in values.items()}, self._variability_names
+        )
 
     def _simulate_arm(self, s: _ArmSetup, split: SplitValues) -> tuple[Any, Any]:
-        ds = simulate(self._compiled(), {s.arm.name: s.plan},
-                      population=population_for(s.patients, split.omegas, split.effects), parameters=split.typical,
-                      t_end_day=s.t_end_day, output_interval_day=7.0, start_day=s.start_day, out_of_bounds="clip")
+        ds = simulate(
+            self._compiled(),
+            {s.arm.name: s.plan},
+            population=population_for(s.patients, split.omegas, split.effects),
+            parameters=split.typical,
+            t_end_day=s.t_end_day,
+            output_interval_day=7.0,
+            start_day=s.start_day,
+            out_of_bounds="clip",
+        )
         return ds, endpoints(ds, split.assessment(s.assessment), patients=s.patients)
 
     def _run(self, values: Mapping[str, float]) -> dict[tuple[str, str], Any]:
@@ -413,8 +451,9 @@ class CalibrationProblem:
     def _smooth_survival(self, s: _ArmSetup, ep: Any, endpoint: str, t_day: float) -> float:
         if endpoint == "pfs":
             return self._soft_pfs(s, ep, t_day)
-        return float(smooth_survival_at(ep.os_day.values[0], ep.os_event.values[0], t_day,
-                                        bandwidth_day=OS_BANDWIDTH_DAY))
+        return float(
+            smooth_survival_at(ep.os_day.values[0], ep.os_event.values[0], t_day, bandwidth_day=OS_BANDWIDTH_DAY)
+        )
 
     def _reference_median_day(self, trial: str, arm: str, endpoint: str) -> float | None:
         t = next(t for t in self.targets if t.id == trial)
@@ -427,8 +466,10 @@ class CalibrationProblem:
         t_ref = self._reference_median_day(trial, c.reference, c.endpoint) if self.smooth_hr else None
         if t_ref is None:
             return self._cox_hr(trial, c, eps)
-        s_ref, s_arm = (self._smooth_survival(self._setups[(trial, a)], eps[(trial, a)], c.endpoint, t_ref)
-                        for a in (c.reference, c.arm))
+        s_ref, s_arm = (
+            self._smooth_survival(self._setups[(trial, a)], eps[(trial, a)], c.endpoint, t_ref)
+            for a in (c.reference, c.arm)
+        )
         s_ref, s_arm = (min(max(v, 1e-9), 1.0 - 1e-9) for v in (s_ref, s_arm))
         return math.log(s_arm) / math.log(s_ref)
 
@@ -439,8 +480,7 @@ class CalibrationProblem:
             times.append(ep[f"{c.endpoint}_day"].values[0])
             events.append(ep[f"{c.endpoint}_event"].values[0])
             group.append(np.full(times[-1].size, g))
-        return float(hazard_ratio(np.concatenate(times), np.concatenate(events), np.concatenate(group),
-                                  reference=0).hr)
+        return float(hazard_ratio(np.concatenate(times), np.concatenate(events), np.concatenate(group), reference=0).hr)
 
     # ---- public API ---------------------------------------------------------------------------------------------
     def predict(self, values: Mapping[str, float] | None = None) -> dict[tuple[str, str, str], float]:
@@ -458,8 +498,9 @@ class CalibrationProblem:
                 out[(trial, arm, name)] = self._soft_orr(self._setups[(trial, arm)], eps[(trial, arm)])
             elif name.startswith("median_"):
                 endpoint = name.split("_")[1]
-                out[(trial, arm, name)] = self._smooth_survival(self._setups[(trial, arm)], eps[(trial, arm)],
-                                                                endpoint, target.value * DAYS_PER_MONTH)
+                out[(trial, arm, name)] = self._smooth_survival(
+                    self._setups[(trial, arm)], eps[(trial, arm)], endpoint, target.value * DAYS_PER_MONTH
+                )
             else:
                 out[(trial, arm, name)] = self._smooth_hr(trial, target, eps)
         return out
@@ -502,13 +543,18 @@ class CalibrationProblem:
                     if s is None or o.name not in self.outcomes:
                         outs.append(o)
                     elif o.name == "orr":
-                        outs.append(replace(o, value=self._soft_orr(s, eps[(trial.id, arm.name)]), ci_lower=None,
-                                            ci_upper=None))
+                        outs.append(
+                            replace(o, value=self._soft_orr(s, eps[(trial.id, arm.name)]), ci_lower=None, ci_upper=None)
+                        )
                     else:
                         endpoint, se = o.name.split("_")[1], o.log_standard_error()
                         ep = eps[(trial.id, arm.name)]
-                        day = brentq(lambda t, s=s, ep=ep, e=endpoint: self._smooth_survival(s, ep, e, t) - 0.5,
-                                     1.0, s.t_end_day - s.start_day, xtol=1e-6)
+                        day = brentq(
+                            lambda t, s=s, ep=ep, e=endpoint: self._smooth_survival(s, ep, e, t) - 0.5,
+                            1.0,
+                            s.t_end_day - s.start_day,
+                            xtol=1e-6,
+                        )
                         m = day / DAYS_PER_MONTH
                         outs.append(replace(o, value=m, ci_lower=m * math.exp(-z * se), ci_upper=m * math.exp(z * se)))
                 arms.append(replace(arm, outcomes=tuple(outs)))
@@ -574,15 +620,15 @@ def default_parameters(problem: CalibrationProblem, names: Sequence[str] = DEFAU
     problem._split({n: problem.base_parameters.get(n, 0.0) for n in names})  # validate every name first
     for name in names:
         if name.startswith(OMEGA_PREFIX):
-            target = name[len(OMEGA_PREFIX):]
+            target = name[len(OMEGA_PREFIX) :]
             pats = next(st.patients for st in problem._setups.values() if target in st.patients.variability)
             start, lo, hi = pats.variability[target].omega, 0.0, OMEGA_MAX
         elif name.startswith(SURVIVAL_PREFIX):
-            field_name = name[len(SURVIVAL_PREFIX):]
+            field_name = name[len(SURVIVAL_PREFIX) :]
             start = getattr(next(iter(problem._setups.values())).assessment.survival, field_name)
             lo, hi = SURVIVAL_BOUNDS[field_name]
         elif name.startswith(EFFECT_PREFIX):
-            cov, target = name[len(EFFECT_PREFIX):].split("__", 1)
+            cov, target = name[len(EFFECT_PREFIX) :].split("__", 1)
             start = dict(getattr(first.effects, f"{cov}_log_effect")).get(target, 0.0)
             lo, hi = -EFFECT_MAX, EFFECT_MAX
         else:

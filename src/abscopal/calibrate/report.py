@@ -50,8 +50,10 @@ def _format_of(path: Path, fmt: str | None) -> str:
             raise AbscopalError(f"format={fmt!r}: choose 'html' or 'markdown'")
         return fmt
     if path.suffix.lower() not in _FORMATS:
-        raise AbscopalError(f"report path {str(path)!r}: unknown suffix {path.suffix!r}; use .html (one file) or "
-                            f".md (Markdown with PNG files next to it), or pass format=")
+        raise AbscopalError(
+            f"report path {str(path)!r}: unknown suffix {path.suffix!r}; use .html (one file) or "
+            f".md (Markdown with PNG files next to it), or pass format="
+        )
     return _FORMATS[path.suffix.lower()]
 
 
@@ -67,8 +69,7 @@ def report_paths(path: str | Path, *, format: str | None = None, force: bool = F
     if not force:
         for p in paths:
             if p.exists():
-                raise OutputExistsError(f"{str(p)!r} exists; choose another report path or pass force=True "
-                                        f"(--force)")
+                raise OutputExistsError(f"{str(p)!r} exists; choose another report path or pass force=True (--force)")
     if path.is_dir():
         raise AbscopalError(f"report path {str(path)!r} is a directory; give a file name ending in .html or .md")
     return paths
@@ -117,8 +118,15 @@ def forest_figure(calibration: Calibration) -> Any:
             if pred is not None and math.isfinite(pred) and (kind == "orr" or pred > 0):
                 ax.plot(pred, yi, "D", color="tab:red", ms=5, label="predicted" if yi == y[0] else None)
             else:
-                ax.annotate("not reached", (1.0, yi), xycoords=("axes fraction", "data"), ha="right", va="center",
-                            color="tab:red", fontsize=8)
+                ax.annotate(
+                    "not reached",
+                    (1.0, yi),
+                    xycoords=("axes fraction", "data"),
+                    ha="right",
+                    va="center",
+                    color="tab:red",
+                    fontsize=8,
+                )
         if kind != "orr":
             from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
@@ -212,8 +220,12 @@ def posterior_figure(calibration: Calibration, max_params: int = 6) -> Any:
                 ax.set_yticks([])
             else:
                 ax.plot(s[:, j], s[:, i], ".", ms=1.5, alpha=0.4, color="tab:blue")
-                ax.plot(calibration.values.get(names[j], np.nan), calibration.values.get(names[i], np.nan), "x",
-                        color="tab:red")
+                ax.plot(
+                    calibration.values.get(names[j], np.nan),
+                    calibration.values.get(names[i], np.nan),
+                    "x",
+                    color="tab:red",
+                )
             if i == d - 1:
                 ax.set_xlabel(names[j], fontsize=8)
             if j == 0 and i > 0:
@@ -244,11 +256,14 @@ def _sources(calibration: Calibration, targets: Mapping[str, Any] | None) -> lis
     out = []
     for trial in prov.get("targets", {}):
         t = targets.get(trial) if targets else None
-        src = stored.get(trial) or ({"title": t.title, "citation": t.citation, "doi": t.doi, "url": t.url}
-                                    if t is not None else None)
+        src = stored.get(trial) or (
+            {"title": t.title, "citation": t.citation, "doi": t.doi, "url": t.url} if t is not None else None
+        )
         if src is None:
-            out.append(f"{trial}: citation unavailable (target file {prov.get('target_paths', {}).get(trial)!r} "
-                       f"not found; pass targets=)")
+            out.append(
+                f"{trial}: citation unavailable (target file {prov.get('target_paths', {}).get(trial)!r} "
+                f"not found; pass targets=)"
+            )
             continue
         bits = [f"{trial}: {src.get('title') or ''}".rstrip(": "), src.get("citation") or "(no citation)"]
         if src.get("doi"):
@@ -288,26 +303,41 @@ def _blocks(calibration: Calibration, targets: Mapping[str, Any] | None) -> list
     params = calibration.parameters()
     free = list(prov.get("free") or [k for k, p in params.items() if p.vary])
     b: list[tuple[Any, ...]] = [("h", 1, f"Calibration report: {prov.get('model_name', '?')}")]
-    b.append(("table", ["item", "value"], [
-        ["abscopal version", prov.get("version")],
-        ["environment", format_environment(prov.get("environment"))],
-        ["model", f"{prov.get('model_name')} ({prov.get('n_lesions')} lesions)"],
-        ["model hash", prov.get("model_hash")],
-        ["method", calibration.method + (f", multistart {len(prov['multistart'])}" if prov.get("multistart")
-                                         else "")],
-        ["fit seed (starts / global method / posterior)", prov.get("fit_seed", "-")],
-        ["virtual patients per arm", prov.get("n_patients_per_arm")],
-        ["virtual-patient seed", prov.get("seed")],
-        ["outcomes fitted", ", ".join(prov.get("outcomes", []))],
-        ["free parameters", ", ".join(free)],
-        ["base parameters", ", ".join(f"{k}={_g(v)}" for k, v in (prov.get("base_parameters") or {}).items())
-         or "-"],
-        ["objective evaluations", calibration.nfev],
-        ["elapsed (fit)", f"{_g(prov.get('elapsed_s'))} s"],
-    ]))
+    b.append(
+        (
+            "table",
+            ["item", "value"],
+            [
+                ["abscopal version", prov.get("version")],
+                ["environment", format_environment(prov.get("environment"))],
+                ["model", f"{prov.get('model_name')} ({prov.get('n_lesions')} lesions)"],
+                ["model hash", prov.get("model_hash")],
+                [
+                    "method",
+                    calibration.method + (f", multistart {len(prov['multistart'])}" if prov.get("multistart") else ""),
+                ],
+                ["fit seed (starts / global method / posterior)", prov.get("fit_seed", "-")],
+                ["virtual patients per arm", prov.get("n_patients_per_arm")],
+                ["virtual-patient seed", prov.get("seed")],
+                ["outcomes fitted", ", ".join(prov.get("outcomes", []))],
+                ["free parameters", ", ".join(free)],
+                [
+                    "base parameters",
+                    ", ".join(f"{k}={_g(v)}" for k, v in (prov.get("base_parameters") or {}).items()) or "-",
+                ],
+                ["objective evaluations", calibration.nfev],
+                ["elapsed (fit)", f"{_g(prov.get('elapsed_s'))} s"],
+            ],
+        )
+    )
     b.append(("h", 2, "Targets"))
-    b.append(("table", ["trial", "content hash (sha256)", "file"],
-              [[t, h, (prov.get("target_paths") or {}).get(t) or "-"] for t, h in prov.get("targets", {}).items()]))
+    b.append(
+        (
+            "table",
+            ["trial", "content hash (sha256)", "file"],
+            [[t, h, (prov.get("target_paths") or {}).get(t) or "-"] for t, h in prov.get("targets", {}).items()],
+        )
+    )
     b.append(("h", 2, "Parameters"))
     profs = calibration.profiles or {}
     post = calibration.posterior
@@ -322,8 +352,15 @@ def _blocks(calibration: Calibration, targets: Mapping[str, Any] | None) -> list
     for name in free:
         v, se, p = calibration.values[name], calibration.stderr.get(name), params[name]
         rel = f"{se / abs(v):.1%}" if se is not None and v != 0 else "-"
-        row = [name, _g(v), _g(se), rel, f"[{_g(p.min)}, {_g(p.max)}]", _interval(profs.get(name), "68"),
-               _interval(profs.get(name), "95")]
+        row = [
+            name,
+            _g(v),
+            _g(se),
+            rel,
+            f"[{_g(p.min)}, {_g(p.max)}]",
+            _interval(profs.get(name), "68"),
+            _interval(profs.get(name), "95"),
+        ]
         if post is not None:
             q = pq.get(name)
             row.append("-" if q is None else f"{_g(q[1])} ({_g(q[0])} to {_g(q[2])})")
@@ -331,39 +368,91 @@ def _blocks(calibration: Calibration, targets: Mapping[str, Any] | None) -> list
     b.append(("table", header + (["posterior median (95%)"] if post is not None else []), rows))
     b.append(("h", 2, "Statistics"))
     n_t = len(calibration.predictions)
-    b.append(("table", ["statistic", "value"], [
-        ["chi-square", _g(calibration.chisqr)], ["reduced chi-square", _g(calibration.redchi)],
-        ["AIC", _g(calibration.aic)], ["BIC", _g(calibration.bic)], ["targets", n_t], ["free parameters", len(free)],
-    ]))
+    b.append(
+        (
+            "table",
+            ["statistic", "value"],
+            [
+                ["chi-square", _g(calibration.chisqr)],
+                ["reduced chi-square", _g(calibration.redchi)],
+                ["AIC", _g(calibration.aic)],
+                ["BIC", _g(calibration.bic)],
+                ["targets", n_t],
+                ["free parameters", len(free)],
+            ],
+        )
+    )
     pairs = [(a, c, r) for a, row in calibration.correlations.items() for c, r in row.items() if a < c]
     if pairs:
         b.append(("table", ["parameter", "parameter", "correlation"], [[a, c, f"{r:+.3f}"] for a, c, r in pairs]))
     if post is not None:
         tau = post.get("autocorr_time")
-        b.append(("p", f"Posterior: {len(post['samples'])} stored samples, acceptance fraction "
-                       f"{post['acceptance_fraction']:.2f}, autocorrelation time "
-                       f"{', '.join(_g(t, '.3g') for t in tau) if tau else 'not estimable (chain too short)'}, "
-                       f"seed {post.get('seed')}; options {prov.get('posterior_options', '-')}."))
+        b.append(
+            (
+                "p",
+                f"Posterior: {len(post['samples'])} stored samples, acceptance fraction "
+                f"{post['acceptance_fraction']:.2f}, autocorrelation time "
+                f"{', '.join(_g(t, '.3g') for t in tau) if tau else 'not estimable (chain too short)'}, "
+                f"seed {post.get('seed')}; options {prov.get('posterior_options', '-')}.",
+            )
+        )
     if prov.get("multistart"):
         best = prov.get("multistart_best")
         b.append(("h", 3, "Multistart"))
-        b.append(("table", ["start", "start values", "chi-square", "evaluations", "result"],
-                  [[f"{i}{' (best)' if i == best else ''}",
-                    ", ".join(f"{k}={_g(v)}" for k, v in r["start"].items()), _g(r["chisqr"]), r["nfev"] or "-",
-                    "ok" if r["success"] else r["message"]] for i, r in enumerate(prov["multistart"])]))
+        b.append(
+            (
+                "table",
+                ["start", "start values", "chi-square", "evaluations", "result"],
+                [
+                    [
+                        f"{i}{' (best)' if i == best else ''}",
+                        ", ".join(f"{k}={_g(v)}" for k, v in r["start"].items()),
+                        _g(r["chisqr"]),
+                        r["nfev"] or "-",
+                        "ok" if r["success"] else r["message"],
+                    ]
+                    for i, r in enumerate(prov["multistart"])
+                ],
+            )
+        )
     b.append(("h", 2, "Predicted vs observed"))
-    b.append(("table", ["trial", "arm", "outcome", "observed", "95% CI", "predicted", "weighted residual"],
-              [[p["trial"], p["arm"], p["outcome"], _g(p["observed"]),
-                "-" if None in p["ci"] else f"{_g(p['ci'][0])} to {_g(p['ci'][1])}", _g(p["predicted"]),
-                _g(p["residual"], ".3f")] for p in calibration.predictions]))
-    b.append(("p", "Predicted: the plain reported value of the simulated arms (ORR, Kaplan-Meier median in months, "
-                   "Cox hazard ratio); the weighted residual compares the smooth surrogate the fit uses."))
+    b.append(
+        (
+            "table",
+            ["trial", "arm", "outcome", "observed", "95% CI", "predicted", "weighted residual"],
+            [
+                [
+                    p["trial"],
+                    p["arm"],
+                    p["outcome"],
+                    _g(p["observed"]),
+                    "-" if None in p["ci"] else f"{_g(p['ci'][0])} to {_g(p['ci'][1])}",
+                    _g(p["predicted"]),
+                    _g(p["residual"], ".3f"),
+                ]
+                for p in calibration.predictions
+            ],
+        )
+    )
+    b.append(
+        (
+            "p",
+            "Predicted: the plain reported value of the simulated arms (ORR, Kaplan-Meier median in months, "
+            "Cox hazard ratio); the weighted residual compares the smooth surrogate the fit uses.",
+        )
+    )
     b.append(("h", 2, "Figures"))
     b.append(("img", "forest", "Forest plot: observed (black, 95% CI) and predicted (red) value of every target"))
     b.append(("img", "residuals", "Weighted residuals (dashed: +/-1, dotted: +/-2 standard errors)"))
     if profs:
-        b.append(("img", "profiles", "Chi-square profiles; dashed: 68% (1.00) and 95% (3.84) thresholds; shaded: "
-                                     "95% interval; grey: fitted value; black: a parameter bound"))
+        b.append(
+            (
+                "img",
+                "profiles",
+                "Chi-square profiles; dashed: 68% (1.00) and 95% (3.84) thresholds; shaded: "
+                "95% interval; grey: fitted value; black: a parameter bound",
+            )
+        )
     if post is not None:
         b.append(("img", "posterior", "Posterior samples (emcee); red: least-squares optimum"))
     b.append(("h", 2, "Identifiability"))
@@ -383,15 +472,20 @@ def _figures(calibration: Calibration) -> dict[str, bytes]:
 
 
 # ---- rendering ------------------------------------------------------------------------------------------------------
-_CSS = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}"
-        "table{border-collapse:collapse;margin:0.5em 0 1em}td,th{border:1px solid #ccc;padding:3px 7px;"
-        "font-size:90%;text-align:left}th{background:#f0f0f0}img{max-width:100%}figcaption{font-size:90%}")
+_CSS = (
+    "body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}"
+    "table{border-collapse:collapse;margin:0.5em 0 1em}td,th{border:1px solid #ccc;padding:3px 7px;"
+    "font-size:90%;text-align:left}th{background:#f0f0f0}img{max-width:100%}figcaption{font-size:90%}"
+)
 
 
 def _html(blocks: Sequence[tuple[Any, ...]], images: Mapping[str, bytes]) -> str:
     e = html.escape
-    out = ["<!DOCTYPE html>", "<html lang=\"en\"><head><meta charset=\"utf-8\">",
-           f"<title>{e(str(blocks[0][2]))}</title><style>{_CSS}</style></head><body>"]
+    out = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>{e(str(blocks[0][2]))}</title><style>{_CSS}</style></head><body>",
+    ]
     for blk in blocks:
         kind = blk[0]
         if kind == "h":
@@ -406,8 +500,10 @@ def _html(blocks: Sequence[tuple[Any, ...]], images: Mapping[str, bytes]) -> str
             out.append("</table>")
         elif kind == "img" and blk[1] in images:
             data = base64.b64encode(images[blk[1]]).decode("ascii")
-            out.append(f"<figure><img alt=\"{e(blk[1])}\" src=\"data:image/png;base64,{data}\">"
-                       f"<figcaption>{e(blk[2])}</figcaption></figure>")
+            out.append(
+                f'<figure><img alt="{e(blk[1])}" src="data:image/png;base64,{data}">'
+                f"<figcaption>{e(blk[2])}</figcaption></figure>"
+            )
     out.append("</body></html>")
     return "\n".join(out) + "\n"
 
@@ -436,8 +532,14 @@ def _markdown(blocks: Sequence[tuple[Any, ...]], image_files: Mapping[str, str])
     return "\n".join(out)
 
 
-def fit_report(calibration: Calibration, path: str | Path, *, format: str | None = None,
-               targets: Mapping[str, Any] | Iterable[Any] | None = None, force: bool = False) -> list[Path]:
+def fit_report(
+    calibration: Calibration,
+    path: str | Path,
+    *,
+    format: str | None = None,
+    targets: Mapping[str, Any] | Iterable[Any] | None = None,
+    force: bool = False,
+) -> list[Path]:
     """Write the report of ``calibration`` (see the module docstring).
 
     Parameters
@@ -489,11 +591,15 @@ def _cmd_fit_report(args: argparse.Namespace) -> int:
 
     paths = report_paths(args.out, force=True)
     if not Path(args.fit).is_file():
-        raise AbscopalError(f"fit: calibration file {args.fit!r} does not exist; pass the JSON written by "
-                            "'abscopal fit'")
+        raise AbscopalError(
+            f"fit: calibration file {args.fit!r} does not exist; pass the JSON written by 'abscopal fit'"
+        )
     inputs = [args.fit, *(_target_files(args.targets) if args.targets else [])]
-    check_outputs({"--out" if i == 0 else f"--out (figure {p.name})": p for i, p in enumerate(paths)},
-                  inputs=inputs, force=args.force)  # fail before any work
+    check_outputs(
+        {"--out" if i == 0 else f"--out (figure {p.name})": p for i, p in enumerate(paths)},
+        inputs=inputs,
+        force=args.force,
+    )  # fail before any work
     cal = Calibration.load(args.fit)
     targets = None
     if args.targets:
@@ -511,8 +617,13 @@ def add_fit_report_command(subparsers: Any) -> argparse.ArgumentParser:
     f = subparsers.add_parser("fit-report", help="render a saved calibration as an HTML or Markdown report")
     f.add_argument("fit", help="calibration JSON file written by 'abscopal fit'")
     f.add_argument("--out", required=True, help="report file: .html (self-contained) or .md (PNG files next to it)")
-    f.add_argument("--targets", nargs="+", default=None, metavar="FILE",
-                   help="target TOML files or directories for outcome-level sources (default: the stored files)")
+    f.add_argument(
+        "--targets",
+        nargs="+",
+        default=None,
+        metavar="FILE",
+        help="target TOML files or directories for outcome-level sources (default: the stored files)",
+    )
     f.add_argument("--force", action="store_true", help="overwrite the report files")
     f.set_defaults(func=_cmd_fit_report)
     return f

@@ -24,8 +24,10 @@ def default_fit_path() -> Path:
     for candidate in (here.parents[3] / "fits" / "default.json", here.parents[1] / "_fits" / "default.json"):
         if candidate.is_file():
             return candidate
-    raise AbscopalError("the shipped calibration fits/default.json is missing from this installation; name a "
-                        "calibration file (fit = 'path/to/fit.json') or use fit = 'none' for model defaults")
+    raise AbscopalError(
+        "the shipped calibration fits/default.json is missing from this installation; name a "
+        "calibration file (fit = 'path/to/fit.json') or use fit = 'none' for model defaults"
+    )
 
 
 def resolve_fit_path(fit: str | Path | None, *, relative_to: str | Path | None = None) -> Path | None:
@@ -40,13 +42,14 @@ def resolve_fit_path(fit: str | Path | None, *, relative_to: str | Path | None =
     if not path.is_absolute() and relative_to is not None and (Path(relative_to) / path).is_file():
         path = Path(relative_to) / path
     if not path.is_file():
-        raise AbscopalError(f"fit = {str(fit)!r}: no such calibration file; give the path of a file written by "
-                            "'abscopal fit', 'default' for the shipped fit or 'none' for model defaults")
+        raise AbscopalError(
+            f"fit = {str(fit)!r}: no such calibration file; give the path of a file written by "
+            "'abscopal fit', 'default' for the shipped fit or 'none' for model defaults"
+        )
     return path
 
 
-def load_fit(fit: str | Path | None, *, relative_to: str | Path | None = None,
-             model: Any = None) -> Calibration | None:
+def load_fit(fit: str | Path | None, *, relative_to: str | Path | None = None, model: Any = None) -> Calibration | None:
     """The :class:`Calibration` a run names (None for ``"none"``). With ``model`` (a ModelSpec or CompiledModel),
     raises :class:`AbscopalError` naming the file unless the fit was made for that model
     (:meth:`Calibration.check_model`)."""

@@ -28,20 +28,56 @@ from ..errors import TargetError, unknown_name_message
 from ..patients import LINES, MIXES, RT_TARGET_RULES, TPS_CATEGORIES, PatientMix
 from ..treatment.regimens import DRUG_REGIMENS, RADIATION_REGIMENS, drug_regimen, radiation_regimen
 
-__all__ = ["CONFIDENCE_TAGS", "OUTCOME_KINDS", "TAG_WEIGHTS", "ArmTarget", "AssessmentSpec", "ComparisonTarget",
-           "DrugSpec", "Outcome", "PopulationSpec", "RadiationSpec", "TargetError", "TrialTargets", "load_all",
-           "load_targets", "parse_targets"]
+__all__ = [
+    "CONFIDENCE_TAGS",
+    "OUTCOME_KINDS",
+    "TAG_WEIGHTS",
+    "ArmTarget",
+    "AssessmentSpec",
+    "ComparisonTarget",
+    "DrugSpec",
+    "Outcome",
+    "PopulationSpec",
+    "RadiationSpec",
+    "TargetError",
+    "TrialTargets",
+    "load_all",
+    "load_targets",
+    "parse_targets",
+]
 
 TAG_WEIGHTS: Mapping[str, float] = FrozenMap({"P": 1.0, "S": 0.5, "SEED": 0.25, "U": 0.1})
 CONFIDENCE_TAGS = tuple(TAG_WEIGHTS)
 _Z95 = 1.959963984540054
-_PROPORTIONS = ("orr", "dcr", "pfs_6mo", "pfs_12mo", "os_6mo", "os_12mo", "os_24mo", "pneumonitis_any_grade",
-                "pneumonitis_grade1", "pneumonitis_grade2", "pneumonitis_grade3", "pneumonitis_grade2plus",
-                "pneumonitis_grade3plus", "pulmonary_toxicity_any_grade", "irae_any_grade", "irae_grade2plus",
-                "esophagitis_grade2plus", "dermatitis_grade2plus")
+_PROPORTIONS = (
+    "orr",
+    "dcr",
+    "pfs_6mo",
+    "pfs_12mo",
+    "os_6mo",
+    "os_12mo",
+    "os_24mo",
+    "pneumonitis_any_grade",
+    "pneumonitis_grade1",
+    "pneumonitis_grade2",
+    "pneumonitis_grade3",
+    "pneumonitis_grade2plus",
+    "pneumonitis_grade3plus",
+    "pulmonary_toxicity_any_grade",
+    "irae_any_grade",
+    "irae_grade2plus",
+    "esophagitis_grade2plus",
+    "dermatitis_grade2plus",
+)
 OUTCOME_KINDS: Mapping[str, str] = FrozenMap(
-    {**dict.fromkeys(_PROPORTIONS, "proportion"), "median_pfs_month": "median", "median_os_month": "median",
-     "hr_pfs": "hr", "hr_os": "hr"})
+    {
+        **dict.fromkeys(_PROPORTIONS, "proportion"),
+        "median_pfs_month": "median",
+        "median_os_month": "median",
+        "hr_pfs": "hr",
+        "hr_os": "hr",
+    }
+)
 """Outcome name -> kind (``proportion``: fraction in [0, 1]; ``median``: months > 0; ``hr``: ratio > 0)."""
 _TOXICITY_PREFIXES = ("pneumonitis", "pulmonary", "irae", "esophagitis", "dermatitis")
 _PER_PATIENT = frozenset(k for k in OUTCOME_KINDS if not k.startswith(_TOXICITY_PREFIXES))
@@ -50,15 +86,41 @@ CRITERIA = _CRITERIA
 """Response criteria a target arm or a study assessment may name."""
 
 _TOP = {"id", "title", "citation", "doi", "url", "confidence", "design", "seed_errors", "arm", "comparison"}
-_ARM = {"name", "n_patients", "n_confidence", "drug", "radiation", "population", "assessment", "outcome", "notes",
-        "citation", "doi", "url"}
+_ARM = {
+    "name",
+    "n_patients",
+    "n_confidence",
+    "drug",
+    "radiation",
+    "population",
+    "assessment",
+    "outcome",
+    "notes",
+    "citation",
+    "doi",
+    "url",
+}
 _DRUG = {"regimen", "start_day", "max_duration_day", "representative", "notes"}
 _RT = {"regimen", "start_day", "target", "mean_lung_dose_gy", "representative", "notes"}
 _POP = {"mix", "line_of_therapy", "pdl1_tps_mix", "notes"}
 _ASSESS = {"criteria", "scan_interval_week", "orr_visit_day", "exclude_irradiated", "follow_up_month", "notes"}
 _OUT = {"name", "value", "ci_lower", "ci_upper", "n", "n_events", "definition", "confidence", "source"}
-_CMP = {"name", "reference", "arm", "endpoint", "hr", "ci_lower", "ci_upper", "p", "n", "n_events", "adjusted",
-        "definition", "confidence", "source"}
+_CMP = {
+    "name",
+    "reference",
+    "arm",
+    "endpoint",
+    "hr",
+    "ci_lower",
+    "ci_upper",
+    "p",
+    "n",
+    "n_events",
+    "adjusted",
+    "definition",
+    "confidence",
+    "source",
+}
 
 
 def _log_se(value: float, lower: float | None, upper: float | None, events: int | None, hr: bool) -> float:
@@ -169,8 +231,12 @@ class RadiationSpec:
     def build(self, target_lesions: tuple[int, ...] = (0,)) -> Any:
         """The :class:`~abscopal.treatment.RadiationCourse` on ``target_lesions`` (resolve ``target`` with
         :func:`abscopal.patients.irradiated_lesions` per patient)."""
-        return radiation_regimen(self.regimen, start_day=self.start_day, target_lesions=target_lesions,
-                                 mean_lung_dose_gy=self.mean_lung_dose_gy)
+        return radiation_regimen(
+            self.regimen,
+            start_day=self.start_day,
+            target_lesions=target_lesions,
+            mean_lung_dose_gy=self.mean_lung_dose_gy,
+        )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -203,11 +269,13 @@ class AssessmentSpec:
 
     def __post_init__(self) -> None:
         if self.criteria not in CRITERIA:
-            raise TargetError("assessment criteria: " + unknown_name_message("response criteria", str(self.criteria),
-                                                                           CRITERIA))
+            raise TargetError(
+                "assessment criteria: " + unknown_name_message("response criteria", str(self.criteria), CRITERIA)
+            )
         visit = self.orr_visit_day
-        if visit != "best" and (isinstance(visit, bool) or not isinstance(visit, int | float)
-                                or not math.isfinite(visit) or visit < 0):
+        if visit != "best" and (
+            isinstance(visit, bool) or not isinstance(visit, int | float) or not math.isfinite(visit) or visit < 0
+        ):
             raise TargetError(f"assessment orr_visit_day must be 'best' or a day >= 0, got {visit!r}")
 
     def to_assessment(self, start_day: float = 0.0, end_day: float = 730.0) -> Any:
@@ -323,8 +391,16 @@ class _Ctx:  # error context (file and table) with validating getters
             raise self.fail(f"{key} contains the control character {bad!r}; remove it")
         return v
 
-    def number(self, t: Mapping[str, Any], key: str, *, low: float = -math.inf, high: float = math.inf,
-               required: bool = False, positive: bool = False) -> float | None:
+    def number(
+        self,
+        t: Mapping[str, Any],
+        key: str,
+        *,
+        low: float = -math.inf,
+        high: float = math.inf,
+        required: bool = False,
+        positive: bool = False,
+    ) -> float | None:
         if key not in t and not required:
             return None
         v = self.require(t, key)
@@ -365,8 +441,10 @@ def _ci(c: _Ctx, t: Mapping[str, Any], value: float, low: float, high: float) ->
     if lo is not None and hi is not None and lo > hi:
         raise c.fail(f"ci_lower = {lo!r} > ci_upper = {hi!r}; swap them")
     if lo is not None and hi is not None and lo == hi:
-        raise c.fail(f"ci_lower = ci_upper = {lo!r}: a 95% CI of zero width gives a zero standard error; give the "
-                     "reported interval or leave both bounds out")
+        raise c.fail(
+            f"ci_lower = ci_upper = {lo!r}: a 95% CI of zero width gives a zero standard error; give the "
+            "reported interval or leave both bounds out"
+        )
     if (lo is not None and value < lo) or (hi is not None and value > hi):
         raise c.fail(f"value {value!r} is outside its own 95% CI [{lo}, {hi}]")
     return lo, hi
@@ -382,9 +460,17 @@ def _outcome(c: _Ctx, t: Mapping[str, Any], arm_n: int, default_tag: str) -> Out
     lo, hi = _ci(c, t, value, 0.0, high)
     # toxicity may be counted per course or lesion (more courses than patients), efficacy per patient
     n, n_events = _sizes(c, t, arm_n if name in _PER_PATIENT else None, "the arm's n_patients", arm_n)
-    return Outcome(name=name, value=value, ci_lower=lo, ci_upper=hi, n=n, n_events=n_events,
-                   definition=c.text(t, "definition", ""),
-                   confidence=c.tag(t, "confidence", default_tag), source=c.text(t, "source", ""))
+    return Outcome(
+        name=name,
+        value=value,
+        ci_lower=lo,
+        ci_upper=hi,
+        n=n,
+        n_events=n_events,
+        definition=c.text(t, "definition", ""),
+        confidence=c.tag(t, "confidence", default_tag),
+        source=c.text(t, "source", ""),
+    )
 
 
 def _sizes(c: _Ctx, t: Mapping[str, Any], total: int | None, what: str, default: int) -> tuple[int, int | None]:
@@ -417,10 +503,13 @@ def _arm(c: _Ctx, t: Mapping[str, Any], default_tag: str) -> ArmTarget:
     if "drug" in t:
         d = {"regimen": t["drug"]} if isinstance(t["drug"], str) else t["drug"]
         (dc := c.sub("drug")).keys(d, _DRUG)
-        drug = DrugSpec(regimen=dc.choice(dc.require(d, "regimen"), "regimen", "drug regimen", DRUG_REGIMENS),
-                        start_day=dc.number(d, "start_day") or 0.0,
-                        max_duration_day=dc.number(d, "max_duration_day", positive=True),
-                        representative=dc.flag(d, "representative"), notes=dc.text(d, "notes", ""))
+        drug = DrugSpec(
+            regimen=dc.choice(dc.require(d, "regimen"), "regimen", "drug regimen", DRUG_REGIMENS),
+            start_day=dc.number(d, "start_day") or 0.0,
+            max_duration_day=dc.number(d, "max_duration_day", positive=True),
+            representative=dc.flag(d, "representative"),
+            notes=dc.text(d, "notes", ""),
+        )
     courses = []
     for k, r in enumerate(c.tables(t, "radiation")):
         (rc := c.sub(f"radiation[{k}]")).keys(r, _RT)
@@ -431,33 +520,53 @@ def _arm(c: _Ctx, t: Mapping[str, Any], default_tag: str) -> ArmTarget:
             target = tuple(target)
         else:
             target = rc.choice(target, "target", "RT target rule or site", (*RT_TARGET_RULES, *SITES))
-        courses.append(RadiationSpec(
-            regimen=rc.choice(rc.require(r, "regimen"), "regimen", "radiation regimen", RADIATION_REGIMENS),
-            start_day=rc.number(r, "start_day", required=True), target=target,  # type: ignore[arg-type]
-            mean_lung_dose_gy=rc.number(r, "mean_lung_dose_gy", positive=True),
-            representative=rc.flag(r, "representative"), notes=rc.text(r, "notes", "")))
+        courses.append(
+            RadiationSpec(
+                regimen=rc.choice(rc.require(r, "regimen"), "regimen", "radiation regimen", RADIATION_REGIMENS),
+                start_day=rc.number(r, "start_day", required=True),
+                target=target,  # type: ignore[arg-type]
+                mean_lung_dose_gy=rc.number(r, "mean_lung_dose_gy", positive=True),
+                representative=rc.flag(r, "representative"),
+                notes=rc.text(r, "notes", ""),
+            )
+        )
     pc, ac = c.sub("population"), c.sub("assessment")
     p, a = pc.keys(t.get("population", {}), _POP), ac.keys(t.get("assessment", {}), _ASSESS)
     mix = pc.choice(p["mix"], "mix", "population mix", MIXES) if "mix" in p else None
     population = PopulationSpec(
-        mix=mix, line_of_therapy=_frequencies(pc, p.get("line_of_therapy"), "line_of_therapy", LINES),
+        mix=mix,
+        line_of_therapy=_frequencies(pc, p.get("line_of_therapy"), "line_of_therapy", LINES),
         pdl1_tps_mix=_frequencies(pc, p.get("pdl1_tps_mix"), "pdl1_tps_mix", TPS_CATEGORIES),
-        notes=pc.text(p, "notes", ""))
+        notes=pc.text(p, "notes", ""),
+    )
     visit = a.get("orr_visit_day", "best")
     visit = visit if visit == "best" else ac.number(a, "orr_visit_day", low=0.0)
     assessment = AssessmentSpec(
         criteria=ac.choice(a.get("criteria", "recist1.1"), "criteria", "response criteria", _CRITERIA),
-        scan_interval_week=ac.number(a, "scan_interval_week", positive=True), orr_visit_day=visit,
+        scan_interval_week=ac.number(a, "scan_interval_week", positive=True),
+        orr_visit_day=visit,
         exclude_irradiated=ac.flag(a, "exclude_irradiated"),
-        follow_up_month=ac.number(a, "follow_up_month", positive=True), notes=ac.text(a, "notes", ""))
+        follow_up_month=ac.number(a, "follow_up_month", positive=True),
+        notes=ac.text(a, "notes", ""),
+    )
     outcomes = tuple(_outcome(c.sub("outcome"), o, n, default_tag) for o in c.tables(t, "outcome"))
     names = [o.name for o in outcomes]
     if len(set(names)) != len(names):
         raise c.fail(f"outcome names repeat: {names}; give each outcome once per arm")
-    return ArmTarget(name=name, n_patients=n, n_confidence=c.tag(t, "n_confidence", default_tag), drug=drug,
-                     radiation=tuple(courses), population=population, assessment=assessment, outcomes=outcomes,
-                     notes=c.text(t, "notes", ""), citation=c.text(t, "citation", ""), doi=c.text(t, "doi", ""),
-                     url=c.text(t, "url", ""))
+    return ArmTarget(
+        name=name,
+        n_patients=n,
+        n_confidence=c.tag(t, "n_confidence", default_tag),
+        drug=drug,
+        radiation=tuple(courses),
+        population=population,
+        assessment=assessment,
+        outcomes=outcomes,
+        notes=c.text(t, "notes", ""),
+        citation=c.text(t, "citation", ""),
+        doi=c.text(t, "doi", ""),
+        url=c.text(t, "url", ""),
+    )
 
 
 def _comparison(c: _Ctx, t: Mapping[str, Any], arms: Mapping[str, ArmTarget], default_tag: str) -> ComparisonTarget:
@@ -473,11 +582,22 @@ def _comparison(c: _Ctx, t: Mapping[str, Any], arms: Mapping[str, ArmTarget], de
     lo, hi = _ci(c, t, hr, 0.0, math.inf)
     both = arms[ref].n_patients + arms[arm].n_patients
     n, n_events = _sizes(c, t, both, "the two arms together", both)
-    return ComparisonTarget(name=name, reference=ref, arm=arm, endpoint=endpoint, hr=hr, ci_lower=lo, ci_upper=hi,
-                            p=c.number(t, "p", low=0.0, high=1.0),
-                            n=n, n_events=n_events, adjusted=c.flag(t, "adjusted"),
-                            definition=c.text(t, "definition", ""), confidence=c.tag(t, "confidence", default_tag),
-                            source=c.text(t, "source", ""))
+    return ComparisonTarget(
+        name=name,
+        reference=ref,
+        arm=arm,
+        endpoint=endpoint,
+        hr=hr,
+        ci_lower=lo,
+        ci_upper=hi,
+        p=c.number(t, "p", low=0.0, high=1.0),
+        n=n,
+        n_events=n_events,
+        adjusted=c.flag(t, "adjusted"),
+        definition=c.text(t, "definition", ""),
+        confidence=c.tag(t, "confidence", default_tag),
+        source=c.text(t, "source", ""),
+    )
 
 
 def parse_targets(data: Mapping[str, Any], path: str = "<string>") -> TrialTargets:
@@ -491,15 +611,25 @@ def parse_targets(data: Mapping[str, Any], path: str = "<string>") -> TrialTarge
     by_name = {a.name: a for a in arms}
     if len(by_name) != len(arms):
         raise c.fail(f"arm names repeat: {[a.name for a in arms]}; give each arm a unique name")
-    comparisons = tuple(_comparison(c.sub(f"comparison[{i}]"), t, by_name, tag)
-                        for i, t in enumerate(c.tables(data, "comparison")))
+    comparisons = tuple(
+        _comparison(c.sub(f"comparison[{i}]"), t, by_name, tag) for i, t in enumerate(c.tables(data, "comparison"))
+    )
     seed_errors = data.get("seed_errors", [])
     if not isinstance(seed_errors, list) or not all(isinstance(s, str) for s in seed_errors):
         raise c.fail(f"seed_errors must be a list of strings, got {seed_errors!r}")
-    return TrialTargets(id=c.text(data, "id"), title=c.text(data, "title"), citation=c.text(data, "citation"),
-                        doi=c.text(data, "doi", ""), url=c.text(data, "url", ""), confidence=tag,
-                        design=c.text(data, "design", ""), seed_errors=tuple(seed_errors), arms=arms,
-                        comparisons=comparisons, path=path)
+    return TrialTargets(
+        id=c.text(data, "id"),
+        title=c.text(data, "title"),
+        citation=c.text(data, "citation"),
+        doi=c.text(data, "doi", ""),
+        url=c.text(data, "url", ""),
+        confidence=tag,
+        design=c.text(data, "design", ""),
+        seed_errors=tuple(seed_errors),
+        arms=arms,
+        comparisons=comparisons,
+        path=path,
+    )
 
 
 def load_targets(path: str | Path) -> TrialTargets:

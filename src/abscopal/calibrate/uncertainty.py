@@ -29,8 +29,16 @@ import numpy as np
 from ..errors import AbscopalError, unknown_name_message
 from .fit import _DEFAULT_KWARGS, Calibration
 
-__all__ = ["DELTA_CHISQR_68", "DELTA_CHISQR_95", "MAX_POSTERIOR_ROWS", "Posterior", "identifiability_report",
-           "posterior", "profile_likelihood", "with_uncertainty"]
+__all__ = [
+    "DELTA_CHISQR_68",
+    "DELTA_CHISQR_95",
+    "MAX_POSTERIOR_ROWS",
+    "Posterior",
+    "identifiability_report",
+    "posterior",
+    "profile_likelihood",
+    "with_uncertainty",
+]
 
 DELTA_CHISQR_68 = 1.0
 """Chi-square rise of the 68.27% profile interval: the 0.6827 quantile of chi-square(1) (Wilks' theorem)."""
@@ -56,8 +64,9 @@ def _chisqr(problem: Any, params: Any) -> float:
     return float(np.dot(r, r)) if np.all(np.isfinite(r)) else math.nan
 
 
-def _profile_point(problem: Any, params: Any, name: str, x: float, warm: Mapping[str, float],
-                   opts: Mapping[str, Any]) -> tuple[float, dict[str, float], int]:
+def _profile_point(
+    problem: Any, params: Any, name: str, x: float, warm: Mapping[str, float], opts: Mapping[str, Any]
+) -> tuple[float, dict[str, float], int]:
     """Chi-square minimised over the other free parameters with ``name`` fixed at ``x``."""
     import lmfit
 
@@ -91,9 +100,18 @@ def _crossing(xs: Sequence[float], d: Sequence[float], level: float) -> tuple[fl
     return float(last), False
 
 
-def profile_likelihood(problem: Any, calibration: Calibration, names: Iterable[str] | None = None, *,
-                       n_points: int = 11, span: float = 3.0, rel_span: float = 0.5, max_extend: int = 3,
-                       n_refine: int = 6, **kwargs: Any) -> dict[str, dict[str, Any]]:
+def profile_likelihood(
+    problem: Any,
+    calibration: Calibration,
+    names: Iterable[str] | None = None,
+    *,
+    n_points: int = 11,
+    span: float = 3.0,
+    rel_span: float = 0.5,
+    max_extend: int = 3,
+    n_refine: int = 6,
+    **kwargs: Any,
+) -> dict[str, dict[str, Any]]:
     """Chi-square profiles and profile-likelihood intervals of fitted parameters.
 
     For each parameter the value is fixed on a grid on both sides of the optimum and the other free parameters
@@ -151,8 +169,11 @@ def profile_likelihood(problem: Any, calibration: Calibration, names: Iterable[s
     names = list(free if names is None else names)
     for n in names:
         if n not in free:
-            raise AbscopalError("names: " + unknown_name_message("free parameter", n, free)
-                                + "; only fitted (varying) parameters can be profiled")
+            raise AbscopalError(
+                "names: "
+                + unknown_name_message("free parameter", n, free)
+                + "; only fitted (varying) parameters can be profiled"
+            )
     if isinstance(n_points, bool) or not isinstance(n_points, int) or n_points < 3:
         raise AbscopalError(f"n_points={n_points!r}: need an integer >= 3 (the optimum and a point on each side)")
     for k, v in (("span", span), ("rel_span", rel_span)):
@@ -164,8 +185,10 @@ def profile_likelihood(problem: Any, calibration: Calibration, names: Iterable[s
     opts = {"scale_covar": False} | dict(_DEFAULT_KWARGS["least_squares"]) | kwargs
     chi0 = _chisqr(problem, params)
     if not math.isclose(chi0, calibration.chisqr, rel_tol=1e-6, abs_tol=1e-9):
-        raise AbscopalError(f"problem: chi-square at the fitted values is {chi0:.6g}, not the calibration's "
-                            f"{calibration.chisqr:.6g}; pass the calibrated problem (Calibration.problem())")
+        raise AbscopalError(
+            f"problem: chi-square at the fitted values is {chi0:.6g}, not the calibration's "
+            f"{calibration.chisqr:.6g}; pass the calibrated problem (Calibration.problem())"
+        )
     n_side = (n_points - 1) // 2
     out: dict[str, dict[str, Any]] = {}
     for name in names:
@@ -177,8 +200,9 @@ def profile_likelihood(problem: Any, calibration: Calibration, names: Iterable[s
         sides: dict[int, list[tuple[float, float, dict[str, float]]]] = {}
         nfev = 1
         for sign, bound in ((-1, lo_b), (1, hi_b)):
-            pts: list[tuple[float, float, dict[str, float]]] = [(x0, chi0, {k: calibration.values[k]
-                                                                             for k in free if k != name})]
+            pts: list[tuple[float, float, dict[str, float]]] = [
+                (x0, chi0, {k: calibration.values[k] for k in free if k != name})
+            ]
             steps = [h * k for k in range(1, n_side + 1)]
             extra = [half + h * (2 ** (j + 1) - 1) for j in range(max_extend)]
             for k, dist in enumerate([*steps, *extra, math.inf]):
@@ -197,8 +221,11 @@ def profile_likelihood(problem: Any, calibration: Calibration, names: Iterable[s
                     break
             # a wide last step (an extension or the jump to the bound) that crosses the 95% rise: bisect it
             for _ in range(n_refine):
-                if len(pts) < 2 or not (pts[-2][1] - chi0 < DELTA_CHISQR_95 <= pts[-1][1] - chi0) or \
-                        abs(pts[-1][0] - pts[-2][0]) <= 1.01 * h:
+                if (
+                    len(pts) < 2
+                    or not (pts[-2][1] - chi0 < DELTA_CHISQR_95 <= pts[-1][1] - chi0)
+                    or abs(pts[-1][0] - pts[-2][0]) <= 1.01 * h
+                ):
                     break
                 a, b = pts[-2][0], pts[-1][0]
                 x = math.sqrt(a * b) if a > 0 and b > 0 and max(a, b) > 4.0 * min(a, b) else 0.5 * (a + b)
@@ -215,10 +242,17 @@ def profile_likelihood(problem: Any, calibration: Calibration, names: Iterable[s
         chis = [c for _, c, _ in pts]
         finite = [c for c in chis if math.isfinite(c)]
         cmin = min([chi0, *finite])
-        prof: dict[str, Any] = {"values": xs, "chisqr": chis,
-                                "others": {k: [o.get(k, math.nan) for _, _, o in pts] for k in free if k != name},
-                                "optimum": x0, "chisqr_min": cmin, "stderr": se, "lower_bound": lo_b,
-                                "upper_bound": hi_b, "nfev": nfev}
+        prof: dict[str, Any] = {
+            "values": xs,
+            "chisqr": chis,
+            "others": {k: [o.get(k, math.nan) for _, _, o in pts] for k in free if k != name},
+            "optimum": x0,
+            "chisqr_min": cmin,
+            "stderr": se,
+            "lower_bound": lo_b,
+            "upper_bound": hi_b,
+            "nfev": nfev,
+        }
         for label, level in (("68", DELTA_CHISQR_68), ("95", DELTA_CHISQR_95)):
             ends, closed = [], []
             for sign in (-1, 1):
@@ -284,20 +318,37 @@ class Posterior:
         """The format of :attr:`Calibration.posterior`: at most ``max_rows`` rows (evenly thinned further)."""
         stride = max(1, math.ceil(self.samples.shape[0] / max_rows))
         rows = self.samples[::stride][:max_rows]
-        return {"names": list(self.names), "samples": rows.tolist(),
-                "acceptance_fraction": float(self.acceptance_fraction),
-                "autocorr_time": None if self.autocorr_time is None else [float(t) for t in self.autocorr_time],
-                "seed": int(self.seed)}
+        return {
+            "names": list(self.names),
+            "samples": rows.tolist(),
+            "acceptance_fraction": float(self.acceptance_fraction),
+            "autocorr_time": None if self.autocorr_time is None else [float(t) for t in self.autocorr_time],
+            "seed": int(self.seed),
+        }
 
     def options(self) -> dict[str, int]:
         """Sampler settings (stored as ``provenance["posterior_options"]`` by :func:`with_uncertainty`)."""
-        return {"n_walkers": self.n_walkers, "n_steps": self.n_steps, "burn": self.burn, "thin": self.thin,
-                "seed": self.seed, "n_samples": int(self.samples.shape[0])}
+        return {
+            "n_walkers": self.n_walkers,
+            "n_steps": self.n_steps,
+            "burn": self.burn,
+            "thin": self.thin,
+            "seed": self.seed,
+            "n_samples": int(self.samples.shape[0]),
+        }
 
 
-def posterior(problem: Any, calibration_or_params: Calibration | Any, *, n_walkers: int | None = None,
-              n_steps: int = 200, burn: int | None = None, thin: int = 1, seed: int = 0,
-              init_scale: float = 0.1) -> Posterior:
+def posterior(
+    problem: Any,
+    calibration_or_params: Calibration | Any,
+    *,
+    n_walkers: int | None = None,
+    n_steps: int = 200,
+    burn: int | None = None,
+    thin: int = 1,
+    seed: int = 0,
+    init_scale: float = 0.1,
+) -> Posterior:
     """Sample the posterior of the free parameters with emcee (``lmfit.Minimizer(...).emcee``).
 
     The log-likelihood is ``-chi-square / 2`` of ``problem.residuals`` (``is_weighted=True``: the residuals are
@@ -334,20 +385,32 @@ def posterior(problem: Any, calibration_or_params: Calibration | Any, *, n_walke
     import emcee
     import lmfit
 
-    params = calibration_or_params.parameters() if isinstance(calibration_or_params, Calibration) \
+    params = (
+        calibration_or_params.parameters()
+        if isinstance(calibration_or_params, Calibration)
         else calibration_or_params.copy()
-    stderr = calibration_or_params.stderr if isinstance(calibration_or_params, Calibration) \
+    )
+    stderr = (
+        calibration_or_params.stderr
+        if isinstance(calibration_or_params, Calibration)
         else {k: p.stderr for k, p in params.items()}
+    )
     free = [k for k, p in params.items() if p.vary]
     if not free:
         raise AbscopalError("calibration_or_params: no free parameter to sample")
     n_walkers = max(8, 2 * len(free) + 2) if n_walkers is None else n_walkers
     burn = n_steps // 4 if burn is None else burn
-    for k, v, low in (("n_walkers", n_walkers, 2 * len(free)), ("n_steps", n_steps, 1), ("thin", thin, 1),
-                      ("burn", burn, 0)):
+    for k, v, low in (
+        ("n_walkers", n_walkers, 2 * len(free)),
+        ("n_steps", n_steps, 1),
+        ("thin", thin, 1),
+        ("burn", burn, 0),
+    ):
         if isinstance(v, bool) or not isinstance(v, int) or v < low:
-            raise AbscopalError(f"{k}={v!r}: need an integer >= {low}"
-                                + (" (emcee: at least twice the free parameters)" if k == "n_walkers" else ""))
+            raise AbscopalError(
+                f"{k}={v!r}: need an integer >= {low}"
+                + (" (emcee: at least twice the free parameters)" if k == "n_walkers" else "")
+            )
     if burn >= n_steps:
         raise AbscopalError(f"burn={burn} discards all n_steps={n_steps}; use burn < n_steps")
     if not isinstance(seed, int | np.integer):
@@ -356,8 +419,7 @@ def posterior(problem: Any, calibration_or_params: Calibration | Any, *, n_walke
     pos = np.empty((n_walkers, len(free)))
     for j, k in enumerate(free):
         p, se = params[k], stderr.get(k)
-        scale = init_scale * se if se is not None and math.isfinite(se) and se > 0 else 1e-3 * max(abs(p.value),
-                                                                                                    1e-12)
+        scale = init_scale * se if se is not None and math.isfinite(se) and se > 0 else 1e-3 * max(abs(p.value), 1e-12)
         lo = p.min if math.isfinite(p.min) else -math.inf
         hi = p.max if math.isfinite(p.max) else math.inf
         col = p.value + scale * rng.standard_normal(n_walkers)
@@ -372,8 +434,17 @@ def posterior(problem: Any, calibration_or_params: Calibration | Any, *, n_walke
         return r if np.all(np.isfinite(r)) else np.full(r.shape, _BAD_RESIDUAL)
 
     mini = lmfit.Minimizer(residual, params)
-    mini.emcee(params=params, steps=n_steps, nwalkers=n_walkers, burn=burn, thin=thin, pos=pos,
-               is_weighted=True, seed=int(seed), progress=False)
+    mini.emcee(
+        params=params,
+        steps=n_steps,
+        nwalkers=n_walkers,
+        burn=burn,
+        thin=thin,
+        pos=pos,
+        is_weighted=True,
+        seed=int(seed),
+        progress=False,
+    )
     sampler = mini.sampler
     samples = sampler.get_chain(discard=burn, thin=thin, flat=True)
     try:
@@ -381,9 +452,18 @@ def posterior(problem: Any, calibration_or_params: Calibration | Any, *, n_walke
     except emcee.autocorr.AutocorrError:
         tau = None
     values = {k: float(p.value) for k, p in params.items()}
-    return Posterior(names=tuple(free), samples=samples, acceptance_fraction=float(np.mean(
-        sampler.acceptance_fraction)), autocorr_time=tau, seed=int(seed), n_walkers=n_walkers, n_steps=n_steps,
-        burn=burn, thin=thin, values=values)
+    return Posterior(
+        names=tuple(free),
+        samples=samples,
+        acceptance_fraction=float(np.mean(sampler.acceptance_fraction)),
+        autocorr_time=tau,
+        seed=int(seed),
+        n_walkers=n_walkers,
+        n_steps=n_steps,
+        burn=burn,
+        thin=thin,
+        values=values,
+    )
 
 
 # ---- identifiability ------------------------------------------------------------------------------------------------
@@ -403,20 +483,31 @@ def _profile_sentences(name: str, prof: Mapping[str, Any]) -> list[str]:
         return f"up to {_g(x)}, where the profile ends (the {side} bound is {_g(b)})"
 
     if not c_lo and not c_hi:
-        out.append(f"{name} is not identified by these targets: chi-square rises by less than {thr} over the "
-                   f"whole profile from {_g(lo)} to {_g(hi)}")
+        out.append(
+            f"{name} is not identified by these targets: chi-square rises by less than {thr} over the "
+            f"whole profile from {_g(lo)} to {_g(hi)}"
+        )
     elif not c_hi:
-        out.append(f"{name} is not identified from above by these targets: chi-square rises by less than {thr} "
-                   + where(hi, bounds[1], "upper"))
+        out.append(
+            f"{name} is not identified from above by these targets: chi-square rises by less than {thr} "
+            + where(hi, bounds[1], "upper")
+        )
     elif not c_lo:
-        out.append(f"{name} is not identified from below by these targets: chi-square rises by less than {thr} "
-                   + where(lo, bounds[0], "lower"))
+        out.append(
+            f"{name} is not identified from below by these targets: chi-square rises by less than {thr} "
+            + where(lo, bounds[0], "lower")
+        )
     chis = [c for c in prof["chisqr"] if math.isfinite(c)]
-    if chis and (best := min(chis)) < prof["chisqr_min"] + 1e-12 and \
-            best < prof["chisqr"][prof["values"].index(prof["optimum"])] - 1e-3 * (1.0 + abs(best)):
+    if (
+        chis
+        and (best := min(chis)) < prof["chisqr_min"] + 1e-12
+        and best < prof["chisqr"][prof["values"].index(prof["optimum"])] - 1e-3 * (1.0 + abs(best))
+    ):
         x = prof["values"][prof["chisqr"].index(best)]
-        out.append(f"The profile of {name} found a lower chi-square ({_g(best)}) at {name} = {_g(x)} than the fit "
-                   f"did: the fit is a local minimum; refit from there or with multistart")
+        out.append(
+            f"The profile of {name} found a lower chi-square ({_g(best)}) at {name} = {_g(x)} than the fit "
+            f"did: the fit is a local minimum; refit from there or with multistart"
+        )
     if any(not math.isfinite(c) for c in prof["chisqr"]):
         out.append(f"The profile of {name} stopped where the simulation failed; its interval ends there")
     return out
@@ -445,50 +536,67 @@ def identifiability_report(calibration: Calibration) -> list[str]:
     out: list[str] = []
     n_targets = len(calibration.predictions)
     if n_targets < len(free):
-        out.append(f"There are fewer targets ({n_targets}) than free parameters ({len(free)}): at least "
-                   f"{len(free) - n_targets} direction(s) of the parameters cannot be determined")
+        out.append(
+            f"There are fewer targets ({n_targets}) than free parameters ({len(free)}): at least "
+            f"{len(free) - n_targets} direction(s) of the parameters cannot be determined"
+        )
     for name, prof in (calibration.profiles or {}).items():
         out += _profile_sentences(name, prof)
     missing = [k for k in free if calibration.stderr.get(k) is None]
     if missing:
-        out.append(f"The covariance matrix is singular or unavailable, so {', '.join(missing)} "
-                   f"{'has' if len(missing) == 1 else 'have'} no standard error: some parameter or combination is "
-                   f"not determined locally by these targets (see the profiles)")
+        out.append(
+            f"The covariance matrix is singular or unavailable, so {', '.join(missing)} "
+            f"{'has' if len(missing) == 1 else 'have'} no standard error: some parameter or combination is "
+            f"not determined locally by these targets (see the profiles)"
+        )
     for k in free:
         se, v = calibration.stderr.get(k), calibration.values.get(k)
         if se is not None and v is not None and (v == 0 or se / abs(v) > REL_STDERR_LIMIT):
             rel = "an infinite" if v == 0 else f"a {se / abs(v):.0%}"
-            out.append(f"{k} has {rel} relative standard error ({_g(v)} +/- {_g(se)}): the targets constrain it "
-                       f"only weakly")
+            out.append(
+                f"{k} has {rel} relative standard error ({_g(v)} +/- {_g(se)}): the targets constrain it only weakly"
+            )
     done = set()
     for a in free:
         for b, c in sorted(calibration.correlations.get(a, {}).items()):
             if b in done or b == a or abs(c) <= CORRELATION_LIMIT:
                 continue
             kind = "product-like" if c < 0 else "ratio-like"
-            out.append(f"{a} and {b} are nearly interchangeable (correlation {c:+.2f}): the targets fix their "
-                       f"{kind} combination, not each")
+            out.append(
+                f"{a} and {b} are nearly interchangeable (correlation {c:+.2f}): the targets fix their "
+                f"{kind} combination, not each"
+            )
         done.add(a)
     post = calibration.posterior
     if post is not None:
         acc = post["acceptance_fraction"]
         if not ACCEPTANCE_RANGE[0] <= acc <= ACCEPTANCE_RANGE[1]:
-            out.append(f"The posterior sampler accepted {acc:.0%} of its proposals, outside the healthy "
-                       f"{ACCEPTANCE_RANGE[0]:.0%}-{ACCEPTANCE_RANGE[1]:.0%} (Foreman-Mackey et al. 2013); use "
-                       f"more walkers or steps")
+            out.append(
+                f"The posterior sampler accepted {acc:.0%} of its proposals, outside the healthy "
+                f"{ACCEPTANCE_RANGE[0]:.0%}-{ACCEPTANCE_RANGE[1]:.0%} (Foreman-Mackey et al. 2013); use "
+                f"more walkers or steps"
+            )
         if post.get("autocorr_time") is None:
-            out.append("The posterior chain is shorter than 50 autocorrelation times (emcee's criterion), so its "
-                       "autocorrelation time is not estimated; treat posterior intervals as rough and run longer")
+            out.append(
+                "The posterior chain is shorter than 50 autocorrelation times (emcee's criterion), so its "
+                "autocorrelation time is not estimated; treat posterior intervals as rough and run longer"
+            )
     if not out:
-        out.append(f"No identifiability problem found for {', '.join(free)}"
-                   + (" (profiles closed inside the bounds," if calibration.profiles else " (")
-                   + f" relative standard errors <= {REL_STDERR_LIMIT:.0%}, |correlations| <= "
-                   f"{CORRELATION_LIMIT})")
+        out.append(
+            f"No identifiability problem found for {', '.join(free)}"
+            + (" (profiles closed inside the bounds," if calibration.profiles else " (")
+            + f" relative standard errors <= {REL_STDERR_LIMIT:.0%}, |correlations| <= "
+            f"{CORRELATION_LIMIT})"
+        )
     return out
 
 
-def with_uncertainty(calibration: Calibration, *, profiles: Mapping[str, Mapping[str, Any]] | None = None,
-                     posterior: Posterior | Mapping[str, Any] | None = None) -> Calibration:
+def with_uncertainty(
+    calibration: Calibration,
+    *,
+    profiles: Mapping[str, Mapping[str, Any]] | None = None,
+    posterior: Posterior | Mapping[str, Any] | None = None,
+) -> Calibration:
     """A new Calibration with ``profiles`` (merged into existing ones), ``posterior`` and a recomputed
     :attr:`~abscopal.calibrate.fit.Calibration.identifiability`.
 
@@ -517,8 +625,7 @@ def with_uncertainty(calibration: Calibration, *, profiles: Mapping[str, Mapping
     elif posterior is not None:
         missing = {"names", "samples", "acceptance_fraction", "autocorr_time", "seed"} - set(posterior)
         if missing:
-            raise AbscopalError(f"posterior: the dict lacks {sorted(missing)}; pass a Posterior or "
-                                f"Posterior.to_dict()")
+            raise AbscopalError(f"posterior: the dict lacks {sorted(missing)}; pass a Posterior or Posterior.to_dict()")
         post = dict(posterior)
     new = replace(calibration, profiles=new_profiles, posterior=post, provenance=prov)
     return replace(new, identifiability=identifiability_report(new))

@@ -99,12 +99,13 @@ def _as_trials(targets: Any) -> tuple[TrialTargets, ...]:
         files = _target_files([str(t) for t in items])
         missing = [str(f) for f in files if not Path(f).is_file()]
         if missing or not files:
-            raise AbscopalError(f"targets: {missing or [str(t) for t in items]} not found; pass existing target "
-                                "TOML files or directories holding them")
+            raise AbscopalError(
+                f"targets: {missing or [str(t) for t in items]} not found; pass existing target "
+                "TOML files or directories holding them"
+            )
         items = list(load_all(files).values())
     if not items or not all(isinstance(t, TrialTargets) for t in items):
-        raise ParameterError(f"targets: expected TrialTargets, a mapping of them or target file paths, got "
-                             f"{targets!r}")
+        raise ParameterError(f"targets: expected TrialTargets, a mapping of them or target file paths, got {targets!r}")
     ids = [t.id for t in items]
     if len(set(ids)) != len(ids):
         raise ParameterError(f"targets: duplicate trial ids {sorted({i for i in ids if ids.count(i) > 1})}")
@@ -116,8 +117,11 @@ def usable_outcomes(trial: TrialTargets, outcomes: Sequence[str] = _USABLE) -> l
     comparisons as ``("<arm> vs <reference>", "hr_<endpoint>")``)."""
     arms = {a.name for a in trial.arms if a.population.mix is not None}
     out = [(a.name, o.name) for a in trial.arms if a.name in arms for o in a.outcomes if o.name in outcomes]
-    out += [(f"{c.arm} vs {c.reference}", f"hr_{c.endpoint}") for c in trial.comparisons
-            if f"hr_{c.endpoint}" in outcomes and {c.arm, c.reference} <= arms]
+    out += [
+        (f"{c.arm} vs {c.reference}", f"hr_{c.endpoint}")
+        for c in trial.comparisons
+        if f"hr_{c.endpoint}" in outcomes and {c.arm, c.reference} <= arms
+    ]
     return out
 
 
@@ -128,8 +132,9 @@ def _load(calibration: Calibration | str | Path) -> tuple[Calibration, dict[str,
         digest = hashlib.sha256(path.read_bytes()).hexdigest()
         return cal, {"path": str(path), "name": path.name, "sha256": digest}
     if not hasattr(calibration, "values") or not hasattr(calibration, "provenance"):
-        raise ParameterError(f"calibration: expected a Calibration or the path of its JSON file, got "
-                             f"{type(calibration).__name__}")
+        raise ParameterError(
+            f"calibration: expected a Calibration or the path of its JSON file, got {type(calibration).__name__}"
+        )
     digest = hashlib.sha256(calibration.to_json().encode()).hexdigest() if hasattr(calibration, "to_json") else None
     return calibration, {"path": None, "name": None, "sha256": digest}
 
@@ -143,13 +148,16 @@ def _model(cal: Calibration, model: Any) -> Any:
         from ..model.library import get_model
 
         if not prov.get("model_name_library"):
-            raise AbscopalError(f"model {prov.get('model_name')!r} of the calibration is not a library model; "
-                                "pass model=")
+            raise AbscopalError(
+                f"model {prov.get('model_name')!r} of the calibration is not a library model; pass model="
+            )
         model = get_model(prov["model_name_library"], n_lesions=prov["n_lesions"])
     spec = getattr(model, "spec", model)
     if spec.content_hash() != prov["model_hash"]:
-        raise AbscopalError(f"model {spec.name!r} (hash {spec.content_hash()[:12]}...) is not the calibrated model "
-                            f"{prov.get('model_name')!r} (hash {prov['model_hash'][:12]}...); pass the right model=")
+        raise AbscopalError(
+            f"model {spec.name!r} (hash {spec.content_hash()[:12]}...) is not the calibrated model "
+            f"{prov.get('model_name')!r} (hash {prov['model_hash'][:12]}...); pass the right model="
+        )
     return model if isinstance(model, CompiledModel) else compile_model(model)
 
 
@@ -178,8 +186,11 @@ def score(target: Any, name: str, predicted: float) -> dict[str, Any]:
     ``predicted_in_ci``; module docstring). Shared by :func:`validate` and cross-validation."""
     obs, se, scale = _observed(target, name)
     lo, hi = target.ci_lower, target.ci_upper
-    source = "reported" if lo is not None and hi is not None else ("approximate" if lo is None and hi is None
-                                                                   else "partly reported")
+    source = (
+        "reported"
+        if lo is not None and hi is not None
+        else ("approximate" if lo is None and hi is None else "partly reported")
+    )
     if scale == "linear":
         lo = max(0.0, obs - _Z95 * se) if lo is None else float(lo)
         hi = min(1.0, obs + _Z95 * se) if hi is None else float(hi)
@@ -199,9 +210,19 @@ def score(target: Any, name: str, predicted: float) -> dict[str, Any]:
         z = log_ratio / se
         if math.isinf(predicted):
             note = "median not reached in the simulated follow-up"
-    return {"observed": obs, "ci": [lo, hi], "ci_source": source, "se": se, "scale": scale, "predicted": predicted,
-            "error": error, "log_ratio": log_ratio, "z": z,
-            "predicted_in_ci": None if math.isnan(predicted) else bool(lo <= predicted <= hi), "note": note}
+    return {
+        "observed": obs,
+        "ci": [lo, hi],
+        "ci_source": source,
+        "se": se,
+        "scale": scale,
+        "predicted": predicted,
+        "error": error,
+        "log_ratio": log_ratio,
+        "z": z,
+        "predicted_in_ci": None if math.isnan(predicted) else bool(lo <= predicted <= hi),
+        "note": note,
+    }
 
 
 # ---- the result ----------------------------------------------------------------------------------------------------
@@ -232,23 +253,32 @@ def summarize(entries: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     difference; medians and HRs: absolute log ratio)."""
     entries = list(entries)
     zs = [e["z"] for e in entries if e.get("z") is not None and math.isfinite(e["z"])]
-    out: dict[str, Any] = {"n_targets": len(entries), "n_finite_z": len(zs),
-                           "rms_z": math.sqrt(sum(z * z for z in zs) / len(zs)) if zs else None,
-                           "n_predicted_in_ci": sum(1 for e in entries if e.get("predicted_in_ci")),
-                           "n_observed_in_interval": sum(1 for e in entries if e.get("observed_in_interval")),
-                           "by_kind": {}}
+    out: dict[str, Any] = {
+        "n_targets": len(entries),
+        "n_finite_z": len(zs),
+        "rms_z": math.sqrt(sum(z * z for z in zs) / len(zs)) if zs else None,
+        "n_predicted_in_ci": sum(1 for e in entries if e.get("predicted_in_ci")),
+        "n_observed_in_interval": sum(1 for e in entries if e.get("observed_in_interval")),
+        "by_kind": {},
+    }
     for kind in ("proportion", "median", "hr"):
         sel = [e for e in entries if OUTCOME_KINDS[e["outcome"]] == kind]
         if not sel:
             continue
-        errs = [abs(e["error"] if kind == "proportion" else e["log_ratio"]) for e in sel
-                if (e["error"] if kind == "proportion" else e["log_ratio"]) is not None]
+        errs = [
+            abs(e["error"] if kind == "proportion" else e["log_ratio"])
+            for e in sel
+            if (e["error"] if kind == "proportion" else e["log_ratio"]) is not None
+        ]
         finite = [x for x in errs if math.isfinite(x)]
         kz = [e["z"] for e in sel if e.get("z") is not None and math.isfinite(e["z"])]
-        out["by_kind"][kind] = {"n": len(sel), "n_nonfinite": len(sel) - len(finite),
-                                "mean_abs_error": sum(finite) / len(finite) if finite else None,
-                                "error_scale": "absolute" if kind == "proportion" else "abs log ratio",
-                                "rms_z": math.sqrt(sum(z * z for z in kz) / len(kz)) if kz else None}
+        out["by_kind"][kind] = {
+            "n": len(sel),
+            "n_nonfinite": len(sel) - len(finite),
+            "mean_abs_error": sum(finite) / len(finite) if finite else None,
+            "error_scale": "absolute" if kind == "proportion" else "abs log ratio",
+            "rms_z": math.sqrt(sum(z * z for z in kz) / len(kz)) if kz else None,
+        }
     return out
 
 
@@ -283,50 +313,84 @@ class ValidationResult(JsonArtefact):
 
     def to_dict(self) -> dict[str, Any]:
         """Plain, strict-JSON-ready content (non-finite floats as ``"inf"``, ``"-inf"``, ``"nan"``)."""
-        return {"format": FORMAT, "level": self.level, "entries": [_enc_any(dict(e)) for e in self.entries],
-                "summary": _enc_any(dict(self.summary)), "notes": list(self.notes),
-                "provenance": _enc_any(dict(self.provenance))}
-
-
+        return {
+            "format": FORMAT,
+            "level": self.level,
+            "entries": [_enc_any(dict(e)) for e in self.entries],
+            "summary": _enc_any(dict(self.summary)),
+            "notes": list(self.notes),
+            "provenance": _enc_any(dict(self.provenance)),
+        }
 
     def to_table(self) -> str:
         """Plain aligned text: trial, arm, outcome, observed [CI], predicted [interval], z, coverage flags."""
         return format_entries(self.entries, self.level, self.summary, self.notes)
 
 
-def format_entries(entries: Sequence[Mapping[str, Any]], level: float, summary: Mapping[str, Any],
-                   notes: Sequence[str] = ()) -> str:
+def format_entries(
+    entries: Sequence[Mapping[str, Any]], level: float, summary: Mapping[str, Any], notes: Sequence[str] = ()
+) -> str:
     """The table of :meth:`ValidationResult.to_table` (also used by cross-validation)."""
-    head = ("trial", "arm", "outcome", "observed [95% CI]", f"predicted [{level:.0%} interval]", "z", "in CI",
-            "obs in PI", "fitted")
+    head = (
+        "trial",
+        "arm",
+        "outcome",
+        "observed [95% CI]",
+        f"predicted [{level:.0%} interval]",
+        "z",
+        "in CI",
+        "obs in PI",
+        "fitted",
+    )
     rows = [head]
     for e in entries:
         z = e.get("z")
-        rows.append((e["trial"], e["arm"], e["outcome"], f"{_fmt(e['observed'])} {_span(e['ci'])}",
-                     f"{_fmt(e['predicted'])} {_span(e.get('interval'))}".removesuffix(" -"),
-                     "-" if z is None else (f"{z:+.2f}" if math.isfinite(z) else _fmt(z)),
-                     {True: "yes", False: "no", None: "-"}[e.get("predicted_in_ci")],
-                     {True: "yes", False: "no", None: "-"}[e.get("observed_in_interval")],
-                     "yes" if e.get("fitted") else "no"))
+        rows.append(
+            (
+                e["trial"],
+                e["arm"],
+                e["outcome"],
+                f"{_fmt(e['observed'])} {_span(e['ci'])}",
+                f"{_fmt(e['predicted'])} {_span(e.get('interval'))}".removesuffix(" -"),
+                "-" if z is None else (f"{z:+.2f}" if math.isfinite(z) else _fmt(z)),
+                {True: "yes", False: "no", None: "-"}[e.get("predicted_in_ci")],
+                {True: "yes", False: "no", None: "-"}[e.get("observed_in_interval")],
+                "yes" if e.get("fitted") else "no",
+            )
+        )
     widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
-    lines = ["  ".join(c.ljust(w) if i < 3 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True)))
-             for r in rows]
+    lines = [
+        "  ".join(c.ljust(w) if i < 3 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True)))
+        for r in rows
+    ]
     lines.insert(1, "  ".join("-" * w for w in widths))
     rms = summary.get("rms_z")
-    lines += ["", f"{summary.get('n_targets', len(entries))} target(s); RMS z {_fmt(rms)} over "
-                  f"{summary.get('n_finite_z')} finite; predicted within the observed CI: "
-                  f"{summary.get('n_predicted_in_ci')}; observed within the prediction interval: "
-                  f"{summary.get('n_observed_in_interval')}"]
+    lines += [
+        "",
+        f"{summary.get('n_targets', len(entries))} target(s); RMS z {_fmt(rms)} over "
+        f"{summary.get('n_finite_z')} finite; predicted within the observed CI: "
+        f"{summary.get('n_predicted_in_ci')}; observed within the prediction interval: "
+        f"{summary.get('n_observed_in_interval')}",
+    ]
     lines += [f"note: {e['trial']} / {e['arm']} / {e['outcome']}: {e['note']}" for e in entries if e.get("note")]
     lines += [f"note: {n}" for n in notes]
     return "\n".join(lines)
 
 
 # ---- validation ----------------------------------------------------------------------------------------------------
-def validate(calibration: Calibration | str | Path, targets: Any, *, n_patients_per_arm: int | None = None,
-             n_population_resamples: int = 10, n_parameter_draws: int = 20, seed: int = 0, level: float = 0.95,
-             draw_source: str = "auto", model: Any = None,
-             progress: Callable[[str], None] | None = None) -> ValidationResult:
+def validate(
+    calibration: Calibration | str | Path,
+    targets: Any,
+    *,
+    n_patients_per_arm: int | None = None,
+    n_population_resamples: int = 10,
+    n_parameter_draws: int = 20,
+    seed: int = 0,
+    level: float = 0.95,
+    draw_source: str = "auto",
+    model: Any = None,
+    progress: Callable[[str], None] | None = None,
+) -> ValidationResult:
     """Predict ``targets`` with ``calibration`` and compare with the observed outcomes (module docstring).
 
     Parameters
@@ -372,15 +436,21 @@ def validate(calibration: Calibration | str | Path, targets: Any, *, n_patients_
     if draw_source not in SOURCES:
         raise ParameterError(f"draw_source: {draw_source!r} is not one of {list(SOURCES)}")
     prov = cal.provenance
-    n_pat = _count("n_patients_per_arm", prov["n_patients_per_arm"] if n_patients_per_arm is None
-                   else n_patients_per_arm, 1)
+    n_pat = _count(
+        "n_patients_per_arm", prov["n_patients_per_arm"] if n_patients_per_arm is None else n_patients_per_arm, 1
+    )
     trials = _as_trials(targets)
-    notes = [f"trial {t.id!r}: no outcome the model can simulate ({list(_USABLE)} of arms with a population mix); "
-             "skipped" for t in trials if not usable_outcomes(t)]
+    notes = [
+        f"trial {t.id!r}: no outcome the model can simulate ({list(_USABLE)} of arms with a population mix); skipped"
+        for t in trials
+        if not usable_outcomes(t)
+    ]
     used = tuple(t for t in trials if usable_outcomes(t))
     if not used:
-        raise AbscopalError(f"targets: none of {[t.id for t in trials]} reports an outcome the model can simulate "
-                            f"({list(_USABLE)}); nothing to validate")
+        raise AbscopalError(
+            f"targets: none of {[t.id for t in trials]} reports an outcome the model can simulate "
+            f"({list(_USABLE)}); nothing to validate"
+        )
     draws = parameter_draws(cal, n_dr, seed=derived_seed(seed, "parameters"), source=draw_source) if n_dr else None
     compiled = _model(cal, model)
     stored = prov.get("targets", {})
@@ -388,9 +458,15 @@ def validate(calibration: Calibration | str | Path, targets: Any, *, n_patients_
     values = dict(cal.values)
 
     def problem(s: int) -> CalibrationProblem:
-        return CalibrationProblem(targets=used, model=compiled, n_patients_per_arm=n_pat, seed=s,
-                                  base_parameters=prov.get("base_parameters", {}), outcomes=None,
-                                  smooth_hr=prov.get("smooth_hr", True))
+        return CalibrationProblem(
+            targets=used,
+            model=compiled,
+            n_patients_per_arm=n_pat,
+            seed=s,
+            base_parameters=prov.get("base_parameters", {}),
+            outcomes=None,
+            smooth_hr=prov.get("smooth_hr", True),
+        )
 
     say = progress or (lambda msg: None)
     say(f"point prediction ({len(used)} trial(s), {n_pat} patients per arm)")
@@ -409,9 +485,14 @@ def validate(calibration: Calibration | str | Path, targets: Any, *, n_patients_
     entries = []
     for trial, arm, name, target in base._keys:
         key = (trial, arm, name)
-        e: dict[str, Any] = {"trial": trial, "arm": arm, "outcome": name, "kind": OUTCOME_KINDS[name],
-                             "fitted": stored.get(trial) == next(t for t in used if t.id == trial).content_hash()
-                             and name in fitted_outcomes}
+        e: dict[str, Any] = {
+            "trial": trial,
+            "arm": arm,
+            "outcome": name,
+            "kind": OUTCOME_KINDS[name],
+            "fitted": stored.get(trial) == next(t for t in used if t.id == trial).content_hash()
+            and name in fitted_outcomes,
+        }
         e |= score(target, name, float(report[key]))
         e["smooth"] = float(smooth[key])
         pop = [p[key] for p in pop_preds]
@@ -425,15 +506,28 @@ def validate(calibration: Calibration | str | Path, targets: Any, *, n_patients_
             e["note"] = "; ".join(filter(None, [e["note"], f"{nan_pop + nan_par} NaN prediction(s) dropped"]))
         entries.append(e)
     provenance = {
-        "version": __version__, "environment": environment(), "fit": fit_info, "model_name": prov.get("model_name"),
-        "model_hash": prov.get("model_hash"), "targets": {t.id: t.content_hash() for t in used},
-        "target_paths": {t.id: t.path for t in used}, "calibration_seed": int(prov["seed"]),
-        "n_patients_per_arm": n_pat, "seed": seed, "n_population_resamples": n_res, "n_parameter_draws": n_dr,
-        "population_seeds": pop_seeds, "draw_seed": derived_seed(seed, "parameters") if n_dr else None,
-        "draw_source": draws.source if draws else None, "draw_population_seeds": draw_seeds,
-        "values": {k: float(v) for k, v in values.items()}, "elapsed_s": round(time.perf_counter() - t0, 3)}
-    return ValidationResult(entries=tuple(entries), level=lv, summary=summarize(entries), notes=tuple(notes),
-                            provenance=provenance)
+        "version": __version__,
+        "environment": environment(),
+        "fit": fit_info,
+        "model_name": prov.get("model_name"),
+        "model_hash": prov.get("model_hash"),
+        "targets": {t.id: t.content_hash() for t in used},
+        "target_paths": {t.id: t.path for t in used},
+        "calibration_seed": int(prov["seed"]),
+        "n_patients_per_arm": n_pat,
+        "seed": seed,
+        "n_population_resamples": n_res,
+        "n_parameter_draws": n_dr,
+        "population_seeds": pop_seeds,
+        "draw_seed": derived_seed(seed, "parameters") if n_dr else None,
+        "draw_source": draws.source if draws else None,
+        "draw_population_seeds": draw_seeds,
+        "values": {k: float(v) for k, v in values.items()},
+        "elapsed_s": round(time.perf_counter() - t0, 3),
+    }
+    return ValidationResult(
+        entries=tuple(entries), level=lv, summary=summarize(entries), notes=tuple(notes), provenance=provenance
+    )
 
 
 # ---- command line --------------------------------------------------------------------------------------------------
@@ -442,10 +536,15 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
     out = Path(args.out) if args.out else None
     if not Path(args.fit).is_file():
-        raise AbscopalError(f"--fit: calibration file {args.fit!r} does not exist; pass the JSON written by "
-                            "'abscopal fit'")
-    for name, value, low in (("--patients", args.patients, 1), ("--resamples", args.resamples, 0),
-                             ("--draws", args.draws, 0), ("--seed", args.seed, 0)):
+        raise AbscopalError(
+            f"--fit: calibration file {args.fit!r} does not exist; pass the JSON written by 'abscopal fit'"
+        )
+    for name, value, low in (
+        ("--patients", args.patients, 1),
+        ("--resamples", args.resamples, 0),
+        ("--draws", args.draws, 0),
+        ("--seed", args.seed, 0),
+    ):
         if value is not None and value < low:
             raise AbscopalError(f"{name}: {value} is below {low}")
     if not 0.0 < args.level < 1.0:
@@ -457,8 +556,16 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
     check_outputs({"--out": out}, inputs=[args.fit, *_target_files(args.targets)], force=args.force)  # before work
     trials = _as_trials(list(args.targets))
-    result = validate(args.fit, trials, n_patients_per_arm=args.patients, n_population_resamples=args.resamples,
-                      n_parameter_draws=args.draws, seed=args.seed, level=args.level, progress=log.info)
+    result = validate(
+        args.fit,
+        trials,
+        n_patients_per_arm=args.patients,
+        n_population_resamples=args.resamples,
+        n_parameter_draws=args.draws,
+        seed=args.seed,
+        level=args.level,
+        progress=log.info,
+    )
     text = result.to_table() + "\n" if args.format == "table" else result.to_json()
     if out is None:
         sys.stdout.write(text)

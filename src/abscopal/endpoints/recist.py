@@ -39,15 +39,44 @@ from numpy.typing import ArrayLike, NDArray
 from ..errors import AbscopalError, ParameterError, unknown_name_message
 from .scans import ExplicitScans, ScanSchedule, as_visit_days, events_seen
 
-__all__ = ["EISENHAUER_2009", "IRECIST", "NODE_SITES", "RECIST_1_1", "SEYMOUR_2017", "SITES", "Assessment",
-           "RecistRules", "TargetSelection", "assess", "assess_population", "diameter_from_volume", "select_targets"]
+__all__ = [
+    "EISENHAUER_2009",
+    "IRECIST",
+    "NODE_SITES",
+    "RECIST_1_1",
+    "SEYMOUR_2017",
+    "SITES",
+    "Assessment",
+    "RecistRules",
+    "TargetSelection",
+    "assess",
+    "assess_population",
+    "diameter_from_volume",
+    "select_targets",
+]
 
-EISENHAUER_2009 = ("Eisenhauer EA, Therasse P, Bogaerts J, et al. New response evaluation criteria in solid tumours: "
-                   "revised RECIST guideline (version 1.1). Eur J Cancer 2009;45:228-247")
-SEYMOUR_2017 = ("Seymour L, Bogaerts J, Perrone A, et al. iRECIST: guidelines for response criteria for use in trials "
-                "testing immunotherapeutics. Lancet Oncol 2017;18:e143-e152")
-SITES = ("lung", "lymph_node", "liver", "adrenal", "bone", "brain", "pleura", "kidney", "soft_tissue", "peritoneum",
-         "skin", "other")
+EISENHAUER_2009 = (
+    "Eisenhauer EA, Therasse P, Bogaerts J, et al. New response evaluation criteria in solid tumours: "
+    "revised RECIST guideline (version 1.1). Eur J Cancer 2009;45:228-247"
+)
+SEYMOUR_2017 = (
+    "Seymour L, Bogaerts J, Perrone A, et al. iRECIST: guidelines for response criteria for use in trials "
+    "testing immunotherapeutics. Lancet Oncol 2017;18:e143-e152"
+)
+SITES = (
+    "lung",
+    "lymph_node",
+    "liver",
+    "adrenal",
+    "bone",
+    "brain",
+    "pleura",
+    "kidney",
+    "soft_tissue",
+    "peritoneum",
+    "skin",
+    "other",
+)
 NODE_SITES = frozenset({"lymph_node"})  # measured by the short axis
 
 _TOL_MM = 1e-9  # slack at inclusive thresholds, so that 100 -> 70 mm is exactly -30%
@@ -135,8 +164,11 @@ class RecistRules:
 
     def describe(self) -> str:
         """Return e.g. ``"RECIST 1.1 (PR -30%, PD +20% and +5 mm)"``, then any other non-default values."""
-        changed = "".join(f"; {f.name}={getattr(self, f.name)!r}" for f in fields(self)
-                          if f.name != "irecist" and getattr(self, f.name) != f.default)
+        changed = "".join(
+            f"; {f.name}={getattr(self, f.name)!r}"
+            for f in fields(self)
+            if f.name != "irecist" and getattr(self, f.name) != f.default
+        )
         pd = f"PD +{self.pd_fraction:.0%} and +{self.pd_absolute_mm:g} mm"
         return f"{'iRECIST' if self.irecist else 'RECIST 1.1'} (PR -{self.pr_fraction:.0%}, {pd}{changed})"
 
@@ -173,13 +205,17 @@ def _index(name: str, value: object, n: int) -> int:
     if isinstance(value, bool) or not isinstance(value, Integral):
         raise ParameterError(f"{name} contains {value!r}, not a lesion index; give integers 0 to {n - 1}")
     if not 0 <= value < n:
-        raise ParameterError(f"{name} contains lesion index {value!r}, out of range for {n} lesions; "
-                             f"give indices 0 to {n - 1}")
+        raise ParameterError(
+            f"{name} contains lesion index {value!r}, out of range for {n} lesions; give indices 0 to {n - 1}"
+        )
     return int(value)
 
 
 def diameter_from_volume(
-    volume_mm3: ArrayLike, sites: Sequence[str] | None = None, *, node_short_axis_ratio: float = 1.0,
+    volume_mm3: ArrayLike,
+    sites: Sequence[str] | None = None,
+    *,
+    node_short_axis_ratio: float = 1.0,
     lesion_axis: int | None = None,
 ) -> _FloatArray:
     """Sphere-equivalent diameter ``(6 V / pi)^(1/3)`` in mm (nodes: short axis), shaped like ``volume_mm3``.
@@ -203,8 +239,10 @@ def diameter_from_volume(
     names = _check_sites(sites)
     axis = (0 if diameter.ndim == 1 else -2) if lesion_axis is None else lesion_axis
     if not -diameter.ndim <= axis < diameter.ndim or diameter.shape[axis] != len(names):
-        raise ParameterError(f"sites has {len(names)} entries but volume_mm3 of shape {volume.shape} has no "
-                             f"lesion axis {axis} of that length; give one site per lesion or set lesion_axis")
+        raise ParameterError(
+            f"sites has {len(names)} entries but volume_mm3 of shape {volume.shape} has no "
+            f"lesion axis {axis} of that length; give one site per lesion or set lesion_axis"
+        )
     shape = [1] * diameter.ndim
     shape[axis] = len(names)
     return diameter * np.array([ratio if s in NODE_SITES else 1.0 for s in names]).reshape(shape)
@@ -236,11 +274,15 @@ class TargetSelection:
         if baseline.size != n:
             raise ParameterError(f"baseline_mm has {baseline.size} entries but sites has {n}; give one per lesion")
         object.__setattr__(self, "baseline_mm", tuple(baseline.tolist()))
-        groups = {g: tuple(_index(g, i, n) for i in getattr(self, g)) for g in ("targets", "nontargets", "excluded",
-                                                                                 "not_followed")}
+        groups = {
+            g: tuple(_index(g, i, n) for i in getattr(self, g))
+            for g in ("targets", "nontargets", "excluded", "not_followed")
+        }
         if sorted(i for g in groups.values() for i in g) != list(range(n)):
-            raise ParameterError(f"every lesion 0 to {n - 1} must be in exactly one group, got {groups}; move or add "
-                                 "the missing or repeated lesions")
+            raise ParameterError(
+                f"every lesion 0 to {n - 1} must be in exactly one group, got {groups}; move or add "
+                "the missing or repeated lesions"
+            )
         for group, indices in groups.items():
             object.__setattr__(self, group, indices)
 
@@ -251,12 +293,18 @@ class TargetSelection:
 
     def describe(self) -> str:
         """Return e.g. ``"targets [2, 0]; non-targets [1]; excluded [3]; not followed []"``."""
-        return (f"targets {list(self.targets)}; non-targets {list(self.nontargets)}; excluded "
-                f"{list(self.excluded)}; not followed {list(self.not_followed)}")
+        return (
+            f"targets {list(self.targets)}; non-targets {list(self.nontargets)}; excluded "
+            f"{list(self.excluded)}; not followed {list(self.not_followed)}"
+        )
 
 
 def select_targets(
-    baseline_mm: ArrayLike, sites: Sequence[str], *, exclude: Sequence[int] = (), rules: RecistRules = RECIST_1_1,
+    baseline_mm: ArrayLike,
+    sites: Sequence[str],
+    *,
+    exclude: Sequence[int] = (),
+    rules: RecistRules = RECIST_1_1,
     max_targets: int | None = None,
 ) -> TargetSelection:
     """Choose one patient's target lesions at baseline (RECIST 1.1, Eisenhauer 2009).
@@ -279,8 +327,9 @@ def select_targets(
     fix = f"give 1 to {rules.max_targets} (RECIST 1.1 allows 5; raise RecistRules.max_targets for modified rules)"
     n_max = rules.max_targets if max_targets is None else _count("max_targets", max_targets, fix)
     if n_max > rules.max_targets:
-        raise ParameterError(f"max_targets = {n_max} requested, more than rules.max_targets = {rules.max_targets}; "
-                             + fix)
+        raise ParameterError(
+            f"max_targets = {n_max} requested, more than rules.max_targets = {rules.max_targets}; " + fix
+        )
     if isinstance(exclude, str) or not isinstance(exclude, Sequence | np.ndarray):
         raise ParameterError(f"exclude must be a sequence of lesion indices, got {exclude!r}; e.g. exclude=(0,)")
     excluded = {_index("exclude", i, baseline.size) for i in np.asarray(exclude).tolist()}
@@ -295,8 +344,12 @@ def select_targets(
             per_organ[names[i]] += 1
     rest = [i for i in range(baseline.size) if i not in excluded and i not in targets]
     return TargetSelection(
-        sites=names, baseline_mm=tuple(baseline.tolist()), targets=tuple(targets), excluded=tuple(sorted(excluded)),
-        nontargets=tuple(i for i in rest if not hidden[i]), not_followed=tuple(i for i in rest if hidden[i]),
+        sites=names,
+        baseline_mm=tuple(baseline.tolist()),
+        targets=tuple(targets),
+        excluded=tuple(sorted(excluded)),
+        nontargets=tuple(i for i in rest if not hidden[i]),
+        not_followed=tuple(i for i in rest if hidden[i]),
     )
 
 
@@ -339,8 +392,12 @@ class Assessment:
 
 
 def assess(
-    diameters_mm: ArrayLike, visit_days: ScanSchedule | ExplicitScans | ArrayLike, selection: TargetSelection, *,
-    new_lesion_day: ArrayLike = math.inf, nontarget_progression_day: ArrayLike = math.inf,
+    diameters_mm: ArrayLike,
+    visit_days: ScanSchedule | ExplicitScans | ArrayLike,
+    selection: TargetSelection,
+    *,
+    new_lesion_day: ArrayLike = math.inf,
+    nontarget_progression_day: ArrayLike = math.inf,
     rules: RecistRules = RECIST_1_1,
 ) -> Assessment:
     """Score one patient at each scan with RECIST 1.1, or iRECIST if ``rules.irecist``.
@@ -359,8 +416,10 @@ def assess(
     days = as_visit_days(visit_days)
     d = _lesion_array("diameters_mm", diameters_mm, 2)
     if d.shape != (len(selection.sites), days.size):
-        raise ParameterError(f"diameters_mm must have shape (n_lesions, n_visits) = ({len(selection.sites)}, "
-                             f"{days.size}), got {d.shape}; give a row per lesion and a column per scan")
+        raise ParameterError(
+            f"diameters_mm must have shape (n_lesions, n_visits) = ({len(selection.sites)}, "
+            f"{days.size}), got {d.shape}; give a row per lesion and a column per scan"
+        )
     new = events_seen(new_lesion_day, days, name="new_lesion_day")
     ntp = events_seen(nontarget_progression_day, days, name="nontarget_progression_day")
     measured = np.where(d < rules.gone_mm, 0.0, d)  # choice 1: below gone_mm is 0 mm
@@ -402,8 +461,10 @@ def assess(
                 codes[k] = "UPD"
                 continue
             if days[k] - days[u] > w1 + _TOL_DAY and days[k - 1] - days[u] < w0 - _TOL_DAY:
-                notes.append(f"iUPD on day {days[u]:g}: first scan >= {w0:g} d later is day {days[k]:g}, beyond the "
-                             f"{w0:g}-{w1:g} d window; add a confirmation scan with ExplicitScans")
+                notes.append(
+                    f"iUPD on day {days[u]:g}: first scan >= {w0:g} d later is day {days[k]:g}, beyond the "
+                    f"{w0:g}-{w1:g} d window; add a confirmation scan with ExplicitScans"
+                )
             further = sums[k] - sums[u] >= rules.pd_absolute_mm - _TOL_MM if by_target else target_pd
             if further or new[k] > new[u] or ntp[k] > ntp[u]:
                 codes[k], progression, confirmed = "CPD", float(days[u]), float(days[k])
@@ -416,12 +477,20 @@ def assess(
     tag = (lambda c: "i" + c if c not in ("BL", "NA", "NE") else c) if rules.irecist else str
     changes = [pct[k] for k in effective if np.isfinite(pct[k])]
     return Assessment(
-        visit_days=days, responses=tuple(map(tag, codes)), best_overall_response=tag(bor),
-        progressed=progression < math.inf, progression_day=progression, progression_confirmed_day=confirmed,
+        visit_days=days,
+        responses=tuple(map(tag, codes)),
+        best_overall_response=tag(bor),
+        progressed=progression < math.inf,
+        progression_day=progression,
+        progression_confirmed_day=confirmed,
         unconfirmed_progression_day=float(days[episode[0]]) if episode and progression == math.inf else math.inf,
         response_day=float(min((days[k] for k, lv in effective.items() if lv >= 4), default=math.inf)),
-        sums_mm=sums, nadir_mm=nadirs, percent_change_from_baseline=pct,
-        best_percent_change=float(min(changes)) if changes else math.nan, notes=tuple(notes), rules=rules,
+        sums_mm=sums,
+        nadir_mm=nadirs,
+        percent_change_from_baseline=pct,
+        best_percent_change=float(min(changes)) if changes else math.nan,
+        notes=tuple(notes),
+        rules=rules,
     )
 
 
@@ -456,15 +525,21 @@ def _per_patient(name: str, value: ArrayLike, n: int) -> list[_FloatArray]:
     if array.ndim == 0:
         return [array] * n
     if array.ndim > 2 or array.shape[0] != n:
-        raise ParameterError(f"{name} must have shape (), ({n},) or ({n}, k) for {n} patients, got {array.shape}; "
-                             "give one value (or a row of event days, padded with inf) per patient")
+        raise ParameterError(
+            f"{name} must have shape (), ({n},) or ({n}, k) for {n} patients, got {array.shape}; "
+            "give one value (or a row of event days, padded with inf) per patient"
+        )
     return list(array)
 
 
 def assess_population(
-    diameters_mm: ArrayLike, visit_days: ScanSchedule | ExplicitScans | ArrayLike,
-    selections: TargetSelection | Sequence[TargetSelection], *, new_lesion_day: ArrayLike = math.inf,
-    nontarget_progression_day: ArrayLike = math.inf, rules: RecistRules = RECIST_1_1,
+    diameters_mm: ArrayLike,
+    visit_days: ScanSchedule | ExplicitScans | ArrayLike,
+    selections: TargetSelection | Sequence[TargetSelection],
+    *,
+    new_lesion_day: ArrayLike = math.inf,
+    nontarget_progression_day: ArrayLike = math.inf,
+    rules: RecistRules = RECIST_1_1,
 ) -> dict[str, NDArray]:
     """Score every patient with :func:`assess` (a loop over patients).
 
@@ -485,12 +560,19 @@ def assess_population(
     results = []
     for p in range(n):
         try:
-            results.append(assess(d[p], days, selections[p], new_lesion_day=new[p],
-                                  nontarget_progression_day=ntp[p], rules=rules))
+            results.append(
+                assess(d[p], days, selections[p], new_lesion_day=new[p], nontarget_progression_day=ntp[p], rules=rules)
+            )
         except AbscopalError as exc:
             raise type(exc)(f"patient {p}: {exc}") from exc
-    per_patient = ("best_overall_response", "objective_response", "progressed", "progression_day", "response_day",
-                   "best_percent_change")
+    per_patient = (
+        "best_overall_response",
+        "objective_response",
+        "progressed",
+        "progression_day",
+        "response_day",
+        "best_percent_change",
+    )
     out = {key: np.array([getattr(r, key) for r in results]).reshape(n) for key in per_patient}
     for key in ("responses", "sums_mm", "percent_change_from_baseline"):
         out[key] = np.array([getattr(r, key) for r in results]).reshape(n, days.size)

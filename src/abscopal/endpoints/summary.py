@@ -162,18 +162,24 @@ class Assessment:
     def __post_init__(self) -> None:
         for name in ("orr_visit_day", "follow_up_day"):
             v = getattr(self, name)
-            if v is not None and (isinstance(v, bool) or not isinstance(v, int | float | np.integer | np.floating)
-                                  or not math.isfinite(v) or v < 0):
+            if v is not None and (
+                isinstance(v, bool)
+                or not isinstance(v, int | float | np.integer | np.floating)
+                or not math.isfinite(v)
+                or v < 0
+            ):
                 hint = "None for the best overall response" if name == "orr_visit_day" else "None for the last scan"
                 raise ParameterError(f"{name} must be a finite day >= 0 or None, got {v!r}; give a day or {hint}")
         if not isinstance(self.exclude_irradiated, bool | np.bool_):
             raise ParameterError(f"exclude_irradiated must be True or False, got {self.exclude_irradiated!r}")
-        if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, int | np.integer)
-                                      or self.seed < 0):
+        if self.seed is not None and (
+            isinstance(self.seed, bool) or not isinstance(self.seed, int | np.integer) or self.seed < 0
+        ):
             raise ParameterError(f"seed must be a non-negative integer or None, got {self.seed!r}")
         if not isinstance(self.lesion_sites, tuple | list):
-            raise ParameterError(f"lesion_sites must be a tuple of sites, got {self.lesion_sites!r}; e.g. "
-                                 "('lung', 'liver')")
+            raise ParameterError(
+                f"lesion_sites must be a tuple of sites, got {self.lesion_sites!r}; e.g. ('lung', 'liver')"
+            )
         object.__setattr__(self, "lesion_sites", tuple(self.lesion_sites))
         for s in self.lesion_sites:
             if not isinstance(s, str) or s not in SITES:

@@ -34,7 +34,13 @@ from scipy.stats import chi2
 from ..errors import ParameterError, SolverError
 
 __all__ = [
-    "HazardRatio", "KaplanMeier", "LogRankResult", "hazard_ratio", "kaplan_meier", "logrank_test", "smooth_survival_at",
+    "HazardRatio",
+    "KaplanMeier",
+    "LogRankResult",
+    "hazard_ratio",
+    "kaplan_meier",
+    "logrank_test",
+    "smooth_survival_at",
 ]
 
 _FloatArray = NDArray[np.float64]
@@ -320,19 +326,22 @@ def _group(group: ArrayLike, n: int, reference: Any) -> tuple[NDArray[np.float64
     if array.size != n:
         raise ParameterError(f"group has {array.size} entries but time_day has {n}; give one group label per time")
     if array.dtype.kind == "f" and not np.all(np.isfinite(array)):
-        raise ParameterError(f"group must not contain NaN/inf, got {_show(array, ~np.isfinite(array))}; "
-                             f"drop patients without a group")
+        raise ParameterError(
+            f"group must not contain NaN/inf, got {_show(array, ~np.isfinite(array))}; drop patients without a group"
+        )
     try:
         levels = np.unique(array)
     except TypeError as exc:
         raise ParameterError(f"group labels must be comparable, got {group!r}; use one type of label") from exc
     if levels.size != 2:
-        raise ParameterError(f"group must have exactly two levels, got {levels.size}: {levels.tolist()!r}; "
-                             f"compare two arms at a time")
+        raise ParameterError(
+            f"group must have exactly two levels, got {levels.size}: {levels.tolist()!r}; compare two arms at a time"
+        )
     names = levels.tolist()
     if reference is not None and reference not in names:
-        raise ParameterError(f"reference must be one of the group levels {names!r}, got {reference!r}; "
-                             f"pick the control arm's label")
+        raise ParameterError(
+            f"reference must be one of the group levels {names!r}, got {reference!r}; pick the control arm's label"
+        )
     treated = 0 if reference is not None and reference == names[1] else 1
     return (array == levels[treated]).astype(np.float64), names[1 - treated], names[treated]
 
@@ -356,7 +365,8 @@ def _check_estimable(time: _FloatArray, event: NDArray[np.bool_], x: _FloatArray
     (reference, comparator), (n, n_1, d, d_1) = levels, _two_group_table(time, event, x.astype(bool))
     n_0, d_0 = n - n_1, d - d_1
     for events, others_at_risk, who, other, limit in (
-        (d_1, n_0, comparator, reference, "0"), (d_0, n_1, reference, comparator, "infinite"),
+        (d_1, n_0, comparator, reference, "0"),
+        (d_0, n_1, reference, comparator, "infinite"),
     ):
         if not np.any((events > 0) & (others_at_risk > 0)):
             raise ParameterError(
@@ -397,8 +407,9 @@ def _cox_lifelines(time: _FloatArray, event: NDArray[np.bool_], x: _FloatArray) 
     from lifelines import CoxPHFitter
 
     frame = pd.DataFrame({"time_day": time, "event": event.astype(np.int64), "x": x})
-    fitter = CoxPHFitter().fit(frame, duration_col="time_day", event_col="event",
-                               fit_options={"precision": 1e-16, "r_precision": 1e-16})
+    fitter = CoxPHFitter().fit(
+        frame, duration_col="time_day", event_col="event", fit_options={"precision": 1e-16, "r_precision": 1e-16}
+    )
     return float(fitter.params_["x"]), float(fitter.standard_errors_["x"])
 
 
@@ -453,8 +464,15 @@ def hazard_ratio(
     else:
         (beta, se), method = _cox_lifelines(time, flags, x), "cox (lifelines)"
     p_value = float(chi2.sf((beta / se) ** 2, 1))
-    return HazardRatio(float(np.exp(beta)), float(np.exp(beta - z * se)), float(np.exp(beta + z * se)),
-                       p_value, method, reference, comparator)
+    return HazardRatio(
+        float(np.exp(beta)),
+        float(np.exp(beta - z * se)),
+        float(np.exp(beta + z * se)),
+        p_value,
+        method,
+        reference,
+        comparator,
+    )
 
 
 # ----------------------------------------------------------------------------- smooth KM
@@ -490,8 +508,10 @@ def smooth_survival_at(time_day: ArrayLike, event: ArrayLike, t_day: ArrayLike, 
     flags = _events("event", event, time.size, "time_day")
     t = _points("t_day", t_day)
     if not (isinstance(bandwidth_day, int | float | np.floating) and np.isfinite(bandwidth_day) and bandwidth_day > 0):
-        raise ParameterError(f"bandwidth_day must be a finite number > 0, got {bandwidth_day!r}; "
-                             f"use e.g. a few days (small relative to the median)")
+        raise ParameterError(
+            f"bandwidth_day must be a finite number > 0, got {bandwidth_day!r}; "
+            f"use e.g. a few days (small relative to the median)"
+        )
     times, at_risk, events, _ = _table(time, flags)
     survival = np.cumprod(1.0 - events / at_risk)
     jumps = -np.diff(survival, prepend=1.0)

@@ -202,19 +202,13 @@ def _solve_one(p, t0, t_out, ev_t, ev_k, ev_a, rtol, atol, nonneg, max_steps, ou
                 ytmp[i] = y[i] + h * (_A51 * k0[i] + _A52 * k1[i] + _A53 * k2[i] + _A54 * k3[i])
             rhs(t + _C5 * h, ytmp, p, k4)
             for i in range(n):
-                ytmp[i] = y[i] + h * (
-                    _A61 * k0[i] + _A62 * k1[i] + _A63 * k2[i] + _A64 * k3[i] + _A65 * k4[i]
-                )
+                ytmp[i] = y[i] + h * (_A61 * k0[i] + _A62 * k1[i] + _A63 * k2[i] + _A64 * k3[i] + _A65 * k4[i])
             rhs(t + h, ytmp, p, k5)
             for i in range(n):
-                ynew[i] = y[i] + h * (
-                    _B1 * k0[i] + _B3 * k2[i] + _B4 * k3[i] + _B5 * k4[i] + _B6 * k5[i]
-                )
+                ynew[i] = y[i] + h * (_B1 * k0[i] + _B3 * k2[i] + _B4 * k3[i] + _B5 * k4[i] + _B6 * k5[i])
             rhs(t + h, ynew, p, k6)
             for i in range(n):
-                err[i] = h * (
-                    _E1 * k0[i] + _E3 * k2[i] + _E4 * k3[i] + _E5 * k4[i] + _E6 * k5[i] + _E7 * k6[i]
-                )
+                err[i] = h * (_E1 * k0[i] + _E3 * k2[i] + _E4 * k3[i] + _E5 * k4[i] + _E6 * k5[i] + _E7 * k6[i])
             en = _rms(err, y, ynew, rtol, atol)
             steps += 1
             if steps > max_steps:
@@ -229,8 +223,7 @@ def _solve_one(p, t0, t_out, ev_t, ev_k, ev_a, rtol, atol, nonneg, max_steps, ou
                     for c in range(4):
                         p0, p2, p3, p4, p5, p6 = _P[0, c], _P[2, c], _P[3, c], _P[4, c], _P[5, c], _P[6, c]
                         for i in range(n):  # row 1 of P is zero
-                            Q[i, c] = h * (k0[i] * p0 + k2[i] * p2 + k3[i] * p3 + k4[i] * p4 + k5[i] * p5
-                                           + k6[i] * p6)
+                            Q[i, c] = h * (k0[i] * p0 + k2[i] * p2 + k3[i] * p3 + k4[i] * p4 + k5[i] * p5 + k6[i] * p6)
                 while j < n_out and t_out[j] < t_new:
                     x = (t_out[j] - t) / h
                     for i in range(n):
@@ -250,19 +243,17 @@ def _solve_one(p, t0, t_out, ev_t, ev_k, ev_a, rtol, atol, nonneg, max_steps, ou
                     rhs(t, y, p, k0)
                 if not last or h >= h_prev:
                     h_prev = h
-                fac = 10.0 if en == 0.0 else min(10.0, max(0.2, 0.9 * en ** -0.2))
+                fac = 10.0 if en == 0.0 else min(10.0, max(0.2, 0.9 * en**-0.2))
                 h = h * fac
             else:
                 rejected += 1
-                h = h * max(0.2, 0.9 * en ** -0.2)
+                h = h * max(0.2, 0.9 * en**-0.2)
                 if h < 1e-13 * max(1.0, abs(t)):
                     return 2, t
 
 
 @nb.njit(parallel=True, cache=True)
-def solve_batch(
-    P, t0, t_out, ev_ptr, ev_t, ev_k, ev_a, rtol, atol, nonneg, max_steps, Y, status, fail_time, counts
-):
+def solve_batch(P, t0, t_out, ev_ptr, ev_t, ev_k, ev_a, rtol, atol, nonneg, max_steps, Y, status, fail_time, counts):
     """Integrate every row of ``P`` in parallel (one patient per row)."""
     for i in nb.prange(P.shape[0]):
         a = ev_ptr[i]

@@ -307,8 +307,7 @@ class ModelSpec:
             for item in items:
                 if item.name in names and not (kind == "observable" and names[item.name] == "state"):
                     raise ModelError(
-                        f"{kind} name {item.name!r} is already used by a {names[item.name]}; "
-                        "names must be unique"
+                        f"{kind} name {item.name!r} is already used by a {names[item.name]}; names must be unique"
                     )
                 names.setdefault(item.name, kind)
         state_names = set(self.state_names)
@@ -456,10 +455,7 @@ class ModelSpec:
 
     def equations_latex(self) -> str:
         """The right-hand sides as a LaTeX ``align`` block (for documentation)."""
-        names = {
-            sym(n): r"\mathtt{" + n.replace("_", r"\_") + "}"
-            for n in (*self.state_names, *self.parameter_names)
-        }
+        names = {sym(n): r"\mathtt{" + n.replace("_", r"\_") + "}" for n in (*self.state_names, *self.parameter_names)}
         lines = [
             rf"\frac{{d\,{names[s.symbol]}}}{{dt}} &= {sp.latex(self.rates[s.name], symbol_names=names)}"
             for s in self.states
@@ -476,8 +472,5 @@ class ModelSpec:
         """A short plain-text table of states and parameters."""
         rows = [f"Model {self.name}: {len(self.states)} states, {len(self.all_parameters)} parameters"]
         rows += [f"  state {s.name:<16} [{s.units}] {s.long_name}" for s in self.states]
-        rows += [
-            f"  param {p.name:<28} = {p.default:<10.4g} [{p.units}] {p.description}"
-            for p in self.all_parameters
-        ]
+        rows += [f"  param {p.name:<28} = {p.default:<10.4g} [{p.units}] {p.description}" for p in self.all_parameters]
         return "\n".join(rows)

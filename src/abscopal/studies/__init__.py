@@ -16,12 +16,32 @@ import xarray as xr
 from .design import AXES, Cell, StudyDesign, default_mean_lung_dose_gy, load_study, parse_study
 from .run import SUMMARY_METRICS, assemble, prepare_study, run_cell, run_study, summary_table
 
-__all__ = ["AXES", "SUMMARY_METRICS", "Cell", "StudyDesign", "assemble", "default_mean_lung_dose_gy", "load_study",
-           "parse_study", "prepare_study", "run_cell", "run_study", "study", "summary_table"]
+__all__ = [
+    "AXES",
+    "SUMMARY_METRICS",
+    "Cell",
+    "StudyDesign",
+    "assemble",
+    "default_mean_lung_dose_gy",
+    "load_study",
+    "parse_study",
+    "prepare_study",
+    "run_cell",
+    "run_study",
+    "study",
+    "summary_table",
+]
 
 
-def study(design: StudyDesign | str | Path, out: str | Path | None = None, *, n_patients: int | None = None,
-          seed: int | None = None, n_draws: int | None = None, **kwargs: Any) -> xr.Dataset:
+def study(
+    design: StudyDesign | str | Path,
+    out: str | Path | None = None,
+    *,
+    n_patients: int | None = None,
+    seed: int | None = None,
+    n_draws: int | None = None,
+    **kwargs: Any,
+) -> xr.Dataset:
     """Run a study given as a :class:`StudyDesign` or a TOML path; returns the study dataset.
 
     ``n_patients``, ``seed``, ``n_draws`` override the file (TOML paths only); ``kwargs`` go to
@@ -29,12 +49,15 @@ def study(design: StudyDesign | str | Path, out: str | Path | None = None, *, n_
     outputs are written there (``endpoints.nc``, ``summary.csv``, figures, ``report.html``, ``study.json``).
     """
     if not isinstance(design, StudyDesign):
-        overrides = {k: v for k, v in (("n_patients", n_patients), ("seed", seed), ("n_draws", n_draws))
-                     if v is not None}
+        overrides = {
+            k: v for k, v in (("n_patients", n_patients), ("seed", seed), ("n_draws", n_draws)) if v is not None
+        }
         design = load_study(design, **overrides)
     elif any(v is not None for v in (n_patients, seed, n_draws)):
         from dataclasses import replace
 
-        design = replace(design, **{k: v for k, v in (("n_patients", n_patients), ("seed", seed),
-                                                        ("n_draws", n_draws)) if v is not None})
+        design = replace(
+            design,
+            **{k: v for k, v in (("n_patients", n_patients), ("seed", seed), ("n_draws", n_draws)) if v is not None},
+        )
     return run_study(design, out, **kwargs)

@@ -27,13 +27,17 @@ def _fmt(row: dict[str, Any], metric: str, *, percent: bool) -> str:
 def format_summary(rows: list[dict[str, Any]], *, limit: int | None = None) -> str:
     """Plain-text table of :func:`~abscopal.studies.run.summary_table` rows, best 12-month OS first."""
     order = sorted(rows, key=lambda r: -(r["os_12mo"] if math.isfinite(r["os_12mo"]) else -1.0))
-    head = (f"{'timing':<16}{'fractionation':<20}{'site':<20}{'ORR':>16}{'median PFS (mo)':>22}"
-            f"{'OS 12 mo':>18}{'pneumonitis':>16}")
+    head = (
+        f"{'timing':<16}{'fractionation':<20}{'site':<20}{'ORR':>16}{'median PFS (mo)':>22}"
+        f"{'OS 12 mo':>18}{'pneumonitis':>16}"
+    )
     lines = [head, "-" * len(head)]
     for r in order[:limit]:
-        lines.append(f"{r['timing'][:15]:<16}{r['fractionation'][:19]:<20}{r['site'][:19]:<20}"
-                     f"{_fmt(r, 'orr', percent=True):>16}{_fmt(r, 'median_pfs_month', percent=False):>22}"
-                     f"{_fmt(r, 'os_12mo', percent=True):>18}{_fmt(r, 'pneumonitis_risk', percent=True):>16}")
+        lines.append(
+            f"{r['timing'][:15]:<16}{r['fractionation'][:19]:<20}{r['site'][:19]:<20}"
+            f"{_fmt(r, 'orr', percent=True):>16}{_fmt(r, 'median_pfs_month', percent=False):>22}"
+            f"{_fmt(r, 'os_12mo', percent=True):>18}{_fmt(r, 'pneumonitis_risk', percent=True):>16}"
+        )
     return "\n".join(lines)
 
 
@@ -44,19 +48,30 @@ def _cmd_study(args: argparse.Namespace) -> int:
     if args.scheduler is not None:
         check_scheduler(args.scheduler)
     _check_study_dir(Path(args.out), force=args.force, inputs=[args.study])  # before reading or running anything
-    overrides = {k: v for k, v in (("n_patients", args.patients), ("seed", args.seed), ("n_draws", args.draws))
-                 if v is not None}
+    overrides = {
+        k: v for k, v in (("n_patients", args.patients), ("seed", args.seed), ("n_draws", args.draws)) if v is not None
+    }
     design = load_study(args.study, **overrides)  # validates the whole file before any work
     out = Path(args.out)
     t0 = time.perf_counter()
-    ds = run_study(design, out, scheduler=args.scheduler, workers=args.workers, progress=not args.quiet,
-                   force=args.force, report=not args.no_report, allow_large=args.allow_large)
+    ds = run_study(
+        design,
+        out,
+        scheduler=args.scheduler,
+        workers=args.workers,
+        progress=not args.quiet,
+        force=args.force,
+        report=not args.no_report,
+        allow_large=args.allow_large,
+    )
     rows = summary_table(ds)
     print(format_summary(rows))
-    print(f"\n{len(rows)} cells ({ds.attrs['cells_computed']} computed, {ds.attrs['cells_cached']} reused), "
-          f"{ds.sizes['patient']} patients, {ds.sizes['draw'] - 1} parameter draws, "
-          f"{time.perf_counter() - t0:.1f} s -> {out}/ (endpoints.nc, summary.csv"
-          f"{', report.html' if not args.no_report else ''})")
+    print(
+        f"\n{len(rows)} cells ({ds.attrs['cells_computed']} computed, {ds.attrs['cells_cached']} reused), "
+        f"{ds.sizes['patient']} patients, {ds.sizes['draw'] - 1} parameter draws, "
+        f"{time.perf_counter() - t0:.1f} s -> {out}/ (endpoints.nc, summary.csv"
+        f"{', report.html' if not args.no_report else ''})"
+    )
     return 0
 
 
@@ -65,8 +80,9 @@ def add_study_command(subparsers: Any) -> argparse.ArgumentParser:
     [--force] [--no-report] [-q]`` to the ``abscopal`` subparsers; returns the subparser."""
     s = subparsers.add_parser("study", help="run a timing x fractionation x site x drug study and write its report")
     s.add_argument("study", help="study TOML file (format: docs/studies.md)")
-    s.add_argument("--out", required=True, help="output folder: new, empty or a study's (its finished cells are "
-                   "reused on a rerun)")
+    s.add_argument(
+        "--out", required=True, help="output folder: new, empty or a study's (its finished cells are reused on a rerun)"
+    )
     s.add_argument("--patients", type=int, default=None, help="virtual patients (overrides the file)")
     s.add_argument("--seed", type=int, default=None, help="patient seed (overrides the file)")
     s.add_argument("--draws", type=int, default=None, help="parameter draws from the fit (overrides the file)")
@@ -75,8 +91,11 @@ def add_study_command(subparsers: Any) -> argparse.ArgumentParser:
     g.add_argument("--workers", type=int, default=None, help="start a local Dask cluster with N worker processes")
     s.add_argument("--force", action="store_true", help="rewrite the outputs of a completed study in --out")
     s.add_argument("--no-report", action="store_true", help="skip figures and report.html")
-    s.add_argument("--allow-large", action="store_true",
-                   help="run even above the cost limit (2e6 patient simulations = cells x (draws + 1) x patients; "
-                        "abscopal.limits)")
+    s.add_argument(
+        "--allow-large",
+        action="store_true",
+        help="run even above the cost limit (2e6 patient simulations = cells x (draws + 1) x patients; "
+        "abscopal.limits)",
+    )
     s.set_defaults(func=_cmd_study)
     return s

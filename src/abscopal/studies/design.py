@@ -84,8 +84,19 @@ from ..treatment import DrugRegimen, RadiationCourse, drug_regimen, radiation_re
 from ..treatment.plan import TreatmentPlan
 from ..treatment.regimens import DRUG_REGIMENS, RADIATION_REGIMENS
 
-__all__ = ["AXES", "LUNG_DOSE_RATIO", "Cell", "DrugLevel", "FractionationLevel", "SiteLevel", "StudyDesign",
-           "TimingLevel", "default_mean_lung_dose_gy", "load_study", "parse_study"]
+__all__ = [
+    "AXES",
+    "LUNG_DOSE_RATIO",
+    "Cell",
+    "DrugLevel",
+    "FractionationLevel",
+    "SiteLevel",
+    "StudyDesign",
+    "TimingLevel",
+    "default_mean_lung_dose_gy",
+    "load_study",
+    "parse_study",
+]
 
 AXES = ("timing", "fractionation", "site", "drug")
 """The axes of a study grid, in the order of the result's dimensions."""
@@ -99,16 +110,34 @@ limit of about 20 Gy (Marks 2010, Int J Radiat Oncol Biol Phys 76:S70, [U]); a m
 (liver, adrenal, bone, node) gives about 3% of the prescription to the lung. ``lung_sbrt`` applies to doses of
 5 Gy or more per fraction. Give ``mean_lung_dose_gy`` in a fractionation level to override."""
 
-_TOP = {"title", "description", "fit", "model", "population", "treatment", "assessment", "uncertainty",
-        "simulation", "solver", "axes"}
+_TOP = {
+    "title",
+    "description",
+    "fit",
+    "model",
+    "population",
+    "treatment",
+    "assessment",
+    "uncertainty",
+    "simulation",
+    "solver",
+    "axes",
+}
 _MODEL = {"name", "n_lesions", "growth"}
 _POP = {"mix", "n_patients", "seed", "line_of_therapy", "pdl1_tps_mix"}
 _TREAT = {"drug", "salvage_delay_day"}
 _ASSESS = {"scan_interval_week", "orr_visit_day", "exclude_irradiated", "follow_up_month", "criteria"}
 _UNC = {"n_draws", "seed", "source"}
 _SIM = {"t_end_day", "mechanisms_off"}
-_FRACTION = {"label", "regimen", "dose_per_fraction_gy", "n_fractions", "calendar", "mean_lung_dose_gy",
-             "blood_dose_per_fraction_gy"}
+_FRACTION = {
+    "label",
+    "regimen",
+    "dose_per_fraction_gy",
+    "n_fractions",
+    "calendar",
+    "mean_lung_dose_gy",
+    "blood_dose_per_fraction_gy",
+}
 _SITE = {"label", "target", "n_lesions"}
 _TIMING = {"label", "start_day", "at_progression"}
 _DRUG = {"label", "regimen", "drug", "dose_mg", "dose_mg_per_kg", "interval_day", "max_duration_day", "n_doses"}
@@ -207,8 +236,9 @@ def default_mean_lung_dose_gy(site: SiteLevel, fractionation: FractionationLevel
         return fractionation.mean_lung_dose_gy
     total = fractionation.total_dose_gy
     if site.in_lung:
-        first = LUNG_DOSE_RATIO["lung_sbrt" if fractionation.course.dose_per_fraction_gy >= 5.0
-                                else "lung_conventional"]
+        first = LUNG_DOSE_RATIO[
+            "lung_sbrt" if fractionation.course.dose_per_fraction_gy >= 5.0 else "lung_conventional"
+        ]
     else:
         first = LUNG_DOSE_RATIO["other"]
     return total * (first + LUNG_DOSE_RATIO["other"] * (site.n_lesions - 1))
@@ -240,8 +270,11 @@ class Cell:
         drug = self.drug.regimen
         if not self.has_rt:
             return TreatmentPlan(drug=drug, name=self.label)
-        course = replace(self.fractionation.course, target_lesions=target_lesions,
-                         mean_lung_dose_gy=default_mean_lung_dose_gy(self.site, self.fractionation))
+        course = replace(
+            self.fractionation.course,
+            target_lesions=target_lesions,
+            mean_lung_dose_gy=default_mean_lung_dose_gy(self.site, self.fractionation),
+        )
         plan = TreatmentPlan(radiation=(course,), drug=drug, name=self.label)
         start = 0.0 if self.timing.at_progression else float(self.timing.start_day)  # type: ignore[arg-type]
         return plan.with_rt_offset(start, drug_to_day0=False)  # the drug keeps its own schedule
@@ -251,13 +284,18 @@ class Cell:
         rt = None
         if self.has_rt:
             c = self.fractionation.course
-            rt = {"course": c.describe(), "calendar": repr(c.calendar), "n_fractions": c.n_fractions,
-                  "dose_per_fraction_gy": c.dose_per_fraction_gy,
-                  "blood_dose_per_fraction_gy": c.resolved_blood_dose_per_fraction_gy,
-                  "mean_lung_dose_gy": default_mean_lung_dose_gy(self.site, self.fractionation),
-                  "start_day": self.timing.start_day, "at_progression": self.timing.at_progression,
-                  "target": list(self.site.target) if isinstance(self.site.target, tuple) else self.site.target,
-                  "n_lesions": self.site.n_lesions}
+            rt = {
+                "course": c.describe(),
+                "calendar": repr(c.calendar),
+                "n_fractions": c.n_fractions,
+                "dose_per_fraction_gy": c.dose_per_fraction_gy,
+                "blood_dose_per_fraction_gy": c.resolved_blood_dose_per_fraction_gy,
+                "mean_lung_dose_gy": default_mean_lung_dose_gy(self.site, self.fractionation),
+                "start_day": self.timing.start_day,
+                "at_progression": self.timing.at_progression,
+                "target": list(self.site.target) if isinstance(self.site.target, tuple) else self.site.target,
+                "n_lesions": self.site.n_lesions,
+            }
         drug = None if self.drug.regimen is None else self.drug.regimen.describe()
         return {"rt": rt, "drug": drug}
 
@@ -318,11 +356,12 @@ class StudyDesign:
         unknown = [a for a in axes if a not in AXES]
         if unknown:
             raise ScheduleError("axes: " + unknown_name_message("axis", unknown[0], AXES))
-        defaults = {"timing": (TimingLevel(label="day -7", start_day=-7.0),),
-                    "fractionation": (_fractionation("axes.fractionation[0]", "sbrt_24gy_3fx"),),
-                    "site": (SiteLevel(label="lung_primary"),),
-                    "drug": (DrugLevel(label="pembrolizumab_200mg_q3w",
-                                       regimen=drug_regimen("pembrolizumab_200mg_q3w")),)}
+        defaults = {
+            "timing": (TimingLevel(label="day -7", start_day=-7.0),),
+            "fractionation": (_fractionation("axes.fractionation[0]", "sbrt_24gy_3fx"),),
+            "site": (SiteLevel(label="lung_primary"),),
+            "drug": (DrugLevel(label="pembrolizumab_200mg_q3w", regimen=drug_regimen("pembrolizumab_200mg_q3w")),),
+        }
         for a in AXES:
             levels = tuple(axes.get(a, defaults[a]))
             if not levels:
@@ -336,12 +375,15 @@ class StudyDesign:
         if self.n_lesions is not None:
             for s in axes["site"]:
                 if s.n_lesions > self.n_lesions:
-                    raise ScheduleError(f"axes.site {s.label!r}: n_lesions = {s.n_lesions} but the model has "
-                                        f"{self.n_lesions} lesions; raise model.n_lesions or irradiate fewer")
+                    raise ScheduleError(
+                        f"axes.site {s.label!r}: n_lesions = {s.n_lesions} but the model has "
+                        f"{self.n_lesions} lesions; raise model.n_lesions or irradiate fewer"
+                    )
         if self.draw_source not in ("auto", "covariance", "posterior"):
-            raise ScheduleError(f"uncertainty.source = {self.draw_source!r}: "
-                                + unknown_name_message("source", self.draw_source, ("auto", "covariance",
-                                                                                     "posterior")))
+            raise ScheduleError(
+                f"uncertainty.source = {self.draw_source!r}: "
+                + unknown_name_message("source", self.draw_source, ("auto", "covariance", "posterior"))
+            )
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -352,21 +394,42 @@ class StudyDesign:
         """Every combination of levels, in C order of :data:`AXES`."""
         levels = [self.axes[a] for a in AXES]
         ranges = [range(len(lv)) for lv in levels]
-        return [Cell(timing=levels[0][i], fractionation=levels[1][j], site=levels[2][k], drug=levels[3][m],
-                     index=(i, j, k, m)) for i, j, k, m in itertools.product(*ranges)]
+        return [
+            Cell(
+                timing=levels[0][i],
+                fractionation=levels[1][j],
+                site=levels[2][k],
+                drug=levels[3][m],
+                index=(i, j, k, m),
+            )
+            for i, j, k, m in itertools.product(*ranges)
+        ]
 
     def canonical(self) -> dict[str, Any]:
         """Everything except labels and text, for hashing."""
-        return {"fit": self.fit, "model": [self.model_name, self.n_lesions, self.growth],
-                "population": [self.population.mix, _plain(self.population.line_of_therapy),
-                               _plain(self.population.pdl1_tps_mix), self.n_patients, self.seed],
-                "assessment": [self.assessment.scan_interval_week, self.assessment.orr_visit_day,
-                               self.assessment.exclude_irradiated, self.assessment.criteria],
-                "salvage_delay_day": self.salvage_delay_day,
-                "draws": [self.n_draws, self.draw_seed, self.draw_source],
-                "t_end_day": self.t_end_day, "mechanisms_off": list(self.mechanisms_off),
-                "solver": self.solver.as_dict(),
-                "cells": [c.canonical() for c in self.cells()]}
+        return {
+            "fit": self.fit,
+            "model": [self.model_name, self.n_lesions, self.growth],
+            "population": [
+                self.population.mix,
+                _plain(self.population.line_of_therapy),
+                _plain(self.population.pdl1_tps_mix),
+                self.n_patients,
+                self.seed,
+            ],
+            "assessment": [
+                self.assessment.scan_interval_week,
+                self.assessment.orr_visit_day,
+                self.assessment.exclude_irradiated,
+                self.assessment.criteria,
+            ],
+            "salvage_delay_day": self.salvage_delay_day,
+            "draws": [self.n_draws, self.draw_seed, self.draw_source],
+            "t_end_day": self.t_end_day,
+            "mechanisms_off": list(self.mechanisms_off),
+            "solver": self.solver.as_dict(),
+            "cells": [c.canonical() for c in self.cells()],
+        }
 
     def content_hash(self) -> str:
         """sha256 of :meth:`canonical`."""
@@ -374,15 +437,27 @@ class StudyDesign:
 
     def describe(self) -> dict[str, Any]:
         """Plain description for provenance and reports."""
-        return {"title": self.title, "description": self.description, "fit": self.fit, "source": self.source,
-                "n_patients": self.n_patients, "seed": self.seed, "mix": self.population.mix,
-                "n_draws": self.n_draws, "draw_seed": self.draw_seed, "salvage_delay_day": self.salvage_delay_day,
-                "t_end_day": self.t_end_day, "mechanisms_off": list(self.mechanisms_off),
-                "assessment": {"criteria": self.assessment.criteria,
-                               "scan_interval_week": self.assessment.scan_interval_week or 6.0,
-                               "orr_visit_day": self.assessment.orr_visit_day,
-                               "exclude_irradiated": self.assessment.exclude_irradiated},
-                "axes": {a: [lv.label for lv in self.axes[a]] for a in AXES}}
+        return {
+            "title": self.title,
+            "description": self.description,
+            "fit": self.fit,
+            "source": self.source,
+            "n_patients": self.n_patients,
+            "seed": self.seed,
+            "mix": self.population.mix,
+            "n_draws": self.n_draws,
+            "draw_seed": self.draw_seed,
+            "salvage_delay_day": self.salvage_delay_day,
+            "t_end_day": self.t_end_day,
+            "mechanisms_off": list(self.mechanisms_off),
+            "assessment": {
+                "criteria": self.assessment.criteria,
+                "scan_interval_week": self.assessment.scan_interval_week or 6.0,
+                "orr_visit_day": self.assessment.orr_visit_day,
+                "exclude_irradiated": self.assessment.exclude_irradiated,
+            },
+            "axes": {a: [lv.label for lv in self.axes[a]] for a in AXES},
+        }
 
 
 def _plain(x: Any) -> Any:
@@ -417,8 +492,9 @@ def _fractionation(where: str, spec: Any) -> FractionationLevel:
     if isinstance(spec, str):
         if spec not in RADIATION_REGIMENS:
             raise _fail(where, unknown_name_message("radiation regimen", spec, RADIATION_REGIMENS) + " or 'none'")
-        return FractionationLevel(label=spec, course=radiation_regimen(spec, start_day=0.0),
-                                  source=RADIATION_REGIMENS[spec].source)
+        return FractionationLevel(
+            label=spec, course=radiation_regimen(spec, start_day=0.0), source=RADIATION_REGIMENS[spec].source
+        )
     if not isinstance(spec, Mapping):
         raise _fail(where, f"must be a regimen name, 'none' or a table, got {spec!r}")
     t = dict(_keys(where, spec, _FRACTION))
@@ -434,15 +510,17 @@ def _fractionation(where: str, spec: Any) -> FractionationLevel:
         if name not in RADIATION_REGIMENS:
             raise _fail(where, unknown_name_message("radiation regimen", str(name), RADIATION_REGIMENS))
         course = construct(where, lambda **kw: radiation_regimen(name, start_day=0.0, **kw), t)
-        return FractionationLevel(label=str(label or name), course=course, mean_lung_dose_gy=mld,
-                                  source=RADIATION_REGIMENS[name].source)
+        return FractionationLevel(
+            label=str(label or name), course=course, mean_lung_dose_gy=mld, source=RADIATION_REGIMENS[name].source
+        )
     for k in ("dose_per_fraction_gy", "n_fractions"):
         if k not in t:
             raise _fail(where, f"needs {k} (or a named regimen)")
     course = construct(where, lambda **kw: RadiationCourse(start_day=0.0, **kw), t)
     default_label = f"{course.dose_per_fraction_gy * course.n_fractions:g} Gy/{course.n_fractions}"
-    return FractionationLevel(label=str(label or default_label), course=course, mean_lung_dose_gy=mld,
-                              source="user-defined")
+    return FractionationLevel(
+        label=str(label or default_label), course=course, mean_lung_dose_gy=mld, source="user-defined"
+    )
 
 
 def _site(where: str, spec: Any) -> SiteLevel:
@@ -499,8 +577,14 @@ def _frequencies(where: str, value: Any, known: Sequence[str]) -> Mapping[str, f
     return probs
 
 
-def parse_study(data: Mapping[str, Any], *, source: str = "", n_patients: int | None = None,
-                seed: int | None = None, n_draws: int | None = None) -> StudyDesign:
+def parse_study(
+    data: Mapping[str, Any],
+    *,
+    source: str = "",
+    n_patients: int | None = None,
+    seed: int | None = None,
+    n_draws: int | None = None,
+) -> StudyDesign:
     """Build a :class:`StudyDesign` from a parsed TOML mapping (optional overrides of size, seed and draws).
 
     Raises
@@ -533,10 +617,13 @@ def parse_study(data: Mapping[str, Any], *, source: str = "", n_patients: int | 
     if mix not in MIXES:
         raise _fail("population.mix", unknown_name_message("population mix", str(mix), MIXES))
     kw["population"] = PopulationSpec(
-        mix=mix, line_of_therapy=_frequencies("population.line_of_therapy", p.get("line_of_therapy"), LINES),
-        pdl1_tps_mix=_frequencies("population.pdl1_tps_mix", p.get("pdl1_tps_mix"), TPS_CATEGORIES))
-    kw["n_patients"] = _integer("population.n_patients", n_patients if n_patients is not None
-                                else p.get("n_patients", 200), low=1)
+        mix=mix,
+        line_of_therapy=_frequencies("population.line_of_therapy", p.get("line_of_therapy"), LINES),
+        pdl1_tps_mix=_frequencies("population.pdl1_tps_mix", p.get("pdl1_tps_mix"), TPS_CATEGORIES),
+    )
+    kw["n_patients"] = _integer(
+        "population.n_patients", n_patients if n_patients is not None else p.get("n_patients", 200), low=1
+    )
     kw["seed"] = _integer("population.seed", seed if seed is not None else p.get("seed", 0), low=0)
     tr = _keys("treatment", data.get("treatment", {}), _TREAT)
     if "salvage_delay_day" in tr:
@@ -553,11 +640,15 @@ def parse_study(data: Mapping[str, Any], *, source: str = "", n_patients: int | 
         raise _fail("assessment.exclude_irradiated", f"must be true or false, got {a['exclude_irradiated']!r}")
     kw["assessment"] = AssessmentSpec(
         criteria=criteria,
-        scan_interval_week=None if interval is None else _number("assessment.scan_interval_week", interval,
-                                                                 positive=True),
-        orr_visit_day=visit, exclude_irradiated=bool(a.get("exclude_irradiated", False)),
-        follow_up_month=None if "follow_up_month" not in a else _number("assessment.follow_up_month",
-                                                                        a["follow_up_month"], positive=True))
+        scan_interval_week=None
+        if interval is None
+        else _number("assessment.scan_interval_week", interval, positive=True),
+        orr_visit_day=visit,
+        exclude_irradiated=bool(a.get("exclude_irradiated", False)),
+        follow_up_month=None
+        if "follow_up_month" not in a
+        else _number("assessment.follow_up_month", a["follow_up_month"], positive=True),
+    )
     u = _keys("uncertainty", data.get("uncertainty", {}), _UNC)
     kw["n_draws"] = _integer("uncertainty.n_draws", n_draws if n_draws is not None else u.get("n_draws", 0), low=0)
     kw["draw_seed"] = _integer("uncertainty.seed", u.get("seed", 0), low=0)
@@ -574,8 +665,11 @@ def parse_study(data: Mapping[str, Any], *, source: str = "", n_patients: int | 
     except AbscopalError as exc:
         raise with_context(exc, "solver") from None
     if "axes" not in data:
-        raise _fail("axes", "the study has no [axes] table; give at least one axis to vary, e.g. "
-                            "[axes] timing = [-7, 0, 21] (the other axes default to one level each)")
+        raise _fail(
+            "axes",
+            "the study has no [axes] table; give at least one axis to vary, e.g. "
+            "[axes] timing = [-7, 0, 21] (the other axes default to one level each)",
+        )
     ax = _keys("axes", data["axes"], set(AXES))
     if not ax:
         raise _fail("axes", f"is empty; give at least one of {', '.join(AXES)}")

@@ -49,20 +49,20 @@ __all__ = ["FIGURES", "LOW_PNEUMONITIS_RISK", "study_figures", "study_report_htm
 FIGURES: Mapping[str, str] = {
     "heatmap_orr": "Objective response rate (RECIST 1.1) by RT timing (rows) and fractionation (columns).",
     "heatmap_median_pfs": "Median progression-free survival in months by RT timing and fractionation "
-                          "(NR: median not reached within the follow-up; the colour scale is clipped there).",
+    "(NR: median not reached within the follow-up; the colour scale is clipped there).",
     "heatmap_os_12mo": "Overall survival at 12 months by RT timing and fractionation.",
     "heatmap_pneumonitis": "Mean risk of grade >= 2 radiation pneumonitis by RT timing and fractionation.",
     "km_pfs": "Kaplan-Meier progression-free survival of every fractionation, one panel per RT timing "
-              "(and per site x drug); dashed black: no RT.",
+    "(and per site x drug); dashed black: no RT.",
     "km_os": "Kaplan-Meier overall survival of every fractionation, one panel per RT timing (and per site x drug); "
-             "dashed black: no RT.",
+    "dashed black: no RT.",
     "therapeutic_ratio": "Therapeutic ratio: 12-month overall survival against pneumonitis risk, one point per "
-                         "cell; colour: fractionation, marker: timing; dotted line: no RT; dashed vertical line: the "
-                         "5% pneumonitis threshold used in 'what the model favours'; error bars (studies with "
-                         "parameter draws): 95% of the draws.",
+    "cell; colour: fractionation, marker: timing; dotted line: no RT; dashed vertical line: the "
+    "5% pneumonitis threshold used in 'what the model favours'; error bars (studies with "
+    "parameter draws): 95% of the draws.",
     "waterfall": "Best percent change of the sum of target-lesion diameters of every virtual patient (point "
-                 "values), for the no-RT reference and the best cells by 12-month OS; dashed: RECIST -30% (partial "
-                 "response) and +20% (progression).",
+    "values), for the no-RT reference and the best cells by 12-month OS; dashed: RECIST -30% (partial "
+    "response) and +20% (progression).",
 }
 """Figure names (files ``<name>.png``) and their captions, in report order."""
 
@@ -149,8 +149,11 @@ def _cell_name(row: Mapping[str, Any], varying: Sequence[str] = AXES) -> str:
             continue  # the timing of a cell without RT does not matter
         if a in varying or a in ("timing", "fractionation"):
             lab = str(row[a])
-            parts.append(f"RT {lab}" if a == "timing" and lab != "at progression" else
-                         ("RT at progression" if a == "timing" else lab))
+            parts.append(
+                f"RT {lab}"
+                if a == "timing" and lab != "at progression"
+                else ("RT at progression" if a == "timing" else lab)
+            )
     return ", ".join(parts)
 
 
@@ -236,8 +239,14 @@ def _grid(n: int, max_cols: int = 3) -> tuple[int, int]:
     return math.ceil(n / cols), cols
 
 
-def _heatmap(ds: xr.Dataset, index: Mapping[tuple[str, ...], Mapping[str, Any]], metric: str, kind: str,
-             title: str, cmap_name: str) -> bytes:
+def _heatmap(
+    ds: xr.Dataset,
+    index: Mapping[tuple[str, ...], Mapping[str, Any]],
+    metric: str,
+    kind: str,
+    title: str,
+    cmap_name: str,
+) -> bytes:
     """One metric over timing x fractionation, one panel per site x drug, shared colour scale."""
     from matplotlib import colormaps
     from matplotlib.colors import Normalize
@@ -273,8 +282,9 @@ def _heatmap(ds: xr.Dataset, index: Mapping[tuple[str, ...], Mapping[str, Any]],
         k, m = _labels(ds, "site").index(site), _labels(ds, "drug").index(drug)
         grid = values[:, :, k, m]
         shown_grid = np.where(np.isposinf(grid), vmax, np.where(np.isneginf(grid), vmin, grid))
-        image = ax.imshow(np.ma.masked_invalid(shown_grid), cmap=cmap, norm=norm, aspect="auto",
-                          interpolation="nearest")
+        image = ax.imshow(
+            np.ma.masked_invalid(shown_grid), cmap=cmap, norm=norm, aspect="auto", interpolation="nearest"
+        )
         ax.set_xticks(range(len(fracs)), fracs, rotation=35, ha="right", fontsize=7)
         ax.set_yticks(range(len(timings)), timings, fontsize=7)
         ax.set_xlabel("fractionation", fontsize=8)
@@ -339,18 +349,32 @@ def _km(ds: xr.Dataset, endpoint: str) -> bytes:
         for c, timing in enumerate(cols):
             ax = axes[r][c]
             for f in fracs:
-                curves = np.asarray(ds[name].sel(timing=timing, fractionation=f, site=site, drug=drug).values,
-                                    dtype=float)  # (draw, km_month)
+                curves = np.asarray(
+                    ds[name].sel(timing=timing, fractionation=f, site=site, drug=drug).values, dtype=float
+                )  # (draw, km_month)
                 is_ref = f in no_rt
                 if draws:
                     lo, hi = _quantiles(curves[1:], axis=0)
                     ok = np.isfinite(lo) & np.isfinite(hi)
                     if ok.any():
-                        ax.fill_between(months, np.where(ok, lo, np.nan), np.where(ok, hi, np.nan), step="post",
-                                        color=colours[f], alpha=0.10 if is_ref else 0.15, linewidth=0)
-                (line,) = ax.step(months, curves[0], where="post", color=colours[f],
-                                  linestyle="--" if is_ref else "-", linewidth=1.6 if is_ref else 1.2,
-                                  label=f"{f} (no RT)" if is_ref and f.lower() != "no rt" else f)
+                        ax.fill_between(
+                            months,
+                            np.where(ok, lo, np.nan),
+                            np.where(ok, hi, np.nan),
+                            step="post",
+                            color=colours[f],
+                            alpha=0.10 if is_ref else 0.15,
+                            linewidth=0,
+                        )
+                (line,) = ax.step(
+                    months,
+                    curves[0],
+                    where="post",
+                    color=colours[f],
+                    linestyle="--" if is_ref else "-",
+                    linewidth=1.6 if is_ref else 1.2,
+                    label=f"{f} (no RT)" if is_ref and f.lower() != "no rt" else f,
+                )
                 handles.setdefault(f, line)
             ax.set_ylim(-0.02, 1.02)
             ax.grid(alpha=0.3, linewidth=0.5)
@@ -363,8 +387,15 @@ def _km(ds: xr.Dataset, endpoint: str) -> bytes:
                 ax.set_xlabel("months from study start", fontsize=8)
             if c == 0:
                 ax.set_ylabel("overall survival" if endpoint == "os" else "progression-free survival", fontsize=8)
-    fig.legend(list(handles.values()), [h.get_label() for h in handles.values()], loc="outside right upper",
-               fontsize=7, title="fractionation", title_fontsize=7, frameon=False)
+    fig.legend(
+        list(handles.values()),
+        [h.get_label() for h in handles.values()],
+        loc="outside right upper",
+        fontsize=7,
+        title="fractionation",
+        title_fontsize=7,
+        frameon=False,
+    )
     what = "Overall survival" if endpoint == "os" else "Progression-free survival"
     notes = []
     if len(all_fracs) > len(fracs):
@@ -414,13 +445,31 @@ def _therapeutic_ratio(ds: xr.Dataset, index: Mapping[tuple[str, ...], Mapping[s
                     xerr = [[max(x - 100 * xl, 0.0)], [max(100 * xh - x, 0.0)]]
                 if math.isfinite(yl) and math.isfinite(yh):
                     yerr = [[max(y - 100 * yl, 0.0)], [max(100 * yh - y, 0.0)]]
-                ax.errorbar([x], [y], xerr=xerr, yerr=yerr, fmt=markers[t], color=colours[f], markersize=5,
-                            elinewidth=0.7, capsize=1.5, alpha=0.85,
-                            markerfacecolor="white" if f in no_rt else colours[f])
+                ax.errorbar(
+                    [x],
+                    [y],
+                    xerr=xerr,
+                    yerr=yerr,
+                    fmt=markers[t],
+                    color=colours[f],
+                    markersize=5,
+                    elinewidth=0.7,
+                    capsize=1.5,
+                    alpha=0.85,
+                    markerfacecolor="white" if f in no_rt else colours[f],
+                )
         for k, y in enumerate(sorted(ref_values)[:3]):
             ax.axhline(y, color=_NO_RT_COLOUR, linestyle=":", linewidth=0.9)
-            ax.annotate("no RT" if k == 0 else "", xy=(1.0, y), xycoords=ax.get_yaxis_transform(), xytext=(-3, 3),
-                        textcoords="offset points", ha="right", va="bottom", fontsize=7)
+            ax.annotate(
+                "no RT" if k == 0 else "",
+                xy=(1.0, y),
+                xycoords=ax.get_yaxis_transform(),
+                xytext=(-3, 3),
+                textcoords="offset points",
+                ha="right",
+                va="bottom",
+                fontsize=7,
+            )
         ax.axvline(100 * LOW_PNEUMONITIS_RISK, color="0.6", linestyle="--", linewidth=0.6)
         ax.grid(alpha=0.3, linewidth=0.5)
         ax.set_title(_combo_title(site, drug), fontsize=8)
@@ -431,19 +480,42 @@ def _therapeutic_ratio(ds: xr.Dataset, index: Mapping[tuple[str, ...], Mapping[s
             ax.set_ylabel("overall survival at 12 months [%]", fontsize=8)
     for p in range(len(shown), n_rows * n_cols):
         axes[p // n_cols][p % n_cols].axis("off")
-    handles = [Line2D([], [], color=colours[f], marker="s", linestyle="none", markersize=6,
-                      label=f + (" (no RT)" if f in no_rt and f.lower() != "no rt" else "")) for f in fracs]
-    handles_t = [Line2D([], [], color="0.3", marker=markers[t], linestyle="none", markersize=6, label=t)
-                 for t in timings]
+    handles = [
+        Line2D(
+            [],
+            [],
+            color=colours[f],
+            marker="s",
+            linestyle="none",
+            markersize=6,
+            label=f + (" (no RT)" if f in no_rt and f.lower() != "no rt" else ""),
+        )
+        for f in fracs
+    ]
+    handles_t = [
+        Line2D([], [], color="0.3", marker=markers[t], linestyle="none", markersize=6, label=t) for t in timings
+    ]
     h = handles[:_MAX_LEGEND] + handles_t[:_MAX_LEGEND]
-    fig.legend(handles=h, loc="outside right upper", fontsize=7, frameon=False,
-               title="colour: fractionation\nmarker: timing", title_fontsize=7)
+    fig.legend(
+        handles=h,
+        loc="outside right upper",
+        fontsize=7,
+        frameon=False,
+        title="colour: fractionation\nmarker: timing",
+        title_fontsize=7,
+    )
     fig.suptitle("12-month OS vs pneumonitis risk" + ("" if any_point else " (no finite values)"), fontsize=10)
     return _png(fig)
 
 
-def _best_cells(rows: Sequence[Mapping[str, Any]], metric: str, *, exclude: Sequence[str] = (),
-                max_risk: float | None = None, n: int = 1) -> list[Mapping[str, Any]]:
+def _best_cells(
+    rows: Sequence[Mapping[str, Any]],
+    metric: str,
+    *,
+    exclude: Sequence[str] = (),
+    max_risk: float | None = None,
+    n: int = 1,
+) -> list[Mapping[str, Any]]:
     """The ``n`` rows with the highest finite-or-inf ``metric`` (NaN excluded), ties broken by lower pneumonitis."""
     cand = []
     for r in rows:
@@ -458,8 +530,9 @@ def _best_cells(rows: Sequence[Mapping[str, Any]], metric: str, *, exclude: Sequ
     return [c[2] for c in cand[:n]]
 
 
-def _reference_row(index: Mapping[tuple[str, ...], Mapping[str, Any]], row: Mapping[str, Any],
-                   no_rt: Sequence[str]) -> Mapping[str, Any] | None:
+def _reference_row(
+    index: Mapping[tuple[str, ...], Mapping[str, Any]], row: Mapping[str, Any], no_rt: Sequence[str]
+) -> Mapping[str, Any] | None:
     """The no-RT row of the same timing, site and drug as ``row`` (None when the study has none)."""
     for f in no_rt:
         ref = index.get((str(row["timing"]), f, str(row["site"]), str(row["drug"])))
@@ -513,8 +586,17 @@ def _waterfall(ds: xr.Dataset, rows: Sequence[Mapping[str, Any]]) -> bytes:
         ax.axhline(0.0, color="black", linewidth=0.7)
         for level, text in ((20.0, "+20%"), (-30.0, "-30%")):
             ax.axhline(level, color="0.3", linestyle="--", linewidth=0.8)
-            ax.annotate(text, xy=(1.0, level), xycoords=ax.get_yaxis_transform(), xytext=(-2, 2),
-                        textcoords="offset points", ha="right", va="bottom", fontsize=7, color="0.3")
+            ax.annotate(
+                text,
+                xy=(1.0, level),
+                xycoords=ax.get_yaxis_transform(),
+                xytext=(-2, 2),
+                textcoords="offset points",
+                ha="right",
+                va="bottom",
+                fontsize=7,
+                color="0.3",
+            )
         ax.set_xlim(-0.6, max(order.size, 1) - 0.4)
         ax.set_xticks([])
         orr = _fmt(row.get("orr"), "pct")
@@ -549,8 +631,7 @@ def study_figures(ds: xr.Dataset, rows: Sequence[Mapping[str, Any]]) -> dict[str
         "heatmap_orr": _heatmap(ds, index, "orr", "pct", "Objective response rate", "viridis"),
         "heatmap_median_pfs": _heatmap(ds, index, "median_pfs_month", "month", "Median PFS", "viridis"),
         "heatmap_os_12mo": _heatmap(ds, index, "os_12mo", "pct", "Overall survival at 12 months", "viridis"),
-        "heatmap_pneumonitis": _heatmap(ds, index, "pneumonitis_risk", "pct1", "Pneumonitis risk (grade >= 2)",
-                                        "Reds"),
+        "heatmap_pneumonitis": _heatmap(ds, index, "pneumonitis_risk", "pct1", "Pneumonitis risk (grade >= 2)", "Reds"),
         "km_pfs": _km(ds, "pfs"),
         "km_os": _km(ds, "os"),
         "therapeutic_ratio": _therapeutic_ratio(ds, index),
@@ -600,7 +681,8 @@ def _simulated_section(ds: xr.Dataset, prov: Mapping[str, Any]) -> list[str]:
         "patients were simulated in every cell of the grid (common random numbers), so differences between cells "
         "are due to the treatment, not to different patients. Model: "
         f"{_e(prov.get('model', '?'))}, {_e(prov.get('n_lesions', '?'))} lesions per patient; follow-up "
-        f"{_e(_fmt(_num(design.get('t_end_day')) / 30.44, 'month'))} months from the start of the drug.</p>")
+        f"{_e(_fmt(_num(design.get('t_end_day')) / 30.44, 'month'))} months from the start of the drug.</p>"
+    )
     if prov.get("mix_source"):
         out.append(f"<p><i>Population:</i> {_e(prov['mix_source'])}</p>")
     levels = []
@@ -611,22 +693,30 @@ def _simulated_section(ds: xr.Dataset, prov: Mapping[str, Any]) -> list[str]:
         if n_fx == 0:
             fr_info.append(f"{f} (no RT)")
         else:
-            fr_info.append(f"{f} ({_fmt(float(sel.total_dose_gy), 'gy')} Gy in {n_fx} fractions, "
-                           f"BED10 {_fmt(float(sel.bed10_gy), 'gy')} Gy)")
+            fr_info.append(
+                f"{f} ({_fmt(float(sel.total_dose_gy), 'gy')} Gy in {n_fx} fractions, "
+                f"BED10 {_fmt(float(sel.bed10_gy), 'gy')} Gy)"
+            )
     t_info = []
     for t in _labels(ds, "timing"):
         start = float(ds.timing_start_day.sel(timing=t)) if "timing_start_day" in ds.coords else math.nan
-        t_info.append(f"{t} (salvage RT after progression)" if math.isnan(start) else
-                      f"{t} (first fraction on day {start:+g} relative to the first drug dose)")
+        t_info.append(
+            f"{t} (salvage RT after progression)"
+            if math.isnan(start)
+            else f"{t} (first fraction on day {start:+g} relative to the first drug dose)"
+        )
     levels.append(("RT timing", "; ".join(t_info)))
     levels.append(("fractionation", "; ".join(fr_info)))
     levels.append(("irradiated site", "; ".join(_labels(ds, "site"))))
     levels.append(("drug", "; ".join(_labels(ds, "drug"))))
     out.append("<p>Axes of the grid (every combination was simulated):</p>" + _kv_table(levels))
     assess = design.get("assessment")
-    assess_text = (f" Assessment settings of this study: {json.dumps(assess, default=str)}." if assess else
-                   " Unless the design's [assessment] table says otherwise: RECIST 1.1, scans every 6 weeks "
-                   "(9-weekly after week 52), objective response at the day-84 visit, all lesions counted.")
+    assess_text = (
+        f" Assessment settings of this study: {json.dumps(assess, default=str)}."
+        if assess
+        else " Unless the design's [assessment] table says otherwise: RECIST 1.1, scans every 6 weeks "
+        "(9-weekly after week 52), objective response at the day-84 visit, all lesions counted."
+    )
     out.append(
         "<p><b>Assessment.</b> Each virtual patient is scored like a trial patient: tumour response by RECIST 1.1 on "
         "the simulated scans (ORR: complete or partial response; DCR: response or stable disease), "
@@ -634,53 +724,74 @@ def _simulated_section(ds: xr.Dataset, prov: Mapping[str, Any]) -> list[str]:
         "12/24-month rates are Kaplan-Meier estimates over the virtual patients. The abscopal ORR counts only the "
         "lesions outside the RT field (not defined without RT or for RT at progression). Hazard ratios compare each "
         f"cell with the no-RT cell of the same timing, site and drug on the same patients (Cox model).{assess_text}"
-        "</p>")
+        "</p>"
+    )
     delay = design.get("salvage_delay_day")
     out.append(
         "<p><b>RT at progression.</b> The drug is first simulated alone; every patient whose RECIST progression is "
         f"seen at a scan starts the RT course {_e(_fmt(delay, 'count') if delay is not None else 'a fixed delay')} "
         "days after that scan; patients who never progress get no RT. Progression-free survival is therefore the "
         "same as without RT by construction; salvage RT acts on overall survival, later response and pneumonitis."
-        "</p>")
+        "</p>"
+    )
     out.append(
         "<p><b>Pneumonitis risk.</b> For each patient, the Lyman-Kutcher-Burman NTCP of grade &ge; 2 radiation "
         "pneumonitis of the EQD2 mean lung dose (a fixed fraction of the prescription that depends on the site and "
         "fractionation unless the design gives it; see the table), multiplied by a concurrency factor when a drug "
         "dose falls within the concurrency window of any RT fraction. The cell's risk is the mean over all patients "
-        "(0 for patients not irradiated).</p>")
+        "(0 for patients not irradiated).</p>"
+    )
     if n_draws:
-        out.append(f"<p><b>Uncertainty.</b> Draw 0 uses the point values of the fit; {n_draws} further parameter "
-                   f"draws ({_e(prov.get('draw_source', '?'))}, seed {_e(prov.get('draw_seed', '?'))}) give the "
-                   "95% intervals shown in brackets (2.5-97.5% of the draws). They reflect parameter uncertainty "
-                   "only, for these virtual patients, not the sampling noise of a trial of this size.</p>")
+        out.append(
+            f"<p><b>Uncertainty.</b> Draw 0 uses the point values of the fit; {n_draws} further parameter "
+            f"draws ({_e(prov.get('draw_source', '?'))}, seed {_e(prov.get('draw_seed', '?'))}) give the "
+            "95% intervals shown in brackets (2.5-97.5% of the draws). They reflect parameter uncertainty "
+            "only, for these virtual patients, not the sampling noise of a trial of this size.</p>"
+        )
     else:
-        out.append("<p><b>Uncertainty.</b> This study has no parameter draws: every number is a point value of one "
-                   "parameter set, without an uncertainty interval.</p>")
+        out.append(
+            "<p><b>Uncertainty.</b> This study has no parameter draws: every number is a point value of one "
+            "parameter set, without an uncertainty interval.</p>"
+        )
     return out
 
 
 def _fit_section(prov: Mapping[str, Any]) -> list[str]:
     out = ["<h2>Which calibration</h2>"]
     if not prov.get("fit"):
-        out.append("<p class=\"note\"><b>Fit: none &mdash; model defaults, uncalibrated.</b> The parameters are the "
-                   "model's literature defaults; they were not fitted to trial data, so the absolute numbers below "
-                   "are illustrative and only the comparisons between cells carry meaning (and only as far as the "
-                   "model's mechanisms are right).</p>")
+        out.append(
+            '<p class="note"><b>Fit: none &mdash; model defaults, uncalibrated.</b> The parameters are the '
+            "model's literature defaults; they were not fitted to trial data, so the absolute numbers below "
+            "are illustrative and only the comparisons between cells carry meaning (and only as far as the "
+            "model's mechanisms are right).</p>"
+        )
         return out
-    out.append(_kv_table([("fit file", prov.get("fit")), ("file hash (sha256)", prov.get("fit_hash") or "-"),
-                          ("parameter draws", prov.get("draw_source", "-"))]))
+    out.append(
+        _kv_table(
+            [
+                ("fit file", prov.get("fit")),
+                ("file hash (sha256)", prov.get("fit_hash") or "-"),
+                ("parameter draws", prov.get("draw_source", "-")),
+            ]
+        )
+    )
     values = prov.get("fit_values") or {}
     if values:
-        body = "".join(f"<tr><td>{_e(k)}</td><td class=\"n\">{_e(f'{_num(v):.4g}')}</td></tr>"
-                       for k, v in sorted(values.items()))
-        out.append(f"<p>Fitted values (point values, draw 0):</p><table><tr><th>parameter</th><th>value</th></tr>"
-                   f"{body}</table>")
+        body = "".join(
+            f'<tr><td>{_e(k)}</td><td class="n">{_e(f"{_num(v):.4g}")}</td></tr>' for k, v in sorted(values.items())
+        )
+        out.append(
+            f"<p>Fitted values (point values, draw 0):</p><table><tr><th>parameter</th><th>value</th></tr>"
+            f"{body}</table>"
+        )
     targets = prov.get("fit_targets") or {}
     if targets:
         items = targets.items() if isinstance(targets, Mapping) else ((t, "") for t in targets)
         body = "".join(f"<tr><td>{_e(t)}</td><td><code>{_e(h)}</code></td></tr>" for t, h in items)
-        out.append(f"<p>Trials the fit was calibrated to:</p><table><tr><th>trial</th><th>target content hash</th>"
-                   f"</tr>{body}</table>")
+        out.append(
+            f"<p>Trials the fit was calibrated to:</p><table><tr><th>trial</th><th>target content hash</th>"
+            f"</tr>{body}</table>"
+        )
     else:
         out.append("<p>The fit file does not record the trials it was fitted to.</p>")
     return out
@@ -688,8 +799,12 @@ def _fit_section(prov: Mapping[str, Any]) -> list[str]:
 
 def _overlaps(a: Mapping[str, Any], b: Mapping[str, Any], metric: str) -> bool | None:
     """Whether the draw intervals of ``metric`` overlap (None without intervals)."""
-    al, ah, bl, bh = (_num(a.get(f"{metric}_lower")), _num(a.get(f"{metric}_upper")),
-                      _num(b.get(f"{metric}_lower")), _num(b.get(f"{metric}_upper")))
+    al, ah, bl, bh = (
+        _num(a.get(f"{metric}_lower")),
+        _num(a.get(f"{metric}_upper")),
+        _num(b.get(f"{metric}_lower")),
+        _num(b.get(f"{metric}_upper")),
+    )
     if any(math.isnan(v) for v in (al, ah, bl, bh)):
         return None
     return not (al > bh or bl > ah)
@@ -714,8 +829,10 @@ def _favours_section(ds: xr.Dataset, rows: Sequence[Mapping[str, Any]], prov: Ma
             text += f" (hazard ratio {_e(_value_with_interval(row, hr_metric, 'hr'))})"
         ov = _overlaps(row, ref, metric)
         if ov:
-            text += (". <i>Caveat: its 95% interval overlaps the no-RT reference's; the model does not clearly "
-                     "separate this cell from no RT.</i>")
+            text += (
+                ". <i>Caveat: its 95% interval overlaps the no-RT reference's; the model does not clearly "
+                "separate this cell from no RT.</i>"
+            )
         elif ov is False:
             text += ". Its 95% interval does not overlap the no-RT reference's."
         else:
@@ -732,19 +849,26 @@ def _favours_section(ds: xr.Dataset, rows: Sequence[Mapping[str, Any]], prov: Ma
 
     best_os = _best_cells(rows, "os_12mo", exclude=no_rt)
     if best_os:
-        items.append("Best 12-month overall survival: " + compare(best_os[0], "os_12mo", "pct", "12-month OS")
-                     + ties(best_os[0], "os_12mo"))
+        items.append(
+            "Best 12-month overall survival: "
+            + compare(best_os[0], "os_12mo", "pct", "12-month OS")
+            + ties(best_os[0], "os_12mo")
+        )
     best_pfs = _best_cells(rows, "median_pfs_month", exclude=no_rt)
     if best_pfs:
-        items.append("Longest median progression-free survival: "
-                     + compare(best_pfs[0], "median_pfs_month", "month", "median PFS (months)")
-                     + ties(best_pfs[0], "median_pfs_month"))
+        items.append(
+            "Longest median progression-free survival: "
+            + compare(best_pfs[0], "median_pfs_month", "month", "median PFS (months)")
+            + ties(best_pfs[0], "median_pfs_month")
+        )
     low = _best_cells(rows, "os_12mo", exclude=no_rt, max_risk=LOW_PNEUMONITIS_RISK)
     if low:
         r = low[0]
-        items.append(f"Best 12-month OS with pneumonitis risk below {100 * LOW_PNEUMONITIS_RISK:.0f}%: "
-                     + compare(r, "os_12mo", "pct", "12-month OS")
-                     + f" Pneumonitis risk {_e(_value_with_interval(r, 'pneumonitis_risk', 'pct1'))}.")
+        items.append(
+            f"Best 12-month OS with pneumonitis risk below {100 * LOW_PNEUMONITIS_RISK:.0f}%: "
+            + compare(r, "os_12mo", "pct", "12-month OS")
+            + f" Pneumonitis risk {_e(_value_with_interval(r, 'pneumonitis_risk', 'pct1'))}."
+        )
     elif best_os:
         items.append(f"No RT cell has a pneumonitis risk below {100 * LOW_PNEUMONITIS_RISK:.0f}%.")
     if not items:
@@ -759,43 +883,66 @@ def _favours_section(ds: xr.Dataset, rows: Sequence[Mapping[str, Any]], prov: Ma
     n_pat = int(ds.sizes.get("patient", 0))
     if n_draws == 0:
         se = 50.0 / math.sqrt(max(n_pat, 1))
-        caveats.append(f"Without parameter draws there are no intervals: these are point values of one parameter set "
-                       f"on {n_pat} virtual patients, and differences of a few percentage points between cells "
-                       f"(a binomial standard error with {n_pat} patients is up to {se:.0f} points) should not be "
-                       "read as real.")
+        caveats.append(
+            f"Without parameter draws there are no intervals: these are point values of one parameter set "
+            f"on {n_pat} virtual patients, and differences of a few percentage points between cells "
+            f"(a binomial standard error with {n_pat} patients is up to {se:.0f} points) should not be "
+            "read as real."
+        )
     if not prov.get("fit"):
-        caveats.append("The model is uncalibrated (model defaults): treat the ranking as a hypothesis about the "
-                       "mechanisms, not as a prediction.")
+        caveats.append(
+            "The model is uncalibrated (model defaults): treat the ranking as a hypothesis about the "
+            "mechanisms, not as a prediction."
+        )
     if caveats:
-        out.append("<p class=\"note\">" + " ".join(_e(c) for c in caveats) + "</p>")
+        out.append('<p class="note">' + " ".join(_e(c) for c in caveats) + "</p>")
     return out
 
 
 def _summary_section(ds: xr.Dataset, rows: Sequence[Mapping[str, Any]]) -> list[str]:
     no_rt = set(_no_rt_labels(ds))
-    head = ["timing", "fractionation", "site", "drug", "dose / fx", "BED10 (Gy)", "MLD (Gy)",
-            *(h for _, h, _ in _TABLE_COLUMNS)]
+    head = [
+        "timing",
+        "fractionation",
+        "site",
+        "drug",
+        "dose / fx",
+        "BED10 (Gy)",
+        "MLD (Gy)",
+        *(h for _, h, _ in _TABLE_COLUMNS),
+    ]
     cols = "".join(f"<th>{h if '&' in h else _e(h)}</th>" for h in head)
     body = []
     for r in rows:
         n_fx = int(_num(r.get("n_fractions")) or 0) if math.isfinite(_num(r.get("n_fractions"))) else 0
         dose = "no RT" if n_fx == 0 else f"{_fmt(r.get('total_dose_gy'), 'gy')} Gy / {n_fx}"
         cells = [f"<td>{_e(r[a])}</td>" for a in AXES]
-        cells += [f"<td class=\"n\">{_e(dose)}</td>", f"<td class=\"n\">{_e(_fmt(r.get('bed10_gy'), 'gy'))}</td>",
-                  f"<td class=\"n\">{_e(_fmt(r.get('mean_lung_dose_gy'), 'gy'))}</td>"]
+        cells += [
+            f'<td class="n">{_e(dose)}</td>',
+            f'<td class="n">{_e(_fmt(r.get("bed10_gy"), "gy"))}</td>',
+            f'<td class="n">{_e(_fmt(r.get("mean_lung_dose_gy"), "gy"))}</td>',
+        ]
         for m, _, kind in _TABLE_COLUMNS:
             iv = _fmt_interval(r.get(f"{m}_lower"), r.get(f"{m}_upper"), kind)
-            cells.append(f"<td class=\"n\">{_e(_fmt(r.get(m), kind))}"
-                         + (f"<span class=\"iv\">{_e(iv)}</span>" if iv else "") + "</td>")
-        cls = " class=\"ref\"" if r["fractionation"] in no_rt else ""
+            cells.append(
+                f'<td class="n">{_e(_fmt(r.get(m), kind))}'
+                + (f'<span class="iv">{_e(iv)}</span>' if iv else "")
+                + "</td>"
+            )
+        cls = ' class="ref"' if r["fractionation"] in no_rt else ""
         body.append(f"<tr{cls}>{''.join(cells)}</tr>")
-    legend = ("ORR: objective response rate; abscopal ORR: response of the lesions outside the RT field; DCR: disease "
-              "control rate; NR: median not reached; HR: hazard ratio vs no RT (same timing, site and drug; &lt; 1 "
-              "favours RT); MLD: physical mean lung dose; '-': not defined. Shaded rows: no RT.")
+    legend = (
+        "ORR: objective response rate; abscopal ORR: response of the lesions outside the RT field; DCR: disease "
+        "control rate; NR: median not reached; HR: hazard ratio vs no RT (same timing, site and drug; &lt; 1 "
+        "favours RT); MLD: physical mean lung dose; '-': not defined. Shaded rows: no RT."
+    )
     if _n_draws(ds):
         legend += " Brackets: 95% interval over the parameter draws."
-    return ["<h2>Summary table</h2>", f"<p>{legend}</p>",
-            f"<div class=\"wide\"><table><tr>{cols}</tr>{''.join(body)}</table></div>"]
+    return [
+        "<h2>Summary table</h2>",
+        f"<p>{legend}</p>",
+        f'<div class="wide"><table><tr>{cols}</tr>{"".join(body)}</table></div>',
+    ]
 
 
 def _sources_section(prov: Mapping[str, Any]) -> list[str]:
@@ -803,8 +950,10 @@ def _sources_section(prov: Mapping[str, Any]) -> list[str]:
     sources = prov.get("sources") or {}
     if sources:
         body = "".join(f"<tr><td>{_e(k)}</td><td>{_e(v)}</td></tr>" for k, v in sorted(sources.items()))
-        out.append(f"<p>Every model parameter and where its value comes from:</p><table><tr><th>parameter</th>"
-                   f"<th>source</th></tr>{body}</table>")
+        out.append(
+            f"<p>Every model parameter and where its value comes from:</p><table><tr><th>parameter</th>"
+            f"<th>source</th></tr>{body}</table>"
+        )
     else:
         out.append("<p>The study provenance lists no parameter sources.</p>")
     targets = prov.get("fit_targets") or {}
@@ -834,12 +983,15 @@ def study_report_html(ds: xr.Dataset, rows: Sequence[Mapping[str, Any]], images:
     """
     prov = _provenance(ds)
     title = str(ds.attrs.get("title") or (prov.get("design") or {}).get("title") or "Study report")
-    parts = ["<!DOCTYPE html>", "<html lang=\"en\"><head><meta charset=\"utf-8\">",
-             f"<title>{_e(title)}</title><style>{_CSS}</style></head><body>",
-             f"<h1>{_e(title)}</h1>",
-             "<p>Simulated radiotherapy plus checkpoint immunotherapy in stage IV non-small-cell lung cancer: a grid "
-             "of RT timing &times; fractionation &times; irradiated site &times; drug on the same virtual patients. "
-             "These are model predictions, not trial results.</p>"]
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>{_e(title)}</title><style>{_CSS}</style></head><body>",
+        f"<h1>{_e(title)}</h1>",
+        "<p>Simulated radiotherapy plus checkpoint immunotherapy in stage IV non-small-cell lung cancer: a grid "
+        "of RT timing &times; fractionation &times; irradiated site &times; drug on the same virtual patients. "
+        "These are model predictions, not trial results.</p>",
+    ]
     parts += _simulated_section(ds, prov)
     parts += _fit_section(prov)
     parts += _favours_section(ds, rows, prov)
@@ -849,24 +1001,28 @@ def study_report_html(ds: xr.Dataset, rows: Sequence[Mapping[str, Any]], images:
         if name not in images:
             continue
         data = base64.b64encode(images[name]).decode("ascii")
-        parts.append(f"<figure id=\"{_e(name)}\"><img alt=\"{_e(name)}\" src=\"data:image/png;base64,{data}\">"
-                     f"<figcaption><b>{_e(name)}.png</b>: {_e(caption)}</figcaption></figure>")
+        parts.append(
+            f'<figure id="{_e(name)}"><img alt="{_e(name)}" src="data:image/png;base64,{data}">'
+            f"<figcaption><b>{_e(name)}.png</b>: {_e(caption)}</figcaption></figure>"
+        )
     parts += _sources_section(prov)
     design = prov.get("design") or {}
     elapsed = ds.attrs.get("elapsed_s")
-    foot = [("abscopal version", prov.get("version", ds.attrs.get("abscopal_version", "?"))),
-            ("environment", format_environment(prov.get("environment"))),
-            ("model", prov.get("model", "?")),
-            ("model hash", prov.get("model_hash", ds.attrs.get("model_hash", "?"))),
-            ("design hash", prov.get("design_hash", "?")),
-            ("design file", design.get("source") or "-"),
-            ("fit", prov.get("fit") or "none (model defaults, uncalibrated)"),
-            ("fit hash", prov.get("fit_hash") or "-"),
-            ("patient seed / draw seed", f"{prov.get('seed', '?')} / {prov.get('draw_seed', '?')}"),
-            ("parameter draws", f"{_n_draws(ds)} ({prov.get('draw_source', '?')})"),
-            ("solver", json.dumps(prov.get("solver"), sort_keys=True, default=str) if prov.get("solver") else "-"),
-            ("elapsed", "-" if elapsed is None else f"{_num(elapsed):.1f} s"),
-            ("cells computed / cached", f"{ds.attrs.get('cells_computed', '?')} / {ds.attrs.get('cells_cached', '?')}")]
+    foot = [
+        ("abscopal version", prov.get("version", ds.attrs.get("abscopal_version", "?"))),
+        ("environment", format_environment(prov.get("environment"))),
+        ("model", prov.get("model", "?")),
+        ("model hash", prov.get("model_hash", ds.attrs.get("model_hash", "?"))),
+        ("design hash", prov.get("design_hash", "?")),
+        ("design file", design.get("source") or "-"),
+        ("fit", prov.get("fit") or "none (model defaults, uncalibrated)"),
+        ("fit hash", prov.get("fit_hash") or "-"),
+        ("patient seed / draw seed", f"{prov.get('seed', '?')} / {prov.get('draw_seed', '?')}"),
+        ("parameter draws", f"{_n_draws(ds)} ({prov.get('draw_source', '?')})"),
+        ("solver", json.dumps(prov.get("solver"), sort_keys=True, default=str) if prov.get("solver") else "-"),
+        ("elapsed", "-" if elapsed is None else f"{_num(elapsed):.1f} s"),
+        ("cells computed / cached", f"{ds.attrs.get('cells_computed', '?')} / {ds.attrs.get('cells_cached', '?')}"),
+    ]
     parts.append("<footer><h2>Provenance</h2>" + _kv_table(foot) + "</footer></body></html>")
     return "\n".join(parts) + "\n"
 
@@ -895,6 +1051,7 @@ def write_study_report(ds: xr.Dataset, rows: list[dict], out_dir: Path) -> list[
     for name, data in images.items():
         written.append(write_atomic(out_dir / f"{name}.png", lambda tmp, b=data: tmp.write_bytes(b), force=True))
     text = study_report_html(ds, rows, images)
-    written.append(write_atomic(out_dir / "report.html", lambda tmp: tmp.write_text(text, encoding="utf-8"),
-                                force=True))
+    written.append(
+        write_atomic(out_dir / "report.html", lambda tmp: tmp.write_text(text, encoding="utf-8"), force=True)
+    )
     return written

@@ -70,8 +70,16 @@ from ..simulate import Arm, simulate
 from ..targeting import place_rt_targets
 from .design import AXES, Cell, StudyDesign
 
-__all__ = ["SUMMARY_METRICS", "CellTask", "StudySetup", "assemble", "prepare_study", "run_cell", "run_study",
-           "summary_table"]
+__all__ = [
+    "SUMMARY_METRICS",
+    "CellTask",
+    "StudySetup",
+    "assemble",
+    "prepare_study",
+    "run_cell",
+    "run_study",
+    "summary_table",
+]
 
 SUMMARY_METRICS: Mapping[str, tuple[str, str]] = {
     "orr": ("1", "objective response rate (RECIST 1.1 at the ORR visit, lesions counted by the assessment)"),
@@ -126,8 +134,9 @@ def _pneumonitis(task: CellTask, plans: Sequence[Any]) -> np.ndarray:
                 if p > 0:
                     doses = np.array([d.time_day for d in plan.drug_doses(task.t_end_day)])
                     rt_days = np.array([f.time_day for f in fr])
-                    concurrent = doses.size > 0 and bool(np.any(np.abs(doses[:, None] - rt_days[None, :])
-                                                                <= model.concurrent_window_day))
+                    concurrent = doses.size > 0 and bool(
+                        np.any(np.abs(doses[:, None] - rt_days[None, :]) <= model.concurrent_window_day)
+                    )
                     if doses.size:
                         p *= model.concurrent_multiplier if concurrent else model.sequential_multiplier
             memo[id(plan)] = min(p, 1.0)
@@ -135,15 +144,24 @@ def _pneumonitis(task: CellTask, plans: Sequence[Any]) -> np.ndarray:
     return out
 
 
-def _simulate(task: CellTask, values: Mapping[str, float], plan: Any, rt_start_day: np.ndarray | None = None
-              ) -> tuple[xr.Dataset, xr.Dataset, list[Any]]:
+def _simulate(
+    task: CellTask, values: Mapping[str, float], plan: Any, rt_start_day: np.ndarray | None = None
+) -> tuple[xr.Dataset, xr.Dataset, list[Any]]:
     split = split_values(task.model.spec, values, task.variability_names)
     arm = Arm(name="cell", plan=plan, rt_start_day=rt_start_day)
-    ds = simulate(task.model, [arm], population=population_for(task.patients, split.omegas, split.effects),
-                  parameters=split.typical,
-                  t_end_day=task.t_end_day, output_interval_day=7.0, start_day=task.start_day,
-                  mechanisms_off=task.mechanisms_off, solver=task.solver, out_of_bounds="clip",
-                  variables=("lesion_diameter", "H", "total_burden", "L"))
+    ds = simulate(
+        task.model,
+        [arm],
+        population=population_for(task.patients, split.omegas, split.effects),
+        parameters=split.typical,
+        t_end_day=task.t_end_day,
+        output_interval_day=7.0,
+        start_day=task.start_day,
+        mechanisms_off=task.mechanisms_off,
+        solver=task.solver,
+        out_of_bounds="clip",
+        variables=("lesion_diameter", "H", "total_burden", "L"),
+    )
     assessment = split.assessment(task.assessment)
     if rt_start_day is not None:  # salvage RT: the lesion was not irradiated at baseline, so it stays assessed
         assessment = replace(assessment, exclude_irradiated=False)
@@ -195,8 +213,9 @@ def run_cell(task: CellTask) -> xr.Dataset:
         summary["median_pfs_month"][k] = float(e.median_pfs_day) / DAYS_PER_MONTH
         summary["median_os_month"][k] = float(e.median_os_day) / DAYS_PER_MONTH
         for name, endpoint, months in (("pfs_12mo", "pfs", 12), ("os_12mo", "os", 12), ("os_24mo", "os", 24)):
-            summary[name][k] = float(_km(e[f"{endpoint}_day"].values, e[f"{endpoint}_event"].values,
-                                         np.array([months * DAYS_PER_MONTH]))[0])
+            summary[name][k] = float(
+                _km(e[f"{endpoint}_day"].values, e[f"{endpoint}_event"].values, np.array([months * DAYS_PER_MONTH]))[0]
+            )
         risk = _pneumonitis(task, plans)
         summary["pneumonitis_risk"][k] = float(risk.mean())
         starts_k = ds.rt_start_day.values[0]
@@ -212,28 +231,51 @@ def run_cell(task: CellTask) -> xr.Dataset:
     data: dict[str, Any] = {}
     for name, (units, long) in SUMMARY_METRICS.items():
         data[name] = (("draw",), summary[name], {"units": units, "long_name": long})
-    data["pfs_survival"] = (("draw", "km_month"), curves["pfs_survival"],
-                            {"units": "1", "long_name": "Kaplan-Meier progression-free survival"})
-    data["os_survival"] = (("draw", "km_month"), curves["os_survival"],
-                           {"units": "1", "long_name": "Kaplan-Meier overall survival"})
-    units = {"pfs_day": ("day", "progression-free survival time from the study start"),
-             "os_day": ("day", "overall survival time from the study start"),
-             "best_percent_change": ("%", "best percent change of the target sum from baseline"),
-             "rt_start_day": ("day", "day of the patient's first RT fraction (NaN: no RT)")}
+    data["pfs_survival"] = (
+        ("draw", "km_month"),
+        curves["pfs_survival"],
+        {"units": "1", "long_name": "Kaplan-Meier progression-free survival"},
+    )
+    data["os_survival"] = (
+        ("draw", "km_month"),
+        curves["os_survival"],
+        {"units": "1", "long_name": "Kaplan-Meier overall survival"},
+    )
+    units = {
+        "pfs_day": ("day", "progression-free survival time from the study start"),
+        "os_day": ("day", "overall survival time from the study start"),
+        "best_percent_change": ("%", "best percent change of the target sum from baseline"),
+        "rt_start_day": ("day", "day of the patient's first RT fraction (NaN: no RT)"),
+    }
     for name, (u, long) in units.items():
         data[name] = (("draw", "patient"), per[name], {"units": u, "long_name": long})
-    for name, long in (("pfs_event", "progression or death observed"), ("os_event", "death observed"),
-                       ("objective_response", "objective response at the ORR visit")):
+    for name, long in (
+        ("pfs_event", "progression or death observed"),
+        ("os_event", "death observed"),
+        ("objective_response", "objective response at the ORR visit"),
+    ):
         data[name] = (("draw", "patient"), flags[name].astype(np.int8), {"units": "1", "long_name": long})
-    out = xr.Dataset(data, coords={"draw": ("draw", np.arange(n_draw), {"units": "1", "long_name": "parameter draw "
-                                                                        "(0: point values of the fit)"}),
-                                   "patient": ("patient", np.arange(n), {"units": "1",
-                                                                         "long_name": "virtual patient index"}),
-                                   "km_month": ("km_month", task.km_month, {"units": "month",
-                                                                            "long_name": "time from study start"})})
-    out.attrs.update({"key": task.key, "label": task.cell.label, "index": json.dumps(list(task.cell.index)),
-                      "canonical": json.dumps(task.cell.canonical(), sort_keys=True, default=str),
-                      "elapsed_s": round(time.perf_counter() - t0, 3)})
+    out = xr.Dataset(
+        data,
+        coords={
+            "draw": (
+                "draw",
+                np.arange(n_draw),
+                {"units": "1", "long_name": "parameter draw (0: point values of the fit)"},
+            ),
+            "patient": ("patient", np.arange(n), {"units": "1", "long_name": "virtual patient index"}),
+            "km_month": ("km_month", task.km_month, {"units": "month", "long_name": "time from study start"}),
+        },
+    )
+    out.attrs.update(
+        {
+            "key": task.key,
+            "label": task.cell.label,
+            "index": json.dumps(list(task.cell.index)),
+            "canonical": json.dumps(task.cell.canonical(), sort_keys=True, default=str),
+            "elapsed_s": round(time.perf_counter() - t0, 3),
+        }
+    )
     return out
 
 
@@ -257,8 +299,10 @@ class StudySetup:
 def _draw_values(cal: Any, design: StudyDesign) -> tuple[tuple[Mapping[str, float], ...], str]:
     if cal is None:
         if design.n_draws:
-            raise ParameterError(f"uncertainty.n_draws = {design.n_draws} needs a fit to draw from; set fit = "
-                                 "'default' or a calibration file, or n_draws = 0")
+            raise ParameterError(
+                f"uncertainty.n_draws = {design.n_draws} needs a fit to draw from; set fit = "
+                "'default' or a calibration file, or n_draws = 0"
+            )
         return ({},), "none (model defaults)"
     point = cal.all_values()  # base parameters of the fit included
     if not design.n_draws:
@@ -296,14 +340,17 @@ def prepare_study(design: StudyDesign, *, relative_to: str | Path | None = None)
         cal.check_model(spec, fit_path)  # a fit made for another model (lesion count, growth) is refused
     for s in design.axes["site"]:
         if s.n_lesions > spec.n_lesions:
-            raise ParameterError(f"axes.site {s.label!r}: n_lesions = {s.n_lesions} but model {name!r} has "
-                                 f"{spec.n_lesions} lesions; set model.n_lesions")
+            raise ParameterError(
+                f"axes.site {s.label!r}: n_lesions = {s.n_lesions} but model {name!r} has "
+                f"{spec.n_lesions} lesions; set model.n_lesions"
+            )
     for m in design.mechanisms_off:
         if m not in spec.mechanism_names:
             from ..errors import unknown_name_message
 
-            raise ParameterError("simulation.mechanisms_off: " + unknown_name_message("mechanism", m,
-                                                                                      spec.mechanism_names))
+            raise ParameterError(
+                "simulation.mechanisms_off: " + unknown_name_message("mechanism", m, spec.mechanism_names)
+            )
     draws, draw_source = _draw_values(cal, design)
     mix = design.population.patient_mix()
     mix = mix.capped(spec.n_lesions) if mix.max_lesions > spec.n_lesions else mix
@@ -321,40 +368,89 @@ def prepare_study(design: StudyDesign, *, relative_to: str | Path | None = None)
         placed[s.label] = place_rt_targets(patients, s.target, n_lesions=s.n_lesions)  # raises before any work
     model = compile_model(spec)
     fit_hash = fit_file_hash(fit_path)
-    common = {"version": __version__, "model_hash": spec.content_hash(), "fit_hash": fit_hash,
-              "draws": [sorted(d.items()) for d in draws], "mix": mix.name,
-              "population": [json.dumps(design.population.line_of_therapy and dict(design.population.line_of_therapy)),
-                             json.dumps(design.population.pdl1_tps_mix and dict(design.population.pdl1_tps_mix)),
-                             design.n_patients, design.seed, spec.n_lesions],
-              "assessment": json.dumps(assessment.describe(), default=str, sort_keys=True),
-              "scans": [float(x) for x in (assessment.scans.days if hasattr(assessment.scans, "days") else [])],
-              "salvage_delay_day": design.salvage_delay_day, "start_day": start_day, "t_end_day": t_end,
-              "mechanisms_off": list(design.mechanisms_off), "solver": design.solver.as_dict(),
-              "km_month_step": _KM_STEP_MONTH}
+    common = {
+        "version": __version__,
+        "model_hash": spec.content_hash(),
+        "fit_hash": fit_hash,
+        "draws": [sorted(d.items()) for d in draws],
+        "mix": mix.name,
+        "population": [
+            json.dumps(design.population.line_of_therapy and dict(design.population.line_of_therapy)),
+            json.dumps(design.population.pdl1_tps_mix and dict(design.population.pdl1_tps_mix)),
+            design.n_patients,
+            design.seed,
+            spec.n_lesions,
+        ],
+        "assessment": json.dumps(assessment.describe(), default=str, sort_keys=True),
+        "scans": [float(x) for x in (assessment.scans.days if hasattr(assessment.scans, "days") else [])],
+        "salvage_delay_day": design.salvage_delay_day,
+        "start_day": start_day,
+        "t_end_day": t_end,
+        "mechanisms_off": list(design.mechanisms_off),
+        "solver": design.solver.as_dict(),
+        "km_month_step": _KM_STEP_MONTH,
+    }
     tasks: dict[str, CellTask] = {}
     keys = []
     for cell in design.cells():
         canon = cell.canonical()
-        key = hashlib.sha256(json.dumps({"common": common, "cell": canon}, sort_keys=True,
-                                        default=str).encode()).hexdigest()[:32]
+        key = hashlib.sha256(
+            json.dumps({"common": common, "cell": canon}, sort_keys=True, default=str).encode()
+        ).hexdigest()[:32]
         keys.append(key)
         if key in tasks:
             continue
         pats, targets = placed[cell.site.label] if cell.has_rt else (patients, (0,))
-        tasks[key] = CellTask(key=key, cell=cell, model=model, patients=pats, target_lesions=targets, draws=draws,
-                              variability_names=var_names, assessment=assessment, start_day=start_day,
-                              t_end_day=t_end, salvage_delay_day=design.salvage_delay_day,
-                              mechanisms_off=design.mechanisms_off, solver=design.solver, km_month=km_month)
-    provenance = {"package": "abscopal", "version": __version__, "environment": environment(), "model": spec.name,
-                  "model_hash": spec.content_hash(), "n_lesions": spec.n_lesions,
-                  "fit": None if fit_path is None else str(fit_path), "fit_hash": fit_hash,
-                  "fit_values": draws[0], "fit_targets": prov.get("targets"), "draw_source": draw_source,
-                  "n_draws": len(draws) - 1, "draw_seed": design.draw_seed, "seed": design.seed,
-                  "design": design.describe(), "design_hash": design.content_hash(), "start_day": start_day,
-                  "solver": design.solver.as_dict(), "mix_source": mix.source, "sources": spec.sources()}
-    return StudySetup(design=design, model=model, fit_path=fit_path, fit_hash=fit_hash, draws=draws,
-                      draw_source=draw_source, tasks=tuple(tasks.values()), cell_keys=tuple(keys),
-                      start_day=start_day, provenance=provenance)
+        tasks[key] = CellTask(
+            key=key,
+            cell=cell,
+            model=model,
+            patients=pats,
+            target_lesions=targets,
+            draws=draws,
+            variability_names=var_names,
+            assessment=assessment,
+            start_day=start_day,
+            t_end_day=t_end,
+            salvage_delay_day=design.salvage_delay_day,
+            mechanisms_off=design.mechanisms_off,
+            solver=design.solver,
+            km_month=km_month,
+        )
+    provenance = {
+        "package": "abscopal",
+        "version": __version__,
+        "environment": environment(),
+        "model": spec.name,
+        "model_hash": spec.content_hash(),
+        "n_lesions": spec.n_lesions,
+        "fit": None if fit_path is None else str(fit_path),
+        "fit_hash": fit_hash,
+        "fit_values": draws[0],
+        "fit_targets": prov.get("targets"),
+        "draw_source": draw_source,
+        "n_draws": len(draws) - 1,
+        "draw_seed": design.draw_seed,
+        "seed": design.seed,
+        "design": design.describe(),
+        "design_hash": design.content_hash(),
+        "start_day": start_day,
+        "solver": design.solver.as_dict(),
+        "mix_source": mix.source,
+        "sources": spec.sources(),
+    }
+    return StudySetup(
+        design=design,
+        model=model,
+        fit_path=fit_path,
+        fit_hash=fit_hash,
+        draws=draws,
+        draw_source=draw_source,
+        tasks=tuple(tasks.values()),
+        cell_keys=tuple(keys),
+        start_day=start_day,
+        provenance=provenance,
+    )
 
 
 # ---- the cell cache ------------------------------------------------------------------------------------------
@@ -386,9 +482,10 @@ def _save_cell(ds: xr.Dataset, path: Path) -> None:
     meta_bytes = json.dumps(meta, default=str).encode()
     arrays["__meta__"] = np.frombuffer(meta_bytes, dtype=np.uint8)
     arrays["__key__"] = np.frombuffer(str(ds.attrs["key"]).encode(), dtype=np.uint8)
-    arrays["__sha256__"] = np.frombuffer(_cell_digest(meta_bytes, {k: v for k, v in arrays.items()
-                                                                   if k not in ("__meta__", "__sha256__")}).encode(),
-                                         dtype=np.uint8)
+    arrays["__sha256__"] = np.frombuffer(
+        _cell_digest(meta_bytes, {k: v for k, v in arrays.items() if k not in ("__meta__", "__sha256__")}).encode(),
+        dtype=np.uint8,
+    )
 
     def write(tmp: Path) -> None:
         with open(tmp, "wb") as fh:
@@ -415,8 +512,14 @@ def _load_cell(path: Path, key: str | None = None) -> xr.Dataset:
         stored_key = bytes(arrays.pop("__key__")).decode()
         digest = bytes(arrays.pop("__sha256__")).decode()
         meta_bytes = bytes(arrays["__meta__"])
-        if _cell_digest(meta_bytes, {k: v for k, v in arrays.items() if k != "__meta__"}
-                        | {"__key__": np.frombuffer(stored_key.encode(), dtype=np.uint8)}) != digest:
+        if (
+            _cell_digest(
+                meta_bytes,
+                {k: v for k, v in arrays.items() if k != "__meta__"}
+                | {"__key__": np.frombuffer(stored_key.encode(), dtype=np.uint8)},
+            )
+            != digest
+        ):
             raise _BadCellError("content does not match its stored sha256 (corrupt or edited)")
         if key is not None and stored_key != key:
             raise _BadCellError(f"holds cell {stored_key!r}, not {key!r} (a cell file copied over another)")
@@ -441,8 +544,10 @@ def _progress_printer(stream: Any = None) -> Callable[[int, int, int, str], None
         fill = int(width * done / max(total, 1))
         left = (el / max(done - cached, 1)) * (total - done) if done > cached else float("nan")
         eta = f"~{left:4.0f} s left" if math.isfinite(left) else ""
-        stream.write(f"\r[{'#' * fill}{'-' * (width - fill)}] {done}/{total} cells ({cached} cached) "
-                     f"{el:5.0f} s {eta} {label[:40]:<40}")
+        stream.write(
+            f"\r[{'#' * fill}{'-' * (width - fill)}] {done}/{total} cells ({cached} cached) "
+            f"{el:5.0f} s {eta} {label[:40]:<40}"
+        )
         if done == total:
             stream.write("\n")
         stream.flush()
@@ -461,13 +566,16 @@ def check_scheduler(address: str) -> str:
     """
     m = _SCHEDULER.match(address) if isinstance(address, str) else None
     if m is None or not 1 <= int(m.group(1)) <= 65535:
-        raise AbscopalError(f"--scheduler {address!r} is not a Dask scheduler address; give [tcp://]host:port, "
-                            "e.g. tcp://127.0.0.1:8786")
+        raise AbscopalError(
+            f"--scheduler {address!r} is not a Dask scheduler address; give [tcp://]host:port, "
+            "e.g. tcp://127.0.0.1:8786"
+        )
     return address
 
 
-def _execute(tasks: Sequence[CellTask], scheduler: str | None, workers: int | None) -> Iterator[
-        tuple[CellTask, xr.Dataset]]:
+def _execute(
+    tasks: Sequence[CellTask], scheduler: str | None, workers: int | None
+) -> Iterator[tuple[CellTask, xr.Dataset]]:
     if scheduler is None and workers is None:
         for t in tasks:
             yield t, run_cell(t)
@@ -478,15 +586,21 @@ def _execute(tasks: Sequence[CellTask], scheduler: str | None, workers: int | No
         raise AbscopalError("--scheduler / --workers need dask.distributed: pip install 'dask[distributed]'") from None
     cluster = None
     if scheduler is None:
-        cluster = LocalCluster(n_workers=int(workers), threads_per_worker=1, processes=True,  # type: ignore[arg-type]
-                               dashboard_address=None)
+        cluster = LocalCluster(
+            n_workers=int(workers),
+            threads_per_worker=1,
+            processes=True,  # type: ignore[arg-type]
+            dashboard_address=None,
+        )
         client = Client(cluster)
     else:
         try:
             client = Client(scheduler, timeout=_CONNECT_TIMEOUT_S)
         except (OSError, TimeoutError) as exc:
-            raise AbscopalError(f"--scheduler {scheduler!r}: cannot connect to a Dask scheduler there ({exc}); "
-                                "start one (dask scheduler) or check the address") from None
+            raise AbscopalError(
+                f"--scheduler {scheduler!r}: cannot connect to a Dask scheduler there ({exc}); "
+                "start one (dask scheduler) or check the address"
+            ) from None
     try:
         by_key = {f"abscopal-cell-{t.key}": t for t in tasks}
         futures = client.map(run_cell, list(tasks), key=list(by_key), pure=False)
@@ -503,18 +617,30 @@ def check_study_cost(design: StudyDesign, allow_large: bool = False) -> None:
     above :data:`~abscopal.limits.MAX_PATIENTS`) unless ``allow_large``."""
     from ..limits import MAX_PATIENTS, MAX_STUDY_SIMULATIONS, check_cost
 
-    check_cost(f"population.n_patients = {design.n_patients}", design.n_patients, MAX_PATIENTS, "patients",
-               allow_large)
+    check_cost(f"population.n_patients = {design.n_patients}", design.n_patients, MAX_PATIENTS, "patients", allow_large)
     n_cells = math.prod(design.shape)
-    check_cost(f"study of {' x '.join(map(str, design.shape))} = {n_cells} cells x ({design.n_draws} draws + 1) x "
-               f"{design.n_patients} patients", n_cells * (design.n_draws + 1) * design.n_patients,
-               MAX_STUDY_SIMULATIONS, "patient simulations", allow_large)
+    check_cost(
+        f"study of {' x '.join(map(str, design.shape))} = {n_cells} cells x ({design.n_draws} draws + 1) x "
+        f"{design.n_patients} patients",
+        n_cells * (design.n_draws + 1) * design.n_patients,
+        MAX_STUDY_SIMULATIONS,
+        "patient simulations",
+        allow_large,
+    )
 
 
-def run_study(design: StudyDesign, out_dir: str | Path | None = None, *, scheduler: str | None = None,
-              workers: int | None = None, progress: bool | Callable[[int, int, int, str], None] = False,
-              force: bool = False, report: bool = True, relative_to: str | Path | None = None,
-              allow_large: bool = False) -> xr.Dataset:
+def run_study(
+    design: StudyDesign,
+    out_dir: str | Path | None = None,
+    *,
+    scheduler: str | None = None,
+    workers: int | None = None,
+    progress: bool | Callable[[int, int, int, str], None] = False,
+    force: bool = False,
+    report: bool = True,
+    relative_to: str | Path | None = None,
+    allow_large: bool = False,
+) -> xr.Dataset:
     """Run every cell of ``design`` and return the study dataset (see :func:`assemble`).
 
     Parameters
@@ -642,13 +768,23 @@ def assemble(setup: StudySetup, results: Mapping[str, xr.Dataset]) -> xr.Dataset
                     t_arm, e_arm = data[f"{e}_day"][1][i, j, k, m, d], data[f"{e}_event"][1][i, j, k, m, d]
                     try:
                         hr[e][i, j, k, m, d] = hazard_ratio(
-                            np.concatenate([t_ref, t_arm]), np.concatenate([e_ref, e_arm]).astype(bool),
-                            np.repeat([0, 1], n_pat), reference=0).hr
+                            np.concatenate([t_ref, t_arm]),
+                            np.concatenate([e_ref, e_arm]).astype(bool),
+                            np.repeat([0, 1], n_pat),
+                            reference=0,
+                        ).hr
                     except (AbscopalError, ValueError):
                         pass  # no events in one arm: HR not estimable, left NaN
     for e, long in (("pfs", "progression-free"), ("os", "overall")):
-        data[f"hr_{e}"] = (dims, hr[e], {"units": "1", "long_name": f"Cox hazard ratio of {long} survival vs the "
-                                         "no-RT cell of the same timing, site and drug (same patients)"})
+        data[f"hr_{e}"] = (
+            dims,
+            hr[e],
+            {
+                "units": "1",
+                "long_name": f"Cox hazard ratio of {long} survival vs the "
+                "no-RT cell of the same timing, site and drug (same patients)",
+            },
+        )
     fr = design.axes["fractionation"]
     sites = design.axes["site"]
     from .design import default_mean_lung_dose_gy
@@ -661,27 +797,49 @@ def assemble(setup: StudySetup, results: Mapping[str, xr.Dataset]) -> xr.Dataset
         "draw": ("draw", np.arange(n_draw), {"units": "1", "long_name": "parameter draw (0: point values)"}),
         "patient": ("patient", np.arange(n_pat), {"units": "1", "long_name": "virtual patient index"}),
         "km_month": ("km_month", first.km_month.values, {"units": "month", "long_name": "time from study start"}),
-        "timing_start_day": ("timing", [np.nan if t.start_day is None else t.start_day for t in design.axes["timing"]],
-                         {"units": "day", "long_name": "first RT fraction after the first drug dose "
-                                                       "(NaN: at progression)"}),
-        "dose_per_fraction_gy": ("fractionation", [0.0 if f.course is None else f.course.dose_per_fraction_gy
-                                                   for f in fr], {"units": "Gy", "long_name": "dose per fraction"}),
-        "n_fractions": ("fractionation", [0 if f.course is None else f.course.n_fractions for f in fr],
-                        {"units": "1", "long_name": "number of fractions"}),
-        "total_dose_gy": ("fractionation", [f.total_dose_gy for f in fr],
-                          {"units": "Gy", "long_name": "prescribed total dose"}),
-        "bed10_gy": ("fractionation", [0.0 if f.course is None else float(bed(f.total_dose_gy,
-                                                                               f.course.n_fractions, 10.0))
-                                       for f in fr], {"units": "Gy", "long_name": "BED, alpha/beta 10 Gy"}),
-        "mean_lung_dose_gy": (("fractionation", "site"), [[default_mean_lung_dose_gy(s, f) for s in sites]
-                                                          for f in fr],
-                              {"units": "Gy", "long_name": "physical mean lung dose (pneumonitis NTCP input)"}),
+        "timing_start_day": (
+            "timing",
+            [np.nan if t.start_day is None else t.start_day for t in design.axes["timing"]],
+            {"units": "day", "long_name": "first RT fraction after the first drug dose (NaN: at progression)"},
+        ),
+        "dose_per_fraction_gy": (
+            "fractionation",
+            [0.0 if f.course is None else f.course.dose_per_fraction_gy for f in fr],
+            {"units": "Gy", "long_name": "dose per fraction"},
+        ),
+        "n_fractions": (
+            "fractionation",
+            [0 if f.course is None else f.course.n_fractions for f in fr],
+            {"units": "1", "long_name": "number of fractions"},
+        ),
+        "total_dose_gy": (
+            "fractionation",
+            [f.total_dose_gy for f in fr],
+            {"units": "Gy", "long_name": "prescribed total dose"},
+        ),
+        "bed10_gy": (
+            "fractionation",
+            [0.0 if f.course is None else float(bed(f.total_dose_gy, f.course.n_fractions, 10.0)) for f in fr],
+            {"units": "Gy", "long_name": "BED, alpha/beta 10 Gy"},
+        ),
+        "mean_lung_dose_gy": (
+            ("fractionation", "site"),
+            [[default_mean_lung_dose_gy(s, f) for s in sites] for f in fr],
+            {"units": "Gy", "long_name": "physical mean lung dose (pneumonitis NTCP input)"},
+        ),
     }
     ds = xr.Dataset(data, coords=coords)
-    ds.attrs.update({"title": design.title, "provenance": json.dumps(setup.provenance, sort_keys=True, default=str),
-                     "abscopal_version": __version__, "model_hash": setup.provenance["model_hash"],
-                     "fit": str(setup.provenance["fit"]), "seed": design.seed,
-                     "cell_keys": json.dumps(list(setup.cell_keys))})
+    ds.attrs.update(
+        {
+            "title": design.title,
+            "provenance": json.dumps(setup.provenance, sort_keys=True, default=str),
+            "abscopal_version": __version__,
+            "model_hash": setup.provenance["model_hash"],
+            "fit": str(setup.provenance["fit"]),
+            "seed": design.seed,
+            "cell_keys": json.dumps(list(setup.cell_keys)),
+        }
+    )
     return ds
 
 
@@ -698,8 +856,7 @@ def summary_table(ds: xr.Dataset, *, level: float = 0.95) -> list[dict[str, Any]
         row["total_dose_gy"] = float(ds.total_dose_gy.sel(fractionation=row["fractionation"]))
         row["n_fractions"] = int(ds.n_fractions.sel(fractionation=row["fractionation"]))
         row["bed10_gy"] = float(ds.bed10_gy.sel(fractionation=row["fractionation"]))
-        row["mean_lung_dose_gy"] = float(ds.mean_lung_dose_gy.sel(fractionation=row["fractionation"],
-                                                                  site=row["site"]))
+        row["mean_lung_dose_gy"] = float(ds.mean_lung_dose_gy.sel(fractionation=row["fractionation"], site=row["site"]))
         for m in metrics:
             v = sel[m].values
             row[m] = float(v[0])
@@ -735,11 +892,15 @@ def _check_study_dir(out: Path, *, force: bool, inputs: Sequence[Any] = ()) -> N
     is_study = os.path.lexists(out / "study.json") or (out / "cells").is_dir()
     if entries and not is_study:
         shown = ", ".join(sorted(entries)[:5]) + (", ..." if len(entries) > 5 else "")
-        raise OutputPathError(f"--out {str(out)!r} is a folder that holds other files ({shown}) and no study "
-                              "(no study.json, no cells/); choose a new or empty folder")
+        raise OutputPathError(
+            f"--out {str(out)!r} is a folder that holds other files ({shown}) and no study "
+            "(no study.json, no cells/); choose a new or empty folder"
+        )
     if (out / "study.json").exists() and not force:
-        raise AbscopalError(f"{str(out)!r} holds a completed study (study.json exists); choose another --out or "
-                            "pass --force to rewrite its outputs")
+        raise AbscopalError(
+            f"{str(out)!r} holds a completed study (study.json exists); choose another --out or "
+            "pass --force to rewrite its outputs"
+        )
     link = out / _OUTPUTS_LINK
     if os.path.lexists(link) and not link.is_symlink():
         raise OutputPathError(f"--out {str(out)!r}: {str(link)!r} is not the study's outputs link; move it away")
@@ -749,13 +910,16 @@ def _check_study_dir(out: Path, *, force: bool, inputs: Sequence[Any] = ()) -> N
             if os.path.lexists(p) and (p.is_symlink() or not p.is_dir()):
                 raise OutputPathError(f"--out {str(out)!r}: {str(p)!r} is not a folder of cells; move it away")
         elif os.path.lexists(p) and not p.is_symlink() and not p.is_file():
-            raise OutputPathError(f"--out {str(out)!r}: {str(p)!r} is not a regular file and cannot be replaced; "
-                                  "move it away")
+            raise OutputPathError(
+                f"--out {str(out)!r}: {str(p)!r} is not a regular file and cannot be replaced; move it away"
+            )
     root = out.resolve()
     for i in inputs:
         if i is not None and os.path.exists(i) and root in Path(i).resolve().parents:
-            raise OutputPathError(f"input {str(i)!r} is inside the study folder --out {str(out)!r}; keep inputs "
-                                  "outside it (its outputs are rewritten)")
+            raise OutputPathError(
+                f"input {str(i)!r} is inside the study folder --out {str(out)!r}; keep inputs "
+                "outside it (its outputs are rewritten)"
+            )
 
 
 def _clean_staging(out: Path) -> None:
@@ -802,9 +966,13 @@ def _write_outputs(ds: xr.Dataset, out: Path, *, report: bool) -> None:
             from .report import write_study_report
 
             outputs += [str(p.relative_to(staging)) for p in write_study_report(ds, rows, staging)]
-        manifest = {"outputs": outputs, "elapsed_s": ds.attrs.get("elapsed_s"),
-                    "cells_computed": ds.attrs.get("cells_computed"), "cells_cached": ds.attrs.get("cells_cached"),
-                    "provenance": json.loads(ds.attrs["provenance"])}
+        manifest = {
+            "outputs": outputs,
+            "elapsed_s": ds.attrs.get("elapsed_s"),
+            "cells_computed": ds.attrs.get("cells_computed"),
+            "cells_cached": ds.attrs.get("cells_cached"),
+            "provenance": json.loads(ds.attrs["provenance"]),
+        }
         body = json.dumps(manifest, indent=1, default=str) + "\n"
         write_atomic(staging / "study.json", lambda tmp: tmp.write_text(body, encoding="utf-8"), force=True)
         outputs.append("study.json")

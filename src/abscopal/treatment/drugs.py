@@ -54,16 +54,12 @@ def _number(name: str, value: object, error: type[Exception], fix: str) -> float
     return float(value)  # type: ignore[arg-type]
 
 
-def _bounded(
-    name: str, value: object, error: type[Exception], *, strict: bool
-) -> float:
+def _bounded(name: str, value: object, error: type[Exception], *, strict: bool) -> float:
     """Return ``value`` as a finite float > 0 (``strict``) or >= 0, else raise."""
     fix = "give a positive value" if strict else "give a non-negative value"
     number = _number(name, value, error, fix)
     if number < 0.0 or (strict and number == 0.0):
-        raise error(
-            f"{name} must be {'>' if strict else '>='} 0, got {number!r}; {fix}"
-        )
+        raise error(f"{name} must be {'>' if strict else '>='} 0, got {number!r}; {fix}")
     return number
 
 
@@ -106,20 +102,14 @@ class DrugPK:
         if not isinstance(self.name, str) or not self.name:
             raise ParameterError(f"name must be a non-empty string, got {self.name!r}")
         if self.target not in _TARGETS:
-            raise ParameterError(
-                f"target must be 'PD-1' or 'PD-L1', got {self.target!r}; give the target"
-            )
+            raise ParameterError(f"target must be 'PD-1' or 'PD-L1', got {self.target!r}; give the target")
         for name in _POSITIVE_PK_FIELDS:
             value = _bounded(name, getattr(self, name), ParameterError, strict=True)
             object.__setattr__(self, name, value)
-        emax = _number(
-            "cl_time_emax", self.cl_time_emax, ParameterError, "give 0 or less"
-        )
+        emax = _number("cl_time_emax", self.cl_time_emax, ParameterError, "give 0 or less")
         object.__setattr__(self, "cl_time_emax", emax)
         if not isinstance(self.source, str) or not self.source.strip():
-            raise ParameterError(
-                f"source must be a non-empty citation, got {self.source!r}; cite the model"
-            )
+            raise ParameterError(f"source must be a non-empty citation, got {self.source!r}; cite the model")
         object.__setattr__(self, "assumptions", tuple(self.assumptions))
 
     def as_parameters(self) -> dict[str, float]:
@@ -150,9 +140,7 @@ class DrugPK:
                 "give times from the first dose"
             )
         tg = t**self.cl_time_hill
-        return self.cl_l_per_day * np.exp(
-            self.cl_time_emax * tg / (self.cl_time_t50_day**self.cl_time_hill + tg)
-        )
+        return self.cl_l_per_day * np.exp(self.cl_time_emax * tg / (self.cl_time_t50_day**self.cl_time_hill + tg))
 
     def terminal_half_life_day(self, time_day: float = 0.0) -> float:
         """Terminal (beta-phase) half-life in days at the clearance of ``time_day``.
@@ -400,9 +388,7 @@ class DrugRegimen:
         start = _number("start_day", self.start_day, ScheduleError, "give a day")
         object.__setattr__(self, "start_day", start)
         n = self.n_doses
-        if n is not None and (
-            isinstance(n, bool) or not isinstance(n, Integral) or n < 1
-        ):
+        if n is not None and (isinstance(n, bool) or not isinstance(n, Integral) or n < 1):
             raise ScheduleError(f"n_doses must be an integer >= 1 or None, got {n!r}")
         if self.name is not None and not isinstance(self.name, str):
             raise ScheduleError(f"name must be a string or None, got {self.name!r}")
@@ -433,9 +419,7 @@ class DrugRegimen:
         """
         bad = isinstance(until_day, bool) or not isinstance(until_day, Real)
         if bad or math.isnan(until_day):  # type: ignore[arg-type]
-            raise ScheduleError(
-                f"until_day must be a number, got {until_day!r}; give a day"
-            )
+            raise ScheduleError(f"until_day must be a number, got {until_day!r}; give a day")
         # k * interval_day < max_duration_day  <=>  k < ceil(max / interval)
         count = math.ceil(self.max_duration_day / self.interval_day)
         if self.n_doses is not None:
@@ -443,9 +427,7 @@ class DrugRegimen:
         times = (self.start_day + k * self.interval_day for k in range(count))
         mg, mg_per_kg = self.dose_mg or 0.0, self.dose_mg_per_kg or 0.0
         return tuple(
-            DrugDose(time_day=t, dose_mg=mg, dose_mg_per_kg=mg_per_kg, drug=self.drug)
-            for t in times
-            if t <= until_day
+            DrugDose(time_day=t, dose_mg=mg, dose_mg_per_kg=mg_per_kg, drug=self.drug) for t in times if t <= until_day
         )
 
     def describe(self) -> str:

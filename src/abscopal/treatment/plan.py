@@ -69,9 +69,7 @@ class TreatmentPlan:
                 "build it with DrugRegimen(...) or drug_regimen(name)"
             )
         if self.name is not None and not isinstance(self.name, str):
-            raise ScheduleError(
-                f"name must be a string or None, got {self.name!r}; give a short label"
-            )
+            raise ScheduleError(f"name must be a string or None, got {self.name!r}; give a short label")
         object.__setattr__(self, "radiation", courses)
         self._check_clashes()
 
@@ -97,9 +95,7 @@ class TreatmentPlan:
 
     def fractions(self) -> tuple[Fraction, ...]:
         """All fractions of all courses, sorted by time (ties keep course order)."""
-        every = [
-            fraction for course in self.radiation for fraction in course.fractions()
-        ]
+        every = [fraction for course in self.radiation for fraction in course.fractions()]
         return tuple(sorted(every, key=lambda f: f.time_day))
 
     def drug_doses(self, until_day: float = math.inf) -> tuple[DrugDose, ...]:
@@ -123,22 +119,14 @@ class TreatmentPlan:
         ScheduleError
             If ``offset_day`` is not a finite number or the plan has no radiation.
         """
-        if (
-            isinstance(offset_day, bool)
-            or not isinstance(offset_day, Real)
-            or not math.isfinite(offset_day)
-        ):
-            raise ScheduleError(
-                f"offset_day must be a finite number of days, got {offset_day!r}; e.g. -7.0"
-            )
+        if isinstance(offset_day, bool) or not isinstance(offset_day, Real) or not math.isfinite(offset_day):
+            raise ScheduleError(f"offset_day must be a finite number of days, got {offset_day!r}; e.g. -7.0")
         if not self.radiation:
             raise ScheduleError(
                 f"with_rt_offset needs a radiation course, got radiation={self.radiation!r}; "
                 "add a RadiationCourse before setting the RT offset"
             )
-        first_fraction_day = min(
-            float(course.fraction_days[0]) for course in self.radiation
-        )
+        first_fraction_day = min(float(course.fraction_days[0]) for course in self.radiation)
         shift = float(offset_day) - first_fraction_day
         drug = self.drug
         if drug is not None and drug_to_day0:

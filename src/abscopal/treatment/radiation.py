@@ -77,9 +77,7 @@ def _lesion_tuple(name: str, value: object) -> tuple[int, ...]:
         raise ScheduleError(f"{name} must name a lesion, got {lesions!r}; {fix}")
     for i in lesions:
         if isinstance(i, bool) or not isinstance(i, Integral) or i < 0:
-            raise ScheduleError(
-                f"{name} must hold integers >= 0, got {i!r} in {lesions!r}; {fix}"
-            )
+            raise ScheduleError(f"{name} must hold integers >= 0, got {i!r} in {lesions!r}; {fix}")
     if len(set(lesions)) != len(lesions):
         raise ScheduleError(f"{name} must not repeat a lesion, got {lesions!r}; {fix}")
     return tuple(int(i) for i in lesions)
@@ -166,8 +164,7 @@ class WeekdayDaily(_Calendar):
         day = self.start_weekday
         if isinstance(day, bool) or not isinstance(day, Integral) or not 0 <= day <= 4:
             raise ScheduleError(
-                f"start_weekday must be an integer 0 (Monday) to 4 (Friday), got "
-                f"{day!r}; start the course on a weekday"
+                f"start_weekday must be an integer 0 (Monday) to 4 (Friday), got {day!r}; start the course on a weekday"
             )
 
     def _offsets(self, n: int) -> NDArray[np.float64]:
@@ -265,13 +262,9 @@ class ExplicitDays(_Calendar):
             raise ScheduleError(f"offsets_day must be a tuple, got {raw!r}; {fix}")
         offsets = tuple(_real("offsets_day", v, fix) for v in raw)
         if not offsets:
-            raise ScheduleError(
-                f"offsets_day must not be empty, got {offsets!r}; {fix}"
-            )
+            raise ScheduleError(f"offsets_day must not be empty, got {offsets!r}; {fix}")
         if any(b <= a for a, b in itertools.pairwise(offsets)):
-            raise ScheduleError(
-                f"offsets_day must be strictly increasing, got {offsets!r}; {fix}"
-            )
+            raise ScheduleError(f"offsets_day must be strictly increasing, got {offsets!r}; {fix}")
         object.__setattr__(self, "offsets_day", offsets)
 
     def _offsets(self, n: int) -> NDArray[np.float64]:
@@ -328,9 +321,7 @@ class RadiationCourse:
         dose_fix = "give a positive dose in Gy"
         dose = _real("dose_per_fraction_gy", self.dose_per_fraction_gy, dose_fix)
         if dose <= 0.0:
-            raise ScheduleError(
-                f"dose_per_fraction_gy must be > 0, got {dose!r}; {dose_fix}"
-            )
+            raise ScheduleError(f"dose_per_fraction_gy must be > 0, got {dose!r}; {dose_fix}")
         n = _whole("n_fractions", self.n_fractions, "give a whole number of fractions")
         start = _real("start_day", self.start_day, "give the first fraction's day")
         if not isinstance(self.calendar, FractionCalendar):
@@ -405,9 +396,7 @@ class RadiationCourse:
     def describe(self) -> str:
         """One-line summary, e.g. ``"24 Gy/3 fx (8 Gy x 3, weekdays) to lesion(s) 0 on days 0..2"``."""
         days = self.fraction_days
-        span = (
-            f"day {days[0]:g}" if len(days) == 1 else f"days {days[0]:g}..{days[-1]:g}"
-        )
+        span = f"day {days[0]:g}" if len(days) == 1 else f"days {days[0]:g}..{days[-1]:g}"
         lesions = ",".join(str(i) for i in self.target_lesions)
         prefix = f"{self.name}: " if self.name is not None else ""
         return (

@@ -71,9 +71,7 @@ class RadiationRegimenSpec:
 
     def __post_init__(self) -> None:
         if not isinstance(self.source, str) or not self.source.strip():
-            raise ScheduleError(
-                f"source must be a non-empty string, got {self.source!r}; cite the regimen's source"
-            )
+            raise ScheduleError(f"source must be a non-empty string, got {self.source!r}; cite the regimen's source")
         # Validates dose, fraction count and calendar with the RadiationCourse rules.
         RadiationCourse(
             dose_per_fraction_gy=self.dose_per_fraction_gy,
@@ -119,9 +117,7 @@ class DrugRegimenSpec:
 
     def __post_init__(self) -> None:
         if not isinstance(self.source, str) or not self.source.strip():
-            raise ScheduleError(
-                f"source must be a non-empty string, got {self.source!r}; cite the regimen's source"
-            )
+            raise ScheduleError(f"source must be a non-empty string, got {self.source!r}; cite the regimen's source")
         # Validates drug name, doses, interval and duration with the DrugRegimen rules.
         DrugRegimen(
             drug=self.drug,
@@ -145,9 +141,7 @@ _PULSAR = (
 _SBRT, _CONV = EveryOtherDay(), WeekdayDaily()
 
 
-def _rt(
-    name: str, dose: float, n: int, calendar: FractionCalendar, source: str
-) -> RadiationRegimenSpec:
+def _rt(name: str, dose: float, n: int, calendar: FractionCalendar, source: str) -> RadiationRegimenSpec:
     return RadiationRegimenSpec(
         name=name,
         dose_per_fraction_gy=dose,
@@ -249,9 +243,7 @@ DRUG_REGIMENS: Mapping[str, DrugRegimenSpec] = MappingProxyType(
                 mg_per_kg=10.0,
                 max_duration_day=365.0,
             ),
-            _ici(
-                "atezolizumab_1200mg_q3w", 21.0, "Tecentriq (atezolizumab) label", mg=1200.0
-            ),
+            _ici("atezolizumab_1200mg_q3w", 21.0, "Tecentriq (atezolizumab) label", mg=1200.0),
             _ici("sintilimab_200mg_q3w", 21.0, _SINTILIMAB, mg=200.0),
         )
     }
@@ -307,9 +299,7 @@ def radiation_regimen(
     )
 
 
-def drug_regimen(
-    name: str, *, start_day: float = 0.0, max_duration_day: float | None = None
-) -> DrugRegimen:
+def drug_regimen(name: str, *, start_day: float = 0.0, max_duration_day: float | None = None) -> DrugRegimen:
     """Build a :class:`DrugRegimen` from a named schedule.
 
     Parameters
@@ -335,16 +325,12 @@ def drug_regimen(
         dose_mg_per_kg=spec.dose_mg_per_kg,
         interval_day=spec.interval_day,
         start_day=start_day,
-        max_duration_day=spec.max_duration_day
-        if default_duration
-        else max_duration_day,
+        max_duration_day=spec.max_duration_day if default_duration else max_duration_day,
         name=spec.name,
     )
 
 
-def regimen_table(
-    alpha_beta_tumour_gy: float = 10.0, alpha_beta_lung_gy: float = 3.0
-) -> list[dict[str, Any]]:
+def regimen_table(alpha_beta_tumour_gy: float = 10.0, alpha_beta_lung_gy: float = 3.0) -> list[dict[str, Any]]:
     """Rows describing every named radiation regimen, for a CLI listing.
 
     Each row has ``name``, ``dose_per_fraction_gy``, ``n_fractions``, ``total_dose_gy``,
@@ -364,9 +350,7 @@ def regimen_table(
     ):
         bad = isinstance(value, bool) or not isinstance(value, Real)
         if bad or not math.isfinite(value) or value <= 0.0:
-            raise ParameterError(
-                f"{arg} must be > 0, got {value!r}; give alpha/beta in Gy"
-            )
+            raise ParameterError(f"{arg} must be > 0, got {value!r}; give alpha/beta in Gy")
     tumour, lung = f"{alpha_beta_tumour_gy:g}", f"{alpha_beta_lung_gy:g}"
     rows = []
     for spec in RADIATION_REGIMENS.values():

@@ -97,49 +97,103 @@ _PARAMETERS: tuple[tuple[str, str, float, float, float, str], ...] = (
     ("r", "1/day", 0.4, 0.0, 5.0, "tumour growth rate (logistic)"),
     ("TVmax", _UL, 2500.0, 1.0, 1e5, "maximal (carrying-capacity) tumour volume"),
     ("d0", "1/day", 0.01, 0.0, 1.0, "spontaneous tumour-cell death rate"),
-    ("kLN", "cells/day", 279.0, 0.0, 1e5,
-     ("maximal influx of non-differentiated effector T cells from the lymph node "
-      "(the SBML annotates 1/d)")),
-    ("S_L", _UL, 8.89, 1e-3, 1e4,
-     ("T-cell infiltration ability: half-saturation of the influx in systemic antigen "
-      "Ag_sys = DCm*(TV+TVd) (the paper lists it as dimensionless; it is compared with a volume); "
-      "the only random effect of the NLME fit")),
-    ("omegaSL", "1", 0.696, 0.0, 5.0,
-     ("inter-animal variability (SD of the random effect) of S_L (Table 1 says 'random effects on "
-      "kLN', the text puts it on S_L); not in any rate law")),
+    (
+        "kLN",
+        "cells/day",
+        279.0,
+        0.0,
+        1e5,
+        ("maximal influx of non-differentiated effector T cells from the lymph node (the SBML annotates 1/d)"),
+    ),
+    (
+        "S_L",
+        _UL,
+        8.89,
+        1e-3,
+        1e4,
+        (
+            "T-cell infiltration ability: half-saturation of the influx in systemic antigen "
+            "Ag_sys = DCm*(TV+TVd) (the paper lists it as dimensionless; it is compared with a volume); "
+            "the only random effect of the NLME fit"
+        ),
+    ),
+    (
+        "omegaSL",
+        "1",
+        0.696,
+        0.0,
+        5.0,
+        (
+            "inter-animal variability (SD of the random effect) of S_L (Table 1 says 'random effects on "
+            "kLN', the text puts it on S_L); not in any rate law"
+        ),
+    ),
     ("kpro", "1/day", 3.0, 0.0, 20.0, "proliferation rate of non-differentiated T cells"),
     ("kdif", "1/day", 3.2, 0.0, 20.0, "differentiation rate of T cells into cytotoxic T cells"),
     ("k_el", "1/day", 0.2, 0.0, 10.0, "elimination rate of non-differentiated T cells"),
     ("kapo", "1/day", 2.0, 0.0, 20.0, "apoptosis rate of differentiated (cytotoxic) T cells"),
-    ("n_e", "1/(day*cell)", 0.001, 0.0, 1.0,
-     "tumour-cell kill rate per differentiated T cell (e in the paper)"),
-    ("Kpdl", "cells", 478.0, 1e-3, 1e6,
-     "dTeff giving half-maximal PD-L1 expression (sensitivity of PD-L1 to T cells)"),
-    ("kpdl", "1/day", 1.0, 1e-3, 100.0,
-     "PD-L1 turnover rate (production scale and first-order breakdown)"),
-    ("Ktcd", "1/day", 0.2, 1e-6, 10.0,
-     "tumour-cell death rate TCD giving half-maximal DC maturation (Hill coefficient 2)"),
-    ("S_R", _UL, 30.5, 1e-3, 1e4,
-     ("half-saturation of immunosuppression (ISC) in systemic antigen Ag_sys "
-      "(the paper lists it as dimensionless)")),
+    ("n_e", "1/(day*cell)", 0.001, 0.0, 1.0, "tumour-cell kill rate per differentiated T cell (e in the paper)"),
+    ("Kpdl", "cells", 478.0, 1e-3, 1e6, "dTeff giving half-maximal PD-L1 expression (sensitivity of PD-L1 to T cells)"),
+    ("kpdl", "1/day", 1.0, 1e-3, 100.0, "PD-L1 turnover rate (production scale and first-order breakdown)"),
+    (
+        "Ktcd",
+        "1/day",
+        0.2,
+        1e-6,
+        10.0,
+        "tumour-cell death rate TCD giving half-maximal DC maturation (Hill coefficient 2)",
+    ),
+    (
+        "S_R",
+        _UL,
+        30.5,
+        1e-3,
+        1e4,
+        ("half-saturation of immunosuppression (ISC) in systemic antigen Ag_sys (the paper lists it as dimensionless)"),
+    ),
     ("alpha", "1/Gy", 0.146, 0.0, 2.0, "linear radiosensitivity of proliferating tumour cells"),
     ("delta", "DSB/(Gy*cell)", 19.0, 1e-3, 1e3, "DNA double-strand breaks formed per cell per Gy"),
-    ("tau", "1/day", 0.02, 1e-6, 100.0,
-     ("DSB repair rate: first-order rate in dU/dt = delta*R - tau*U as in the SBML "
-      "(the SBML annotates it in days, the paper calls it the DSB repair time; "
-      "see dsb_repair='repair_time')")),
-    ("k_a", "1/day", 0.0, 0.0, 100.0,
-     "mAb absorption rate after i.p. dosing (paper: 8.0; the SBML has 0 and no PK); not in any rate law"),
+    (
+        "tau",
+        "1/day",
+        0.02,
+        1e-6,
+        100.0,
+        (
+            "DSB repair rate: first-order rate in dU/dt = delta*R - tau*U as in the SBML "
+            "(the SBML annotates it in days, the paper calls it the DSB repair time; "
+            "see dsb_repair='repair_time')"
+        ),
+    ),
+    (
+        "k_a",
+        "1/day",
+        0.0,
+        0.0,
+        100.0,
+        "mAb absorption rate after i.p. dosing (paper: 8.0; the SBML has 0 and no PK); not in any rate law",
+    ),
     ("V_d", "L", 0.003, 1e-6, 10.0, "mAb volume of distribution (mouse); not in any rate law"),
     ("k_el_mAB", "1/day", 0.15, 0.0, 10.0, "mAb elimination rate; not in any rate law"),
     ("K_D", "nM", 30.0, 1e-3, 1e6, "affinity (dissociation constant) of the anti-PD-L1 mAb"),
-    ("a_error", _UL, 21.2, 0.0, 1e4,
-     "additive residual error of the tumour-volume fit (SBML id 'a'); not in any rate law"),
+    (
+        "a_error",
+        _UL,
+        21.2,
+        0.0,
+        1e4,
+        "additive residual error of the tumour-volume fit (SBML id 'a'); not in any rate law",
+    ),
     ("b", "1", 0.176, 0.0, 10.0, "proportional residual error of the tumour-volume fit; not in any rate law"),
-    ("mu", "1/day", 0.1725, 0.0, 10.0,
-     "clearance rate of lethally damaged tumour volume TVd (half-life about 4 days)"),
-    ("mAb", "nM", 0.0, 0.0, 1e6,
-     "anti-PD-L1 antibody concentration (constant, as in the SBML; the curated SED-ML varies it 1-100)"),
+    ("mu", "1/day", 0.1725, 0.0, 10.0, "clearance rate of lethally damaged tumour volume TVd (half-life about 4 days)"),
+    (
+        "mAb",
+        "nM",
+        0.0,
+        0.0,
+        1e6,
+        "anti-PD-L1 antibody concentration (constant, as in the SBML; the curated SED-ML varies it 1-100)",
+    ),
 )
 
 SBML_PARAMETER_IDS: dict[str, str] = {name: name for name, *_ in _PARAMETERS}
@@ -239,8 +293,7 @@ def kosinsky2018(*, dsb_repair: str = "sbml") -> ModelSpec:
         ),
         Mechanism(
             name="t_cell_priming",
-            description="antigen-driven influx of non-differentiated effector T cells, "
-            "kLN*Ag_sys/(Ag_sys + S_L)",
+            description="antigen-driven influx of non-differentiated effector T cells, kLN*Ag_sys/(Ag_sys + S_L)",
             source=SOURCE,
         ),
         Mechanism(
@@ -297,9 +350,17 @@ def kosinsky2018(*, dsb_repair: str = "sbml") -> ModelSpec:
     table = list(_PARAMETERS)
     if dsb_repair == "repair_time":
         i = [row[0] for row in table].index("tau")
-        table[i] = ("tau", "day", 0.02, 1e-6, 100.0,
-                    ("DSB repair time: dU/dt = delta*R - U/tau (Table 1 of the paper: 'DSB repair "
-                     "time', unit d; the curated SBML uses tau as a rate instead)"))
+        table[i] = (
+            "tau",
+            "day",
+            0.02,
+            1e-6,
+            100.0,
+            (
+                "DSB repair time: dU/dt = delta*R - U/tau (Table 1 of the paper: 'DSB repair "
+                "time', unit d; the curated SBML uses tau as a rate instead)"
+            ),
+        )
     parameters = (
         *(
             Parameter(name=n, units=u, default=v, lower=lo, upper=hi, description=d, source=SOURCE)
@@ -317,11 +378,9 @@ def kosinsky2018(*, dsb_repair: str = "sbml") -> ModelSpec:
     )
 
     states = (
-        State(name="TV", units=_UL, long_name="proliferating tumour volume", initial=sym("TV0"),
-              abs_tol=1e-6),
+        State(name="TV", units=_UL, long_name="proliferating tumour volume", initial=sym("TV0"), abs_tol=1e-6),
         State(name="U", units="DSB/cell", long_name="DNA double-strand breaks per cell", abs_tol=1e-6),
-        State(name="nTeff", units="cells", long_name="non-differentiated effector T cells",
-              abs_tol=1e-6),
+        State(name="nTeff", units="cells", long_name="non-differentiated effector T cells", abs_tol=1e-6),
         State(name="dTeff", units="cells", long_name="differentiated cytotoxic T cells", abs_tol=1e-6),
         State(name="PDL1", units="1", long_name="normalised PD-L1 expression", abs_tol=1e-9),
         State(name="TVd", units=_UL, long_name="lethally damaged tumour volume", abs_tol=1e-6),
@@ -339,16 +398,14 @@ def kosinsky2018(*, dsb_repair: str = "sbml") -> ModelSpec:
             "Kosinsky et al. 2018 QSP model of radiotherapy + anti-PD-(L)1 in CT26 mouse tumours: "
             "logistic tumour growth, linear-quadratic radiation kill via DSB misrepair, immunogenic "
             "cell death driving DC maturation and T-cell priming, adaptive PD-L1 and antigen-driven "
-            "immunosuppression. Re-expressed from the curated SBML BioModels BIOMD0000000863.\n"
-            + equations
+            "immunosuppression. Re-expressed from the curated SBML BioModels BIOMD0000000863.\n" + equations
         ),
         states=states,
         parameters=parameters,
         rates=rates,
         events=(radiation,),
         observables=(
-            Observable(name="total_volume", units=_UL, long_name="total tumour volume (TV + TVd)",
-                       expr=TV + TVd),
+            Observable(name="total_volume", units=_UL, long_name="total tumour volume (TV + TVd)", expr=TV + TVd),
         ),
         mechanisms=mechanisms,
         references={"Kosinsky2018": _CITATION},

@@ -82,36 +82,77 @@ __all__ = ["GROWTH_LAWS", "MECHANISMS", "default_variability", "nsclc_model"]
 GROWTH_LAWS = ("gompertz", "logistic", "exponential")
 
 MECHANISMS = (
-    Mechanism(name="checkpoint_blockade", description="drug receptor occupancy blocks the PD-1/PD-L1 axis",
-              source="seed review; Kosinsky 2018 IAR"),
-    Mechanism(name="pd_l1_axis", description="PD-L1 inhibits effector priming and killing",
-              source="Kosinsky 2018 IAR = 1 - PDL1/(1 + mAb/KD)"),
-    Mechanism(name="ifng_pdl1", description="effector IFN-gamma up-regulates PD-L1 (adaptive resistance)",
-              source="Kosinsky 2018 kpdl dTeff/(Kpdl + dTeff)"),
-    Mechanism(name="rt_pdl1", description="radiation up-regulates PD-L1 in the irradiated lesion",
-              source="seed review (RT-induced PD-L1)"),
-    Mechanism(name="immunogenic_cell_death", description="dying irradiated cells release antigen and "
-              "danger signals that mature DCs", source="seed review; Kosinsky 2018 TCD"),
-    Mechanism(name="trex1_decline", description="IFN-I signalling declines above about 12 Gy per fraction",
-              source="Vanpouille-Box 2017"),
-    Mechanism(name="lq_linear_high_dose", description="LQ-L correction: survival log-linear above the "
-              "transition dose", source="Astrahan 2008"),
-    Mechanism(name="dose_dependent_death", description="doomed cells die faster after larger fractions",
-              source="Friedrich 2022"),
-    Mechanism(name="lymphocyte_kill", description="RT kills circulating lymphocytes (blood dose) and "
-              "in-field effector cells", source="Jin 2021 (EDIC); Sung 2020; Yu et al. (EDIC, LS-SCLC)"),
-    Mechanism(name="burden_suppression", description="tumour burden induces Tregs, MDSCs and "
-              "macrophages (TGF-beta, IL-10)", source="seed review"),
-    Mechanism(name="rt_suppression", description="radiation induces TGF-beta, Tregs and MDSCs",
-              source="seed review"),
-    Mechanism(name="tnf_suppressor_kill", description="activated CD8 T cells eliminate suppressors "
-              "(TNF-alpha)", source="seed review"),
-    Mechanism(name="suppression", description="Tregs, MDSCs and M2 macrophages inhibit effector function",
-              source="seed review"),
-    Mechanism(name="macrophage_polarisation", description="RT re-polarises macrophages dose-dependently; "
-              "PD-1 blockade and IFN-gamma shift M2 to M1", source="seed review; Klug 2013"),
-    Mechanism(name="new_lesions", description="new metastases appear at a burden-dependent rate",
-              source="assumption (needed for RECIST progression by new lesion)"),
+    Mechanism(
+        name="checkpoint_blockade",
+        description="drug receptor occupancy blocks the PD-1/PD-L1 axis",
+        source="seed review; Kosinsky 2018 IAR",
+    ),
+    Mechanism(
+        name="pd_l1_axis",
+        description="PD-L1 inhibits effector priming and killing",
+        source="Kosinsky 2018 IAR = 1 - PDL1/(1 + mAb/KD)",
+    ),
+    Mechanism(
+        name="ifng_pdl1",
+        description="effector IFN-gamma up-regulates PD-L1 (adaptive resistance)",
+        source="Kosinsky 2018 kpdl dTeff/(Kpdl + dTeff)",
+    ),
+    Mechanism(
+        name="rt_pdl1",
+        description="radiation up-regulates PD-L1 in the irradiated lesion",
+        source="seed review (RT-induced PD-L1)",
+    ),
+    Mechanism(
+        name="immunogenic_cell_death",
+        description="dying irradiated cells release antigen and danger signals that mature DCs",
+        source="seed review; Kosinsky 2018 TCD",
+    ),
+    Mechanism(
+        name="trex1_decline",
+        description="IFN-I signalling declines above about 12 Gy per fraction",
+        source="Vanpouille-Box 2017",
+    ),
+    Mechanism(
+        name="lq_linear_high_dose",
+        description="LQ-L correction: survival log-linear above the transition dose",
+        source="Astrahan 2008",
+    ),
+    Mechanism(
+        name="dose_dependent_death",
+        description="doomed cells die faster after larger fractions",
+        source="Friedrich 2022",
+    ),
+    Mechanism(
+        name="lymphocyte_kill",
+        description="RT kills circulating lymphocytes (blood dose) and in-field effector cells",
+        source="Jin 2021 (EDIC); Sung 2020; Yu et al. (EDIC, LS-SCLC)",
+    ),
+    Mechanism(
+        name="burden_suppression",
+        description="tumour burden induces Tregs, MDSCs and macrophages (TGF-beta, IL-10)",
+        source="seed review",
+    ),
+    Mechanism(name="rt_suppression", description="radiation induces TGF-beta, Tregs and MDSCs", source="seed review"),
+    Mechanism(
+        name="tnf_suppressor_kill",
+        description="activated CD8 T cells eliminate suppressors (TNF-alpha)",
+        source="seed review",
+    ),
+    Mechanism(
+        name="suppression",
+        description="Tregs, MDSCs and M2 macrophages inhibit effector function",
+        source="seed review",
+    ),
+    Mechanism(
+        name="macrophage_polarisation",
+        description="RT re-polarises macrophages dose-dependently; PD-1 blockade and IFN-gamma shift M2 to M1",
+        source="seed review; Klug 2013",
+    ),
+    Mechanism(
+        name="new_lesions",
+        description="new metastases appear at a burden-dependent rate",
+        source="assumption (needed for RECIST progression by new lesion)",
+    ),
 )
 
 _EPS_MM3 = 1e-6  # guards divisions by the burden when every lesion has vanished
@@ -174,8 +215,9 @@ def nsclc_model(n_lesions: int = 3, *, growth: str = "gompertz", pk: str = "anal
     ro = conc / (conc + s("ro_ec50_ug_per_ml"))
     block = on["checkpoint_blockade"] * ro
     ratio = E * s("immune_burden_scale_mm3") / B
-    supp = 1 / (1 + on["suppression"] * (s("treg_suppression") * R + s("mdsc_suppression") * M
-                                         + s("m2_suppression") * M2))
+    supp = 1 / (
+        1 + on["suppression"] * (s("treg_suppression") * R + s("mdsc_suppression") * M + s("m2_suppression") * M2)
+    )
     imax = s("pd1_max_inhibition") * on["pd_l1_axis"]
     pbar = sum((V[j] + D[j]) * Pl[j] for j in range(L)) / B
     sat = ratio / (s("kill_half_sat_ratio") + ratio)
@@ -184,22 +226,28 @@ def nsclc_model(n_lesions: int = 3, *, growth: str = "gompertz", pk: str = "anal
         + s("m1_kill_per_day") * M1
         for j in range(L)
     ]
-    tcd = (s("baseline_turnover_per_day")
-           + (on["immunogenic_cell_death"] * sum(kd[j] * D[j] for j in range(L))
-              + sum(kill[j] * V[j] for j in range(L))) / B
-           + on["immunogenic_cell_death"] * I)
+    tcd = (
+        s("baseline_turnover_per_day")
+        + (on["immunogenic_cell_death"] * sum(kd[j] * D[j] for j in range(L)) + sum(kill[j] * V[j] for j in range(L)))
+        / B
+        + on["immunogenic_cell_death"] * I
+    )
     ktcd = s("dc_maturation_half_sat_per_day")
     f_burden = burden / (burden + s("suppressor_burden_half_mm3"))
     p0 = s("pdl1_tps")
-    m2_to_m1 = on["macrophage_polarisation"] * (s("m2_to_m1_icb_per_day") * block
-                                                + s("m2_to_m1_ifng_per_day") * ratio / (1 + ratio))
+    m2_to_m1 = on["macrophage_polarisation"] * (
+        s("m2_to_m1_icb_per_day") * block + s("m2_to_m1_ifng_per_day") * ratio / (1 + ratio)
+    )
     m1_to_m2 = on["macrophage_polarisation"] * s("m1_to_m2_tgfb_per_day") * G
     mac_target = 1 + on["burden_suppression"] * s("macrophage_burden_induction") * f_burden
 
     def suppressor_rate(X: sp.Symbol, prefix: str) -> sp.Expr:
         k = s(f"{prefix}_turnover_per_day")
-        induction = (1 + on["burden_suppression"] * s(f"{prefix}_burden_induction") * f_burden
-                     + on["rt_suppression"] * s(f"{prefix}_rt_induction") * G)
+        induction = (
+            1
+            + on["burden_suppression"] * s(f"{prefix}_burden_induction") * f_burden
+            + on["rt_suppression"] * s(f"{prefix}_rt_induction") * G
+        )
         return k * induction - k * X * (1 + on["tnf_suppressor_kill"] * s("tnf_suppressor_kill") * E)
 
     rates: dict[str, sp.Expr] = {}
@@ -210,7 +258,8 @@ def nsclc_model(n_lesions: int = 3, *, growth: str = "gompertz", pk: str = "anal
         rates[f"D_{j}"] = -kd[j] * D[j]
         rates[f"kd_{j}"] = sp.Integer(0)
         rates[f"P_{j}"] = s("pdl1_turnover_per_day") * (
-            p0 + (1 - p0) * on["ifng_pdl1"] * ratio / (s("pdl1_ifng_half_sat") + ratio) - Pl[j])
+            p0 + (1 - p0) * on["ifng_pdl1"] * ratio / (s("pdl1_ifng_half_sat") + ratio) - Pl[j]
+        )
     rates["A"] = s("dc_turnover_per_day") * (tcd**2 / (tcd**2 + ktcd**2) - A)
     rates["I"] = -s("danger_decay_per_day") * I
     rates["G"] = -s("tgfb_decay_per_day") * G
@@ -218,20 +267,36 @@ def nsclc_model(n_lesions: int = 3, *, growth: str = "gompertz", pk: str = "anal
     e0 = s("effector_baseline")
     a0, supp0 = _baseline_dc(L, on), _baseline_supp(L, on)
     rates["E"] = s("effector_death_per_day") * (
-        e0 * Ly / s("alc_baseline_1e9_per_l") * (A / a0) * (supp / supp0)
-        * (1 - imax * pbar * (1 - block)) / (1 - imax * p0) - E)
+        e0
+        * Ly
+        / s("alc_baseline_1e9_per_l")
+        * (A / a0)
+        * (supp / supp0)
+        * (1 - imax * pbar * (1 - block))
+        / (1 - imax * p0)
+        - E
+    )
     rates["L"] = s("alc_recovery_per_day") * (s("alc_baseline_1e9_per_l") - Ly)
     rates["R"] = suppressor_rate(R, "treg")
     rates["M"] = suppressor_rate(M, "mdsc")
-    rates["M1"] = (s("macrophage_turnover_per_day") * (s("m1_baseline_fraction") * mac_target - M1)
-                   + m2_to_m1 * M2 - m1_to_m2 * M1)
-    rates["M2"] = (s("macrophage_turnover_per_day") * ((1 - s("m1_baseline_fraction")) * mac_target - M2)
-                   - m2_to_m1 * M2 + m1_to_m2 * M1)
+    rates["M1"] = (
+        s("macrophage_turnover_per_day") * (s("m1_baseline_fraction") * mac_target - M1) + m2_to_m1 * M2 - m1_to_m2 * M1
+    )
+    rates["M2"] = (
+        s("macrophage_turnover_per_day") * ((1 - s("m1_baseline_fraction")) * mac_target - M2)
+        - m2_to_m1 * M2
+        + m1_to_m2 * M1
+    )
     rates.update(pk_form["rates"])
     rel_burden = sum(V) / s("new_lesion_reference_mm3")
-    rates["H"] = on["new_lesions"] * s("new_lesion_rate_per_day") * sp.Piecewise(
-        (rel_burden, sp.Eq(s("new_lesion_burden_exponent"), 1)),  # skips pow() for linear seeding
-        (rel_burden ** s("new_lesion_burden_exponent"), True))
+    rates["H"] = (
+        on["new_lesions"]
+        * s("new_lesion_rate_per_day")
+        * sp.Piecewise(
+            (rel_burden, sp.Eq(s("new_lesion_burden_exponent"), 1)),  # skips pow() for linear seeding
+            (rel_burden ** s("new_lesion_burden_exponent"), True),
+        )
+    )
 
     # ---- initial state: untreated baseline --------------------------------------------------
     r_init, m_init, m1_init, m2_init = _baseline_cells(L, on)
@@ -239,27 +304,59 @@ def nsclc_model(n_lesions: int = 3, *, growth: str = "gompertz", pk: str = "anal
     states: list[State] = []
     for j in range(L):
         states += [
-            State(name=f"V_{j}", units="mm3", long_name="viable tumour volume", group="viable_volume", lesion=j,
-                  initial=s(f"baseline_volume_mm3_{j}"), abs_tol=1e-3),
-            State(name=f"D_{j}", units="mm3", long_name="lethally damaged (doomed) tumour volume",
-                  group="doomed_volume", lesion=j, initial=0, abs_tol=1e-3),
-            State(name=f"kd_{j}", units="1/day", long_name="clearance rate of doomed cells",
-                  group="doomed_clearance", lesion=j, initial=k0, abs_tol=1e-8),
-            State(name=f"P_{j}", units="1", long_name="PD-L1 expression (fraction of maximum)", group="pdl1",
-                  lesion=j, initial=p0, abs_tol=1e-6),
+            State(
+                name=f"V_{j}",
+                units="mm3",
+                long_name="viable tumour volume",
+                group="viable_volume",
+                lesion=j,
+                initial=s(f"baseline_volume_mm3_{j}"),
+                abs_tol=1e-3,
+            ),
+            State(
+                name=f"D_{j}",
+                units="mm3",
+                long_name="lethally damaged (doomed) tumour volume",
+                group="doomed_volume",
+                lesion=j,
+                initial=0,
+                abs_tol=1e-3,
+            ),
+            State(
+                name=f"kd_{j}",
+                units="1/day",
+                long_name="clearance rate of doomed cells",
+                group="doomed_clearance",
+                lesion=j,
+                initial=k0,
+                abs_tol=1e-8,
+            ),
+            State(
+                name=f"P_{j}",
+                units="1",
+                long_name="PD-L1 expression (fraction of maximum)",
+                group="pdl1",
+                lesion=j,
+                initial=p0,
+                abs_tol=1e-6,
+            ),
         ]
     states += [
-        State(name="A", units="1", long_name="mature dendritic-cell signal", initial=_baseline_dc(L, on),
-              abs_tol=1e-6),
+        State(name="A", units="1", long_name="mature dendritic-cell signal", initial=_baseline_dc(L, on), abs_tol=1e-6),
         State(name="I", units="1", long_name="RT danger / IFN-I signal", initial=0, abs_tol=1e-6),
         State(name="G", units="1", long_name="RT-induced TGF-beta signal", initial=0, abs_tol=1e-6),
         State(name="E", units="1", long_name="effector CD8 T cells (normalised)", initial=e0, abs_tol=1e-6),
-        State(name="L", units="1e9/L", long_name="absolute lymphocyte count",
-              initial=s("alc_baseline_1e9_per_l"), abs_tol=1e-6),
-        State(name="R", units="1", long_name="regulatory T cells (normalised)",
-              initial=r_init, abs_tol=1e-6),
-        State(name="M", units="1", long_name="myeloid-derived suppressor cells (normalised)",
-              initial=m_init, abs_tol=1e-6),
+        State(
+            name="L",
+            units="1e9/L",
+            long_name="absolute lymphocyte count",
+            initial=s("alc_baseline_1e9_per_l"),
+            abs_tol=1e-6,
+        ),
+        State(name="R", units="1", long_name="regulatory T cells (normalised)", initial=r_init, abs_tol=1e-6),
+        State(
+            name="M", units="1", long_name="myeloid-derived suppressor cells (normalised)", initial=m_init, abs_tol=1e-6
+        ),
         State(name="M1", units="1", long_name="M1 macrophages (normalised)", initial=m1_init, abs_tol=1e-6),
         State(name="M2", units="1", long_name="M2 macrophages (normalised)", initial=m2_init, abs_tol=1e-6),
         *pk_form["states"],
@@ -270,10 +367,22 @@ def nsclc_model(n_lesions: int = 3, *, growth: str = "gompertz", pk: str = "anal
     for j in range(L):
         vol = V[j] + D[j]
         observables += [
-            Observable(name=f"lesion_volume_{j}", units="mm3", long_name="lesion volume (viable + doomed)",
-                       expr=vol, group="lesion_volume", lesion=j),
-            Observable(name=f"lesion_diameter_{j}", units="mm", long_name="sphere-equivalent lesion diameter",
-                       expr=(6 * vol / sp.pi) ** sp.Rational(1, 3), group="lesion_diameter", lesion=j),
+            Observable(
+                name=f"lesion_volume_{j}",
+                units="mm3",
+                long_name="lesion volume (viable + doomed)",
+                expr=vol,
+                group="lesion_volume",
+                lesion=j,
+            ),
+            Observable(
+                name=f"lesion_diameter_{j}",
+                units="mm",
+                long_name="sphere-equivalent lesion diameter",
+                expr=(6 * vol / sp.pi) ** sp.Rational(1, 3),
+                group="lesion_diameter",
+                lesion=j,
+            ),
         ]
     observables += [
         Observable(name="total_burden", units="mm3", long_name="total tumour burden", expr=burden),
@@ -281,8 +390,7 @@ def nsclc_model(n_lesions: int = 3, *, growth: str = "gompertz", pk: str = "anal
         Observable(name="drug_concentration", units="ug/mL", long_name="serum drug concentration", expr=conc),
         Observable(name="drug_amount_central", units="mg", long_name="drug amount, central compartment", expr=Ac),
         Observable(name="receptor_occupancy", units="1", long_name="checkpoint receptor occupancy", expr=ro),
-        Observable(name="effector_to_burden_ratio", units="1", long_name="effector-to-burden ratio",
-                   expr=ratio),
+        Observable(name="effector_to_burden_ratio", units="1", long_name="effector-to-burden ratio", expr=ratio),
     ]
     params = global_parameters() + tuple(p for j in range(L) for p in lesion_parameters(j))
     return ModelSpec(
@@ -308,8 +416,10 @@ def _baseline_kill(L: int, on: dict) -> list[sp.Expr]:
     supp0 = _baseline_supp(L, on)
     m1_0 = _baseline_cells(L, on)[2]
     inh0 = 1 - s("pd1_max_inhibition") * on["pd_l1_axis"] * s("pdl1_tps")
-    return [s("max_kill_per_day") * s(f"immune_access_{j}") * supp0 * inh0 * sat0 + s("m1_kill_per_day") * m1_0
-            for j in range(L)]
+    return [
+        s("max_kill_per_day") * s(f"immune_access_{j}") * supp0 * inh0 * sat0 + s("m1_kill_per_day") * m1_0
+        for j in range(L)
+    ]
 
 
 def _baseline_dc(L: int, on: dict) -> sp.Expr:
@@ -340,8 +450,9 @@ def _baseline_supp(L: int, on: dict) -> sp.Expr:
     """Suppression factor S at the untreated initial state."""
     r0, m0, _, m20 = _baseline_cells(L, on)
     s = sym
-    return 1 / (1 + on["suppression"] * (s("treg_suppression") * r0 + s("mdsc_suppression") * m0
-                                         + s("m2_suppression") * m20))
+    return 1 / (
+        1 + on["suppression"] * (s("treg_suppression") * r0 + s("mdsc_suppression") * m0 + s("m2_suppression") * m20)
+    )
 
 
 def _radiation_event(L, on, V, D, kd, Pl, I, G, E, Ly, M1, M2) -> Event:
@@ -356,26 +467,34 @@ def _radiation_event(L, on, V, D, kd, Pl, I, G, E, Ly, M1, M2) -> Event:
     mac_shift = sp.Integer(0)
     weight_total = sum(V[j] + D[j] for j in range(L)) + _EPS_MM3
     infield = sp.Integer(0)
-    k0, kslope, kmax = (s("doomed_clearance_low_dose_per_day"), s("doomed_clearance_per_gy_per_day"),
-                        s("doomed_clearance_max_per_day"))
+    k0, kslope, kmax = (
+        s("doomed_clearance_low_dose_per_day"),
+        s("doomed_clearance_per_gy_per_day"),
+        s("doomed_clearance_max_per_day"),
+    )
     for j in range(L):
         d = dose[j]
-        neg_log_sf = alpha * d + beta * d**2 - on["lq_linear_high_dose"] * sp.Piecewise(
-            (beta * (d - dt) ** 2, d > dt), (0, True))
+        neg_log_sf = (
+            alpha * d
+            + beta * d**2
+            - on["lq_linear_high_dose"] * sp.Piecewise((beta * (d - dt) ** 2, d > dt), (0, True))
+        )
         sf = sp.exp(-neg_log_sf)
         killed = (1 - sf) * V[j]
         k_new = sp.Min(sp.Max(k0 + on["dose_dependent_death"] * kslope * d, k0), kmax)
         jumps[f"V_{j}"] = sf * V[j]
         jumps[f"D_{j}"] = D[j] + killed
         jumps[f"kd_{j}"] = sp.Piecewise(
-            ((kd[j] * D[j] + k_new * killed) / (D[j] + killed), D[j] + killed > 0), (kd[j], True))
+            ((kd[j] * D[j] + k_new * killed) / (D[j] + killed), D[j] + killed > 0), (kd[j], True)
+        )
         jumps[f"P_{j}"] = Pl[j] + on["rt_pdl1"] * (1 - Pl[j]) * (1 - sp.exp(-s("pdl1_rt_per_gy") * d))
         trex = 1 / (1 + on["trex1_decline"] * (d / s("trex1_threshold_gy")) ** s("trex1_hill"))
         icd += killed * trex
         share = (V[j] + D[j]) / weight_total
         mac_shift += share * sp.Piecewise(
             (sp.tanh((d - s("macrophage_polarisation_dose_gy")) / s("macrophage_polarisation_width_gy")), d > 0),
-            (0, True))
+            (0, True),
+        )
         infield += share * (1 - sp.exp(-s("effector_alpha_per_gy") * d))
     jumps["I"] = I + on["immunogenic_cell_death"] * s("icd_yield_per_mm3") * icd
     jumps["G"] = G + on["rt_suppression"] * s("tgfb_rt_per_gy") * sum(dose)
@@ -390,17 +509,23 @@ def _radiation_event(L, on, V, D, kd, Pl, I, G, E, Ly, M1, M2) -> Event:
         *(EventArgument(name=f"dose_gy_{j}", units="Gy", description=f"dose to lesion {j}") for j in range(L)),
         EventArgument(name="blood_dose_gy", units="Gy", description="mean dose to circulating blood"),
     )
-    return Event(name="radiation_fraction", arguments=args, jumps=jumps,
-                 description="one radiotherapy fraction (LQ / LQ-L kill, ICD, PD-L1, suppressors, lymphocytes)",
-                 source="LQ: Fowler 1989; LQ-L: Astrahan 2008; doomed compartment: Kosinsky 2018")
+    return Event(
+        name="radiation_fraction",
+        arguments=args,
+        jumps=jumps,
+        description="one radiotherapy fraction (LQ / LQ-L kill, ICD, PD-L1, suppressors, lymphocytes)",
+        source="LQ: Fowler 1989; LQ-L: Astrahan 2008; doomed compartment: Kosinsky 2018",
+    )
 
 
 def _dose_amount() -> sp.Expr:
     return sym("dose_mg") + sym("dose_mg_per_kg") * sym("body_weight_kg")
 
 
-_DRUG_EVENT_ARGS = (EventArgument(name="dose_mg", units="mg", description="flat dose"),
-                    EventArgument(name="dose_mg_per_kg", units="mg/kg", description="weight-based dose"))
+_DRUG_EVENT_ARGS = (
+    EventArgument(name="dose_mg", units="mg", description="flat dose"),
+    EventArgument(name="dose_mg_per_kg", units="mg/kg", description="weight-based dose"),
+)
 _DRUG_EVENT_SOURCE = "two-compartment popPK: Ahamadi 2017, Bajaj 2017"
 
 
@@ -411,7 +536,8 @@ def _pk_ode() -> dict[str, Any]:
     # t^g/(T50^g + t^g) written as 1/(1 + (T50/t)^g) so that pow() occurs once, inside the branch
     frac = 1 / (1 + (s("pk_cl_time_t50_day") / sp.Max(TIME, sp.Float(1e-9))) ** s("pk_cl_time_hill"))
     cl = s("pk_cl_l_per_day") * sp.Piecewise(
-        (1, sp.Eq(s("pk_cl_time_emax"), 0)), (sp.exp(s("pk_cl_time_emax") * frac), True))
+        (1, sp.Eq(s("pk_cl_time_emax"), 0)), (sp.exp(s("pk_cl_time_emax") * frac), True)
+    )
     q, vc, vp = s("pk_q_l_per_day"), s("pk_vc_l"), s("pk_vp_l")
     return {
         "central_amount": Ac,
@@ -420,9 +546,13 @@ def _pk_ode() -> dict[str, Any]:
             State(name="Ac", units="mg", long_name="drug amount, central compartment", initial=0, abs_tol=1e-6),
             State(name="Ap", units="mg", long_name="drug amount, peripheral compartment", initial=0, abs_tol=1e-6),
         ),
-        "event": Event(name="drug_dose", arguments=_DRUG_EVENT_ARGS, jumps={"Ac": Ac + _dose_amount()},
-                       description="intravenous checkpoint-inhibitor dose (bolus into the central compartment)",
-                       source=_DRUG_EVENT_SOURCE),
+        "event": Event(
+            name="drug_dose",
+            arguments=_DRUG_EVENT_ARGS,
+            jumps={"Ac": Ac + _dose_amount()},
+            description="intravenous checkpoint-inhibitor dose (bolus into the central compartment)",
+            source=_DRUG_EVENT_SOURCE,
+        ),
         "fix": {},
     }
 
@@ -452,28 +582,57 @@ def _pk_analytic() -> dict[str, Any]:
     l1, l2, k21, _ = _pk_eigen()
     e1, e2 = sp.exp(l1 * (TIME - tau)), sp.exp(l2 * (TIME - tau))
     dz = _dose_amount() / (l1 - l2)
-    fixed = Parameter(name="pk_cl_time_emax", units="1", default=0.0, lower=0.0, upper=0.0,
-                      description="fixed at 0: the analytic PK needs constant clearance; use "
-                                  "nsclc_model(pk='ode') for time-varying clearance (e.g. nivolumab)",
-                      source="Ahamadi 2017 base model: constant CL")
+    fixed = Parameter(
+        name="pk_cl_time_emax",
+        units="1",
+        default=0.0,
+        lower=0.0,
+        upper=0.0,
+        description="fixed at 0: the analytic PK needs constant clearance; use "
+        "nsclc_model(pk='ode') for time-varying clearance (e.g. nivolumab)",
+        source="Ahamadi 2017 base model: constant CL",
+    )
     return {
         "central_amount": (l1 + k21) * z1 * e1 + (l2 + k21) * z2 * e2,
         "rates": {"pk_mode_1": sp.Integer(0), "pk_mode_2": sp.Integer(0), "pk_ref_day": sp.Integer(0)},
         "states": (
-            State(name="pk_mode_1", units="mg", long_name="drug PK modal amplitude 1 (at pk_ref_day)",
-                  initial=0, nonnegative=False, abs_tol=1e-6),
-            State(name="pk_mode_2", units="mg", long_name="drug PK modal amplitude 2 (at pk_ref_day)",
-                  initial=0, nonnegative=False, abs_tol=1e-6),
-            State(name="pk_ref_day", units="day", long_name="time of the last drug dose (PK reference)",
-                  initial=0, nonnegative=False, abs_tol=1e-6),
+            State(
+                name="pk_mode_1",
+                units="mg",
+                long_name="drug PK modal amplitude 1 (at pk_ref_day)",
+                initial=0,
+                nonnegative=False,
+                abs_tol=1e-6,
+            ),
+            State(
+                name="pk_mode_2",
+                units="mg",
+                long_name="drug PK modal amplitude 2 (at pk_ref_day)",
+                initial=0,
+                nonnegative=False,
+                abs_tol=1e-6,
+            ),
+            State(
+                name="pk_ref_day",
+                units="day",
+                long_name="time of the last drug dose (PK reference)",
+                initial=0,
+                nonnegative=False,
+                abs_tol=1e-6,
+            ),
         ),
         "event": Event(
-            name="drug_dose", arguments=_DRUG_EVENT_ARGS,
-            jumps={"pk_mode_1": z1 * sp.exp(l1 * (TIME - tau)) + dz,
-                   "pk_mode_2": z2 * sp.exp(l2 * (TIME - tau)) - dz,
-                   "pk_ref_day": TIME},
+            name="drug_dose",
+            arguments=_DRUG_EVENT_ARGS,
+            jumps={
+                "pk_mode_1": z1 * sp.exp(l1 * (TIME - tau)) + dz,
+                "pk_mode_2": z2 * sp.exp(l2 * (TIME - tau)) - dz,
+                "pk_ref_day": TIME,
+            },
             description="intravenous checkpoint-inhibitor dose (bolus into the central compartment); "
-                        "exact modal two-compartment PK", source=_DRUG_EVENT_SOURCE),
+            "exact modal two-compartment PK",
+            source=_DRUG_EVENT_SOURCE,
+        ),
         "fix": {"pk_cl_time_emax": fixed},
     }
 

@@ -29,11 +29,12 @@ from pathlib import Path
 from typing import Any
 
 from .._version import __version__
+from ..endpoints.outcomes import DEFAULT_FIT_OUTCOMES, fittable_outcomes
 from ..errors import AbscopalError, ParameterError
 from ..io import JsonArtefact
 from ..provenance import environment
 from .fit import calibrate
-from .objective import _USABLE, DEFAULT_FREE, CalibrationProblem, default_parameters
+from .objective import DEFAULT_FREE, CalibrationProblem, default_parameters
 from .validate import _as_trials, _count, _enc_any, _fmt, format_entries, summarize, usable_outcomes, validate
 
 log = logging.getLogger(__name__)
@@ -156,10 +157,10 @@ def cross_validate(
     _count("n_parameter_draws", n_parameter_draws, 0)
     if not 0.0 < float(level) < 1.0:
         raise ParameterError(f"level: {level!r} is not in (0, 1)")
-    outs = tuple(_USABLE if outcomes is None else outcomes)
-    bad = [o for o in outs if o not in _USABLE]
+    outs = tuple(DEFAULT_FIT_OUTCOMES if outcomes is None else outcomes)
+    bad = [o for o in outs if o not in fittable_outcomes()]
     if bad:
-        raise ParameterError(f"outcomes: {bad} cannot be simulated; choose from {list(_USABLE)}")
+        raise ParameterError(f"outcomes: {bad} cannot be simulated; choose from {list(fittable_outcomes())}")
     trials = _as_trials(targets)
     used = [t for t in trials if usable_outcomes(t, outs)]
     if len(used) < 2:

@@ -14,31 +14,10 @@ of the same patients, so they stay common random numbers (plausibility rejection
 Per-patient values that variability pushes outside a parameter's bounds are truncated to the bounds
 (``simulate(..., out_of_bounds="clip")``), so wide trial omegas do not abort a fit.
 
-Smooth predictions (what the residuals compare; :meth:`~CalibrationProblem.predict`):
-
-* ``orr``: mean over patients of ``expit((-30 - pct) / w)`` with ``w`` = :data:`ORR_WIDTH_PCT` (2 percentage
-  points), ``pct`` the percent change of the target sum at the ORR visit (or the best change when the ORR is a
-  best overall response), times ``expit((visit - new_lesion_day) / h)`` (a new lesion before the visit is PD, so
-  a non-responder; ``h`` = :data:`EVENT_WIDTH_DAY`). Confirmation and non-target progression are ignored.
-* ``median_os_month``: :func:`~abscopal.endpoints.survival.smooth_survival_at` of the simulated OS at the
-  *reported* median (bandwidth 7 days); target 0.5. Death times are continuous in the parameters.
-* ``median_pfs_month``: simulated PFS times sit on scan days, so the KM surrogate of the endpoint times is still
-  step-valued in the parameters. We use a soft RECIST surrogate instead: at scan ``v`` progression has
-  probability ``1 - (1 - q_v)(1 - n_v)`` with ``q_v = expit((sum_v - thr_v) / 1 mm)``, ``thr_v = max((1 + 0.2)
-  nadir, nadir + 5 mm)`` (RECIST 1.1 rules of the assessment; nadir = smallest earlier sum, baseline included),
-  ``n_v = expit((s_v - new_lesion_day) / h)``; the first-progression masses are spread over time with a logistic
-  of bandwidth half the scan interval and multiplied by a soft survival ``expit((death - t) / 7 d)``. It tends to
-  the KM estimate without censoring before ``t`` (follow-up ends after the medians of interest) as the widths go
-  to 0, but ignores non-target progression and iRECIST confirmation. Evaluated at the reported median; target 0.5.
-* ``hr_pfs`` / ``hr_os``: a Cox HR depends on the ranks of the times only, so it is step-valued in the
-  parameters. With ``smooth_hr`` (default) the HR is ``log S_arm(t) / log S_ref(t)`` of the smooth survivals at
-  ``t`` = the reference arm's reported median (exact under proportional hazards); without that median, or with
-  ``smooth_hr=False``, the Cox HR of :func:`~abscopal.endpoints.survival.hazard_ratio`.
-
-Residuals (:meth:`~CalibrationProblem.residuals`), each times ``sqrt(weight)`` of the confidence tag:
-proportions ``(pred - obs) / SE_binomial``; medians ``(S_pred(median_obs) - 0.5) / SE_S`` with
-``SE_S = 0.5 ln 2 SE(log median)`` (delta method: for exponential survival ``S(t) = 2^(-t/m)``, so
-``dS/d log m = S ln 2 t / m = 0.5 ln 2`` at ``t = m``); hazard ratios ``(log hr_pred - log hr_obs) / SE(log HR)``.
+Smooth predictions (what the residuals compare; :meth:`~CalibrationProblem.predict`) and the residuals are
+those of the outcome registry :mod:`abscopal.endpoints.outcomes` (one definition per outcome: its trial-style value,
+smooth surrogate, standard error and residual). Each residual is multiplied by ``sqrt(weight)`` of the confidence
+tag. With ``smooth_hr=False`` hazard ratios use the rank-based Cox HR instead of the smooth surrogate.
 Survival times are counted from each arm's own start (the first RT fraction if it precedes the drug, else day 0).
 """
 
@@ -51,10 +30,16 @@ from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple
 
 import numpy as np
-from scipy.special import expit
 
+from ..endpoints.outcomes import (
+    COMPARISONS,
+    DEFAULT_FIT_OUTCOMES,
+    OUTCOMES,
+    ScoredArm,
+    fittable_outcomes,
+    outcome,
+)
 from ..endpoints.summary import DAYS_PER_MONTH, endpoints
-from ..endpoints.survival import hazard_ratio, smooth_survival_at
 from ..errors import ParameterError, unknown_name_message
 from ..patients import VirtualPatients, draw_patients
 from ..simulate import simulate
@@ -66,12 +51,8 @@ __all__ = [
     "DEFAULT_FREE",
     "EFFECT_MAX",
     "EFFECT_PREFIX",
-    "EVENT_WIDTH_DAY",
     "OMEGA_MAX",
     "OMEGA_PREFIX",
-    "ORR_WIDTH_PCT",
-    "OS_BANDWIDTH_DAY",
-    "PFS_SUM_WIDTH_MM",
     "SURVIVAL_BOUNDS",
     "SURVIVAL_FIELDS",
     "SURVIVAL_PREFIX",
@@ -83,14 +64,6 @@ __all__ = [
     "split_values",
 ]
 
-ORR_WIDTH_PCT = 2.0
-"""Logistic width (percentage points) of the soft response indicator at -30%."""
-EVENT_WIDTH_DAY = 7.0
-"""Logistic width (days) of the soft 'new lesion / death before day t' indicators."""
-OS_BANDWIDTH_DAY = 7.0
-"""Bandwidth of the smooth OS survival (days)."""
-PFS_SUM_WIDTH_MM = 1.0
-"""Logistic width (mm) of the soft PD indicator of the target sum."""
 DEFAULT_FREE = (
     "max_kill_per_day",
     "new_lesion_rate_per_day",
@@ -123,8 +96,6 @@ OMEGA_MAX = 3.0
 """Upper bound of a fitted omega (SD of the log: a 20-fold spread per SD is beyond any popPK/PD report)."""
 EFFECT_MAX = 3.0
 """Bound on a fitted covariate log-effect."""
-_USABLE = ("orr", "median_pfs_month", "median_os_month", "hr_pfs", "hr_os")
-_SE_S_FACTOR = 0.5 * math.log(2.0)
 
 
 def _default_model() -> Any:
@@ -279,8 +250,8 @@ class CalibrationProblem:
     base_parameters
         Typical values that override the model defaults; fitted values override these.
     outcomes
-        Outcome names to fit (default: every one of ``orr``, ``median_pfs_month``, ``median_os_month``, ``hr_pfs``,
-        ``hr_os`` the targets report).
+        Outcome names to fit, from :func:`~abscopal.endpoints.outcomes.fittable_outcomes` (default: those of
+        :data:`~abscopal.endpoints.outcomes.DEFAULT_FIT_OUTCOMES` the targets report).
     smooth_hr
         Smooth HR surrogate (module docstring) instead of the rank-based Cox HR in the residuals.
     """
@@ -297,10 +268,10 @@ class CalibrationProblem:
         targets = (self.targets,) if isinstance(self.targets, TrialTargets) else tuple(self.targets)
         object.__setattr__(self, "targets", targets)
         object.__setattr__(self, "base_parameters", dict(self.base_parameters))
-        outs = _USABLE if self.outcomes is None else tuple(self.outcomes)
+        outs = DEFAULT_FIT_OUTCOMES if self.outcomes is None else tuple(self.outcomes)
         for o in outs:
-            if o not in _USABLE:
-                raise ParameterError("outcomes: " + unknown_name_message("outcome", o, _USABLE))
+            if o not in fittable_outcomes():
+                raise ParameterError("outcomes: " + unknown_name_message("outcome", o, fittable_outcomes()))
         object.__setattr__(self, "outcomes", outs)
         spec = getattr(self.model, "spec", self.model)
         object.__setattr__(self, "_spec", spec)
@@ -370,7 +341,11 @@ class CalibrationProblem:
                 keys += [(trial.id, arm.name, o.name, o) for o in arm.outcomes if o.name in self.outcomes]
             for c in trial.comparisons:
                 name = f"hr_{c.endpoint}"
-                if name in self.outcomes and {(trial.id, c.arm), (trial.id, c.reference)} <= set(self._setups):
+                if (
+                    name in self.outcomes
+                    and name in COMPARISONS
+                    and {(trial.id, c.arm), (trial.id, c.reference)} <= set(self._setups)
+                ):
                     keys.append((trial.id, f"{c.arm} vs {c.reference}", name, c))
         return keys
 
@@ -398,7 +373,7 @@ class CalibrationProblem:
             self._spec, dict(self.base_parameters) | {k: float(v) for k, v in values.items()}, self._variability_names
         )
 
-    def _simulate_arm(self, s: _ArmSetup, split: SplitValues) -> tuple[Any, Any]:
+    def _simulate_arm(self, s: _ArmSetup, split: SplitValues) -> tuple[Any, ScoredArm]:
         ds = simulate(
             self._compiled(),
             {s.arm.name: s.plan},
@@ -409,52 +384,21 @@ class CalibrationProblem:
             start_day=s.start_day,
             out_of_bounds="clip",
         )
-        return ds, endpoints(ds, split.assessment(s.assessment), patients=s.patients)
+        assessment = split.assessment(s.assessment)
+        scored = ScoredArm(
+            endpoints=endpoints(ds, assessment, patients=s.patients),
+            assessment=assessment,
+            start_day=s.start_day,
+            pfs_bandwidth_day=s.bandwidth_pfs_day,
+            t_end_day=s.t_end_day,
+        )
+        return ds, scored
 
-    def _run(self, values: Mapping[str, float]) -> dict[tuple[str, str], Any]:
+    def _run(self, values: Mapping[str, float]) -> dict[tuple[str, str], ScoredArm]:
         split = self._split(values)
         return {k: self._simulate_arm(s, split)[1] for k, s in self._setups.items()}
 
     # ---- smooth per-arm quantities ------------------------------------------------------------------------------
-    def _soft_orr(self, s: _ArmSetup, ep: Any) -> float:
-        visits = ep.visit_day.values
-        new_day = ep.new_lesion_day.values[0]
-        visit = s.assessment.orr_visit_day
-        if visit is None:
-            pct, day = ep.best_percent_change.values[0], visits[min(1, visits.size - 1)]
-        else:
-            k = int(np.searchsorted(visits, visit - 1e-9))
-            pct, day = ep.percent_change.values[0, :, k], visits[k]
-        pct = np.nan_to_num(pct, nan=0.0)
-        soft = expit((-100.0 * s.assessment.rules.pr_fraction - pct) / ORR_WIDTH_PCT)
-        return float(np.mean(soft * expit((new_day - day) / EVENT_WIDTH_DAY)))
-
-    def _soft_pfs(self, s: _ArmSetup, ep: Any, t_day: float) -> float:
-        """Soft RECIST PFS survival at ``t_day`` after the arm start (module docstring)."""
-        rules = s.assessment.rules
-        visits = ep.visit_day.values
-        follow = float(ep.attrs["follow_up_day"])
-        sums = np.nan_to_num(ep.sum_of_diameters.values[0], nan=0.0)  # (patient, visit)
-        new_day, death = ep.new_lesion_day.values[0], ep.death_day.values[0]
-        nadir = np.minimum.accumulate(sums, axis=1)[:, :-1]  # smallest sum before each later visit
-        thr = np.maximum((1.0 + rules.pd_fraction) * nadir, nadir + rules.pd_absolute_mm)
-        q = np.where(nadir > 0, expit((sums[:, 1:] - thr) / PFS_SUM_WIDTH_MM), 0.0)
-        n = expit((visits[None, 1:] - new_day[:, None]) / EVENT_WIDTH_DAY)
-        free = np.cumprod((1.0 - q) * (1.0 - n), axis=1) * (visits[None, 1:] <= follow)
-        g = np.concatenate([np.ones((free.shape[0], 1)), free], axis=1)
-        mass = g[:, :-1] - g[:, 1:]  # probability of first detected progression at each post-baseline scan
-        t_abs = t_day + s.start_day
-        prog_free = 1.0 - mass @ expit((t_abs - visits[1:]) / s.bandwidth_pfs_day)
-        alive = expit((death - t_abs) / OS_BANDWIDTH_DAY)
-        return float(np.mean(prog_free * alive))
-
-    def _smooth_survival(self, s: _ArmSetup, ep: Any, endpoint: str, t_day: float) -> float:
-        if endpoint == "pfs":
-            return self._soft_pfs(s, ep, t_day)
-        return float(
-            smooth_survival_at(ep.os_day.values[0], ep.os_event.values[0], t_day, bandwidth_day=OS_BANDWIDTH_DAY)
-        )
-
     def _reference_median_day(self, trial: str, arm: str, endpoint: str) -> float | None:
         t = next(t for t in self.targets if t.id == trial)
         for o in t.arm(arm).outcomes:
@@ -462,64 +406,43 @@ class CalibrationProblem:
                 return o.value * DAYS_PER_MONTH
         return None
 
-    def _smooth_hr(self, trial: str, c: Any, eps: Mapping[tuple[str, str], Any]) -> float:
+    def _smooth_hr(self, trial: str, c: Any, scored: Mapping[tuple[str, str], ScoredArm]) -> float:
+        hr = COMPARISONS[f"hr_{c.endpoint}"]
         t_ref = self._reference_median_day(trial, c.reference, c.endpoint) if self.smooth_hr else None
-        if t_ref is None:
-            return self._cox_hr(trial, c, eps)
-        s_ref, s_arm = (
-            self._smooth_survival(self._setups[(trial, a)], eps[(trial, a)], c.endpoint, t_ref)
-            for a in (c.reference, c.arm)
-        )
-        s_ref, s_arm = (min(max(v, 1e-9), 1.0 - 1e-9) for v in (s_ref, s_arm))
-        return math.log(s_arm) / math.log(s_ref)
-
-    def _cox_hr(self, trial: str, c: Any, eps: Mapping[tuple[str, str], Any]) -> float:
-        times, events, group = [], [], []
-        for g, a in enumerate((c.reference, c.arm)):
-            ep = eps[(trial, a)]
-            times.append(ep[f"{c.endpoint}_day"].values[0])
-            events.append(ep[f"{c.endpoint}_event"].values[0])
-            group.append(np.full(times[-1].size, g))
-        return float(hazard_ratio(np.concatenate(times), np.concatenate(events), np.concatenate(group), reference=0).hr)
+        return hr.smooth(scored[(trial, c.arm)], scored[(trial, c.reference)], t_ref)
 
     # ---- public API ---------------------------------------------------------------------------------------------
     def predict(self, values: Mapping[str, float] | None = None) -> dict[tuple[str, str, str], float]:
-        """Smooth predictions (module docstring) at typical values ``base_parameters | values``.
+        """Smooth predictions (:mod:`abscopal.endpoints.outcomes`) at typical values ``base_parameters | values``.
 
-        ``orr``: soft proportion; ``median_*``: smooth simulated survival at the reported median (target 0.5);
+        Proportions: soft proportion; ``median_*``: smooth simulated survival at the reported median (target 0.5);
         ``hr_*``: hazard ratio (natural scale).
         """
         return self._smooth_from(self._run(values or {}))
 
-    def _smooth_from(self, eps: Mapping[tuple[str, str], Any]) -> dict[tuple[str, str, str], float]:
+    def _smooth_from(self, scored: Mapping[tuple[str, str], ScoredArm]) -> dict[tuple[str, str, str], float]:
         out: dict[tuple[str, str, str], float] = {}
         for trial, arm, name, target in self._keys:
-            if name == "orr":
-                out[(trial, arm, name)] = self._soft_orr(self._setups[(trial, arm)], eps[(trial, arm)])
-            elif name.startswith("median_"):
-                endpoint = name.split("_")[1]
-                out[(trial, arm, name)] = self._smooth_survival(
-                    self._setups[(trial, arm)], eps[(trial, arm)], endpoint, target.value * DAYS_PER_MONTH
-                )
+            if name in COMPARISONS:
+                out[(trial, arm, name)] = self._smooth_hr(trial, target, scored)
             else:
-                out[(trial, arm, name)] = self._smooth_hr(trial, target, eps)
+                out[(trial, arm, name)] = OUTCOMES[name].smooth(scored[(trial, arm)], target)
         return out
 
     def predict_report(self, values: Mapping[str, float] | None = None) -> dict[tuple[str, str, str], float]:
-        """Plain (step-valued) predictions for reporting: ORR of :func:`endpoints`, KM medians in months (inf if
-        not reached), Cox hazard ratios."""
+        """Trial-style (step-valued) predictions for reporting: RECIST proportions, KM medians in months (inf if
+        not reached) and landmarks, Cox hazard ratios."""
         return self._report_from(self._run(values or {}))
 
-    def _report_from(self, eps: Mapping[tuple[str, str], Any]) -> dict[tuple[str, str, str], float]:
+    def _report_from(self, scored: Mapping[tuple[str, str], ScoredArm]) -> dict[tuple[str, str, str], float]:
         out: dict[tuple[str, str, str], float] = {}
         for trial, arm, name, target in self._keys:
-            if name == "orr":
-                out[(trial, arm, name)] = float(eps[(trial, arm)].orr.values[0])
-            elif name.startswith("median_"):
-                day = float(eps[(trial, arm)][f"median_{name.split('_')[1]}_day"].values[0])
-                out[(trial, arm, name)] = day / DAYS_PER_MONTH if np.isfinite(day) else math.inf
+            if name in COMPARISONS:
+                out[(trial, arm, name)] = COMPARISONS[name].value(
+                    scored[(trial, target.arm)], scored[(trial, target.reference)]
+                )
             else:
-                out[(trial, arm, name)] = self._cox_hr(trial, target, eps)
+                out[(trial, arm, name)] = OUTCOMES[name].value(scored[(trial, arm)])
         return out
 
     def synthetic_targets(self, values: Mapping[str, float]) -> tuple[TrialTargets, ...]:
@@ -527,36 +450,16 @@ class CalibrationProblem:
         residuals vanish there (for recovery tests). CIs are rebuilt with the original SEs: proportions keep ``n``
         (binomial SE at the new value); medians and HRs keep ``SE(log)``. Medians are the days where the smooth
         survival is 0.5 (brentq); HRs are computed after the medians they use have been replaced."""
-        from dataclasses import replace
-
-        from scipy.optimize import brentq
-
-        eps = self._run(values)
-        z = 1.959963984540054
+        scored = self._run(values)
         new: list[TrialTargets] = []
         for trial in self.targets:
             arms = []
             for arm in trial.arms:
-                outs = []
-                for o in arm.outcomes:
-                    s = self._setups.get((trial.id, arm.name))
-                    if s is None or o.name not in self.outcomes:
-                        outs.append(o)
-                    elif o.name == "orr":
-                        outs.append(
-                            replace(o, value=self._soft_orr(s, eps[(trial.id, arm.name)]), ci_lower=None, ci_upper=None)
-                        )
-                    else:
-                        endpoint, se = o.name.split("_")[1], o.log_standard_error()
-                        ep = eps[(trial.id, arm.name)]
-                        day = brentq(
-                            lambda t, s=s, ep=ep, e=endpoint: self._smooth_survival(s, ep, e, t) - 0.5,
-                            1.0,
-                            s.t_end_day - s.start_day,
-                            xtol=1e-6,
-                        )
-                        m = day / DAYS_PER_MONTH
-                        outs.append(replace(o, value=m, ci_lower=m * math.exp(-z * se), ci_upper=m * math.exp(z * se)))
+                s = scored.get((trial.id, arm.name))
+                outs = [
+                    OUTCOMES[o.name].synthetic(s, o) if s is not None and o.name in self._arm_outcomes else o
+                    for o in arm.outcomes
+                ]
                 arms.append(replace(arm, outcomes=tuple(outs)))
             new.append(replace(trial, arms=tuple(arms)))
         probe = replace(self, targets=tuple(new))  # same seed: same patients; HR at the new reference medians
@@ -564,13 +467,17 @@ class CalibrationProblem:
         for trial in new:
             comps = []
             for c in trial.comparisons:
-                if f"hr_{c.endpoint}" not in self.outcomes or (trial.id, c.arm) not in self._setups:
+                name = f"hr_{c.endpoint}"
+                if name not in self.outcomes or name not in COMPARISONS or (trial.id, c.arm) not in self._setups:
                     comps.append(c)
                     continue
-                se, hr = c.log_standard_error(), probe._smooth_hr(trial.id, c, eps)
-                comps.append(replace(c, hr=hr, ci_lower=hr * math.exp(-z * se), ci_upper=hr * math.exp(z * se)))
+                comps.append(COMPARISONS[name].synthetic(probe._smooth_hr(trial.id, c, scored), c))
             out.append(replace(trial, comparisons=tuple(comps)))
         return tuple(out)
+
+    @property
+    def _arm_outcomes(self) -> tuple[str, ...]:
+        return tuple(o for o in self.outcomes if o in OUTCOMES)
 
     def residuals_from_values(self, values: Mapping[str, float]) -> np.ndarray:
         """Weighted residuals (module docstring) at typical values ``base_parameters | values``."""
@@ -585,14 +492,7 @@ class CalibrationProblem:
     def _weighted(self, pred: Mapping[tuple[str, str, str], float]) -> np.ndarray:
         res = np.empty(len(self._keys))
         for i, (trial, arm, name, target) in enumerate(self._keys):
-            p, w = pred[(trial, arm, name)], math.sqrt(target.weight)
-            if name == "orr":
-                res[i] = (p - target.value) / target.standard_error()
-            elif name.startswith("median_"):
-                res[i] = (p - 0.5) / (_SE_S_FACTOR * target.log_standard_error())
-            else:
-                res[i] = (math.log(max(p, 1e-12)) - math.log(target.hr)) / target.log_standard_error()
-            res[i] *= w
+            res[i] = outcome(name).residual(pred[(trial, arm, name)], target) * math.sqrt(target.weight)
         return res
 
     def residuals(self, params: Any) -> np.ndarray:

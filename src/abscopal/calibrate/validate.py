@@ -53,11 +53,12 @@ from typing import Any
 import numpy as np
 
 from .._version import __version__
+from ..endpoints.outcomes import COMPARISONS, DEFAULT_FIT_OUTCOMES, outcome
 from ..errors import AbscopalError, ParameterError
 from ..io import JsonArtefact, write_atomic
 from ..provenance import environment
 from .fit import Calibration, _enc
-from .objective import _USABLE, CalibrationProblem
+from .objective import CalibrationProblem
 from .targets import OUTCOME_KINDS, TrialTargets
 
 log = logging.getLogger(__name__)
@@ -112,7 +113,7 @@ def _as_trials(targets: Any) -> tuple[TrialTargets, ...]:
     return tuple(items)
 
 
-def usable_outcomes(trial: TrialTargets, outcomes: Sequence[str] = _USABLE) -> list[tuple[str, str]]:
+def usable_outcomes(trial: TrialTargets, outcomes: Sequence[str] = DEFAULT_FIT_OUTCOMES) -> list[tuple[str, str]]:
     """``(arm, outcome)`` pairs of ``trial`` a CalibrationProblem can simulate (arms with a population mix;
     comparisons as ``("<arm> vs <reference>", "hr_<endpoint>")``)."""
     arms = {a.name for a in trial.arms if a.population.mix is not None}
@@ -120,7 +121,7 @@ def usable_outcomes(trial: TrialTargets, outcomes: Sequence[str] = _USABLE) -> l
     out += [
         (f"{c.arm} vs {c.reference}", f"hr_{c.endpoint}")
         for c in trial.comparisons
-        if f"hr_{c.endpoint}" in outcomes and {c.arm, c.reference} <= arms
+        if f"hr_{c.endpoint}" in outcomes and f"hr_{c.endpoint}" in COMPARISONS and {c.arm, c.reference} <= arms
     ]
     return out
 
@@ -174,11 +175,7 @@ def _interval(x: Sequence[float], level: float) -> tuple[list[float] | None, int
 
 def _observed(target: Any, name: str) -> tuple[float, float, str]:
     """Observed value, its SE on the residual scale, and the scale (``linear`` or ``log``)."""
-    if name.startswith("hr_"):
-        return float(target.hr), float(target.log_standard_error()), "log"
-    if OUTCOME_KINDS[name] == "proportion":
-        return float(target.value), float(target.standard_error()), "linear"
-    return float(target.value), float(target.log_standard_error()), "log"
+    return outcome(name).observed(target)
 
 
 def score(target: Any, name: str, predicted: float) -> dict[str, Any]:
@@ -441,7 +438,8 @@ def validate(
     )
     trials = _as_trials(targets)
     notes = [
-        f"trial {t.id!r}: no outcome the model can simulate ({list(_USABLE)} of arms with a population mix); skipped"
+        f"trial {t.id!r}: no outcome the model can simulate ({list(DEFAULT_FIT_OUTCOMES)} of arms with a "
+        "population mix); skipped"
         for t in trials
         if not usable_outcomes(t)
     ]
@@ -449,7 +447,7 @@ def validate(
     if not used:
         raise AbscopalError(
             f"targets: none of {[t.id for t in trials]} reports an outcome the model can simulate "
-            f"({list(_USABLE)}); nothing to validate"
+            f"({list(DEFAULT_FIT_OUTCOMES)}); nothing to validate"
         )
     draws = parameter_draws(cal, n_dr, seed=derived_seed(seed, "parameters"), source=draw_source) if n_dr else None
     compiled = _model(cal, model)

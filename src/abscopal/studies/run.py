@@ -59,6 +59,7 @@ import xarray as xr
 from .._version import __version__
 from ..calibrate.objective import population_for, split_values
 from ..calibrate.shipped import fit_file_hash, resolve_fit_path
+from ..endpoints.outcomes import OUTCOMES, ScoredArm
 from ..endpoints.summary import DAYS_PER_MONTH, Assessment, endpoints
 from ..endpoints.survival import hazard_ratio, kaplan_meier
 from ..errors import AbscopalError, AbscopalWarning, ParameterError
@@ -95,6 +96,8 @@ SUMMARY_METRICS: Mapping[str, tuple[str, str]] = {
     "lymphocyte_nadir": ("1e9/L", "mean lymphocyte count nadir"),
 }
 """Per-cell, per-draw summary variables of a study (units, long name)."""
+_REGISTRY_METRICS = ("orr", "dcr", "median_pfs_month", "median_os_month", "pfs_12mo", "os_12mo", "os_24mo")
+"""Summary variables whose trial-style value is the outcome registry's (:mod:`abscopal.endpoints.outcomes`)."""
 _KM_STEP_MONTH = 0.5
 log = logging.getLogger(__name__)
 
@@ -198,7 +201,6 @@ def run_cell(task: CellTask) -> xr.Dataset:
         else:
             ds, ep, plans = _simulate(task, values, plan)
         e = ep.isel(arm=0)
-        summary["orr"][k] = float(e.orr)
         summary["abscopal_orr"][k] = np.nan
         if task.cell.has_rt and not task.cell.timing.at_progression:
             if task.assessment.exclude_irradiated:
@@ -209,13 +211,9 @@ def run_cell(task: CellTask) -> xr.Dataset:
                     summary["abscopal_orr"][k] = float(endpoints(ds, out_of_field, patients=task.patients).orr[0])
                 except ParameterError:  # some patient has no lesion outside the field: undefined
                     pass
-        summary["dcr"][k] = float(e.dcr)
-        summary["median_pfs_month"][k] = float(e.median_pfs_day) / DAYS_PER_MONTH
-        summary["median_os_month"][k] = float(e.median_os_day) / DAYS_PER_MONTH
-        for name, endpoint, months in (("pfs_12mo", "pfs", 12), ("os_12mo", "os", 12), ("os_24mo", "os", 24)):
-            summary[name][k] = float(
-                _km(e[f"{endpoint}_day"].values, e[f"{endpoint}_event"].values, np.array([months * DAYS_PER_MONTH]))[0]
-            )
+        scored = ScoredArm(endpoints=ep, assessment=task.assessment, start_day=task.start_day, t_end_day=task.t_end_day)
+        for name in _REGISTRY_METRICS:
+            summary[name][k] = OUTCOMES[name].value(scored)
         risk = _pneumonitis(task, plans)
         summary["pneumonitis_risk"][k] = float(risk.mean())
         starts_k = ds.rt_start_day.values[0]

@@ -1,0 +1,127 @@
+"""The outcome registry (``abscopal.endpoints.outcomes``): one definition per reported quantity.
+
+Each definition's smooth surrogate must track its trial-style value on a simulated arm, and adding an outcome to
+the registry is all it takes to fit it (shown with the ``os_12mo`` / ``pfs_6mo`` landmarks).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from abscopal.calibrate.objective import CalibrationProblem
+from abscopal.calibrate.targets import OUTCOME_KINDS, Outcome, load_targets
+from abscopal.endpoints.outcomes import (
+    COMPARISONS,
+    DEFAULT_FIT_OUTCOMES,
+    OUTCOMES,
+    ScoredArm,
+    fittable_outcomes,
+    outcome,
+)
+from abscopal.errors import ParameterError
+
+TARGETS = Path(__file__).resolve().parents[2] / "fits" / "targets"
+TRUTH = {"max_kill_per_day": 0.08, "new_lesion_rate_per_day": 0.003}
+
+
+def test_registry_kinds_match_the_target_format():
+    """A target file's kind of an outcome and the registry's are one fact (no second table to drift)."""
+    for name in fittable_outcomes():
+        assert OUTCOME_KINDS[name] == outcome(name).kind, name
+    assert set(DEFAULT_FIT_OUTCOMES) <= set(fittable_outcomes())
+    assert set(COMPARISONS) == {"hr_pfs", "hr_os"}
+
+
+def test_unknown_outcome_names_the_choices():
+    with pytest.raises(ParameterError, match=r"outcome.*'os_13mo'.*os_12mo"):
+        outcome("os_13mo")
+    with pytest.raises(ParameterError, match="outcomes"):
+        CalibrationProblem(targets=(load_targets(TARGETS / "pembro_rt.toml"),), outcomes=("best_ever",))
+
+
+@pytest.fixture(scope="module")
+def landmark_problem(nsclc3) -> CalibrationProblem:
+    """PEMBRO-RT with an OS landmark added to each arm and KEYNOTE-001's PFS landmark, fitted on landmarks only."""
+    pembro = load_targets(TARGETS / "pembro_rt.toml")
+    arms = tuple(
+        replace(a, outcomes=(*a.outcomes, Outcome(name="os_12mo", value=0.45, n=a.n_patients, confidence="S")))
+        for a in pembro.arms
+    )
+    keynote = load_targets(TARGETS / "keynote001_shaverdian2017.toml")
+    return CalibrationProblem(
+        targets=(replace(pembro, arms=arms), keynote),
+        model=nsclc3,
+        n_patients_per_arm=80,
+        seed=3,
+        outcomes=("os_12mo", "pfs_6mo"),
+    )
+
+
+def test_landmarks_are_fitted_outcomes(landmark_problem):
+    keys = landmark_problem.keys
+    assert {k[2] for k in keys} == {"os_12mo", "pfs_6mo"}
+    assert sum(k[2] == "os_12mo" for k in keys) == 2 and sum(k[2] == "pfs_6mo" for k in keys) == 2
+    report, smooth, res = landmark_problem.evaluate(TRUTH)
+    assert np.all(np.isfinite(res)) and np.any(np.abs(res) > 0.1)
+    for key, value in report.items():
+        assert 0.0 <= value <= 1.0 and 0.0 <= smooth[key] <= 1.0
+        assert abs(smooth[key] - value) < 0.08, key  # smooth surrogate of the KM landmark
+
+
+def test_landmark_residuals_vanish_at_synthetic_targets(landmark_problem, nsclc3):
+    synthetic = landmark_problem.synthetic_targets(TRUTH)
+    again = replace(landmark_problem, targets=synthetic)
+    assert np.max(np.abs(again.residuals_from_values(TRUTH))) < 1e-9
+    moved = dict(TRUTH, max_kill_per_day=0.12)
+    assert np.max(np.abs(again.residuals_from_values(moved))) > 0.2
+
+
+@pytest.fixture(scope="module")
+def scored(nsclc3) -> dict[str, ScoredArm]:
+    problem = CalibrationProblem(
+        targets=(load_targets(TARGETS / "pembro_rt.toml"),),
+        model=nsclc3,
+        n_patients_per_arm=300,
+        seed=5,
+        outcomes=fittable_outcomes(),
+    )
+    return {arm: s for (_, arm), s in problem._run(TRUTH).items()}
+
+
+@pytest.mark.parametrize("name", [n for n, o in OUTCOMES.items() if o.kind == "proportion"])
+def test_smooth_proportions_track_the_trial_value(scored, name):
+    """Each proportion's smooth surrogate is within 0.07 of the RECIST / Kaplan-Meier value on 300 patients."""
+    for arm in scored.values():
+        value, smooth = OUTCOMES[name].value(arm), OUTCOMES[name].smooth(arm)
+        assert 0.0 <= smooth <= 1.0
+        assert abs(smooth - value) < 0.07, (name, value, smooth)
+
+
+@pytest.mark.parametrize("name", ["median_pfs_month", "median_os_month"])
+def test_smooth_survival_at_the_simulated_median_is_within_the_km_step(scored, name):
+    for arm in scored.values():
+        median = OUTCOMES[name].value(arm)
+        if not math.isfinite(median):
+            continue
+        target = Outcome(name=name, value=median, n=100, confidence="P")
+        smooth = OUTCOMES[name].smooth(arm, target)
+        # KM steps through 0.5 at the median (PFS: on a scan day); the smooth value lies within that step
+        endpoint, day = name.split("_")[1], median * 30.44
+        before, after = arm.km_survival(endpoint, day - 1.0), arm.km_survival(endpoint, day)
+        assert after - 0.03 <= smooth <= before + 0.03, (after, smooth, before)
+        assert abs(OUTCOMES[name].residual(0.5, target)) == 0.0
+
+
+@pytest.mark.parametrize("name", ["hr_pfs", "hr_os"])
+def test_smooth_hazard_ratio_tracks_cox(scored, name):
+    arm, ref = scored["sbrt+pembro"], scored["pembro"]
+    hr = COMPARISONS[name]
+    median_day = OUTCOMES[f"median_{hr.endpoint}_month"].value(ref) * 30.44
+    cox, smooth = hr.value(arm, ref), hr.smooth(arm, ref, median_day)
+    assert abs(math.log(smooth) - math.log(cox)) < 0.25, (cox, smooth)
+    assert hr.smooth(arm, ref, None) == cox

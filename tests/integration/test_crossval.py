@@ -88,7 +88,7 @@ def test_bad_setups_fail_before_any_fit(synthetic, nsclc3, monkeypatch, tmp_path
     with pytest.raises(ParameterError):
         cross_validate(synthetic, free=("max_kil_per_day",), n_patients_per_arm=40, model=nsclc3)
     with pytest.raises(ParameterError, match="outcomes"):
-        cross_validate(synthetic, outcomes=("pfs_6mo",), model=nsclc3)
+        cross_validate(synthetic, outcomes=("irae_any_grade",), model=nsclc3)
     with pytest.raises(ParameterError, match="n_patients_per_arm"):
         cross_validate(synthetic, n_patients_per_arm=0, model=nsclc3)
     (out := tmp_path / "cv.json").write_text("old")

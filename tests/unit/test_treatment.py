@@ -535,3 +535,20 @@ def test_with_rt_offset_can_keep_the_drug_schedule():
     kept = plan.with_rt_offset(63.0, drug_to_day0=False)
     assert moved.drug.start_day == 0.0 and kept.drug is drug
     assert moved.fractions()[0].time_day == kept.fractions()[0].time_day == 63.0
+
+
+def test_for_model_applies_the_constant_clearance_rule_only_where_the_model_needs_it():
+    """Analytic PK fixes pk_cl_time_emax at 0: a nivolumab arm then runs at its baseline clearance; a model with
+    ODE PK keeps the time-varying term, and a constant-clearance drug is left as it is."""
+    from abscopal.model.library.nsclc import nsclc_model
+    from abscopal.treatment.regimens import drug_regimen
+
+    nivo = TreatmentPlan(drug=drug_regimen("nivolumab_240mg_q2w"))
+    analytic, ode = nsclc_model(1), nsclc_model(1, pk="ode")
+    assert nivo.parameter_overrides()["pk_cl_time_emax"] < 0.0
+    fixed = nivo.for_model(analytic)
+    assert fixed.drug.constant_clearance and fixed.parameter_overrides()["pk_cl_time_emax"] == 0.0
+    assert fixed.parameter_overrides()["pk_cl_l_per_day"] == nivo.parameter_overrides()["pk_cl_l_per_day"]
+    assert nivo.for_model(ode) is nivo
+    pembro = TreatmentPlan(drug=drug_regimen("pembrolizumab_200mg_q3w"))
+    assert pembro.for_model(analytic) is pembro

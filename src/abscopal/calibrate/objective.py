@@ -104,14 +104,6 @@ def _default_model() -> Any:
     return nsclc_model(3)
 
 
-def _constant_clearance_only(spec: Any) -> bool:
-    """True if ``spec`` fixes the time-varying clearance at 0 (exact analytic PK)."""
-    if "pk_cl_time_emax" not in spec.parameter_names:
-        return False
-    p = spec.parameter("pk_cl_time_emax")
-    return p.lower == p.upper == 0.0
-
-
 def arm_seed(seed: int, trial: str, arm: str) -> int:
     """Stable 32-bit seed of an arm: sha256 of ``"seed/trial/arm"`` (independent of PYTHONHASHSEED)."""
     return int.from_bytes(hashlib.sha256(f"{int(seed)}/{trial}/{arm}".encode()).digest()[:4], "big")
@@ -312,9 +304,7 @@ class CalibrationProblem:
                 )
             courses.append(rt.build(target_lesions=lesions))
         drug = arm.drug.build() if arm.drug else None
-        if drug is not None and drug.pk.cl_time_emax != 0.0 and _constant_clearance_only(spec):
-            drug = replace(drug, constant_clearance=True)  # analytic PK; see DrugRegimen.constant_clearance
-        plan = TreatmentPlan(radiation=tuple(courses), drug=drug, name=arm.name)
+        plan = TreatmentPlan(radiation=tuple(courses), drug=drug, name=arm.name).for_model(spec)
         events = [f.time_day for f in plan.fractions()] + [d.time_day for d in plan.drug_doses(730.0)]
         start = min([0.0, *events])
         fu = arm.assessment.follow_up_month

@@ -102,6 +102,19 @@ class TreatmentPlan:
         """The drug doses up to ``until_day`` (inclusive); ``()`` without a drug."""
         return () if self.drug is None else self.drug.doses(until_day)
 
+    def for_model(self, spec: Any) -> TreatmentPlan:
+        """This plan as a trial arm runs it on ``spec``: the one place of the constant-clearance rule.
+
+        A model with exact analytic PK fixes ``pk_cl_time_emax`` at 0 (bounds [0, 0]). On such a model a drug
+        with time-varying clearance (nivolumab, Bajaj 2017) is given its baseline clearance throughout
+        (:attr:`DrugRegimen.constant_clearance` says why the PD effect is unchanged). :func:`~abscopal.simulate`
+        itself refuses that combination, so a direct simulation never changes a drug silently.
+        """
+        drug = self.drug
+        if drug is None or drug.pk.cl_time_emax == 0.0 or not _fixes_constant_clearance(spec):
+            return self
+        return replace(self, drug=replace(drug, constant_clearance=True))
+
     def parameter_overrides(self) -> dict[str, Any]:
         """Model parameters set by the plan: the drug's PK (``{}`` without a drug)."""
         return {} if self.drug is None else self.drug.pk.as_parameters()
@@ -141,3 +154,11 @@ class TreatmentPlan:
             parts.append(self.drug.describe())
         body = " + ".join(parts) if parts else "no treatment"
         return f"{self.name}: {body}" if self.name is not None else body
+
+
+def _fixes_constant_clearance(spec: Any) -> bool:
+    """True if ``spec`` fixes the time-varying clearance at 0 (exact analytic PK)."""
+    if "pk_cl_time_emax" not in spec.parameter_names:
+        return False
+    p = spec.parameter("pk_cl_time_emax")
+    return p.lower == p.upper == 0.0

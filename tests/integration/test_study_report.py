@@ -125,7 +125,9 @@ def test_text_from_the_provenance_is_escaped(study: xr.Dataset) -> None:
     script = "<script>alert(1)</script>"
     design = dict(prov.get("design") or {})
     design.update(assessment={"criteria": script}, description=script, mix=script)
-    prov.update(design=design, fit="fit.json", fit_values={script: 1.0}, fit_targets={script: script}, mix_source=script)
+    prov.update(
+        design=design, fit="fit.json", fit_values={script: 1.0}, fit_targets={script: script}, mix_source=script
+    )
     prov["sources"] = {script: script}
     ds.attrs["provenance"] = json.dumps(prov)
     ds.attrs["title"] = script

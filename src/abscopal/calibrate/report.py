@@ -11,6 +11,9 @@ HTML is one file with the PNG figures embedded as base64; Markdown writes the PN
 overwritten unless ``force``. Figures are :class:`matplotlib.figure.Figure` objects rendered by Agg; pyplot and
 matplotlib's global state are not used.
 
+This module computes the content (tables as lists of rows, sentences, PNG bytes); the jinja2 templates
+``fit_report.html.j2`` and ``fit_report.md.j2`` of :mod:`abscopal.templates` lay it out. HTML escapes every text.
+
 Command line (register with :func:`add_fit_report_command`)::
 
     abscopal fit-report fits/NAME.json --out fits/NAME.html [--force] [--targets FILES...]
@@ -20,7 +23,7 @@ from __future__ import annotations
 
 import argparse
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -343,7 +346,10 @@ def _context(calibration: Calibration, targets: Mapping[str, Any] | None) -> dic
             ["environment", format_environment(prov.get("environment"))],
             ["model", f"{prov.get('model_name')} ({prov.get('n_lesions')} lesions)"],
             ["model hash", prov.get("model_hash")],
-            ["method", calibration.method + (f", multistart {len(prov['multistart'])}" if prov.get("multistart") else "")],
+            [
+                "method",
+                calibration.method + (f", multistart {len(prov['multistart'])}" if prov.get("multistart") else ""),
+            ],
             ["fit seed (starts / global method / posterior)", prov.get("fit_seed", "-")],
             ["virtual patients per arm", prov.get("n_patients_per_arm")],
             ["virtual-patient seed", prov.get("seed")],
@@ -401,6 +407,7 @@ def _context(calibration: Calibration, targets: Mapping[str, Any] | None) -> dic
     }
 
 
+# ---- rendering ------------------------------------------------------------------------------------------------------
 def _figures(calibration: Calibration) -> dict[str, bytes]:
     figs = {"forest": forest_figure(calibration), "residuals": residual_figure(calibration)}
     if calibration.profiles:

@@ -23,6 +23,8 @@ It writes, atomically and overwriting (the runner decides whether a study folder
 
 Figures are :class:`matplotlib.figure.Figure` objects rendered by Agg; pyplot and matplotlib's global state are not
 used. :func:`study_figures` and :func:`study_report_html` build the PNG bytes and the HTML text without writing.
+The page is the jinja2 template ``study_report.html.j2`` of :mod:`abscopal.templates`; this module computes its
+content (sentences, tables, numbers) and the template escapes every text.
 """
 
 from __future__ import annotations
@@ -764,7 +766,9 @@ def _favours_context(ds: xr.Dataset, rows: Sequence[Mapping[str, Any]], prov: Ma
     threshold = f"{100 * LOW_PNEUMONITIS_RISK:.0f}%"
     if low:
         r = low[0]
-        item = compare(f"Best 12-month OS with pneumonitis risk below {threshold}: ", r, "os_12mo", "pct", "12-month OS")
+        item = compare(
+            f"Best 12-month OS with pneumonitis risk below {threshold}: ", r, "os_12mo", "pct", "12-month OS"
+        )
         item["tail"] = f" Pneumonitis risk {_value_with_interval(r, 'pneumonitis_risk', 'pct1')}."
         items.append(item)
     elif best_os:
@@ -895,7 +899,9 @@ def study_report_html(ds: xr.Dataset, rows: Sequence[Mapping[str, Any]], images:
         favours=_favours_context(ds, rows, prov),
         summary=_summary_context(ds, rows),
         figures=[
-            {"name": name, "caption": caption, "png": images[name]} for name, caption in FIGURES.items() if name in images
+            {"name": name, "caption": caption, "png": images[name]}
+            for name, caption in FIGURES.items()
+            if name in images
         ],
         sources=_sources_context(prov),
         provenance=_provenance_items(ds, prov),

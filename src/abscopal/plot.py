@@ -18,10 +18,21 @@ Endpoints dataset (:func:`abscopal.endpoints.summary.endpoints`):
 Every function draws on ``ax`` when given (else on a new figure), keeps no state and does not call
 ``plt.show``. Times of the endpoint plots are shown in months (1 month = 30.44 d, the mean calendar month)
 or days (``time_unit``).
+
+Figures of the reports (:mod:`abscopal.studies.report`, :mod:`abscopal.calibrate.report`), without pyplot or
+matplotlib's global state:
+
+* :func:`new_figure`: a :class:`matplotlib.figure.Figure` with constrained layout;
+* :func:`message_figure`: a panel with only a sentence (e.g. "no data" in place of a plot);
+* :func:`figure_png`: PNG bytes of a figure (Agg), closing it;
+* :func:`png_data_uri`: PNG bytes as a ``data:image/png;base64,...`` URI for a self-contained HTML page.
 """
 
 from __future__ import annotations
 
+import base64
+import io
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -33,13 +44,17 @@ from .errors import ParameterError, unknown_name_message
 
 __all__ = [
     "RESPONSE_COLOURS",
+    "figure_png",
     "label",
+    "message_figure",
+    "new_figure",
     "plot_km",
     "plot_lesion_trajectories",
     "plot_median_burden",
     "plot_spider",
     "plot_swimmer",
     "plot_waterfall",
+    "png_data_uri",
 ]
 
 #: Days per display time unit.
@@ -72,6 +87,48 @@ _RECIST_LINES = ((20.0, "PD +20%"), (-30.0, "PR -30%"))
 def label(da: xr.DataArray, *, units: str | None = None) -> str:
     """``"long_name [units]"`` of a DataArray; ``units`` overrides the stored units (e.g. after conversion)."""
     return f"{da.attrs.get('long_name', da.name)} [{units if units is not None else da.attrs.get('units', '?')}]"
+
+
+# ----------------------------------------------------------------------------- report figures
+def new_figure(width: float, height: float) -> Any:
+    """A :class:`matplotlib.figure.Figure` of ``width`` x ``height`` inches with constrained layout (not pyplot)."""
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height), layout="constrained")
+
+
+def message_figure(text: str, width: float = 6.0, height: float = 2.0) -> Any:
+    """A figure holding only ``text``, centred and wrapped: the panel shown where there is nothing to plot."""
+    fig = new_figure(width, height)
+    ax = fig.add_subplot()
+    ax.axis("off")
+    ax.text(0.5, 0.5, text, ha="center", va="center", wrap=True)
+    return fig
+
+
+def figure_png(fig: Any, *, dpi: float = 100) -> bytes:
+    """PNG bytes of ``fig`` (rendered by Agg at ``dpi``); the figure is closed afterwards.
+
+    Layout and missing-glyph warnings are silenced: a report of a finished study or fit must not fail on them.
+    Closing clears the figure and, for a pyplot figure, removes it from pyplot.
+    """
+    buf = io.BytesIO()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            fig.savefig(buf, format="png", dpi=dpi)
+    finally:
+        if getattr(fig.canvas, "manager", None) is not None:  # made by pyplot
+            import matplotlib.pyplot as plt
+
+            plt.close(fig)
+        fig.clear()
+    return buf.getvalue()
+
+
+def png_data_uri(png: bytes) -> str:
+    """``data:image/png;base64,...`` of the PNG bytes ``png`` (an ``<img src>`` inside a self-contained page)."""
+    return "data:image/png;base64," + base64.b64encode(bytes(png)).decode("ascii")
 
 
 # ----------------------------------------------------------------------------- helpers

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import argparse
 import base64
+import dataclasses
 import re
 from pathlib import Path
 
 import pytest
+from markupsafe import escape
 
 from abscopal.calibrate.fit import Calibration, calibrate
 from abscopal.calibrate.objective import CalibrationProblem, default_parameters
@@ -64,8 +66,24 @@ def test_html_report_is_one_file_with_hash_targets_figures_and_sources(full, tmp
     assert len(images) == 4 and all(img.startswith(PNG) for img in images)  # forest, residuals, profile, posterior
     assert "Theelen" in text and "doi:10.1001/jamaoncol.2019.1478" in text  # the target's citation
     for sentence in full.identifiability:
-        assert sentence.replace("'", "&#x27;") in text
+        assert str(escape(sentence)) in text
     assert "max_kill_per_day" in text and "95% profile" in text and "least_squares" in text
+
+
+def test_html_report_escapes_every_text(plain, tmp_path):
+    script = "<script>alert(1)</script>"
+    cal = dataclasses.replace(
+        plain,
+        identifiability=[script],
+        provenance={**plain.provenance, "model_name": script, "target_paths": {"pembro_rt": script}},
+    )
+    text = fit_report(cal, tmp_path / "fit.html")[0].read_text(encoding="utf-8")
+    assert "<script" not in text
+    escaped = "&lt;script&gt;alert(1)&lt;/script&gt;"
+    assert f"<title>Calibration report: {escaped}</title>" in text and f"<li>{escaped}</li>" in text
+    assert text.count(escaped) >= 5  # title, heading, provenance table, target file, identifiability
+    md = fit_report(cal, tmp_path / "fit.md")[0].read_text(encoding="utf-8")
+    assert f"- {script}\n" in md  # Markdown shows the text as written
 
 
 def test_report_refuses_to_overwrite_without_force(plain, tmp_path):

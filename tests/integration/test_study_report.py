@@ -98,7 +98,7 @@ def test_degenerate_one_cell(study: xr.Dataset, tmp_path: Path) -> None:
     rows = summary_table(ds)
     text = _check_outputs(write_study_report(ds, rows, tmp_path), tmp_path)
     assert "NR" in text
-    assert "no &#x27;no RT&#x27; fractionation" in text
+    assert "The study has no 'no RT' fractionation" in html.unescape(text)
 
 
 def test_html_without_images_and_fit(study: xr.Dataset) -> None:
@@ -114,3 +114,25 @@ def test_html_without_images_and_fit(study: xr.Dataset) -> None:
     assert "fits/example.json" in text and "abc123" in text and "PEMBRO-RT" in text and "k_growth" in text
     assert "uncalibrated" not in text.split("Which calibration")[1].split("What the model favours")[0]
     assert "data:image/png" not in text
+
+
+def test_text_from_the_provenance_is_escaped(study: xr.Dataset) -> None:
+    """Every text of the dataset is escaped, the assessment settings too (they were inserted as raw JSON)."""
+    import json
+
+    ds = study.copy()
+    prov = json.loads(ds.attrs["provenance"])
+    script = "<script>alert(1)</script>"
+    design = dict(prov.get("design") or {})
+    design.update(assessment={"criteria": script}, description=script, mix=script)
+    prov.update(
+        design=design, fit="fit.json", fit_values={script: 1.0}, fit_targets={script: script}, mix_source=script
+    )
+    prov["sources"] = {script: script}
+    ds.attrs["provenance"] = json.dumps(prov)
+    ds.attrs["title"] = script
+    text = study_report_html(ds, summary_table(ds), {})
+    assert "<script" not in text
+    escaped = "&lt;script&gt;alert(1)&lt;/script&gt;"
+    assert "Assessment settings of this study: {&#34;criteria&#34;: &#34;" + escaped in text
+    assert text.count(escaped) >= 9  # title twice, description, mix, assessment, fit value, trial and hash, source

@@ -331,3 +331,28 @@ def test_lesion_trajectories_bad_patient_and_variable(sim):
         plot_lesion_trajectories(sim, patient=99)
     with pytest.raises(ParameterError, match="dataset lacks 'diameter'"):
         plot_lesion_trajectories(sim, variable="diameter")
+
+
+# ----------------------------------------------------------------------------- report figure helpers
+def test_new_figure_is_not_managed_by_pyplot():
+    from abscopal.plot import new_figure
+
+    fig = new_figure(4.0, 2.5)
+    assert tuple(fig.get_size_inches()) == (4.0, 2.5)
+    assert fig.get_layout_engine() is not None
+    assert fig.canvas.manager is None
+
+
+def test_figure_png_renders_and_closes():
+    from abscopal.plot import figure_png, message_figure, new_figure, png_data_uri
+
+    fig = message_figure("no data here")
+    assert [t.get_text() for t in fig.axes[0].texts] == ["no data here"]
+    png = figure_png(fig, dpi=50)
+    assert png.startswith(b"\x89PNG\r\n\x1a\n") and not fig.axes  # closed: cleared
+    small = figure_png(new_figure(2.0, 1.0), dpi=50)
+    assert int.from_bytes(small[16:20], "big") == 100  # width in pixels: 2 in at 50 dpi
+    managed = plt.figure()
+    figure_png(managed)
+    assert managed.number not in plt.get_fignums()  # a pyplot figure is closed in pyplot too
+    assert png_data_uri(b"abc") == "data:image/png;base64,YWJj"

@@ -11,6 +11,9 @@ HTML is one file with the PNG figures embedded as base64; Markdown writes the PN
 overwritten unless ``force``. Figures are :class:`matplotlib.figure.Figure` objects rendered by Agg; pyplot and
 matplotlib's global state are not used.
 
+This module computes the content (tables as lists of rows, sentences, PNG bytes); the jinja2 templates
+``fit_report.html.j2`` and ``fit_report.md.j2`` of :mod:`abscopal.templates` lay it out. HTML escapes every text.
+
 Command line (register with :func:`add_fit_report_command`)::
 
     abscopal fit-report fits/NAME.json --out fits/NAME.html [--force] [--targets FILES...]
@@ -19,11 +22,8 @@ Command line (register with :func:`add_fit_report_command`)::
 from __future__ import annotations
 
 import argparse
-import base64
-import html
-import io
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +31,9 @@ import numpy as np
 
 from ..errors import AbscopalError
 from ..io import OutputExistsError, write_atomic
+from ..plot import figure_png, new_figure
 from ..provenance import format_environment
+from ..templates import render
 from .fit import Calibration
 from .uncertainty import DELTA_CHISQR_68, DELTA_CHISQR_95, identifiability_report
 
@@ -76,18 +78,6 @@ def report_paths(path: str | Path, *, format: str | None = None, force: bool = F
 
 
 # ---- figures --------------------------------------------------------------------------------------------------------
-def _figure(width: float, height: float) -> Any:
-    from matplotlib.figure import Figure
-
-    return Figure(figsize=(width, height), layout="constrained")
-
-
-def _png(fig: Any) -> bytes:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
-    return buf.getvalue()
-
-
 def _kind(outcome: str) -> str:
     return "orr" if outcome == "orr" else ("median" if outcome.startswith("median_") else "hr")
 
@@ -104,7 +94,7 @@ def forest_figure(calibration: Calibration) -> Any:
         groups.setdefault(_kind(p["outcome"]), []).append(p)
     kinds = [k for k in ("orr", "median", "hr") if k in groups]
     heights = [len(groups[k]) + 1.5 for k in kinds]
-    fig = _figure(8.0, 0.35 * sum(heights) + 1.0)
+    fig = new_figure(8.0, 0.35 * sum(heights) + 1.0)
     axes = fig.subplots(len(kinds), 1, squeeze=False, gridspec_kw={"height_ratios": heights})[:, 0]
     for ax, kind in zip(axes, kinds, strict=True):
         rows = groups[kind]
@@ -148,7 +138,7 @@ def forest_figure(calibration: Calibration) -> Any:
 def residual_figure(calibration: Calibration) -> Any:
     """Weighted residual of every target (bars), with the +/-1 and +/-2 standard-error bands."""
     rows = calibration.predictions
-    fig = _figure(8.0, 0.3 * len(rows) + 1.5)
+    fig = new_figure(8.0, 0.3 * len(rows) + 1.5)
     ax = fig.add_subplot()
     y = np.arange(len(rows))[::-1]
     r = np.array([p["residual"] if p["residual"] is not None else np.nan for p in rows], dtype=float)
@@ -170,7 +160,7 @@ def profile_figure(calibration: Calibration) -> Any:
     n = len(profs)
     ncol = min(n, 3)
     nrow = math.ceil(n / ncol)
-    fig = _figure(3.6 * ncol, 3.0 * nrow)
+    fig = new_figure(3.6 * ncol, 3.0 * nrow)
     axes = fig.subplots(nrow, ncol, squeeze=False).ravel()
     for ax, (name, prof) in zip(axes, profs.items(), strict=False):
         x = np.array(prof["values"], dtype=float)
@@ -206,7 +196,7 @@ def posterior_figure(calibration: Calibration, max_params: int = 6) -> Any:
     names = list(post["names"])[:max_params]
     s = np.array(post["samples"], dtype=float)[:, : len(names)]
     d = len(names)
-    fig = _figure(2.2 * d + 1.0, 2.2 * d + 1.0)
+    fig = new_figure(2.2 * d + 1.0, 2.2 * d + 1.0)
     axes = fig.subplots(d, d, squeeze=False)
     for i in range(d):
         for j in range(d):
@@ -298,47 +288,22 @@ def _load_targets(calibration: Calibration) -> dict[str, Any]:
     return out
 
 
-def _blocks(calibration: Calibration, targets: Mapping[str, Any] | None) -> list[tuple[Any, ...]]:
+_CAPTIONS = {
+    "forest": "Forest plot: observed (black, 95% CI) and predicted (red) value of every target",
+    "residuals": "Weighted residuals (dashed: +/-1, dotted: +/-2 standard errors)",
+    "profiles": "Chi-square profiles; dashed: 68% (1.00) and 95% (3.84) thresholds; shaded: 95% interval; grey: "
+    "fitted value; black: a parameter bound",
+    "posterior": "Posterior samples (emcee); red: least-squares optimum",
+}
+"""Caption of every figure of :data:`FIGURES`."""
+
+
+def _context(calibration: Calibration, targets: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Everything the templates ``fit_report.html.j2`` and ``fit_report.md.j2`` show except the figures: plain
+    strings, numbers and lists (tables are lists of rows)."""
     prov = calibration.provenance
     params = calibration.parameters()
     free = list(prov.get("free") or [k for k, p in params.items() if p.vary])
-    b: list[tuple[Any, ...]] = [("h", 1, f"Calibration report: {prov.get('model_name', '?')}")]
-    b.append(
-        (
-            "table",
-            ["item", "value"],
-            [
-                ["abscopal version", prov.get("version")],
-                ["environment", format_environment(prov.get("environment"))],
-                ["model", f"{prov.get('model_name')} ({prov.get('n_lesions')} lesions)"],
-                ["model hash", prov.get("model_hash")],
-                [
-                    "method",
-                    calibration.method + (f", multistart {len(prov['multistart'])}" if prov.get("multistart") else ""),
-                ],
-                ["fit seed (starts / global method / posterior)", prov.get("fit_seed", "-")],
-                ["virtual patients per arm", prov.get("n_patients_per_arm")],
-                ["virtual-patient seed", prov.get("seed")],
-                ["outcomes fitted", ", ".join(prov.get("outcomes", []))],
-                ["free parameters", ", ".join(free)],
-                [
-                    "base parameters",
-                    ", ".join(f"{k}={_g(v)}" for k, v in (prov.get("base_parameters") or {}).items()) or "-",
-                ],
-                ["objective evaluations", calibration.nfev],
-                ["elapsed (fit)", f"{_g(prov.get('elapsed_s'))} s"],
-            ],
-        )
-    )
-    b.append(("h", 2, "Targets"))
-    b.append(
-        (
-            "table",
-            ["trial", "content hash (sha256)", "file"],
-            [[t, h, (prov.get("target_paths") or {}).get(t) or "-"] for t, h in prov.get("targets", {}).items()],
-        )
-    )
-    b.append(("h", 2, "Parameters"))
     profs = calibration.profiles or {}
     post = calibration.posterior
     pq = {}
@@ -347,8 +312,7 @@ def _blocks(calibration: Calibration, targets: Mapping[str, Any] | None) -> list
         if s.size:
             q = np.quantile(s, [0.025, 0.5, 0.975], axis=0)
             pq = {n: q[:, i] for i, n in enumerate(post["names"])}
-    header = ["parameter", "value", "stderr", "rel. stderr", "bounds", "68% profile", "95% profile"]
-    rows = []
+    param_rows = []
     for name in free:
         v, se, p = calibration.values[name], calibration.stderr.get(name), params[name]
         rel = f"{se / abs(v):.1%}" if se is not None and v != 0 else "-"
@@ -364,172 +328,93 @@ def _blocks(calibration: Calibration, targets: Mapping[str, Any] | None) -> list
         if post is not None:
             q = pq.get(name)
             row.append("-" if q is None else f"{_g(q[1])} ({_g(q[0])} to {_g(q[2])})")
-        rows.append(row)
-    b.append(("table", header + (["posterior median (95%)"] if post is not None else []), rows))
-    b.append(("h", 2, "Statistics"))
-    n_t = len(calibration.predictions)
-    b.append(
-        (
-            "table",
-            ["statistic", "value"],
-            [
-                ["chi-square", _g(calibration.chisqr)],
-                ["reduced chi-square", _g(calibration.redchi)],
-                ["AIC", _g(calibration.aic)],
-                ["BIC", _g(calibration.bic)],
-                ["targets", n_t],
-                ["free parameters", len(free)],
-            ],
-        )
-    )
-    pairs = [(a, c, r) for a, row in calibration.correlations.items() for c, r in row.items() if a < c]
-    if pairs:
-        b.append(("table", ["parameter", "parameter", "correlation"], [[a, c, f"{r:+.3f}"] for a, c, r in pairs]))
+        param_rows.append(row)
+    posterior_note = None
     if post is not None:
         tau = post.get("autocorr_time")
-        b.append(
-            (
-                "p",
-                f"Posterior: {len(post['samples'])} stored samples, acceptance fraction "
-                f"{post['acceptance_fraction']:.2f}, autocorrelation time "
-                f"{', '.join(_g(t, '.3g') for t in tau) if tau else 'not estimable (chain too short)'}, "
-                f"seed {post.get('seed')}; options {prov.get('posterior_options', '-')}.",
-            )
+        posterior_note = (
+            f"Posterior: {len(post['samples'])} stored samples, acceptance fraction "
+            f"{post['acceptance_fraction']:.2f}, autocorrelation time "
+            f"{', '.join(_g(t, '.3g') for t in tau) if tau else 'not estimable (chain too short)'}, "
+            f"seed {post.get('seed')}; options {prov.get('posterior_options', '-')}."
         )
-    if prov.get("multistart"):
-        best = prov.get("multistart_best")
-        b.append(("h", 3, "Multistart"))
-        b.append(
-            (
-                "table",
-                ["start", "start values", "chi-square", "evaluations", "result"],
-                [
-                    [
-                        f"{i}{' (best)' if i == best else ''}",
-                        ", ".join(f"{k}={_g(v)}" for k, v in r["start"].items()),
-                        _g(r["chisqr"]),
-                        r["nfev"] or "-",
-                        "ok" if r["success"] else r["message"],
-                    ]
-                    for i, r in enumerate(prov["multistart"])
-                ],
-            )
-        )
-    b.append(("h", 2, "Predicted vs observed"))
-    b.append(
-        (
-            "table",
-            ["trial", "arm", "outcome", "observed", "95% CI", "predicted", "weighted residual"],
+    best = prov.get("multistart_best")
+    return {
+        "title": f"Calibration report: {prov.get('model_name', '?')}",
+        "provenance": [
+            ["abscopal version", prov.get("version")],
+            ["environment", format_environment(prov.get("environment"))],
+            ["model", f"{prov.get('model_name')} ({prov.get('n_lesions')} lesions)"],
+            ["model hash", prov.get("model_hash")],
             [
-                [
-                    p["trial"],
-                    p["arm"],
-                    p["outcome"],
-                    _g(p["observed"]),
-                    "-" if None in p["ci"] else f"{_g(p['ci'][0])} to {_g(p['ci'][1])}",
-                    _g(p["predicted"]),
-                    _g(p["residual"], ".3f"),
-                ]
-                for p in calibration.predictions
+                "method",
+                calibration.method + (f", multistart {len(prov['multistart'])}" if prov.get("multistart") else ""),
             ],
-        )
-    )
-    b.append(
-        (
-            "p",
-            "Predicted: the plain reported value of the simulated arms (ORR, Kaplan-Meier median in months, "
-            "Cox hazard ratio); the weighted residual compares the smooth surrogate the fit uses.",
-        )
-    )
-    b.append(("h", 2, "Figures"))
-    b.append(("img", "forest", "Forest plot: observed (black, 95% CI) and predicted (red) value of every target"))
-    b.append(("img", "residuals", "Weighted residuals (dashed: +/-1, dotted: +/-2 standard errors)"))
-    if profs:
-        b.append(
-            (
-                "img",
-                "profiles",
-                "Chi-square profiles; dashed: 68% (1.00) and 95% (3.84) thresholds; shaded: "
-                "95% interval; grey: fitted value; black: a parameter bound",
-            )
-        )
-    if post is not None:
-        b.append(("img", "posterior", "Posterior samples (emcee); red: least-squares optimum"))
-    b.append(("h", 2, "Identifiability"))
-    b.append(("ul", list(calibration.identifiability) or identifiability_report(calibration)))
-    b.append(("h", 2, "Sources of the targets"))
-    b.append(("ul", _sources(calibration, targets)))
-    return b
+            ["fit seed (starts / global method / posterior)", prov.get("fit_seed", "-")],
+            ["virtual patients per arm", prov.get("n_patients_per_arm")],
+            ["virtual-patient seed", prov.get("seed")],
+            ["outcomes fitted", ", ".join(prov.get("outcomes", []))],
+            ["free parameters", ", ".join(free)],
+            [
+                "base parameters",
+                ", ".join(f"{k}={_g(v)}" for k, v in (prov.get("base_parameters") or {}).items()) or "-",
+            ],
+            ["objective evaluations", calibration.nfev],
+            ["elapsed (fit)", f"{_g(prov.get('elapsed_s'))} s"],
+        ],
+        "targets": [[t, h, (prov.get("target_paths") or {}).get(t) or "-"] for t, h in prov.get("targets", {}).items()],
+        "parameters": {
+            "header": ["parameter", "value", "stderr", "rel. stderr", "bounds", "68% profile", "95% profile"]
+            + (["posterior median (95%)"] if post is not None else []),
+            "rows": param_rows,
+        },
+        "statistics": [
+            ["chi-square", _g(calibration.chisqr)],
+            ["reduced chi-square", _g(calibration.redchi)],
+            ["AIC", _g(calibration.aic)],
+            ["BIC", _g(calibration.bic)],
+            ["targets", len(calibration.predictions)],
+            ["free parameters", len(free)],
+        ],
+        "correlations": [
+            [a, c, f"{r:+.3f}"] for a, row in calibration.correlations.items() for c, r in row.items() if a < c
+        ],
+        "posterior": posterior_note,
+        "multistart": [
+            [
+                f"{i}{' (best)' if i == best else ''}",
+                ", ".join(f"{k}={_g(v)}" for k, v in r["start"].items()),
+                _g(r["chisqr"]),
+                r["nfev"] or "-",
+                "ok" if r["success"] else r["message"],
+            ]
+            for i, r in enumerate(prov.get("multistart") or [])
+        ],
+        "predictions": [
+            [
+                p["trial"],
+                p["arm"],
+                p["outcome"],
+                _g(p["observed"]),
+                "-" if None in p["ci"] else f"{_g(p['ci'][0])} to {_g(p['ci'][1])}",
+                _g(p["predicted"]),
+                _g(p["residual"], ".3f"),
+            ]
+            for p in calibration.predictions
+        ],
+        "identifiability": [str(x) for x in (list(calibration.identifiability) or identifiability_report(calibration))],
+        "sources": _sources(calibration, targets),
+    }
 
 
+# ---- rendering ------------------------------------------------------------------------------------------------------
 def _figures(calibration: Calibration) -> dict[str, bytes]:
     figs = {"forest": forest_figure(calibration), "residuals": residual_figure(calibration)}
     if calibration.profiles:
         figs["profiles"] = profile_figure(calibration)
     if calibration.posterior is not None and calibration.posterior.get("samples"):
         figs["posterior"] = posterior_figure(calibration)
-    return {k: _png(f) for k, f in figs.items()}
-
-
-# ---- rendering ------------------------------------------------------------------------------------------------------
-_CSS = (
-    "body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}"
-    "table{border-collapse:collapse;margin:0.5em 0 1em}td,th{border:1px solid #ccc;padding:3px 7px;"
-    "font-size:90%;text-align:left}th{background:#f0f0f0}img{max-width:100%}figcaption{font-size:90%}"
-)
-
-
-def _html(blocks: Sequence[tuple[Any, ...]], images: Mapping[str, bytes]) -> str:
-    e = html.escape
-    out = [
-        "<!DOCTYPE html>",
-        '<html lang="en"><head><meta charset="utf-8">',
-        f"<title>{e(str(blocks[0][2]))}</title><style>{_CSS}</style></head><body>",
-    ]
-    for blk in blocks:
-        kind = blk[0]
-        if kind == "h":
-            out.append(f"<h{blk[1]}>{e(str(blk[2]))}</h{blk[1]}>")
-        elif kind == "p":
-            out.append(f"<p>{e(blk[1])}</p>")
-        elif kind == "ul":
-            out.append("<ul>" + "".join(f"<li>{e(str(x))}</li>" for x in blk[1]) + "</ul>")
-        elif kind == "table":
-            out.append("<table><tr>" + "".join(f"<th>{e(str(h))}</th>" for h in blk[1]) + "</tr>")
-            out += ["<tr>" + "".join(f"<td>{e(str(c))}</td>" for c in row) + "</tr>" for row in blk[2]]
-            out.append("</table>")
-        elif kind == "img" and blk[1] in images:
-            data = base64.b64encode(images[blk[1]]).decode("ascii")
-            out.append(
-                f'<figure><img alt="{e(blk[1])}" src="data:image/png;base64,{data}">'
-                f"<figcaption>{e(blk[2])}</figcaption></figure>"
-            )
-    out.append("</body></html>")
-    return "\n".join(out) + "\n"
-
-
-def _md_cell(x: Any) -> str:
-    return str(x).replace("|", "\\|").replace("\n", " ")
-
-
-def _markdown(blocks: Sequence[tuple[Any, ...]], image_files: Mapping[str, str]) -> str:
-    out: list[str] = []
-    for blk in blocks:
-        kind = blk[0]
-        if kind == "h":
-            out += ["#" * blk[1] + " " + str(blk[2]), ""]
-        elif kind == "p":
-            out += [blk[1], ""]
-        elif kind == "ul":
-            out += [f"- {x}" for x in blk[1]] + [""]
-        elif kind == "table":
-            out.append("| " + " | ".join(_md_cell(h) for h in blk[1]) + " |")
-            out.append("|" + "---|" * len(blk[1]))
-            out += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in blk[2]]
-            out.append("")
-        elif kind == "img" and blk[1] in image_files:
-            out += [f"![{blk[2]}]({image_files[blk[1]]})", "", f"*{blk[2]}*", ""]
-    return "\n".join(out)
+    return {k: figure_png(f, dpi=100) for k, f in figs.items()}
 
 
 def fit_report(
@@ -569,18 +454,20 @@ def fit_report(
         tmap = _load_targets(calibration)
     else:
         tmap = dict(targets) if isinstance(targets, Mapping) else {t.id: t for t in targets}
-    blocks = _blocks(calibration, tmap)
+    context = _context(calibration, tmap)
     images = _figures(calibration)
     report = paths[0]
     if fmt == "html":
-        text = _html(blocks, images)
+        figures = [{"name": k, "caption": _CAPTIONS[k], "png": images[k]} for k in FIGURES if k in images]
+        text = render("fit_report.html.j2", figures=figures, **context)
         return [write_atomic(report, lambda tmp: tmp.write_text(text, encoding="utf-8"), force=force)]
-    files = {k: report.with_name(f"{report.stem}-{k}.png") for k in images}
+    files = {k: report.with_name(f"{report.stem}-{k}.png") for k in FIGURES if k in images}
     written = []
     for k, f in files.items():
         data = images[k]
         written.append(write_atomic(f, lambda tmp, data=data: tmp.write_bytes(data), force=force))
-    text = _markdown(blocks, {k: f.name for k, f in files.items()})
+    figures = [{"name": k, "caption": _CAPTIONS[k], "file": f.name} for k, f in files.items()]
+    text = render("fit_report.md.j2", figures=figures, **context)
     return [write_atomic(report, lambda tmp: tmp.write_text(text, encoding="utf-8"), force=force), *written]
 
 

@@ -23,13 +23,12 @@ It writes, atomically and overwriting (the runner decides whether a study folder
 
 Figures are :class:`matplotlib.figure.Figure` objects rendered by Agg; pyplot and matplotlib's global state are not
 used. :func:`study_figures` and :func:`study_report_html` build the PNG bytes and the HTML text without writing.
+The page is the jinja2 template ``study_report.html.j2`` of :mod:`abscopal.templates`; this module computes its
+content (sentences, tables, numbers) and the template escapes every text.
 """
 
 from __future__ import annotations
 
-import base64
-import html
-import io
 import json
 import math
 import warnings
@@ -41,7 +40,9 @@ import numpy as np
 import xarray as xr
 
 from ..io import write_atomic
+from ..plot import figure_png, message_figure, new_figure
 from ..provenance import format_environment
+from ..templates import render
 from .design import AXES
 
 __all__ = ["FIGURES", "LOW_PNEUMONITIS_RISK", "study_figures", "study_report_html", "write_study_report"]
@@ -89,7 +90,7 @@ _TABLE_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("pfs_12mo", "PFS 12 mo", "pct"),
     ("os_12mo", "OS 12 mo", "pct"),
     ("os_24mo", "OS 24 mo", "pct"),
-    ("pneumonitis_risk", "Pneumonitis (G&ge;2)", "pct1"),
+    ("pneumonitis_risk", "Pneumonitis (G\u22652)", "pct1"),
     ("hr_pfs", "HR PFS", "hr"),
     ("hr_os", "HR OS", "hr"),
 )
@@ -212,26 +213,8 @@ def _point(ds: xr.Dataset, name: str, **sel: str) -> np.ndarray:
 
 
 # ---- figures --------------------------------------------------------------------------------------------------------
-def _figure(width: float, height: float) -> Any:
-    from matplotlib.figure import Figure
-
-    return Figure(figsize=(width, height), layout="constrained")
-
-
 def _png(fig: Any) -> bytes:
-    buf = io.BytesIO()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # layout / glyph warnings must not fail a finished study
-        fig.savefig(buf, format="png", dpi=_DPI)
-    return buf.getvalue()
-
-
-def _message_figure(text: str) -> bytes:
-    fig = _figure(6.0, 2.0)
-    ax = fig.add_subplot()
-    ax.axis("off")
-    ax.text(0.5, 0.5, text, ha="center", va="center", wrap=True)
-    return _png(fig)
+    return figure_png(fig, dpi=_DPI)
 
 
 def _grid(n: int, max_cols: int = 3) -> tuple[int, int]:
@@ -270,7 +253,7 @@ def _heatmap(
     n_rows, n_cols = _grid(len(shown))
     w_panel = max(3.2, 0.95 * len(fracs) + 1.8)
     h_panel = max(2.4, 0.5 * len(timings) + 1.6)
-    fig = _figure(min(w_panel * n_cols + 1.0, 24.0), min(h_panel * n_rows + 0.6, 30.0))
+    fig = new_figure(min(w_panel * n_cols + 1.0, 24.0), min(h_panel * n_rows + 0.6, 30.0))
     axes = fig.subplots(n_rows, n_cols, squeeze=False)
     n_cells = len(timings) * len(fracs)
     annotate = n_cells <= _MAX_ANNOTATED
@@ -333,7 +316,7 @@ def _km(ds: xr.Dataset, endpoint: str) -> bytes:
     """KM curves of every fractionation: panels = timing (columns) x site/drug (rows)."""
     name = f"{endpoint}_survival"
     if name not in ds or "km_month" not in ds.dims:
-        return _message_figure(f"no Kaplan-Meier curves ({name}) in this dataset")
+        return _png(message_figure(f"no Kaplan-Meier curves ({name}) in this dataset"))
     timings, all_fracs = _labels(ds, "timing"), _labels(ds, "fractionation")
     no_rt = _no_rt_labels(ds)
     fracs = ([f for f in all_fracs if f in no_rt][:1] + [f for f in all_fracs if f not in no_rt])[:_MAX_LEGEND]
@@ -342,7 +325,7 @@ def _km(ds: xr.Dataset, endpoint: str) -> bytes:
     colours = _fraction_colours(fracs, no_rt)
     months = np.asarray(ds.km_month.values, dtype=float)
     draws = _n_draws(ds) > 0
-    fig = _figure(min(3.0 * len(cols) + 2.6, 24.0), min(2.6 * len(combos) + 0.8, 20.0))
+    fig = new_figure(min(3.0 * len(cols) + 2.6, 24.0), min(2.6 * len(combos) + 0.8, 20.0))
     axes = fig.subplots(len(combos), len(cols), squeeze=False, sharex=True, sharey=True)
     handles: dict[str, Any] = {}
     for r, (site, drug) in enumerate(combos):
@@ -421,7 +404,7 @@ def _therapeutic_ratio(ds: xr.Dataset, index: Mapping[tuple[str, ...], Mapping[s
     combos = _combos(ds)
     shown = combos[:_MAX_PANELS]
     n_rows, n_cols = _grid(len(shown))
-    fig = _figure(min(4.2 * n_cols + 2.6, 24.0), min(3.4 * n_rows + 0.8, 30.0))
+    fig = new_figure(min(4.2 * n_cols + 2.6, 24.0), min(3.4 * n_rows + 0.8, 30.0))
     axes = fig.subplots(n_rows, n_cols, squeeze=False, sharex=True, sharey=True)
     any_point = False
     for p, (site, drug) in enumerate(shown):
@@ -562,9 +545,9 @@ def _waterfall(ds: xr.Dataset, rows: Sequence[Mapping[str, Any]]) -> bytes:
     """Best percent change (draw 0) per patient for the reference and the best cells."""
     cells = _waterfall_cells(ds, rows)
     if "best_percent_change" not in ds or not cells:
-        return _message_figure("no per-patient best percent change in this dataset")
+        return _png(message_figure("no per-patient best percent change in this dataset"))
     n_rows, n_cols = _grid(len(cells), 2)
-    fig = _figure(min(5.0 * n_cols, 14.0), min(3.0 * n_rows + 0.5, 16.0))
+    fig = new_figure(min(5.0 * n_cols, 14.0), min(3.0 * n_rows + 0.5, 16.0))
     axes = fig.subplots(n_rows, n_cols, squeeze=False, sharey=True)
     varying = [a for a in AXES if ds.sizes[a] > 1]
     for p, (what, row) in enumerate(cells):
@@ -640,52 +623,10 @@ def study_figures(ds: xr.Dataset, rows: Sequence[Mapping[str, Any]]) -> dict[str
     return {k: out[k] for k in FIGURES}
 
 
-# ---- HTML ---------------------------------------------------------------------------------------------------------
-_CSS = """
-body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; max-width: 1150px; margin: 2em auto;
-       padding: 0 1em; color: #222; line-height: 1.45; }
-h1 { font-size: 1.6em; margin-bottom: 0.2em; } h2 { font-size: 1.25em; border-bottom: 1px solid #ccc;
-       padding-bottom: 0.2em; margin-top: 1.8em; }
-table { border-collapse: collapse; font-size: 0.85em; margin: 0.6em 0; }
-th, td { border: 1px solid #ddd; padding: 0.25em 0.5em; text-align: left; vertical-align: top; }
-th { background: #f3f3f3; } td.n { text-align: right; white-space: nowrap; }
-.iv { color: #666; font-size: 0.85em; display: block; }
-.note { background: #fff8e1; border-left: 4px solid #f2b134; padding: 0.5em 0.8em; }
-.ref td { background: #f7f7f7; }
-figure { margin: 1.2em 0; } figure img { max-width: 100%; border: 1px solid #eee; }
-figcaption { font-size: 0.9em; color: #444; } footer { margin-top: 2.5em; font-size: 0.8em; color: #555; }
-.wide { overflow-x: auto; }
-"""
-
-
-def _e(x: Any) -> str:
-    return html.escape(str(x), quote=True)
-
-
-def _kv_table(items: Sequence[tuple[str, Any]]) -> str:
-    body = "".join(f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in items)
-    return f"<table>{body}</table>"
-
-
-def _simulated_section(ds: xr.Dataset, prov: Mapping[str, Any]) -> list[str]:
+# ---- HTML (template study_report.html.j2) -------------------------------------------------------------------------
+def _simulated_context(ds: xr.Dataset, prov: Mapping[str, Any]) -> dict[str, Any]:
+    """What was simulated: population, model, the levels of every axis, assessment, salvage RT and uncertainty."""
     design = prov.get("design") or {}
-    n_pat = design.get("n_patients", ds.sizes.get("patient"))
-    out = ["<h2>What was simulated</h2>"]
-    desc = design.get("description")
-    if desc:
-        out.append(f"<p>{_e(desc)}</p>")
-    n_draws = _n_draws(ds)
-    out.append(
-        f"<p>{_e(n_pat)} virtual patients with stage IV NSCLC were drawn once from the population mix "
-        f"<b>{_e(design.get('mix', '?'))}</b> (seed {_e(design.get('seed', prov.get('seed', '?')))}) and the same "
-        "patients were simulated in every cell of the grid (common random numbers), so differences between cells "
-        "are due to the treatment, not to different patients. Model: "
-        f"{_e(prov.get('model', '?'))}, {_e(prov.get('n_lesions', '?'))} lesions per patient; follow-up "
-        f"{_e(_fmt(_num(design.get('t_end_day')) / 30.44, 'month'))} months from the start of the drug.</p>"
-    )
-    if prov.get("mix_source"):
-        out.append(f"<p><i>Population:</i> {_e(prov['mix_source'])}</p>")
-    levels = []
     fr_info = []
     for f in _labels(ds, "fractionation"):
         sel = ds.sel(fractionation=f)
@@ -705,96 +646,46 @@ def _simulated_section(ds: xr.Dataset, prov: Mapping[str, Any]) -> list[str]:
             if math.isnan(start)
             else f"{t} (first fraction on day {start:+g} relative to the first drug dose)"
         )
-    levels.append(("RT timing", "; ".join(t_info)))
-    levels.append(("fractionation", "; ".join(fr_info)))
-    levels.append(("irradiated site", "; ".join(_labels(ds, "site"))))
-    levels.append(("drug", "; ".join(_labels(ds, "drug"))))
-    out.append("<p>Axes of the grid (every combination was simulated):</p>" + _kv_table(levels))
     assess = design.get("assessment")
-    assess_text = (
-        f" Assessment settings of this study: {json.dumps(assess, default=str)}."
-        if assess
-        else " Unless the design's [assessment] table says otherwise: RECIST 1.1, scans every 6 weeks "
-        "(9-weekly after week 52), objective response at the day-84 visit, all lesions counted."
-    )
-    out.append(
-        "<p><b>Assessment.</b> Each virtual patient is scored like a trial patient: tumour response by RECIST 1.1 on "
-        "the simulated scans (ORR: complete or partial response; DCR: response or stable disease), "
-        "progression-free survival from the scans, overall survival from the simulated death times; medians and "
-        "12/24-month rates are Kaplan-Meier estimates over the virtual patients. The abscopal ORR counts only the "
-        "lesions outside the RT field (not defined without RT or for RT at progression). Hazard ratios compare each "
-        f"cell with the no-RT cell of the same timing, site and drug on the same patients (Cox model).{assess_text}"
-        "</p>"
-    )
     delay = design.get("salvage_delay_day")
-    out.append(
-        "<p><b>RT at progression.</b> The drug is first simulated alone; every patient whose RECIST progression is "
-        f"seen at a scan starts the RT course {_e(_fmt(delay, 'count') if delay is not None else 'a fixed delay')} "
-        "days after that scan; patients who never progress get no RT. Progression-free survival is therefore the "
-        "same as without RT by construction; salvage RT acts on overall survival, later response and pneumonitis."
-        "</p>"
-    )
-    out.append(
-        "<p><b>Pneumonitis risk.</b> For each patient, the Lyman-Kutcher-Burman NTCP of grade &ge; 2 radiation "
-        "pneumonitis of the EQD2 mean lung dose (a fixed fraction of the prescription that depends on the site and "
-        "fractionation unless the design gives it; see the table), multiplied by a concurrency factor when a drug "
-        "dose falls within the concurrency window of any RT fraction. The cell's risk is the mean over all patients "
-        "(0 for patients not irradiated).</p>"
-    )
-    if n_draws:
-        out.append(
-            f"<p><b>Uncertainty.</b> Draw 0 uses the point values of the fit; {n_draws} further parameter "
-            f"draws ({_e(prov.get('draw_source', '?'))}, seed {_e(prov.get('draw_seed', '?'))}) give the "
-            "95% intervals shown in brackets (2.5-97.5% of the draws). They reflect parameter uncertainty "
-            "only, for these virtual patients, not the sampling noise of a trial of this size.</p>"
-        )
-    else:
-        out.append(
-            "<p><b>Uncertainty.</b> This study has no parameter draws: every number is a point value of one "
-            "parameter set, without an uncertainty interval.</p>"
-        )
-    return out
+    return {
+        "description": design.get("description") or None,
+        "n_patients": design.get("n_patients", ds.sizes.get("patient")),
+        "mix": design.get("mix", "?"),
+        "seed": design.get("seed", prov.get("seed", "?")),
+        "model": prov.get("model", "?"),
+        "n_lesions": prov.get("n_lesions", "?"),
+        "follow_up_months": _fmt(_num(design.get("t_end_day")) / 30.44, "month"),
+        "mix_source": prov.get("mix_source") or None,
+        "levels": [
+            ("RT timing", "; ".join(t_info)),
+            ("fractionation", "; ".join(fr_info)),
+            ("irradiated site", "; ".join(_labels(ds, "site"))),
+            ("drug", "; ".join(_labels(ds, "drug"))),
+        ],
+        "assessment": json.dumps(assess, default=str) if assess else None,
+        "salvage_delay": _fmt(delay, "count") if delay is not None else "a fixed delay",
+        "n_draws": _n_draws(ds),
+        "draw_source": prov.get("draw_source", "?"),
+        "draw_seed": prov.get("draw_seed", "?"),
+    }
 
 
-def _fit_section(prov: Mapping[str, Any]) -> list[str]:
-    out = ["<h2>Which calibration</h2>"]
+def _fit_context(prov: Mapping[str, Any]) -> dict[str, Any] | None:
+    """Which calibration: None without a fit; else the fit file, its fitted values and its trials."""
     if not prov.get("fit"):
-        out.append(
-            '<p class="note"><b>Fit: none &mdash; model defaults, uncalibrated.</b> The parameters are the '
-            "model's literature defaults; they were not fitted to trial data, so the absolute numbers below "
-            "are illustrative and only the comparisons between cells carry meaning (and only as far as the "
-            "model's mechanisms are right).</p>"
-        )
-        return out
-    out.append(
-        _kv_table(
-            [
-                ("fit file", prov.get("fit")),
-                ("file hash (sha256)", prov.get("fit_hash") or "-"),
-                ("parameter draws", prov.get("draw_source", "-")),
-            ]
-        )
-    )
-    values = prov.get("fit_values") or {}
-    if values:
-        body = "".join(
-            f'<tr><td>{_e(k)}</td><td class="n">{_e(f"{_num(v):.4g}")}</td></tr>' for k, v in sorted(values.items())
-        )
-        out.append(
-            f"<p>Fitted values (point values, draw 0):</p><table><tr><th>parameter</th><th>value</th></tr>"
-            f"{body}</table>"
-        )
+        return None
     targets = prov.get("fit_targets") or {}
-    if targets:
-        items = targets.items() if isinstance(targets, Mapping) else ((t, "") for t in targets)
-        body = "".join(f"<tr><td>{_e(t)}</td><td><code>{_e(h)}</code></td></tr>" for t, h in items)
-        out.append(
-            f"<p>Trials the fit was calibrated to:</p><table><tr><th>trial</th><th>target content hash</th>"
-            f"</tr>{body}</table>"
-        )
-    else:
-        out.append("<p>The fit file does not record the trials it was fitted to.</p>")
-    return out
+    items = targets.items() if isinstance(targets, Mapping) else ((t, "") for t in targets)
+    return {
+        "file": [
+            ("fit file", prov.get("fit")),
+            ("file hash (sha256)", prov.get("fit_hash") or "-"),
+            ("parameter draws", prov.get("draw_source", "-")),
+        ],
+        "fitted": [(k, f"{_num(v):.4g}") for k, v in sorted((prov.get("fit_values") or {}).items())],
+        "targets": [(t, h) for t, h in items],
+    }
 
 
 def _overlaps(a: Mapping[str, Any], b: Mapping[str, Any], metric: str) -> bool | None:
@@ -810,34 +701,42 @@ def _overlaps(a: Mapping[str, Any], b: Mapping[str, Any], metric: str) -> bool |
     return not (al > bh or bl > ah)
 
 
-def _favours_section(ds: xr.Dataset, rows: Sequence[Mapping[str, Any]], prov: Mapping[str, Any]) -> list[str]:
-    out = ["<h2>What the model favours</h2>"]
+def _favours_context(ds: xr.Dataset, rows: Sequence[Mapping[str, Any]], prov: Mapping[str, Any]) -> dict[str, Any]:
+    """What the model favours: the best cells, each compared with its no-RT reference, and the caveats.
+
+    Every item of ``best`` is ``{"lead", "cell", "text", "caveat", "tail"}``, shown as ``lead`` **``cell``**: ``text``
+    *``caveat``* ``tail`` (``cell`` and ``caveat`` may be None); caveats are sentences.
+    """
     index = _row_index(rows)
     no_rt = _no_rt_labels(ds)
     varying = [a for a in AXES if ds.sizes[a] > 1]
     n_draws = _n_draws(ds)
-    items = []
+    items: list[dict[str, Any]] = []
 
-    def compare(row: Mapping[str, Any], metric: str, kind: str, what: str) -> str:
-        text = f"<b>{_e(_cell_name(row, varying))}</b>: {_e(what)} {_e(_value_with_interval(row, metric, kind))}"
+    def compare(lead: str, row: Mapping[str, Any], metric: str, kind: str, what: str) -> dict[str, Any]:
+        item = {"lead": lead, "cell": _cell_name(row, varying), "caveat": None, "tail": ""}
+        text = f"{what} {_value_with_interval(row, metric, kind)}"
         ref = _reference_row(index, row, no_rt)
         if ref is None or ref is row:
-            return text + " (no no-RT cell to compare with)." if ref is None else text + "."
-        text += f" vs {_e(_value_with_interval(ref, metric, kind))} without RT"
+            item["text"] = text + (" (no no-RT cell to compare with)." if ref is None else ".")
+            return item
+        text += f" vs {_value_with_interval(ref, metric, kind)} without RT"
         hr_metric = "hr_os" if metric.startswith(("os", "median_os")) else "hr_pfs"
         if math.isfinite(_num(row.get(hr_metric))):
-            text += f" (hazard ratio {_e(_value_with_interval(row, hr_metric, 'hr'))})"
+            text += f" (hazard ratio {_value_with_interval(row, hr_metric, 'hr')})"
         ov = _overlaps(row, ref, metric)
         if ov:
-            text += (
-                ". <i>Caveat: its 95% interval overlaps the no-RT reference's; the model does not clearly "
-                "separate this cell from no RT.</i>"
+            text += ". "
+            item["caveat"] = (
+                "Caveat: its 95% interval overlaps the no-RT reference's; the model does not clearly "
+                "separate this cell from no RT."
             )
         elif ov is False:
             text += ". Its 95% interval does not overlap the no-RT reference's."
         else:
             text += "."
-        return text
+        item["text"] = text
+        return item
 
     def ties(best: Mapping[str, Any], metric: str) -> str:
         v = _num(best.get(metric))
@@ -845,36 +744,45 @@ def _favours_section(ds: xr.Dataset, rows: Sequence[Mapping[str, Any]], prov: Ma
         if not same:
             return ""
         names = "; ".join(_cell_name(r, varying) for r in same[:4]) + ("; ..." if len(same) > 4 else "")
-        return f" Tied with {len(same)} other cell{'s' if len(same) > 1 else ''} ({_e(names)})."
+        return f" Tied with {len(same)} other cell{'s' if len(same) > 1 else ''} ({names})."
 
     best_os = _best_cells(rows, "os_12mo", exclude=no_rt)
     if best_os:
-        items.append(
-            "Best 12-month overall survival: "
-            + compare(best_os[0], "os_12mo", "pct", "12-month OS")
-            + ties(best_os[0], "os_12mo")
-        )
+        item = compare("Best 12-month overall survival: ", best_os[0], "os_12mo", "pct", "12-month OS")
+        item["tail"] = ties(best_os[0], "os_12mo")
+        items.append(item)
     best_pfs = _best_cells(rows, "median_pfs_month", exclude=no_rt)
     if best_pfs:
-        items.append(
-            "Longest median progression-free survival: "
-            + compare(best_pfs[0], "median_pfs_month", "month", "median PFS (months)")
-            + ties(best_pfs[0], "median_pfs_month")
+        item = compare(
+            "Longest median progression-free survival: ",
+            best_pfs[0],
+            "median_pfs_month",
+            "month",
+            "median PFS (months)",
         )
+        item["tail"] = ties(best_pfs[0], "median_pfs_month")
+        items.append(item)
     low = _best_cells(rows, "os_12mo", exclude=no_rt, max_risk=LOW_PNEUMONITIS_RISK)
+    threshold = f"{100 * LOW_PNEUMONITIS_RISK:.0f}%"
     if low:
         r = low[0]
-        items.append(
-            f"Best 12-month OS with pneumonitis risk below {100 * LOW_PNEUMONITIS_RISK:.0f}%: "
-            + compare(r, "os_12mo", "pct", "12-month OS")
-            + f" Pneumonitis risk {_e(_value_with_interval(r, 'pneumonitis_risk', 'pct1'))}."
+        item = compare(
+            f"Best 12-month OS with pneumonitis risk below {threshold}: ", r, "os_12mo", "pct", "12-month OS"
         )
+        item["tail"] = f" Pneumonitis risk {_value_with_interval(r, 'pneumonitis_risk', 'pct1')}."
+        items.append(item)
     elif best_os:
-        items.append(f"No RT cell has a pneumonitis risk below {100 * LOW_PNEUMONITIS_RISK:.0f}%.")
+        items.append(
+            {
+                "lead": f"No RT cell has a pneumonitis risk below {threshold}.",
+                "cell": None,
+                "text": "",
+                "caveat": None,
+                "tail": "",
+            }
+        )
     if not items:
-        out.append("<p>No cell with RT has a finite 12-month OS or median PFS; nothing to rank.</p>")
-        return out
-    out.append("<ul>" + "".join(f"<li>{i}</li>" for i in items) + "</ul>")
+        return {"best": [], "caveats": []}
     caveats = []
     if not no_rt:
         caveats.append("The study has no 'no RT' fractionation, so no cell can be compared with the drug alone.")
@@ -894,14 +802,13 @@ def _favours_section(ds: xr.Dataset, rows: Sequence[Mapping[str, Any]], prov: Ma
             "The model is uncalibrated (model defaults): treat the ranking as a hypothesis about the "
             "mechanisms, not as a prediction."
         )
-    if caveats:
-        out.append('<p class="note">' + " ".join(_e(c) for c in caveats) + "</p>")
-    return out
+    return {"best": items, "caveats": caveats}
 
 
-def _summary_section(ds: xr.Dataset, rows: Sequence[Mapping[str, Any]]) -> list[str]:
+def _summary_context(ds: xr.Dataset, rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The summary table: ``header`` and ``rows`` (``{"ref": no-RT row, "cells": [{"text", "interval", "n"}]}``)."""
     no_rt = set(_no_rt_labels(ds))
-    head = [
+    header = [
         "timing",
         "fractionation",
         "site",
@@ -911,61 +818,63 @@ def _summary_section(ds: xr.Dataset, rows: Sequence[Mapping[str, Any]]) -> list[
         "MLD (Gy)",
         *(h for _, h, _ in _TABLE_COLUMNS),
     ]
-    cols = "".join(f"<th>{h if '&' in h else _e(h)}</th>" for h in head)
     body = []
     for r in rows:
         n_fx = int(_num(r.get("n_fractions")) or 0) if math.isfinite(_num(r.get("n_fractions"))) else 0
         dose = "no RT" if n_fx == 0 else f"{_fmt(r.get('total_dose_gy'), 'gy')} Gy / {n_fx}"
-        cells = [f"<td>{_e(r[a])}</td>" for a in AXES]
+        cells = [{"text": str(r[a]), "interval": "", "n": False} for a in AXES]
         cells += [
-            f'<td class="n">{_e(dose)}</td>',
-            f'<td class="n">{_e(_fmt(r.get("bed10_gy"), "gy"))}</td>',
-            f'<td class="n">{_e(_fmt(r.get("mean_lung_dose_gy"), "gy"))}</td>',
+            {"text": dose, "interval": "", "n": True},
+            {"text": _fmt(r.get("bed10_gy"), "gy"), "interval": "", "n": True},
+            {"text": _fmt(r.get("mean_lung_dose_gy"), "gy"), "interval": "", "n": True},
         ]
         for m, _, kind in _TABLE_COLUMNS:
-            iv = _fmt_interval(r.get(f"{m}_lower"), r.get(f"{m}_upper"), kind)
             cells.append(
-                f'<td class="n">{_e(_fmt(r.get(m), kind))}'
-                + (f'<span class="iv">{_e(iv)}</span>' if iv else "")
-                + "</td>"
+                {
+                    "text": _fmt(r.get(m), kind),
+                    "interval": _fmt_interval(r.get(f"{m}_lower"), r.get(f"{m}_upper"), kind),
+                    "n": True,
+                }
             )
-        cls = ' class="ref"' if r["fractionation"] in no_rt else ""
-        body.append(f"<tr{cls}>{''.join(cells)}</tr>")
-    legend = (
-        "ORR: objective response rate; abscopal ORR: response of the lesions outside the RT field; DCR: disease "
-        "control rate; NR: median not reached; HR: hazard ratio vs no RT (same timing, site and drug; &lt; 1 "
-        "favours RT); MLD: physical mean lung dose; '-': not defined. Shaded rows: no RT."
-    )
-    if _n_draws(ds):
-        legend += " Brackets: 95% interval over the parameter draws."
+        body.append({"ref": r["fractionation"] in no_rt, "cells": cells})
+    return {"header": header, "rows": body, "draws": _n_draws(ds) > 0}
+
+
+def _sources_context(prov: Mapping[str, Any]) -> dict[str, Any]:
+    """Sources: every parameter with its source, the trials of the calibration, the population mix."""
+    return {
+        "parameters": sorted((prov.get("sources") or {}).items()),
+        "trials": [str(t) for t in prov.get("fit_targets") or {}],
+        "mix_source": prov.get("mix_source") or None,
+    }
+
+
+def _provenance_items(ds: xr.Dataset, prov: Mapping[str, Any]) -> list[tuple[str, Any]]:
+    """The provenance list at the end of the report."""
+    design = prov.get("design") or {}
+    elapsed = ds.attrs.get("elapsed_s")
     return [
-        "<h2>Summary table</h2>",
-        f"<p>{legend}</p>",
-        f'<div class="wide"><table><tr>{cols}</tr>{"".join(body)}</table></div>',
+        ("abscopal version", prov.get("version", ds.attrs.get("abscopal_version", "?"))),
+        ("environment", format_environment(prov.get("environment"))),
+        ("model", prov.get("model", "?")),
+        ("model hash", prov.get("model_hash", ds.attrs.get("model_hash", "?"))),
+        ("design hash", prov.get("design_hash", "?")),
+        ("design file", design.get("source") or "-"),
+        ("fit", prov.get("fit") or "none (model defaults, uncalibrated)"),
+        ("fit hash", prov.get("fit_hash") or "-"),
+        ("patient seed / draw seed", f"{prov.get('seed', '?')} / {prov.get('draw_seed', '?')}"),
+        ("parameter draws", f"{_n_draws(ds)} ({prov.get('draw_source', '?')})"),
+        ("solver", json.dumps(prov.get("solver"), sort_keys=True, default=str) if prov.get("solver") else "-"),
+        ("elapsed", "-" if elapsed is None else f"{_num(elapsed):.1f} s"),
+        ("cells computed / cached", f"{ds.attrs.get('cells_computed', '?')} / {ds.attrs.get('cells_cached', '?')}"),
     ]
-
-
-def _sources_section(prov: Mapping[str, Any]) -> list[str]:
-    out = ["<h2>Sources</h2>"]
-    sources = prov.get("sources") or {}
-    if sources:
-        body = "".join(f"<tr><td>{_e(k)}</td><td>{_e(v)}</td></tr>" for k, v in sorted(sources.items()))
-        out.append(
-            f"<p>Every model parameter and where its value comes from:</p><table><tr><th>parameter</th>"
-            f"<th>source</th></tr>{body}</table>"
-        )
-    else:
-        out.append("<p>The study provenance lists no parameter sources.</p>")
-    targets = prov.get("fit_targets") or {}
-    if targets:
-        out.append("<p>Trials of the calibration: " + ", ".join(_e(t) for t in targets) + ".</p>")
-    if prov.get("mix_source"):
-        out.append(f"<p>Population mix: {_e(prov['mix_source'])}</p>")
-    return out
 
 
 def study_report_html(ds: xr.Dataset, rows: Sequence[Mapping[str, Any]], images: Mapping[str, bytes]) -> str:
     """The text of ``report.html``: one self-contained page with ``images`` embedded as base64 PNG.
+
+    The page is the template ``study_report.html.j2`` (:mod:`abscopal.templates`) filled with the sections
+    computed here.
 
     Parameters
     ----------
@@ -982,49 +891,21 @@ def study_report_html(ds: xr.Dataset, rows: Sequence[Mapping[str, Any]], images:
         The HTML document; every text from the dataset is escaped.
     """
     prov = _provenance(ds)
-    title = str(ds.attrs.get("title") or (prov.get("design") or {}).get("title") or "Study report")
-    parts = [
-        "<!DOCTYPE html>",
-        '<html lang="en"><head><meta charset="utf-8">',
-        f"<title>{_e(title)}</title><style>{_CSS}</style></head><body>",
-        f"<h1>{_e(title)}</h1>",
-        "<p>Simulated radiotherapy plus checkpoint immunotherapy in stage IV non-small-cell lung cancer: a grid "
-        "of RT timing &times; fractionation &times; irradiated site &times; drug on the same virtual patients. "
-        "These are model predictions, not trial results.</p>",
-    ]
-    parts += _simulated_section(ds, prov)
-    parts += _fit_section(prov)
-    parts += _favours_section(ds, rows, prov)
-    parts += _summary_section(ds, rows)
-    parts.append("<h2>Figures</h2>")
-    for name, caption in FIGURES.items():
-        if name not in images:
-            continue
-        data = base64.b64encode(images[name]).decode("ascii")
-        parts.append(
-            f'<figure id="{_e(name)}"><img alt="{_e(name)}" src="data:image/png;base64,{data}">'
-            f"<figcaption><b>{_e(name)}.png</b>: {_e(caption)}</figcaption></figure>"
-        )
-    parts += _sources_section(prov)
-    design = prov.get("design") or {}
-    elapsed = ds.attrs.get("elapsed_s")
-    foot = [
-        ("abscopal version", prov.get("version", ds.attrs.get("abscopal_version", "?"))),
-        ("environment", format_environment(prov.get("environment"))),
-        ("model", prov.get("model", "?")),
-        ("model hash", prov.get("model_hash", ds.attrs.get("model_hash", "?"))),
-        ("design hash", prov.get("design_hash", "?")),
-        ("design file", design.get("source") or "-"),
-        ("fit", prov.get("fit") or "none (model defaults, uncalibrated)"),
-        ("fit hash", prov.get("fit_hash") or "-"),
-        ("patient seed / draw seed", f"{prov.get('seed', '?')} / {prov.get('draw_seed', '?')}"),
-        ("parameter draws", f"{_n_draws(ds)} ({prov.get('draw_source', '?')})"),
-        ("solver", json.dumps(prov.get("solver"), sort_keys=True, default=str) if prov.get("solver") else "-"),
-        ("elapsed", "-" if elapsed is None else f"{_num(elapsed):.1f} s"),
-        ("cells computed / cached", f"{ds.attrs.get('cells_computed', '?')} / {ds.attrs.get('cells_cached', '?')}"),
-    ]
-    parts.append("<footer><h2>Provenance</h2>" + _kv_table(foot) + "</footer></body></html>")
-    return "\n".join(parts) + "\n"
+    return render(
+        "study_report.html.j2",
+        title=str(ds.attrs.get("title") or (prov.get("design") or {}).get("title") or "Study report"),
+        simulated=_simulated_context(ds, prov),
+        fit=_fit_context(prov),
+        favours=_favours_context(ds, rows, prov),
+        summary=_summary_context(ds, rows),
+        figures=[
+            {"name": name, "caption": caption, "png": images[name]}
+            for name, caption in FIGURES.items()
+            if name in images
+        ],
+        sources=_sources_context(prov),
+        provenance=_provenance_items(ds, prov),
+    )
 
 
 def write_study_report(ds: xr.Dataset, rows: list[dict], out_dir: Path) -> list[Path]:

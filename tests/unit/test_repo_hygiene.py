@@ -65,7 +65,7 @@ def _norm(name: str) -> str:
 
 def test_setup_installs_pinned_versions_of_every_dependency():
     setup = (ROOT / "scripts" / "setup.sh").read_text(encoding="utf-8")
-    assert '-c requirements/constraints.txt -e ".[test]"' in setup
+    assert '-c requirements/constraints.txt -e ".[test,lint]"' in setup
     lines = [
         ln
         for ln in (ROOT / "requirements" / "constraints.txt").read_text(encoding="utf-8").splitlines()
@@ -78,6 +78,7 @@ def test_setup_installs_pinned_versions_of_every_dependency():
         pins[_norm(name)] = version
     assert "abscopal" not in pins  # the package itself is installed from the working tree
     project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
-    wanted = [*project["dependencies"], *project["optional-dependencies"]["test"]]
+    extras = project["optional-dependencies"]
+    wanted = [*project["dependencies"], *extras["test"], *extras["lint"]]
     names = {_norm(re.split(r"[\[<>=!~ ;]", req, maxsplit=1)[0]) for req in wanted}
     assert names - set(pins) == set()

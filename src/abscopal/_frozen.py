@@ -12,6 +12,7 @@ class FrozenMap(Mapping[str, Any]):
     """Read-only mapping that pickles (needed to send models to worker processes)."""
 
     __slots__ = ("_data",)
+    _data: dict[str, Any]
 
     def __init__(self, data: Mapping[str, Any] | None = None) -> None:
         object.__setattr__(self, "_data", dict(data or {}))

@@ -221,4 +221,8 @@ class JsonArtefact:
         """Write :meth:`to_json` to ``path`` atomically; raises :class:`OutputExistsError` if ``path`` exists and
         ``force`` is false."""
         text = self.to_json()
-        return write_atomic(path, lambda tmp: tmp.write_text(text, encoding="utf-8"), force=force)
+
+        def write(tmp: Path) -> None:
+            tmp.write_text(text, encoding="utf-8")
+
+        return write_atomic(path, write, force=force)

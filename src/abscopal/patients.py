@@ -70,7 +70,7 @@ def _real(name: str, value: object, *, low: float = -math.inf, high: float = mat
 
 
 def _whole(name: str, value: object, *, low: int, high: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, Integral) or value < low or (high and value > high):
+    if isinstance(value, bool) or not isinstance(value, Integral) or int(value) < low or (high and int(value) > high):
         raise ParameterError(f"{name} must be an integer >= {low}{f' and <= {high}' if high else ''}, got {value!r}")
     return int(value)
 
@@ -151,7 +151,9 @@ class PatientMix:
             "lesion_count": tuple(sorted(_whole("lesion_count key", c, low=1) for c in counts)),
             "metastasis_sites": SITES,
         }
-        checked = {k: _probabilities(k, getattr(self, k), v) for k, v in levels.items() if getattr(self, k) is not None}
+        checked: dict[str, object] = {
+            k: _probabilities(k, getattr(self, k), v) for k, v in levels.items() if getattr(self, k) is not None
+        }
         checked |= {
             k: _real(k, getattr(self, k), low=0.0, high=h, strict=True)
             for k, h in (
@@ -206,7 +208,7 @@ class PatientMix:
 
 
 _UNSELECTED_TPS = {"<1%": 0.40, "1-49%": 0.35, ">=50%": 0.25}
-_COMMON = {
+_COMMON: dict[str, Any] = {
     "histology": {"adenocarcinoma": 0.75, "squamous": 0.25},
     "baseline_sld_median_mm": 80.0,
     "baseline_sld_omega": 0.5,
@@ -535,11 +537,10 @@ def draw_patients(
             )
     names, corr = list(var), None if correlation is None else np.asarray(correlation, dtype=float)
     # VirtualPopulation validates the correlation (shape, symmetry, positive definiteness)
-    chol = (
-        None
-        if corr is None
-        else np.linalg.cholesky(VirtualPopulation(n_patients=1, variability=var, correlation=corr).correlation)
-    )
+    chol = None
+    if corr is not None:
+        checked = VirtualPopulation(n_patients=1, variability=var, correlation=corr).correlation
+        chol = np.linalg.cholesky(np.asarray(checked, dtype=float))
     mu = mix.sld_log_location()
     cov = np.empty((n, 4), dtype=object)  # TPS category, line, histology, TPS uniform
     sites, diam, size_rej = np.empty((n, L), dtype=object), np.zeros((n, L)), np.zeros(n, dtype=int)

@@ -182,7 +182,12 @@ def _response_colour(code: str) -> str:
 
 
 def _response_legend(
-    ax: Any, codes: Sequence[str], *, outside: bool, title: str = "best overall response", extra: Sequence[Any] = ()
+    ax: Any,
+    codes: Sequence[str] | np.ndarray,
+    *,
+    outside: bool,
+    title: str = "best overall response",
+    extra: Sequence[Any] = (),
 ) -> None:
     """Legend with one patch per response code present (in RESPONSE_COLOURS order), at the best
     place inside the axes or outside to the right."""
@@ -405,7 +410,7 @@ def plot_km(
     ax.legend(frameon=False, loc="upper right", fontsize="small", title=f"median [{time_unit}]", title_fontsize="small")
     from matplotlib.ticker import MaxNLocator
 
-    ticks = MaxNLocator(nbins=8, steps=[1, 2, 3, 6, 10]).tick_values(0.0, t_end / scale)
+    ticks = np.asarray(MaxNLocator(nbins=8, steps=[1, 2, 3, 6, 10]).tick_values(0.0, t_end / scale), dtype=float)
     ticks = ticks[(ticks >= -1e-9) & (ticks <= t_end / scale + 1e-9)]
     ax.set_xticks(ticks)
     if at_risk:

@@ -302,7 +302,7 @@ def simulate(
         for a in arm_list
     ]
     n = int(population.n_patients)
-    arm_events = []  # per arm: one event list shared by all patients, or one list per patient
+    arm_events: list[Any] = []  # per arm: one event list shared by all patients, or one list per patient
     for a in arm_list:
         if a.rt_start_day is None:
             arm_events.append(plan_events(spec, a.plan, t_end_day))
@@ -325,7 +325,7 @@ def simulate(
             t_out = np.asarray(output_times_day, float)
         except (TypeError, ValueError):
             raise ScheduleError(f"output_times_day must be a sequence of days, got {output_times_day!r}") from None
-        n_times = t_out.size
+        n_times: float = t_out.size
     else:
         if (
             isinstance(output_interval_day, bool)
@@ -505,9 +505,9 @@ def _groups(spec: ModelSpec) -> dict[str, list[tuple[str, int, int | None, str, 
     """Output groups: name -> [(kind, index, lesion, units, long_name)]."""
     groups: dict[str, list[tuple[str, int, int | None, str, str]]] = {}
     for i, s in enumerate(spec.states):
-        groups.setdefault(s.group, []).append(("state", i, s.lesion, s.units, s.long_name))
+        groups.setdefault(s.group or s.name, []).append(("state", i, s.lesion, s.units, s.long_name))
     for i, o in enumerate(spec.observables):
-        groups.setdefault(o.group, []).append(("obs", i, o.lesion, o.units, o.long_name))
+        groups.setdefault(o.group or o.name, []).append(("obs", i, o.lesion, o.units, o.long_name))
     return groups
 
 
@@ -534,7 +534,7 @@ def _to_dataset(
             arr = src[..., members[0][1]]
             data[name] = (("arm", "patient", "time"), arr, {"units": units, "long_name": long_name})
         else:
-            order = sorted(members, key=lambda m: m[2])
+            order = sorted(members, key=lambda m: m[2] or 0)
             arr = np.stack([src[..., m[1]] for m in order], axis=2)
             data[name] = (("arm", "patient", "lesion", "time"), arr, {"units": units, "long_name": long_name})
     data.update(_treatment_summary(spec, arms, n_arms))

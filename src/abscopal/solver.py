@@ -273,8 +273,8 @@ def solve(
     if failed.size and options.method == "dopri5" and not options.stiff_fallback:
         i = int(failed[0])
         raise SolverError(_where(labels, i, fail_time[i]) + f": {_STATUS.get(int(status[i]), 'failed')}")
-    for i in failed:
-        i = int(i)
+    for failed_i in failed:
+        i = int(failed_i)
         a, b = events.ptr[i], events.ptr[i + 1]
         Y[i] = _radau_one(
             model,

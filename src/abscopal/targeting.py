@@ -11,6 +11,7 @@ are set per patient from the reordered baseline (sites and sizes move with their
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import numpy as np
 
@@ -73,7 +74,7 @@ def place_rt_targets(
         key = np.where(chosen, 0, 1)
     order = np.argsort(key, axis=1, kind="stable")
     rows = np.arange(patients.n_patients)[:, None]
-    moved = {
+    moved: dict[str, Any] = {
         name: np.asarray(getattr(patients, name))[rows, order] for name in ("sites", "present", "baseline_diameter_mm")
     }
     for arr in moved.values():

@@ -418,7 +418,7 @@ class DrugRegimen:
         ``n_doses``.
         """
         bad = isinstance(until_day, bool) or not isinstance(until_day, Real)
-        if bad or math.isnan(until_day):  # type: ignore[arg-type]
+        if bad or math.isnan(until_day):
             raise ScheduleError(f"until_day must be a number, got {until_day!r}; give a day")
         # k * interval_day < max_duration_day  <=>  k < ceil(max / interval)
         count = math.ceil(self.max_duration_day / self.interval_day)

@@ -318,14 +318,14 @@ def drug_regimen(name: str, *, start_day: float = 0.0, max_duration_day: float |
         If ``name`` is unknown (with the closest names suggested) or a value is invalid.
     """
     spec: DrugRegimenSpec = _lookup("drug regimen", name, DRUG_REGIMENS)
-    default_duration = max_duration_day is None
+    duration_day = spec.max_duration_day if max_duration_day is None else max_duration_day
     return DrugRegimen(
         drug=spec.drug,
         dose_mg=spec.dose_mg,
         dose_mg_per_kg=spec.dose_mg_per_kg,
         interval_day=spec.interval_day,
         start_day=start_day,
-        max_duration_day=spec.max_duration_day if default_duration else max_duration_day,
+        max_duration_day=duration_day,
         name=spec.name,
     )
 

@@ -242,7 +242,8 @@ def simulate(
     -------
     xarray.Dataset
         Dims ``arm``, ``patient``, ``time`` and ``lesion`` (per-lesion variables); every variable
-        has ``units`` and ``long_name``; provenance in ``attrs["provenance"]`` (JSON).
+        has ``units`` and ``long_name``; provenance in ``attrs["provenance"]`` (JSON); the model's output roles
+        (:attr:`ModelSpec.roles`, read by :func:`abscopal.score`) in ``attrs["roles"]`` (JSON).
 
     Raises
     ------
@@ -607,5 +608,6 @@ def _to_dataset(
         "abscopal_version": __version__,
         "model_hash": spec.content_hash(),
         "seed": int(population.seed),
+        "roles": json.dumps(dict(spec.roles), sort_keys=True),  # which output plays which part in scoring
     }
     return xr.Dataset(data_vars=data, coords=coords, attrs=attrs)

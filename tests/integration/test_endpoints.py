@@ -1,4 +1,4 @@
-"""endpoints(): trial scoring of simulated patients, on populations whose answer is known."""
+"""score(): trial scoring of simulated patients, on populations whose answer is known."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 import xarray as xr
 
 import abscopal as ab
-from abscopal.endpoints.summary import Assessment, PneumonitisModel, SurvivalModel, endpoints, trial_scans
+from abscopal.endpoints import PneumonitisModel, SurvivalModel, TrialAssessment, score, trial_scans
 from abscopal.errors import ParameterError, ScheduleError
 from abscopal.radiobiology import eqd2, lkb_ntcp
 
@@ -37,7 +37,7 @@ def untreated():
 
 
 def test_no_treatment_gives_no_response_and_pfs_at_the_first_scan_after_20pct_growth(untreated):
-    ep = endpoints(untreated, Assessment(survival=NO_DEATH))
+    ep = score(untreated, TrialAssessment(survival=NO_DEATH))
     assert float(ep.orr.values[0]) == 0.0
     # independent check: first scan at which the sum of all three lesions is >= 120% of the running
     # minimum and >= 5 mm above it (no new lesions, no deaths in this population)
@@ -59,7 +59,7 @@ def test_a_drug_with_huge_effect_gives_orr_near_one():
     ds = _sim(
         {"pembro": ab.TreatmentPlan(drug=_pem())}, parameters={"max_kill_per_day": 1.5, "kill_half_sat_ratio": 0.01}
     )
-    ep = endpoints(ds, Assessment(survival=NO_DEATH))
+    ep = score(ds, TrialAssessment(survival=NO_DEATH))
     assert float(ep.orr.values[0]) >= 0.9
 
 
@@ -69,15 +69,15 @@ def test_endpoints_are_deterministic_and_patient_k_is_stable():
         "sbrt": ab.TreatmentPlan(drug=_pem(), radiation=(ab.radiation_regimen("sbrt_24gy_3fx", start_day=-7),)),
     }
     small, big = _sim(arms, n=6), _sim(arms, n=24)
-    a, b = endpoints(small), endpoints(small)
+    a, b = score(small), score(small)
     xr.testing.assert_identical(a, b)
-    big_ep = endpoints(big)
+    big_ep = score(big)
     for var in ("pfs_day", "pfs_event", "os_day", "best_percent_change", "new_lesion_day", "best_overall_response"):
         np.testing.assert_array_equal(a[var].values, big_ep[var].isel(patient=slice(0, 6)).values)
 
 
 def test_summaries_agree_with_the_per_patient_values(untreated):
-    ep = endpoints(untreated)
+    ep = score(untreated)
     from abscopal.endpoints.survival import kaplan_meier
 
     km = kaplan_meier(ep.pfs_day.values[0], ep.pfs_event.values[0])
@@ -88,7 +88,7 @@ def test_summaries_agree_with_the_per_patient_values(untreated):
 
 def test_hazard_ratio_favours_the_better_arm():
     arms = {"none": ab.TreatmentPlan(), "pembro": ab.TreatmentPlan(drug=_pem())}
-    ep = endpoints(_sim(arms, n=40, parameters={"max_kill_per_day": 0.2}))
+    ep = score(_sim(arms, n=40, parameters={"max_kill_per_day": 0.2}))
     assert np.isnan(ep.hr_pfs.values[0])  # the reference arm
     assert float(ep.hr_pfs_upper.values[1]) < 1.0
 
@@ -101,7 +101,7 @@ def test_pneumonitis_is_the_lkb_ntcp_times_the_concurrency_factor():
         "concurrent": ab.TreatmentPlan(drug=_pem(), radiation=(sbrt_conc,)),
         "sequential": ab.TreatmentPlan(drug=_pem(), radiation=(sbrt_seq,)),
     }
-    ep = endpoints(_sim(arms, n=3, t_end_day=200.0))
+    ep = score(_sim(arms, n=3, t_end_day=200.0))
     base = float(lkb_ntcp(float(eqd2(18.0, 30, 3.0)), td50_gy=30.8, m=0.37))  # Seppenwoolde 2003
     assert float(ep.pneumonitis_probability.sel(arm="concurrent")) == pytest.approx(
         base * model.concurrent_multiplier, rel=1e-12
@@ -114,20 +114,20 @@ def test_fifteen_fractions_lower_the_lymphocyte_nadir_more_than_four():
         "sbrt": ab.TreatmentPlan(drug=_pem(), radiation=(ab.radiation_regimen("sbrt_50gy_4fx"),)),
         "conv": ab.TreatmentPlan(drug=_pem(), radiation=(ab.radiation_regimen("conv_45gy_15fx"),)),
     }
-    ep = endpoints(_sim(arms, n=5, t_end_day=200.0))
+    ep = score(_sim(arms, n=5, t_end_day=200.0))
     assert np.all(ep.lymphocyte_nadir.sel(arm="conv").values < ep.lymphocyte_nadir.sel(arm="sbrt").values)
 
 
 def test_orr_at_a_fixed_visit_uses_that_scan(untreated):
     scans = trial_scans(float(untreated.time.values[0]), end_day=365.0)
-    ep = endpoints(untreated, Assessment(scans=scans, orr_visit_day=84.0))
+    ep = score(untreated, TrialAssessment(scans=scans, orr_visit_day=84.0))
     k = int(np.searchsorted(ep.visit_day.values, 84.0))
     expected = np.isin(ep.response.values[0, :, k], ["CR", "PR"])
     np.testing.assert_array_equal(ep.objective_response.values[0], expected)
 
 
 def test_every_variable_has_units_and_long_name(untreated):
-    ep = endpoints(untreated)
+    ep = score(untreated)
     for name in list(ep.data_vars) + list(ep.coords):
         assert "units" in ep[name].attrs and "long_name" in ep[name].attrs, name
 
@@ -146,18 +146,18 @@ def test_every_variable_has_units_and_long_name(untreated):
 )
 def test_bad_assessments_raise_clear_errors(untreated, kwargs, error, match):
     with pytest.raises(error, match=match):
-        endpoints(untreated, Assessment(**kwargs))
+        score(untreated, TrialAssessment(**kwargs))
 
 
 def test_all_lesions_irradiated_and_excluded_is_an_error():
     rt = ab.radiation_regimen("sbrt_24gy_3fx", start_day=-7, target_lesions=(0, 1, 2))
     ds = _sim({"all": ab.TreatmentPlan(drug=_pem(), radiation=(rt,))}, n=2, t_end_day=100.0)
     with pytest.raises(ParameterError, match="every lesion is irradiated"):
-        endpoints(ds)
+        score(ds)
 
 
 def test_duration_of_response_is_defined_for_responders_only():
-    ep = endpoints(_sim({"pembro": ab.TreatmentPlan(drug=_pem())}, n=30, parameters={"max_kill_per_day": 0.3}))
+    ep = score(_sim({"pembro": ab.TreatmentPlan(drug=_pem())}, n=30, parameters={"max_kill_per_day": 0.3}))
     resp = ep.objective_response.values[0]
     dor = ep.duration_of_response_day.values[0]
     assert resp.any() and (~resp).any()  # the test population has both
@@ -177,8 +177,8 @@ def test_virtual_patients_drive_sites_absent_lesions_and_event_draws():
         t_end_day=365.0,
         output_interval_day=7.0,
     )
-    ep = endpoints(ds, patients=vp)
-    again = endpoints(ds, patients=vp)
+    ep = score(ds, patients=vp)
+    again = score(ds, patients=vp)
     xr.testing.assert_identical(ep, again)
     # the new-lesion day is where H crosses the patient's stored Exp(1) draw
     h = ds.H.values[0]
@@ -190,11 +190,11 @@ def test_virtual_patients_drive_sites_absent_lesions_and_event_draws():
         else:
             assert h[p, -1] < vp.event_draws[p, 0]
     with pytest.raises(ParameterError, match="pass the VirtualPatients"):
-        endpoints(ds, patients=vp.subset(5))
+        score(ds, patients=vp.subset(5))
 
 
 def test_km_confidence_bands_bracket_the_estimate(untreated):
-    ep = endpoints(untreated)
+    ep = score(untreated)
     for key in ("pfs", "os"):
         est, lo, hi = (ep[f"km_{key}{s}"].values for s in ("", "_lower", "_upper"))
         ok = np.isfinite(lo) & np.isfinite(hi)

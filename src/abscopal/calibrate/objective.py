@@ -155,7 +155,7 @@ class SplitValues(NamedTuple):
     survival: dict[str, float]
 
     def assessment(self, base: Any) -> Any:
-        """``base`` (an :class:`~abscopal.endpoints.summary.Assessment`) with the survival-model fields replaced."""
+        """``base`` (an :class:`~abscopal.endpoints.TrialAssessment`) with the survival-model fields replaced."""
         return base if not self.survival else replace(base, survival=replace(base.survival, **self.survival))
 
 

@@ -3,7 +3,7 @@
 :func:`run_study` draws the virtual patients once (the same patients in every cell: common random numbers),
 turns every cell of the design into a :class:`CellTask` and runs :func:`run_cell` on each, in process or on a
 Dask cluster. A cell simulates the point values of the fit (draw 0) and ``n_draws`` parameter draws of its
-uncertainty (draws 1..n), scores every patient like a trial patient (:func:`abscopal.endpoints.endpoints`) and
+uncertainty (draws 1..n), scores every patient like a trial patient (:func:`abscopal.score`) and
 returns a small dataset. Each finished cell is written to ``OUT/cells/<key>.npz`` atomically; ``key`` is a
 sha256 of everything the cell's result depends on (package version, model hash, fit file hash, draws, patients,
 plan, assessment, solver), so a rerun of an interrupted study skips the finished cells and a changed study
@@ -59,7 +59,7 @@ import xarray as xr
 from .._version import __version__
 from ..calibrate.objective import population_for, split_values
 from ..calibrate.shipped import fit_file_hash, resolve_fit_path
-from ..endpoints.summary import DAYS_PER_MONTH, Assessment, endpoints
+from ..endpoints import DAYS_PER_MONTH, TrialAssessment, score
 from ..endpoints.survival import hazard_ratio, kaplan_meier
 from ..errors import AbscopalError, AbscopalWarning, ParameterError
 from ..io import OutputPathError, check_output_dir, write_netcdf
@@ -111,7 +111,7 @@ class CellTask:
     target_lesions: tuple[int, ...]
     draws: tuple[Mapping[str, float], ...]
     variability_names: tuple[str, ...]
-    assessment: Assessment
+    assessment: TrialAssessment
     start_day: float
     t_end_day: float
     salvage_delay_day: float
@@ -165,7 +165,7 @@ def _simulate(
     assessment = split.assessment(task.assessment)
     if rt_start_day is not None:  # salvage RT: the lesion was not irradiated at baseline, so it stays assessed
         assessment = replace(assessment, exclude_irradiated=False)
-    return ds, endpoints(ds, assessment, patients=task.patients), arm.patient_plans(task.patients.n_patients)
+    return ds, score(ds, assessment, patients=task.patients), arm.patient_plans(task.patients.n_patients)
 
 
 def _km(time_day: np.ndarray, event: np.ndarray, grid_day: np.ndarray) -> np.ndarray:
@@ -206,7 +206,7 @@ def run_cell(task: CellTask) -> xr.Dataset:
             else:
                 out_of_field = replace(task.assessment, exclude_irradiated=True)
                 try:
-                    summary["abscopal_orr"][k] = float(endpoints(ds, out_of_field, patients=task.patients).orr[0])
+                    summary["abscopal_orr"][k] = float(score(ds, out_of_field, patients=task.patients).orr[0])
                 except ParameterError:  # some patient has no lesion outside the field: undefined
                     pass
         summary["dcr"][k] = float(e.dcr)

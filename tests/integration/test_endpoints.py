@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import xarray as xr
 
 import abscopal as ab
-from abscopal.endpoints import PneumonitisModel, SurvivalModel, TrialAssessment, score, trial_scans
+from abscopal.endpoints import (
+    ExplicitScans,
+    PneumonitisModel,
+    RecistRules,
+    SurvivalModel,
+    TrialAssessment,
+    score,
+    trial_scans,
+)
 from abscopal.errors import ParameterError, ScheduleError
 from abscopal.radiobiology import eqd2, lkb_ntcp
 
@@ -199,3 +209,100 @@ def test_km_confidence_bands_bracket_the_estimate(untreated):
         est, lo, hi = (ep[f"km_{key}{s}"].values for s in ("", "_lower", "_upper"))
         ok = np.isfinite(lo) & np.isfinite(hi)
         assert np.all(lo[ok] <= est[ok] + 1e-12) and np.all(est[ok] <= hi[ok] + 1e-12)
+
+
+# ---- scoring by observable roles: any model, not only the default one -----------------------------------------
+MOUSE_SCANS = (7.0, 14.0, 21.0, 28.0, 35.0)
+# CT26 tumours are millimetres across: measurable from 2 mm, progression needs +1 mm (caliper scale)
+MOUSE_RULES = RecistRules(measurable_mm=2.0, gone_mm=0.5, pd_absolute_mm=1.0)
+
+
+def _mouse_assessment(**changes):
+    kw = {
+        "scans": ExplicitScans(days=MOUSE_SCANS),
+        "rules": MOUSE_RULES,
+        "exclude_irradiated": False,
+        "lesion_sites": ("soft_tissue",),
+    }
+    return TrialAssessment(**(kw | changes))
+
+
+@pytest.fixture(scope="module")
+def kosinsky():
+    """Kosinsky 2018 (one CT26 tumour, no lymphocytes, no new lesions): control vs RT 2 x 0.5 Gy + anti-PD-L1."""
+    from abscopal.model.library.kosinsky2018 import kosinsky2018
+
+    rt = ab.RadiationCourse(dose_per_fraction_gy=0.5, n_fractions=2, start_day=7.0)
+    arms = [
+        ab.Arm(name="control", plan=ab.TreatmentPlan()),
+        ab.Arm(name="RT+anti-PD-L1", plan=ab.TreatmentPlan(radiation=(rt,)), parameters={"mAb": 10.0}),
+    ]
+    pop = ab.VirtualPopulation(n_patients=10, variability={"S_L": ab.LogNormal(omega=0.696)}, seed=1)
+    return ab.simulate(kosinsky2018(), arms, population=pop, t_end_day=35.0, output_interval_day=1.0)
+
+
+def test_the_kosinsky_model_is_scored_through_the_same_public_call(kosinsky):
+    ep = ab.score(kosinsky, _mouse_assessment(survival=NO_DEATH))
+    # independent check on the sphere-equivalent diameter of the tumour volume (role lesion_volume)
+    d = np.cbrt(6.0 * kosinsky.total_volume.sel(time=list(MOUSE_SCANS)).values / np.pi)  # (arm, patient, visit)
+    start = float(kosinsky.time.values[0])
+    for a in range(2):
+        for p in range(d.shape[1]):
+            nadir = np.minimum.accumulate(d[a, p])
+            grown = (d[a, p, 1:] >= 1.2 * nadir[:-1] - 1e-9) & (d[a, p, 1:] - nadir[:-1] >= 1.0 - 1e-9)
+            shrunk = d[a, p, 1:] <= 0.7 * d[a, p, 0] + 1e-9
+            if grown.any():
+                expected = MOUSE_SCANS[1 + int(np.argmax(grown))] - start
+                assert bool(ep.pfs_event.values[a, p]) and float(ep.pfs_day.values[a, p]) == pytest.approx(expected)
+                shrunk = shrunk[: int(np.argmax(grown))]
+            else:
+                assert not bool(ep.pfs_event.values[a, p])
+            assert bool(ep.objective_response.values[a, p]) == bool(shrunk.any())
+    assert float(ep.orr.sel(arm="control")) == 0.0 and float(ep.orr.sel(arm="RT+anti-PD-L1")) == 1.0
+    assert float(ep.median_pfs_day.sel(arm="control")) == pytest.approx(14.0 - start)
+    # the roles the model lacks: no new lesions, no lymphocyte nadir, each with a note
+    assert np.all(np.isinf(ep.new_lesion_day.values)) and np.all(np.isnan(ep.lymphocyte_nadir.values))
+    notes = " ".join(json.loads(ep.attrs["notes"]))
+    assert "'new_lesion_hazard'" in notes and "'lymphocytes'" in notes and "'total_volume'" in notes
+
+
+def test_kosinsky_overall_survival_comes_from_its_tumour_burden_role(kosinsky):
+    ep = ab.score(kosinsky, _mouse_assessment())
+    deaths = ep.os_event.values.sum(axis=1)
+    assert deaths[0] > deaths[1]  # the growing control tumours raise the death hazard
+    assert np.isfinite(float(ep.median_os_day.sel(arm="control")))
+
+
+def test_a_model_without_a_tumour_burden_role_has_no_overall_survival(kosinsky):
+    ds = kosinsky.copy()
+    ds.attrs["roles"] = json.dumps({"lesion_volume": "total_volume"})
+    ep = ab.score(ds, _mouse_assessment())
+    assert np.all(np.isnan(ep.os_day.values)) and np.all(np.isnan(ep.median_os_day.values))
+    assert not ep.os_event.values.any()
+    np.testing.assert_array_equal(ep.pfs_day.values, ab.score(kosinsky, _mouse_assessment(survival=NO_DEATH)).pfs_day)
+    assert "'tumour_burden'" in ep.attrs["notes"]
+
+
+def test_a_model_without_a_lesion_size_role_is_an_error(kosinsky):
+    ds = kosinsky.copy()
+    ds.attrs["roles"] = json.dumps({"tumour_burden": "total_volume"})
+    with pytest.raises(ParameterError, match="no 'lesion_diameter' or 'lesion_volume' role"):
+        ab.score(ds, _mouse_assessment())
+
+
+def test_a_role_whose_variable_was_not_simulated_is_named(untreated):
+    with pytest.raises(ParameterError, match=r"dataset lacks 'H', the model's 'new_lesion_hazard' output"):
+        score(untreated.drop_vars("H"))
+
+
+def test_irradiated_lesions_from_an_rt_dose_role_match_those_from_the_plan(untreated):
+    plan = untreated.copy()
+    plan["rt_dose_gy"] = plan.rt_dose_gy.copy(data=np.array([[0.0, 24.0, 0.0]]))
+    role = untreated.copy()
+    dose = xr.zeros_like(untreated.lesion_diameter)
+    dose[:, :, 1, 10:] = 24.0  # lesion 1 irradiated from week 10
+    role["cumulative_dose"] = dose
+    role.attrs["roles"] = json.dumps(json.loads(untreated.attrs["roles"]) | {"rt_dose": "cumulative_dose"})
+    a, b = score(plan), score(role)
+    xr.testing.assert_equal(a, b)
+    assert not np.array_equal(a.sum_of_diameters.values, score(untreated).sum_of_diameters.values)

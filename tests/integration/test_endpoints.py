@@ -119,6 +119,39 @@ def test_pneumonitis_is_the_lkb_ntcp_times_the_concurrency_factor():
     assert float(ep.pneumonitis_probability.sel(arm="sequential")) == pytest.approx(base, rel=1e-12)
 
 
+def test_one_concurrency_rule_any_drug_dose_within_the_window_of_any_fraction():
+    model = PneumonitisModel()
+    maintenance = ab.radiation_regimen("sbrt_50gy_4fx", start_day=84, mean_lung_dose_gy=6.0)
+    long_course = ab.radiation_regimen("conv_60gy_30fx", start_day=-45, mean_lung_dose_gy=15.0)  # ends ~day -6
+    arms = {
+        "maintenance": ab.TreatmentPlan(drug=_pem(), radiation=(maintenance,)),
+        "long_course": ab.TreatmentPlan(drug=_pem(), radiation=(long_course,)),
+        "rt_only": ab.TreatmentPlan(radiation=(maintenance,)),
+    }
+    ds = _sim(arms, n=2, t_end_day=200.0)
+    ep = score(ds)
+    for arm, plan in arms.items():  # the endpoints and the studies (plan_probability) use the same rule
+        assert float(ep.pneumonitis_probability.sel(arm=arm)) == model.plan_probability(plan, 200.0)
+    sbrt = model.ntcp(6.0, 4)
+    assert float(ep.pneumonitis_probability.sel(arm="maintenance")) == pytest.approx(sbrt * 1.8, rel=1e-12)
+    assert float(ep.pneumonitis_probability.sel(arm="rt_only")) == pytest.approx(sbrt, rel=1e-12)  # no drug
+    assert float(ep.pneumonitis_probability.sel(arm="long_course")) == pytest.approx(
+        model.ntcp(15.0, 30) * 1.8, rel=1e-12
+    )
+    assert float(ds.rt_drug_gap_day.sel(arm="maintenance")) == 0.0  # a fraction on a dosing day
+    assert np.isnan(float(ds.rt_drug_gap_day.sel(arm="rt_only")))
+
+
+def test_rt_drug_gap_is_the_smallest_interval_between_a_fraction_and_a_dose():
+    from abscopal.endpoints.toxicity import rt_drug_gap_day
+
+    assert rt_drug_gap_day([-10.0, -9.0], [0.0, 21.0]) == 9.0
+    assert rt_drug_gap_day([30.0], [0.0, 21.0, 42.0]) == 9.0
+    assert np.isnan(rt_drug_gap_day([], [0.0])) and np.isnan(rt_drug_gap_day([1.0], []))
+    model = PneumonitisModel()
+    assert model.interaction(30.0) == 1.8 and model.interaction(30.5) == 1.0 and model.interaction(np.nan) == 1.0
+
+
 def test_fifteen_fractions_lower_the_lymphocyte_nadir_more_than_four():
     arms = {
         "sbrt": ab.TreatmentPlan(drug=_pem(), radiation=(ab.radiation_regimen("sbrt_50gy_4fx"),)),

@@ -76,6 +76,14 @@ def _patients(a: TrialAssessment, patients: object, n_pat: int, n_les: int, seed
     )
 
 
+def _rt_drug_gap(ds: xr.Dataset, ai: int) -> float:
+    """Smallest interval between an RT fraction and a drug dose of an arm (:mod:`~abscopal.endpoints.toxicity`);
+    a dataset written before it was recorded has only the first fraction and the first dose."""
+    if "rt_drug_gap_day" in ds:
+        return float(ds.rt_drug_gap_day.values[ai])
+    return abs(float(ds.rt_first_day.values[ai]) - float(ds.drug_first_day.values[ai]))  # NaN without RT or drug
+
+
 def _score_arm(
     ds: xr.Dataset,
     ai: int,
@@ -125,10 +133,7 @@ def _score_arm(
         duration_of_response_day=duration_of_response(response, death, follow_up),
         lymphocyte_nadir=(np.full(n_pat, np.nan) if out.lymphocytes is None else out.lymphocytes[ai].min(axis=1)),
         pneumonitis_probability=a.pneumonitis.probability(
-            float(ds.mean_lung_dose_gy.values[ai]),
-            float(ds.rt_n_fractions.values[ai]),
-            float(ds.rt_first_day.values[ai]),
-            float(ds.drug_first_day.values[ai]),
+            float(ds.mean_lung_dose_gy.values[ai]), float(ds.rt_n_fractions.values[ai]), _rt_drug_gap(ds, ai)
         ),
     )
 

@@ -29,10 +29,10 @@ gets the course ``salvage_delay_day`` after that scan (:attr:`abscopal.simulate.
 no RT. PFS is then the same as without RT by construction (RT starts after the progression); the salvage course
 acts on overall survival, on later response and on pneumonitis.
 
-Pneumonitis risk of a patient: the LKB NTCP of the EQD2 mean lung dose (:class:`PneumonitisModel`), times its
-concurrency multiplier when any drug dose falls within ``concurrent_window_day`` of an RT fraction (a
-generalisation of the endpoint default, which compares the first fraction with the first dose only: RT given
-during maintenance therapy is concurrent). The cell's risk is the mean over patients (0 for those not irradiated).
+Pneumonitis risk of a patient: the LKB NTCP of the EQD2 mean lung dose of the patient's own plan, times the
+concurrency multiplier when any drug dose falls within ``concurrent_window_day`` of an RT fraction: the one rule of
+:mod:`abscopal.endpoints.toxicity`, also used by :func:`abscopal.score` (RT given during maintenance therapy is
+concurrent). The cell's risk is the mean over patients (0 for those not irradiated).
 """
 
 from __future__ import annotations
@@ -121,27 +121,14 @@ class CellTask:
 
 
 def _pneumonitis(task: CellTask, plans: Sequence[Any]) -> np.ndarray:
-    """Per-patient pneumonitis probability of each patient's plan (module docstring)."""
+    """Per-patient pneumonitis probability of each patient's plan (:meth:`PneumonitisModel.plan_probability
+    <abscopal.endpoints.toxicity.PneumonitisModel.plan_probability>`, drug doses up to the end of the simulation)."""
     model = task.assessment.pneumonitis
-    out = np.zeros(len(plans))
     memo: dict[int, float] = {}
-    for i, plan in enumerate(plans):
+    for plan in plans:
         if id(plan) not in memo:
-            fr = plan.fractions()
-            p = 0.0
-            if fr:
-                p = model.ntcp(sum(f.mean_lung_dose_gy for f in fr), len(fr))
-                if p > 0:
-                    doses = np.array([d.time_day for d in plan.drug_doses(task.t_end_day)])
-                    rt_days = np.array([f.time_day for f in fr])
-                    concurrent = doses.size > 0 and bool(
-                        np.any(np.abs(doses[:, None] - rt_days[None, :]) <= model.concurrent_window_day)
-                    )
-                    if doses.size:
-                        p *= model.concurrent_multiplier if concurrent else model.sequential_multiplier
-            memo[id(plan)] = min(p, 1.0)
-        out[i] = memo[id(plan)]
-    return out
+            memo[id(plan)] = model.plan_probability(plan, task.t_end_day)
+    return np.array([memo[id(plan)] for plan in plans], dtype=float).reshape(len(plans))
 
 
 def _simulate(

@@ -28,9 +28,9 @@ import numpy as np
 import xarray as xr
 
 from ..errors import ParameterError
-from ..model.spec import OBSERVABLE_ROLES
+from ..model.spec import OBSERVABLE_ROLES, ModelSpec
 
-__all__ = ["LEGACY_ROLES", "ModelOutputs", "dataset_roles", "read_outputs"]
+__all__ = ["LEGACY_ROLES", "ModelOutputs", "dataset_roles", "read_outputs", "scored_outputs"]
 
 LEGACY_ROLES: Mapping[str, str] = {
     "lesion_diameter": "lesion_diameter",
@@ -63,6 +63,14 @@ class ModelOutputs:
     def n_lesions(self) -> int:
         """Number of lesions scored (1 for a model without lesion structure)."""
         return int(self.lesion_diameter_mm.shape[2])
+
+
+def scored_outputs(spec: ModelSpec) -> tuple[str, ...]:
+    """The outputs of ``spec`` that :func:`read_outputs` reads (for ``simulate(..., variables=...)``)."""
+    roles = dict(spec.roles)
+    if "lesion_diameter" in roles:
+        roles.pop("lesion_volume", None)  # the diameter is read, not the volume
+    return tuple(dict.fromkeys(roles.values()))
 
 
 def dataset_roles(ds: xr.Dataset) -> dict[str, str]:

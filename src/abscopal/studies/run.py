@@ -60,6 +60,7 @@ from .._version import __version__
 from ..calibrate.objective import population_for, split_values
 from ..calibrate.shipped import fit_file_hash, resolve_fit_path
 from ..endpoints import DAYS_PER_MONTH, TrialAssessment, score
+from ..endpoints.readout import scored_outputs
 from ..endpoints.survival import hazard_ratio, kaplan_meier
 from ..errors import AbscopalError, AbscopalWarning, ParameterError
 from ..io import OutputPathError, check_output_dir, write_netcdf
@@ -147,7 +148,7 @@ def _simulate(
         mechanisms_off=task.mechanisms_off,
         solver=task.solver,
         out_of_bounds="clip",
-        variables=("lesion_diameter", "H", "total_burden", "L"),
+        variables=scored_outputs(task.model.spec),  # found by role (lesion diameter, new lesions, burden, ...)
     )
     assessment = split.assessment(task.assessment)
     if rt_start_day is not None:  # salvage RT: the lesion was not irradiated at baseline, so it stays assessed
@@ -207,7 +208,8 @@ def run_cell(task: CellTask) -> xr.Dataset:
         summary["pneumonitis_risk"][k] = float(risk.mean())
         starts_k = ds.rt_start_day.values[0]
         summary["irradiated_fraction"][k] = float(np.mean(np.isfinite(starts_k))) if task.cell.has_rt else 0.0
-        summary["lymphocyte_nadir"][k] = float(np.nanmean(e.lymphocyte_nadir.values))
+        nadir = e.lymphocyte_nadir.values
+        summary["lymphocyte_nadir"][k] = float(np.nanmean(nadir)) if np.any(~np.isnan(nadir)) else np.nan
         for name in ("pfs_day", "os_day", "best_percent_change"):
             per[name][k] = e[name].values
         per["rt_start_day"][k] = starts_k

@@ -312,7 +312,9 @@ def test_a_model_without_a_tumour_burden_role_has_no_overall_survival(kosinsky):
     ep = ab.score(ds, _mouse_assessment())
     assert np.all(np.isnan(ep.os_day.values)) and np.all(np.isnan(ep.median_os_day.values))
     assert not ep.os_event.values.any()
-    np.testing.assert_array_equal(ep.pfs_day.values, ab.score(kosinsky, _mouse_assessment(survival=NO_DEATH)).pfs_day)
+    no_death = ab.score(kosinsky, _mouse_assessment(survival=NO_DEATH))
+    for name in ("pfs_day", "pfs_event", "duration_of_response_day", "objective_response"):
+        np.testing.assert_array_equal(ep[name].values, no_death[name].values)
     assert "'tumour_burden'" in ep.attrs["notes"]
 
 

@@ -103,7 +103,9 @@ class TrialAssessment:
             )
         object.__setattr__(self, "lesion_sites", tuple(self.lesion_sites))
         for s in self.lesion_sites:
-            if not isinstance(s, str) or s not in SITES:
+            if not isinstance(s, str):
+                raise ParameterError(f"lesion_sites must hold site names, got {s!r}; e.g. ('lung', 'liver')")
+            if s not in SITES:
                 raise ParameterError("lesion_sites: " + unknown_name_message("site", s, SITES))
 
     def describe(self) -> dict[str, object]:

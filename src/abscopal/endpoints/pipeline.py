@@ -117,7 +117,8 @@ def _score_arm(
         follow_up_day=follow_up,
     )
     survival = survival_times(response.progression_day, death, visits, follow_up, start)
-    if out.tumour_burden is None:  # OS not evaluable
+    duration = duration_of_response(response, death, follow_up)
+    if out.tumour_burden is None:  # no deaths drawn: OS not evaluable (DoR and PFS count progression only)
         survival = SurvivalTimes(
             pfs_day=survival.pfs_day,
             pfs_event=survival.pfs_event,
@@ -130,7 +131,7 @@ def _score_arm(
         survival=survival,
         new_lesion_day=new_day,
         death_day=death,
-        duration_of_response_day=duration_of_response(response, death, follow_up),
+        duration_of_response_day=duration,
         lymphocyte_nadir=(np.full(n_pat, np.nan) if out.lymphocytes is None else out.lymphocytes[ai].min(axis=1)),
         pneumonitis_probability=a.pneumonitis.probability(
             float(ds.mean_lung_dose_gy.values[ai]), float(ds.rt_n_fractions.values[ai]), _rt_drug_gap(ds, ai)

@@ -18,7 +18,6 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 import abscopal as ab
-from abscopal.endpoints.summary import Assessment, endpoints
 from abscopal.endpoints.table import format_table
 from abscopal.patients import MIXES, draw_patients
 from abscopal.plot import plot_km, plot_lesion_trajectories, plot_spider, plot_swimmer, plot_waterfall
@@ -39,7 +38,7 @@ def main(outdir: str) -> None:
     ds = ab.simulate(
         ab.nsclc_model(3), arms, population=patients.population(), t_end_day=730.0, output_interval_day=7.0
     )
-    ep = endpoints(ds, Assessment(orr_visit_day=84.0), patients=patients)
+    ep = ab.score(ds, ab.TrialAssessment(orr_visit_day=84.0), patients=patients)
     print(f"{patients.n_patients} virtual patients per arm ({patients.rejected_draws} implausible draws rejected)")
     print(format_table(ep))
     fig, axes = plt.subplots(2, 3, figsize=(19, 10), layout="constrained")

@@ -30,7 +30,7 @@ import os
 import matplotlib.pyplot as plt
 
 import abscopal as ab
-from abscopal.endpoints.summary import Assessment, endpoints
+from abscopal.endpoints import TrialAssessment, score
 from abscopal.endpoints.table import format_table
 from abscopal.plot import plot_km, plot_lesion_trajectories, plot_median_burden
 
@@ -85,13 +85,13 @@ plt.show()
 # %% [markdown]
 # ## Scoring like the trial
 #
-# `endpoints` applies RECIST 1.1 at the scan visits (6-weekly by default), takes the ORR at the first
+# `score` applies RECIST 1.1 at the scan visits (6-weekly by default), takes the ORR at the first
 # scan on or after day 84 (week 12, as PEMBRO-RT did) and, by default, scores only non-irradiated
 # lesions. New lesions and deaths come from model hazards crossing per-patient Exp(1) draws. Because
 # the simulation ends at day 365, PFS and OS are censored at the last scan.
 
 # %%
-ep = endpoints(ds, Assessment(orr_visit_day=84))
+ep = score(ds, TrialAssessment(orr_visit_day=84))
 print(format_table(ep))
 
 # %%

@@ -38,7 +38,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 import abscopal as ab
-from abscopal.endpoints.summary import Assessment, endpoints
+from abscopal.endpoints import TrialAssessment, score
 
 SMALL = os.environ.get("ABSCOPAL_NOTEBOOK_SMALL") == "1"
 N_PATIENTS = 30 if SMALL else 150
@@ -80,7 +80,7 @@ arms = {
         drug=pembro, radiation=(ab.radiation_regimen("conv_45gy_15fx", start_day=-7, target_lesions=(0,)),)),
 }
 pop = ab.VirtualPopulation(n_patients=N_PATIENTS, variability=ab.default_variability(), seed=11)
-assessment = Assessment(orr_visit_day=84, exclude_irradiated=True)
+assessment = TrialAssessment(orr_visit_day=84, exclude_irradiated=True)
 
 
 def out_of_field(off):
@@ -88,7 +88,7 @@ def out_of_field(off):
     # as in the calibration, patient values that variability pushes beyond a parameter's bounds are truncated
     ds = ab.simulate(model, arms, population=pop, parameters=typical, mechanisms_off=off,
                      t_end_day=182, output_interval_day=7, out_of_bounds="clip")
-    ep = endpoints(ds, assessment)
+    ep = score(ds, assessment)
     return {str(a): (float(ep.orr.sel(arm=a)), float(np.nanmean(ep.best_percent_change.sel(arm=a))))
             for a in ep.arm.values}
 

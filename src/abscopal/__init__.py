@@ -1,7 +1,13 @@
 """abscopal: mechanistic ODE modelling of radiotherapy + immune-checkpoint blockade in stage IV NSCLC.
 
-The public API is re-exported here explicitly; see the README for a quick start.
+The public API is re-exported here explicitly; see the README for a quick start. Trial scoring
+(:func:`score`, :class:`TrialAssessment`) and the submodules :mod:`abscopal.endpoints` and
+:mod:`abscopal.plot` are imported on first use, so ``import abscopal`` loads neither scipy.stats nor
+matplotlib.
 """
+
+import importlib
+from typing import Any
 
 from ._version import __version__ as __version__
 from .cite import cite as cite
@@ -50,6 +56,7 @@ __all__ = [
     "SolverError",
     "SolverOptions",
     "TreatmentPlan",
+    "TrialAssessment",
     "VirtualPopulation",
     "__version__",
     "cite",
@@ -61,6 +68,27 @@ __all__ = [
     "load_scenario",
     "nsclc_model",
     "radiation_regimen",
+    "score",
     "simulate",
     "solve",
 ]
+
+_LAZY = {"score": "abscopal.endpoints", "TrialAssessment": "abscopal.endpoints"}
+"""Names imported on first use: name -> the module that defines it."""
+_LAZY_MODULES = frozenset({"endpoints", "plot"})
+"""Submodules imported on first attribute access (``ab.plot`` needs matplotlib)."""
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+    elif name in _LAZY_MODULES:
+        value = importlib.import_module(f"{__name__}.{name}")
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__) | _LAZY_MODULES)

@@ -121,10 +121,9 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
 def _assessment(args: argparse.Namespace, survival: dict | None = None):
     from dataclasses import replace
 
-    from .endpoints.recist import IRECIST, RECIST_1_1
-    from .endpoints.summary import Assessment, SurvivalModel
+    from .endpoints import IRECIST, RECIST_1_1, SurvivalModel, TrialAssessment
 
-    return Assessment(
+    return TrialAssessment(
         orr_visit_day=args.orr_visit_day,
         exclude_irradiated=not args.include_irradiated,
         rules=IRECIST if args.irecist else RECIST_1_1,
@@ -133,11 +132,11 @@ def _assessment(args: argparse.Namespace, survival: dict | None = None):
 
 
 def _print_endpoints(ds, args: argparse.Namespace) -> None:
-    from .endpoints.summary import endpoints
+    from .endpoints import score
     from .endpoints.table import format_table
     from .io import write_netcdf
 
-    ep = endpoints(ds, _assessment(args, json.loads(ds.attrs.get("fit_survival", "{}"))))
+    ep = score(ds, _assessment(args, json.loads(ds.attrs.get("fit_survival", "{}"))))
     print(format_table(ep))
     if getattr(args, "endpoints_out", None):
         write_netcdf(ep, args.endpoints_out, force=args.force)

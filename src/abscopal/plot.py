@@ -7,7 +7,7 @@ Simulation dataset (:func:`abscopal.simulate`):
 * :func:`plot_lesion_trajectories`: per-lesion trajectories of one patient, irradiated lesions solid;
 * :func:`plot_median_burden`: median and interquartile band of a per-patient variable per arm.
 
-Endpoints dataset (:func:`abscopal.endpoints.summary.endpoints`):
+Endpoints dataset (:func:`abscopal.score`):
 
 * :func:`plot_km`: Kaplan-Meier curves per arm with a numbers-at-risk table;
 * :func:`plot_waterfall`: best percentage change of the sum of diameters, one bar per patient;
@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from .endpoints.summary import DAYS_PER_MONTH
+from .endpoints.survival import DAYS_PER_MONTH
 from .errors import ParameterError, unknown_name_message
 
 __all__ = [
@@ -145,7 +145,7 @@ def _require(ds: xr.Dataset, names: Sequence[str], what: str) -> None:
         if name not in ds.variables:
             raise ParameterError(
                 f"dataset lacks {name!r}, needed for {what}; pass the dataset returned by "
-                "abscopal.endpoints.summary.endpoints (or abscopal.simulate for lesion plots)"
+                "abscopal.score (or abscopal.simulate for lesion plots)"
             )
 
 
@@ -340,7 +340,7 @@ def plot_km(
     Parameters
     ----------
     ep
-        Endpoints dataset (:func:`abscopal.endpoints.summary.endpoints`).
+        Endpoints dataset (:func:`abscopal.score`).
     endpoint
         ``"pfs"`` or ``"os"``.
     ax

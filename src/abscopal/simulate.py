@@ -242,7 +242,8 @@ def simulate(
     -------
     xarray.Dataset
         Dims ``arm``, ``patient``, ``time`` and ``lesion`` (per-lesion variables); every variable
-        has ``units`` and ``long_name``; provenance in ``attrs["provenance"]`` (JSON).
+        has ``units`` and ``long_name``; provenance in ``attrs["provenance"]`` (JSON); the model's output roles
+        (:attr:`ModelSpec.roles`, read by :func:`abscopal.score`) in ``attrs["roles"]`` (JSON).
 
     Raises
     ------
@@ -468,9 +469,14 @@ def _check_patient_bounds(spec: ModelSpec, P: np.ndarray, arm: str) -> None:
             )
 
 
-def _treatment_summary(spec: ModelSpec, arms: Sequence[Arm], n_arms: int) -> dict[str, Any]:
+def _treatment_summary(
+    spec: ModelSpec, arms: Sequence[Arm], n_arms: int, n_patients: int, t_end_day: float
+) -> dict[str, Any]:
     """Per-arm facts of the plans that endpoints need (irradiated lesions, doses, timing)."""
+    from .endpoints.toxicity import rt_drug_gap_day
+
     n_les = max(spec.n_lesions, 1)
+    gap = np.full(n_arms, np.nan)
     dose = np.zeros((n_arms, n_les))
     mld = np.zeros(n_arms)
     n_fx = np.zeros(n_arms)
@@ -491,6 +497,12 @@ def _treatment_summary(spec: ModelSpec, arms: Sequence[Arm], n_arms: int) -> dic
         doses = arm.plan.drug_doses(math.inf)
         if doses:
             drug_first[a] = doses[0].time_day
+        gaps = [  # per-patient starts: each patient's course, and the smallest gap of any patient
+            rt_drug_gap_day((f.time_day for f in pl.fractions()), (d.time_day for d in pl.drug_doses(t_end_day)))
+            for pl in {id(pl): pl for pl in arm.patient_plans(n_patients)}.values()
+        ]
+        gaps = [g for g in gaps if not math.isnan(g)]
+        gap[a] = min(gaps) if gaps else np.nan
     lesion_dims = ("arm", "lesion") if spec.n_lesions else ("arm", "rt_target")
     return {
         "rt_dose_gy": (lesion_dims, dose, {"units": "Gy", "long_name": "total physical RT dose to the lesion"}),
@@ -498,6 +510,14 @@ def _treatment_summary(spec: ModelSpec, arms: Sequence[Arm], n_arms: int) -> dic
         "rt_n_fractions": (("arm",), n_fx, {"units": "1", "long_name": "number of RT fractions"}),
         "rt_first_day": (("arm",), rt_first, {"units": "day", "long_name": "day of the first RT fraction"}),
         "drug_first_day": (("arm",), drug_first, {"units": "day", "long_name": "day of the first drug dose"}),
+        "rt_drug_gap_day": (
+            ("arm",),
+            gap,
+            {
+                "units": "day",
+                "long_name": "smallest interval between an RT fraction and a drug dose (NaN: no RT or no drug)",
+            },
+        ),
     }
 
 
@@ -537,7 +557,7 @@ def _to_dataset(
             order = sorted(members, key=lambda m: m[2] or 0)
             arr = np.stack([src[..., m[1]] for m in order], axis=2)
             data[name] = (("arm", "patient", "lesion", "time"), arr, {"units": units, "long_name": long_name})
-    data.update(_treatment_summary(spec, arms, n_arms))
+    data.update(_treatment_summary(spec, arms, n_arms, n, float(t_out[-1])))
     starts = np.array(
         [
             np.full(n, np.nan if not a.plan.fractions() else min(f.time_day for f in a.plan.fractions()))
@@ -607,5 +627,6 @@ def _to_dataset(
         "abscopal_version": __version__,
         "model_hash": spec.content_hash(),
         "seed": int(population.seed),
+        "roles": json.dumps(dict(spec.roles), sort_keys=True),  # which output plays which part in scoring
     }
     return xr.Dataset(data_vars=data, coords=coords, attrs=attrs)

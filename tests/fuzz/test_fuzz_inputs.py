@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from abscopal.calibrate.fit import Calibration
 from abscopal.calibrate.targets import load_targets
-from abscopal.endpoints.summary import Assessment
+from abscopal.endpoints import TrialAssessment
 from abscopal.errors import AbscopalError
 from abscopal.scenario import load_scenario
 from abscopal.studies.design import load_study
@@ -228,6 +228,6 @@ def test_calibration_files_of_the_wrong_shape_raise_abscopal_errors(work, conten
 )
 def test_assessment_constructor_raises_only_abscopal_errors(kwargs):
     try:
-        Assessment(**kwargs)
+        TrialAssessment(**kwargs)
     except AbscopalError:
         pass

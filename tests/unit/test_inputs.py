@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from abscopal.calibrate.targets import AssessmentSpec, load_targets
-from abscopal.endpoints.summary import Assessment
+from abscopal.endpoints import TrialAssessment
 from abscopal.errors import AbscopalError, ModelError, ParameterError, ScheduleError, TargetError
 from abscopal.limits import MAX_EVENTS_PER_ARM, MAX_OUTPUT_BYTES, MAX_STUDY_SIMULATIONS, check_cost
 from abscopal.model.library.nsclc import nsclc_model
@@ -265,8 +265,8 @@ def test_toxicity_counted_per_course_may_exceed_the_arm_size():
 )
 def test_assessment_constructor_refuses_bad_values(kwargs, match):
     with pytest.raises(ParameterError, match=match):
-        Assessment(**kwargs)
-    assert Assessment(orr_visit_day=84.0).orr_visit_day == 84.0
+        TrialAssessment(**kwargs)
+    assert TrialAssessment(orr_visit_day=84.0).orr_visit_day == 84.0
 
 
 def test_assessment_spec_refuses_unknown_criteria_with_a_suggestion():

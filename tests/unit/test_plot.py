@@ -18,7 +18,7 @@ import xarray as xr
 from matplotlib.axes import Axes
 
 import abscopal as ab
-from abscopal.endpoints.summary import DAYS_PER_MONTH, Assessment, endpoints
+from abscopal.endpoints import DAYS_PER_MONTH, TrialAssessment, score
 from abscopal.errors import ParameterError
 from abscopal.plot import (
     RESPONSE_COLOURS,
@@ -56,7 +56,7 @@ def sim(nsclc3) -> xr.Dataset:
 
 @pytest.fixture(scope="module")
 def ep(sim: xr.Dataset) -> xr.Dataset:
-    return endpoints(sim, Assessment(orr_visit_day=84))
+    return score(sim, TrialAssessment(orr_visit_day=84))
 
 
 def _texts(ax: Axes, gid: str) -> list[str]:

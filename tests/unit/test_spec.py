@@ -26,6 +26,7 @@ from abscopal.model import (
     EventArgument,
     Mechanism,
     ModelSpec,
+    Observable,
     Parameter,
     State,
     generate_source,
@@ -204,6 +205,90 @@ def test_content_hash_does_not_depend_on_rate_order_or_description():
 def test_content_hash_changes_with_a_default(make_toy_spec):
     assert make_toy_spec().content_hash() != make_toy_spec(g=0.051).content_hash()
     assert make_toy_spec().content_hash() != make_toy_spec(K=1.0e5 * (1 + 1e-12)).content_hash()
+
+
+# Content hashes of the shipped models before observable roles existed (commit 4a7e9a9): roles describe how the
+# endpoints read a model's outputs, not the model, so declaring them must not change a hash (nor the kernel cache
+# key, fit files or study cell keys built on it).
+HASHES_BEFORE_ROLES = {
+    "nsclc3": "6b43c5617f6ab1160cd6c1c7e37c07c638beb82309877f47ad9080e23a082856",
+    "nsclc1": "1a1bdb0453e568af6481ffeec3ddd6b0dbf2ee7e367a89dc210f6fa661f1c2b4",
+    "kosinsky2018": "c5e35b07ebfc6697a2e54a9a43a6fe0c44806a768a2b8c6e8f2a5b416cc1fc26",
+}
+
+
+def test_roles_do_not_change_the_content_hash():
+    from abscopal.model.library.kosinsky2018 import kosinsky2018
+
+    specs = {"nsclc3": nsclc_model(3), "nsclc1": nsclc_model(1), "kosinsky2018": kosinsky2018()}
+    for key, spec in specs.items():
+        assert spec.roles, key
+        assert spec.content_hash() == HASHES_BEFORE_ROLES[key], key
+    a = _mini(observables=(Observable(name="size", units="mm", long_name="size", expr=sym("x")),))
+    b = _mini(
+        observables=(Observable(name="size", units="mm", long_name="size", expr=sym("x")),),
+        roles={"tumour_burden": "size", "lymphocytes": "x"},
+    )
+    assert a.content_hash() == b.content_hash()
+
+
+# ------------------------------------------------------------------------------ observable roles
+def test_shipped_models_declare_their_roles():
+    from abscopal.model.library.kosinsky2018 import kosinsky2018
+
+    spec = nsclc_model(2)
+    assert spec.output("lesion_diameter") == "lesion_diameter"
+    assert spec.output("new_lesion_hazard") == "H"
+    assert spec.output("tumour_burden") == "total_burden"
+    assert spec.output("lymphocytes") == "L"
+    assert spec.output("rt_dose") is None  # irradiated lesions come from the plan
+    k = kosinsky2018()
+    assert dict(k.roles) == {"lesion_volume": "total_volume", "tumour_burden": "total_volume"}
+    assert k.output("lymphocytes") is None and k.output("new_lesion_hazard") is None
+
+
+@pytest.mark.parametrize(
+    ("roles", "match"),
+    [
+        ({"tumor_burden": "x"}, r"roles: unknown role 'tumor_burden'; did you mean 'tumour_burden'"),
+        ({"tumour_burden": "y"}, r"roles\['tumour_burden'\] = 'y': unknown output .* name an output of the model"),
+        ({"tumour_burden": 3}, r"roles\['tumour_burden'\] = 3: unknown output"),
+        (
+            {"lesion_diameter": "x"},
+            r"roles\['lesion_diameter'\] = 'x' has units \['1'\]; role 'lesion_diameter' needs 'mm'",
+        ),
+    ],
+)
+def test_bad_roles_name_the_role_the_value_and_the_fix(roles, match):
+    with pytest.raises(ModelError, match=match):
+        _mini(roles=roles)
+
+
+def test_roles_must_be_a_mapping():
+    with pytest.raises(ModelError, match=r"roles must be a mapping \{role: output name\}"):
+        _mini(roles=["tumour_burden"])
+
+
+def test_a_per_lesion_role_needs_a_per_lesion_output():
+    spec = nsclc_model(2)
+    with pytest.raises(ModelError, match=r"roles\['lesion_diameter'\] = 'total_burden': a per-lesion role"):
+        ModelSpec(
+            name=spec.name,
+            description="",
+            states=spec.states,
+            parameters=spec.parameters,
+            rates=spec.rates,
+            events=spec.events,
+            observables=spec.observables,
+            mechanisms=spec.mechanisms,
+            n_lesions=spec.n_lesions,
+            roles={"lesion_diameter": "total_burden"},
+        )
+
+
+def test_output_of_an_unknown_role_suggests_the_close_name():
+    with pytest.raises(ModelError, match=r"unknown role 'lymphocyte'; did you mean 'lymphocytes'"):
+        nsclc_model(1).output("lymphocyte")
 
 
 def test_content_hash_changes_with_a_rate():

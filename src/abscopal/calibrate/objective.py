@@ -31,6 +31,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from ..endpoints import DAYS_PER_MONTH, score
 from ..endpoints.outcomes import (
     COMPARISONS,
     DEFAULT_FIT_OUTCOMES,
@@ -39,7 +40,6 @@ from ..endpoints.outcomes import (
     fittable_outcomes,
     outcome,
 )
-from ..endpoints.summary import DAYS_PER_MONTH, endpoints
 from ..errors import ParameterError, unknown_name_message
 from ..patients import VirtualPatients, draw_patients
 from ..simulate import simulate
@@ -82,7 +82,7 @@ EFFECT_PREFIX = "effect__"
 SURVIVAL_PREFIX = "survival__"
 """Prefix of a fittable field of the death model: ``survival__base_hazard_per_day``."""
 SURVIVAL_FIELDS = ("base_hazard_per_day", "size_exponent", "new_lesion_hazard_ratio", "background_per_day")
-"""Fields of :class:`~abscopal.endpoints.summary.SurvivalModel` a calibration may fit."""
+"""Fields of :class:`~abscopal.endpoints.death.SurvivalModel` a calibration may fit."""
 SURVIVAL_BOUNDS: Mapping[str, tuple[float, float]] = {
     "base_hazard_per_day": (1e-5, 0.05),
     "size_exponent": (0.0, 3.0),
@@ -118,7 +118,7 @@ class SplitValues(NamedTuple):
     survival: dict[str, float]
 
     def assessment(self, base: Any) -> Any:
-        """``base`` (an :class:`~abscopal.endpoints.summary.Assessment`) with the survival-model fields replaced."""
+        """``base`` (an :class:`~abscopal.endpoints.TrialAssessment`) with the survival-model fields replaced."""
         return base if not self.survival else replace(base, survival=replace(base.survival, **self.survival))
 
 
@@ -133,7 +133,7 @@ def split_values(spec: Any, values: Mapping[str, float], variability_names: Sequ
         ``{name: value}`` with names: a model parameter (typical value); ``omega__<param>`` (inter-patient SD of
         the log, or logit, of ``<param>``); ``effect__pretreated__<param>`` or ``effect__squamous__<param>``
         (natural-log covariate effect on ``<param>``); ``survival__<field>`` (a field of the tumour-size-linked
-        death model :class:`~abscopal.endpoints.summary.SurvivalModel`: ``base_hazard_per_day``,
+        death model :class:`~abscopal.endpoints.death.SurvivalModel`: ``base_hazard_per_day``,
         ``size_exponent``, ``new_lesion_hazard_ratio``, ``background_per_day``).
     variability_names
         Parameters with inter-patient variability (the only valid ``omega__`` targets).
@@ -376,7 +376,7 @@ class CalibrationProblem:
         )
         assessment = split.assessment(s.assessment)
         scored = ScoredArm(
-            endpoints=endpoints(ds, assessment, patients=s.patients),
+            endpoints=score(ds, assessment, patients=s.patients),
             assessment=assessment,
             start_day=s.start_day,
             pfs_bandwidth_day=s.bandwidth_pfs_day,
@@ -499,7 +499,7 @@ def default_parameters(problem: CalibrationProblem, names: Sequence[str] = DEFAU
     open). ``omega__<param>`` starts at the virtual patients' omega, bounded to [0, :data:`OMEGA_MAX`];
     ``effect__<covariate>__<param>`` starts at the patients' covariate effect (0 if none), bounded to
     [-:data:`EFFECT_MAX`, :data:`EFFECT_MAX`] (a factor of e^3 = 20 either way); ``survival__<field>`` starts at
-    the assessment's :class:`~abscopal.endpoints.summary.SurvivalModel` value, bounded by
+    the assessment's :class:`~abscopal.endpoints.death.SurvivalModel` value, bounded by
     :data:`SURVIVAL_BOUNDS`.
     """
     import lmfit

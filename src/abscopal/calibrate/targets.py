@@ -279,14 +279,14 @@ class AssessmentSpec:
             raise TargetError(f"assessment orr_visit_day must be 'best' or a day >= 0, got {visit!r}")
 
     def to_assessment(self, start_day: float = 0.0, end_day: float = 730.0) -> Any:
-        """An :class:`abscopal.endpoints.summary.Assessment` on :func:`trial_scans` (interval default 6 weeks,
+        """An :class:`abscopal.endpoints.TrialAssessment` on :func:`trial_scans` (interval default 6 weeks,
         9 weeks after week 52). ``follow_up_month`` is a reported median, so it is not used for censoring."""
-        from ..endpoints.summary import Assessment, trial_scans
+        from ..endpoints import TrialAssessment, trial_scans
 
         interval = self.scan_interval_week or 6.0
         scans = trial_scans(start_day, interval_week=interval, later_interval_week=max(interval, 9.0), end_day=end_day)
         visit = None if self.orr_visit_day == "best" else float(self.orr_visit_day)
-        return Assessment(scans=scans, orr_visit_day=visit, exclude_irradiated=self.exclude_irradiated)
+        return TrialAssessment(scans=scans, orr_visit_day=visit, exclude_irradiated=self.exclude_irradiated)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -55,8 +55,7 @@ from scipy.optimize import brentq
 from scipy.special import expit
 
 from ..errors import ParameterError, unknown_name_message
-from .summary import DAYS_PER_MONTH
-from .survival import hazard_ratio, kaplan_meier, smooth_survival_at
+from .survival import DAYS_PER_MONTH, hazard_ratio, kaplan_meier, smooth_survival_at
 
 __all__ = [
     "COMPARISONS",
@@ -122,7 +121,7 @@ class ScoredArm:
     Parameters
     ----------
     endpoints
-        The :func:`~abscopal.endpoints.summary.endpoints` dataset of the arm (``arm`` dimension of length 1).
+        The :func:`~abscopal.endpoints.pipeline.score` dataset of the arm (``arm`` dimension of length 1).
     assessment
         The assessment it was scored with (its RECIST rules shape the soft PFS).
     start_day

@@ -46,7 +46,7 @@ __all__ = [
     "RECIST_1_1",
     "SEYMOUR_2017",
     "SITES",
-    "Assessment",
+    "RecistAssessment",
     "RecistRules",
     "TargetSelection",
     "assess",
@@ -354,7 +354,7 @@ def select_targets(
 
 
 @dataclass(frozen=True, kw_only=True, eq=False)
-class Assessment:
+class RecistAssessment:
     """One patient's RECIST (or iRECIST) assessment; per-scan arrays start with the baseline scan.
 
     Each field is described in the comment above it; days are ``inf`` when there is no such event.
@@ -399,7 +399,7 @@ def assess(
     new_lesion_day: ArrayLike = math.inf,
     nontarget_progression_day: ArrayLike = math.inf,
     rules: RecistRules = RECIST_1_1,
-) -> Assessment:
+) -> RecistAssessment:
     """Score one patient at each scan with RECIST 1.1, or iRECIST if ``rules.irecist``.
 
     Parameters
@@ -476,7 +476,7 @@ def assess(
     bor, effective = _best_response(codes, days, rules, has_targets=bool(tgt), progressed=progression < math.inf)
     tag = (lambda c: "i" + c if c not in ("BL", "NA", "NE") else c) if rules.irecist else str
     changes = [pct[k] for k in effective if np.isfinite(pct[k])]
-    return Assessment(
+    return RecistAssessment(
         visit_days=days,
         responses=tuple(map(tag, codes)),
         best_overall_response=tag(bor),

@@ -34,6 +34,7 @@ from scipy.stats import chi2
 from ..errors import ParameterError, SolverError
 
 __all__ = [
+    "DAYS_PER_MONTH",
     "HazardRatio",
     "KaplanMeier",
     "LogRankResult",
@@ -43,6 +44,7 @@ __all__ = [
     "smooth_survival_at",
 ]
 
+DAYS_PER_MONTH = 30.44  # mean calendar month (365.25 / 12 d), the usual convention for survival medians
 _FloatArray = NDArray[np.float64]
 _IntArray = NDArray[np.int64]
 # An estimate within this of 0.5 counts as reaching 0.5: exact-arithmetic ties such as

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-from .summary import DAYS_PER_MONTH
+from .survival import DAYS_PER_MONTH
 
 __all__ = ["format_table"]
 

@@ -4,6 +4,7 @@ from .compile import CompiledModel as CompiledModel
 from .compile import compile_model as compile_model
 from .compile import default_cache_dir as default_cache_dir
 from .compile import generate_source as generate_source
+from .spec import OBSERVABLE_ROLES as OBSERVABLE_ROLES
 from .spec import TIME as TIME
 from .spec import Event as Event
 from .spec import EventArgument as EventArgument
@@ -15,6 +16,7 @@ from .spec import State as State
 from .spec import sym as sym
 
 __all__ = [
+    "OBSERVABLE_ROLES",
     "TIME",
     "CompiledModel",
     "Event",

@@ -32,6 +32,7 @@ from .._frozen import FrozenMap
 from ..errors import ModelError, unknown_name_message
 
 __all__ = [
+    "OBSERVABLE_ROLES",
     "TIME",
     "Event",
     "EventArgument",
@@ -45,6 +46,27 @@ __all__ = [
 
 TIME = sp.Symbol("t", real=True)
 """The independent variable (days)."""
+
+OBSERVABLE_ROLES: Mapping[str, str] = FrozenMap(
+    {
+        "lesion_diameter": "per-lesion diameter (mm), scored by RECIST",
+        "lesion_volume": "per-lesion volume (mm3 or µL), scored by RECIST as a sphere-equivalent diameter "
+        "when the model has no lesion_diameter",
+        "new_lesion_hazard": "cumulative hazard of a new lesion (1); a new lesion appears when it crosses the "
+        "patient's Exp(1) draw",
+        "tumour_burden": "total tumour burden, the death hazard's tumour-size link",
+        "lymphocytes": "absolute lymphocyte count (1e9/L), for the lymphocyte nadir",
+        "rt_dose": "per-lesion cumulative RT dose (Gy), which lesions were irradiated",
+    }
+)
+"""The roles a model output can play in trial scoring (role -> what the endpoints read from it).
+
+Per-lesion roles (``lesion_diameter``, ``lesion_volume``, ``rt_dose``) name a per-lesion output group in a
+model with lesions; in a model without lesion structure (``n_lesions = 0``) they name a systemic output,
+scored as one lesion. Every role is optional for the model; endpoints that need a missing role are NaN
+(see :mod:`abscopal.endpoints.readout`)."""
+_LESION_ROLES = frozenset({"lesion_diameter", "lesion_volume", "rt_dose"})
+_ROLE_UNITS = {"lesion_diameter": ("mm", "cm"), "lesion_volume": ("mm3", "µL", "uL", "cm3", "mL")}
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _RESERVED = {"t", "y", "p", "a", "dy", "J", "out", "math", "np", "nb", "k"}
@@ -275,6 +297,10 @@ class ModelSpec:
         ``{key: full citation}`` of the sources the model rests on.
     n_lesions
         Number of lesions (0 for models without lesion structure).
+    roles
+        ``{role: output name}``: which output (a state or observable group, as in the simulated dataset)
+        plays which part in trial scoring; roles are in :data:`OBSERVABLE_ROLES`, and a model declares only
+        those it has. Roles describe how outputs are read, not the model: they are not in :meth:`content_hash`.
     """
 
     name: str
@@ -287,13 +313,21 @@ class ModelSpec:
     mechanisms: tuple[Mechanism, ...] = ()
     references: Mapping[str, str] = field(default_factory=dict)
     n_lesions: int = 0
+    roles: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for attr in ("states", "parameters", "events", "observables", "mechanisms"):
             object.__setattr__(self, attr, tuple(getattr(self, attr)))
         object.__setattr__(self, "rates", _freeze({k: sp.sympify(v) for k, v in self.rates.items()}))
         object.__setattr__(self, "references", _freeze(self.references))
+        if not isinstance(self.roles, Mapping):
+            raise ModelError(
+                f"model {self.name!r}: roles must be a mapping {{role: output name}}, got {self.roles!r}; "
+                "e.g. roles={'lesion_diameter': 'lesion_diameter'}"
+            )
+        object.__setattr__(self, "roles", _freeze(self.roles))
         self._validate()
+        self._validate_roles()
 
     # -- validation --------------------------------------------------------------------------
     def _validate(self) -> None:
@@ -338,6 +372,45 @@ class ModelSpec:
                         f"mechanism {mech.name!r} neutral values: "
                         + unknown_name_message("parameter", pname, self.parameter_names)
                     )
+
+    def _validate_roles(self) -> None:
+        outputs: dict[str, list[tuple[int | None, str]]] = {}
+        for item in (*self.states, *self.observables):
+            outputs.setdefault(item.group, []).append((item.lesion, item.units))
+        for role, name in self.roles.items():
+            where = f"model {self.name!r}, roles[{role!r}]"
+            if role not in OBSERVABLE_ROLES:
+                raise ModelError(
+                    f"model {self.name!r}, roles: " + unknown_name_message("role", str(role), OBSERVABLE_ROLES)
+                )
+            if not isinstance(name, str) or name not in outputs:
+                raise ModelError(
+                    f"{where} = {name!r}: "
+                    + unknown_name_message("output (state or observable group)", str(name), outputs)
+                    + "; name an output of the model or leave the role out"
+                )
+            members = outputs[name]
+            if (
+                role in _LESION_ROLES
+                and self.n_lesions
+                and sorted(m[0] for m in members if m[0] is not None) != list(range(self.n_lesions))
+            ):
+                raise ModelError(
+                    f"{where} = {name!r}: a per-lesion role needs an output with one member per lesion "
+                    f"(0..{self.n_lesions - 1}); name a per-lesion group"
+                )
+            units = {m[1] for m in members}
+            if role in _ROLE_UNITS and not units <= set(_ROLE_UNITS[role]):
+                raise ModelError(
+                    f"{where} = {name!r} has units {sorted(units)}; role {role!r} needs "
+                    + " or ".join(repr(u) for u in _ROLE_UNITS[role])
+                )
+
+    def output(self, role: str) -> str | None:
+        """The output (state or observable group) that plays ``role``; ``None`` if the model has none."""
+        if role not in OBSERVABLE_ROLES:
+            raise ModelError(unknown_name_message("role", str(role), OBSERVABLE_ROLES))
+        return self.roles.get(role)
 
     @staticmethod
     def _check_free(where: str, expr: sp.Expr, allowed: set[str]) -> None:

@@ -3,7 +3,7 @@
 :func:`run_study` draws the virtual patients once (the same patients in every cell: common random numbers),
 turns every cell of the design into a :class:`CellTask` and runs :func:`run_cell` on each, in process or on a
 Dask cluster. A cell simulates the point values of the fit (draw 0) and ``n_draws`` parameter draws of its
-uncertainty (draws 1..n), scores every patient like a trial patient (:func:`abscopal.endpoints.endpoints`) and
+uncertainty (draws 1..n), scores every patient like a trial patient (:func:`abscopal.score`) and
 returns a small dataset. Each finished cell is written to ``OUT/cells/<key>.npz`` atomically; ``key`` is a
 sha256 of everything the cell's result depends on (package version, model hash, fit file hash, draws, patients,
 plan, assessment, solver), so a rerun of an interrupted study skips the finished cells and a changed study
@@ -29,10 +29,10 @@ gets the course ``salvage_delay_day`` after that scan (:attr:`abscopal.simulate.
 no RT. PFS is then the same as without RT by construction (RT starts after the progression); the salvage course
 acts on overall survival, on later response and on pneumonitis.
 
-Pneumonitis risk of a patient: the LKB NTCP of the EQD2 mean lung dose (:class:`PneumonitisModel`), times its
-concurrency multiplier when any drug dose falls within ``concurrent_window_day`` of an RT fraction (a
-generalisation of the endpoint default, which compares the first fraction with the first dose only: RT given
-during maintenance therapy is concurrent). The cell's risk is the mean over patients (0 for those not irradiated).
+Pneumonitis risk of a patient: the LKB NTCP of the EQD2 mean lung dose of the patient's own plan, times the
+concurrency multiplier when any drug dose falls within ``concurrent_window_day`` of an RT fraction: the one rule of
+:mod:`abscopal.endpoints.toxicity`, also used by :func:`abscopal.score` (RT given during maintenance therapy is
+concurrent). The cell's risk is the mean over patients (0 for those not irradiated).
 """
 
 from __future__ import annotations
@@ -59,8 +59,9 @@ import xarray as xr
 from .._version import __version__
 from ..calibrate.objective import population_for, split_values
 from ..calibrate.shipped import fit_file_hash, resolve_fit_path
+from ..endpoints import DAYS_PER_MONTH, TrialAssessment, score
 from ..endpoints.outcomes import OUTCOMES, ScoredArm
-from ..endpoints.summary import DAYS_PER_MONTH, Assessment, endpoints
+from ..endpoints.readout import scored_outputs
 from ..endpoints.survival import hazard_ratio, kaplan_meier
 from ..errors import AbscopalError, AbscopalWarning, ParameterError
 from ..io import OutputPathError, check_output_dir, write_netcdf
@@ -114,7 +115,7 @@ class CellTask:
     target_lesions: tuple[int, ...]
     draws: tuple[Mapping[str, float], ...]
     variability_names: tuple[str, ...]
-    assessment: Assessment
+    assessment: TrialAssessment
     start_day: float
     t_end_day: float
     salvage_delay_day: float
@@ -124,27 +125,14 @@ class CellTask:
 
 
 def _pneumonitis(task: CellTask, plans: Sequence[Any]) -> np.ndarray:
-    """Per-patient pneumonitis probability of each patient's plan (module docstring)."""
+    """Per-patient pneumonitis probability of each patient's plan (:meth:`PneumonitisModel.plan_probability
+    <abscopal.endpoints.toxicity.PneumonitisModel.plan_probability>`, drug doses up to the end of the simulation)."""
     model = task.assessment.pneumonitis
-    out = np.zeros(len(plans))
     memo: dict[int, float] = {}
-    for i, plan in enumerate(plans):
+    for plan in plans:
         if id(plan) not in memo:
-            fr = plan.fractions()
-            p = 0.0
-            if fr:
-                p = model.ntcp(sum(f.mean_lung_dose_gy for f in fr), len(fr))
-                if p > 0:
-                    doses = np.array([d.time_day for d in plan.drug_doses(task.t_end_day)])
-                    rt_days = np.array([f.time_day for f in fr])
-                    concurrent = doses.size > 0 and bool(
-                        np.any(np.abs(doses[:, None] - rt_days[None, :]) <= model.concurrent_window_day)
-                    )
-                    if doses.size:
-                        p *= model.concurrent_multiplier if concurrent else model.sequential_multiplier
-            memo[id(plan)] = min(p, 1.0)
-        out[i] = memo[id(plan)]
-    return out
+            memo[id(plan)] = model.plan_probability(plan, task.t_end_day)
+    return np.array([memo[id(plan)] for plan in plans], dtype=float).reshape(len(plans))
 
 
 def _simulate(
@@ -163,12 +151,12 @@ def _simulate(
         mechanisms_off=task.mechanisms_off,
         solver=task.solver,
         out_of_bounds="clip",
-        variables=("lesion_diameter", "H", "total_burden", "L"),
+        variables=scored_outputs(task.model.spec),  # found by role (lesion diameter, new lesions, burden, ...)
     )
     assessment = split.assessment(task.assessment)
     if rt_start_day is not None:  # salvage RT: the lesion was not irradiated at baseline, so it stays assessed
         assessment = replace(assessment, exclude_irradiated=False)
-    return ds, endpoints(ds, assessment, patients=task.patients), arm.patient_plans(task.patients.n_patients)
+    return ds, score(ds, assessment, patients=task.patients), arm.patient_plans(task.patients.n_patients)
 
 
 def _km(time_day: np.ndarray, event: np.ndarray, grid_day: np.ndarray) -> np.ndarray:
@@ -208,7 +196,7 @@ def run_cell(task: CellTask) -> xr.Dataset:
             else:
                 out_of_field = replace(task.assessment, exclude_irradiated=True)
                 try:
-                    summary["abscopal_orr"][k] = float(endpoints(ds, out_of_field, patients=task.patients).orr[0])
+                    summary["abscopal_orr"][k] = float(score(ds, out_of_field, patients=task.patients).orr[0])
                 except ParameterError:  # some patient has no lesion outside the field: undefined
                     pass
         scored = ScoredArm(endpoints=ep, assessment=task.assessment, start_day=task.start_day, t_end_day=task.t_end_day)
@@ -218,7 +206,8 @@ def run_cell(task: CellTask) -> xr.Dataset:
         summary["pneumonitis_risk"][k] = float(risk.mean())
         starts_k = ds.rt_start_day.values[0]
         summary["irradiated_fraction"][k] = float(np.mean(np.isfinite(starts_k))) if task.cell.has_rt else 0.0
-        summary["lymphocyte_nadir"][k] = float(np.nanmean(e.lymphocyte_nadir.values))
+        nadir = e.lymphocyte_nadir.values
+        summary["lymphocyte_nadir"][k] = float(np.nanmean(nadir)) if np.any(~np.isnan(nadir)) else np.nan
         for name in ("pfs_day", "os_day", "best_percent_change"):
             per[name][k] = e[name].values
         per["rt_start_day"][k] = starts_k

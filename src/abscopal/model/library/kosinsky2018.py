@@ -241,6 +241,12 @@ Initial state: TV = TV0 (15 uL), every other species 0.
 """
 
 
+ROLES = {"lesion_volume": "total_volume", "tumour_burden": "total_volume"}
+"""Roles of the model's outputs in trial scoring (:data:`abscopal.model.spec.OBSERVABLE_ROLES`): one tumour,
+scored as one lesion by its sphere-equivalent diameter, which is also the death hazard's tumour burden. The model
+has no new-lesion hazard and no lymphocytes: those endpoints are left out (NaN) when it is scored."""
+
+
 def kosinsky2018(*, dsb_repair: str = "sbml") -> ModelSpec:
     """Return the Kosinsky et al. 2018 model (BioModels BIOMD0000000863) as a :class:`ModelSpec`.
 
@@ -409,4 +415,5 @@ def kosinsky2018(*, dsb_repair: str = "sbml") -> ModelSpec:
         ),
         mechanisms=mechanisms,
         references={"Kosinsky2018": _CITATION},
+        roles=ROLES,
     )

@@ -171,6 +171,17 @@ def _growth(law: str, V: sp.Expr, D: sp.Expr) -> sp.Expr:
 PK_FORMS = ("analytic", "ode")
 
 
+ROLES = {
+    "lesion_diameter": "lesion_diameter",
+    "lesion_volume": "lesion_volume",
+    "new_lesion_hazard": "H",
+    "tumour_burden": "total_burden",
+    "lymphocytes": "L",
+}
+"""Roles of the model's outputs in trial scoring (:data:`abscopal.model.spec.OBSERVABLE_ROLES`); irradiated lesions
+come from the treatment plan (no ``rt_dose`` output)."""
+
+
 def nsclc_model(n_lesions: int = 3, *, growth: str = "gompertz", pk: str = "analytic") -> ModelSpec:
     """Build the default NSCLC RT + anti-PD-(L)1 model.
 
@@ -404,6 +415,7 @@ def nsclc_model(n_lesions: int = 3, *, growth: str = "gompertz", pk: str = "anal
         mechanisms=MECHANISMS,
         references=REFERENCES,
         n_lesions=L,
+        roles=ROLES,
     )
 
 

@@ -251,7 +251,7 @@ def cross_validate(
 # ---- command line --------------------------------------------------------------------------------------------------
 def _cmd_crossval(args: argparse.Namespace) -> int:
     from ..io import check_outputs
-    from .fit import _target_files
+    from ..trials import target_files
 
     out = Path(args.out)
     missing = [t for t in args.targets if not Path(t).exists()]
@@ -261,7 +261,7 @@ def _cmd_crossval(args: argparse.Namespace) -> int:
         raise AbscopalError(
             f"--like: calibration file {args.like!r} does not exist; pass the JSON written by 'abscopal fit'"
         )
-    check_outputs({"--out": out}, inputs=[*_target_files(args.targets), args.like], force=args.force)  # before work
+    check_outputs({"--out": out}, inputs=[*target_files(args.targets), args.like], force=args.force)  # before work
     if args.patients < 1 or args.seed < 0:
         raise AbscopalError(f"--patients {args.patients} must be >= 1 and --seed {args.seed} >= 0")
 

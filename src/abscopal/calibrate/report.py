@@ -284,7 +284,7 @@ def _sources(calibration: Calibration, targets: Mapping[str, Any] | None) -> lis
 
 def _load_targets(calibration: Calibration) -> dict[str, Any]:
     """The stored target files that still exist with the stored hash (for outcome-level sources)."""
-    from .targets import TargetError, load_targets
+    from ..trials import TargetError, load_targets
 
     out = {}
     for trial, path in (calibration.provenance.get("target_paths") or {}).items():
@@ -587,14 +587,14 @@ def fit_report(
 # ---- command line ---------------------------------------------------------------------------------------------------
 def _cmd_fit_report(args: argparse.Namespace) -> int:
     from ..io import check_outputs
-    from .fit import _target_files
+    from ..trials import target_files
 
     paths = report_paths(args.out, force=True)
     if not Path(args.fit).is_file():
         raise AbscopalError(
             f"fit: calibration file {args.fit!r} does not exist; pass the JSON written by 'abscopal fit'"
         )
-    inputs = [args.fit, *(_target_files(args.targets) if args.targets else [])]
+    inputs = [args.fit, *(target_files(args.targets) if args.targets else [])]
     check_outputs(
         {"--out" if i == 0 else f"--out (figure {p.name})": p for i, p in enumerate(paths)},
         inputs=inputs,
@@ -603,9 +603,9 @@ def _cmd_fit_report(args: argparse.Namespace) -> int:
     cal = Calibration.load(args.fit)
     targets = None
     if args.targets:
-        from .targets import load_all
+        from ..trials import load_all
 
-        targets = load_all(_target_files(args.targets))
+        targets = load_all(target_files(args.targets))
     for p in fit_report(cal, args.out, targets=targets, force=args.force):
         print(p)
     return 0

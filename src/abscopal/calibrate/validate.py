@@ -15,7 +15,7 @@ For each target (an entry):
 * ``population_interval``: central ``level`` interval over ``n_population_resamples`` re-draws of the virtual
   patients (seeds derived from ``seed``) at the fitted values: the sampling noise of finite virtual cohorts;
 * ``parameter_interval``: the same over ``n_parameter_draws`` parameter draws
-  (:func:`~abscopal.calibrate.draws.parameter_draws`), each simulated with a fresh population seed, so it holds
+  (:func:`~abscopal.fitted.draws.parameter_draws`), each simulated with a fresh population seed, so it holds
   parameter *and* population variability;
 * ``interval``: central ``level`` interval of the pooled predictions of both components. Interval ends are order
   statistics (``numpy.quantile`` methods ``lower`` / ``higher``, slightly conservative), so ``inf`` medians are
@@ -54,11 +54,12 @@ import numpy as np
 
 from .._version import __version__
 from ..errors import AbscopalError, ParameterError
+from ..fitted.format import encode_float
 from ..io import JsonArtefact, write_atomic
 from ..provenance import environment
-from .fit import Calibration, _enc
+from ..trials import OUTCOME_KINDS, TrialTargets
+from .fit import Calibration
 from .objective import _USABLE, CalibrationProblem
-from .targets import OUTCOME_KINDS, TrialTargets
 
 log = logging.getLogger(__name__)
 
@@ -84,8 +85,7 @@ def _count(name: str, value: Any, minimum: int) -> int:
 
 def _as_trials(targets: Any) -> tuple[TrialTargets, ...]:
     """TrialTargets, a mapping of them, an iterable of them, or target file paths / directories."""
-    from .fit import _target_files
-    from .targets import load_all
+    from ..trials import load_all, target_files
 
     if isinstance(targets, TrialTargets):
         return (targets,)
@@ -96,7 +96,7 @@ def _as_trials(targets: Any) -> tuple[TrialTargets, ...]:
     else:
         items = list(targets)
     if items and all(isinstance(t, str | Path) for t in items):
-        files = _target_files([str(t) for t in items])
+        files = target_files([str(t) for t in items])
         missing = [str(f) for f in files if not Path(f).is_file()]
         if missing or not files:
             raise AbscopalError(
@@ -228,7 +228,7 @@ def score(target: Any, name: str, predicted: float) -> dict[str, Any]:
 # ---- the result ----------------------------------------------------------------------------------------------------
 def _enc_any(x: Any) -> Any:
     if isinstance(x, float):
-        return _enc(x)
+        return encode_float(x)
     if isinstance(x, list | tuple):
         return [_enc_any(v) for v in x]
     if isinstance(x, Mapping):
@@ -408,7 +408,7 @@ def validate(
     level
         Coverage of the central prediction intervals, in (0, 1).
     draw_source
-        ``source`` of :func:`~abscopal.calibrate.draws.parameter_draws`.
+        ``source`` of :func:`~abscopal.fitted.draws.parameter_draws`.
     model
         A ModelSpec or CompiledModel (default: the library model the calibration names; the hash must match).
     progress
@@ -424,7 +424,7 @@ def validate(
         Any invalid argument, unknown model, no usable outcome, or unavailable parameter uncertainty (pass
         ``n_parameter_draws=0``), all before any simulation.
     """
-    from .draws import SOURCES, parameter_draws
+    from ..fitted.draws import SOURCES, parameter_draws
 
     t0 = time.perf_counter()
     cal, fit_info = _load(calibration)
@@ -552,9 +552,9 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     missing = [t for t in args.targets if not Path(t).exists()]
     if missing:
         raise AbscopalError(f"targets: {missing} not found; pass existing target TOML files or directories")
-    from .fit import _target_files
+    from ..trials import target_files
 
-    check_outputs({"--out": out}, inputs=[args.fit, *_target_files(args.targets)], force=args.force)  # before work
+    check_outputs({"--out": out}, inputs=[args.fit, *target_files(args.targets)], force=args.force)  # before work
     trials = _as_trials(list(args.targets))
     result = validate(
         args.fit,

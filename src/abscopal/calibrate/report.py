@@ -30,9 +30,9 @@ from typing import Any
 import numpy as np
 
 from ..errors import AbscopalError
+from ..fitted.format import Fit as Calibration  # any fit: report needs its data only, not calibrate.fit
 from ..io import OutputExistsError, write_atomic
 from ..provenance import format_environment
-from .fit import Calibration
 from .uncertainty import DELTA_CHISQR_68, DELTA_CHISQR_95, identifiability_report
 
 __all__ = ["FIGURES", "add_fit_report_command", "fit_report", "report_paths"]

@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 
 import abscopal.calibrate.crossval as crossval
-from abscopal.calibrate.crossval import add_crossval_command, cross_validate
+from abscopal.calibrate.crossval import cross_validate
 from abscopal.calibrate.objective import CalibrationProblem
+from abscopal.cli.validate import add_crossval_command
 from abscopal.errors import AbscopalError, ParameterError
 from abscopal.trials import load_targets
 

@@ -18,7 +18,7 @@ import pytest
 
 from abscopal.calibrate.fit import Calibration, calibrate
 from abscopal.calibrate.objective import CalibrationProblem, default_parameters
-from abscopal.cli import add_fit_command
+from abscopal.cli.fit import add_fit_command
 from abscopal.errors import AbscopalError
 from abscopal.io import OutputExistsError
 from abscopal.trials import TrialTargets, load_all, load_targets

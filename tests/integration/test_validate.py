@@ -18,11 +18,11 @@ from abscopal.calibrate.fit import Calibration, calibrate
 from abscopal.calibrate.objective import CalibrationProblem, default_parameters
 from abscopal.calibrate.validate import (
     _interval,
-    add_validate_command,
     derived_seed,
     score,
     validate,
 )
+from abscopal.cli.validate import add_validate_command
 from abscopal.errors import AbscopalError, ParameterError
 from abscopal.trials import load_targets
 

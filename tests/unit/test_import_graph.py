@@ -28,8 +28,9 @@ The rules:
    nothing from ``abscopal.calibrate`` (running and scoring trials uses a fit; fitting one builds on them).
 4. **Printing**: no ``print(...)`` call outside ``abscopal.cli``; library modules return data and text.
 
-The planted tests show that each check can fail: a synthetic graph with a cycle, a synthetic package whose only
-cycle goes through a function-level ``from . import x``, and a planted ``print``.
+The planted tests show that each check can fail: a synthetic graph with cycles; a synthetic package whose only
+module cycle goes through an import inside a function and a ``from .. import x`` under ``TYPE_CHECKING``; one
+whose only cycle is between two of its subpackages, through different modules; a planted ``print``.
 """
 
 from __future__ import annotations
@@ -214,9 +215,9 @@ def cycle_in(graph: Graph, component: list[str]) -> list[str]:
 
 
 def cycle_report(graph: Graph) -> list[str]:
-    """One line per strongly connected component: its size and one cycle (empty if the graph is acyclic)."""
+    """One line per strongly connected component: its members and one cycle (empty if the graph is acyclic)."""
     return [
-        f"cycle of {len(c)}: {' -> '.join(cycle_in(graph, c))} (component: {', '.join(c)})"
+        f"{', '.join(c)} depend on each other; a cycle: {' -> '.join(cycle_in(graph, c))}"
         for c in strongly_connected(graph)
     ]
 
@@ -270,8 +271,8 @@ def test_a_planted_cycle_is_found_and_reported():
     assert strongly_connected(planted) == [["a", "b", "c"], ["x", "y"]]
     assert cycle_in(planted, ["a", "b", "c"]) == ["a", "b", "c", "a"]
     assert cycle_report(planted) == [
-        "cycle of 3: a -> b -> c -> a (component: a, b, c)",
-        "cycle of 2: x -> y -> x (component: x, y)",
+        "a, b, c depend on each other; a cycle: a -> b -> c -> a",
+        "x, y depend on each other; a cycle: x -> y -> x",
     ]
     assert cycle_report({"a": {"b"}, "b": {"c"}, "c": set()}) == []
 
@@ -303,12 +304,12 @@ def test_a_planted_package_cycle_through_a_function_level_import_is_found(tmp_pa
         "pkg.sub.helper": {"pkg.low"},
     }
     assert cycle_report(g) == [
-        "cycle of 2: pkg.low -> pkg.sub.helper -> pkg.low (component: pkg.low, pkg.sub.helper)"
+        "pkg.low, pkg.sub.helper depend on each other; a cycle: pkg.low -> pkg.sub.helper -> pkg.low"
     ]
     packages = package_graphs(g)
     assert packages["pkg"] == {"pkg.low": {"pkg.sub"}, "pkg.mid": {"pkg.low", "pkg.sub"}, "pkg.sub": {"pkg.low"}}
     assert cycle_report(packages["pkg"]) == [
-        "cycle of 2: pkg.low -> pkg.sub -> pkg.low (component: pkg.low, pkg.sub)"
+        "pkg.low, pkg.sub depend on each other; a cycle: pkg.low -> pkg.sub -> pkg.low"
     ]
 
 
@@ -326,7 +327,7 @@ def test_a_package_cycle_between_different_modules_is_found_and_init_reexports_a
     g = module_graph(tmp_path, "pkg")
     assert cycle_report(g) == []
     assert cycle_report(package_graphs(g)["pkg"]) == [
-        "cycle of 2: pkg.a -> pkg.b -> pkg.a (component: pkg.a, pkg.b)"
+        "pkg.a, pkg.b depend on each other; a cycle: pkg.a -> pkg.b -> pkg.a"
     ]
     assert cycle_report(package_graphs(g)["pkg.a"]) == []  # pkg/a/__init__ importing its children is no cycle
 

@@ -7,8 +7,8 @@
   into their destinations and applied to a model and virtual patients.
 * :mod:`~abscopal.fitted.draws`: parameter draws that carry a fit's uncertainty into predictions and studies.
 
-Scenario files, studies and validation use a fit through this package only; fitting one is
-:mod:`abscopal.calibrate`, which builds on it (never the other way round).
+Scenario files and studies use a fit through this package only; fitting one is :mod:`abscopal.calibrate`, which
+builds on it (never the other way round; ``tests/unit/test_import_graph.py`` checks).
 """
 
 from .draws import ParameterDraws, parameter_draws

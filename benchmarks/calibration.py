@@ -28,13 +28,13 @@ from _output import print_result
 
 from abscopal.calibrate.fit import calibrate
 from abscopal.calibrate.objective import DEFAULT_FREE, CalibrationProblem, default_parameters
-from abscopal.calibrate.targets import load_all
 from abscopal.errors import AbscopalError
 from abscopal.model.compile import compile_model
 from abscopal.model.library.nsclc import nsclc_model
 from abscopal.population import VirtualPopulation
 from abscopal.simulate import simulate
 from abscopal.treatment import TreatmentPlan, drug_regimen, radiation_regimen
+from abscopal.trials import load_all
 
 TARGETS = Path(__file__).resolve().parents[1] / "fits" / "targets"
 

@@ -31,10 +31,11 @@ import sys
 import time
 from pathlib import Path
 
-from abscopal.calibrate import CalibrationProblem, calibrate, default_parameters, load_all
+from abscopal.calibrate import CalibrationProblem, calibrate, default_parameters
 from abscopal.calibrate.objective import DEFAULT_FREE
 from abscopal.calibrate.report import fit_report
 from abscopal.calibrate.uncertainty import profile_likelihood, with_uncertainty
+from abscopal.trials import load_all
 
 ROOT = Path(__file__).resolve().parents[1]
 FLAT = ("effector_baseline", "icd_yield_per_mm3")
@@ -63,8 +64,9 @@ def main(argv: list[str] | None = None) -> int:
         previous = Calibration.load(args.resume)
         stage1_info = previous.provenance["stage1"]
         base = {k: stage1_info["values"][k] for k in FLAT}
-        problem = CalibrationProblem(targets=targets, n_patients_per_arm=args.patients, seed=args.seed,
-                                     base_parameters=base)
+        problem = CalibrationProblem(
+            targets=targets, n_patients_per_arm=args.patients, seed=args.seed, base_parameters=base
+        )
         cal, t1, t2 = previous, stage1_info["elapsed_s"], previous.provenance.get("timing_s", {}).get("stage2", 0.0)
     else:
         t0 = time.perf_counter()
@@ -72,11 +74,18 @@ def main(argv: list[str] | None = None) -> int:
         stage1 = calibrate(problem1, default_parameters(problem1, (*DEFAULT_FREE, *FLAT)))
         t1 = time.perf_counter() - t0
         print(stage1.summary_table(), f"\nstage 1: {t1:.0f} s\n", flush=True)
-        stage1_info = {"free": list(stage1.provenance["free"]), "values": stage1.values, "stderr": stage1.stderr,
-                       "chisqr": stage1.chisqr, "nfev": stage1.nfev, "elapsed_s": round(t1, 1)}
+        stage1_info = {
+            "free": list(stage1.provenance["free"]),
+            "values": stage1.values,
+            "stderr": stage1.stderr,
+            "chisqr": stage1.chisqr,
+            "nfev": stage1.nfev,
+            "elapsed_s": round(t1, 1),
+        }
         base = {k: stage1.values[k] for k in FLAT}
-        problem = CalibrationProblem(targets=targets, n_patients_per_arm=args.patients, seed=args.seed,
-                                     base_parameters=base)
+        problem = CalibrationProblem(
+            targets=targets, n_patients_per_arm=args.patients, seed=args.seed, base_parameters=base
+        )
         params = default_parameters(problem, DEFAULT_FREE)
         for name in DEFAULT_FREE:
             params[name].value = stage1.values[name]
@@ -107,23 +116,39 @@ def main(argv: list[str] | None = None) -> int:
             params[k].value = v
         t0 = time.perf_counter()
         refit = calibrate(problem, params)
-        restarts.append({"from": start, "chisqr_before": cal.chisqr, "chisqr_after": refit.chisqr,
-                         "elapsed_s": round(time.perf_counter() - t0, 1)})
+        restarts.append(
+            {
+                "from": start,
+                "chisqr_before": cal.chisqr,
+                "chisqr_after": refit.chisqr,
+                "elapsed_s": round(time.perf_counter() - t0, 1),
+            }
+        )
         print(f"restart from the {best_name} profile: chi-square {cal.chisqr:.4g} -> {refit.chisqr:.4g}", flush=True)
         cal, profiles = refit, None
     cal = with_uncertainty(cal, profiles=profiles)
     rel = {k: (stage1_info["stderr"].get(k) or float("nan")) / abs(stage1_info["values"][k]) for k in FLAT}
-    note = (f"{' and '.join(FLAT)} were fitted in stage 1 with relative standard errors "
-            + ", ".join(f"{rel[k]:.0%}" for k in FLAT)
-            + "; the fit set does not identify them, so they are fixed at their stage-1 values "
-            + ", ".join(f"{k} = {stage1_info['values'][k]:.4g}" for k in FLAT) + " (base_parameters).")
+    note = (
+        f"{' and '.join(FLAT)} were fitted in stage 1 with relative standard errors "
+        + ", ".join(f"{rel[k]:.0%}" for k in FLAT)
+        + "; the fit set does not identify them, so they are fixed at their stage-1 values "
+        + ", ".join(f"{k} = {stage1_info['values'][k]:.4g}" for k in FLAT)
+        + " (base_parameters)."
+    )
     provenance = dict(cal.provenance) | {
-        "stage1": stage1_info, "restarts": restarts,
-        "timing_s": {"stage1": round(t1, 1), "stage2": round(t2, 1), "profiles": round(t3, 1),
-                     "restarts": round(sum(r["elapsed_s"] for r in restarts), 1)},
-        "recipe": "fits/make_default.py"}
-    cal = dataclasses.replace(cal, provenance=provenance,
-                              identifiability=[note, *[x for x in cal.identifiability if x != note]])
+        "stage1": stage1_info,
+        "restarts": restarts,
+        "timing_s": {
+            "stage1": round(t1, 1),
+            "stage2": round(t2, 1),
+            "profiles": round(t3, 1),
+            "restarts": round(sum(r["elapsed_s"] for r in restarts), 1),
+        },
+        "recipe": "fits/make_default.py",
+    }
+    cal = dataclasses.replace(
+        cal, provenance=provenance, identifiability=[note, *[x for x in cal.identifiability if x != note]]
+    )
     cal.save(args.out, force=args.force)
     checkpoint.unlink()
     fit_report(cal, args.report, force=args.force)

@@ -36,10 +36,11 @@ from pathlib import Path
 
 from IPython.display import Image, Markdown, display
 
-from abscopal.calibrate import CalibrationProblem, calibrate, default_parameters, load_targets
+from abscopal.calibrate import CalibrationProblem, calibrate, default_parameters
 from abscopal.calibrate.report import fit_report
 from abscopal.calibrate.uncertainty import identifiability_report, profile_likelihood, with_uncertainty
 from abscopal.calibrate.validate import validate
+from abscopal.trials import load_targets
 
 SMALL = os.environ.get("ABSCOPAL_NOTEBOOK_SMALL") == "1"
 ROOT = Path.cwd().resolve()

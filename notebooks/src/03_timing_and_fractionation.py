@@ -38,7 +38,7 @@ from pathlib import Path
 from IPython.display import Image, display
 
 from abscopal.studies import parse_study, run_study, summary_table
-from abscopal.studies.command import format_summary
+from abscopal.studies.table import format_summary
 
 SMALL = os.environ.get("ABSCOPAL_NOTEBOOK_SMALL") == "1"
 ROOT = Path.cwd().resolve()

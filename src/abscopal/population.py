@@ -14,17 +14,25 @@ An optional correlation matrix correlates the ``z`` (through its Cholesky factor
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 from scipy.special import expit, logit
 
 from ._frozen import FrozenMap
 from .errors import ParameterError, unknown_name_message
-from .model.spec import ModelSpec
 
 __all__ = ["LogNormal", "LogitNormal", "Variability", "VirtualPopulation"]
+
+
+class ModelParameters(Protocol):
+    """What a population needs of a model: its parameter names, in the order of the parameter vector (a
+    :class:`~abscopal.model.spec.ModelSpec` is one; the model library builds on this module, not the reverse)."""
+
+    @property
+    def parameter_names(self) -> Sequence[str]: ...
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -161,7 +169,7 @@ class VirtualPopulation:
         """Names of the parameters that vary between patients."""
         return tuple(self.variability)
 
-    def check(self, spec: ModelSpec) -> None:
+    def check(self, spec: ModelParameters) -> None:
         """Raise if a varying parameter is not in the model."""
         for where, names in (
             ("variability", self.variability),
@@ -172,7 +180,7 @@ class VirtualPopulation:
                 if name not in spec.parameter_names:
                     raise ParameterError(f"{where}: " + unknown_name_message("parameter", name, spec.parameter_names))
 
-    def parameter_matrix(self, spec: ModelSpec, typical: Mapping[str, float]) -> np.ndarray:
+    def parameter_matrix(self, spec: ModelParameters, typical: Mapping[str, float]) -> np.ndarray:
         """Per-patient parameter matrix ``(n_patients, n_params)`` around ``typical`` values."""
         self.check(spec)
         names = spec.parameter_names

@@ -300,8 +300,8 @@ def parse_scenario(
     survival: dict[str, float] = {}
     fit_path = None
     if fit_name != "none":
-        from .calibrate.objective import split_values
-        from .calibrate.shipped import load_fit, resolve_fit_path
+        from .fitted.shipped import load_fit, resolve_fit_path
+        from .fitted.values import split_values
 
         base = Path(source).parent if source else None
         fit_path = resolve_fit_path(fit_name, relative_to=base)

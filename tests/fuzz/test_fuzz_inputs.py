@@ -16,11 +16,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from abscopal.calibrate.fit import Calibration
-from abscopal.calibrate.targets import load_targets
 from abscopal.endpoints import TrialAssessment
 from abscopal.errors import AbscopalError
 from abscopal.scenario import load_scenario
 from abscopal.studies.design import load_study
+from abscopal.trials import load_targets
 
 ROOT = Path(__file__).resolve().parents[2]
 SCENARIOS = sorted((ROOT / "scenarios").glob("*.toml"))

@@ -14,10 +14,11 @@ from pathlib import Path
 import pytest
 
 import abscopal.calibrate.crossval as crossval
-from abscopal.calibrate.crossval import add_crossval_command, cross_validate
+from abscopal.calibrate.crossval import cross_validate
 from abscopal.calibrate.objective import CalibrationProblem
-from abscopal.calibrate.targets import load_targets
+from abscopal.cli.validate import add_crossval_command
 from abscopal.errors import AbscopalError, ParameterError
+from abscopal.trials import load_targets
 
 ROOT = Path(__file__).resolve().parents[2] / "fits" / "targets"
 TRUTH = {"max_kill_per_day": 0.06}

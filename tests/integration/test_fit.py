@@ -16,11 +16,12 @@ from typing import Any
 import numpy as np
 import pytest
 
-from abscopal.calibrate.fit import Calibration, add_fit_command, calibrate
+from abscopal.calibrate.fit import Calibration, calibrate
 from abscopal.calibrate.objective import CalibrationProblem, default_parameters
-from abscopal.calibrate.targets import TrialTargets, load_all, load_targets
+from abscopal.cli.fit import add_fit_command
 from abscopal.errors import AbscopalError
 from abscopal.io import OutputExistsError
+from abscopal.trials import TrialTargets, load_all, load_targets
 
 TARGETS = Path(__file__).resolve().parents[2] / "fits" / "targets" / "pembro_rt.toml"
 TRUTH = {"max_kill_per_day": 0.08, "new_lesion_rate_per_day": 0.003}
@@ -171,7 +172,7 @@ def _fit_parser() -> argparse.ArgumentParser:
     ],
 )
 def test_cli_fit_checks_every_option_before_any_work(tmp_path, monkeypatch, extra, match):
-    import abscopal.calibrate.targets as targets_module
+    import abscopal.trials as targets_module
 
     monkeypatch.setattr(targets_module, "load_all", lambda *a, **k: pytest.fail("loaded targets before checking"))
     (tmp_path / "exists.html").write_text("old")

@@ -18,11 +18,12 @@ from markupsafe import escape
 
 from abscopal.calibrate.fit import Calibration, calibrate
 from abscopal.calibrate.objective import CalibrationProblem, default_parameters
-from abscopal.calibrate.report import FIGURES, add_fit_report_command, fit_report, report_paths
-from abscopal.calibrate.targets import load_targets
+from abscopal.calibrate.report import FIGURES, fit_report, report_paths
 from abscopal.calibrate.uncertainty import posterior, profile_likelihood, with_uncertainty
+from abscopal.cli.fit import add_fit_report_command
 from abscopal.errors import AbscopalError
 from abscopal.io import OutputExistsError
+from abscopal.trials import load_targets
 
 TARGETS = Path(__file__).resolve().parents[2] / "fits" / "targets" / "pembro_rt.toml"
 PNG = b"\x89PNG\r\n\x1a\n"

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from abscopal.calibrate.objective import CalibrationProblem, default_parameters
-from abscopal.calibrate.targets import load_targets
+from abscopal.trials import load_targets
 
 TARGETS = Path(__file__).resolve().parents[2] / "fits" / "targets" / "pembro_rt.toml"
 TRUTH = {"max_kill_per_day": 0.08, "new_lesion_rate_per_day": 0.003}

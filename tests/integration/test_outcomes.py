@@ -14,7 +14,6 @@ import numpy as np
 import pytest
 
 from abscopal.calibrate.objective import CalibrationProblem
-from abscopal.calibrate.targets import OUTCOME_KINDS, Outcome, load_targets
 from abscopal.endpoints.outcomes import (
     COMPARISONS,
     DEFAULT_FIT_OUTCOMES,
@@ -24,6 +23,7 @@ from abscopal.endpoints.outcomes import (
     outcome,
 )
 from abscopal.errors import ParameterError
+from abscopal.trials import OUTCOME_KINDS, Outcome, load_targets
 
 TARGETS = Path(__file__).resolve().parents[2] / "fits" / "targets"
 TRUTH = {"max_kill_per_day": 0.08, "new_lesion_rate_per_day": 0.003}

@@ -17,7 +17,6 @@ from abscopal.calibrate.crossval import cross_validate
 from abscopal.calibrate.fit import Calibration, calibrate
 from abscopal.calibrate.objective import CalibrationProblem, default_parameters
 from abscopal.calibrate.report import fit_report
-from abscopal.calibrate.targets import load_targets
 from abscopal.calibrate.validate import validate
 from abscopal.population import VirtualPopulation
 from abscopal.provenance import ENVIRONMENT_PACKAGES, environment, format_environment
@@ -25,6 +24,7 @@ from abscopal.simulate import simulate
 from abscopal.studies import parse_study, run_study, summary_table
 from abscopal.studies.report import study_report_html
 from abscopal.treatment import TreatmentPlan
+from abscopal.trials import load_targets
 
 TARGETS = Path(__file__).resolve().parents[2] / "fits" / "targets"
 REQUIRED = (

@@ -9,9 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from abscopal.calibrate import Calibration, parameter_draws
+from abscopal.calibrate import Calibration
 from abscopal.calibrate.objective import DEFAULT_FREE
-from abscopal.calibrate.shipped import default_fit_path, load_fit, resolve_fit_path
+from abscopal.fitted.draws import parameter_draws
+from abscopal.fitted.shipped import default_fit_path, load_fit, resolve_fit_path
 from abscopal.model.library import nsclc_model
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -19,7 +19,6 @@ import pytest
 
 from abscopal.calibrate.fit import Calibration, _starts, calibrate
 from abscopal.calibrate.objective import CalibrationProblem, default_parameters
-from abscopal.calibrate.targets import load_targets
 from abscopal.calibrate.uncertainty import (
     DELTA_CHISQR_95,
     MAX_POSTERIOR_ROWS,
@@ -30,6 +29,7 @@ from abscopal.calibrate.uncertainty import (
     with_uncertainty,
 )
 from abscopal.errors import AbscopalError
+from abscopal.trials import load_targets
 
 TARGETS = Path(__file__).resolve().parents[2] / "fits" / "targets" / "pembro_rt.toml"
 TRUTH = {"max_kill_per_day": 0.06}

@@ -16,15 +16,15 @@ import pytest
 import abscopal.calibrate.objective as objective
 from abscopal.calibrate.fit import Calibration, calibrate
 from abscopal.calibrate.objective import CalibrationProblem, default_parameters
-from abscopal.calibrate.targets import load_targets
 from abscopal.calibrate.validate import (
     _interval,
-    add_validate_command,
     derived_seed,
     score,
     validate,
 )
+from abscopal.cli.validate import add_validate_command
 from abscopal.errors import AbscopalError, ParameterError
+from abscopal.trials import load_targets
 
 ROOT = Path(__file__).resolve().parents[2] / "fits" / "targets"
 TRUTH = {"max_kill_per_day": 0.06}

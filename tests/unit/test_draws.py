@@ -1,4 +1,4 @@
-"""Parameter draws from a calibration (``abscopal.calibrate.draws``): covariance, bounds, seeds, posterior.
+"""Parameter draws from a calibration (``abscopal.fitted.draws``): covariance, bounds, seeds, posterior.
 
 No simulation: the calibrations are built by hand from lmfit Parameters.
 """
@@ -12,9 +12,9 @@ import lmfit
 import numpy as np
 import pytest
 
-from abscopal.calibrate.draws import ParameterDraws, parameter_draws
 from abscopal.calibrate.fit import Calibration
 from abscopal.errors import AbscopalError, ParameterError
+from abscopal.fitted.draws import ParameterDraws, parameter_draws
 
 
 def make_calibration(values, stderr, correlations=None, bounds=None, posterior=None):

@@ -18,10 +18,11 @@ from pathlib import Path
 import lmfit
 import pytest
 
-from abscopal.calibrate import parameter_draws
-from abscopal.calibrate.fit import FORMAT, Calibration
-from abscopal.calibrate.shipped import load_fit
+from abscopal.calibrate.fit import Calibration
 from abscopal.errors import AbscopalError
+from abscopal.fitted.draws import parameter_draws
+from abscopal.fitted.format import FORMAT
+from abscopal.fitted.shipped import load_fit
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = ROOT / "fits" / "default.json"

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from abscopal.calibrate.fit import Calibration
-from abscopal.calibrate.shipped import load_fit
 from abscopal.errors import EXIT_CODES, AbscopalError
+from abscopal.fitted.shipped import load_fit
 from abscopal.model.library import nsclc_model
 from abscopal.scenario import parse_scenario
 from abscopal.studies.design import parse_study

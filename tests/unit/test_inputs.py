@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from abscopal.calibrate.targets import AssessmentSpec, load_targets
 from abscopal.endpoints import TrialAssessment
 from abscopal.errors import AbscopalError, ModelError, ParameterError, ScheduleError, TargetError
 from abscopal.limits import MAX_EVENTS_PER_ARM, MAX_OUTPUT_BYTES, MAX_STUDY_SIMULATIONS, check_cost
@@ -19,6 +18,7 @@ from abscopal.solver import SolverOptions
 from abscopal.studies.design import load_study, parse_study
 from abscopal.studies.run import check_study_cost
 from abscopal.treatment import DrugRegimen, RadiationCourse, TreatmentPlan, drug_regimen, radiation_regimen
+from abscopal.trials import AssessmentSpec, load_targets
 
 ROOT = Path(__file__).resolve().parents[2]
 SCENARIO = """title = "t"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from abscopal.calibrate import TAG_WEIGHTS, ComparisonTarget, Outcome, TargetError, load_all, load_targets
+from abscopal.trials import TAG_WEIGHTS, ComparisonTarget, Outcome, TargetError, load_all, load_targets
 
 TARGETS = Path(__file__).resolve().parents[2] / "fits" / "targets"
 SHIPPED = sorted(TARGETS.glob("*.toml"))

@@ -1,49 +1,22 @@
-"""Calibration: trial targets (``fits/targets/*.toml``, format in ``docs/targets.md``), the objective, fitting
-(:func:`calibrate`), parameter draws, validation on any trial and leave-one-trial-out cross-validation."""
+"""Calibration: the objective (:class:`CalibrationProblem`), fitting (:func:`calibrate`), uncertainty, fit
+reports, validation on any trial and leave-one-trial-out cross-validation.
+
+Builds on :mod:`abscopal.trials` (the trial targets it fits) and :mod:`abscopal.fitted` (what a fit is, its file,
+its parameter draws and how its values are applied); nothing outside the command line imports this package.
+"""
 
 from .crossval import CrossValidation, cross_validate
-from .draws import ParameterDraws, parameter_draws
 from .fit import Calibration, calibrate
 from .objective import CalibrationProblem, arm_seed, default_parameters
 from .report import fit_report
-from .targets import (
-    CONFIDENCE_TAGS,
-    OUTCOME_KINDS,
-    TAG_WEIGHTS,
-    ArmTarget,
-    AssessmentSpec,
-    ComparisonTarget,
-    DrugSpec,
-    Outcome,
-    PopulationSpec,
-    RadiationSpec,
-    TargetError,
-    TrialTargets,
-    load_all,
-    load_targets,
-    parse_targets,
-)
 from .uncertainty import Posterior, identifiability_report, posterior, profile_likelihood, with_uncertainty
 from .validate import ValidationResult, validate
 
 __all__ = [
-    "CONFIDENCE_TAGS",
-    "OUTCOME_KINDS",
-    "TAG_WEIGHTS",
-    "ArmTarget",
-    "AssessmentSpec",
     "Calibration",
     "CalibrationProblem",
-    "ComparisonTarget",
     "CrossValidation",
-    "DrugSpec",
-    "Outcome",
-    "ParameterDraws",
-    "PopulationSpec",
     "Posterior",
-    "RadiationSpec",
-    "TargetError",
-    "TrialTargets",
     "ValidationResult",
     "arm_seed",
     "calibrate",
@@ -51,10 +24,6 @@ __all__ = [
     "default_parameters",
     "fit_report",
     "identifiability_report",
-    "load_all",
-    "load_targets",
-    "parameter_draws",
-    "parse_targets",
     "posterior",
     "profile_likelihood",
     "validate",

@@ -11,21 +11,15 @@ for medians and hazard ratios, and the z-score on the objective's scale
 kind (:func:`~abscopal.calibrate.validate.summarize`).
 
 Every fold's problem and starting parameters are built (and so every argument checked) before the first fit. A
-fold whose fit fails is kept with its ``error`` message and no entries; the others still run.
-
-Command line (:func:`add_crossval_command`)::
-
-    abscopal crossval TARGETS... --out FILE.json [--free NAME ...] [--patients N] [--seed S] [--force]
+fold whose fit fails is kept with its ``error`` message and no entries; the others still run. The
+``abscopal crossval`` command is :mod:`abscopal.cli.validate`.
 """
 
 from __future__ import annotations
 
-import argparse
-import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from .._version import __version__
@@ -37,9 +31,7 @@ from .fit import calibrate
 from .objective import DEFAULT_FREE, CalibrationProblem, default_parameters
 from .validate import _as_trials, _count, _enc_any, _fmt, format_entries, summarize, usable_outcomes, validate
 
-log = logging.getLogger(__name__)
-
-__all__ = ["FORMAT", "CrossValidation", "add_crossval_command", "cross_validate"]
+__all__ = ["FORMAT", "CrossValidation", "cross_validate"]
 
 FORMAT = "abscopal-crossval-v1"
 """Value of the ``format`` key of a cross-validation file."""
@@ -247,70 +239,3 @@ def cross_validate(
         level=float(level),
         provenance=provenance,
     )
-
-
-# ---- command line --------------------------------------------------------------------------------------------------
-def _cmd_crossval(args: argparse.Namespace) -> int:
-    from ..io import check_outputs
-    from .fit import _target_files
-
-    out = Path(args.out)
-    missing = [t for t in args.targets if not Path(t).exists()]
-    if missing:
-        raise AbscopalError(f"targets: {missing} not found; pass existing target TOML files or directories")
-    if args.like is not None and not Path(args.like).is_file():
-        raise AbscopalError(
-            f"--like: calibration file {args.like!r} does not exist; pass the JSON written by 'abscopal fit'"
-        )
-    check_outputs({"--out": out}, inputs=[*_target_files(args.targets), args.like], force=args.force)  # before work
-    if args.patients < 1 or args.seed < 0:
-        raise AbscopalError(f"--patients {args.patients} must be >= 1 and --seed {args.seed} >= 0")
-
-    settings: dict[str, Any] = {"free": tuple(args.free), "n_patients_per_arm": args.patients, "seed": args.seed}
-    if args.like is not None:  # the recipe of an existing fit: its free set, base values, start, patients, seed
-        from .fit import Calibration
-        from .objective import _default_model
-
-        like = Calibration.load(args.like)
-        like.check_model(_default_model(), args.like)  # its values are applied to the default model
-        prov = like.provenance
-        settings = {
-            "params": like.parameters(),
-            "base_parameters": dict(prov.get("base_parameters") or {}),
-            "n_patients_per_arm": int(prov["n_patients_per_arm"]),
-            "seed": int(prov["seed"]),
-        }
-    result = cross_validate(list(args.targets), **settings, fit_kwargs={"method": args.method}, progress=log.info)
-    result.save(out, force=args.force)
-    print(result.to_table())
-    print(f"-> {out}")
-    return 0
-
-
-def add_crossval_command(subparsers: Any) -> argparse.ArgumentParser:
-    """Add ``crossval TARGETS... --out FILE [--free NAME ...] [--patients N] [--seed S] [--method M] [--like FIT]
-    [--force]``
-    to the ``subparsers`` of the ``abscopal`` parser (handler in ``func``); returns the subparser."""
-    c = subparsers.add_parser("crossval", help="leave-one-trial-out cross-validation of the calibration")
-    c.add_argument("targets", nargs="+", help="target TOML files or directories (at least two usable trials)")
-    c.add_argument("--out", required=True, help="output JSON file")
-    c.add_argument(
-        "--free",
-        nargs="+",
-        default=list(DEFAULT_FREE),
-        metavar="NAME",
-        help=f"typical values to fit (default: {' '.join(DEFAULT_FREE)})",
-    )
-    c.add_argument("--patients", type=int, default=100, help="virtual patients per arm (default 100)")
-    c.add_argument("--seed", type=int, default=0, help="master seed of the virtual patients (default 0)")
-    c.add_argument("--method", default="least_squares", help="lmfit minimiser (default least_squares)")
-    c.add_argument(
-        "--like",
-        default=None,
-        metavar="FIT",
-        help="refit each fold like this calibration (its free parameters, base values, start at its "
-        "fitted values, patients per arm and seed); overrides --free/--patients/--seed",
-    )
-    c.add_argument("--force", action="store_true", help="overwrite --out")
-    c.set_defaults(func=_cmd_crossval)
-    return c

@@ -27,7 +27,7 @@ import hashlib
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 
@@ -41,27 +41,28 @@ from ..endpoints.outcomes import (
     outcome,
 )
 from ..errors import ParameterError, unknown_name_message
+from ..fitted.values import (
+    EFFECT_MAX,
+    EFFECT_PREFIX,
+    OMEGA_MAX,
+    OMEGA_PREFIX,
+    SURVIVAL_BOUNDS,
+    SURVIVAL_PREFIX,
+    SplitValues,
+    population_for,
+    split_values,
+)
 from ..patients import VirtualPatients, draw_patients
 from ..simulate import simulate
 from ..targeting import place_rt_targets
 from ..treatment.plan import TreatmentPlan
-from .targets import ArmTarget, TrialTargets
+from ..trials import ArmTarget, TrialTargets
 
 __all__ = [
     "DEFAULT_FREE",
-    "EFFECT_MAX",
-    "EFFECT_PREFIX",
-    "OMEGA_MAX",
-    "OMEGA_PREFIX",
-    "SURVIVAL_BOUNDS",
-    "SURVIVAL_FIELDS",
-    "SURVIVAL_PREFIX",
     "CalibrationProblem",
-    "SplitValues",
     "arm_seed",
     "default_parameters",
-    "population_for",
-    "split_values",
 ]
 
 DEFAULT_FREE = (
@@ -75,27 +76,6 @@ DEFAULT_FREE = (
 Fitting the whole fit set with ``effector_baseline``, ``icd_yield_per_mm3`` or ``omega__effector_baseline`` free as
 well left each with a relative standard error above 150% (flat directions of chi-square: these targets cannot
 tell them apart from the others), while the four here are identified to 13-26% (benchmarks/README.md)."""
-OMEGA_PREFIX = "omega__"
-"""Prefix of a fittable inter-patient SD: ``omega__tumour_doubling_time_day``."""
-EFFECT_PREFIX = "effect__"
-"""Prefix of a fittable covariate log-effect: ``effect__pretreated__effector_baseline``."""
-SURVIVAL_PREFIX = "survival__"
-"""Prefix of a fittable field of the death model: ``survival__base_hazard_per_day``."""
-SURVIVAL_FIELDS = ("base_hazard_per_day", "size_exponent", "new_lesion_hazard_ratio", "background_per_day")
-"""Fields of :class:`~abscopal.endpoints.death.SurvivalModel` a calibration may fit."""
-SURVIVAL_BOUNDS: Mapping[str, tuple[float, float]] = {
-    "base_hazard_per_day": (1e-5, 0.05),
-    "size_exponent": (0.0, 3.0),
-    "new_lesion_hazard_ratio": (1.0, 10.0),
-    "background_per_day": (0.0, 1e-3),
-}
-"""Bounds of fitted survival-model fields (base hazard: median OS from about 14 days to 190 years at constant
-burden; size exponent up to 3; a new lesion at most multiplies the hazard by 10; background mortality at most
-about 30%/year)."""
-OMEGA_MAX = 3.0
-"""Upper bound of a fitted omega (SD of the log: a 20-fold spread per SD is beyond any popPK/PD report)."""
-EFFECT_MAX = 3.0
-"""Bound on a fitted covariate log-effect."""
 
 
 def _default_model() -> Any:
@@ -107,112 +87,6 @@ def _default_model() -> Any:
 def arm_seed(seed: int, trial: str, arm: str) -> int:
     """Stable 32-bit seed of an arm: sha256 of ``"seed/trial/arm"`` (independent of PYTHONHASHSEED)."""
     return int.from_bytes(hashlib.sha256(f"{int(seed)}/{trial}/{arm}".encode()).digest()[:4], "big")
-
-
-class SplitValues(NamedTuple):
-    """Calibration values by kind (:func:`split_values`)."""
-
-    typical: dict[str, float]
-    omegas: dict[str, float]
-    effects: dict[str, dict[str, float]]
-    survival: dict[str, float]
-
-    def assessment(self, base: Any) -> Any:
-        """``base`` (an :class:`~abscopal.endpoints.TrialAssessment`) with the survival-model fields replaced."""
-        return base if not self.survival else replace(base, survival=replace(base.survival, **self.survival))
-
-
-def split_values(spec: Any, values: Mapping[str, float], variability_names: Sequence[str] = ()) -> SplitValues:
-    """Split calibration values into typical values, omegas, covariate log-effects and survival-model fields.
-
-    Parameters
-    ----------
-    spec
-        The model spec (its parameter names are the valid typical values).
-    values
-        ``{name: value}`` with names: a model parameter (typical value); ``omega__<param>`` (inter-patient SD of
-        the log, or logit, of ``<param>``); ``effect__pretreated__<param>`` or ``effect__squamous__<param>``
-        (natural-log covariate effect on ``<param>``); ``survival__<field>`` (a field of the tumour-size-linked
-        death model :class:`~abscopal.endpoints.death.SurvivalModel`: ``base_hazard_per_day``,
-        ``size_exponent``, ``new_lesion_hazard_ratio``, ``background_per_day``).
-    variability_names
-        Parameters with inter-patient variability (the only valid ``omega__`` targets).
-
-    Returns
-    -------
-    SplitValues
-        ``(typical, omegas, effects, survival)``; ``effects`` is ``{"pretreated": {param: beta}, "squamous":
-        {param: beta}}``.
-
-    Raises
-    ------
-    ParameterError
-        For an unknown name (with a suggestion) or a negative / non-finite omega.
-    """
-    names = set(spec.parameter_names)
-    typical: dict[str, float] = {}
-    omegas: dict[str, float] = {}
-    effects: dict[str, dict[str, float]] = {"pretreated": {}, "squamous": {}}
-    survival: dict[str, float] = {}
-    known_var = set(variability_names)
-    for k, v in values.items():
-        v = float(v)
-        if k.startswith(SURVIVAL_PREFIX):
-            name = k[len(SURVIVAL_PREFIX) :]
-            if name not in SURVIVAL_FIELDS:
-                raise ParameterError(f"{k!r}: " + unknown_name_message("survival-model field", name, SURVIVAL_FIELDS))
-            if not (v >= 0.0 and math.isfinite(v)):
-                raise ParameterError(f"{k!r} = {v!r}: survival-model values must be finite and >= 0")
-            survival[name] = v
-        elif k.startswith(OMEGA_PREFIX):
-            target = k[len(OMEGA_PREFIX) :]
-            if target not in known_var:
-                raise ParameterError(
-                    f"{k!r}: "
-                    + unknown_name_message("varying parameter", target, sorted(known_var))
-                    + "; omegas can be fitted only for parameters with inter-patient variability"
-                )
-            if not (v >= 0.0 and math.isfinite(v)):
-                raise ParameterError(f"{k!r} = {v!r}: an omega must be a finite number >= 0")
-            omegas[target] = v
-        elif k.startswith(EFFECT_PREFIX):
-            parts = k[len(EFFECT_PREFIX) :].split("__", 1)
-            if len(parts) != 2 or parts[0] not in effects or parts[1] not in names:
-                raise ParameterError(
-                    f"{k!r}: covariate effects are named 'effect__pretreated__<parameter>' or "
-                    f"'effect__squamous__<parameter>' with a model parameter"
-                )
-            effects[parts[0]][parts[1]] = v
-        elif k in names:
-            typical[k] = v
-        else:
-            raise ParameterError(
-                unknown_name_message("parameter", k, sorted(names))
-                + "; calibrate typical values of model parameters, 'omega__<parameter>', "
-                "'effect__pretreated__<parameter>' / 'effect__squamous__<parameter>' or "
-                "'survival__<field>'"
-            )
-    return SplitValues(typical, omegas, effects, survival)
-
-
-def population_for(
-    patients: VirtualPatients,
-    omegas: Mapping[str, float] | None = None,
-    effects: Mapping[str, Mapping[str, float]] | None = None,
-) -> Any:
-    """``patients.population()`` with omegas and covariate log-effects replaced (same draws: common random
-    numbers). ``omegas`` for parameters without variability in ``patients`` are ignored."""
-    variability = None
-    if omegas:
-        variability = {k: (replace(v, omega=omegas[k]) if k in omegas else v) for k, v in patients.variability.items()}
-    eff = None
-    if effects and (effects.get("pretreated") or effects.get("squamous")):
-        eff = replace(
-            patients.effects,
-            pretreated_log_effect=dict(patients.effects.pretreated_log_effect) | dict(effects.get("pretreated", {})),
-            squamous_log_effect=dict(patients.effects.squamous_log_effect) | dict(effects.get("squamous", {})),
-        )
-    return patients.population(eff, variability)
 
 
 @dataclass(frozen=True)
@@ -234,7 +108,7 @@ class CalibrationProblem:
     Parameters
     ----------
     targets
-        The trials (:class:`~abscopal.calibrate.targets.TrialTargets`); arms without a population mix are skipped.
+        The trials (:class:`~abscopal.trials.TrialTargets`); arms without a population mix are skipped.
     model
         A ModelSpec or CompiledModel (default ``nsclc_model(3)``); compiled once, on first use.
     n_patients_per_arm, seed

@@ -9,19 +9,14 @@ chi-square profiles, posterior pairs), the identifiability findings and the sour
 HTML is one file with the PNG figures embedded as base64; Markdown writes the PNGs next to the ``.md`` file
 (``<stem>-forest.png`` etc.). Every file is written atomically (:func:`abscopal.io.write_atomic`) and none is
 overwritten unless ``force``. Figures are :class:`matplotlib.figure.Figure` objects rendered by Agg; pyplot and
-matplotlib's global state are not used.
+matplotlib's global state are not used. The ``abscopal fit-report`` command is :mod:`abscopal.cli.fit`.
 
 This module computes the content (tables as lists of rows, sentences, PNG bytes); the jinja2 templates
 ``fit_report.html.j2`` and ``fit_report.md.j2`` of :mod:`abscopal.templates` lay it out. HTML escapes every text.
-
-Command line (register with :func:`add_fit_report_command`)::
-
-    abscopal fit-report fits/NAME.json --out fits/NAME.html [--force] [--targets FILES...]
 """
 
 from __future__ import annotations
 
-import argparse
 import math
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -30,14 +25,14 @@ from typing import Any
 import numpy as np
 
 from ..errors import AbscopalError
+from ..fitted.format import Fit as Calibration  # any fit: report needs its data only, not calibrate.fit
 from ..io import OutputExistsError, write_atomic
 from ..plot import figure_png, new_figure
 from ..provenance import format_environment
 from ..templates import render
-from .fit import Calibration
 from .uncertainty import DELTA_CHISQR_68, DELTA_CHISQR_95, identifiability_report
 
-__all__ = ["FIGURES", "add_fit_report_command", "fit_report", "report_paths"]
+__all__ = ["FIGURES", "fit_report", "report_paths"]
 
 FIGURES = ("forest", "residuals", "profiles", "posterior")
 """Figure names (Markdown: ``<stem>-<name>.png`` next to the report)."""
@@ -274,7 +269,7 @@ def _sources(calibration: Calibration, targets: Mapping[str, Any] | None) -> lis
 
 def _load_targets(calibration: Calibration) -> dict[str, Any]:
     """The stored target files that still exist with the stored hash (for outcome-level sources)."""
-    from .targets import TargetError, load_targets
+    from ..trials import TargetError, load_targets
 
     out = {}
     for trial, path in (calibration.provenance.get("target_paths") or {}).items():
@@ -469,48 +464,3 @@ def fit_report(
     figures = [{"name": k, "caption": _CAPTIONS[k], "file": f.name} for k, f in files.items()]
     text = render("fit_report.md.j2", figures=figures, **context)
     return [write_atomic(report, lambda tmp: tmp.write_text(text, encoding="utf-8"), force=force), *written]
-
-
-# ---- command line ---------------------------------------------------------------------------------------------------
-def _cmd_fit_report(args: argparse.Namespace) -> int:
-    from ..io import check_outputs
-    from .fit import _target_files
-
-    paths = report_paths(args.out, force=True)
-    if not Path(args.fit).is_file():
-        raise AbscopalError(
-            f"fit: calibration file {args.fit!r} does not exist; pass the JSON written by 'abscopal fit'"
-        )
-    inputs = [args.fit, *(_target_files(args.targets) if args.targets else [])]
-    check_outputs(
-        {"--out" if i == 0 else f"--out (figure {p.name})": p for i, p in enumerate(paths)},
-        inputs=inputs,
-        force=args.force,
-    )  # fail before any work
-    cal = Calibration.load(args.fit)
-    targets = None
-    if args.targets:
-        from .targets import load_all
-
-        targets = load_all(_target_files(args.targets))
-    for p in fit_report(cal, args.out, targets=targets, force=args.force):
-        print(p)
-    return 0
-
-
-def add_fit_report_command(subparsers: Any) -> argparse.ArgumentParser:
-    """Add ``fit-report FIT.json --out PATH.html|PATH.md [--force] [--targets FILES...]`` to the ``subparsers``
-    of the ``abscopal`` parser (handler in ``func``); returns the subparser."""
-    f = subparsers.add_parser("fit-report", help="render a saved calibration as an HTML or Markdown report")
-    f.add_argument("fit", help="calibration JSON file written by 'abscopal fit'")
-    f.add_argument("--out", required=True, help="report file: .html (self-contained) or .md (PNG files next to it)")
-    f.add_argument(
-        "--targets",
-        nargs="+",
-        default=None,
-        metavar="FILE",
-        help="target TOML files or directories for outcome-level sources (default: the stored files)",
-    )
-    f.add_argument("--force", action="store_true", help="overwrite the report files")
-    f.set_defaults(func=_cmd_fit_report)
-    return f

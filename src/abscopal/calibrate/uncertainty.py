@@ -1,13 +1,13 @@
-"""Uncertainty and identifiability of a :class:`~abscopal.calibrate.fit.Calibration`.
+"""Uncertainty and identifiability of a :class:`~abscopal.fitted.format.Fit`.
 
 * :func:`profile_likelihood`: chi-square profiles and profile-likelihood intervals of fitted parameters.
 * :func:`posterior`: posterior samples with emcee through lmfit's ``Minimizer.emcee`` (flat prior inside the
   bounds), as an immutable :class:`Posterior`.
 * :func:`identifiability_report`: plain-English findings (open profiles, large relative standard errors, nearly
   interchangeable parameters, singular covariance, short chains).
-* :func:`with_uncertainty`: a new Calibration with :attr:`~abscopal.calibrate.fit.Calibration.profiles`,
-  :attr:`~abscopal.calibrate.fit.Calibration.posterior` and
-  :attr:`~abscopal.calibrate.fit.Calibration.identifiability` filled in.
+* :func:`with_uncertainty`: a new fit (same class) with :attr:`~abscopal.fitted.format.Fit.profiles`,
+  :attr:`~abscopal.fitted.format.Fit.posterior` and
+  :attr:`~abscopal.fitted.format.Fit.identifiability` filled in.
 
 Because the residuals are divided by the targets' standard errors, chi-square is ``-2 log L`` up to a constant
 (Gaussian likelihood on the residual scale). By Wilks' theorem the profile-likelihood interval of one parameter
@@ -27,7 +27,8 @@ from typing import Any
 import numpy as np
 
 from ..errors import AbscopalError, unknown_name_message
-from .fit import _DEFAULT_KWARGS, Calibration
+from ..fitted.format import Fit
+from .fit import LEAST_SQUARES_OPTIONS
 
 __all__ = [
     "DELTA_CHISQR_68",
@@ -102,7 +103,7 @@ def _crossing(xs: Sequence[float], d: Sequence[float], level: float) -> tuple[fl
 
 def profile_likelihood(
     problem: Any,
-    calibration: Calibration,
+    calibration: Fit,
     names: Iterable[str] | None = None,
     *,
     n_points: int = 11,
@@ -156,7 +157,7 @@ def profile_likelihood(
     Returns
     -------
     dict
-        ``{name: profile}`` in the format of :attr:`~abscopal.calibrate.fit.Calibration.profiles`.
+        ``{name: profile}`` in the format of :attr:`~abscopal.fitted.format.Fit.profiles`.
 
     Raises
     ------
@@ -182,7 +183,7 @@ def profile_likelihood(
     for k, v in (("max_extend", max_extend), ("n_refine", n_refine)):
         if isinstance(v, bool) or not isinstance(v, int) or v < 0:
             raise AbscopalError(f"{k}={v!r}: give an integer >= 0")
-    opts = {"scale_covar": False} | dict(_DEFAULT_KWARGS["least_squares"]) | kwargs
+    opts = {"scale_covar": False} | dict(LEAST_SQUARES_OPTIONS) | kwargs
     chi0 = _chisqr(problem, params)
     if not math.isclose(chi0, calibration.chisqr, rel_tol=1e-6, abs_tol=1e-9):
         raise AbscopalError(
@@ -315,7 +316,8 @@ class Posterior:
         return {n: [float(v) for v in qs[:, i]] for i, n in enumerate(self.names)}
 
     def to_dict(self, max_rows: int = MAX_POSTERIOR_ROWS) -> dict[str, Any]:
-        """The format of :attr:`Calibration.posterior`: at most ``max_rows`` rows (evenly thinned further)."""
+        """The format of :attr:`~abscopal.fitted.format.Fit.posterior`: at most ``max_rows`` rows (evenly thinned
+        further)."""
         stride = max(1, math.ceil(self.samples.shape[0] / max_rows))
         rows = self.samples[::stride][:max_rows]
         return {
@@ -340,7 +342,7 @@ class Posterior:
 
 def posterior(
     problem: Any,
-    calibration_or_params: Calibration | Any,
+    calibration_or_params: Fit | Any,
     *,
     n_walkers: int | None = None,
     n_steps: int = 200,
@@ -362,7 +364,7 @@ def posterior(
     problem
         The :class:`~abscopal.calibrate.objective.CalibrationProblem` (anything with ``residuals``).
     calibration_or_params
-        A :class:`~abscopal.calibrate.fit.Calibration` (start at its values) or lmfit Parameters.
+        A :class:`~abscopal.fitted.format.Fit` (start at its values) or lmfit Parameters.
     n_walkers
         Walkers (default ``max(8, 2 x free + 2)``; emcee needs at least twice the number of free parameters).
     n_steps, burn, thin
@@ -386,13 +388,11 @@ def posterior(
     import lmfit
 
     params = (
-        calibration_or_params.parameters()
-        if isinstance(calibration_or_params, Calibration)
-        else calibration_or_params.copy()
+        calibration_or_params.parameters() if isinstance(calibration_or_params, Fit) else calibration_or_params.copy()
     )
     stderr = (
         calibration_or_params.stderr
-        if isinstance(calibration_or_params, Calibration)
+        if isinstance(calibration_or_params, Fit)
         else {k: p.stderr for k, p in params.items()}
     )
     free = [k for k, p in params.items() if p.vary]
@@ -513,7 +513,7 @@ def _profile_sentences(name: str, prof: Mapping[str, Any]) -> list[str]:
     return out
 
 
-def identifiability_report(calibration: Calibration) -> list[str]:
+def identifiability_report(calibration: Fit) -> list[str]:
     """Plain-English identifiability findings of a calibration (empty-handed fits give a positive sentence).
 
     Reported, in this order: fewer targets than free parameters; for each profiled parameter a 95% profile
@@ -525,7 +525,7 @@ def identifiability_report(calibration: Calibration) -> list[str]:
     Parameters
     ----------
     calibration
-        The fit (with :attr:`~abscopal.calibrate.fit.Calibration.profiles` / ``posterior`` where computed).
+        The fit (with :attr:`~abscopal.fitted.format.Fit.profiles` / ``posterior`` where computed).
 
     Returns
     -------
@@ -592,13 +592,13 @@ def identifiability_report(calibration: Calibration) -> list[str]:
 
 
 def with_uncertainty(
-    calibration: Calibration,
+    calibration: Fit,
     *,
     profiles: Mapping[str, Mapping[str, Any]] | None = None,
     posterior: Posterior | Mapping[str, Any] | None = None,
-) -> Calibration:
-    """A new Calibration with ``profiles`` (merged into existing ones), ``posterior`` and a recomputed
-    :attr:`~abscopal.calibrate.fit.Calibration.identifiability`.
+) -> Fit:
+    """A copy of ``calibration`` (same class) with ``profiles`` (merged into existing ones), ``posterior`` and a
+    recomputed :attr:`~abscopal.fitted.format.Fit.identifiability`.
 
     Parameters
     ----------
@@ -612,7 +612,8 @@ def with_uncertainty(
 
     Returns
     -------
-    Calibration
+    Fit
+        Of the class of ``calibration`` (a :class:`~abscopal.calibrate.fit.Calibration` stays one).
     """
     new_profiles = calibration.profiles
     if profiles is not None:

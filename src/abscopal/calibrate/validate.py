@@ -15,7 +15,7 @@ For each target (an entry):
 * ``population_interval``: central ``level`` interval over ``n_population_resamples`` re-draws of the virtual
   patients (seeds derived from ``seed``) at the fitted values: the sampling noise of finite virtual cohorts;
 * ``parameter_interval``: the same over ``n_parameter_draws`` parameter draws
-  (:func:`~abscopal.calibrate.draws.parameter_draws`), each simulated with a fresh population seed, so it holds
+  (:func:`~abscopal.fitted.draws.parameter_draws`), each simulated with a fresh population seed, so it holds
   parameter *and* population variability;
 * ``interval``: central ``level`` interval of the pooled predictions of both components. Interval ends are order
   statistics (``numpy.quantile`` methods ``lower`` / ``higher``, slightly conservative), so ``inf`` medians are
@@ -29,21 +29,13 @@ For each target (an entry):
 Seeds: population resample ``k`` uses ``derived_seed(seed, "population", k)``; parameter draws use
 ``derived_seed(seed, "parameters")`` for the draws and ``derived_seed(seed, "draw", j)`` for draw ``j``'s
 population (sha256-based, see :func:`derived_seed`). Cost: ``1 + n_population_resamples + n_parameter_draws``
-simulations of every arm.
-
-Command line (:func:`add_validate_command`)::
-
-    abscopal validate --fit FIT.json TARGETS.toml... [--format table|json] [--patients N] [--resamples K]
-                      [--draws M] [--seed S] [--level L] [--out FILE] [--force]
+simulations of every arm. The ``abscopal validate`` command is :mod:`abscopal.cli.validate`.
 """
 
 from __future__ import annotations
 
-import argparse
 import hashlib
-import logging
 import math
-import sys
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -55,15 +47,14 @@ import numpy as np
 from .._version import __version__
 from ..endpoints.outcomes import COMPARISONS, DEFAULT_FIT_OUTCOMES, outcome
 from ..errors import AbscopalError, ParameterError
-from ..io import JsonArtefact, write_atomic
+from ..fitted.format import encode_float
+from ..io import JsonArtefact
 from ..provenance import environment
-from .fit import Calibration, _enc
+from ..trials import OUTCOME_KINDS, TrialTargets
+from .fit import Calibration
 from .objective import CalibrationProblem
-from .targets import OUTCOME_KINDS, TrialTargets
 
-log = logging.getLogger(__name__)
-
-__all__ = ["FORMAT", "ValidationResult", "add_validate_command", "derived_seed", "validate"]
+__all__ = ["FORMAT", "ValidationResult", "derived_seed", "validate"]
 
 FORMAT = "abscopal-validation-v1"
 """Value of the ``format`` key of a validation file."""
@@ -85,8 +76,7 @@ def _count(name: str, value: Any, minimum: int) -> int:
 
 def _as_trials(targets: Any) -> tuple[TrialTargets, ...]:
     """TrialTargets, a mapping of them, an iterable of them, or target file paths / directories."""
-    from .fit import _target_files
-    from .targets import load_all
+    from ..trials import load_all, target_files
 
     if isinstance(targets, TrialTargets):
         return (targets,)
@@ -97,7 +87,7 @@ def _as_trials(targets: Any) -> tuple[TrialTargets, ...]:
     else:
         items = list(targets)
     if items and all(isinstance(t, str | Path) for t in items):
-        files = _target_files([str(t) for t in items])
+        files = target_files([str(t) for t in items])
         missing = [str(f) for f in files if not Path(f).is_file()]
         if missing or not files:
             raise AbscopalError(
@@ -225,7 +215,7 @@ def score(target: Any, name: str, predicted: float) -> dict[str, Any]:
 # ---- the result ----------------------------------------------------------------------------------------------------
 def _enc_any(x: Any) -> Any:
     if isinstance(x, float):
-        return _enc(x)
+        return encode_float(x)
     if isinstance(x, list | tuple):
         return [_enc_any(v) for v in x]
     if isinstance(x, Mapping):
@@ -405,7 +395,7 @@ def validate(
     level
         Coverage of the central prediction intervals, in (0, 1).
     draw_source
-        ``source`` of :func:`~abscopal.calibrate.draws.parameter_draws`.
+        ``source`` of :func:`~abscopal.fitted.draws.parameter_draws`.
     model
         A ModelSpec or CompiledModel (default: the library model the calibration names; the hash must match).
     progress
@@ -421,7 +411,7 @@ def validate(
         Any invalid argument, unknown model, no usable outcome, or unavailable parameter uncertainty (pass
         ``n_parameter_draws=0``), all before any simulation.
     """
-    from .draws import SOURCES, parameter_draws
+    from ..fitted.draws import SOURCES, parameter_draws
 
     t0 = time.perf_counter()
     cal, fit_info = _load(calibration)
@@ -526,68 +516,3 @@ def validate(
     return ValidationResult(
         entries=tuple(entries), level=lv, summary=summarize(entries), notes=tuple(notes), provenance=provenance
     )
-
-
-# ---- command line --------------------------------------------------------------------------------------------------
-def _cmd_validate(args: argparse.Namespace) -> int:
-    from ..io import check_outputs
-
-    out = Path(args.out) if args.out else None
-    if not Path(args.fit).is_file():
-        raise AbscopalError(
-            f"--fit: calibration file {args.fit!r} does not exist; pass the JSON written by 'abscopal fit'"
-        )
-    for name, value, low in (
-        ("--patients", args.patients, 1),
-        ("--resamples", args.resamples, 0),
-        ("--draws", args.draws, 0),
-        ("--seed", args.seed, 0),
-    ):
-        if value is not None and value < low:
-            raise AbscopalError(f"{name}: {value} is below {low}")
-    if not 0.0 < args.level < 1.0:
-        raise AbscopalError(f"--level: {args.level} is not in (0, 1); e.g. 0.95")
-    missing = [t for t in args.targets if not Path(t).exists()]
-    if missing:
-        raise AbscopalError(f"targets: {missing} not found; pass existing target TOML files or directories")
-    from .fit import _target_files
-
-    check_outputs({"--out": out}, inputs=[args.fit, *_target_files(args.targets)], force=args.force)  # before work
-    trials = _as_trials(list(args.targets))
-    result = validate(
-        args.fit,
-        trials,
-        n_patients_per_arm=args.patients,
-        n_population_resamples=args.resamples,
-        n_parameter_draws=args.draws,
-        seed=args.seed,
-        level=args.level,
-        progress=log.info,
-    )
-    text = result.to_table() + "\n" if args.format == "table" else result.to_json()
-    if out is None:
-        sys.stdout.write(text)
-    else:
-        write_atomic(out, lambda tmp: tmp.write_text(text, encoding="utf-8"), force=args.force)
-        print(result.to_table() if args.format == "table" else f"{len(result.entries)} target(s) validated")
-        print(f"-> {out}")
-    return 0
-
-
-def add_validate_command(subparsers: Any) -> argparse.ArgumentParser:
-    """Add ``validate --fit FIT TARGETS... [--format table|json] [--patients N] [--resamples K] [--draws M]
-    [--seed S] [--level L] [--out FILE] [--force]`` to the ``subparsers`` of the ``abscopal`` parser (handler in
-    ``func``); returns the subparser."""
-    v = subparsers.add_parser("validate", help="predict trial targets with a calibration; z-scores and intervals")
-    v.add_argument("targets", nargs="+", help="target TOML files or directories (any trials, fitted or not)")
-    v.add_argument("--fit", required=True, help="calibration JSON file (from 'abscopal fit')")
-    v.add_argument("--format", choices=("table", "json"), default="table", help="output format (default table)")
-    v.add_argument("--patients", type=int, default=None, help="virtual patients per arm (default: the fit's)")
-    v.add_argument("--resamples", type=int, default=10, help="population re-draws at the fitted values (default 10)")
-    v.add_argument("--draws", type=int, default=20, help="parameter draws (default 20; 0 disables)")
-    v.add_argument("--seed", type=int, default=0, help="seed of the re-draws and parameter draws (default 0)")
-    v.add_argument("--level", type=float, default=0.95, help="coverage of the prediction intervals (default 0.95)")
-    v.add_argument("--out", default=None, help="write the output here (atomic) instead of stdout")
-    v.add_argument("--force", action="store_true", help="overwrite --out")
-    v.set_defaults(func=_cmd_validate)
-    return v

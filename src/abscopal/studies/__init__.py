@@ -2,8 +2,8 @@
 
 :func:`study` is the one-call entry point; :func:`load_study` / :func:`parse_study` read designs,
 :func:`run_study` runs them (in process or on Dask) and :func:`summary_table` reduces the result to one row per
-cell. See :mod:`abscopal.studies.design` for the file format and :mod:`abscopal.studies.run` for what a cell
-computes.
+cell (:func:`format_summary`: as plain text). See :mod:`abscopal.studies.design` for the file format and
+:mod:`abscopal.studies.run` for what a cell computes.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import xarray as xr
 
 from .design import AXES, Cell, StudyDesign, default_mean_lung_dose_gy, load_study, parse_study
 from .run import SUMMARY_METRICS, assemble, prepare_study, run_cell, run_study, summary_table
+from .table import format_summary
 
 __all__ = [
     "AXES",
@@ -23,6 +24,7 @@ __all__ = [
     "StudyDesign",
     "assemble",
     "default_mean_lung_dose_gy",
+    "format_summary",
     "load_study",
     "parse_study",
     "prepare_study",

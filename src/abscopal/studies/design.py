@@ -74,7 +74,6 @@ from pathlib import Path
 from typing import Any
 
 from .._inputs import check_text, construct, names, read_toml, with_context
-from ..calibrate.targets import CRITERIA, AssessmentSpec, PopulationSpec
 from ..endpoints.recist import SITES
 from ..errors import AbscopalError, ScheduleError, unknown_name_message
 from ..patients import LINES, MIXES, RT_TARGET_RULES, TPS_CATEGORIES
@@ -83,6 +82,7 @@ from ..solver import SolverOptions
 from ..treatment import DrugRegimen, RadiationCourse, drug_regimen, radiation_regimen
 from ..treatment.plan import TreatmentPlan
 from ..treatment.regimens import DRUG_REGIMENS, RADIATION_REGIMENS
+from ..trials import CRITERIA, AssessmentSpec, PopulationSpec
 
 __all__ = [
     "AXES",
@@ -314,11 +314,11 @@ class StudyDesign:
     model_name, n_lesions, growth
         Library model options (``n_lesions`` / ``name`` None: the fit's).
     population
-        Patient mix and overrides (:class:`~abscopal.calibrate.targets.PopulationSpec`).
+        Patient mix and overrides (:class:`~abscopal.trials.PopulationSpec`).
     n_patients, seed
         Virtual patients (the same patients in every cell) and their seed.
     assessment
-        Scans and response rules (:class:`~abscopal.calibrate.targets.AssessmentSpec`).
+        Scans and response rules (:class:`~abscopal.trials.AssessmentSpec`).
     salvage_delay_day
         Days from the scan showing progression to the first salvage fraction.
     n_draws, draw_seed, draw_source

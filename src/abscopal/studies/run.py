@@ -57,13 +57,13 @@ import numpy as np
 import xarray as xr
 
 from .._version import __version__
-from ..calibrate.objective import population_for, split_values
-from ..calibrate.shipped import fit_file_hash, resolve_fit_path
 from ..endpoints import DAYS_PER_MONTH, TrialAssessment, score
 from ..endpoints.outcomes import OUTCOMES, ScoredArm
 from ..endpoints.readout import scored_outputs
 from ..endpoints.survival import hazard_ratio, kaplan_meier
 from ..errors import AbscopalError, AbscopalWarning, ParameterError
+from ..fitted.shipped import fit_file_hash, resolve_fit_path
+from ..fitted.values import population_for, split_values
 from ..io import OutputPathError, check_output_dir, write_netcdf
 from ..model.compile import CompiledModel, compile_model
 from ..patients import VirtualPatients, draw_patients
@@ -294,7 +294,7 @@ def _draw_values(cal: Any, design: StudyDesign) -> tuple[tuple[Mapping[str, floa
     point = cal.all_values()  # base parameters of the fit included
     if not design.n_draws:
         return (point,), "point values only"
-    from ..calibrate.draws import parameter_draws
+    from ..fitted.draws import parameter_draws
 
     pd = parameter_draws(cal, design.n_draws, seed=design.draw_seed, source=design.draw_source)
     return (point, *(point | {k: float(v) for k, v in d.items()} for d in pd.as_dicts())), str(pd.source)
@@ -315,9 +315,9 @@ def prepare_study(design: StudyDesign, *, relative_to: str | Path | None = None)
     from ..model.library import get_model
 
     fit_path = _fit_path(design, relative_to)
-    from ..calibrate.fit import Calibration
+    from ..fitted.format import Fit
 
-    cal = None if fit_path is None else Calibration.load(fit_path)
+    cal = None if fit_path is None else Fit.load(fit_path)
     prov = {} if cal is None else cal.provenance
     name = design.model_name or prov.get("model_name_library") or "nsclc"
     n_lesions = design.n_lesions or int(prov.get("n_lesions") or 3)

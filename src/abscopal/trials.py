@@ -1,4 +1,4 @@
-"""Trial targets for calibration: one TOML file per trial under ``fits/targets/`` (format: ``docs/targets.md``).
+"""Trial targets: one TOML file per trial under ``fits/targets/`` (format: ``docs/targets.md``).
 
 Files are validated completely on load (unknown keys with a suggestion, unknown regimen or mix, missing
 ``n_patients``, value outside its own CI, CI lower > upper, proportion outside [0, 1], unknown tag, comparison of
@@ -21,12 +21,12 @@ from dataclasses import dataclass, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from .._frozen import FrozenMap
-from .._inputs import control_character, read_toml
-from ..endpoints.recist import SITES
-from ..errors import TargetError, unknown_name_message
-from ..patients import LINES, MIXES, RT_TARGET_RULES, TPS_CATEGORIES, PatientMix
-from ..treatment.regimens import DRUG_REGIMENS, RADIATION_REGIMENS, drug_regimen, radiation_regimen
+from ._frozen import FrozenMap
+from ._inputs import control_character, read_toml
+from .endpoints.recist import SITES
+from .errors import TargetError, unknown_name_message
+from .patients import LINES, MIXES, RT_TARGET_RULES, TPS_CATEGORIES, PatientMix
+from .treatment.regimens import DRUG_REGIMENS, RADIATION_REGIMENS, drug_regimen, radiation_regimen
 
 __all__ = [
     "CONFIDENCE_TAGS",
@@ -44,6 +44,7 @@ __all__ = [
     "load_all",
     "load_targets",
     "parse_targets",
+    "target_files",
 ]
 
 TAG_WEIGHTS: Mapping[str, float] = FrozenMap({"P": 1.0, "S": 0.5, "SEED": 0.25, "U": 0.1})
@@ -281,7 +282,7 @@ class AssessmentSpec:
     def to_assessment(self, start_day: float = 0.0, end_day: float = 730.0) -> Any:
         """An :class:`abscopal.endpoints.TrialAssessment` on :func:`trial_scans` (interval default 6 weeks,
         9 weeks after week 52). ``follow_up_month`` is a reported median, so it is not used for censoring."""
-        from ..endpoints import TrialAssessment, trial_scans
+        from .endpoints import TrialAssessment, trial_scans
 
         interval = self.scan_interval_week or 6.0
         scans = trial_scans(start_day, interval_week=interval, later_interval_week=max(interval, 9.0), end_day=end_day)
@@ -651,3 +652,11 @@ def load_all(paths: str | Path | Iterable[str | Path]) -> dict[str, TrialTargets
             raise TargetError(f"{path}: id {t.id!r} is already used by {out[t.id].path}; ids must be unique")
         out[t.id] = t
     return out
+
+
+def target_files(paths: Iterable[str | Path]) -> list[Path]:
+    """The target files named by ``paths``: each file as given, each directory as its ``*.toml`` (sorted)."""
+    files: list[Path] = []
+    for p in map(Path, paths):
+        files += sorted(p.glob("*.toml")) if p.is_dir() else [p]
+    return files

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import AbscopalError
-from .fit import Calibration
+from .format import Fit
 
 __all__ = ["default_fit_path", "fit_file_hash", "load_fit", "resolve_fit_path"]
 
@@ -49,14 +49,14 @@ def resolve_fit_path(fit: str | Path | None, *, relative_to: str | Path | None =
     return path
 
 
-def load_fit(fit: str | Path | None, *, relative_to: str | Path | None = None, model: Any = None) -> Calibration | None:
-    """The :class:`Calibration` a run names (None for ``"none"``). With ``model`` (a ModelSpec or CompiledModel),
-    raises :class:`AbscopalError` naming the file unless the fit was made for that model
-    (:meth:`Calibration.check_model`)."""
+def load_fit(fit: str | Path | None, *, relative_to: str | Path | None = None, model: Any = None) -> Fit | None:
+    """The :class:`~abscopal.fitted.format.Fit` a run names (None for ``"none"``). With ``model`` (a ModelSpec or
+    CompiledModel), raises :class:`AbscopalError` naming the file unless the fit was made for that model
+    (:meth:`Fit.check_model`)."""
     path = resolve_fit_path(fit, relative_to=relative_to)
     if path is None:
         return None
-    cal = Calibration.load(path)
+    cal = Fit.load(path)
     if model is not None:
         cal.check_model(model, path)
     return cal

@@ -1,6 +1,6 @@
 """Draws of typical parameter values that carry a calibration's uncertainty into predictions and studies.
 
-:func:`parameter_draws` turns a :class:`~abscopal.calibrate.fit.Calibration` into an ``(n_draws, n_params)``
+:func:`parameter_draws` turns a :class:`~abscopal.fitted.format.Fit` into an ``(n_draws, n_params)``
 array of parameter values (:class:`ParameterDraws`), from one of two sources:
 
 ``"posterior"``
@@ -14,7 +14,7 @@ array of parameter values (:class:`ParameterDraws`), from one of two sources:
     ``x = x_hat exp(z)`` with ``SD(z) = stderr / x_hat`` (delta method, first order) and the fitted correlations
     between the ``z``; the median is the fitted value and draws never change sign. Every other parameter (e.g.
     covariate log-effects ``effect__*``, which may be negative) is drawn normally on its own scale. Draws outside
-    the bounds of :meth:`Calibration.parameters` are rejected and redrawn (truncation); after
+    the bounds of :meth:`~abscopal.fitted.format.Fit.parameters` are rejected and redrawn (truncation); after
     :data:`MAX_ATTEMPTS_PER_DRAW` attempts per requested draw the function raises (the covariance then puts most
     of its mass outside the bounds, which a truncated normal would misrepresent anyway). A correlation missing
     from ``calibration.correlations`` (a single varying parameter, or a pair lmfit did not report) counts as 0.
@@ -155,7 +155,7 @@ def parameter_draws(calibration: Any, n_draws: int, *, seed: int, source: str = 
     Parameters
     ----------
     calibration
-        A :class:`~abscopal.calibrate.fit.Calibration` (``values``, ``stderr``, ``correlations``,
+        A :class:`~abscopal.fitted.format.Fit` (``values``, ``stderr``, ``correlations``,
         ``parameters()`` and optionally ``posterior``).
     n_draws
         Number of draws (>= 1).

@@ -29,11 +29,11 @@ from scipy.optimize import brentq
 from scipy.special import ndtr, ndtri
 
 from ._frozen import FrozenMap
-from .endpoints.recist import SITES
 from .errors import ParameterError, ScheduleError, unknown_name_message
 from .model.library.nsclc import default_variability
 from .model.library.nsclc_parameters import global_parameters, lesion_parameters
 from .population import Variability, VirtualPopulation
+from .sites import SITES
 
 __all__ = [
     "EVENT_DRAW_COLUMNS",

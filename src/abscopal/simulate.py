@@ -473,7 +473,7 @@ def _treatment_summary(
     spec: ModelSpec, arms: Sequence[Arm], n_arms: int, n_patients: int, t_end_day: float
 ) -> dict[str, Any]:
     """Per-arm facts of the plans that endpoints need (irradiated lesions, doses, timing)."""
-    from .endpoints.toxicity import rt_drug_gap_day
+    from .treatment.plan import rt_drug_gap_day
 
     n_les = max(spec.n_lesions, 1)
     gap = np.full(n_arms, np.nan)

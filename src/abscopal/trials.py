@@ -23,9 +23,9 @@ from typing import Any
 
 from ._frozen import FrozenMap
 from ._inputs import control_character, read_toml
-from .endpoints.recist import SITES
 from .errors import TargetError, unknown_name_message
 from .patients import LINES, MIXES, RT_TARGET_RULES, TPS_CATEGORIES, PatientMix
+from .sites import SITES
 from .treatment.regimens import DRUG_REGIMENS, RADIATION_REGIMENS, drug_regimen, radiation_regimen
 
 __all__ = [

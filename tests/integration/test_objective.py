@@ -114,9 +114,11 @@ def test_omegas_and_covariate_effects_are_fittable(problem):
     ],
 )
 def test_unknown_calibration_names_fail_before_simulating(problem, monkeypatch, name, match):
+    import abscopal.arms as arms
     import abscopal.calibrate.objective as objective
 
-    monkeypatch.setattr(objective, "simulate", lambda *a, **k: pytest.fail("simulated before validating"))
+    # every arm is simulated through abscopal.arms.run_arm
+    monkeypatch.setattr(arms, "simulate", lambda *a, **k: pytest.fail("simulated before validating"))
     with pytest.raises(objective.ParameterError, match=match):
         default_parameters(problem, [name])
     with pytest.raises(objective.ParameterError, match=match):

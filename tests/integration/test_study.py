@@ -83,9 +83,9 @@ def test_bad_designs_fail_with_the_key_named(axes, match):
 def test_bad_top_level_keys_and_draws_without_fit_fail_before_any_simulation(monkeypatch):
     with pytest.raises(ScheduleError, match="'population'"):
         parse_study(BASE | {"populaton": {}})
-    import abscopal.studies.run as run
+    import abscopal.arms as arms  # every cell is simulated through abscopal.arms.run_arm
 
-    monkeypatch.setattr(run, "simulate", lambda *a, **k: pytest.fail("simulated before validating"))
+    monkeypatch.setattr(arms, "simulate", lambda *a, **k: pytest.fail("simulated before validating"))
     with pytest.raises(ParameterError, match="n_draws = 3 needs a fit"):
         run_study(parse_study(BASE | {"uncertainty": {"n_draws": 3}}))
     with pytest.raises(ParameterError, match="n_lesions = 4 but model 'nsclc' has 3 lesions"):
@@ -109,9 +109,9 @@ def test_rt_at_progression_starts_at_each_patients_progression_scan(nsclc3):
     none, salvage = base.sel(fractionation="no RT"), base.sel(fractionation="sbrt_24gy_3fx")
     setup = prepare_study(d)
     task = next(t for t in setup.tasks if not t.cell.has_rt)
-    from abscopal.studies.run import _simulate
+    from abscopal.studies.run import _run_arm
 
-    _, ep, _ = _simulate(task, setup.draws[0], task.cell.plan((0,)))
+    ep = _run_arm(task, setup.draws[0], task.cell.plan((0,))).scored.endpoints
     prog = ep.progression_day.values[0]
     assert np.isfinite(prog).any(), "no patient progressed; the test would be vacuous"
     want = np.where(np.isfinite(prog) & (prog + 7 <= 400), prog + 7, np.nan)

@@ -24,8 +24,11 @@ The rules:
    through it is a module cycle, caught by rule 1). So two children of a package may not depend on each other
    both ways, even through different modules (``abscopal.model`` -> ``abscopal.population`` -> ``abscopal.model``
    is a cycle), while ``abscopal/__init__.py`` may import everything.
-3. **Layers**: ``abscopal.scenario``, ``abscopal.trials``, ``abscopal.fitted.*`` and ``abscopal.studies.*`` import
-   nothing from ``abscopal.calibrate`` (running and scoring trials uses a fit; fitting one builds on them).
+3. **Layers**: ``abscopal.scenario``, ``abscopal.trials``, ``abscopal.fitted.*``, ``abscopal.arms``,
+   ``abscopal.endpoints.*`` and ``abscopal.studies.*`` import nothing from ``abscopal.calibrate`` (running and
+   scoring trials uses a fit; fitting one builds on them). More generally, no module imports from a floor above its
+   own (:data:`LAYERS`: ground < endpoints < trials < fitted < arms < reports < calibrate, scenario, studies <
+   cli).
 4. **Printing**: no ``print(...)`` call outside ``abscopal.cli``; library modules return data and text.
 
 The planted tests show that each check can fail: a synthetic graph with cycles; a synthetic package whose only
@@ -45,7 +48,27 @@ import pytest
 SRC = Path(__file__).resolve().parents[2] / "src"
 PACKAGE = "abscopal"
 CALIBRATE = "abscopal.calibrate"
-BELOW_CALIBRATION = ("abscopal.scenario", "abscopal.trials", "abscopal.fitted", "abscopal.studies")
+BELOW_CALIBRATION = (
+    "abscopal.scenario",
+    "abscopal.trials",
+    "abscopal.fitted",
+    "abscopal.arms",
+    "abscopal.endpoints",
+    "abscopal.studies",
+)
+LAYERS = (
+    ("abscopal.endpoints",),
+    ("abscopal.trials",),
+    ("abscopal.fitted",),
+    ("abscopal.arms",),
+    ("abscopal.plot", "abscopal.templates"),
+    ("abscopal.calibrate", "abscopal.scenario", "abscopal.studies"),
+    ("abscopal.cli",),
+)
+"""The floors above the ground floor (model, treatment, patients, simulate, solver, io, ...), lowest first
+(docs/design.md). A module imports only from its own floor or the floors below; ``abscopal/__init__.py`` (the
+public API) and ``abscopal.__main__`` sit on top."""
+TOP = ("abscopal", "abscopal.__main__")
 PRINTING_ALLOWED = "abscopal.cli"
 
 Graph = Mapping[str, set[str]]
@@ -336,3 +359,32 @@ def test_a_planted_print_is_found(tmp_path):
     path = tmp_path / "m.py"
     path.write_text("import builtins\ndef f():\n    print('x')\n    builtins.print('y')\n    log.info('z')\n")
     assert print_calls(path) == [3, 4]
+
+
+def floor(module: str) -> int:
+    """The floor of ``module`` in :data:`LAYERS` (0: the ground floor; ``len(LAYERS) + 1``: the public API)."""
+    if module in TOP:
+        return len(LAYERS) + 1
+    for level, prefixes in enumerate(LAYERS, start=1):
+        if any(module == p or module.startswith(p + ".") for p in prefixes):
+            return level
+    return 0
+
+
+def upward_imports(graph: Graph) -> dict[str, list[str]]:
+    """``{module: the modules on higher floors it imports}`` (rule 3)."""
+    out = {m: sorted(t for t in targets if floor(t) > floor(m)) for m, targets in graph.items()}
+    return {m: t for m, t in out.items() if t}
+
+
+def test_no_module_imports_from_a_higher_floor(graph):
+    assert upward_imports(graph) == {}
+
+
+def test_a_planted_upward_import_is_found():
+    planted = {
+        "abscopal.simulate": {"abscopal.arms"},
+        "abscopal.arms": {"abscopal.simulate"},
+        "abscopal": {"abscopal.cli"},
+    }
+    assert upward_imports(planted) == {"abscopal.simulate": ["abscopal.arms"]}

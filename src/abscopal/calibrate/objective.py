@@ -31,7 +31,8 @@ from typing import Any
 
 import numpy as np
 
-from ..endpoints import DAYS_PER_MONTH, score
+from ..arms import ArmRun, arm_patients, run_arm
+from ..endpoints import DAYS_PER_MONTH
 from ..endpoints.outcomes import (
     COMPARISONS,
     DEFAULT_FIT_OUTCOMES,
@@ -49,11 +50,9 @@ from ..fitted.values import (
     SURVIVAL_BOUNDS,
     SURVIVAL_PREFIX,
     SplitValues,
-    population_for,
     split_values,
 )
-from ..patients import VirtualPatients, draw_patients
-from ..simulate import simulate
+from ..patients import VirtualPatients
 from ..targeting import place_rt_targets
 from ..treatment.plan import TreatmentPlan
 from ..trials import ArmTarget, TrialTargets
@@ -161,10 +160,8 @@ class CalibrationProblem:
     # ---- preparation (common random numbers) ---------------------------------------------------------------------
     def _prepare_arm(self, trial: TrialTargets, arm: ArmTarget, spec: Any) -> _ArmSetup:
         L = spec.n_lesions
-        mix = arm.population.patient_mix()
-        mix = mix.capped(L) if mix.max_lesions > L else mix
         seed = arm_seed(self.seed, trial.id, arm.name)
-        patients = draw_patients(mix, self.n_patients_per_arm, n_lesions=L, seed=seed)
+        patients = arm_patients(arm.population.patient_mix(), self.n_patients_per_arm, L, seed)
         courses = []
         for k, rt in enumerate(arm.radiation):  # the first course's rule reorders the lesions (place_rt_targets)
             if k == 0:
@@ -178,7 +175,7 @@ class CalibrationProblem:
                 )
             courses.append(rt.build(target_lesions=lesions))
         drug = arm.drug.build() if arm.drug else None
-        plan = TreatmentPlan(radiation=tuple(courses), drug=drug, name=arm.name).for_model(spec)
+        plan = TreatmentPlan(radiation=tuple(courses), drug=drug, name=arm.name)
         events = [f.time_day for f in plan.fractions()] + [d.time_day for d in plan.drug_doses(730.0)]
         start = min([0.0, *events])
         fu = arm.assessment.follow_up_month
@@ -237,30 +234,22 @@ class CalibrationProblem:
             self._spec, dict(self.base_parameters) | {k: float(v) for k, v in values.items()}, self._variability_names
         )
 
-    def _simulate_arm(self, s: _ArmSetup, split: SplitValues) -> tuple[Any, ScoredArm]:
-        ds = simulate(
+    def _simulate_arm(self, s: _ArmSetup, split: SplitValues) -> ArmRun:
+        return run_arm(
             self._compiled(),
-            {s.arm.name: s.plan},
-            population=population_for(s.patients, split.omegas, split.effects),
-            parameters=split.typical,
+            s.plan,
+            s.patients,
+            s.assessment,
+            split,
+            start_day=s.start_day,
             t_end_day=s.t_end_day,
-            output_interval_day=7.0,
-            start_day=s.start_day,
-            out_of_bounds="clip",
-        )
-        assessment = split.assessment(s.assessment)
-        scored = ScoredArm(
-            endpoints=score(ds, assessment, patients=s.patients),
-            assessment=assessment,
-            start_day=s.start_day,
+            name=s.arm.name,
             pfs_bandwidth_day=s.bandwidth_pfs_day,
-            t_end_day=s.t_end_day,
         )
-        return ds, scored
 
     def _run(self, values: Mapping[str, float]) -> dict[tuple[str, str], ScoredArm]:
         split = self._split(values)
-        return {k: self._simulate_arm(s, split)[1] for k, s in self._setups.items()}
+        return {k: self._simulate_arm(s, split).scored for k, s in self._setups.items()}
 
     # ---- smooth per-arm quantities ------------------------------------------------------------------------------
     def _reference_median_day(self, trial: str, arm: str, endpoint: str) -> float | None:

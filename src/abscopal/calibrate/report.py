@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from ..endpoints.outcomes import outcome
 from ..errors import AbscopalError
 from ..fitted.format import Fit as Calibration  # any fit: report needs its data only, not calibrate.fit
 from ..io import OutputExistsError, write_atomic
@@ -37,7 +38,7 @@ __all__ = ["FIGURES", "fit_report", "report_paths"]
 FIGURES = ("forest", "residuals", "profiles", "posterior")
 """Figure names (Markdown: ``<stem>-<name>.png`` next to the report)."""
 _FORMATS = {".html": "html", ".htm": "html", ".md": "markdown", ".markdown": "markdown"}
-_OUTCOME_LABEL = {"orr": "objective response rate", "median": "median (months)", "hr": "hazard ratio"}
+_OUTCOME_LABEL = {"proportion": "objective response rate", "median": "median (months)", "hr": "hazard ratio"}
 
 
 # ---- paths ----------------------------------------------------------------------------------------------------------
@@ -73,8 +74,16 @@ def report_paths(path: str | Path, *, format: str | None = None, force: bool = F
 
 
 # ---- figures --------------------------------------------------------------------------------------------------------
-def _kind(outcome: str) -> str:
-    return "orr" if outcome == "orr" else ("median" if outcome.startswith("median_") else "hr")
+def _kind(name: str) -> str:
+    """``proportion``, ``median`` or ``hr``: the registry's kind of outcome ``name``."""
+    return outcome(name).kind
+
+
+def _axis_label(kind: str, rows: Iterable[Mapping[str, Any]]) -> str:
+    names = {p["outcome"] for p in rows}
+    if kind == "proportion" and names != {"orr"}:
+        return "proportion"
+    return _OUTCOME_LABEL[kind]
 
 
 def _label(p: Mapping[str, Any]) -> str:
@@ -87,7 +96,7 @@ def forest_figure(calibration: Calibration) -> Any:
     groups: dict[str, list[Mapping[str, Any]]] = {}
     for p in calibration.predictions:
         groups.setdefault(_kind(p["outcome"]), []).append(p)
-    kinds = [k for k in ("orr", "median", "hr") if k in groups]
+    kinds = [k for k in ("proportion", "median", "hr") if k in groups]
     heights = [len(groups[k]) + 1.5 for k in kinds]
     fig = new_figure(8.0, 0.35 * sum(heights) + 1.0)
     axes = fig.subplots(len(kinds), 1, squeeze=False, gridspec_kw={"height_ratios": heights})[:, 0]
@@ -100,7 +109,7 @@ def forest_figure(calibration: Calibration) -> Any:
                 ax.plot([lo, hi], [yi, yi], color="black", lw=1.5)
             ax.plot(p["observed"], yi, "o", color="black", ms=5, label="observed (95% CI)" if yi == y[0] else None)
             pred = p["predicted"]
-            if pred is not None and math.isfinite(pred) and (kind == "orr" or pred > 0):
+            if pred is not None and math.isfinite(pred) and (kind == "proportion" or pred > 0):
                 ax.plot(pred, yi, "D", color="tab:red", ms=5, label="predicted" if yi == y[0] else None)
             else:
                 ax.annotate(
@@ -112,7 +121,7 @@ def forest_figure(calibration: Calibration) -> Any:
                     color="tab:red",
                     fontsize=8,
                 )
-        if kind != "orr":
+        if kind != "proportion":
             from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
             ax.set_xscale("log")
@@ -123,7 +132,7 @@ def forest_figure(calibration: Calibration) -> Any:
             ax.axvline(1.0, color="grey", lw=0.8, ls=":")
         ax.set_yticks(y, [_label(p) for p in rows], fontsize=8)
         ax.set_ylim(-0.8, len(rows) - 0.2)
-        ax.set_xlabel(_OUTCOME_LABEL[kind])
+        ax.set_xlabel(_axis_label(kind, rows))
         ax.grid(axis="x", alpha=0.3)
     axes[0].legend(fontsize=8, loc="best")
     axes[0].set_title("Observed vs predicted, every target")

@@ -37,6 +37,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from ..errors import AbscopalError, ParameterError, unknown_name_message
+from ..sites import NODE_SITES, SITES
 from .scans import ExplicitScans, ScanSchedule, as_visit_days, events_seen
 
 __all__ = [
@@ -63,21 +64,6 @@ SEYMOUR_2017 = (
     "Seymour L, Bogaerts J, Perrone A, et al. iRECIST: guidelines for response criteria for use in trials "
     "testing immunotherapeutics. Lancet Oncol 2017;18:e143-e152"
 )
-SITES = (
-    "lung",
-    "lymph_node",
-    "liver",
-    "adrenal",
-    "bone",
-    "brain",
-    "pleura",
-    "kidney",
-    "soft_tissue",
-    "peritoneum",
-    "skin",
-    "other",
-)
-NODE_SITES = frozenset({"lymph_node"})  # measured by the short axis
 
 _TOL_MM = 1e-9  # slack at inclusive thresholds, so that 100 -> 70 mm is exactly -30%
 _TOL_DAY = 1e-9

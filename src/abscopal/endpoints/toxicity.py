@@ -14,24 +14,13 @@ maintenance therapy is therefore concurrent, whatever the day of the first drug 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
 from ..radiobiology import eqd2, lkb_ntcp
+from ..treatment.plan import rt_drug_gap_day
 
 __all__ = ["PneumonitisModel", "rt_drug_gap_day"]
-
-
-def rt_drug_gap_day(rt_days: Iterable[float], drug_days: Iterable[float]) -> float:
-    """Smallest interval (days) between an RT fraction and a drug dose; NaN without fractions or without doses."""
-    rt = np.asarray(list(rt_days), dtype=float)
-    drug = np.asarray(list(drug_days), dtype=float)
-    if rt.size == 0 or drug.size == 0:
-        return math.nan
-    return float(np.min(np.abs(drug[:, None] - rt[None, :])))
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -74,10 +74,10 @@ from pathlib import Path
 from typing import Any
 
 from .._inputs import check_text, construct, names, read_toml, with_context
-from ..endpoints.recist import SITES
 from ..errors import AbscopalError, ScheduleError, unknown_name_message
 from ..patients import LINES, MIXES, RT_TARGET_RULES, TPS_CATEGORIES
 from ..scenario import _calendar
+from ..sites import SITES
 from ..solver import SolverOptions
 from ..treatment import DrugRegimen, RadiationCourse, drug_regimen, radiation_regimen
 from ..treatment.plan import TreatmentPlan

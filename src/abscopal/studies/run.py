@@ -57,18 +57,18 @@ import numpy as np
 import xarray as xr
 
 from .._version import __version__
+from ..arms import ArmRun, run_arm
 from ..endpoints import DAYS_PER_MONTH, TrialAssessment, score
-from ..endpoints.outcomes import OUTCOMES, ScoredArm
+from ..endpoints.outcomes import OUTCOMES
 from ..endpoints.readout import scored_outputs
 from ..endpoints.survival import hazard_ratio, kaplan_meier
 from ..errors import AbscopalError, AbscopalWarning, ParameterError
 from ..fitted.shipped import fit_file_hash, resolve_fit_path
-from ..fitted.values import population_for, split_values
+from ..fitted.values import split_values
 from ..io import OutputPathError, check_output_dir, write_netcdf
 from ..model.compile import CompiledModel, compile_model
 from ..patients import VirtualPatients, draw_patients
 from ..provenance import environment
-from ..simulate import Arm, simulate
 from ..targeting import place_rt_targets
 from .design import AXES, Cell, StudyDesign
 
@@ -135,28 +135,23 @@ def _pneumonitis(task: CellTask, plans: Sequence[Any]) -> np.ndarray:
     return np.array([memo[id(plan)] for plan in plans], dtype=float).reshape(len(plans))
 
 
-def _simulate(
-    task: CellTask, values: Mapping[str, float], plan: Any, rt_start_day: np.ndarray | None = None
-) -> tuple[xr.Dataset, xr.Dataset, list[Any]]:
-    split = split_values(task.model.spec, values, task.variability_names)
-    arm = Arm(name="cell", plan=plan, rt_start_day=rt_start_day)
-    ds = simulate(
+def _run_arm(task: CellTask, values: Mapping[str, float], plan: Any, rt_start_day: np.ndarray | None = None) -> ArmRun:
+    """One draw of a cell through the shared run-arm path (:func:`abscopal.arms.run_arm`)."""
+    return run_arm(
         task.model,
-        [arm],
-        population=population_for(task.patients, split.omegas, split.effects),
-        parameters=split.typical,
-        t_end_day=task.t_end_day,
-        output_interval_day=7.0,
+        plan,
+        task.patients,
+        task.assessment,
+        values,
+        variability_names=task.variability_names,
         start_day=task.start_day,
+        t_end_day=task.t_end_day,
+        name="cell",
+        rt_start_day=rt_start_day,
         mechanisms_off=task.mechanisms_off,
         solver=task.solver,
-        out_of_bounds="clip",
         variables=scored_outputs(task.model.spec),  # found by role (lesion diameter, new lesions, burden, ...)
     )
-    assessment = split.assessment(task.assessment)
-    if rt_start_day is not None:  # salvage RT: the lesion was not irradiated at baseline, so it stays assessed
-        assessment = replace(assessment, exclude_irradiated=False)
-    return ds, score(ds, assessment, patients=task.patients), arm.patient_plans(task.patients.n_patients)
 
 
 def _km(time_day: np.ndarray, event: np.ndarray, grid_day: np.ndarray) -> np.ndarray:
@@ -181,13 +176,13 @@ def run_cell(task: CellTask) -> xr.Dataset:
     for k, values in enumerate(task.draws):
         if task.cell.timing.at_progression and task.cell.has_rt:
             no_rt = type(plan)(drug=plan.drug, name=plan.name)
-            _, ep0, _ = _simulate(task, values, no_rt)
-            prog = ep0.progression_day.values[0]
+            prog = _run_arm(task, values, no_rt).scored.endpoints.progression_day.values[0]
             starts = np.where(np.isfinite(prog), prog + task.salvage_delay_day, np.nan)
             starts[starts > task.t_end_day] = np.nan
-            ds, ep, plans = _simulate(task, values, plan, starts)
+            run = _run_arm(task, values, plan, starts)
         else:
-            ds, ep, plans = _simulate(task, values, plan)
+            run = _run_arm(task, values, plan)
+        ds, ep, plans, scored = run.simulation, run.scored.endpoints, run.plans, run.scored
         e = ep.isel(arm=0)
         summary["abscopal_orr"][k] = np.nan
         if task.cell.has_rt and not task.cell.timing.at_progression:
@@ -199,7 +194,6 @@ def run_cell(task: CellTask) -> xr.Dataset:
                     summary["abscopal_orr"][k] = float(score(ds, out_of_field, patients=task.patients).orr[0])
                 except ParameterError:  # some patient has no lesion outside the field: undefined
                     pass
-        scored = ScoredArm(endpoints=ep, assessment=task.assessment, start_day=task.start_day, t_end_day=task.t_end_day)
         for name in _REGISTRY_METRICS:
             summary[name][k] = OUTCOMES[name].value(scored)
         risk = _pneumonitis(task, plans)

@@ -7,15 +7,18 @@ before the drug has negative days.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from numbers import Real
 from typing import Any
+
+import numpy as np
 
 from ..errors import ScheduleError
 from .drugs import DrugDose, DrugRegimen
 from .radiation import Fraction, RadiationCourse
 
-__all__ = ["TreatmentPlan"]
+__all__ = ["TreatmentPlan", "rt_drug_gap_day"]
 
 # Two fractions closer than this (days) count as "at the same time".
 _SAME_TIME_TOL_DAY = 1e-9
@@ -162,3 +165,12 @@ def _fixes_constant_clearance(spec: Any) -> bool:
         return False
     p = spec.parameter("pk_cl_time_emax")
     return p.lower == p.upper == 0.0
+
+
+def rt_drug_gap_day(rt_days: Iterable[float], drug_days: Iterable[float]) -> float:
+    """Smallest interval (days) between an RT fraction and a drug dose; NaN without fractions or without doses."""
+    rt = np.asarray(list(rt_days), dtype=float)
+    drug = np.asarray(list(drug_days), dtype=float)
+    if rt.size == 0 or drug.size == 0:
+        return math.nan
+    return float(np.min(np.abs(drug[:, None] - rt[None, :])))

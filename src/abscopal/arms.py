@@ -1,0 +1,135 @@
+"""One way to run a trial arm: plan -> patients -> simulate -> score.
+
+The calibration objective (:mod:`abscopal.calibrate.objective`) and the studies (:mod:`abscopal.studies.run`)
+both run their arms through :func:`run_arm`, and draw their patients with :func:`arm_patients`, so how an arm
+is simulated and scored is written once:
+
+1. fitted values are split into typical values, omegas, covariate effects and death-model fields
+   (:func:`~abscopal.fitted.values.split_values`);
+2. the plan is adapted to the model (:meth:`~abscopal.treatment.plan.TreatmentPlan.for_model`: constant
+   clearance on a model with analytic PK);
+3. the patients' draws are rescaled by the omegas and effects (common random numbers,
+   :func:`~abscopal.fitted.values.population_for`) and simulated; per-patient values that variability pushes
+   outside a parameter's bounds are truncated to the bounds (``out_of_bounds="clip"``);
+4. the arm is scored with the assessment (death-model fields replaced by fitted ones; lesions irradiated as
+   salvage RT stay assessed) into a :class:`~abscopal.endpoints.outcomes.ScoredArm`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+
+import numpy as np
+import xarray as xr
+
+from .endpoints import TrialAssessment, score
+from .endpoints.outcomes import ScoredArm
+from .fitted.values import SplitValues, population_for, split_values
+from .model.compile import CompiledModel
+from .patients import PatientMix, VirtualPatients, draw_patients
+from .simulate import Arm, simulate
+from .solver import SolverOptions
+from .treatment.plan import TreatmentPlan
+
+__all__ = ["OUTPUT_INTERVAL_DAY", "ArmRun", "arm_patients", "run_arm"]
+
+OUTPUT_INTERVAL_DAY = 7.0
+"""Spacing of the simulated output grid (days): scans fall on whole weeks of it."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ArmRun:
+    """What :func:`run_arm` returns.
+
+    Attributes
+    ----------
+    simulation
+        The :func:`~abscopal.simulate` dataset of the arm.
+    scored
+        Its endpoints with what the outcome registry needs (:class:`~abscopal.endpoints.outcomes.ScoredArm`).
+    plans
+        The plan of each patient (differs between patients only with per-patient RT starts).
+    """
+
+    simulation: xr.Dataset
+    scored: ScoredArm
+    plans: tuple[TreatmentPlan, ...]
+
+
+def arm_patients(mix: PatientMix, n_patients: int, n_lesions: int, seed: int) -> VirtualPatients:
+    """Virtual patients of an arm: ``mix`` drawn with ``seed``, lesion counts capped at the model's lesions."""
+    mix = mix.capped(n_lesions) if mix.max_lesions > n_lesions else mix
+    return draw_patients(mix, n_patients, n_lesions=n_lesions, seed=seed)
+
+
+def run_arm(
+    model: CompiledModel,
+    plan: TreatmentPlan,
+    patients: VirtualPatients,
+    assessment: TrialAssessment,
+    values: Mapping[str, float] | SplitValues,
+    *,
+    start_day: float,
+    t_end_day: float,
+    variability_names: Sequence[str] = (),
+    name: str = "arm",
+    rt_start_day: np.ndarray | None = None,
+    mechanisms_off: Iterable[str] = (),
+    solver: SolverOptions | None = None,
+    variables: Iterable[str] | None = None,
+    pfs_bandwidth_day: float | None = None,
+) -> ArmRun:
+    """Simulate and score one arm (module docstring).
+
+    Parameters
+    ----------
+    model
+        The compiled model.
+    plan
+        The arm's treatment plan (adapted to the model by :meth:`TreatmentPlan.for_model`).
+    patients
+        The arm's virtual patients (RT targets placed).
+    assessment
+        How the arm is scored.
+    values
+        Fitted values by name (typical values, ``omega__``, ``effect__``, ``survival__``), or already split.
+    start_day, t_end_day
+        Simulation window (days; survival counts from ``start_day``).
+    variability_names
+        Parameters with inter-patient variability (the valid ``omega__`` names).
+    name
+        Arm name in the datasets.
+    rt_start_day
+        Per-patient day of the first fraction (NaN: no RT), e.g. salvage RT at progression; ``None``: the plan's.
+    mechanisms_off, solver, variables
+        Passed to :func:`~abscopal.simulate`.
+    pfs_bandwidth_day
+        Bandwidth of the soft PFS (default: half the scan interval).
+    """
+    split = values if isinstance(values, SplitValues) else split_values(model.spec, values, variability_names)
+    arm = Arm(name=name, plan=plan.for_model(model.spec), rt_start_day=rt_start_day)
+    ds = simulate(
+        model,
+        [arm],
+        population=population_for(patients, split.omegas, split.effects),
+        parameters=split.typical,
+        t_end_day=t_end_day,
+        output_interval_day=OUTPUT_INTERVAL_DAY,
+        start_day=start_day,
+        mechanisms_off=mechanisms_off,
+        solver=solver,
+        out_of_bounds="clip",
+        variables=variables,
+    )
+    scored_with = split.assessment(assessment)
+    if rt_start_day is not None:  # salvage RT: the lesion was not irradiated at baseline, so it stays assessed
+        scored_with = replace(scored_with, exclude_irradiated=False)
+    scored = ScoredArm(
+        endpoints=score(ds, scored_with, patients=patients),
+        assessment=scored_with,
+        start_day=start_day,
+        t_end_day=t_end_day,
+        pfs_bandwidth_day=pfs_bandwidth_day,
+    )
+    return ArmRun(simulation=ds, scored=scored, plans=tuple(arm.patient_plans(patients.n_patients)))

@@ -43,7 +43,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from numbers import Real
+from numbers import Integral, Real
 from types import MappingProxyType
 
 import numpy as np
@@ -296,6 +296,14 @@ class TreatedSite:
                 f"compartment_shares of site {self.name!r} must sum to 1, got {total!r}; rescale the shares"
             )
         object.__setattr__(self, "compartment_shares", MappingProxyType(shares))
+
+    def __reduce__(self) -> tuple[object, tuple[str, dict[str, float], str]]:
+        """Pickle through a plain dict (a ``MappingProxyType`` cannot be pickled; worker processes need this)."""
+        return (_treated_site, (self.name, dict(self.compartment_shares), self.source))
+
+
+def _treated_site(name: str, shares: dict[str, float], source: str) -> TreatedSite:
+    return TreatedSite(name=name, compartment_shares=shares, source=source)
 
 
 _GEOMETRY = "assumption: typical field geometry for this site"
@@ -795,9 +803,9 @@ def edic_gy(
     mhd = _dose("mean_heart_dose_gy", mean_heart_dose_gy)
     mlid = _dose("mean_liver_dose_gy", mean_liver_dose_gy)
     itd = _number("integral_total_dose_gy_cm3", integral_total_dose_gy_cm3, "give Gy cm3", minimum=0.0)
-    if isinstance(n_fractions, bool) or not isinstance(n_fractions, int) or n_fractions < 1:
+    if isinstance(n_fractions, bool) or not isinstance(n_fractions, Integral) or n_fractions < 1:
         raise ParameterError(f"n_fractions must be an integer >= 1, got {n_fractions!r}; give the course's fractions")
-    root = math.sqrt(n_fractions / EDIC_REFERENCE_FRACTIONS)
+    root = math.sqrt(int(n_fractions) / EDIC_REFERENCE_FRACTIONS)
     body = (EDIC_BODY_CONSTANT + EDIC_BODY_FRACTION_COEFFICIENT * root) * itd / EDIC_BODY_VOLUME_CM3
     return EDIC_LUNG_COEFFICIENT * mld + EDIC_HEART_COEFFICIENT * mhd + EDIC_LIVER_COEFFICIENT * root * mlid + body
 
@@ -931,6 +939,8 @@ def simulate_lymphocytes(
         count = base + (count - base) * math.exp(-kin.recovery_per_day * (day - previous))
         count *= 1.0 - exposure.lymphocyte_kill_fraction
         counts[i], previous = count, day
+    days.setflags(write=False)
+    counts.setflags(write=False)
     return LymphocyteCourse(
         baseline_alc_1e9_per_l=base,
         fraction_days=days,

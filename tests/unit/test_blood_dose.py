@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import math
+import pickle
 
 import numpy as np
 import pytest
@@ -389,3 +390,20 @@ def test_a_female_circulation_changes_the_blood_dose():
     # same blood shares, so the same mean blood dose; the exposed share rises (CO/TBV is larger)
     assert bd.blood_dose_per_fraction_gy(2.0, CONV, female) == pytest.approx(bd.blood_dose_per_fraction_gy(2.0, CONV))
     assert bd.exposed_blood_fraction(2.0, CONV, female) > bd.exposed_blood_fraction(2.0, CONV)
+
+
+def test_sites_fields_and_courses_pickle_for_worker_processes():
+    site = bd.TreatedSite(name="custom", compartment_shares={"lung": 0.5, "heart": 0.5}, source="test")
+    field = bd.Field(site=site, target_volume_cm3=80.0)
+    back = pickle.loads(pickle.dumps(field))
+    assert back.treated_site.compartment_shares == {"lung": 0.5, "heart": 0.5}
+    assert bd.blood_dose_per_fraction_gy(2.0, back) == bd.blood_dose_per_fraction_gy(2.0, field)
+    lc = bd.simulate_lymphocytes(radiation_regimen("sbrt_24gy_3fx"), 1.7)
+    assert pickle.loads(pickle.dumps(lc)).nadir_ratio == lc.nadir_ratio
+    with pytest.raises(ValueError):
+        lc.alc_after_fraction_1e9_per_l[0] = 0.0  # read-only arrays
+
+
+def test_edic_accepts_numpy_integers():
+    value = bd.edic_gy(mean_lung_dose_gy=4, mean_heart_dose_gy=1, integral_total_dose_gy_cm3=0, n_fractions=np.int64(5))
+    assert value == pytest.approx(0.12 * 4 + 0.08)

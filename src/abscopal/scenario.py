@@ -300,12 +300,16 @@ def parse_scenario(
     survival: dict[str, float] = {}
     fit_path = None
     if fit_name != "none":
-        from .fitted.shipped import load_fit, resolve_fit_path
-        from .fitted.values import split_values
+        from .fitted.shipped import resolve_fit_path
 
         base = Path(source).parent if source else None
         fit_path = resolve_fit_path(fit_name, relative_to=base)
-        cal = load_fit(fit_path, model=model)  # refuses a fit made for another model
+    if fit_path is not None:  # None only for fit = "none"
+        from .fitted.format import Fit
+        from .fitted.values import split_values
+
+        cal = Fit.load(fit_path)
+        cal.check_model(model, fit_path)  # refuses a fit made for another model
         split = split_values(model, cal.all_values(), tuple(variability))
         fit_typical, survival = split.typical, split.survival
         variability = {k: (type(v)(omega=split.omegas[k]) if k in split.omegas else v) for k, v in variability.items()}

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -469,7 +470,7 @@ def fit_report(
     written = []
     for k, f in files.items():
         data = images[k]
-        written.append(write_atomic(f, lambda tmp, data=data: tmp.write_bytes(data), force=force))
+        written.append(write_atomic(f, partial(Path.write_bytes, data=data), force=force))
     figures = [{"name": k, "caption": _CAPTIONS[k], "file": f.name} for k, f in files.items()]
     text = render("fit_report.md.j2", figures=figures, **context)
     return [write_atomic(report, lambda tmp: tmp.write_text(text, encoding="utf-8"), force=force), *written]

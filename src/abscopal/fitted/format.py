@@ -23,7 +23,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 
 from ..errors import AbscopalError
 from ..io import JsonArtefact
@@ -289,7 +289,7 @@ class Fit(JsonArtefact):
         return {"format": FORMAT, **d}
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> Fit:
+    def from_dict(cls, d: Mapping[str, Any]) -> Self:
         """Inverse of :meth:`to_dict` (also reads ``abscopal-calibration-v1`` content: see the module docstring)."""
         if not isinstance(d, Mapping):
             raise AbscopalError(f"not a calibration file: expected a JSON object, got a {type(d).__name__}")
@@ -362,7 +362,7 @@ class Fit(JsonArtefact):
         )
 
     @classmethod
-    def load(cls, path: str | Path) -> Fit:
+    def load(cls, path: str | Path) -> Self:
         """Read a file written by :meth:`save`."""
         path = Path(path)
         if not path.is_file():

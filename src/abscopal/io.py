@@ -176,8 +176,8 @@ def check_output_dir(path: str | Path, *, option: str = "--out") -> Path:
     return path
 
 
-def write_atomic(path: str | Path, writer: Callable[[Path], None], *, force: bool = False) -> Path:
-    """Call ``writer(tmp_path)`` and move the result to ``path`` atomically.
+def write_atomic(path: str | Path, writer: Callable[[Path], object], *, force: bool = False) -> Path:
+    """Call ``writer(tmp_path)`` (its return value is ignored) and move the result to ``path`` atomically.
 
     A crash leaves either the old file or none, never a partial one. Raises
     :class:`OutputExistsError` if ``path`` exists and ``force`` is false, and :class:`OutputPathError` if it

@@ -72,7 +72,7 @@ from .errors import AbscopalError, ModelError, ParameterError, ScheduleError, un
 from .limits import MAX_PATIENTS, check_cost
 from .model.library import default_variability, get_model
 from .model.spec import ModelSpec
-from .population import LogitNormal, LogNormal, VirtualPopulation
+from .population import LogitNormal, LogNormal, Variability, VirtualPopulation
 from .simulate import Arm
 from .solver import SolverOptions
 from .treatment import (
@@ -80,6 +80,7 @@ from .treatment import (
     DrugRegimen,
     EveryOtherDay,
     ExplicitDays,
+    FractionCalendar,
     RadiationCourse,
     SpacedPulses,
     TreatmentPlan,
@@ -103,7 +104,7 @@ _CALENDARS = {
     "spaced_pulses": SpacedPulses,
     "explicit_days": ExplicitDays,
 }
-_DISTRIBUTIONS = {"lognormal": LogNormal, "logitnormal": LogitNormal}
+_DISTRIBUTIONS: dict[str, type[LogNormal] | type[LogitNormal]] = {"lognormal": LogNormal, "logitnormal": LogitNormal}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -163,7 +164,7 @@ def _count(where: str, value: Any, low: int) -> int:
     return value
 
 
-def _calendar(where: str, spec: Any) -> Any:
+def _calendar(where: str, spec: Any) -> FractionCalendar:
     if isinstance(spec, str):
         if spec not in _CALENDARS:
             raise ScheduleError(f"{where}.calendar: " + unknown_name_message("calendar", spec, _CALENDARS))
@@ -221,14 +222,14 @@ def _drug(where: str, spec: Any) -> DrugRegimen:
     raise ScheduleError(f"{where} must be a regimen name or a table, got {spec!r}")
 
 
-def _variability(model: ModelSpec, spec: Any) -> dict[str, Any]:
+def _variability(model: ModelSpec, spec: Any) -> dict[str, Variability]:
     if spec is None:
         return {}
     if spec == "default":
         return default_variability() if model.name.startswith("nsclc") else {}
     if not isinstance(spec, Mapping):
         raise ParameterError(f"population.variability must be 'default' or a table, got {spec!r}")
-    out = {}
+    out: dict[str, Variability] = {}
     for name, entry in spec.items():
         _check_keys(f"population.variability.{name}", entry, {"distribution", "omega"})
         dist = entry.get("distribution", "lognormal")
@@ -300,12 +301,16 @@ def parse_scenario(
     survival: dict[str, float] = {}
     fit_path = None
     if fit_name != "none":
-        from .fitted.shipped import load_fit, resolve_fit_path
-        from .fitted.values import split_values
+        from .fitted.shipped import resolve_fit_path
 
         base = Path(source).parent if source else None
         fit_path = resolve_fit_path(fit_name, relative_to=base)
-        cal = load_fit(fit_path, model=model)  # refuses a fit made for another model
+    if fit_path is not None:  # None only for fit = "none"
+        from .fitted.format import Fit
+        from .fitted.values import split_values
+
+        cal = Fit.load(fit_path)
+        cal.check_model(model, fit_path)  # refuses a fit made for another model
         split = split_values(model, cal.all_values(), tuple(variability))
         fit_typical, survival = split.typical, split.survival
         variability = {k: (type(v)(omega=split.omegas[k]) if k in split.omegas else v) for k, v in variability.items()}

@@ -19,7 +19,7 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields, is_dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar, overload
 
 from ._frozen import FrozenMap
 from ._inputs import control_character, read_toml
@@ -27,6 +27,11 @@ from .errors import TargetError, unknown_name_message
 from .patients import LINES, MIXES, RT_TARGET_RULES, TPS_CATEGORIES, PatientMix
 from .sites import SITES
 from .treatment.regimens import DRUG_REGIMENS, RADIATION_REGIMENS, drug_regimen, radiation_regimen
+
+if TYPE_CHECKING:
+    from .endpoints.assessment import TrialAssessment
+    from .treatment.drugs import DrugRegimen
+    from .treatment.radiation import RadiationCourse
 
 __all__ = [
     "CONFIDENCE_TAGS",
@@ -124,7 +129,7 @@ _CMP = {
 }
 
 
-def _log_se(value: float, lower: float | None, upper: float | None, events: int | None, hr: bool) -> float:
+def _log_se(value: float, lower: float | None, upper: float | None, events: int, hr: bool) -> float:
     if lower is not None and upper is not None and lower > 0:
         return (math.log(upper) - math.log(lower)) / (2 * _Z95)
     if upper is not None and upper > value:
@@ -212,7 +217,7 @@ class DrugSpec:
     representative: bool = False
     notes: str = ""
 
-    def build(self) -> Any:
+    def build(self) -> DrugRegimen:
         """The :class:`~abscopal.treatment.DrugRegimen`."""
         return drug_regimen(self.regimen, start_day=self.start_day, max_duration_day=self.max_duration_day)
 
@@ -229,7 +234,7 @@ class RadiationSpec:
     representative: bool = False
     notes: str = ""
 
-    def build(self, target_lesions: tuple[int, ...] = (0,)) -> Any:
+    def build(self, target_lesions: tuple[int, ...] = (0,)) -> RadiationCourse:
         """The :class:`~abscopal.treatment.RadiationCourse` on ``target_lesions`` (resolve ``target`` with
         :func:`abscopal.patients.irradiated_lesions` per patient)."""
         return radiation_regimen(
@@ -253,7 +258,9 @@ class PopulationSpec:
         """The :class:`~abscopal.patients.PatientMix` with the overrides applied."""
         if self.mix is None:
             raise TargetError("this population names no mix (toxicity-only cohort); set population.mix")
-        over = {k: dict(v) for k in ("line_of_therapy", "pdl1_tps_mix") if (v := getattr(self, k)) is not None}
+        over: dict[str, Any] = {
+            k: dict(v) for k in ("line_of_therapy", "pdl1_tps_mix") if (v := getattr(self, k)) is not None
+        }
         return replace(MIXES[self.mix], **over) if over else MIXES[self.mix]
 
 
@@ -279,7 +286,7 @@ class AssessmentSpec:
         ):
             raise TargetError(f"assessment orr_visit_day must be 'best' or a day >= 0, got {visit!r}")
 
-    def to_assessment(self, start_day: float = 0.0, end_day: float = 730.0) -> Any:
+    def to_assessment(self, start_day: float = 0.0, end_day: float = 730.0) -> TrialAssessment:
         """An :class:`abscopal.endpoints.TrialAssessment` on :func:`trial_scans` (interval default 6 weeks,
         9 weeks after week 52). ``follow_up_month`` is a reported median, so it is not used for censoring."""
         from .endpoints import TrialAssessment, trial_scans
@@ -344,7 +351,15 @@ class TrialTargets:
         return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _named(items: tuple[Any, ...], name: str, where: str, kind: str) -> Any:
+class _Named(Protocol):
+    @property
+    def name(self) -> str: ...
+
+
+_N = TypeVar("_N", bound=_Named)
+
+
+def _named(items: tuple[_N, ...], name: str, where: str, kind: str) -> _N:
     for item in items:
         if item.name == name:
             return item
@@ -392,6 +407,28 @@ class _Ctx:  # error context (file and table) with validating getters
             raise self.fail(f"{key} contains the control character {bad!r}; remove it")
         return v
 
+    @overload
+    def number(
+        self,
+        t: Mapping[str, Any],
+        key: str,
+        *,
+        low: float = ...,
+        high: float = ...,
+        required: Literal[True],
+        positive: bool = ...,
+    ) -> float: ...
+    @overload
+    def number(
+        self,
+        t: Mapping[str, Any],
+        key: str,
+        *,
+        low: float = ...,
+        high: float = ...,
+        required: bool = ...,
+        positive: bool = ...,
+    ) -> float | None: ...
     def number(
         self,
         t: Mapping[str, Any],
@@ -411,6 +448,10 @@ class _Ctx:  # error context (file and table) with validating getters
             raise self.fail(f"{key} = {v!r} must be {'> 0' if positive else f'in [{low:g}, {high:g}]'}")
         return float(v)
 
+    @overload
+    def count(self, t: Mapping[str, Any], key: str, *, required: Literal[True]) -> int: ...
+    @overload
+    def count(self, t: Mapping[str, Any], key: str, *, required: bool = ...) -> int | None: ...
     def count(self, t: Mapping[str, Any], key: str, *, required: bool = False) -> int | None:
         v = self.require(t, key) if required else t.get(key)
         if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
@@ -457,7 +498,7 @@ def _outcome(c: _Ctx, t: Mapping[str, Any], arm_n: int, default_tag: str) -> Out
     c = _Ctx(c.path, f"{c.where}[{name!r}]")
     kind = OUTCOME_KINDS[name]
     high = 1.0 if kind == "proportion" else math.inf
-    value = float(c.number(t, "value", low=0.0, high=high, required=True, positive=kind != "proportion"))  # type: ignore[arg-type]
+    value = c.number(t, "value", low=0.0, high=high, required=True, positive=kind != "proportion")
     lo, hi = _ci(c, t, value, 0.0, high)
     # toxicity may be counted per course or lesion (more courses than patients), efficacy per patient
     n, n_events = _sizes(c, t, arm_n if name in _PER_PATIENT else None, "the arm's n_patients", arm_n)
@@ -490,7 +531,7 @@ def _frequencies(c: _Ctx, value: Any, key: str, known: tuple[str, ...]) -> Froze
         return None if value is None else FrozenMap({c.choice(value, key, "level", known): 1.0})
     c.sub(key).keys(value, set(known))
     out = {k: c.sub(key).number(value, k, low=0.0, high=1.0, required=True) for k in known if k in value}
-    if abs(sum(out.values()) - 1.0) > 1e-9:  # type: ignore[arg-type]
+    if abs(sum(out.values()) - 1.0) > 1e-9:
         raise c.fail(f"{key} = {dict(value)!r} must sum to 1")
     return FrozenMap(out)
 
@@ -499,7 +540,7 @@ def _arm(c: _Ctx, t: Mapping[str, Any], default_tag: str) -> ArmTarget:
     c.keys(t, _ARM)
     name = c.text(t, "name")
     c = _Ctx(c.path, f"{c.where}[{name!r}]")
-    n = int(c.count(t, "n_patients", required=True))  # type: ignore[arg-type]
+    n = c.count(t, "n_patients", required=True)
     drug = None
     if "drug" in t:
         d = {"regimen": t["drug"]} if isinstance(t["drug"], str) else t["drug"]
@@ -514,18 +555,19 @@ def _arm(c: _Ctx, t: Mapping[str, Any], default_tag: str) -> ArmTarget:
     courses = []
     for k, r in enumerate(c.tables(t, "radiation")):
         (rc := c.sub(f"radiation[{k}]")).keys(r, _RT)
-        target: Any = r.get("target", "lung_primary")
-        if isinstance(target, list):
-            if not target or not all(isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in target):
-                raise rc.fail(f"target must be a rule name or a list of lesion indices >= 0, got {target!r}")
-            target = tuple(target)
+        raw_target = r.get("target", "lung_primary")
+        target: str | tuple[int, ...]
+        if isinstance(raw_target, list):
+            if not raw_target or not all(isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in raw_target):
+                raise rc.fail(f"target must be a rule name or a list of lesion indices >= 0, got {raw_target!r}")
+            target = tuple(raw_target)
         else:
-            target = rc.choice(target, "target", "RT target rule or site", (*RT_TARGET_RULES, *SITES))
+            target = rc.choice(raw_target, "target", "RT target rule or site", (*RT_TARGET_RULES, *SITES))
         courses.append(
             RadiationSpec(
                 regimen=rc.choice(rc.require(r, "regimen"), "regimen", "radiation regimen", RADIATION_REGIMENS),
                 start_day=rc.number(r, "start_day", required=True),
-                target=target,  # type: ignore[arg-type]
+                target=target,
                 mean_lung_dose_gy=rc.number(r, "mean_lung_dose_gy", positive=True),
                 representative=rc.flag(r, "representative"),
                 notes=rc.text(r, "notes", ""),
@@ -540,8 +582,9 @@ def _arm(c: _Ctx, t: Mapping[str, Any], default_tag: str) -> ArmTarget:
         pdl1_tps_mix=_frequencies(pc, p.get("pdl1_tps_mix"), "pdl1_tps_mix", TPS_CATEGORIES),
         notes=pc.text(p, "notes", ""),
     )
-    visit = a.get("orr_visit_day", "best")
-    visit = visit if visit == "best" else ac.number(a, "orr_visit_day", low=0.0)
+    # "best", or a day (the key is present, so number() returns a float)
+    visit: float | str = a.get("orr_visit_day", "best")
+    visit = visit if visit == "best" else ac.number(a, "orr_visit_day", low=0.0, required=True)
     assessment = AssessmentSpec(
         criteria=ac.choice(a.get("criteria", "recist1.1"), "criteria", "response criteria", _CRITERIA),
         scan_interval_week=ac.number(a, "scan_interval_week", positive=True),
@@ -579,7 +622,7 @@ def _comparison(c: _Ctx, t: Mapping[str, Any], arms: Mapping[str, ArmTarget], de
     c = _Ctx(c.path, f"{c.where}[{name!r}]")
     if ref == arm:
         raise c.fail(f"reference and arm are both {arm!r}; compare two different arms")
-    hr = float(c.number(t, "hr", required=True, positive=True))  # type: ignore[arg-type]
+    hr = c.number(t, "hr", required=True, positive=True)
     lo, hi = _ci(c, t, hr, 0.0, math.inf)
     both = arms[ref].n_patients + arms[arm].n_patients
     n, n_events = _sizes(c, t, both, "the two arms together", both)

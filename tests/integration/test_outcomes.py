@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from abscopal.calibrate.objective import CalibrationProblem
+from abscopal.calibrate.validate import usable_outcomes
 from abscopal.endpoints.outcomes import (
     COMPARISONS,
     DEFAULT_FIT_OUTCOMES,
@@ -42,6 +43,19 @@ def test_unknown_outcome_names_the_choices():
         outcome("os_13mo")
     with pytest.raises(ParameterError, match="outcomes"):
         CalibrationProblem(targets=(load_targets(TARGETS / "pembro_rt.toml"),), outcomes=("best_ever",))
+
+
+def test_a_hazard_ratio_reported_for_one_arm_is_not_fitted():
+    """An ``hr_*`` outcome of a single arm names no reference arm: the objective leaves it out (it used to reach the
+    comparison code and fail with AttributeError) and validation does not count it as usable."""
+    pembro = load_targets(TARGETS / "pembro_rt.toml")
+    arm = pembro.arms[0]
+    lone = Outcome(name="hr_os", value=0.7, ci_lower=0.5, ci_upper=0.9, n=arm.n_patients, confidence="S")
+    targets = replace(pembro, arms=(replace(arm, outcomes=(*arm.outcomes, lone)), *pembro.arms[1:]))
+    problem = CalibrationProblem(targets=(targets,), n_patients_per_arm=5)
+    assert (targets.id, arm.name, "hr_os") not in problem.keys
+    assert any(k[2] == "hr_os" for k in problem.keys)  # the comparison of two arms still is
+    assert (arm.name, "hr_os") not in usable_outcomes(targets)
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._version import __version__
 from ..endpoints.outcomes import DEFAULT_FIT_OUTCOMES, fittable_outcomes
@@ -29,7 +29,21 @@ from ..io import JsonArtefact
 from ..provenance import environment
 from .fit import calibrate
 from .objective import DEFAULT_FREE, CalibrationProblem, default_parameters
-from .validate import _as_trials, _count, _enc_any, _fmt, format_entries, summarize, usable_outcomes, validate
+from .validate import (
+    TargetsLike,
+    _as_trials,
+    _count,
+    _enc_any,
+    _fmt,
+    format_entries,
+    summarize,
+    usable_outcomes,
+    validate,
+)
+
+if TYPE_CHECKING:
+    from ..model.compile import CompiledModel
+    from ..model.spec import ModelSpec
 
 __all__ = ["FORMAT", "CrossValidation", "cross_validate"]
 
@@ -92,13 +106,13 @@ class CrossValidation(JsonArtefact):
 
 
 def cross_validate(
-    targets: Any,
+    targets: TargetsLike,
     *,
     free: Sequence[str] = DEFAULT_FREE,
     params: Any = None,
     n_patients_per_arm: int = 100,
     seed: int = 0,
-    model: Any = None,
+    model: ModelSpec | CompiledModel | None = None,
     base_parameters: Mapping[str, float] | None = None,
     outcomes: Sequence[str] | None = None,
     smooth_hr: bool = True,

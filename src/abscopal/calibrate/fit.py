@@ -38,14 +38,18 @@ import math
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._version import __version__
 from ..errors import AbscopalError
 from ..fitted.format import Fit, params_json_of
+from ..model.spec import ModelSpec
 from ..provenance import environment
-from ..trials import TrialTargets
+from ..trials import ComparisonTarget, TrialTargets
 from .objective import CalibrationProblem, default_parameters
+
+if TYPE_CHECKING:
+    from ..model.compile import CompiledModel
 
 __all__ = ["LEAST_SQUARES_OPTIONS", "METHODS", "Calibration", "calibrate"]
 
@@ -74,7 +78,10 @@ class Calibration(Fit):
     class returns a Calibration."""
 
     def problem(
-        self, targets: Mapping[str, TrialTargets] | Iterable[TrialTargets] | None = None, *, model: Any = None
+        self,
+        targets: Mapping[str, TrialTargets] | Iterable[TrialTargets] | None = None,
+        *,
+        model: ModelSpec | CompiledModel | None = None,
     ) -> CalibrationProblem:
         """Rebuild the :class:`CalibrationProblem` with the stored settings.
 
@@ -118,7 +125,7 @@ class Calibration(Fit):
             )
             if model is None:
                 raise AbscopalError(f"model {prov['model_name']!r} is not a library model; pass model=")
-        spec = getattr(model, "spec", model)
+        spec = model if isinstance(model, ModelSpec) else model.spec
         if spec.content_hash() != prov["model_hash"]:
             raise AbscopalError(
                 f"model {spec.name!r} (hash {spec.content_hash()[:12]}...) is not the calibrated "
@@ -145,7 +152,7 @@ def _predictions(problem: CalibrationProblem, values: Mapping[str, float]) -> li
     report, smooth, res = problem.evaluate(values)  # one simulation run for all three
     out = []
     for i, (trial, arm, name, target) in enumerate(problem._keys):
-        observed = target.hr if name.startswith("hr_") else target.value
+        observed = target.hr if isinstance(target, ComparisonTarget) else target.value  # hr_*: a comparison
         out.append(
             {
                 "trial": trial,
@@ -164,7 +171,7 @@ def _predictions(problem: CalibrationProblem, values: Mapping[str, float]) -> li
     return out
 
 
-def _library_name(spec: Any) -> str | None:
+def _library_name(spec: ModelSpec) -> str | None:
     """The library model name whose default build with ``n_lesions`` reproduces ``spec`` (None otherwise)."""
     from ..model.library import MODELS, get_model
 
@@ -310,7 +317,9 @@ def calibrate(
     extra: dict[str, Any] = {}
     t0 = time.perf_counter()
     if multistart is not None:
-        runs, best, nfev = [], None, 0
+        runs: list[dict[str, Any]] = []
+        best: tuple[int, Any] | None = None  # (start, lmfit result)
+        nfev = 0
         for i, start in enumerate(_starts(params, multistart, seed)):
             trial = params.copy()
             for name, v in start.items():
@@ -386,7 +395,7 @@ def calibrate(
         "seed": int(problem.seed),
         "n_patients_per_arm": int(problem.n_patients_per_arm),
         "base_parameters": {k: float(v) for k, v in problem.base_parameters.items()},
-        "outcomes": list(problem.outcomes),
+        "outcomes": list(problem._outcomes),
         "smooth_hr": bool(problem.smooth_hr),
         "free": [k for k, p in fit.params.items() if p.vary],
         "fit_options": {k: v for k, v in opts.items() if isinstance(v, str | int | float | bool | None)},

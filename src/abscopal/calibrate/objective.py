@@ -27,7 +27,7 @@ import hashlib
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -39,7 +39,6 @@ from ..endpoints.outcomes import (
     OUTCOMES,
     ScoredArm,
     fittable_outcomes,
-    outcome,
 )
 from ..errors import ParameterError, unknown_name_message
 from ..fitted.values import (
@@ -52,10 +51,15 @@ from ..fitted.values import (
     SplitValues,
     split_values,
 )
+from ..model.spec import ModelSpec
 from ..patients import VirtualPatients
 from ..targeting import place_rt_targets
 from ..treatment.plan import TreatmentPlan
-from ..trials import ArmTarget, TrialTargets
+from ..trials import ArmTarget, ComparisonTarget, Outcome, TrialTargets
+
+if TYPE_CHECKING:
+    from ..endpoints.assessment import TrialAssessment
+    from ..model.compile import CompiledModel
 
 __all__ = [
     "DEFAULT_FREE",
@@ -77,7 +81,7 @@ well left each with a relative standard error above 150% (flat directions of chi
 tell them apart from the others), while the four here are identified to 13-26% (benchmarks/README.md)."""
 
 
-def _default_model() -> Any:
+def _default_model() -> ModelSpec:
     from ..model.library.nsclc import nsclc_model
 
     return nsclc_model(3)
@@ -88,13 +92,17 @@ def arm_seed(seed: int, trial: str, arm: str) -> int:
     return int.from_bytes(hashlib.sha256(f"{int(seed)}/{trial}/{arm}".encode()).digest()[:4], "big")
 
 
+_Key = tuple[str, str, str, Outcome | ComparisonTarget]
+"""A residual: ``(trial, arm, outcome name, reported target)``; a comparison's arm is ``"<arm> vs <reference>"``."""
+
+
 @dataclass(frozen=True)
 class _ArmSetup:
     trial: str
     arm: ArmTarget
     patients: VirtualPatients
     plan: TreatmentPlan
-    assessment: Any
+    assessment: TrialAssessment
     start_day: float
     t_end_day: float
     bandwidth_pfs_day: float
@@ -122,12 +130,19 @@ class CalibrationProblem:
     """
 
     targets: tuple[TrialTargets, ...]
-    model: Any = field(default_factory=_default_model)
+    model: ModelSpec | CompiledModel = field(default_factory=_default_model)
     n_patients_per_arm: int = 200
     seed: int = 0
     base_parameters: Mapping[str, float] = field(default_factory=dict)
     outcomes: tuple[str, ...] | None = None
     smooth_hr: bool = True
+    # set by __post_init__ (the common random numbers and what the residuals compare)
+    _outcomes: tuple[str, ...] = field(init=False, repr=False, compare=False)  # outcomes, the default filled in
+    _spec: ModelSpec = field(init=False, repr=False, compare=False)
+    _cache: dict[str, CompiledModel] = field(init=False, repr=False, compare=False)
+    _setups: dict[tuple[str, str], _ArmSetup] = field(init=False, repr=False, compare=False)
+    _variability_names: tuple[str, ...] = field(init=False, repr=False, compare=False)
+    _keys: list[_Key] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         targets = (self.targets,) if isinstance(self.targets, TrialTargets) else tuple(self.targets)
@@ -138,7 +153,8 @@ class CalibrationProblem:
             if o not in fittable_outcomes():
                 raise ParameterError("outcomes: " + unknown_name_message("outcome", o, fittable_outcomes()))
         object.__setattr__(self, "outcomes", outs)
-        spec = getattr(self.model, "spec", self.model)
+        object.__setattr__(self, "_outcomes", outs)
+        spec = self.model if isinstance(self.model, ModelSpec) else self.model.spec
         object.__setattr__(self, "_spec", spec)
         object.__setattr__(self, "_cache", {})
         setups: dict[tuple[str, str], _ArmSetup] = {}
@@ -158,7 +174,7 @@ class CalibrationProblem:
             raise ParameterError(f"no usable outcome among {list(outs)} in the targets; nothing to fit")
 
     # ---- preparation (common random numbers) ---------------------------------------------------------------------
-    def _prepare_arm(self, trial: TrialTargets, arm: ArmTarget, spec: Any) -> _ArmSetup:
+    def _prepare_arm(self, trial: TrialTargets, arm: ArmTarget, spec: ModelSpec) -> _ArmSetup:
         L = spec.n_lesions
         seed = arm_seed(self.seed, trial.id, arm.name)
         patients = arm_patients(arm.population.patient_mix(), self.n_patients_per_arm, L, seed)
@@ -193,17 +209,18 @@ class CalibrationProblem:
             bandwidth_pfs_day=0.5 * interval,
         )
 
-    def _residual_keys(self) -> list[tuple[Any, ...]]:
-        keys: list[tuple[Any, ...]] = []
+    def _residual_keys(self) -> list[_Key]:
+        keys: list[_Key] = []
         for trial in self.targets:
             for arm in trial.arms:
                 if (trial.id, arm.name) not in self._setups:
                     continue
-                keys += [(trial.id, arm.name, o.name, o) for o in arm.outcomes if o.name in self.outcomes]
+                # arm outcomes of the registry only: an hr_* reported for one arm has no reference to compare with
+                keys += [(trial.id, arm.name, o.name, o) for o in arm.outcomes if o.name in self._arm_outcomes]
             for c in trial.comparisons:
                 name = f"hr_{c.endpoint}"
                 if (
-                    name in self.outcomes
+                    name in self._outcomes
                     and name in COMPARISONS
                     and {(trial.id, c.arm), (trial.id, c.reference)} <= set(self._setups)
                 ):
@@ -220,7 +237,7 @@ class CalibrationProblem:
         """The fixed virtual patients of each ``(trial, arm)`` (RT targets placed)."""
         return {k: s.patients for k, s in self._setups.items()}
 
-    def _compiled(self) -> Any:
+    def _compiled(self) -> CompiledModel:
         if "model" not in self._cache:
             from ..model.compile import CompiledModel, compile_model
 
@@ -259,7 +276,7 @@ class CalibrationProblem:
                 return o.value * DAYS_PER_MONTH
         return None
 
-    def _smooth_hr(self, trial: str, c: Any, scored: Mapping[tuple[str, str], ScoredArm]) -> float:
+    def _smooth_hr(self, trial: str, c: ComparisonTarget, scored: Mapping[tuple[str, str], ScoredArm]) -> float:
         hr = COMPARISONS[f"hr_{c.endpoint}"]
         t_ref = self._reference_median_day(trial, c.reference, c.endpoint) if self.smooth_hr else None
         return hr.smooth(scored[(trial, c.arm)], scored[(trial, c.reference)], t_ref)
@@ -276,7 +293,7 @@ class CalibrationProblem:
     def _smooth_from(self, scored: Mapping[tuple[str, str], ScoredArm]) -> dict[tuple[str, str, str], float]:
         out: dict[tuple[str, str, str], float] = {}
         for trial, arm, name, target in self._keys:
-            if name in COMPARISONS:
+            if isinstance(target, ComparisonTarget):  # name in COMPARISONS
                 out[(trial, arm, name)] = self._smooth_hr(trial, target, scored)
             else:
                 out[(trial, arm, name)] = OUTCOMES[name].smooth(scored[(trial, arm)], target)
@@ -290,7 +307,7 @@ class CalibrationProblem:
     def _report_from(self, scored: Mapping[tuple[str, str], ScoredArm]) -> dict[tuple[str, str, str], float]:
         out: dict[tuple[str, str, str], float] = {}
         for trial, arm, name, target in self._keys:
-            if name in COMPARISONS:
+            if isinstance(target, ComparisonTarget):  # name in COMPARISONS
                 out[(trial, arm, name)] = COMPARISONS[name].value(
                     scored[(trial, target.arm)], scored[(trial, target.reference)]
                 )
@@ -321,7 +338,7 @@ class CalibrationProblem:
             comps = []
             for c in trial.comparisons:
                 name = f"hr_{c.endpoint}"
-                if name not in self.outcomes or name not in COMPARISONS or (trial.id, c.arm) not in self._setups:
+                if name not in self._outcomes or name not in COMPARISONS or (trial.id, c.arm) not in self._setups:
                     comps.append(c)
                     continue
                 comps.append(COMPARISONS[name].synthetic(probe._smooth_hr(trial.id, c, scored), c))
@@ -330,13 +347,15 @@ class CalibrationProblem:
 
     @property
     def _arm_outcomes(self) -> tuple[str, ...]:
-        return tuple(o for o in self.outcomes if o in OUTCOMES)
+        return tuple(o for o in self._outcomes if o in OUTCOMES)
 
     def residuals_from_values(self, values: Mapping[str, float]) -> np.ndarray:
         """Weighted residuals (module docstring) at typical values ``base_parameters | values``."""
         return self._weighted(self.predict(values))
 
-    def evaluate(self, values: Mapping[str, float]) -> tuple[dict, dict, np.ndarray]:
+    def evaluate(
+        self, values: Mapping[str, float]
+    ) -> tuple[dict[tuple[str, str, str], float], dict[tuple[str, str, str], float], np.ndarray]:
         """Report predictions, smooth predictions and weighted residuals from one simulation of every arm."""
         eps = self._run(values or {})
         smooth = self._smooth_from(eps)
@@ -345,7 +364,13 @@ class CalibrationProblem:
     def _weighted(self, pred: Mapping[tuple[str, str, str], float]) -> np.ndarray:
         res = np.empty(len(self._keys))
         for i, (trial, arm, name, target) in enumerate(self._keys):
-            res[i] = outcome(name).residual(pred[(trial, arm, name)], target) * math.sqrt(target.weight)
+            p = pred[(trial, arm, name)]
+            r = (
+                COMPARISONS[name].residual(p, target)
+                if isinstance(target, ComparisonTarget)
+                else OUTCOMES[name].residual(p, target)
+            )
+            res[i] = r * math.sqrt(target.weight)
         return res
 
     def residuals(self, params: Any) -> np.ndarray:

@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -32,6 +33,9 @@ from ..plot import figure_png, new_figure
 from ..provenance import format_environment
 from ..templates import render
 from .uncertainty import DELTA_CHISQR_68, DELTA_CHISQR_95, identifiability_report
+
+if TYPE_CHECKING:
+    from ..trials import TrialTargets
 
 __all__ = ["FIGURES", "fit_report", "report_paths"]
 
@@ -93,7 +97,7 @@ def _label(p: Mapping[str, Any]) -> str:
 def forest_figure(calibration: Calibration) -> Any:
     """Forest plot: one row per target, observed value with its 95% CI (black) and the model's reported
     prediction (red); one panel per outcome type, log scale for medians and hazard ratios."""
-    groups: dict[str, list[Mapping[str, Any]]] = {}
+    groups: dict[str, list[dict[str, Any]]] = {}
     for p in calibration.predictions:
         groups.setdefault(_kind(p["outcome"]), []).append(p)
     kinds = [k for k in ("proportion", "median", "hr") if k in groups]
@@ -244,7 +248,7 @@ def _interval(prof: Mapping[str, Any] | None, level: str) -> str:
     return f"{'' if c_lo else '<= '}{_g(lo)} to {_g(hi)}{'' if c_hi else ' (open)'}"
 
 
-def _sources(calibration: Calibration, targets: Mapping[str, Any] | None) -> list[str]:
+def _sources(calibration: Calibration, targets: Mapping[str, TrialTargets] | None) -> list[str]:
     prov = calibration.provenance
     stored = prov.get("target_sources") or {}
     out = []
@@ -276,7 +280,7 @@ def _sources(calibration: Calibration, targets: Mapping[str, Any] | None) -> lis
     return out
 
 
-def _load_targets(calibration: Calibration) -> dict[str, Any]:
+def _load_targets(calibration: Calibration) -> dict[str, TrialTargets]:
     """The stored target files that still exist with the stored hash (for outcome-level sources)."""
     from ..trials import TargetError, load_targets
 
@@ -302,7 +306,7 @@ _CAPTIONS = {
 """Caption of every figure of :data:`FIGURES`."""
 
 
-def _context(calibration: Calibration, targets: Mapping[str, Any] | None) -> dict[str, Any]:
+def _context(calibration: Calibration, targets: Mapping[str, TrialTargets] | None) -> dict[str, Any]:
     """Everything the templates ``fit_report.html.j2`` and ``fit_report.md.j2`` show except the figures: plain
     strings, numbers and lists (tables are lists of rows)."""
     prov = calibration.provenance
@@ -426,7 +430,7 @@ def fit_report(
     path: str | Path,
     *,
     format: str | None = None,
-    targets: Mapping[str, Any] | Iterable[Any] | None = None,
+    targets: Mapping[str, TrialTargets] | Iterable[TrialTargets] | None = None,
     force: bool = False,
 ) -> list[Path]:
     """Write the report of ``calibration`` (see the module docstring).
@@ -469,7 +473,7 @@ def fit_report(
     written = []
     for k, f in files.items():
         data = images[k]
-        written.append(write_atomic(f, lambda tmp, data=data: tmp.write_bytes(data), force=force))
+        written.append(write_atomic(f, partial(Path.write_bytes, data=data), force=force))
     figures = [{"name": k, "caption": _CAPTIONS[k], "file": f.name} for k, f in files.items()]
     text = render("fit_report.md.j2", figures=figures, **context)
     return [write_atomic(report, lambda tmp: tmp.write_text(text, encoding="utf-8"), force=force), *written]

@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 
@@ -59,14 +59,21 @@ PASP 125:306, section 4, doi:10.1086/670067)."""
 _BAD_RESIDUAL = 1e50  # residual used where a simulation fails inside the bounds (log-probability about -1e100)
 
 
+class ResidualProblem(Protocol):
+    """What profiles and the posterior need of a problem: weighted residuals at lmfit Parameters
+    (:class:`~abscopal.calibrate.objective.CalibrationProblem` has them)."""
+
+    def residuals(self, params: Any) -> np.ndarray: ...
+
+
 # ---- profile likelihood ---------------------------------------------------------------------------------------------
-def _chisqr(problem: Any, params: Any) -> float:
+def _chisqr(problem: ResidualProblem, params: Any) -> float:
     r = np.asarray(problem.residuals(params), dtype=float)
     return float(np.dot(r, r)) if np.all(np.isfinite(r)) else math.nan
 
 
 def _profile_point(
-    problem: Any, params: Any, name: str, x: float, warm: Mapping[str, float], opts: Mapping[str, Any]
+    problem: ResidualProblem, params: Any, name: str, x: float, warm: Mapping[str, float], opts: Mapping[str, Any]
 ) -> tuple[float, dict[str, float], int]:
     """Chi-square minimised over the other free parameters with ``name`` fixed at ``x``."""
     import lmfit
@@ -102,7 +109,7 @@ def _crossing(xs: Sequence[float], d: Sequence[float], level: float) -> tuple[fl
 
 
 def profile_likelihood(
-    problem: Any,
+    problem: ResidualProblem,
     calibration: Fit,
     names: Iterable[str] | None = None,
     *,
@@ -168,21 +175,21 @@ def profile_likelihood(
     params = calibration.parameters()
     free = [k for k, p in params.items() if p.vary]
     names = list(free if names is None else names)
-    for n in names:
-        if n not in free:
+    for given in names:
+        if given not in free:
             raise AbscopalError(
                 "names: "
-                + unknown_name_message("free parameter", n, free)
+                + unknown_name_message("free parameter", given, free)
                 + "; only fitted (varying) parameters can be profiled"
             )
     if isinstance(n_points, bool) or not isinstance(n_points, int) or n_points < 3:
         raise AbscopalError(f"n_points={n_points!r}: need an integer >= 3 (the optimum and a point on each side)")
-    for k, v in (("span", span), ("rel_span", rel_span)):
+    for arg, v in (("span", span), ("rel_span", rel_span)):
         if not (isinstance(v, int | float) and math.isfinite(v) and v > 0):
-            raise AbscopalError(f"{k}={v!r}: give a positive finite number")
-    for k, v in (("max_extend", max_extend), ("n_refine", n_refine)):
+            raise AbscopalError(f"{arg}={v!r}: give a positive finite number")
+    for arg, v in (("max_extend", max_extend), ("n_refine", n_refine)):
         if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-            raise AbscopalError(f"{k}={v!r}: give an integer >= 0")
+            raise AbscopalError(f"{arg}={v!r}: give an integer >= 0")
     opts = {"scale_covar": False} | dict(LEAST_SQUARES_OPTIONS) | kwargs
     chi0 = _chisqr(problem, params)
     if not math.isclose(chi0, calibration.chisqr, rel_tol=1e-6, abs_tol=1e-9):
@@ -341,7 +348,7 @@ class Posterior:
 
 
 def posterior(
-    problem: Any,
+    problem: ResidualProblem,
     calibration_or_params: Fit | Any,
     *,
     n_walkers: int | None = None,
@@ -591,12 +598,15 @@ def identifiability_report(calibration: Fit) -> list[str]:
     return out
 
 
+_FitT = TypeVar("_FitT", bound=Fit)
+
+
 def with_uncertainty(
-    calibration: Fit,
+    calibration: _FitT,
     *,
     profiles: Mapping[str, Mapping[str, Any]] | None = None,
     posterior: Posterior | Mapping[str, Any] | None = None,
-) -> Fit:
+) -> _FitT:
     """A copy of ``calibration`` (same class) with ``profiles`` (merged into existing ones), ``posterior`` and a
     recomputed :attr:`~abscopal.fitted.format.Fit.identifiability`.
 

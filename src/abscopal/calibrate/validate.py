@@ -40,21 +40,29 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .._version import __version__
-from ..endpoints.outcomes import COMPARISONS, DEFAULT_FIT_OUTCOMES, outcome
+from ..endpoints.outcomes import COMPARISONS, DEFAULT_FIT_OUTCOMES, OUTCOMES, ArmOutcome, ComparisonOutcome, outcome
 from ..errors import AbscopalError, ParameterError
 from ..fitted.format import encode_float
 from ..io import JsonArtefact
+from ..model.spec import ModelSpec
 from ..provenance import environment
-from ..trials import OUTCOME_KINDS, TrialTargets
+from ..trials import OUTCOME_KINDS, ComparisonTarget, Outcome, TrialTargets
 from .fit import Calibration
 from .objective import CalibrationProblem
 
+if TYPE_CHECKING:
+    from ..model.compile import CompiledModel
+
 __all__ = ["FORMAT", "ValidationResult", "derived_seed", "validate"]
+
+TargetsLike = TrialTargets | Mapping[str, TrialTargets] | Iterable[TrialTargets] | str | Path | Iterable[str | Path]
+"""What :func:`validate` and cross-validation accept as targets: TrialTargets, a mapping or iterable of them, or
+target file paths / directories."""
 
 FORMAT = "abscopal-validation-v1"
 """Value of the ``format`` key of a validation file."""
@@ -74,7 +82,7 @@ def _count(name: str, value: Any, minimum: int) -> int:
     return int(value)
 
 
-def _as_trials(targets: Any) -> tuple[TrialTargets, ...]:
+def _as_trials(targets: TargetsLike) -> tuple[TrialTargets, ...]:
     """TrialTargets, a mapping of them, an iterable of them, or target file paths / directories."""
     from ..trials import load_all, target_files
 
@@ -107,7 +115,13 @@ def usable_outcomes(trial: TrialTargets, outcomes: Sequence[str] = DEFAULT_FIT_O
     """``(arm, outcome)`` pairs of ``trial`` a CalibrationProblem can simulate (arms with a population mix;
     comparisons as ``("<arm> vs <reference>", "hr_<endpoint>")``)."""
     arms = {a.name for a in trial.arms if a.population.mix is not None}
-    out = [(a.name, o.name) for a in trial.arms if a.name in arms for o in a.outcomes if o.name in outcomes]
+    out = [
+        (a.name, o.name)
+        for a in trial.arms
+        if a.name in arms
+        for o in a.outcomes
+        if o.name in outcomes and o.name in OUTCOMES  # an hr_* of one arm has no reference to compare with
+    ]
     out += [
         (f"{c.arm} vs {c.reference}", f"hr_{c.endpoint}")
         for c in trial.comparisons
@@ -126,11 +140,11 @@ def _load(calibration: Calibration | str | Path) -> tuple[Calibration, dict[str,
         raise ParameterError(
             f"calibration: expected a Calibration or the path of its JSON file, got {type(calibration).__name__}"
         )
-    digest = hashlib.sha256(calibration.to_json().encode()).hexdigest() if hasattr(calibration, "to_json") else None
-    return calibration, {"path": None, "name": None, "sha256": digest}
+    content = hashlib.sha256(calibration.to_json().encode()).hexdigest() if hasattr(calibration, "to_json") else None
+    return calibration, {"path": None, "name": None, "sha256": content}
 
 
-def _model(cal: Calibration, model: Any) -> Any:
+def _model(cal: Calibration, model: ModelSpec | CompiledModel | None) -> CompiledModel:
     """The calibrated model, compiled; the library model of the stored name unless ``model`` is given."""
     from ..model.compile import CompiledModel, compile_model
 
@@ -143,7 +157,7 @@ def _model(cal: Calibration, model: Any) -> Any:
                 f"model {prov.get('model_name')!r} of the calibration is not a library model; pass model="
             )
         model = get_model(prov["model_name_library"], n_lesions=prov["n_lesions"])
-    spec = getattr(model, "spec", model)
+    spec = model if isinstance(model, ModelSpec) else model.spec
     if spec.content_hash() != prov["model_hash"]:
         raise AbscopalError(
             f"model {spec.name!r} (hash {spec.content_hash()[:12]}...) is not the calibrated model "
@@ -163,12 +177,20 @@ def _interval(x: Sequence[float], level: float) -> tuple[list[float] | None, int
     return [float(np.quantile(a, tail, method="lower")), float(np.quantile(a, 1.0 - tail, method="higher"))], nan
 
 
-def _observed(target: Any, name: str) -> tuple[float, float, str]:
+def _observed(target: Outcome | ComparisonTarget, name: str) -> tuple[float, float, str]:
     """Observed value, its SE on the residual scale, and the scale (``linear`` or ``log``)."""
-    return outcome(name).observed(target)
+    definition = outcome(name)
+    if isinstance(definition, ComparisonOutcome) and isinstance(target, ComparisonTarget):
+        return definition.observed(target)
+    if isinstance(definition, ArmOutcome) and isinstance(target, Outcome):
+        return definition.observed(target)
+    raise ParameterError(
+        f"outcome {name!r} cannot score a {type(target).__name__}: hazard ratios need a ComparisonTarget, "
+        "arm outcomes an Outcome"
+    )
 
 
-def score(target: Any, name: str, predicted: float) -> dict[str, Any]:
+def score(target: Outcome | ComparisonTarget, name: str, predicted: float) -> dict[str, Any]:
     """Observed value, CI, SE and the errors of ``predicted`` for one target (``z``, ``error``, ``log_ratio``,
     ``predicted_in_ci``; module docstring). Shared by :func:`validate` and cross-validation."""
     obs, se, scale = _observed(target, name)
@@ -367,7 +389,7 @@ def format_entries(
 # ---- validation ----------------------------------------------------------------------------------------------------
 def validate(
     calibration: Calibration | str | Path,
-    targets: Any,
+    targets: TargetsLike,
     *,
     n_patients_per_arm: int | None = None,
     n_population_resamples: int = 10,
@@ -375,7 +397,7 @@ def validate(
     seed: int = 0,
     level: float = 0.95,
     draw_source: str = "auto",
-    model: Any = None,
+    model: ModelSpec | CompiledModel | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> ValidationResult:
     """Predict ``targets`` with ``calibration`` and compare with the observed outcomes (module docstring).

@@ -26,6 +26,7 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from .._version import __version__
 from ..errors import EXIT_CODES, AbscopalError
@@ -104,17 +105,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_verbosity(p: argparse.ArgumentParser, *, top: bool) -> None:
-    default = {} if top else {"default": argparse.SUPPRESS}  # a command's own -v/-q must not reset the top one
+    # a command's own -v/-q must not reset the top one (argparse keyword arguments, hence Any)
+    default: dict[str, Any] = {} if top else {"default": argparse.SUPPRESS}
     g = p.add_mutually_exclusive_group()
     g.add_argument(
-        "-v", "--verbose", action="count", help="log progress (twice: debug messages)", **({"default": 0} | default)
+        "-v", "--verbose", action="count", help="log progress (twice: debug messages)", **{"default": 0, **default}
     )
     g.add_argument(
         "-q",
         "--quiet",
         action="store_true",
         help="only errors: no progress messages or progress bar",
-        **({"default": False} | default),
+        **{"default": False, **default},
     )
 
 

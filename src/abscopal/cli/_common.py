@@ -8,7 +8,12 @@ from typing import TYPE_CHECKING
 from ..errors import AbscopalError
 
 if TYPE_CHECKING:
+    import argparse
+
     import xarray as xr
+
+    Subparsers = argparse._SubParsersAction[argparse.ArgumentParser]
+    """The ``add_subparsers()`` of the ``abscopal`` parser, where each command module adds its commands."""
 
 __all__ = ["open_result"]
 

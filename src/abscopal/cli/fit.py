@@ -17,9 +17,12 @@ from __future__ import annotations
 import argparse
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import AbscopalError
+
+if TYPE_CHECKING:
+    from ._common import Subparsers
 
 __all__ = ["add_fit_command", "add_fit_report_command"]
 
@@ -117,7 +120,7 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_fit_command(subparsers: Any) -> argparse.ArgumentParser:
+def add_fit_command(subparsers: Subparsers) -> argparse.ArgumentParser:
     """Add ``abscopal fit`` to the ``subparsers`` of the ``abscopal`` parser (handler in ``func``).
 
     ``fit TARGETS... --out OUT.json [--patients N] [--seed S] [--force] [--free NAME ...] [--method M]
@@ -207,7 +210,7 @@ def _cmd_fit_report(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_fit_report_command(subparsers: Any) -> argparse.ArgumentParser:
+def add_fit_report_command(subparsers: Subparsers) -> argparse.ArgumentParser:
     """Add ``fit-report FIT.json --out PATH.html|PATH.md [--force] [--targets FILES...]`` to the ``subparsers``
     of the ``abscopal`` parser (handler in ``func``); returns the subparser."""
     f = subparsers.add_parser("fit-report", help="render a saved calibration as an HTML or Markdown report")

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import argparse
 import json
-from typing import Any
+from typing import TYPE_CHECKING
 
 from ._common import open_result
+
+if TYPE_CHECKING:
+    from ._common import Subparsers
 
 __all__ = ["add_cite_command", "add_model_command", "add_regimens_command"]
 
@@ -51,7 +54,7 @@ def _cmd_cite(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_regimens_command(subparsers: Any) -> argparse.ArgumentParser:
+def add_regimens_command(subparsers: Subparsers) -> argparse.ArgumentParser:
     """Add ``regimens [--alpha-beta-tumour X] [--alpha-beta-lung X] [--json]``; returns the subparser."""
     r = subparsers.add_parser("regimens", help="list named regimens with BED and EQD2")
     r.add_argument("--alpha-beta-tumour", type=float, default=10.0)
@@ -61,7 +64,7 @@ def add_regimens_command(subparsers: Any) -> argparse.ArgumentParser:
     return r
 
 
-def add_model_command(subparsers: Any) -> argparse.ArgumentParser:
+def add_model_command(subparsers: Subparsers) -> argparse.ArgumentParser:
     """Add ``model [NAME] [--n-lesions N] [--latex]``; returns the subparser."""
     m = subparsers.add_parser("model", help="print a library model's states and parameters (or LaTeX equations)")
     m.add_argument("name", nargs="?", default="nsclc")
@@ -71,7 +74,7 @@ def add_model_command(subparsers: Any) -> argparse.ArgumentParser:
     return m
 
 
-def add_cite_command(subparsers: Any) -> argparse.ArgumentParser:
+def add_cite_command(subparsers: Subparsers) -> argparse.ArgumentParser:
     """Add ``cite [--model NAME] [--result FILE.nc]``; returns the subparser."""
     c = subparsers.add_parser("cite", help="print the sources behind a model or a result file")
     c.add_argument("--model", default="nsclc")

@@ -6,9 +6,12 @@ import argparse
 import json
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from ._common import open_result
+
+if TYPE_CHECKING:
+    from ._common import Subparsers
 
 __all__ = ["add_endpoints_command", "add_simulate_command"]
 
@@ -138,7 +141,7 @@ def _add_assessment_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--irecist", action="store_true", help="iRECIST instead of RECIST 1.1")
 
 
-def add_simulate_command(subparsers: Any) -> argparse.ArgumentParser:
+def add_simulate_command(subparsers: Subparsers) -> argparse.ArgumentParser:
     """Add ``simulate SCENARIO.toml --out OUT.nc [...]`` to the ``abscopal`` subparsers; returns the subparser."""
     s = subparsers.add_parser("simulate", help="simulate a scenario TOML file to netCDF")
     s.add_argument("scenario", help="scenario TOML file (format: abscopal.scenario)")
@@ -161,7 +164,7 @@ def add_simulate_command(subparsers: Any) -> argparse.ArgumentParser:
     return s
 
 
-def add_endpoints_command(subparsers: Any) -> argparse.ArgumentParser:
+def add_endpoints_command(subparsers: Subparsers) -> argparse.ArgumentParser:
     """Add ``endpoints RESULT.nc [--out FILE] [--figure FILE] [...]`` to the ``abscopal`` subparsers; returns the
     subparser."""
     e = subparsers.add_parser("endpoints", help="score a simulation result (RECIST, ORR, PFS, OS, HR, pneumonitis)")

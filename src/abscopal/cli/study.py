@@ -5,7 +5,10 @@ from __future__ import annotations
 import argparse
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ._common import Subparsers
 
 __all__ = ["add_study_command"]
 
@@ -45,7 +48,7 @@ def _cmd_study(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_study_command(subparsers: Any) -> argparse.ArgumentParser:
+def add_study_command(subparsers: Subparsers) -> argparse.ArgumentParser:
     """Add ``study STUDY.toml --out DIR [--patients N] [--seed S] [--draws K] [--scheduler ADDRESS | --workers N]
     [--force] [--no-report] [-q]`` to the ``abscopal`` subparsers; returns the subparser."""
     s = subparsers.add_parser("study", help="run a timing x fractionation x site x drug study and write its report")

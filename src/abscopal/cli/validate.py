@@ -17,9 +17,12 @@ import argparse
 import logging
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import AbscopalError
+
+if TYPE_CHECKING:
+    from ._common import Subparsers
 
 __all__ = ["add_crossval_command", "add_validate_command"]
 
@@ -72,7 +75,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_validate_command(subparsers: Any) -> argparse.ArgumentParser:
+def add_validate_command(subparsers: Subparsers) -> argparse.ArgumentParser:
     """Add ``validate --fit FIT TARGETS... [--format table|json] [--patients N] [--resamples K] [--draws M]
     [--seed S] [--level L] [--out FILE] [--force]`` to the ``subparsers`` of the ``abscopal`` parser (handler in
     ``func``); returns the subparser."""
@@ -129,7 +132,7 @@ def _cmd_crossval(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_crossval_command(subparsers: Any) -> argparse.ArgumentParser:
+def add_crossval_command(subparsers: Subparsers) -> argparse.ArgumentParser:
     """Add ``crossval TARGETS... --out FILE [--free NAME ...] [--patients N] [--seed S] [--method M] [--like FIT]
     [--force]``
     to the ``subparsers`` of the ``abscopal`` parser (handler in ``func``); returns the subparser."""

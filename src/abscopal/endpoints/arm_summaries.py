@@ -59,6 +59,10 @@ _KM_NAMES = (
 )
 
 
+_Variable = tuple[tuple[str, ...], np.ndarray, dict[str, str]]
+"""One data variable as ``(dims, values, attrs)``."""
+
+
 def _times(survival: SurvivalTimes, key: str) -> tuple[np.ndarray, np.ndarray]:
     return getattr(survival, f"{key}_day"), getattr(survival, f"{key}_event")
 
@@ -70,7 +74,7 @@ def arm_summaries(
     start: float,
     *,
     os_evaluable: bool = True,
-) -> dict[str, tuple]:
+) -> dict[str, _Variable]:
     """The per-arm summary variables as ``{name: (dims, values, attrs)}`` (module docstring).
 
     Hazard ratios and the log-rank p compare each arm with the first; they are NaN for the first arm
@@ -117,7 +121,9 @@ def arm_summaries(
                 except ParameterError:
                     pass
     units = {k: ("day" if k.endswith("_day") else "1") for k in SUMMARY_NAMES}
-    out = {k: (("arm",), v, {"units": units[k], "long_name": k.replace("_", " ")}) for k, v in s.items()}
+    out: dict[str, _Variable] = {
+        k: (("arm",), v, {"units": units[k], "long_name": k.replace("_", " ")}) for k, v in s.items()
+    }
     out["km_pfs"] = (("arm", "km_time"), km["km_pfs"], {"units": "1", "long_name": "Kaplan-Meier PFS"})
     out["km_os"] = (("arm", "km_time"), km["km_os"], {"units": "1", "long_name": "Kaplan-Meier OS"})
     for key, long in (("pfs", "PFS"), ("os", "OS")):

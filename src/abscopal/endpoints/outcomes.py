@@ -47,7 +47,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 import numpy as np
 import xarray as xr
@@ -56,6 +56,11 @@ from scipy.special import expit
 
 from ..errors import ParameterError, unknown_name_message
 from .survival import DAYS_PER_MONTH, hazard_ratio, kaplan_meier, smooth_survival_at
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+    from .assessment import TrialAssessment
 
 __all__ = [
     "COMPARISONS",
@@ -94,9 +99,12 @@ _CLIP = 1e-9
 class Target(Protocol):
     """What a reported arm outcome offers (:class:`abscopal.trials.Outcome` has it)."""
 
-    value: float
-    ci_lower: float | None
-    ci_upper: float | None
+    @property
+    def value(self) -> float: ...
+    @property
+    def ci_lower(self) -> float | None: ...
+    @property
+    def ci_upper(self) -> float | None: ...
 
     def standard_error(self) -> float: ...
 
@@ -106,11 +114,26 @@ class Target(Protocol):
 class ComparisonTarget(Protocol):
     """What a reported hazard ratio offers (:class:`abscopal.trials.ComparisonTarget` has it)."""
 
-    hr: float
-    ci_lower: float | None
-    ci_upper: float | None
+    @property
+    def hr(self) -> float: ...
+    @property
+    def ci_lower(self) -> float | None: ...
+    @property
+    def ci_upper(self) -> float | None: ...
 
     def log_standard_error(self) -> float: ...
+
+
+if TYPE_CHECKING:
+    # synthetic() copies a target with dataclasses.replace: a dataclass with the protocol's fields
+
+    class _TargetRecord(Target, DataclassInstance, Protocol): ...
+
+    class _ComparisonRecord(ComparisonTarget, DataclassInstance, Protocol): ...
+
+
+_TargetT = TypeVar("_TargetT", bound="_TargetRecord")
+_ComparisonT = TypeVar("_ComparisonT", bound="_ComparisonRecord")
 
 
 # ---- one scored arm ------------------------------------------------------------------------------------------------
@@ -133,7 +156,7 @@ class ScoredArm:
     """
 
     endpoints: xr.Dataset
-    assessment: Any
+    assessment: TrialAssessment
     start_day: float
     t_end_day: float
     pfs_bandwidth_day: float | None = None
@@ -216,7 +239,7 @@ class ArmOutcome:
         """Unweighted residual of a smooth prediction (proportions: ``(p - obs) / SE_binomial``)."""
         return (smooth - target.value) / target.standard_error()
 
-    def synthetic(self, arm: ScoredArm, target: Any) -> Any:
+    def synthetic(self, arm: ScoredArm, target: _TargetT) -> _TargetT:
         """``target`` with its value replaced by the smooth prediction (residual 0; CI dropped: binomial SE)."""
         return replace(target, value=self.smooth(arm, target), ci_lower=None, ci_upper=None)
 
@@ -303,7 +326,7 @@ class MedianSurvival(ArmOutcome):
     def residual(self, smooth: float, target: Target) -> float:
         return (smooth - 0.5) / (_SE_S_FACTOR * target.log_standard_error())
 
-    def synthetic(self, arm: ScoredArm, target: Any) -> Any:
+    def synthetic(self, arm: ScoredArm, target: _TargetT) -> _TargetT:
         m, se = arm.median_day(self.endpoint) / DAYS_PER_MONTH, target.log_standard_error()
         return replace(target, value=m, ci_lower=m * math.exp(-_Z95 * se), ci_upper=m * math.exp(_Z95 * se))
 
@@ -317,6 +340,26 @@ class ComparisonOutcome:
     endpoint: str = "os"
     units: str = "1"
     kind = "hr"
+
+    def value(self, arm: ScoredArm, reference: ScoredArm) -> float:
+        """Trial-style value of ``arm`` against ``reference`` from the simulated patients."""
+        raise NotImplementedError
+
+    def smooth(self, arm: ScoredArm, reference: ScoredArm, reference_median_day: float | None) -> float:
+        """Smooth surrogate (compared with a target by :meth:`residual`)."""
+        raise NotImplementedError
+
+    def observed(self, target: ComparisonTarget) -> tuple[float, float, str]:
+        """Observed value, its SE on the residual scale and the scale (``linear`` or ``log``)."""
+        raise NotImplementedError
+
+    def residual(self, smooth: float, target: ComparisonTarget) -> float:
+        """Unweighted residual of a smooth prediction."""
+        raise NotImplementedError
+
+    def synthetic(self, hr: float, target: _ComparisonT) -> _ComparisonT:
+        """``target`` with its value replaced by ``hr`` (a prediction)."""
+        raise NotImplementedError
 
 
 @dataclass(frozen=True)
@@ -349,7 +392,7 @@ class HazardRatio(ComparisonOutcome):
         """``(log hr_pred - log hr_obs) / SE(log HR)``."""
         return (math.log(max(smooth, 1e-12)) - math.log(target.hr)) / target.log_standard_error()
 
-    def synthetic(self, hr: float, target: Any) -> Any:
+    def synthetic(self, hr: float, target: _ComparisonT) -> _ComparisonT:
         """``target`` with the HR replaced by ``hr`` and the CI rebuilt with the same SE(log HR)."""
         se = target.log_standard_error()
         return replace(target, hr=hr, ci_lower=hr * math.exp(-_Z95 * se), ci_upper=hr * math.exp(_Z95 * se))

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import xarray as xr
@@ -32,6 +33,9 @@ from .events import event_draws, first_crossing
 from .readout import ModelOutputs, read_outputs
 from .scans import as_visit_days
 from .scoring import ResponseScores, duration_of_response, excluded_lesions, score_responses, visit_index
+
+if TYPE_CHECKING:
+    from ..patients import VirtualPatients
 
 __all__ = ["ArmScores", "score"]
 
@@ -57,7 +61,7 @@ class _Patients:
     draws: np.ndarray
 
 
-def _patients(a: TrialAssessment, patients: object, n_pat: int, n_les: int, seed: int) -> _Patients:
+def _patients(a: TrialAssessment, patients: VirtualPatients | None, n_pat: int, n_les: int, seed: int) -> _Patients:
     if patients is None:
         if len(a.lesion_sites) < n_les:
             raise ParameterError(
@@ -139,7 +143,9 @@ def _score_arm(
     )
 
 
-def score(ds: xr.Dataset, assessment: TrialAssessment | None = None, *, patients: object = None) -> xr.Dataset:
+def score(
+    ds: xr.Dataset, assessment: TrialAssessment | None = None, *, patients: VirtualPatients | None = None
+) -> xr.Dataset:
     """Per-patient responses and per-arm trial endpoints of a simulation dataset.
 
     Works for any model whose outputs declare their roles (:attr:`abscopal.ModelSpec.roles`); endpoints

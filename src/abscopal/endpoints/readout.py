@@ -140,7 +140,8 @@ def _lesion_diameter(ds: xr.Dataset, roles: Mapping[str, str], notes: list[str])
 def _irradiated(ds: xr.Dataset, roles: Mapping[str, str], n_lesions: int) -> np.ndarray:
     if "rt_dose" in roles:
         dose = _per_lesion(_variable(ds, roles, "rt_dose"))
-        return (dose > 0).any(axis=(1, 3))
+        # numpy's stubs type .any(axis=...) as scalar or array; over two axes of a 4-D array it is a 2-D array
+        return (dose > 0).any(axis=(1, 3))  # type: ignore[return-value]
     if "rt_dose_gy" not in ds:
         raise ParameterError("dataset lacks 'rt_dose_gy'; score a dataset made by abscopal.simulate")
     irradiated = ds.rt_dose_gy.values > 0

@@ -190,11 +190,12 @@ def _lesion_array(name: str, values: ArrayLike, ndim: int) -> _FloatArray:
 def _index(name: str, value: object, n: int) -> int:
     if isinstance(value, bool) or not isinstance(value, Integral):
         raise ParameterError(f"{name} contains {value!r}, not a lesion index; give integers 0 to {n - 1}")
-    if not 0 <= value < n:
+    index = int(value)
+    if not 0 <= index < n:
         raise ParameterError(
             f"{name} contains lesion index {value!r}, out of range for {n} lesions; give indices 0 to {n - 1}"
         )
-    return int(value)
+    return index
 
 
 def diameter_from_volume(
@@ -412,7 +413,9 @@ def assess(
     node, tgt, non = np.array(selection.is_node, dtype=bool), list(selection.targets), list(selection.nontargets)
     sums = measured[tgt].sum(axis=0)
     resolved = np.where(node[:, None], measured < rules.node_normal_mm - _TOL_MM, measured == 0.0)  # gone; nodes < 10
-    target_cr, nontarget_cr = resolved[tgt].all(axis=0), resolved[non].all(axis=0)
+    # numpy's stubs type .all(axis=0) as scalar or array; over axis 0 of a 2-D array it is a 1-D array
+    target_cr: NDArray[np.bool_] = resolved[tgt].all(axis=0)  # type: ignore[assignment]
+    nontarget_cr: NDArray[np.bool_] = resolved[non].all(axis=0)  # type: ignore[assignment]
     pct = 100.0 * (sums - sums[0]) / sums[0] if sums[0] > 0.0 else np.full(days.size, np.nan)
 
     def base(k: int) -> str:

@@ -221,7 +221,7 @@ def kaplan_meier(time_day: ArrayLike, event: ArrayLike, *, alpha: float = 0.05) 
     flags = _events("event", event, time.size, "time_day")
     z = float(ndtri(1.0 - _alpha(alpha) / 2.0))
     times, at_risk, events, censored = _table(time, flags)
-    survival = np.cumprod(1.0 - events / at_risk)
+    survival = np.cumprod(1.0 - events / at_risk, dtype=np.float64)
     survivors = at_risk - events
     safe = np.where(survivors > 0, at_risk * survivors, 1)
     greenwood = np.cumsum(np.where(survivors > 0, events / safe, 0.0))
@@ -230,10 +230,10 @@ def kaplan_meier(time_day: ArrayLike, event: ArrayLike, *, alpha: float = 0.05) 
     shift = np.where(inside, z * np.sqrt(greenwood) / log_s, 0.0)  # log_s < 0
     lower = np.where(inside, np.exp(log_s * np.exp(-shift)), survival)
     upper = np.where(inside, np.exp(log_s * np.exp(shift)), survival)
-    arrays = (times, survival, lower, upper, at_risk, events, censored)
-    for array in arrays:
+    km = KaplanMeier(times, survival, lower, upper, at_risk, events, censored, alpha=float(alpha))
+    for array in (times, survival, lower, upper, at_risk, events, censored):
         array.flags.writeable = False
-    return KaplanMeier(*arrays, alpha=float(alpha))
+    return km
 
 
 # ----------------------------------------------------------------------------- log-rank
@@ -293,7 +293,8 @@ def _two_group_table(time: _FloatArray, event: NDArray[np.bool_], in_1: NDArray[
     n_1 = (order_1.size - np.searchsorted(order_1, event_times, side="left")).astype(float)
     index = np.searchsorted(event_times, time[event])
     d = np.bincount(index, minlength=event_times.size).astype(float)
-    d_1 = np.bincount(index, weights=in_1[event], minlength=event_times.size)
+    # numpy's stubs type bincount as integer; with weights it returns float64
+    d_1: _FloatArray = np.bincount(index, weights=in_1[event], minlength=event_times.size)  # type: ignore[assignment]
     return n, n_1, d, d_1
 
 
@@ -515,7 +516,7 @@ def smooth_survival_at(time_day: ArrayLike, event: ArrayLike, t_day: ArrayLike, 
             f"use e.g. a few days (small relative to the median)"
         )
     times, at_risk, events, _ = _table(time, flags)
-    survival = np.cumprod(1.0 - events / at_risk)
+    survival = np.cumprod(1.0 - events / at_risk, dtype=np.float64)
     jumps = -np.diff(survival, prepend=1.0)
     smooth = 1.0 - expit((t[..., None] - times) / float(bandwidth_day)) @ jumps
     return _out(np.asarray(smooth), t)

@@ -15,10 +15,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from ..radiobiology import eqd2, lkb_ntcp
 from ..treatment.plan import rt_drug_gap_day
+
+if TYPE_CHECKING:
+    from ..treatment.plan import TreatmentPlan
 
 __all__ = ["PneumonitisModel", "rt_drug_gap_day"]
 
@@ -65,7 +68,7 @@ class PneumonitisModel:
             p *= self.interaction(rt_drug_gap_day)
         return min(p, 1.0)
 
-    def plan_probability(self, plan: Any, until_day: float = math.inf) -> float:
+    def plan_probability(self, plan: TreatmentPlan, until_day: float = math.inf) -> float:
         """Pneumonitis probability of a :class:`~abscopal.treatment.TreatmentPlan` (drug doses up to ``until_day``)."""
         fractions = plan.fractions()
         if not fractions:

@@ -30,11 +30,14 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..errors import AbscopalError, ParameterError
+
+if TYPE_CHECKING:
+    from .format import Fit
 
 __all__ = ["MAX_ATTEMPTS_PER_DRAW", "SOURCES", "ParameterDraws", "parameter_draws"]
 
@@ -117,21 +120,21 @@ class ParameterDraws:
         }
 
 
-def _posterior(calibration: Any) -> Mapping[str, Any] | None:
+def _posterior(calibration: Fit) -> Mapping[str, Any] | None:
     post = getattr(calibration, "posterior", None)
     if not post:
         return None
     return post
 
 
-def _varying(calibration: Any) -> tuple[list[str], Any]:
+def _varying(calibration: Fit) -> tuple[list[str], Any]:
     """Names of the varying parameters (lmfit ``vary``) and the lmfit Parameters."""
     params = calibration.parameters()
     free = [k for k, p in params.items() if p.vary and k in calibration.values]
     return free, params
 
 
-def _has_covariance(calibration: Any) -> bool:
+def _has_covariance(calibration: Fit) -> bool:
     free, _ = _varying(calibration)
     return bool(free) and all(_finite_positive(calibration.stderr.get(k)) for k in free)
 
@@ -149,7 +152,7 @@ def _check(n_draws: Any, seed: Any, source: Any) -> None:
         raise ParameterError(f"source: {source!r} is not one of {list(SOURCES)}")
 
 
-def parameter_draws(calibration: Any, n_draws: int, *, seed: int, source: str = "auto") -> ParameterDraws:
+def parameter_draws(calibration: Fit, n_draws: int, *, seed: int, source: str = "auto") -> ParameterDraws:
     """Draw typical parameter values from a calibration's uncertainty (module docstring).
 
     Parameters
@@ -200,7 +203,7 @@ def parameter_draws(calibration: Any, n_draws: int, *, seed: int, source: str = 
 
 
 def _from_posterior(
-    calibration: Any,
+    calibration: Fit,
     post: Mapping[str, Any] | None,
     n_draws: int,
     seed: int,
@@ -236,7 +239,7 @@ def _from_posterior(
 
 
 def _from_covariance(
-    calibration: Any, n_draws: int, seed: int, rng: np.random.Generator, point: dict[str, float]
+    calibration: Fit, n_draws: int, seed: int, rng: np.random.Generator, point: dict[str, float]
 ) -> ParameterDraws:
     free, params = _varying(calibration)
     if not free:
@@ -251,7 +254,7 @@ def _from_covariance(
     lo = np.array([params[k].min if params[k].min is not None else -np.inf for k in free], dtype=float)
     hi = np.array([params[k].max if params[k].max is not None else np.inf for k in free], dtype=float)
     centre = np.array([point[k] for k in free])
-    se = np.array([float(calibration.stderr[k]) for k in free])
+    se = np.array([calibration.stderr[k] for k in free], dtype=float)  # all finite and > 0 (missing is empty)
     log = (centre > 0) & (lo >= 0)
     sd = np.where(log, se / np.where(log, centre, 1.0), se)
     corr = np.eye(len(free))

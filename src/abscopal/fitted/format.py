@@ -23,10 +23,14 @@ import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Self
 
 from ..errors import AbscopalError
 from ..io import JsonArtefact
+from ..model.spec import ModelSpec
+
+if TYPE_CHECKING:
+    from ..model.compile import CompiledModel
 
 __all__ = ["FORMAT", "Fit", "encode_float", "encode_tree", "params_json_of"]
 
@@ -285,12 +289,13 @@ class Fit(JsonArtefact):
         return {"format": FORMAT, **d}
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> Fit:
+    def from_dict(cls, d: Mapping[str, Any]) -> Self:
         """Inverse of :meth:`to_dict` (also reads ``abscopal-calibration-v1`` content: see the module docstring)."""
         if not isinstance(d, Mapping):
             raise AbscopalError(f"not a calibration file: expected a JSON object, got a {type(d).__name__}")
         if d.get("format") not in (FORMAT, *_OLD_FORMATS):
             raise AbscopalError(f"not a calibration file: format is {d.get('format')!r}, expected {FORMAT!r}")
+        kind: type  # the JSON type each checked key must have
         for key, kind in (
             ("values", Mapping),
             ("stderr", Mapping),
@@ -357,7 +362,7 @@ class Fit(JsonArtefact):
         )
 
     @classmethod
-    def load(cls, path: str | Path) -> Fit:
+    def load(cls, path: str | Path) -> Self:
         """Read a file written by :meth:`save`."""
         path = Path(path)
         if not path.is_file():
@@ -392,12 +397,12 @@ class Fit(JsonArtefact):
         base = {k: float(v) for k, v in (self.provenance.get("base_parameters") or {}).items()}
         return base | {k: float(v) for k, v in self.values.items()}
 
-    def check_model(self, model: Any, source: str | Path | None = None) -> None:
+    def check_model(self, model: ModelSpec | CompiledModel, source: str | Path | None = None) -> None:
         """Raise :class:`AbscopalError` unless this calibration was made for ``model`` (a ModelSpec or
         CompiledModel): same content hash (so the same structure, lesion count and defaults), as stored in
         ``provenance["model_hash"]``. ``source`` (the fit file) is named in the message. Every place that applies a
         fit (scenario files, studies, validation) calls this before any work."""
-        spec = getattr(model, "spec", model)
+        spec = model if isinstance(model, ModelSpec) else model.spec
         prov = self.provenance
         where = f"fit file {str(source)!r}" if source is not None else "the calibration"
         stored = prov.get("model_hash")

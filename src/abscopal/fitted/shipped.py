@@ -10,10 +10,14 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from ..errors import AbscopalError
 from .format import Fit
+
+if TYPE_CHECKING:
+    from ..model.compile import CompiledModel
+    from ..model.spec import ModelSpec
 
 __all__ = ["default_fit_path", "fit_file_hash", "load_fit", "resolve_fit_path"]
 
@@ -49,7 +53,9 @@ def resolve_fit_path(fit: str | Path | None, *, relative_to: str | Path | None =
     return path
 
 
-def load_fit(fit: str | Path | None, *, relative_to: str | Path | None = None, model: Any = None) -> Fit | None:
+def load_fit(
+    fit: str | Path | None, *, relative_to: str | Path | None = None, model: ModelSpec | CompiledModel | None = None
+) -> Fit | None:
     """The :class:`~abscopal.fitted.format.Fit` a run names (None for ``"none"``). With ``model`` (a ModelSpec or
     CompiledModel), raises :class:`AbscopalError` naming the file unless the fit was made for that model
     (:meth:`Fit.check_model`)."""

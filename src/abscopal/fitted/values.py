@@ -21,10 +21,15 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from ..errors import ParameterError, unknown_name_message
 from ..patients import VirtualPatients
+
+if TYPE_CHECKING:
+    from ..endpoints.assessment import TrialAssessment
+    from ..model.spec import ModelSpec
+    from ..population import VirtualPopulation
 
 __all__ = [
     "EFFECT_MAX",
@@ -70,12 +75,12 @@ class SplitValues(NamedTuple):
     effects: dict[str, dict[str, float]]
     survival: dict[str, float]
 
-    def assessment(self, base: Any) -> Any:
+    def assessment(self, base: TrialAssessment) -> TrialAssessment:
         """``base`` (an :class:`~abscopal.endpoints.TrialAssessment`) with the survival-model fields replaced."""
         return base if not self.survival else replace(base, survival=replace(base.survival, **self.survival))
 
 
-def split_values(spec: Any, values: Mapping[str, float], variability_names: Sequence[str] = ()) -> SplitValues:
+def split_values(spec: ModelSpec, values: Mapping[str, float], variability_names: Sequence[str] = ()) -> SplitValues:
     """Split calibration values into typical values, omegas, covariate log-effects and survival-model fields.
 
     Parameters
@@ -152,7 +157,7 @@ def population_for(
     patients: VirtualPatients,
     omegas: Mapping[str, float] | None = None,
     effects: Mapping[str, Mapping[str, float]] | None = None,
-) -> Any:
+) -> VirtualPopulation:
     """``patients.population()`` with omegas and covariate log-effects replaced (same draws: common random
     numbers). ``omegas`` for parameters without variability in ``patients`` are ignored."""
     variability = None

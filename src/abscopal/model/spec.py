@@ -375,8 +375,10 @@ class ModelSpec:
 
     def _validate_roles(self) -> None:
         outputs: dict[str, list[tuple[int | None, str]]] = {}
-        for item in (*self.states, *self.observables):
-            outputs.setdefault(item.group, []).append((item.lesion, item.units))
+        items: list[State | Observable] = [*self.states, *self.observables]
+        for item in items:
+            # group is set to the name in __post_init__; `or` matches how simulate names the output variables
+            outputs.setdefault(item.group or item.name, []).append((item.lesion, item.units))
         for role, name in self.roles.items():
             where = f"model {self.name!r}, roles[{role!r}]"
             if role not in OBSERVABLE_ROLES:

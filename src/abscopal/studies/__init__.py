@@ -50,16 +50,13 @@ def study(
     :func:`run_study` (``scheduler``, ``workers``, ``progress``, ``force``, ``report``). With ``out`` the
     outputs are written there (``endpoints.nc``, ``summary.csv``, figures, ``report.html``, ``study.json``).
     """
+    overrides: dict[str, Any] = {
+        k: v for k, v in (("n_patients", n_patients), ("seed", seed), ("n_draws", n_draws)) if v is not None
+    }
     if not isinstance(design, StudyDesign):
-        overrides = {
-            k: v for k, v in (("n_patients", n_patients), ("seed", seed), ("n_draws", n_draws)) if v is not None
-        }
         design = load_study(design, **overrides)
-    elif any(v is not None for v in (n_patients, seed, n_draws)):
+    elif overrides:
         from dataclasses import replace
 
-        design = replace(
-            design,
-            **{k: v for k, v in (("n_patients", n_patients), ("seed", seed), ("n_draws", n_draws)) if v is not None},
-        )
+        design = replace(design, **overrides)
     return run_study(design, out, **kwargs)

@@ -267,23 +267,24 @@ class Cell:
     def plan(self, target_lesions: tuple[int, ...]) -> TreatmentPlan:
         """The plan (RT on ``target_lesions``; at progression the course starts at day 0 and each patient's start
         is set per patient, :attr:`abscopal.simulate.Arm.rt_start_day`)."""
-        drug = self.drug.regimen
-        if not self.has_rt:
+        drug, template = self.drug.regimen, self.fractionation.course
+        if template is None:  # no RT (not has_rt)
             return TreatmentPlan(drug=drug, name=self.label)
         course = replace(
-            self.fractionation.course,
+            template,
             target_lesions=target_lesions,
             mean_lung_dose_gy=default_mean_lung_dose_gy(self.site, self.fractionation),
         )
         plan = TreatmentPlan(radiation=(course,), drug=drug, name=self.label)
+        # a level has a start_day unless it is at progression (_timing)
         start = 0.0 if self.timing.at_progression else float(self.timing.start_day)  # type: ignore[arg-type]
         return plan.with_rt_offset(start, drug_to_day0=False)  # the drug keeps its own schedule
 
     def canonical(self) -> dict[str, Any]:
         """What determines the cell's simulation (labels excluded; no-RT cells ignore the timing and site)."""
         rt = None
-        if self.has_rt:
-            c = self.fractionation.course
+        c = self.fractionation.course
+        if c is not None:  # has_rt
             rt = {
                 "course": c.describe(),
                 "calendar": repr(c.calendar),

@@ -33,6 +33,7 @@ import json
 import math
 import warnings
 from collections.abc import Mapping, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -209,7 +210,7 @@ def _combo_title(site: str, drug: str) -> str:
 
 
 def _point(ds: xr.Dataset, name: str, **sel: str) -> np.ndarray:
-    return np.asarray(ds[name].sel(draw=0, **sel).values, dtype=float)
+    return np.asarray(ds[name].sel({"draw": 0, **sel}).values, dtype=float)
 
 
 # ---- figures --------------------------------------------------------------------------------------------------------
@@ -930,7 +931,7 @@ def write_study_report(ds: xr.Dataset, rows: list[dict], out_dir: Path) -> list[
     images = study_figures(ds, rows)
     written = []
     for name, data in images.items():
-        written.append(write_atomic(out_dir / f"{name}.png", lambda tmp, b=data: tmp.write_bytes(b), force=True))
+        written.append(write_atomic(out_dir / f"{name}.png", partial(Path.write_bytes, data=data), force=True))
     text = study_report_html(ds, rows, images)
     written.append(
         write_atomic(out_dir / "report.html", lambda tmp: tmp.write_text(text, encoding="utf-8"), force=True)

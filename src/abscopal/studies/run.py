@@ -48,10 +48,10 @@ import sys
 import time
 import uuid
 import warnings
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 import numpy as np
 import xarray as xr
@@ -61,6 +61,7 @@ from ..arms import ArmRun, run_arm
 from ..endpoints import DAYS_PER_MONTH, TrialAssessment, score
 from ..endpoints.outcomes import OUTCOMES
 from ..endpoints.readout import scored_outputs
+from ..endpoints.scans import ExplicitScans
 from ..endpoints.survival import hazard_ratio, kaplan_meier
 from ..errors import AbscopalError, AbscopalWarning, ParameterError
 from ..fitted.shipped import fit_file_hash, resolve_fit_path
@@ -71,6 +72,11 @@ from ..patients import VirtualPatients, draw_patients
 from ..provenance import environment
 from ..targeting import place_rt_targets
 from .design import AXES, Cell, StudyDesign
+
+if TYPE_CHECKING:
+    from ..fitted.format import Fit
+    from ..solver import SolverOptions
+    from ..treatment.plan import TreatmentPlan
 
 __all__ = [
     "SUMMARY_METRICS",
@@ -120,11 +126,11 @@ class CellTask:
     t_end_day: float
     salvage_delay_day: float
     mechanisms_off: tuple[str, ...]
-    solver: Any
+    solver: SolverOptions
     km_month: np.ndarray
 
 
-def _pneumonitis(task: CellTask, plans: Sequence[Any]) -> np.ndarray:
+def _pneumonitis(task: CellTask, plans: Sequence[TreatmentPlan]) -> np.ndarray:
     """Per-patient pneumonitis probability of each patient's plan (:meth:`PneumonitisModel.plan_probability
     <abscopal.endpoints.toxicity.PneumonitisModel.plan_probability>`, drug doses up to the end of the simulation)."""
     model = task.assessment.pneumonitis
@@ -135,7 +141,9 @@ def _pneumonitis(task: CellTask, plans: Sequence[Any]) -> np.ndarray:
     return np.array([memo[id(plan)] for plan in plans], dtype=float).reshape(len(plans))
 
 
-def _run_arm(task: CellTask, values: Mapping[str, float], plan: Any, rt_start_day: np.ndarray | None = None) -> ArmRun:
+def _run_arm(
+    task: CellTask, values: Mapping[str, float], plan: TreatmentPlan, rt_start_day: np.ndarray | None = None
+) -> ArmRun:
     """One draw of a cell through the shared run-arm path (:func:`abscopal.arms.run_arm`)."""
     return run_arm(
         task.model,
@@ -222,13 +230,13 @@ def run_cell(task: CellTask) -> xr.Dataset:
         curves["os_survival"],
         {"units": "1", "long_name": "Kaplan-Meier overall survival"},
     )
-    units = {
+    per_patient = {
         "pfs_day": ("day", "progression-free survival time from the study start"),
         "os_day": ("day", "overall survival time from the study start"),
         "best_percent_change": ("%", "best percent change of the target sum from baseline"),
         "rt_start_day": ("day", "day of the patient's first RT fraction (NaN: no RT)"),
     }
-    for name, (u, long) in units.items():
+    for name, (u, long) in per_patient.items():
         data[name] = (("draw", "patient"), per[name], {"units": u, "long_name": long})
     for name, long in (
         ("pfs_event", "progression or death observed"),
@@ -277,7 +285,7 @@ class StudySetup:
     provenance: Mapping[str, Any]
 
 
-def _draw_values(cal: Any, design: StudyDesign) -> tuple[tuple[Mapping[str, float], ...], str]:
+def _draw_values(cal: Fit | None, design: StudyDesign) -> tuple[tuple[Mapping[str, float], ...], str]:
     if cal is None:
         if design.n_draws:
             raise ParameterError(
@@ -344,7 +352,7 @@ def prepare_study(design: StudyDesign, *, relative_to: str | Path | None = None)
     t_end = design.t_end_day
     assessment = design.assessment.to_assessment(start_day, t_end)
     km_month = np.arange(0.0, (t_end - start_day) / DAYS_PER_MONTH + 1e-9, _KM_STEP_MONTH)
-    placed: dict[Any, tuple[VirtualPatients, tuple[int, ...]]] = {}
+    placed: dict[str, tuple[VirtualPatients, tuple[int, ...]]] = {}
     for s in design.axes["site"]:
         placed[s.label] = place_rt_targets(patients, s.target, n_lesions=s.n_lesions)  # raises before any work
     model = compile_model(spec)
@@ -363,7 +371,7 @@ def prepare_study(design: StudyDesign, *, relative_to: str | Path | None = None)
             spec.n_lesions,
         ],
         "assessment": json.dumps(assessment.describe(), default=str, sort_keys=True),
-        "scans": [float(x) for x in (assessment.scans.days if hasattr(assessment.scans, "days") else [])],
+        "scans": [float(x) for x in (assessment.scans.days if isinstance(assessment.scans, ExplicitScans) else [])],
         "salvage_delay_day": design.salvage_delay_day,
         "start_day": start_day,
         "t_end_day": t_end,
@@ -470,7 +478,7 @@ def _save_cell(ds: xr.Dataset, path: Path) -> None:
 
     def write(tmp: Path) -> None:
         with open(tmp, "wb") as fh:
-            np.savez(fh, **arrays)
+            np.savez(fh, **arrays)  # type: ignore[arg-type]  # mypy matches **arrays against allow_pickle too
 
     write_atomic(path, write, force=True)
 
@@ -515,7 +523,7 @@ def _load_cell(path: Path, key: str | None = None) -> xr.Dataset:
 
 
 # ---- execution --------------------------------------------------------------------------------------------------
-def _progress_printer(stream: Any = None) -> Callable[[int, int, int, str], None]:
+def _progress_printer(stream: TextIO | None = None) -> Callable[[int, int, int, str], None]:
     stream = stream or sys.stderr
     t0 = time.perf_counter()
 
@@ -566,11 +574,11 @@ def _execute(
     except ImportError:  # pragma: no cover - dask is a declared dependency
         raise AbscopalError("--scheduler / --workers need dask.distributed: pip install 'dask[distributed]'") from None
     cluster = None
-    if scheduler is None:
+    if scheduler is None and workers is not None:  # (both None ran in process above)
         cluster = LocalCluster(
             n_workers=int(workers),
             threads_per_worker=1,
-            processes=True,  # type: ignore[arg-type]
+            processes=True,
             dashboard_address=None,
         )
         client = Client(cluster)
@@ -728,7 +736,7 @@ def assemble(setup: StudySetup, results: Mapping[str, xr.Dataset]) -> xr.Dataset
     first = results[setup.cell_keys[0]]
     n_draw, n_pat = first.sizes["draw"], first.sizes["patient"]
     dims = (*AXES, "draw")
-    data: dict[str, Any] = {}
+    data: dict[Hashable, Any] = {}  # xarray names variables by any hashable
     for name, var in first.data_vars.items():
         extra = var.dims[1:]
         arr = np.empty((*shape, n_draw, *[first.sizes[d] for d in extra]), dtype=var.dtype)
@@ -864,7 +872,7 @@ def _output_names(report: bool) -> list[str]:
     return [*names, "study.json"]
 
 
-def _check_study_dir(out: Path, *, force: bool, inputs: Sequence[Any] = ()) -> None:
+def _check_study_dir(out: Path, *, force: bool, inputs: Sequence[str | Path | None] = ()) -> None:
     """Every check of a study's output folder, before any work (see the module docstring)."""
     check_output_dir(out)
     if not out.exists():

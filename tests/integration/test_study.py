@@ -109,7 +109,7 @@ def test_rt_at_progression_starts_at_each_patients_progression_scan(nsclc3):
     none, salvage = base.sel(fractionation="no RT"), base.sel(fractionation="sbrt_24gy_3fx")
     setup = prepare_study(d)
     task = next(t for t in setup.tasks if not t.cell.has_rt)
-    from abscopal.studies.run import _run_arm
+    from abscopal.studies.cell import _run_arm
 
     ep = _run_arm(task, setup.draws[0], task.cell.plan((0,))).scored.endpoints
     prog = ep.progression_day.values[0]

@@ -15,12 +15,13 @@ __all__ = ["add_study_command"]
 
 def _cmd_study(args: argparse.Namespace) -> int:
     from ..studies import load_study, run_study, summary_table
-    from ..studies.run import _check_study_dir, check_scheduler
+    from ..studies.outputs import check_study_dir
+    from ..studies.run import check_scheduler
     from ..studies.table import format_summary
 
     if args.scheduler is not None:
         check_scheduler(args.scheduler)
-    _check_study_dir(Path(args.out), force=args.force, inputs=[args.study])  # before reading or running anything
+    check_study_dir(Path(args.out), force=args.force, inputs=[args.study])  # before reading or running anything
     overrides = {
         k: v for k, v in (("n_patients", args.patients), ("seed", args.seed), ("n_draws", args.draws)) if v is not None
     }

@@ -1,7 +1,7 @@
 """Figures and a self-contained HTML report of a finished study (``OUT/report.html`` and ``OUT/*.png``).
 
 :func:`write_study_report` is called by :func:`abscopal.studies.run.run_study` (``report=True``) with the study
-dataset (:func:`~abscopal.studies.run.assemble`) and its summary rows (:func:`~abscopal.studies.run.summary_table`).
+dataset (:func:`~abscopal.studies.assemble.assemble`) and its summary rows (:func:`~abscopal.studies.assemble.summary_table`).
 It writes, atomically and overwriting (the runner decides whether a study folder may be rewritten):
 
 ``heatmap_orr.png``, ``heatmap_median_pfs.png``, ``heatmap_os_12mo.png``, ``heatmap_pneumonitis.png``
@@ -601,9 +601,9 @@ def study_figures(ds: xr.Dataset, rows: Sequence[Mapping[str, Any]]) -> dict[str
     Parameters
     ----------
     ds
-        Study dataset (:func:`abscopal.studies.run.assemble`).
+        Study dataset (:func:`abscopal.studies.assemble.assemble`).
     rows
-        Its summary rows (:func:`abscopal.studies.run.summary_table`).
+        Its summary rows (:func:`abscopal.studies.assemble.summary_table`).
 
     Returns
     -------
@@ -880,9 +880,9 @@ def study_report_html(ds: xr.Dataset, rows: Sequence[Mapping[str, Any]], images:
     Parameters
     ----------
     ds
-        Study dataset (:func:`abscopal.studies.run.assemble`).
+        Study dataset (:func:`abscopal.studies.assemble.assemble`).
     rows
-        Its summary rows (:func:`abscopal.studies.run.summary_table`).
+        Its summary rows (:func:`abscopal.studies.assemble.summary_table`).
     images
         PNG bytes by figure name (:func:`study_figures`); names outside :data:`FIGURES` are ignored.
 
@@ -915,9 +915,9 @@ def write_study_report(ds: xr.Dataset, rows: list[dict], out_dir: Path) -> list[
     Parameters
     ----------
     ds
-        Study dataset (:func:`abscopal.studies.run.assemble`).
+        Study dataset (:func:`abscopal.studies.assemble.assemble`).
     rows
-        ``abscopal.studies.run.summary_table(ds)``.
+        ``abscopal.studies.assemble.summary_table(ds)``.
     out_dir
         Study folder; ``<name>.png`` for every name of :data:`FIGURES` and ``report.html`` are written there
         atomically, overwriting (the study runner decides whether a folder may be rewritten).

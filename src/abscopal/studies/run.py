@@ -43,40 +43,34 @@ import logging
 import math
 import os
 import re
-import shutil
 import sys
 import time
-import uuid
 import warnings
-from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, TextIO
 
 import numpy as np
 import xarray as xr
 
 from .._version import __version__
-from ..arms import ArmRun, run_arm
-from ..endpoints import DAYS_PER_MONTH, TrialAssessment, score
-from ..endpoints.outcomes import OUTCOMES
-from ..endpoints.readout import scored_outputs
+from ..endpoints import DAYS_PER_MONTH
 from ..endpoints.scans import ExplicitScans
-from ..endpoints.survival import hazard_ratio, kaplan_meier
 from ..errors import AbscopalError, AbscopalWarning, ParameterError
 from ..fitted.shipped import fit_file_hash, resolve_fit_path
 from ..fitted.values import split_values
-from ..io import OutputPathError, check_output_dir, write_netcdf
-from ..model.compile import CompiledModel, compile_model
+from ..model.compile import compile_model
 from ..patients import VirtualPatients, draw_patients
 from ..provenance import environment
 from ..targeting import place_rt_targets
-from .design import AXES, Cell, StudyDesign
+from .assemble import assemble, summary_table
+from .cache import _BadCellError, _load_cell, _save_cell
+from .cell import _KM_STEP_MONTH, SUMMARY_METRICS, CellTask, StudySetup, run_cell
+from .design import StudyDesign
+from .outputs import _clean_staging, _write_outputs, check_study_dir
 
 if TYPE_CHECKING:
     from ..fitted.format import Fit
-    from ..solver import SolverOptions
-    from ..treatment.plan import TreatmentPlan
 
 __all__ = [
     "SUMMARY_METRICS",
@@ -89,200 +83,7 @@ __all__ = [
     "summary_table",
 ]
 
-SUMMARY_METRICS: Mapping[str, tuple[str, str]] = {
-    "orr": ("1", "objective response rate (RECIST 1.1 at the ORR visit, lesions counted by the assessment)"),
-    "abscopal_orr": ("1", "objective response rate of the lesions outside the RT field (NaN without RT)"),
-    "dcr": ("1", "disease control rate"),
-    "median_pfs_month": ("month", "Kaplan-Meier median progression-free survival (inf: not reached)"),
-    "median_os_month": ("month", "Kaplan-Meier median overall survival (inf: not reached)"),
-    "pfs_12mo": ("1", "progression-free survival at 12 months"),
-    "os_12mo": ("1", "overall survival at 12 months"),
-    "os_24mo": ("1", "overall survival at 24 months"),
-    "pneumonitis_risk": ("1", "mean probability of grade >= 2 radiation pneumonitis"),
-    "irradiated_fraction": ("1", "fraction of patients who received RT"),
-    "lymphocyte_nadir": ("1e9/L", "mean lymphocyte count nadir"),
-}
-"""Per-cell, per-draw summary variables of a study (units, long name)."""
-_REGISTRY_METRICS = ("orr", "dcr", "median_pfs_month", "median_os_month", "pfs_12mo", "os_12mo", "os_24mo")
-"""Summary variables whose trial-style value is the outcome registry's (:mod:`abscopal.endpoints.outcomes`)."""
-_KM_STEP_MONTH = 0.5
 log = logging.getLogger(__name__)
-
-
-# ---- tasks ------------------------------------------------------------------------------------------------------
-@dataclass(frozen=True, kw_only=True)
-class CellTask:
-    """Everything :func:`run_cell` needs for one cell (picklable; the model travels as spec + kernel path)."""
-
-    key: str
-    cell: Cell
-    model: CompiledModel
-    patients: VirtualPatients
-    target_lesions: tuple[int, ...]
-    draws: tuple[Mapping[str, float], ...]
-    variability_names: tuple[str, ...]
-    assessment: TrialAssessment
-    start_day: float
-    t_end_day: float
-    salvage_delay_day: float
-    mechanisms_off: tuple[str, ...]
-    solver: SolverOptions
-    km_month: np.ndarray
-
-
-def _pneumonitis(task: CellTask, plans: Sequence[TreatmentPlan]) -> np.ndarray:
-    """Per-patient pneumonitis probability of each patient's plan (:meth:`PneumonitisModel.plan_probability
-    <abscopal.endpoints.toxicity.PneumonitisModel.plan_probability>`, drug doses up to the end of the simulation)."""
-    model = task.assessment.pneumonitis
-    memo: dict[int, float] = {}
-    for plan in plans:
-        if id(plan) not in memo:
-            memo[id(plan)] = model.plan_probability(plan, task.t_end_day)
-    return np.array([memo[id(plan)] for plan in plans], dtype=float).reshape(len(plans))
-
-
-def _run_arm(
-    task: CellTask, values: Mapping[str, float], plan: TreatmentPlan, rt_start_day: np.ndarray | None = None
-) -> ArmRun:
-    """One draw of a cell through the shared run-arm path (:func:`abscopal.arms.run_arm`)."""
-    return run_arm(
-        task.model,
-        plan,
-        task.patients,
-        task.assessment,
-        values,
-        variability_names=task.variability_names,
-        start_day=task.start_day,
-        t_end_day=task.t_end_day,
-        name="cell",
-        rt_start_day=rt_start_day,
-        mechanisms_off=task.mechanisms_off,
-        solver=task.solver,
-        variables=scored_outputs(task.model.spec),  # found by role (lesion diameter, new lesions, burden, ...)
-    )
-
-
-def _km(time_day: np.ndarray, event: np.ndarray, grid_day: np.ndarray) -> np.ndarray:
-    return np.asarray(kaplan_meier(time_day, event).survival_at(grid_day), dtype=float)
-
-
-def run_cell(task: CellTask) -> xr.Dataset:
-    """Simulate and score one cell for every draw (a pure function of ``task``; see the module docstring).
-
-    Returns a dataset with dims ``draw`` (0 = point values), ``patient`` and ``km_month``: the
-    :data:`SUMMARY_METRICS`, KM curves ``pfs_survival`` / ``os_survival`` and per-patient ``pfs_day``,
-    ``pfs_event``, ``os_day``, ``os_event``, ``best_percent_change``, ``objective_response``, ``rt_start_day``.
-    """
-    t0 = time.perf_counter()
-    n_draw, n = len(task.draws), task.patients.n_patients
-    grid_day = task.km_month * DAYS_PER_MONTH
-    summary = {k: np.zeros(n_draw) for k in SUMMARY_METRICS}
-    per = {k: np.zeros((n_draw, n)) for k in ("pfs_day", "os_day", "best_percent_change", "rt_start_day")}
-    flags = {k: np.zeros((n_draw, n), bool) for k in ("pfs_event", "os_event", "objective_response")}
-    curves = {k: np.zeros((n_draw, grid_day.size)) for k in ("pfs_survival", "os_survival")}
-    plan = task.cell.plan(task.target_lesions)
-    for k, values in enumerate(task.draws):
-        if task.cell.timing.at_progression and task.cell.has_rt:
-            no_rt = type(plan)(drug=plan.drug, name=plan.name)
-            prog = _run_arm(task, values, no_rt).scored.endpoints.progression_day.values[0]
-            starts = np.where(np.isfinite(prog), prog + task.salvage_delay_day, np.nan)
-            starts[starts > task.t_end_day] = np.nan
-            run = _run_arm(task, values, plan, starts)
-        else:
-            run = _run_arm(task, values, plan)
-        ds, ep, plans, scored = run.simulation, run.scored.endpoints, run.plans, run.scored
-        e = ep.isel(arm=0)
-        summary["abscopal_orr"][k] = np.nan
-        if task.cell.has_rt and not task.cell.timing.at_progression:
-            if task.assessment.exclude_irradiated:
-                summary["abscopal_orr"][k] = float(e.orr)
-            else:
-                out_of_field = replace(task.assessment, exclude_irradiated=True)
-                try:
-                    summary["abscopal_orr"][k] = float(score(ds, out_of_field, patients=task.patients).orr[0])
-                except ParameterError:  # some patient has no lesion outside the field: undefined
-                    pass
-        for name in _REGISTRY_METRICS:
-            summary[name][k] = OUTCOMES[name].value(scored)
-        risk = _pneumonitis(task, plans)
-        summary["pneumonitis_risk"][k] = float(risk.mean())
-        starts_k = ds.rt_start_day.values[0]
-        summary["irradiated_fraction"][k] = float(np.mean(np.isfinite(starts_k))) if task.cell.has_rt else 0.0
-        nadir = e.lymphocyte_nadir.values
-        summary["lymphocyte_nadir"][k] = float(np.nanmean(nadir)) if np.any(~np.isnan(nadir)) else np.nan
-        for name in ("pfs_day", "os_day", "best_percent_change"):
-            per[name][k] = e[name].values
-        per["rt_start_day"][k] = starts_k
-        for name in ("pfs_event", "os_event", "objective_response"):
-            flags[name][k] = e[name].values.astype(bool)
-        for name, endpoint in (("pfs_survival", "pfs"), ("os_survival", "os")):
-            curves[name][k] = _km(e[f"{endpoint}_day"].values, e[f"{endpoint}_event"].values, grid_day)
-    data: dict[str, Any] = {}
-    for name, (units, long) in SUMMARY_METRICS.items():
-        data[name] = (("draw",), summary[name], {"units": units, "long_name": long})
-    data["pfs_survival"] = (
-        ("draw", "km_month"),
-        curves["pfs_survival"],
-        {"units": "1", "long_name": "Kaplan-Meier progression-free survival"},
-    )
-    data["os_survival"] = (
-        ("draw", "km_month"),
-        curves["os_survival"],
-        {"units": "1", "long_name": "Kaplan-Meier overall survival"},
-    )
-    per_patient = {
-        "pfs_day": ("day", "progression-free survival time from the study start"),
-        "os_day": ("day", "overall survival time from the study start"),
-        "best_percent_change": ("%", "best percent change of the target sum from baseline"),
-        "rt_start_day": ("day", "day of the patient's first RT fraction (NaN: no RT)"),
-    }
-    for name, (u, long) in per_patient.items():
-        data[name] = (("draw", "patient"), per[name], {"units": u, "long_name": long})
-    for name, long in (
-        ("pfs_event", "progression or death observed"),
-        ("os_event", "death observed"),
-        ("objective_response", "objective response at the ORR visit"),
-    ):
-        data[name] = (("draw", "patient"), flags[name].astype(np.int8), {"units": "1", "long_name": long})
-    out = xr.Dataset(
-        data,
-        coords={
-            "draw": (
-                "draw",
-                np.arange(n_draw),
-                {"units": "1", "long_name": "parameter draw (0: point values of the fit)"},
-            ),
-            "patient": ("patient", np.arange(n), {"units": "1", "long_name": "virtual patient index"}),
-            "km_month": ("km_month", task.km_month, {"units": "month", "long_name": "time from study start"}),
-        },
-    )
-    out.attrs.update(
-        {
-            "key": task.key,
-            "label": task.cell.label,
-            "index": json.dumps(list(task.cell.index)),
-            "canonical": json.dumps(task.cell.canonical(), sort_keys=True, default=str),
-            "elapsed_s": round(time.perf_counter() - t0, 3),
-        }
-    )
-    return out
-
-
-# ---- preparing the tasks ------------------------------------------------------------------------------------------
-@dataclass(frozen=True, kw_only=True)
-class StudySetup:
-    """The resolved inputs of a study: model, fit, draws, patients and one task per distinct cell."""
-
-    design: StudyDesign
-    model: CompiledModel
-    fit_path: Path | None
-    fit_hash: str | None
-    draws: tuple[Mapping[str, float], ...]
-    draw_source: str
-    tasks: tuple[CellTask, ...]
-    cell_keys: tuple[str, ...]
-    start_day: float
-    provenance: Mapping[str, Any]
 
 
 def _draw_values(cal: Fit | None, design: StudyDesign) -> tuple[tuple[Mapping[str, float], ...], str]:
@@ -442,86 +243,6 @@ def prepare_study(design: StudyDesign, *, relative_to: str | Path | None = None)
     )
 
 
-# ---- the cell cache ------------------------------------------------------------------------------------------
-def _cell_digest(meta_bytes: bytes, arrays: Mapping[str, np.ndarray]) -> str:
-    """sha256 of a cell's header and arrays (names, dtypes, shapes, bytes), in name order."""
-    h = hashlib.sha256(meta_bytes)
-    for name in sorted(arrays):
-        a = np.ascontiguousarray(arrays[name])
-        h.update(f"{name}|{a.dtype.str}|{a.shape}|".encode())
-        h.update(a.tobytes())
-    return h.hexdigest()
-
-
-def _save_cell(ds: xr.Dataset, path: Path) -> None:
-    """Write a cell result as ``.npz`` (arrays) with a JSON header (dims, attrs), its key and a sha256, atomically.
-
-    An internal cache format: an order of magnitude faster than netCDF for these small datasets (0.4 s per
-    h5netcdf file was most of a small study's time), and loaded back losslessly by :func:`_load_cell`, which checks
-    the stored key and digest.
-    """
-    from ..io import write_atomic
-
-    meta = {"attrs": dict(ds.attrs), "vars": {}, "coords": {}}
-    arrays: dict[str, np.ndarray] = {}
-    for kind, items in (("vars", ds.data_vars.items()), ("coords", ds.coords.items())):
-        for name, var in items:
-            meta[kind][name] = {"dims": list(var.dims), "attrs": dict(var.attrs)}
-            arrays[f"{kind}/{name}"] = var.values
-    meta_bytes = json.dumps(meta, default=str).encode()
-    arrays["__meta__"] = np.frombuffer(meta_bytes, dtype=np.uint8)
-    arrays["__key__"] = np.frombuffer(str(ds.attrs["key"]).encode(), dtype=np.uint8)
-    arrays["__sha256__"] = np.frombuffer(
-        _cell_digest(meta_bytes, {k: v for k, v in arrays.items() if k not in ("__meta__", "__sha256__")}).encode(),
-        dtype=np.uint8,
-    )
-
-    def write(tmp: Path) -> None:
-        with open(tmp, "wb") as fh:
-            np.savez(fh, **arrays)  # type: ignore[arg-type]  # mypy matches **arrays against allow_pickle too
-
-    write_atomic(path, write, force=True)
-
-
-class _BadCellError(Exception):
-    """A cached cell file that must not be used (the message says why)."""
-
-
-def _load_cell(path: Path, key: str | None = None) -> xr.Dataset:
-    """Load a cell written by :func:`_save_cell`; raise :class:`_BadCellError` unless its stored key is ``key`` (if
-    given) and its digest matches its content. Never unpickles (``allow_pickle=False``)."""
-    try:
-        with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as z:  # our handle: closed on any error
-            arrays = {name: z[name] for name in z.files}
-    except Exception as exc:
-        raise _BadCellError(f"unreadable ({type(exc).__name__}: {exc})") from None
-    if "__key__" not in arrays or "__sha256__" not in arrays or "__meta__" not in arrays:
-        raise _BadCellError("no stored key or digest (written by an older abscopal)")
-    try:
-        stored_key = bytes(arrays.pop("__key__")).decode()
-        digest = bytes(arrays.pop("__sha256__")).decode()
-        meta_bytes = bytes(arrays["__meta__"])
-        if (
-            _cell_digest(
-                meta_bytes,
-                {k: v for k, v in arrays.items() if k != "__meta__"}
-                | {"__key__": np.frombuffer(stored_key.encode(), dtype=np.uint8)},
-            )
-            != digest
-        ):
-            raise _BadCellError("content does not match its stored sha256 (corrupt or edited)")
-        if key is not None and stored_key != key:
-            raise _BadCellError(f"holds cell {stored_key!r}, not {key!r} (a cell file copied over another)")
-        meta = json.loads(meta_bytes.decode())
-        coords = {n: (m["dims"], arrays[f"coords/{n}"], m["attrs"]) for n, m in meta["coords"].items()}
-        data = {n: (m["dims"], arrays[f"vars/{n}"], m["attrs"]) for n, m in meta["vars"].items()}
-        return xr.Dataset(data, coords=coords, attrs=meta["attrs"])
-    except _BadCellError:
-        raise
-    except Exception as exc:
-        raise _BadCellError(f"inconsistent content ({type(exc).__name__}: {exc})") from None
-
-
 # ---- execution --------------------------------------------------------------------------------------------------
 def _progress_printer(stream: TextIO | None = None) -> Callable[[int, int, int, str], None]:
     stream = stream or sys.stderr
@@ -679,7 +400,7 @@ def run_study(
         check_scheduler(scheduler)
     out = None if out_dir is None else Path(out_dir)
     if out is not None:  # the fit is an input too
-        _check_study_dir(out, force=force, inputs=[design.source, _fit_path(design, relative_to)])
+        check_study_dir(out, force=force, inputs=[design.source, _fit_path(design, relative_to)])
     setup = prepare_study(design, relative_to=relative_to)
     if out is not None:
         (out / "cells").mkdir(parents=True, exist_ok=True)
@@ -716,272 +437,3 @@ def run_study(
     if out is not None:
         _write_outputs(result, out, report=report)
     return result
-
-
-# ---- assembling -------------------------------------------------------------------------------------------------
-def assemble(setup: StudySetup, results: Mapping[str, xr.Dataset]) -> xr.Dataset:
-    """Stack the cell results into the study dataset.
-
-    Dims ``timing, fractionation, site, drug`` (axis labels as coordinates, plus numeric ``timing_start_day``,
-    ``dose_per_fraction_gy``, ``n_fractions``, ``total_dose_gy``, ``bed10_gy``, ``eqd2_10_gy``,
-    ``mean_lung_dose_gy``), ``draw`` (0 = point values), ``patient`` and ``km_month``. Adds the Cox hazard ratios
-    ``hr_pfs`` / ``hr_os`` of each cell against the no-RT cell of the same timing, site and drug (NaN where the
-    study has no ``"no RT"`` fractionation), per draw. Provenance JSON in ``attrs["provenance"]``.
-    """
-    from ..radiobiology import bed
-
-    design = setup.design
-    shape = design.shape
-    cells = design.cells()
-    first = results[setup.cell_keys[0]]
-    n_draw, n_pat = first.sizes["draw"], first.sizes["patient"]
-    dims = (*AXES, "draw")
-    data: dict[Hashable, Any] = {}  # xarray names variables by any hashable
-    for name, var in first.data_vars.items():
-        extra = var.dims[1:]
-        arr = np.empty((*shape, n_draw, *[first.sizes[d] for d in extra]), dtype=var.dtype)
-        for cell, key in zip(cells, setup.cell_keys, strict=True):
-            arr[cell.index] = results[key][name].values
-        data[name] = ((*dims, *extra), arr, dict(var.attrs))
-    hr = {e: np.full((*shape, n_draw), np.nan) for e in ("pfs", "os")}
-    no_rt = [j for j, f in enumerate(design.axes["fractionation"]) if f.course is None]
-    if no_rt:
-        j0 = no_rt[0]
-        for cell in cells:
-            i, j, k, m = cell.index
-            if j == j0:
-                continue
-            for e in ("pfs", "os"):
-                for d in range(n_draw):
-                    t_ref, e_ref = data[f"{e}_day"][1][i, j0, k, m, d], data[f"{e}_event"][1][i, j0, k, m, d]
-                    t_arm, e_arm = data[f"{e}_day"][1][i, j, k, m, d], data[f"{e}_event"][1][i, j, k, m, d]
-                    try:
-                        hr[e][i, j, k, m, d] = hazard_ratio(
-                            np.concatenate([t_ref, t_arm]),
-                            np.concatenate([e_ref, e_arm]).astype(bool),
-                            np.repeat([0, 1], n_pat),
-                            reference=0,
-                        ).hr
-                    except (AbscopalError, ValueError):
-                        pass  # no events in one arm: HR not estimable, left NaN
-    for e, long in (("pfs", "progression-free"), ("os", "overall")):
-        data[f"hr_{e}"] = (
-            dims,
-            hr[e],
-            {
-                "units": "1",
-                "long_name": f"Cox hazard ratio of {long} survival vs the "
-                "no-RT cell of the same timing, site and drug (same patients)",
-            },
-        )
-    fr = design.axes["fractionation"]
-    sites = design.axes["site"]
-    from .design import default_mean_lung_dose_gy
-
-    coords: dict[str, Any] = {
-        "timing": ("timing", [t.label for t in design.axes["timing"]], {"units": "1", "long_name": "RT timing"}),
-        "fractionation": ("fractionation", [f.label for f in fr], {"units": "1", "long_name": "fractionation"}),
-        "site": ("site", [s.label for s in sites], {"units": "1", "long_name": "irradiated site"}),
-        "drug": ("drug", [d.label for d in design.axes["drug"]], {"units": "1", "long_name": "drug regimen"}),
-        "draw": ("draw", np.arange(n_draw), {"units": "1", "long_name": "parameter draw (0: point values)"}),
-        "patient": ("patient", np.arange(n_pat), {"units": "1", "long_name": "virtual patient index"}),
-        "km_month": ("km_month", first.km_month.values, {"units": "month", "long_name": "time from study start"}),
-        "timing_start_day": (
-            "timing",
-            [np.nan if t.start_day is None else t.start_day for t in design.axes["timing"]],
-            {"units": "day", "long_name": "first RT fraction after the first drug dose (NaN: at progression)"},
-        ),
-        "dose_per_fraction_gy": (
-            "fractionation",
-            [0.0 if f.course is None else f.course.dose_per_fraction_gy for f in fr],
-            {"units": "Gy", "long_name": "dose per fraction"},
-        ),
-        "n_fractions": (
-            "fractionation",
-            [0 if f.course is None else f.course.n_fractions for f in fr],
-            {"units": "1", "long_name": "number of fractions"},
-        ),
-        "total_dose_gy": (
-            "fractionation",
-            [f.total_dose_gy for f in fr],
-            {"units": "Gy", "long_name": "prescribed total dose"},
-        ),
-        "bed10_gy": (
-            "fractionation",
-            [0.0 if f.course is None else float(bed(f.total_dose_gy, f.course.n_fractions, 10.0)) for f in fr],
-            {"units": "Gy", "long_name": "BED, alpha/beta 10 Gy"},
-        ),
-        "mean_lung_dose_gy": (
-            ("fractionation", "site"),
-            [[default_mean_lung_dose_gy(s, f) for s in sites] for f in fr],
-            {"units": "Gy", "long_name": "physical mean lung dose (pneumonitis NTCP input)"},
-        ),
-    }
-    ds = xr.Dataset(data, coords=coords)
-    ds.attrs.update(
-        {
-            "title": design.title,
-            "provenance": json.dumps(setup.provenance, sort_keys=True, default=str),
-            "abscopal_version": __version__,
-            "model_hash": setup.provenance["model_hash"],
-            "fit": str(setup.provenance["fit"]),
-            "seed": design.seed,
-            "cell_keys": json.dumps(list(setup.cell_keys)),
-        }
-    )
-    return ds
-
-
-def summary_table(ds: xr.Dataset, *, level: float = 0.95) -> list[dict[str, Any]]:
-    """One row per cell: axis labels, treatment numbers, and for each metric its point value (draw 0) and the
-    central ``level`` interval over draws 1..n (empty without draws)."""
-    q = ((1 - level) / 2, 1 - (1 - level) / 2)
-    metrics = [*SUMMARY_METRICS, "hr_pfs", "hr_os"]
-    rows = []
-    stacked = ds[metrics].stack(cell=AXES)
-    for c in range(stacked.sizes["cell"]):
-        sel = stacked.isel(cell=c)
-        row: dict[str, Any] = {a: str(sel[a].values) for a in AXES}
-        row["total_dose_gy"] = float(ds.total_dose_gy.sel(fractionation=row["fractionation"]))
-        row["n_fractions"] = int(ds.n_fractions.sel(fractionation=row["fractionation"]))
-        row["bed10_gy"] = float(ds.bed10_gy.sel(fractionation=row["fractionation"]))
-        row["mean_lung_dose_gy"] = float(ds.mean_lung_dose_gy.sel(fractionation=row["fractionation"], site=row["site"]))
-        for m in metrics:
-            v = sel[m].values
-            row[m] = float(v[0])
-            if v.size > 1 and np.any(np.isfinite(v[1:])):
-                finite = v[1:][~np.isnan(v[1:])]
-                lo, hi = np.quantile(finite, q) if finite.size else (np.nan, np.nan)
-                row[f"{m}_lower"], row[f"{m}_upper"] = float(lo), float(hi)
-            else:
-                row[f"{m}_lower"], row[f"{m}_upper"] = None, None
-        rows.append(row)
-    return rows
-
-
-_OUTPUTS_LINK = "outputs"
-_STAGING_PREFIX = ".outputs-"
-
-
-def _output_names(report: bool) -> list[str]:
-    names = ["endpoints.nc", "summary.csv"]
-    if report:
-        from .report import FIGURES
-
-        names += [f"{n}.png" for n in FIGURES] + ["report.html"]
-    return [*names, "study.json"]
-
-
-def _check_study_dir(out: Path, *, force: bool, inputs: Sequence[str | Path | None] = ()) -> None:
-    """Every check of a study's output folder, before any work (see the module docstring)."""
-    check_output_dir(out)
-    if not out.exists():
-        return
-    entries = [p.name for p in out.iterdir()]
-    is_study = os.path.lexists(out / "study.json") or (out / "cells").is_dir()
-    if entries and not is_study:
-        shown = ", ".join(sorted(entries)[:5]) + (", ..." if len(entries) > 5 else "")
-        raise OutputPathError(
-            f"--out {str(out)!r} is a folder that holds other files ({shown}) and no study "
-            "(no study.json, no cells/); choose a new or empty folder"
-        )
-    if (out / "study.json").exists() and not force:
-        raise AbscopalError(
-            f"{str(out)!r} holds a completed study (study.json exists); choose another --out or "
-            "pass --force to rewrite its outputs"
-        )
-    link = out / _OUTPUTS_LINK
-    if os.path.lexists(link) and not link.is_symlink():
-        raise OutputPathError(f"--out {str(out)!r}: {str(link)!r} is not the study's outputs link; move it away")
-    for name in ("cells", *_output_names(True)):
-        p = out / name
-        if name == "cells":
-            if os.path.lexists(p) and (p.is_symlink() or not p.is_dir()):
-                raise OutputPathError(f"--out {str(out)!r}: {str(p)!r} is not a folder of cells; move it away")
-        elif os.path.lexists(p) and not p.is_symlink() and not p.is_file():
-            raise OutputPathError(
-                f"--out {str(out)!r}: {str(p)!r} is not a regular file and cannot be replaced; move it away"
-            )
-    root = out.resolve()
-    for i in inputs:
-        if i is not None and os.path.exists(i) and root in Path(i).resolve().parents:
-            raise OutputPathError(
-                f"input {str(i)!r} is inside the study folder --out {str(out)!r}; keep inputs "
-                "outside it (its outputs are rewritten)"
-            )
-
-
-def _clean_staging(out: Path) -> None:
-    """Remove output folders and links left by an interrupted write (anything ``.outputs-*`` not in use)."""
-    link = out / _OUTPUTS_LINK
-    current = os.readlink(link) if link.is_symlink() else None
-    for p in out.glob(f"{_STAGING_PREFIX}*"):
-        if p.name == current:
-            continue
-        if p.is_symlink() or p.is_file():
-            p.unlink()
-        elif p.is_dir():
-            shutil.rmtree(p)
-
-
-def _replace_with_link(path: Path, target: str) -> None:
-    if path.is_symlink() and os.readlink(path) == target:
-        return
-    tmp = path.with_name(f"{_STAGING_PREFIX}link-{uuid.uuid4().hex[:12]}")
-    os.symlink(target, tmp)
-    os.replace(tmp, path)
-
-
-def _write_outputs(ds: xr.Dataset, out: Path, *, report: bool) -> None:
-    """Write the study's outputs into a staging folder and switch ``OUT/outputs`` to it (module docstring)."""
-    import csv
-    import io
-
-    from ..io import write_atomic
-
-    staging = out / f"{_STAGING_PREFIX}{uuid.uuid4().hex[:12]}"
-    staging.mkdir()
-    try:
-        write_netcdf(ds, staging / "endpoints.nc", force=True)
-        rows = summary_table(ds)
-        buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-        text = buf.getvalue()
-        write_atomic(staging / "summary.csv", lambda tmp: tmp.write_text(text, encoding="utf-8"), force=True)
-        outputs = ["endpoints.nc", "summary.csv"]
-        if report:
-            from .report import write_study_report
-
-            outputs += [str(p.relative_to(staging)) for p in write_study_report(ds, rows, staging)]
-        manifest = {
-            "outputs": outputs,
-            "elapsed_s": ds.attrs.get("elapsed_s"),
-            "cells_computed": ds.attrs.get("cells_computed"),
-            "cells_cached": ds.attrs.get("cells_cached"),
-            "provenance": json.loads(ds.attrs["provenance"]),
-        }
-        body = json.dumps(manifest, indent=1, default=str) + "\n"
-        write_atomic(staging / "study.json", lambda tmp: tmp.write_text(body, encoding="utf-8"), force=True)
-        outputs.append("study.json")
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    try:
-        _replace_with_link(out / _OUTPUTS_LINK, staging.name)  # the switch: one atomic rename
-    except OSError as exc:  # no symbolic links here (some Windows setups): move the files, study.json last
-        log.warning("cannot switch %s with a symbolic link (%s); moving the files one by one", out, exc)
-        for name in outputs:
-            os.replace(staging / name, out / name)
-        shutil.rmtree(staging, ignore_errors=True)
-        return
-    for name in outputs:  # fixed links OUT/<name> -> outputs/<name> (an old study's plain files are replaced)
-        _replace_with_link(out / name, f"{_OUTPUTS_LINK}/{name}")
-    for name in _output_names(True):  # links of outputs this run did not write (e.g. --no-report) would dangle
-        p = out / name
-        if name not in outputs and p.is_symlink() and os.readlink(p).startswith(f"{_OUTPUTS_LINK}/"):
-            p.unlink()
-        elif name not in outputs and p.is_file():
-            p.unlink()  # a plain file of an older layout: it belongs to the replaced study
-    _clean_staging(out)

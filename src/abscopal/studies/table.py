@@ -22,7 +22,7 @@ def _fmt(row: dict[str, Any], metric: str, *, percent: bool) -> str:
 
 
 def format_summary(rows: list[dict[str, Any]], *, limit: int | None = None) -> str:
-    """Plain-text table of :func:`~abscopal.studies.run.summary_table` rows, best 12-month OS first."""
+    """Plain-text table of :func:`~abscopal.studies.assemble.summary_table` rows, best 12-month OS first."""
     order = sorted(rows, key=lambda r: -(r["os_12mo"] if math.isfinite(r["os_12mo"]) else -1.0))
     head = (
         f"{'timing':<16}{'fractionation':<20}{'site':<20}{'ORR':>16}{'median PFS (mo)':>22}"

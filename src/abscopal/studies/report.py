@@ -1,7 +1,8 @@
 """Figures and a self-contained HTML report of a finished study (``OUT/report.html`` and ``OUT/*.png``).
 
 :func:`write_study_report` is called by :func:`abscopal.studies.run.run_study` (``report=True``) with the study
-dataset (:func:`~abscopal.studies.assemble.assemble`) and its summary rows (:func:`~abscopal.studies.assemble.summary_table`).
+dataset (:func:`~abscopal.studies.assemble.assemble`) and its summary rows
+(:func:`~abscopal.studies.assemble.summary_table`).
 It writes, atomically and overwriting (the runner decides whether a study folder may be rewritten):
 
 ``heatmap_orr.png``, ``heatmap_median_pfs.png``, ``heatmap_os_12mo.png``, ``heatmap_pneumonitis.png``

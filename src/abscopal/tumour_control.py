@@ -186,15 +186,15 @@ class TumourControlParameters:
 
 _NON_NEGATIVE = {"alpha_sd_per_gy", "kickoff_day", "regrowth_doubling_log_sd"}
 _FIX = {
-    "alpha_mean_per_gy": "give the mean LQ alpha in 1/Gy, e.g. 0.26",
-    "alpha_sd_per_gy": "give the inter-patient SD of alpha in 1/Gy, e.g. 0.07 (0 for a homogeneous population)",
+    "alpha_mean_per_gy": "give the mean LQ alpha in 1/Gy, e.g. 0.236",
+    "alpha_sd_per_gy": "give the inter-patient SD of alpha in 1/Gy, e.g. 0.061 (0 for a homogeneous population)",
     "alpha_beta_gy": "give alpha/beta in Gy, e.g. 10",
     "lql_transition_dose_gy": "give the LQ-L transition dose per fraction in Gy, e.g. 8, or None for pure LQ",
     "clonogen_density_per_cm3": "give clonogens per cm^3, e.g. 1e7",
     "kickoff_day": "give the repopulation kick-off time in days from the first fraction, e.g. 28",
     "potential_doubling_day": "give the clonogen doubling time during a course in days, e.g. 8, or math.inf",
-    "regrowth_doubling_day": "give the median post-treatment regrowth doubling time in days, e.g. 20",
-    "regrowth_doubling_log_sd": "give the SD of the log regrowth doubling time, e.g. 0.6 (0 for none)",
+    "regrowth_doubling_day": "give the median post-treatment regrowth doubling time in days, e.g. 33",
+    "regrowth_doubling_log_sd": "give the SD of the log regrowth doubling time, e.g. 0.74 (0 for none)",
     "detection_diameter_mm": "give the diameter at which a local failure is detected in mm, e.g. 10",
 }
 
@@ -346,7 +346,7 @@ def _array(name: str, value: ArrayLike, bound: str, fix: str) -> _FloatArray:
 def _alpha(alpha_per_gy: ArrayLike | None, params: TumourControlParameters) -> _FloatArray:
     if alpha_per_gy is None:
         return np.asarray(params.alpha_mean_per_gy, dtype=np.float64)
-    return _array("alpha_per_gy", alpha_per_gy, ">= 0", "give the patient's LQ alpha in 1/Gy, e.g. 0.26")
+    return _array("alpha_per_gy", alpha_per_gy, ">= 0", "give the patient's LQ alpha in 1/Gy, e.g. 0.236")
 
 
 def _diameter(lesion_diameter_mm: ArrayLike) -> _FloatArray:

@@ -58,7 +58,7 @@ LC_ANCHORS = (
     ),
     Anchor("44-52 Gy/4 (48 Gy/4 used)", _course(12.0, 4, daily=True), 0.80, "Baba 2010 Radiat Oncol 5:81"),
 )
-"""3-year local control after lung SBRT and conventional RT (model-v2-sources.md section 3.1)."""
+"""3-year local control after lung SBRT and conventional RT, with the publication of each number."""
 
 TIMING_EARLY_SHARE = 13 / 20
 """Makita 2024 (Oncol Lett 29:48): 13 of 20 local failures after SBRT within 2 years."""

@@ -141,10 +141,11 @@ class TumourControlParameters:
     # Webb & Nahum 1993 (Phys Med Biol 38:653) used 1e7 clonogens/cm^3 [memory, unverified value].
     clonogen_density_per_cm3: float = 1.0e7
     # Tk 28 d: Machtay 2012 tBED (IJROBP 82:425) [memory, unverified]; Tk is 21-32 d in head-and-neck
-    # cancer and NSCLC (Fowler, secondary summary; model-v2-sources.md 3.2).
+    # cancer and NSCLC (Fowler, via a secondary summary: radiotherapydictionary.blogspot.com, 2016).
     kickoff_day: float = 28.0
-    # Tpot 3-8 d for NSCLC (clinical-targets.md 4.1, tag [U]); 8 d, the end of the range that the
-    # conventional-RT anchor (Acta Oncol 2018: 75.6 Gy over ~8 weeks, 66% local control) allows.
+    # Tpot 3-8 d, the commonly quoted NSCLC range [memory, unverified: no primary source retrieved]. 8 d is the
+    # end of that range that the conventional-RT anchor allows (Acta Oncol 2018: 75.6 Gy over ~8 weeks, 66% local
+    # control); docs/tumour_control.md shows the refit for 3, 5, 8 d and none.
     potential_doubling_day: float = 8.0
     # Calibrated to Makita 2024 (Oncol Lett 29:48, doi:10.3892/ol.2024.14794): after SBRT, local
     # failures occurred at a median 13 months when early (<= 2 y; 13 of 20) and 42 months when late
@@ -214,8 +215,8 @@ PARAMETER_SOURCES: Mapping[str, str] = MappingProxyType(
         "35:4161)",
         "clonogen_density_per_cm3": "1e7 per cm^3, Webb & Nahum 1993 (Phys Med Biol 38:653) [memory, unverified]",
         "kickoff_day": "28 d, Machtay 2012 tBED (IJROBP 82:425) [memory, unverified]; 21-32 d for H&N and NSCLC "
-        "(Fowler, secondary summary)",
-        "potential_doubling_day": "8 d, upper end of Tpot 3-8 d for NSCLC [U]; the end the conventional-RT anchor "
+        "(Fowler, via a secondary summary)",
+        "potential_doubling_day": "8 d, upper end of the quoted NSCLC Tpot range 3-8 d [memory, unverified]; the end the conventional-RT anchor "
         "(Acta Oncol 2018, 66% 3-y local control after a median 75.6 Gy) allows",
         "regrowth_doubling_day": "calibrated here to the timing of local failure after lung SBRT (Makita 2024 Oncol "
         "Lett 29:48: median 13 months for failures within 2 years, 42 months for later ones)",

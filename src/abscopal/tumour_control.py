@@ -216,8 +216,8 @@ PARAMETER_SOURCES: Mapping[str, str] = MappingProxyType(
         "clonogen_density_per_cm3": "1e7 per cm^3, Webb & Nahum 1993 (Phys Med Biol 38:653) [memory, unverified]",
         "kickoff_day": "28 d, Machtay 2012 tBED (IJROBP 82:425) [memory, unverified]; 21-32 d for H&N and NSCLC "
         "(Fowler, via a secondary summary)",
-        "potential_doubling_day": "8 d, upper end of the quoted NSCLC Tpot range 3-8 d [memory, unverified]; the end the conventional-RT anchor "
-        "(Acta Oncol 2018, 66% 3-y local control after a median 75.6 Gy) allows",
+        "potential_doubling_day": "8 d, upper end of the quoted NSCLC Tpot range 3-8 d [memory, unverified]; the end "
+        "that the conventional-RT anchor (Acta Oncol 2018, 66% 3-y local control after a median 75.6 Gy) allows",
         "regrowth_doubling_day": "calibrated here to the timing of local failure after lung SBRT (Makita 2024 Oncol "
         "Lett 29:48: median 13 months for failures within 2 years, 42 months for later ones)",
         "regrowth_doubling_log_sd": "calibrated here with regrowth_doubling_day (Makita 2024: 7 of 20 failures after "

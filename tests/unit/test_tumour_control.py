@@ -206,8 +206,8 @@ def test_bed10_100_sbrt_controls_at_least_85_percent_at_two_years(course, diamet
 def test_palliative_30gy_10fx_controls_clearly_fewer_lesions(diameter):
     """Palliative 30 Gy/10 (BED10 39 Gy) controls <= 70% of lesions at 2 years, clearly fewer than SBRT.
 
-    No actuarial local control for 30 Gy/10 to NSCLC was found in the literature searched. Its BED10 of 39 Gy is far below
-    the SBRT threshold, and lung schedules at BED10 84 Gy already control only 57% at 3 years (Shirata 2012
+    No actuarial local control for 30 Gy/10 to NSCLC was found in the literature searched. Its BED10 of 39 Gy is far
+    below the SBRT threshold, and lung schedules at BED10 84 Gy already control only 57% at 3 years (Shirata 2012
     Radiat Oncol 7:182), so durable control must be low. Palliative thoracic RT gives a partial response in only
     ~17-19% of patients at 1 month (30 Gy/10 vs 27 Gy/6, Asian Pac J Cancer Care, waocp.com apjcc 630).
     """

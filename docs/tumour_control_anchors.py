@@ -49,12 +49,17 @@ LC_ANCHORS = (
     Anchor("48 Gy/4 (BED10 105.6)", _course(12.0, 4, daily=True), 1.00, "Shirata 2012 Radiat Oncol 7:182"),
     Anchor("60 Gy/8 (BED10 105)", _course(7.5, 8, daily=False), 0.821, "Shirata 2012 Radiat Oncol 7:182"),
     Anchor("60 Gy/15 (BED10 84)", _course(4.0, 15, daily=False), 0.571, "Shirata 2012 Radiat Oncol 7:182"),
-    Anchor("SBRT median 48 Gy/4", _course(12.0, 4, daily=True), 0.864, "Acta Oncol 2018 (1 - 13.6% LF)"),
+    Anchor(
+        "SBRT median 48 Gy/4",
+        _course(12.0, 4, daily=True),
+        0.864,
+        "Acta Oncol 2018;57:1567, doi:10.1080/0284186X.2018.1481292 (1 - 13.6% LF)",
+    ),
     Anchor(
         "CONV median 75.6 Gy (BED10 89.2; 1.8 Gy x 42 assumed)",
         _course(1.8, 42, daily=False),
         0.659,
-        "Acta Oncol 2018 (1 - 34.1% LF)",
+        "Acta Oncol 2018;57:1567 (1 - 34.1% LF)",
     ),
     Anchor("44-52 Gy/4 (48 Gy/4 used)", _course(12.0, 4, daily=True), 0.80, "Baba 2010 Radiat Oncol 5:81"),
 )

@@ -392,7 +392,11 @@ class CardContext:
         def draw() -> VirtualPatients | str:
             spec = self.spec
             if spec.n_lesions < 2:
-                return f"model {spec.name!r} has {spec.n_lesions} lesion(s); the virtual patients have 2 to 5"
+                shape = "no lesion structure (one tumour)" if spec.n_lesions == 0 else "one lesion"
+                return (
+                    f"model {spec.name!r} has {shape}: no out-of-field lesion; the virtual patients ({MIX} mix) "
+                    "have 2 to 5 lesions"
+                )
             patients = arm_patients(MIXES[MIX], self.n_patients, spec.n_lesions, self.seed)
             needed = [*patients.population().per_patient, *patients.variability]
             missing = [n for n in needed if n not in spec.parameter_names]

@@ -72,7 +72,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-DEFAULT_PATIENTS = 500
+DEFAULT_PATIENTS = 1000
 """Virtual patients of every population metric (one PEMBRO-RT population, reused by all of them)."""
 
 MIX = "pembro_rt"
@@ -294,7 +294,7 @@ class ModelCard:
 def _fmt(x: float) -> str:
     if math.isinf(x) or math.isnan(x):
         return str(x)
-    return f"{x:.4g}" if x != int(x) or abs(x) >= 1e5 else f"{int(x)}"
+    return f"{x:.5g}" if x != int(x) or abs(x) >= 1e5 else f"{int(x)}"
 
 
 def _plain(x: Any) -> Any:
@@ -675,12 +675,24 @@ def _orr(run: ArmRun) -> float:
     return OUTCOMES["orr"].value(run.scored)
 
 
+def _paired_se(a: ArmRun, b: ArmRun) -> float:
+    """Standard error of the ORR difference of two arms of the same patients (paired responses)."""
+    x = a.scored.endpoints.objective_response.values[0].astype(float)
+    y = b.scored.endpoints.objective_response.values[0].astype(float)
+    return float(np.std(x - y, ddof=1) / math.sqrt(x.size)) if x.size > 1 else math.nan
+
+
 def _gain(ctx: CardContext) -> Measured:
     runs = _pembro_rt_runs(ctx)
     a, b = _orr(runs["sbrt"]), _orr(runs["pembro"])
     return Measured(
         value=a - b,
-        details={"orr_sbrt_pembro": a, "orr_pembro": b, "reported_pembro_rt": {"sbrt+pembro": 0.36, "pembro": 0.18}},
+        details={
+            "orr_sbrt_pembro": a,
+            "orr_pembro": b,
+            "paired_standard_error": _paired_se(runs["sbrt"], runs["pembro"]),
+            "reported_pembro_rt": {"sbrt+pembro": 0.36, "pembro": 0.18},
+        },
     )
 
 
@@ -697,6 +709,7 @@ def _retained(ctx: CardContext) -> Measured:
     details = {
         "out_of_field_gain": gain,
         "excision_gain": gain_exc,
+        "excision_vs_sbrt_paired_standard_error": _paired_se(runs["excision"], runs["sbrt"]),
         "instant_excision_gain": gain_inst,
         "excision_mechanisms_off": list(runs["excision_off"]),
         "excision_parameters": dict(runs["excision_parameters"]),

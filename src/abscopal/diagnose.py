@@ -41,7 +41,7 @@ from .arms import ArmRun, arm_patients, run_arm
 from .endpoints import score
 from .endpoints.outcomes import COMPARISONS, OUTCOMES, ScoredArm
 from .endpoints.readout import read_outputs
-from .errors import ParameterError, unknown_name_message
+from .errors import AbscopalError, ParameterError, unknown_name_message
 from .fitted import Fit, fit_file_hash, resolve_fit_path, split_values
 from .fitted.values import SplitValues
 from .model.compile import CompiledModel, compile_model
@@ -617,19 +617,21 @@ def _time_zero(ctx: CardContext) -> Measured:
     sim = read_outputs(ds).lesion_diameter_mm[0, :, :, k]  # patient, lesion
     drawn = np.asarray(patients.baseline_diameter_mm)
     present = np.asarray(patients.present)
-    err = np.abs(sim - drawn)[present] / drawn[present]
+    err = np.abs(sim - drawn) / np.where(present, drawn, 1.0)  # absent lesions: masked below
     irradiated = np.zeros_like(present)
     irradiated[:, list(lesions)] = True
-    err_irr = (np.abs(sim - drawn) / np.where(present, drawn, 1.0))[present & irradiated]
-    err_other = (np.abs(sim - drawn) / np.where(present, drawn, 1.0))[present & ~irradiated]
+
+    def worst(mask: np.ndarray) -> float | None:
+        return float(err[mask].max()) if mask.any() else None
+
     return Measured(
-        value=float(err.max()),
+        value=float(err[present].max()),
         details={
             "rt": f"{PRIOR_RT_REGIMEN} to the {PRIOR_RT_TARGET} lesion from day {PRIOR_RT_START_DAY:g}",
-            "median_rel_error": float(np.median(err)),
-            "max_rel_error_irradiated": float(err_irr.max()) if err_irr.size else None,
-            "max_rel_error_not_irradiated": float(err_other.max()) if err_other.size else None,
-            "n_lesions_compared": int(err.size),
+            "median_rel_error": float(np.median(err[present])),
+            "max_rel_error_irradiated": worst(present & irradiated),
+            "max_rel_error_not_irradiated": worst(present & ~irradiated),
+            "n_lesions_compared": int(present.sum()),
             "simulation_start_day": float(ds.time.values[0]),
         },
     )
@@ -816,6 +818,8 @@ def _local_control(ctx: CardContext, regimen: str) -> Measured:
     ds = run.simulation
     visits = np.asarray(run.scored.endpoints.visit_day.values, dtype=float)
     k = np.searchsorted(ds.time.values, visits)
+    if not np.allclose(ds.time.values[np.minimum(k, ds.time.size - 1)], visits):
+        raise AbscopalError("local control: a scan day is not on the simulated output grid")  # a grid change
     d = read_outputs(ds).lesion_diameter_mm[0][:, lesions[0], :][:, k]  # patient, scan
     rules = run.scored.assessment.rules
     nadir = np.minimum.accumulate(d, axis=1)

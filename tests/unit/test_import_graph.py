@@ -25,8 +25,9 @@ The rules:
    both ways, even through different modules (``abscopal.model`` -> ``abscopal.population`` -> ``abscopal.model``
    is a cycle), while ``abscopal/__init__.py`` may import everything.
 3. **Layers**: ``abscopal.scenario``, ``abscopal.trials``, ``abscopal.fitted.*``, ``abscopal.arms``,
-   ``abscopal.endpoints.*``, ``abscopal.studies.*`` and ``abscopal.diagnose`` import nothing from ``abscopal.calibrate`` (running and
-   scoring trials uses a fit; fitting one builds on them). More generally, no module imports from a floor above its
+   ``abscopal.endpoints.*``, ``abscopal.studies.*`` and ``abscopal.diagnose`` import nothing from
+   ``abscopal.calibrate`` (running and scoring trials uses a fit; fitting one builds on them; the model card
+   measures a fit). More generally, no module imports from a floor above its
    own (:data:`LAYERS`: ground < endpoints < trials < fitted < arms < reports < calibrate, diagnose, scenario,
    studies < cli).
 4. **Printing**: no ``print(...)`` call outside ``abscopal.cli``; library modules return data and text.

@@ -25,10 +25,11 @@ The rules:
    both ways, even through different modules (``abscopal.model`` -> ``abscopal.population`` -> ``abscopal.model``
    is a cycle), while ``abscopal/__init__.py`` may import everything.
 3. **Layers**: ``abscopal.scenario``, ``abscopal.trials``, ``abscopal.fitted.*``, ``abscopal.arms``,
-   ``abscopal.endpoints.*`` and ``abscopal.studies.*`` import nothing from ``abscopal.calibrate`` (running and
-   scoring trials uses a fit; fitting one builds on them). More generally, no module imports from a floor above its
-   own (:data:`LAYERS`: ground < endpoints < trials < fitted < arms < reports < calibrate, scenario, studies <
-   cli).
+   ``abscopal.endpoints.*``, ``abscopal.studies.*`` and ``abscopal.diagnose`` import nothing from
+   ``abscopal.calibrate`` (running and scoring trials uses a fit; fitting one builds on them; the model card
+   measures a fit). More generally, no module imports from a floor above its
+   own (:data:`LAYERS`: ground < endpoints < trials < fitted < arms < reports < calibrate, diagnose, scenario,
+   studies < cli).
 4. **Printing**: no ``print(...)`` call outside ``abscopal.cli``; library modules return data and text.
 
 The planted tests show that each check can fail: a synthetic graph with cycles; a synthetic package whose only
@@ -55,6 +56,7 @@ BELOW_CALIBRATION = (
     "abscopal.arms",
     "abscopal.endpoints",
     "abscopal.studies",
+    "abscopal.diagnose",
 )
 LAYERS = (
     ("abscopal.endpoints",),
@@ -62,7 +64,7 @@ LAYERS = (
     ("abscopal.fitted",),
     ("abscopal.arms",),
     ("abscopal.plot", "abscopal.templates"),
-    ("abscopal.calibrate", "abscopal.scenario", "abscopal.studies"),
+    ("abscopal.calibrate", "abscopal.diagnose", "abscopal.scenario", "abscopal.studies"),
     ("abscopal.cli",),
 )
 """The floors above the ground floor (model, treatment, patients, simulate, solver, io, ...), lowest first

@@ -1,5 +1,5 @@
 """Command-line interface: ``abscopal simulate | endpoints | fit | fit-report | validate | crossval | study |
-regimens | model | cite``.
+diagnose | regimens | model | cite``.
 
 This package is the only place that prints; the library returns data and text. :func:`build_parser` and
 :func:`main` (the ``abscopal`` console script, also ``python -m abscopal.cli``) live here; each command group is a
@@ -9,6 +9,7 @@ module that adds its subcommands and holds their handlers:
 * :mod:`~abscopal.cli.fit`: ``fit``, ``fit-report``;
 * :mod:`~abscopal.cli.validate`: ``validate``, ``crossval``;
 * :mod:`~abscopal.cli.study`: ``study``;
+* :mod:`~abscopal.cli.diagnose`: ``diagnose``;
 * :mod:`~abscopal.cli.info`: ``regimens``, ``model``, ``cite``.
 
 Every command is a thin layer over one documented function call. Every output path is checked
@@ -30,6 +31,8 @@ from typing import Any
 
 from .._version import __version__
 from ..errors import EXIT_CODES, AbscopalError
+from .diagnose import _cmd_diagnose as _cmd_diagnose
+from .diagnose import add_diagnose_command
 from .fit import _cmd_fit as _cmd_fit
 from .fit import _cmd_fit_report as _cmd_fit_report
 from .fit import add_fit_command, add_fit_report_command
@@ -49,6 +52,7 @@ from .validate import add_crossval_command, add_validate_command
 __all__ = [
     "add_cite_command",
     "add_crossval_command",
+    "add_diagnose_command",
     "add_endpoints_command",
     "add_fit_command",
     "add_fit_report_command",
@@ -92,6 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
         add_validate_command,
         add_crossval_command,
         add_study_command,
+        add_diagnose_command,
         add_cite_command,
     ):
         add(sub)

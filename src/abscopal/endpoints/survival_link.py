@@ -417,7 +417,9 @@ class TumourGrowthSurvival:
         tp = np.asarray(inputs.progression_day, dtype=float) - start
         h_prog = np.where(np.isfinite(tp) & (tp > 0), self.cumulative_hazard(np.maximum(tp, 1e-300), mu), np.inf)
         h_prog = np.where(np.isfinite(tp) & (tp <= 0), 0.0, h_prog)
-        base = np.where(e <= h_prog, e, h_prog + (e - h_prog) / self.post_progression_hazard_ratio)
+        finite = np.isfinite(h_prog)
+        after = np.where(finite, h_prog, 0.0) + (e - np.where(finite, h_prog, 0.0)) / self.post_progression_hazard_ratio
+        base = np.where(e <= h_prog, e, after)
         day = start + self.time_at(base, mu)
         return np.where(day <= end, day, np.inf)
 

@@ -119,8 +119,8 @@ def test_os_does_not_read_the_irradiated_lesion_when_the_trial_does_not_score_it
 def test_post_progression_survival_correlates_with_os_as_published(trial):
     """Among patients who progress and die within follow-up, the correlation of post-progression survival with OS
     under the link: 0.77 (pembrolizumab alone) and 0.95 (SBRT). Published: r = 0.85, second-line nivolumab
-    (Imai 2021 Thorac Cancer 12:1171) and 0.76, first-line pembrolizumab (source sheet 4.2). The default burden
-    hazard gives 0.66 and 0.80."""
+    (Imai 2021 Thorac Cancer 12:1171) and 0.76, first-line pembrolizumab (https://acemap.info/paper/291622260).
+    The default burden hazard gives 0.66 and 0.80."""
     eps, _, _ = _os(trial, replace(trial["base"], survival=TumourGrowthSurvival()))
     for arm, expected in (("pembro", 0.77), ("sbrt", 0.95)):
         ep = eps[arm]

@@ -1,5 +1,5 @@
 """The published tumour-growth-rate -> OS link (:mod:`abscopal.endpoints.survival_link`): closed forms, the Stein
-fit, the post-progression step, its fittable fields, and calibration anchors of the source sheet."""
+fit, the post-progression step, its fittable fields, and published calibration anchors (pretreated NSCLC on PD-1)."""
 
 from __future__ import annotations
 
@@ -172,7 +172,7 @@ def test_post_progression_hazard_ratio_multiplies_the_hazard_after_the_progressi
     assert np.all(d2[~before] < d1[~before])
 
 
-# ---- calibration anchors (source sheet /work/shared/reference/model-v2-sources.md, section 4.2) ---------------
+# ---- calibration anchors: pretreated NSCLC on PD-(L)1 --------------------------------------------------------
 OAK_KG_PER_DAY, OAK_KS_PER_DAY = 0.0016, 0.0014
 """Typical Stein rates of OAK (pretreated NSCLC, atezolizumab and docetaxel pooled): Ribba B et al. Front Pharmacol
 2022;13:1058220, Supplementary Data (as transcribed in nlmixr2lib ``Ribba_2022_sld``); inter-patient SDs of
@@ -184,7 +184,7 @@ TYPICAL_SLD0_MM = 74.0
 def test_anchor_median_os_of_a_typical_pretreated_patient():
     """Median OS of a pretreated patient with the typical OAK kinetics (KG 0.0016 /day, KS 0.0014 /day: TTG 0)
     and SLD0 74 mm under the published link: 11.95 months. Anchors: PEMBRO-RT control (pembrolizumab alone,
-    pretreated) median OS 7.6 months, 95% CI 6.0-13.9 (Theelen 2019; source sheet 4.2): inside the CI, above
+    pretreated) median OS 7.6 months, 95% CI 6.0-13.9 (Theelen WSME et al. JAMA Oncol 2019;5:1276): inside the CI, above
     the point estimate (``pretreated_log_time_ratio = log(7.6/11.95) = -0.45`` would match it); OAK (the trial
     the kinetics come from) 13.8 (atezolizumab) and 9.6 months (docetaxel) (Rittmeyer 2017 Lancet 389:255): in
     between, as the pooled kinetics should be."""
@@ -200,7 +200,7 @@ def test_anchor_three_year_os_of_a_pretreated_population():
     """OS of a population with the OAK kinetics and their variability (Ribba 2022: SDs 1.03 and 1.64 of log KG
     and log KS; baseline SLD log-normal, median 74 mm, log-SD 0.5 as the virtual patients') under the published
     link: 3-year OS 16.3%, median 11.9 months. Anchor: real-world nivolumab, pretreated NSCLC (n = 259), 3-year
-    OS 16.6% (Geier 2020 Cancer Med; source sheet 4.2)."""
+    OS 16.6% (Geier M et al. Cancer Med 2020, PMC7541160)."""
     rng = np.random.default_rng(1)
     n = 200_000
     kg = OAK_KG_PER_DAY * np.exp(1.03 * rng.standard_normal(n))

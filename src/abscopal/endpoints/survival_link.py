@@ -52,9 +52,9 @@ Not in the published model, and so assumptions here:
 * **Post-progression survival.** The published link has no progression term: KG and TTG, which describe the
   regrowth that RECIST calls progression, carry it, and the model predicted OS without one. A further hazard
   ratio after progression would count progression twice, so the default is 1 (no extra effect); a median
-  post-progression survival for pretreated NSCLC on PD-1 was not found (source sheet, section 4.2). The PPS this
-  model implies is tested against the published PPS-OS correlation (r = 0.85, Imai 2021 *Thorac Cancer*
-  12:1171; r = 0.76 first-line pembrolizumab).
+  post-progression survival for pretreated NSCLC on PD-1 was not found. The PPS this model implies is tested
+  against the published PPS-OS correlation (r = 0.85, second-line nivolumab, Imai H et al. *Thorac Cancer*
+  2021;12:1171; r = 0.76, first-line pembrolizumab, PD-L1 >= 50%, n = 133, https://acemap.info/paper/291622260).
 * **New lesions** change OS only through RECIST progression (the SLD sums target lesions only).
 * **KG from all scans** up to ``kg_data_cutoff_day`` (default: the end of follow-up), as the published models
   estimate KG from each patient's whole tumour-size profile; a simulated patient's tumour keeps growing after

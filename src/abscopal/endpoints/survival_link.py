@@ -255,8 +255,9 @@ def _cumhaz(z: np.ndarray, distribution: str) -> np.ndarray:
 def _z_at(cumhaz: np.ndarray, distribution: str) -> np.ndarray:
     """Inverse of :func:`_cumhaz`: the standardised log time at a cumulative hazard (inf at inf)."""
     with np.errstate(divide="ignore", over="ignore"):
-        if distribution == "lognormal":
-            return -ndtri(np.exp(-cumhaz))
+        if distribution == "lognormal":  # z = Phi^-1(1 - S), S = e^-H, from whichever tail is accurate
+            surv = np.exp(-cumhaz)
+            return np.where(surv < 0.5, -ndtri(surv), ndtri(-np.expm1(-cumhaz)))
         if distribution == "weibull":
             return np.log(cumhaz)
         return np.where(cumhaz > 30.0, cumhaz + np.log1p(-np.exp(-cumhaz)), np.log(np.expm1(cumhaz)))
@@ -266,7 +267,10 @@ def _z_at(cumhaz: np.ndarray, distribution: str) -> np.ndarray:
 class TumourGrowthSurvival:
     """OS from the trial-measured tumour growth rate (module docstring): the Struemper 2025 TGI-OS link.
 
-    Parameters (defaults: Struemper 2025, Table 3 as transcribed in nlmixr2lib, unless marked "assumption")
+    Defaults: Struemper 2025, Table 3 as transcribed in nlmixr2lib, unless marked "assumption"; the fields a
+    calibration may fit (``survival__<field>``) and their bounds are :attr:`FITTABLE`.
+
+    Parameters
     ----------
     distribution
         ``"lognormal"`` (published), ``"weibull"`` or ``"loglogistic"`` (same AFT form, other baselines).

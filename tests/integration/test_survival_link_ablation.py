@@ -176,3 +176,29 @@ def test_os_is_evaluable_without_a_tumour_burden_output(trial):
     linked = score(ds, replace(trial["base"], survival=TumourGrowthSurvival()), patients=trial["patients"])
     assert np.all(np.isfinite(linked.os_day.values)) and linked.os_event.values.any()
     assert any("tumour-growth-rate link" in n for n in json.loads(linked.attrs["notes"]))
+
+
+def test_a_calibration_fits_the_links_fields_with_the_bounds_it_declares(nsclc3):
+    """A calibration problem whose arms are scored with the link: ``survival__intercept_log_day`` starts at the
+    published 6.94 within the declared bounds (5, 9) and moves the OS (and, through deaths, PFS) residuals, not
+    the ORR; a field of the default model is refused."""
+    from pathlib import Path
+
+    from abscopal.calibrate.objective import CalibrationProblem, default_parameters
+    from abscopal.trials import load_targets
+
+    targets = load_targets(Path(__file__).resolve().parents[2] / "fits" / "targets" / "pembro_rt.toml")
+    problem = CalibrationProblem(targets=(targets,), model=nsclc3, n_patients_per_arm=30, seed=1)
+    for key, setup in problem._setups.items():  # score every arm with the link
+        problem._setups[key] = replace(setup, assessment=replace(setup.assessment, survival=TumourGrowthSurvival()))
+    params = default_parameters(problem, ["survival__intercept_log_day"])
+    p = params["survival__intercept_log_day"]
+    assert (p.value, p.min, p.max) == (6.94, 5.0, 9.0)
+    base = problem.residuals_from_values({})
+    shorter = problem.residuals_from_values({"survival__intercept_log_day": 5.6})
+    os_rows = [i for i, k in enumerate(problem.keys) if k[2] in ("median_os_month", "hr_os")]
+    orr_rows = [i for i, k in enumerate(problem.keys) if k[2] == "orr"]
+    assert not np.allclose(base[os_rows], shorter[os_rows])
+    np.testing.assert_array_equal(base[orr_rows], shorter[orr_rows])
+    with pytest.raises(ab.ParameterError, match="survival-model field"):
+        problem.residuals_from_values({"survival__base_hazard_per_day": 0.002})

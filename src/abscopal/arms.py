@@ -93,7 +93,8 @@ def run_arm(
     assessment
         How the arm is scored.
     values
-        Fitted values by name (typical values, ``omega__``, ``effect__``, ``survival__``), or already split.
+        Fitted values by name (typical values, ``omega__``, ``effect__``, ``survival__`` fields of the
+        assessment's death model), or already split.
     start_day, t_end_day
         Simulation window (days; survival counts from ``start_day``).
     variability_names
@@ -107,7 +108,11 @@ def run_arm(
     pfs_bandwidth_day
         Bandwidth of the soft PFS (default: half the scan interval).
     """
-    split = values if isinstance(values, SplitValues) else split_values(model.spec, values, variability_names)
+    split = (
+        values
+        if isinstance(values, SplitValues)
+        else split_values(model.spec, values, variability_names, type(assessment.survival).FITTABLE)
+    )
     arm = Arm(name=name, plan=plan.for_model(model.spec), rt_start_day=rt_start_day)
     ds = simulate(
         model,

@@ -46,7 +46,6 @@ from ..fitted.values import (
     EFFECT_PREFIX,
     OMEGA_MAX,
     OMEGA_PREFIX,
-    SURVIVAL_BOUNDS,
     SURVIVAL_PREFIX,
     SplitValues,
     split_values,
@@ -58,7 +57,7 @@ from ..treatment.plan import TreatmentPlan
 from ..trials import ArmTarget, ComparisonTarget, Outcome, TrialTargets
 
 if TYPE_CHECKING:
-    from ..endpoints.assessment import TrialAssessment
+    from ..endpoints.assessment import DeathModel, TrialAssessment
     from ..model.compile import CompiledModel
 
 __all__ = [
@@ -246,9 +245,16 @@ class CalibrationProblem:
         return self._cache["model"]
 
     # ---- simulation ---------------------------------------------------------------------------------------------
+    def _survival_model(self) -> DeathModel:
+        """The death model of the arms' assessments (the first arm's: every arm is scored with the same kind)."""
+        return next(iter(self._setups.values())).assessment.survival
+
     def _split(self, values: Mapping[str, float]) -> SplitValues:
         return split_values(
-            self._spec, dict(self.base_parameters) | {k: float(v) for k, v in values.items()}, self._variability_names
+            self._spec,
+            dict(self.base_parameters) | {k: float(v) for k, v in values.items()},
+            self._variability_names,
+            type(self._survival_model()).FITTABLE,
         )
 
     def _simulate_arm(self, s: _ArmSetup, split: SplitValues) -> ArmRun:
@@ -387,8 +393,8 @@ def default_parameters(problem: CalibrationProblem, names: Sequence[str] = DEFAU
     open). ``omega__<param>`` starts at the virtual patients' omega, bounded to [0, :data:`OMEGA_MAX`];
     ``effect__<covariate>__<param>`` starts at the patients' covariate effect (0 if none), bounded to
     [-:data:`EFFECT_MAX`, :data:`EFFECT_MAX`] (a factor of e^3 = 20 either way); ``survival__<field>`` starts at
-    the assessment's :class:`~abscopal.endpoints.death.SurvivalModel` value, bounded by
-    :data:`SURVIVAL_BOUNDS`.
+    the value of the assessment's death model, bounded by the bounds that model declares (``FITTABLE``; for the
+    default :class:`~abscopal.endpoints.death.SurvivalModel`, :data:`SURVIVAL_BOUNDS`).
     """
     import lmfit
 
@@ -403,8 +409,9 @@ def default_parameters(problem: CalibrationProblem, names: Sequence[str] = DEFAU
             start, lo, hi = pats.variability[target].omega, 0.0, OMEGA_MAX
         elif name.startswith(SURVIVAL_PREFIX):
             field_name = name[len(SURVIVAL_PREFIX) :]
-            start = getattr(next(iter(problem._setups.values())).assessment.survival, field_name)
-            lo, hi = SURVIVAL_BOUNDS[field_name]
+            survival = problem._survival_model()
+            start = getattr(survival, field_name)
+            lo, hi = type(survival).FITTABLE[field_name]
         elif name.startswith(EFFECT_PREFIX):
             cov, target = name[len(EFFECT_PREFIX) :].split("__", 1)
             start = dict(getattr(first.effects, f"{cov}_log_effect")).get(target, 0.0)

@@ -9,8 +9,9 @@ Exported here:
 
 * :func:`score`: per-patient responses, PFS / OS, and per-arm summaries of a simulation dataset;
 * :class:`TrialAssessment`: how a trial assessed its patients (scans, rules, censoring, models), with
-  :func:`trial_scans` (the default scan schedule), :class:`SurvivalModel` (death hazard) and
-  :class:`PneumonitisModel` (radiation pneumonitis);
+  :func:`trial_scans` (the default scan schedule), :class:`SurvivalModel` (the default death hazard, on the
+  simulated burden), :class:`TumourGrowthSurvival` (the published tumour-growth-rate -> OS link on the
+  trial-measured sum of diameters) and :class:`PneumonitisModel` (radiation pneumonitis);
 * :class:`RecistRules` with :data:`RECIST_1_1` and :data:`IRECIST`, and :class:`RecistAssessment` (one
   patient's RECIST result, from :func:`~abscopal.endpoints.recist.assess`);
 * :class:`ScanSchedule` and :class:`ExplicitScans` (scan visits);
@@ -19,6 +20,7 @@ Exported here:
 The modules, by responsibility: :mod:`~abscopal.endpoints.assessment` (settings),
 :mod:`~abscopal.endpoints.readout` (model outputs by role), :mod:`~abscopal.endpoints.scoring` (RECIST from
 scans, progression, new lesions), :mod:`~abscopal.endpoints.death` (death, PFS, OS),
+:mod:`~abscopal.endpoints.survival_link` (the tumour-growth-rate link),
 :mod:`~abscopal.endpoints.toxicity` (pneumonitis), :mod:`~abscopal.endpoints.arm_summaries` (ORR, DCR, medians,
 hazard ratios), :mod:`~abscopal.endpoints.pipeline` (:func:`score`), :mod:`~abscopal.endpoints.recist`,
 :mod:`~abscopal.endpoints.scans`, :mod:`~abscopal.endpoints.survival` (Kaplan-Meier, log-rank, Cox) and
@@ -31,6 +33,7 @@ from .pipeline import score
 from .recist import IRECIST, RECIST_1_1, RecistAssessment, RecistRules
 from .scans import ExplicitScans, ScanSchedule
 from .survival import DAYS_PER_MONTH
+from .survival_link import TumourGrowthSurvival
 from .toxicity import PneumonitisModel
 
 __all__ = [
@@ -44,6 +47,7 @@ __all__ = [
     "ScanSchedule",
     "SurvivalModel",
     "TrialAssessment",
+    "TumourGrowthSurvival",
     "score",
     "trial_scans",
 ]

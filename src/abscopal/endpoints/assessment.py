@@ -2,8 +2,9 @@
 
 One object holds every setting of a trial's assessment: the scan visits (:func:`trial_scans` by default),
 RECIST 1.1 or iRECIST thresholds, the ORR visit, whether irradiated lesions are scored, the end of
-follow-up, the lesion sites, the death-hazard model (:class:`~abscopal.endpoints.death.SurvivalModel`) and
-the pneumonitis model (:class:`~abscopal.endpoints.toxicity.PneumonitisModel`).
+follow-up, the lesion sites, the death model (:class:`~abscopal.endpoints.death.SurvivalModel`, the default, or
+the published tumour-growth-rate link :class:`~abscopal.endpoints.survival_link.TumourGrowthSurvival`) and the
+pneumonitis model (:class:`~abscopal.endpoints.toxicity.PneumonitisModel`).
 """
 
 from __future__ import annotations
@@ -17,9 +18,15 @@ from ..errors import ParameterError, unknown_name_message
 from .death import SurvivalModel
 from .recist import RECIST_1_1, SITES, RecistRules
 from .scans import ExplicitScans, ScanSchedule
+from .survival_link import TumourGrowthSurvival
 from .toxicity import PneumonitisModel
 
-__all__ = ["TrialAssessment", "trial_scans"]
+__all__ = ["DEATH_MODELS", "DeathModel", "TrialAssessment", "trial_scans"]
+
+DeathModel = SurvivalModel | TumourGrowthSurvival
+"""A death model of a :class:`TrialAssessment`."""
+DEATH_MODELS = (SurvivalModel, TumourGrowthSurvival)
+"""The death-model classes (each declares ``FITTABLE``: its fields a calibration may fit, with bounds)."""
 
 
 def trial_scans(
@@ -65,7 +72,9 @@ class TrialAssessment:
     lesion_sites
         Site of each model lesion (lesion 0 is the lung primary); used for RECIST per-organ rules.
     survival, pneumonitis
-        The death-hazard and pneumonitis models.
+        The death model (default :class:`~abscopal.endpoints.death.SurvivalModel`: hazard on the simulated
+        total burden; or :class:`~abscopal.endpoints.survival_link.TumourGrowthSurvival`: the published
+        tumour-growth-rate link on the trial-measured SLD) and the pneumonitis model.
     seed
         Seed of the Exp(1) event draws when the dataset carries none (default: the dataset's seed).
     """
@@ -76,7 +85,7 @@ class TrialAssessment:
     exclude_irradiated: bool = True
     follow_up_day: float | None = None
     lesion_sites: tuple[str, ...] = ("lung", "lymph_node", "liver", "adrenal", "bone", "brain", "lung", "liver")
-    survival: SurvivalModel = field(default_factory=SurvivalModel)
+    survival: DeathModel = field(default_factory=SurvivalModel)
     pneumonitis: PneumonitisModel = field(default_factory=PneumonitisModel)
     seed: int | None = None
 
@@ -91,6 +100,10 @@ class TrialAssessment:
             ):
                 hint = "None for the best overall response" if name == "orr_visit_day" else "None for the last scan"
                 raise ParameterError(f"{name} must be a finite day >= 0 or None, got {v!r}; give a day or {hint}")
+        if not isinstance(self.survival, DEATH_MODELS):
+            raise ParameterError(
+                f"survival must be a SurvivalModel or a TumourGrowthSurvival, got {type(self.survival).__name__}"
+            )
         if not isinstance(self.exclude_irradiated, bool | np.bool_):
             raise ParameterError(f"exclude_irradiated must be True or False, got {self.exclude_irradiated!r}")
         if self.seed is not None and (
@@ -116,6 +129,6 @@ class TrialAssessment:
             "exclude_irradiated": self.exclude_irradiated,
             "follow_up_day": self.follow_up_day,
             "lesion_sites": list(self.lesion_sites),
-            "survival": self.survival.__dict__,
+            "survival": self.survival.describe(),
             "pneumonitis": self.pneumonitis.__dict__,
         }

@@ -7,9 +7,11 @@ Pipeline, per arm and patient (all pure functions of the simulation dataset plus
    when ``exclude_irradiated``: PEMBRO-RT and MDACC scored non-irradiated lesions), with new lesions from the
    model's cumulative new-lesion hazard: a new lesion appears when it crosses the patient's Exp(1) draw
    (common random numbers) (:mod:`~abscopal.endpoints.scoring`);
-3. death from a tumour-size-linked hazard plus background mortality, again against an Exp(1) draw; PFS =
-   first RECIST progression scan or death; administrative censoring at the end of follow-up
-   (:mod:`~abscopal.endpoints.death`);
+3. death from the assessment's death model, again against an Exp(1) draw: by default a hazard on the
+   simulated tumour burden plus background mortality (:mod:`~abscopal.endpoints.death`), or the published
+   tumour-growth-rate link on the trial-measured sum of target diameters (:mod:`~abscopal.endpoints.survival_link`,
+   which reads the patients' line of therapy); PFS = first RECIST progression scan or death; administrative
+   censoring at the end of follow-up;
 4. radiation pneumonitis risk (:mod:`~abscopal.endpoints.toxicity`);
 5. per-arm summaries: ORR (at a fixed visit or best), DCR, KM medians with CIs, landmark rates, log-rank and
    Cox hazard ratios against the first arm, pneumonitis rate, lymphocyte nadir
@@ -28,7 +30,7 @@ import xarray as xr
 from ..errors import ParameterError
 from .arm_summaries import arm_summaries
 from .assessment import TrialAssessment, trial_scans
-from .death import SurvivalTimes, death_day, survival_times
+from .death import DeathInputs, SurvivalTimes, survival_times
 from .events import event_draws, first_crossing
 from .readout import ModelOutputs, read_outputs
 from .scans import as_visit_days
@@ -55,10 +57,12 @@ class ArmScores:
 
 @dataclass(frozen=True, kw_only=True, eq=False)
 class _Patients:
-    """Per-patient inputs of scoring: lesion sites and Exp(1) draws (column 0 new lesion, column 1 death)."""
+    """Per-patient inputs of scoring: lesion sites, Exp(1) draws (column 0 new lesion, column 1 death) and the
+    line of therapy (True: pretreated; all False without virtual patients)."""
 
     sites: list[list[str]]
     draws: np.ndarray
+    pretreated: np.ndarray
 
 
 def _patients(a: TrialAssessment, patients: VirtualPatients | None, n_pat: int, n_les: int, seed: int) -> _Patients:
@@ -67,7 +71,11 @@ def _patients(a: TrialAssessment, patients: VirtualPatients | None, n_pat: int, 
             raise ParameterError(
                 f"lesion_sites names {len(a.lesion_sites)} sites for {n_les} lesions; give one per lesion"
             )
-        return _Patients(sites=[list(a.lesion_sites[:n_les])] * n_pat, draws=event_draws(seed, n_pat, 2))
+        return _Patients(
+            sites=[list(a.lesion_sites[:n_les])] * n_pat,
+            draws=event_draws(seed, n_pat, 2),
+            pretreated=np.zeros(n_pat, dtype=bool),
+        )
     sites_arr = np.asarray(patients.sites)
     if sites_arr.shape != (n_pat, n_les):
         raise ParameterError(
@@ -77,6 +85,7 @@ def _patients(a: TrialAssessment, patients: VirtualPatients | None, n_pat: int, 
     return _Patients(
         sites=[[s if s else "other" for s in row] for row in sites_arr.tolist()],  # "" = absent lesion
         draws=np.asarray(patients.event_draws)[:, :2],  # new lesion, death (EVENT_DRAW_COLUMNS)
+        pretreated=np.asarray(patients.line_of_therapy) == "pretreated",
     )
 
 
@@ -106,10 +115,6 @@ def _score_arm(
         new_day = np.full(n_pat, np.inf)
     else:  # the cumulative new-lesion hazard crosses the patient's Exp(1) draw
         new_day = first_crossing(times, out.new_lesion_hazard[ai], pats.draws[:, 0])
-    if out.tumour_burden is None:
-        death = np.full(n_pat, np.inf)
-    else:
-        death = death_day(a.survival, times, out.tumour_burden[ai], new_day, pats.draws[:, 1])
     response = score_responses(
         out.lesion_diameter_mm[ai][..., vidx],
         visits,
@@ -120,9 +125,24 @@ def _score_arm(
         orr_visit_day=a.orr_visit_day,
         follow_up_day=follow_up,
     )
+    os_evaluable = _os_evaluable(a, out)
+    if os_evaluable:
+        inputs = DeathInputs(
+            times=times,
+            tumour_burden=None if out.tumour_burden is None else out.tumour_burden[ai],
+            new_lesion_day=new_day,
+            visit_days=visits,
+            target_sum_mm=response.sum_of_diameters,
+            progression_day=response.progression_day,
+            pretreated=pats.pretreated,
+            follow_up_day=follow_up,
+        )
+        death = a.survival.death_day(inputs, pats.draws[:, 1])
+    else:
+        death = np.full(n_pat, np.inf)
     survival = survival_times(response.progression_day, death, visits, follow_up, start)
     duration = duration_of_response(response, death, follow_up)
-    if out.tumour_burden is None:  # no deaths drawn: OS not evaluable (DoR and PFS count progression only)
+    if not os_evaluable:  # no deaths drawn: OS not evaluable (DoR and PFS count progression only)
         survival = SurvivalTimes(
             pfs_day=survival.pfs_day,
             pfs_event=survival.pfs_event,
@@ -141,6 +161,11 @@ def _score_arm(
             float(ds.mean_lung_dose_gy.values[ai]), float(ds.rt_n_fractions.values[ai]), _rt_drug_gap(ds, ai)
         ),
     )
+
+
+def _os_evaluable(a: TrialAssessment, out: ModelOutputs) -> bool:
+    """Deaths can be drawn: the death model needs no tumour burden, or the model has one."""
+    return out.tumour_burden is not None or not a.survival.requires_tumour_burden
 
 
 def score(
@@ -259,7 +284,7 @@ def _dataset(
         np.array([arm.pneumonitis_probability for arm in arms], dtype=float),
         {"units": "1", "long_name": "radiation pneumonitis probability"},
     )
-    data.update(arm_summaries(r, sv, visits, start, os_evaluable=out.tumour_burden is not None))
+    data.update(arm_summaries(r, sv, visits, start, os_evaluable=_os_evaluable(a, out)))
     coords = {
         "arm": ds.arm.values,
         "patient": ds.patient.values,
@@ -278,6 +303,10 @@ def _dataset(
             "start_day": start,
         }
     )
-    if out.notes:
-        result.attrs["notes"] = json.dumps(list(out.notes))
+    notes = list(out.notes)
+    if out.tumour_burden is None and _os_evaluable(a, out):  # the death model reads the SLD, not the burden
+        notes = [n for n in notes if "'tumour_burden'" not in n]
+        notes.append("the model has no 'tumour_burden' output: deaths come from the tumour-growth-rate link")
+    if notes:
+        result.attrs["notes"] = json.dumps(notes)
     return result

@@ -7,8 +7,10 @@ A fit (:class:`~abscopal.fitted.format.Fit`) stores values under four kinds of n
   replaces the omega of the population's variability;
 * ``effect__pretreated__<param>`` / ``effect__squamous__<param>`` (:data:`EFFECT_PREFIX`): natural-log covariate
   effects on ``<param>`` of drawn virtual patients;
-* ``survival__<field>`` (:data:`SURVIVAL_PREFIX`): a field of the tumour-size-linked death model
-  (:data:`SURVIVAL_FIELDS`).
+* ``survival__<field>`` (:data:`SURVIVAL_PREFIX`): a field of the assessment's death model. Each death model
+  declares the fields a calibration may fit and their bounds (``FITTABLE``); the default
+  :class:`~abscopal.endpoints.death.SurvivalModel`'s are :data:`SURVIVAL_FIELDS` / :data:`SURVIVAL_BOUNDS`, those
+  of :class:`~abscopal.endpoints.survival_link.TumourGrowthSurvival` its own (pass ``survival_fields``).
 
 :func:`split_values` sorts a fit's values into these destinations (checking every name) and
 :func:`population_for` applies omegas and effects to drawn virtual patients; scenario files, studies and the
@@ -21,8 +23,9 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
+from ..endpoints.death import SurvivalModel
 from ..errors import ParameterError, unknown_name_message
 from ..patients import VirtualPatients
 
@@ -50,17 +53,13 @@ EFFECT_PREFIX = "effect__"
 """Prefix of a fittable covariate log-effect: ``effect__pretreated__effector_baseline``."""
 SURVIVAL_PREFIX = "survival__"
 """Prefix of a fittable field of the death model: ``survival__base_hazard_per_day``."""
-SURVIVAL_FIELDS = ("base_hazard_per_day", "size_exponent", "new_lesion_hazard_ratio", "background_per_day")
+SURVIVAL_BOUNDS: Mapping[str, tuple[float, float]] = SurvivalModel.FITTABLE
+"""Bounds of the fitted fields of the default death model :class:`~abscopal.endpoints.death.SurvivalModel`
+(declared there, ``SurvivalModel.FITTABLE``: base hazard from a median OS of about 14 days to 190 years at
+constant burden; size exponent up to 3; a new lesion at most multiplies the hazard by 10; background mortality
+at most about 30%/year)."""
+SURVIVAL_FIELDS = tuple(SURVIVAL_BOUNDS)
 """Fields of :class:`~abscopal.endpoints.death.SurvivalModel` a calibration may fit."""
-SURVIVAL_BOUNDS: Mapping[str, tuple[float, float]] = {
-    "base_hazard_per_day": (1e-5, 0.05),
-    "size_exponent": (0.0, 3.0),
-    "new_lesion_hazard_ratio": (1.0, 10.0),
-    "background_per_day": (0.0, 1e-3),
-}
-"""Bounds of fitted survival-model fields (base hazard: median OS from about 14 days to 190 years at constant
-burden; size exponent up to 3; a new lesion at most multiplies the hazard by 10; background mortality at most
-about 30%/year)."""
 OMEGA_MAX = 3.0
 """Upper bound of a fitted omega (SD of the log: a 20-fold spread per SD is beyond any popPK/PD report)."""
 EFFECT_MAX = 3.0
@@ -76,11 +75,26 @@ class SplitValues(NamedTuple):
     survival: dict[str, float]
 
     def assessment(self, base: TrialAssessment) -> TrialAssessment:
-        """``base`` (an :class:`~abscopal.endpoints.TrialAssessment`) with the survival-model fields replaced."""
-        return base if not self.survival else replace(base, survival=replace(base.survival, **self.survival))
+        """``base`` (an :class:`~abscopal.endpoints.TrialAssessment`) with the death-model fields replaced
+        (a ParameterError for a field the assessment's death model does not declare fittable)."""
+        if not self.survival:
+            return base
+        model: Any = base.survival  # a SurvivalModel or a TumourGrowthSurvival: fields checked below
+        for name in self.survival:
+            if name not in type(model).FITTABLE:
+                raise ParameterError(
+                    f"'{SURVIVAL_PREFIX}{name}': "
+                    + unknown_name_message(f"{type(model).__name__} field", name, tuple(type(model).FITTABLE))
+                )
+        return replace(base, survival=replace(model, **self.survival))
 
 
-def split_values(spec: ModelSpec, values: Mapping[str, float], variability_names: Sequence[str] = ()) -> SplitValues:
+def split_values(
+    spec: ModelSpec,
+    values: Mapping[str, float],
+    variability_names: Sequence[str] = (),
+    survival_fields: Mapping[str, tuple[float, float]] | None = None,
+) -> SplitValues:
     """Split calibration values into typical values, omegas, covariate log-effects and survival-model fields.
 
     Parameters
@@ -90,11 +104,14 @@ def split_values(spec: ModelSpec, values: Mapping[str, float], variability_names
     values
         ``{name: value}`` with names: a model parameter (typical value); ``omega__<param>`` (inter-patient SD of
         the log, or logit, of ``<param>``); ``effect__pretreated__<param>`` or ``effect__squamous__<param>``
-        (natural-log covariate effect on ``<param>``); ``survival__<field>`` (a field of the tumour-size-linked
-        death model :class:`~abscopal.endpoints.death.SurvivalModel`: ``base_hazard_per_day``,
+        (natural-log covariate effect on ``<param>``); ``survival__<field>`` (a fittable field of the death
+        model: by default :class:`~abscopal.endpoints.death.SurvivalModel`'s ``base_hazard_per_day``,
         ``size_exponent``, ``new_lesion_hazard_ratio``, ``background_per_day``).
     variability_names
         Parameters with inter-patient variability (the only valid ``omega__`` targets).
+    survival_fields
+        The death model's fittable fields and bounds (its ``FITTABLE``); default :data:`SURVIVAL_BOUNDS`. A
+        field whose bounds are non-negative must be >= 0.
 
     Returns
     -------
@@ -105,8 +122,9 @@ def split_values(spec: ModelSpec, values: Mapping[str, float], variability_names
     Raises
     ------
     ParameterError
-        For an unknown name (with a suggestion) or a negative / non-finite omega.
+        For an unknown name (with a suggestion), a negative / non-finite omega or an invalid death-model value.
     """
+    fields = SURVIVAL_BOUNDS if survival_fields is None else survival_fields
     names = set(spec.parameter_names)
     typical: dict[str, float] = {}
     omegas: dict[str, float] = {}
@@ -117,9 +135,11 @@ def split_values(spec: ModelSpec, values: Mapping[str, float], variability_names
         v = float(v)
         if k.startswith(SURVIVAL_PREFIX):
             name = k[len(SURVIVAL_PREFIX) :]
-            if name not in SURVIVAL_FIELDS:
-                raise ParameterError(f"{k!r}: " + unknown_name_message("survival-model field", name, SURVIVAL_FIELDS))
-            if not (v >= 0.0 and math.isfinite(v)):
+            if name not in fields:
+                raise ParameterError(f"{k!r}: " + unknown_name_message("survival-model field", name, tuple(fields)))
+            if not math.isfinite(v):
+                raise ParameterError(f"{k!r} = {v!r}: survival-model values must be finite")
+            if fields[name][0] >= 0.0 and not v >= 0.0:
                 raise ParameterError(f"{k!r} = {v!r}: survival-model values must be finite and >= 0")
             survival[name] = v
         elif k.startswith(OMEGA_PREFIX):

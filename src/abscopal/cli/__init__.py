@@ -1,5 +1,5 @@
 """Command-line interface: ``abscopal simulate | endpoints | fit | fit-report | validate | crossval | study |
-diagnose | regimens | model | cite``.
+diagnose | export | regimens | model | cite``.
 
 This package is the only place that prints; the library returns data and text. :func:`build_parser` and
 :func:`main` (the ``abscopal`` console script, also ``python -m abscopal.cli``) live here; each command group is a
@@ -10,6 +10,7 @@ module that adds its subcommands and holds their handlers:
 * :mod:`~abscopal.cli.validate`: ``validate``, ``crossval``;
 * :mod:`~abscopal.cli.study`: ``study``;
 * :mod:`~abscopal.cli.diagnose`: ``diagnose``;
+* :mod:`~abscopal.cli.export`: ``export``;
 * :mod:`~abscopal.cli.info`: ``regimens``, ``model``, ``cite``.
 
 Every command is a thin layer over one documented function call. Every output path is checked
@@ -33,6 +34,8 @@ from .._version import __version__
 from ..errors import EXIT_CODES, AbscopalError
 from .diagnose import _cmd_diagnose as _cmd_diagnose
 from .diagnose import add_diagnose_command
+from .export import _cmd_export as _cmd_export
+from .export import add_export_command
 from .fit import _cmd_fit as _cmd_fit
 from .fit import _cmd_fit_report as _cmd_fit_report
 from .fit import add_fit_command, add_fit_report_command
@@ -54,6 +57,7 @@ __all__ = [
     "add_crossval_command",
     "add_diagnose_command",
     "add_endpoints_command",
+    "add_export_command",
     "add_fit_command",
     "add_fit_report_command",
     "add_model_command",
@@ -97,6 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
         add_crossval_command,
         add_study_command,
         add_diagnose_command,
+        add_export_command,
         add_cite_command,
     ):
         add(sub)

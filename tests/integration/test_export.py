@@ -65,7 +65,7 @@ constant_clearance = true
 
 @pytest.fixture(scope="module")
 def result(tmp_path_factory):
-    """A simulate result (two arms, one flat and one weight-based regimen, 3 patients) and its endpoints file."""
+    """A simulate result (3 arms: flat dose, flat dose + SBRT, weight-based dose; 3 patients) and its endpoints."""
     d = tmp_path_factory.mktemp("export")
     (d / "s.toml").write_text(SCENARIO)
     rc = main(["-q", "simulate", str(d / "s.toml"), "--out", str(d / "r.nc"), "--endpoints-out", str(d / "e.nc")])

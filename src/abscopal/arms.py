@@ -13,6 +13,14 @@ is simulated and scored is written once:
    outside a parameter's bounds are truncated to the bounds (``out_of_bounds="clip"``);
 4. the arm is scored with the assessment (death-model fields replaced by fitted ones; lesions irradiated as
    salvage RT stay assessed) into a :class:`~abscopal.endpoints.outcomes.ScoredArm`.
+
+Time zero (docs/design.md): a plan with prior courses (``RadiationCourse(prior=True)``: RT before enrolment) is
+simulated from ``start_day`` (the first prior fraction: the history start), with each patient's start sizes
+chosen so that the drawn sizes hold at the plan's time zero (:attr:`TreatmentPlan.time_zero_day
+<abscopal.treatment.plan.TreatmentPlan.time_zero_day>`: day 0, or the first protocol event if earlier;
+:mod:`abscopal.history`). The assessment's scans then start at time zero, and survival counts from it
+(:attr:`ScoredArm.start_day <abscopal.endpoints.outcomes.ScoredArm.start_day>` is time zero). Without prior
+courses nothing changes: the simulation start is the baseline.
 """
 
 from __future__ import annotations
@@ -95,7 +103,8 @@ def run_arm(
     values
         Fitted values by name (typical values, ``omega__``, ``effect__``, ``survival__``), or already split.
     start_day, t_end_day
-        Simulation window (days; survival counts from ``start_day``).
+        Simulation window (days). Survival counts from ``start_day``, or from the plan's time zero when the plan
+        has prior courses (then ``start_day`` is the history start and ``assessment``'s scans start at time zero).
     variability_names
         Parameters with inter-patient variability (the valid ``omega__`` names).
     name
@@ -128,7 +137,7 @@ def run_arm(
     scored = ScoredArm(
         endpoints=score(ds, scored_with, patients=patients),
         assessment=scored_with,
-        start_day=start_day,
+        start_day=float(ds.attrs.get("time_zero_day", start_day)),  # the survival origin: time zero
         t_end_day=t_end_day,
         pfs_bandwidth_day=pfs_bandwidth_day,
     )

@@ -40,7 +40,7 @@ from .simulate import Arm, simulate
 from .solver import SolverOptions
 from .treatment.plan import TreatmentPlan
 
-__all__ = ["OUTPUT_INTERVAL_DAY", "ArmRun", "arm_patients", "run_arm"]
+__all__ = ["OUTPUT_INTERVAL_DAY", "ArmRun", "arm_patients", "baseline_day", "run_arm"]
 
 OUTPUT_INTERVAL_DAY = 7.0
 """Spacing of the simulated output grid (days): scans fall on whole weeks of it."""
@@ -69,6 +69,12 @@ def arm_patients(mix: PatientMix, n_patients: int, n_lesions: int, seed: int) ->
     """Virtual patients of an arm: ``mix`` drawn with ``seed``, lesion counts capped at the model's lesions."""
     mix = mix.capped(n_lesions) if mix.max_lesions > n_lesions else mix
     return draw_patients(mix, n_patients, n_lesions=n_lesions, seed=seed)
+
+
+def baseline_day(plan: TreatmentPlan, start_day: float) -> float:
+    """Day of an arm's baseline scan when it is simulated from ``start_day``: the plan's time zero if it has prior
+    courses (``start_day`` is then the history start), else ``start_day`` (module docstring)."""
+    return plan.time_zero_day if plan.prior_courses else float(start_day)
 
 
 def run_arm(

@@ -26,7 +26,7 @@ import xarray as xr
 
 from ._frozen import FrozenMap
 from ._version import __version__
-from .errors import AbscopalWarning, ParameterError, ScheduleError, unknown_name_message
+from .errors import AbscopalWarning, ParameterError, ScheduleError, SterilisedLesionWarning, unknown_name_message
 from .history import HistoryFit, hold_sizes_at_time_zero, size_parameters
 from .limits import MAX_EVENTS_PER_ARM, MAX_OUTPUT_BYTES, check_cost
 from .model.compile import CompiledModel, compile_model
@@ -461,7 +461,7 @@ def _record_history(ds: xr.Dataset, arms: Sequence[Arm], fits: Sequence[HistoryF
             f"{n_steril} lesion(s) are sterilised by the prior RT: even the largest start size the model allows "
             f"leaves less than the drawn size at time zero (day {zero:g}); they start at that bound and are smaller "
             "than drawn at time zero (variable history_sterilised; abscopal.history)",
-            AbscopalWarning,
+            SterilisedLesionWarning,
             stacklevel=3,
         )
     dims = ("arm", "patient", "lesion")

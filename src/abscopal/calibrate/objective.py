@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..arms import ArmRun, arm_patients, run_arm
+from ..arms import ArmRun, arm_patients, baseline_day, run_arm
 from ..endpoints import DAYS_PER_MONTH
 from ..endpoints.outcomes import (
     COMPARISONS,
@@ -199,8 +199,8 @@ class CalibrationProblem:
         start = min([0.0, *events])  # with prior courses: the history start
         fu = arm.assessment.follow_up_month
         t_end = 730.0 if fu is None else max(730.0, 7.0 * math.ceil(fu * DAYS_PER_MONTH / 7.0))
-        # the baseline scan: time zero with prior courses (docs/design.md), else the simulation start
-        assessment = arm.assessment.to_assessment(plan.time_zero_day if plan.prior_courses else start, t_end)
+        # the baseline scan: time zero with prior courses (docs/design.md, "Time zero"), else the simulation start
+        assessment = arm.assessment.to_assessment(baseline_day(plan, start), t_end)
         interval = 7.0 * (arm.assessment.scan_interval_week or 6.0)
         return _ArmSetup(
             trial=trial.id,

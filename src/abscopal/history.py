@@ -149,6 +149,11 @@ def size_parameters(spec: ModelSpec) -> tuple[list[int], list[int]]:
     return [names.index(f"baseline_volume_mm3_{j}") for j in range(n_les)], [i for _, i in outputs]
 
 
+def _volume(u: np.ndarray, present: np.ndarray, upper: np.ndarray) -> np.ndarray:
+    """Start volumes of log sizes ``u`` (absent lesions 0; ``exp(log(bound))`` may round above the bound)."""
+    return np.where(present, np.minimum(np.exp(u), upper), 0.0)
+
+
 def history_segment(events: Sequence[Event], time_zero: float, t_end: float) -> tuple[list[Event], float]:
     """The events the history integration needs and where it ends.
 
@@ -226,7 +231,7 @@ def hold_sizes_at_time_zero(
         solves += active.size
         a = active
         Pk = np.array(P[a], dtype=float)
-        Pk[:, cols] = np.where(present[a], np.exp(u[a]), 0.0)
+        Pk[:, cols] = _volume(u[a], present[a], upper)
         t_out = np.unique(np.array([start_day, time_zero_day, max(segments[i][1] for i in a)]))
         sched = EventSchedule.from_lists(model, [segments[i][0] for i in a])
         sol = solve(
@@ -280,7 +285,7 @@ def hold_sizes_at_time_zero(
         # sizes are those of that evaluation (the lesions are coupled: each moves when another one does)
         active = a[~finished]
     sterilised = pinned & (u_eval >= u_max - 1e-12)
-    start = np.where(present, np.exp(u_eval), 0.0)
+    start = _volume(u_eval, present, upper)
     P_out = np.array(P, dtype=float)
     P_out[:, cols] = start
     fit = HistoryFit(

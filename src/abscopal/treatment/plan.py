@@ -183,8 +183,8 @@ class TreatmentPlan:
             raise ScheduleError(f"offset_day must be a finite number of days, got {offset_day!r}; e.g. -7.0")
         if not self.protocol_courses:
             raise ScheduleError(
-                f"with_rt_offset needs a protocol radiation course, got radiation={self.radiation!r}; "
-                "add a RadiationCourse (not prior) before setting the RT offset"
+                f"with_rt_offset needs a radiation course, got radiation={self.radiation!r}; "
+                "add a RadiationCourse before setting the RT offset (prior courses are history and do not move)"
             )
         first_fraction_day = min(float(course.fraction_days[0]) for course in self.protocol_courses)
         shift = float(offset_day) - first_fraction_day

@@ -75,8 +75,8 @@ class Arm:
             days = np.array(self.rt_start_day, dtype=float).ravel()
             if not self.plan.protocol_courses:
                 raise ScheduleError(
-                    f"arm {self.name!r}: rt_start_day is given but the plan has no protocol radiation course "
-                    "(prior courses are history and do not move); add a RadiationCourse or drop rt_start_day"
+                    f"arm {self.name!r}: rt_start_day is given but the plan has no radiation course to move "
+                    "(prior courses are history and stay); add a RadiationCourse or drop rt_start_day"
                 )
             if np.any(np.isinf(days)):
                 raise ScheduleError(

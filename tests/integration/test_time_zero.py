@@ -237,7 +237,7 @@ def test_salvage_rt_moves_the_protocol_course_and_keeps_the_history(nsclc3, spli
     run = _run(nsclc3, split, patients, plan, rt_start_day=starts)
     held = np.asarray(patients.present) & ~run.simulation.history_sterilised.values[0]
     assert _day0_rel_error(run.simulation, patients)[held].max() <= 1e-6
-    with pytest.raises(ScheduleError, match="no protocol radiation course"):
+    with pytest.raises(ScheduleError, match="has no radiation course to move"):
         Arm(name="b", plan=_plan(lesions, prior=True), rt_start_day=starts)
 
 

@@ -36,6 +36,7 @@ time zero to the last bit and the size error at time zero is the shooting's own.
 
 from __future__ import annotations
 
+import itertools
 import math
 import time
 from collections.abc import Sequence
@@ -222,7 +223,17 @@ def hold_sizes_at_time_zero(
     f_eval = np.full((n, L), np.nan)
     B = np.broadcast_to(np.eye(L), (n, L, L)).copy()  # Broyden's approximation of d log y / d log x per patient
     pinned = np.zeros((n, L), dtype=bool)  # held at a bound: sterilised (upper) or growing from nothing (lower)
-    segments = [history_segment(ev, time_zero_day, t_end_day) for ev in events]
+    # one schedule per distinct event list (an arm's patients usually share one): packed once, stacked per iteration
+    kinds: dict[int, int] = {}
+    schedules: list[EventSchedule] = []
+    ends: list[float] = []
+    for ev in events:
+        if id(ev) not in kinds:
+            segment, end = history_segment(ev, time_zero_day, t_end_day)
+            kinds[id(ev)] = len(schedules)
+            schedules.append(EventSchedule.from_lists(model, [segment]))
+            ends.append(end)
+    kind = np.array([kinds[id(ev)] for ev in events], dtype=np.int64)
     tol = math.log1p(HISTORY_RTOL)
     iterations = solves = 0
     active = np.flatnonzero(present.any(axis=1))
@@ -232,8 +243,9 @@ def hold_sizes_at_time_zero(
         a = active
         Pk = np.array(P[a], dtype=float)
         Pk[:, cols] = _volume(u[a], present[a], upper)
-        t_out = np.unique(np.array([start_day, time_zero_day, max(segments[i][1] for i in a)]))
-        sched = EventSchedule.from_lists(model, [segments[i][0] for i in a])
+        t_out = np.unique(np.array([start_day, time_zero_day, max(ends[k] for k in kind[a])]))
+        runs = np.flatnonzero(np.diff(kind[a], prepend=-1, append=-1))  # blocks of consecutive patients, one kind
+        sched = EventSchedule.concatenate([(schedules[kind[a[b]]], int(e - b)) for b, e in itertools.pairwise(runs)])
         sol = solve(
             model,
             Pk,

@@ -9,7 +9,11 @@ The flow is a chain of plain functions on immutable inputs::
     dataset = to_dataset(...)
 
 Time 0 is the first checkpoint-drug dose (RT before the drug has negative days). The
-simulation starts at ``start_day`` (default: the earliest event of any arm, or 0).
+simulation starts at ``start_day`` (default: the earliest event of any arm, or 0), where the
+patients' drawn lesion sizes hold. With a prior course (``RadiationCourse(prior=True)``: RT before
+enrolment) in any arm, the drawn sizes hold at the trial's time zero instead (day 0, or the first
+protocol event if earlier) and the simulation before it is the patients' history
+(:mod:`abscopal.history`; docs/design.md, "Time zero").
 """
 
 from __future__ import annotations
@@ -223,7 +227,12 @@ def simulate(
     output_times_day
         Explicit output times (strictly increasing).
     start_day
-        Start of the simulation; default ``min(0, earliest event)``.
+        Start of the simulation; default ``min(0, earliest event)``. Without prior courses the drawn lesion sizes
+        (the population's ``baseline_volume_mm3_<j>``) hold here. With a prior course in any arm they hold at time
+        zero (the earliest :attr:`TreatmentPlan.time_zero_day` of the arms, added to the output grid): each
+        patient's start sizes are chosen by :func:`abscopal.history.hold_sizes_at_time_zero`, and the dataset
+        records ``time_zero_day`` and ``history_start_day`` (attributes), the shooting (provenance ``time_zero``),
+        ``baseline_volume_drawn_mm3`` and ``history_sterilised``; :func:`abscopal.score` scores from time zero.
     mechanisms_off
         Names of mechanisms to switch off (see ``model.mechanism_names``).
     solver
@@ -251,12 +260,15 @@ def simulate(
     ------
     ParameterError, ScheduleError
         For invalid input or a run above the cost limits, before any integration starts; an RT fraction after
-        ``t_end_day`` in an arm's plan is refused (it would be reported as delivered but never simulated).
+        ``t_end_day`` in an arm's plan is refused (it would be reported as delivered but never simulated); so is a
+        prior course on a model without per-lesion start sizes.
 
     Warns
     -----
     AbscopalWarning
         When patients fall back to the slow stiff solver (scipy Radau); the count per arm is also in the provenance.
+        :class:`~abscopal.errors.SterilisedLesionWarning` when a prior course sterilises lesions
+        (:mod:`abscopal.history`).
     SolverError
         If a patient cannot be integrated (names arm, patient and time).
     """

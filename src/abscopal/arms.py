@@ -13,6 +13,14 @@ is simulated and scored is written once:
    outside a parameter's bounds are truncated to the bounds (``out_of_bounds="clip"``);
 4. the arm is scored with the assessment (death-model fields replaced by fitted ones; lesions irradiated as
    salvage RT stay assessed) into a :class:`~abscopal.endpoints.outcomes.ScoredArm`.
+
+Time zero (docs/design.md): a plan with prior courses (``RadiationCourse(prior=True)``: RT before enrolment) is
+simulated from ``start_day`` (the first prior fraction: the history start), with each patient's start sizes
+chosen so that the drawn sizes hold at the plan's time zero (:attr:`TreatmentPlan.time_zero_day
+<abscopal.treatment.plan.TreatmentPlan.time_zero_day>`: day 0, or the first protocol event if earlier;
+:mod:`abscopal.history`). The assessment's scans then start at time zero, and survival counts from it
+(:attr:`ScoredArm.start_day <abscopal.endpoints.outcomes.ScoredArm.start_day>` is time zero). Without prior
+courses nothing changes: the simulation start is the baseline.
 """
 
 from __future__ import annotations
@@ -32,7 +40,7 @@ from .simulate import Arm, simulate
 from .solver import SolverOptions
 from .treatment.plan import TreatmentPlan
 
-__all__ = ["OUTPUT_INTERVAL_DAY", "ArmRun", "arm_patients", "run_arm"]
+__all__ = ["OUTPUT_INTERVAL_DAY", "ArmRun", "arm_patients", "baseline_day", "run_arm"]
 
 OUTPUT_INTERVAL_DAY = 7.0
 """Spacing of the simulated output grid (days): scans fall on whole weeks of it."""
@@ -61,6 +69,12 @@ def arm_patients(mix: PatientMix, n_patients: int, n_lesions: int, seed: int) ->
     """Virtual patients of an arm: ``mix`` drawn with ``seed``, lesion counts capped at the model's lesions."""
     mix = mix.capped(n_lesions) if mix.max_lesions > n_lesions else mix
     return draw_patients(mix, n_patients, n_lesions=n_lesions, seed=seed)
+
+
+def baseline_day(plan: TreatmentPlan, start_day: float) -> float:
+    """Day of an arm's baseline scan when it is simulated from ``start_day``: the plan's time zero if it has prior
+    courses (``start_day`` is then the history start), else ``start_day`` (module docstring)."""
+    return plan.time_zero_day if plan.prior_courses else float(start_day)
 
 
 def run_arm(
@@ -96,7 +110,8 @@ def run_arm(
         Fitted values by name (typical values, ``omega__``, ``effect__``, ``survival__`` fields of the
         assessment's death model), or already split.
     start_day, t_end_day
-        Simulation window (days; survival counts from ``start_day``).
+        Simulation window (days). Survival counts from ``start_day``, or from the plan's time zero when the plan
+        has prior courses (then ``start_day`` is the history start and ``assessment``'s scans start at time zero).
     variability_names
         Parameters with inter-patient variability (the valid ``omega__`` names).
     name
@@ -133,7 +148,7 @@ def run_arm(
     scored = ScoredArm(
         endpoints=score(ds, scored_with, patients=patients),
         assessment=scored_with,
-        start_day=start_day,
+        start_day=float(ds.attrs.get("time_zero_day", start_day)),  # the survival origin: time zero
         t_end_day=t_end_day,
         pfs_bandwidth_day=pfs_bandwidth_day,
     )

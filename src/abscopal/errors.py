@@ -21,6 +21,7 @@ __all__ = [
     "ParameterError",
     "ScheduleError",
     "SolverError",
+    "SterilisedLesionWarning",
     "TargetError",
     "unknown_name_message",
 ]
@@ -61,6 +62,11 @@ class SolverError(AbscopalError, RuntimeError):
 
 class AbscopalWarning(UserWarning):
     """Warnings issued by abscopal."""
+
+
+class SterilisedLesionWarning(AbscopalWarning):
+    """A prior RT course leaves a lesion smaller at time zero than its drawn size, whatever its start size
+    (:mod:`abscopal.history`); the lesions are marked in the simulation's ``history_sterilised``."""
 
 
 def unknown_name_message(kind: str, name: str, known: Iterable[str]) -> str:

@@ -46,6 +46,21 @@ Format (every table is optional except ``[[arm]]``)::
     #  { type = "spaced_pulses", interval_day = 10 } / { type = "explicit_days", offsets_day = [0, 3] })
     [arm.parameters]                      # arm-specific parameter values
 
+    [[arm]]
+    name = "prior RT+pembro"
+    drug = "pembrolizumab_200mg_q3w"
+    [[arm.radiation]]                     # RT before enrolment: the patients' history, not protocol treatment
+    regimen = "conv_30gy_10fx"
+    start_day = -90
+    prior = true                          # every fraction must be before day 0
+
+A course with ``prior = true`` (:attr:`RadiationCourse.prior <abscopal.treatment.RadiationCourse>`) is history: the
+simulation starts at its first fraction (or ``start_day``), and each patient's lesion sizes at the start are chosen
+so that the sizes hold at time zero (day 0, or the first protocol event of any arm if earlier; docs/design.md,
+"Time zero", :mod:`abscopal.history`). ``--endpoints`` then scores from time zero (baseline scan there, PFS and OS
+counted from it). ``prior = true`` on a course with a fraction at or after day 0 (or after a protocol event) is an
+error naming the course, its fraction days and the fix.
+
 Every key is checked: an unknown key raises with the closest valid key as a suggestion; a value of the wrong type
 (``n_patients = 2.7`` or ``"3"``, ``mechanisms_off = "name"``), a file that is not UTF-8 or a title with a control
 character raises an :class:`~abscopal.errors.AbscopalError` whose message starts with the file name. More than
@@ -196,7 +211,7 @@ def _course(where: str, spec: Mapping[str, Any]) -> RadiationCourse:
         spec["calendar"] = _calendar(where, spec["calendar"])
     if "regimen" in spec:
         name = spec.pop("regimen")
-        allowed = {"start_day", "target_lesions", "blood_dose_per_fraction_gy", "mean_lung_dose_gy"}
+        allowed = {"start_day", "target_lesions", "blood_dose_per_fraction_gy", "mean_lung_dose_gy", "prior"}
         _check_keys(f"{where} (named regimen {name!r})", spec, allowed)
         if not isinstance(name, str):
             raise ScheduleError(f"{where}.regimen must be a regimen name, got {name!r}")

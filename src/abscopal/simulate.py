@@ -9,7 +9,11 @@ The flow is a chain of plain functions on immutable inputs::
     dataset = to_dataset(...)
 
 Time 0 is the first checkpoint-drug dose (RT before the drug has negative days). The
-simulation starts at ``start_day`` (default: the earliest event of any arm, or 0).
+simulation starts at ``start_day`` (default: the earliest event of any arm, or 0), where the
+patients' drawn lesion sizes hold. With a prior course (``RadiationCourse(prior=True)``: RT before
+enrolment) in any arm, the drawn sizes hold at the trial's time zero instead (day 0, or the first
+protocol event if earlier) and the simulation before it is the patients' history
+(:mod:`abscopal.history`; docs/design.md, "Time zero").
 """
 
 from __future__ import annotations
@@ -26,7 +30,8 @@ import xarray as xr
 
 from ._frozen import FrozenMap
 from ._version import __version__
-from .errors import AbscopalWarning, ParameterError, ScheduleError, unknown_name_message
+from .errors import AbscopalWarning, ParameterError, ScheduleError, SterilisedLesionWarning, unknown_name_message
+from .history import HistoryFit, hold_sizes_at_time_zero, size_parameters
 from .limits import MAX_EVENTS_PER_ARM, MAX_OUTPUT_BYTES, check_cost
 from .model.compile import CompiledModel, compile_model
 from .model.spec import ModelSpec
@@ -55,7 +60,8 @@ class Arm:
         Optional per-patient day of the first RT fraction (one entry per patient of the population; NaN = this
         patient gets no RT). The plan's radiation courses are moved together to start on that day
         (:meth:`TreatmentPlan.with_rt_offset`); the drug keeps its schedule. This is how RT "at progression"
-        is simulated: each patient's salvage course starts at the scan that showed their progression.
+        is simulated: each patient's salvage course starts at the scan that showed their progression. Prior
+        courses (history) are not moved, and a NaN patient keeps them.
     """
 
     name: str
@@ -71,10 +77,10 @@ class Arm:
         object.__setattr__(self, "parameters", FrozenMap(dict(self.parameters)))
         if self.rt_start_day is not None:
             days = np.array(self.rt_start_day, dtype=float).ravel()
-            if not self.plan.radiation:
+            if not self.plan.protocol_courses:
                 raise ScheduleError(
-                    f"arm {self.name!r}: rt_start_day is given but the plan has no radiation course; "
-                    "add a RadiationCourse or drop rt_start_day"
+                    f"arm {self.name!r}: rt_start_day is given but the plan has no radiation course to move "
+                    "(prior courses are history and stay); add a RadiationCourse or drop rt_start_day"
                 )
             if np.any(np.isinf(days)):
                 raise ScheduleError(
@@ -93,7 +99,7 @@ class Arm:
                 f"arm {self.name!r}: rt_start_day has {self.rt_start_day.size} entries for "
                 f"{n_patients} patients; give one day (or NaN) per patient"
             )
-        plain = replace(self.plan, radiation=())
+        plain = replace(self.plan, radiation=self.plan.prior_courses)  # no protocol RT; the history stays
         cache: dict[float, TreatmentPlan] = {}
         out = []
         for d in self.rt_start_day:
@@ -221,7 +227,12 @@ def simulate(
     output_times_day
         Explicit output times (strictly increasing).
     start_day
-        Start of the simulation; default ``min(0, earliest event)``.
+        Start of the simulation; default ``min(0, earliest event)``. Without prior courses the drawn lesion sizes
+        (the population's ``baseline_volume_mm3_<j>``) hold here. With a prior course in any arm they hold at time
+        zero (the earliest :attr:`TreatmentPlan.time_zero_day` of the arms, added to the output grid): each
+        patient's start sizes are chosen by :func:`abscopal.history.hold_sizes_at_time_zero`, and the dataset
+        records ``time_zero_day`` and ``history_start_day`` (attributes), the shooting (provenance ``time_zero``),
+        ``baseline_volume_drawn_mm3`` and ``history_sterilised``; :func:`abscopal.score` scores from time zero.
     mechanisms_off
         Names of mechanisms to switch off (see ``model.mechanism_names``).
     solver
@@ -249,12 +260,15 @@ def simulate(
     ------
     ParameterError, ScheduleError
         For invalid input or a run above the cost limits, before any integration starts; an RT fraction after
-        ``t_end_day`` in an arm's plan is refused (it would be reported as delivered but never simulated).
+        ``t_end_day`` in an arm's plan is refused (it would be reported as delivered but never simulated); so is a
+        prior course on a model without per-lesion start sizes.
 
     Warns
     -----
     AbscopalWarning
         When patients fall back to the slow stiff solver (scipy Radau); the count per arm is also in the provenance.
+        :class:`~abscopal.errors.SterilisedLesionWarning` when a prior course sterilises lesions
+        (:mod:`abscopal.history`).
     SolverError
         If a patient cannot be integrated (names arm, patient and time).
     """
@@ -321,6 +335,14 @@ def simulate(
     t0 = first if start_day is None else _check_finite("start_day", start_day)
     if t0 > first:
         raise ScheduleError(f"start_day = {t0} is after the first event at day {first}; start earlier")
+    # time zero (docs/design.md): with a prior course in any arm, day 0 or the first protocol event of any arm
+    # (the simulation start without the history); the drawn sizes hold there. Without one: the start, as ever.
+    history = any(a.plan.prior_courses for a in arm_list)
+    time_zero = (
+        min(pl.time_zero_day for a in arm_list for pl in {id(p): p for p in a.patient_plans(n)}.values())
+        if history
+        else t0
+    )
     if output_times_day is not None:
         try:
             t_out = np.asarray(output_times_day, float)
@@ -350,6 +372,8 @@ def simulate(
         last = math.floor(t_end_day / output_interval_day + 1e-9)
         grid = output_interval_day * np.arange(first, last + 1)
         t_out = np.unique(np.concatenate([[t0], grid[(grid > t0) & (grid < t_end_day)], [t_end_day]]))
+        if history:  # the baseline scan is at time zero
+            t_out = np.unique(np.concatenate([t_out, [time_zero]]))
     if (
         t_out.ndim != 1
         or t_out.size == 0
@@ -378,9 +402,25 @@ def simulate(
             Ps[k] = np.clip(P, lo, hi)
     for a, P in zip(arm_list, Ps, strict=True):
         _check_patient_bounds(spec, P, a.name)
+    if history:
+        size_parameters(spec)  # refuses a model without per-lesion start sizes before any work
 
     # ---- work ---------------------------------------------------------------------------------
     compiled = compile_model(model) if not isinstance(model, CompiledModel) else model
+    fits: list[HistoryFit] = []
+    if history:  # choose the start sizes so that the drawn sizes hold at time zero (abscopal.history)
+        for k, (a, evs) in enumerate(zip(arm_list, arm_events, strict=True)):
+            Ps[k], fit = hold_sizes_at_time_zero(
+                compiled,
+                Ps[k],
+                [evs] * n if a.rt_start_day is None else evs,
+                start_day=t0,
+                time_zero_day=time_zero,
+                t_end_day=float(t_out[-1]),
+                options=solver,
+                labels=[f"arm {a.name!r}, patient {i} (history)" for i in range(n)],
+            )
+            fits.append(fit)
     P_all = np.concatenate(Ps, axis=0)
     blocks = [
         EventSchedule.concatenate([(EventSchedule.from_lists(compiled, [evs]), n)])
@@ -420,7 +460,43 @@ def simulate(
     if out_of_bounds == "clip":
         prov = json.loads(ds.attrs["provenance"]) | {"out_of_bounds": "clip", "clipped_values": n_clipped}
         ds.attrs["provenance"] = json.dumps(prov, sort_keys=True)
+    if history:
+        _record_history(ds, arm_list, fits, t0, time_zero)
     return ds
+
+
+def _record_history(ds: xr.Dataset, arms: Sequence[Arm], fits: Sequence[HistoryFit], start: float, zero: float) -> None:
+    """Time zero, the history start and the shooting of each arm, in the dataset (attrs, provenance, variables)."""
+    n_steril = sum(int(f.sterilised.sum()) for f in fits)
+    if n_steril:
+        warnings.warn(
+            f"{n_steril} lesion(s) are sterilised by the prior RT: even the largest start size the model allows "
+            f"leaves less than the drawn size at time zero (day {zero:g}); they start at that bound and are smaller "
+            "than drawn at time zero (variable history_sterilised; abscopal.history)",
+            SterilisedLesionWarning,
+            stacklevel=3,
+        )
+    dims = ("arm", "patient", "lesion")
+    ds["baseline_volume_drawn_mm3"] = (
+        dims,
+        np.stack([f.target_volume_mm3 for f in fits]),
+        {"units": "mm3", "long_name": "drawn lesion volume, held at time zero (the baseline scan)"},
+    )
+    ds["history_sterilised"] = (
+        dims,
+        np.stack([f.sterilised for f in fits]),
+        {"units": "1", "long_name": "lesion sterilised by the prior RT (smaller than drawn at time zero)"},
+    )
+    ds.attrs["time_zero_day"] = float(zero)
+    ds.attrs["history_start_day"] = float(start)
+    prov = json.loads(ds.attrs["provenance"])
+    prov["time_zero"] = {
+        "time_zero_day": float(zero),
+        "history_start_day": float(start),
+        "rule": "drawn lesion sizes hold at time zero; prior courses are simulated before it (abscopal.history)",
+        "arms": {a.name: f.summary() for a, f in zip(arms, fits, strict=True)},
+    }
+    ds.attrs["provenance"] = json.dumps(prov, sort_keys=True)
 
 
 def _check_plan_cost(arm: Arm, t_end_day: float, allow_large: bool) -> None:

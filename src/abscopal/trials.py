@@ -107,7 +107,7 @@ _ARM = {
     "url",
 }
 _DRUG = {"regimen", "start_day", "max_duration_day", "representative", "notes"}
-_RT = {"regimen", "start_day", "target", "mean_lung_dose_gy", "representative", "notes"}
+_RT = {"regimen", "start_day", "target", "mean_lung_dose_gy", "representative", "notes", "prior"}
 _POP = {"mix", "line_of_therapy", "pdl1_tps_mix", "notes"}
 _ASSESS = {"criteria", "scan_interval_week", "orr_visit_day", "exclude_irradiated", "follow_up_month", "notes"}
 _OUT = {"name", "value", "ci_lower", "ci_upper", "n", "n_events", "definition", "confidence", "source"}
@@ -225,7 +225,8 @@ class DrugSpec:
 @dataclass(frozen=True, kw_only=True)
 class RadiationSpec:
     """One RT course: a ``RADIATION_REGIMENS`` key, first-fraction day (day 0 = first drug dose), target rule
-    (``RT_TARGET_RULES``, a site, or lesion indices) and optional mean lung dose."""
+    (``RT_TARGET_RULES``, a site, or lesion indices) and optional mean lung dose. ``prior``: the course was given
+    before enrolment (the patients' history, not protocol treatment; docs/design.md, "Time zero")."""
 
     regimen: str
     start_day: float
@@ -233,6 +234,7 @@ class RadiationSpec:
     mean_lung_dose_gy: float | None = None
     representative: bool = False
     notes: str = ""
+    prior: bool = False
 
     def build(self, target_lesions: tuple[int, ...] = (0,)) -> RadiationCourse:
         """The :class:`~abscopal.treatment.RadiationCourse` on ``target_lesions`` (resolve ``target`` with
@@ -242,6 +244,7 @@ class RadiationSpec:
             start_day=self.start_day,
             target_lesions=target_lesions,
             mean_lung_dose_gy=self.mean_lung_dose_gy,
+            prior=self.prior,
         )
 
 
@@ -340,9 +343,14 @@ class TrialTargets:
         return _named(self.arms, name, self.id, "arm")
 
     def canonical(self) -> dict[str, Any]:
-        """Plain, JSON-ready content (sorted mappings, no path)."""
+        """Plain, JSON-ready content (sorted mappings, no path). A radiation course's ``prior`` appears only when
+        true, so a file written before the key existed keeps its hash (and the fits made from it stay valid)."""
         out = _plain(self)
         out.pop("path")
+        for arm in out["arms"]:
+            for course in arm["radiation"]:
+                if not course["prior"]:
+                    del course["prior"]
         return out
 
     def content_hash(self) -> str:
@@ -458,9 +466,9 @@ class _Ctx:  # error context (file and table) with validating getters
             raise self.fail(f"{key} must be an integer >= 1, got {v!r}")
         return v
 
-    def flag(self, t: Mapping[str, Any], key: str) -> bool:
+    def flag(self, t: Mapping[str, Any], key: str, fix: str = "") -> bool:
         if not isinstance(v := t.get(key, False), bool):
-            raise self.fail(f"{key} must be true or false, got {v!r}")
+            raise self.fail(f"{key} must be true or false, got {v!r}" + (f"; {fix}" if fix else ""))
         return v
 
     def tag(self, t: Mapping[str, Any], key: str, default: str | None = None) -> str:
@@ -563,16 +571,21 @@ def _arm(c: _Ctx, t: Mapping[str, Any], default_tag: str) -> ArmTarget:
             target = tuple(raw_target)
         else:
             target = rc.choice(raw_target, "target", "RT target rule or site", (*RT_TARGET_RULES, *SITES))
-        courses.append(
-            RadiationSpec(
-                regimen=rc.choice(rc.require(r, "regimen"), "regimen", "radiation regimen", RADIATION_REGIMENS),
-                start_day=rc.number(r, "start_day", required=True),
-                target=target,
-                mean_lung_dose_gy=rc.number(r, "mean_lung_dose_gy", positive=True),
-                representative=rc.flag(r, "representative"),
-                notes=rc.text(r, "notes", ""),
-            )
+        course = RadiationSpec(
+            regimen=rc.choice(rc.require(r, "regimen"), "regimen", "radiation regimen", RADIATION_REGIMENS),
+            start_day=rc.number(r, "start_day", required=True),
+            target=target,
+            mean_lung_dose_gy=rc.number(r, "mean_lung_dose_gy", positive=True),
+            representative=rc.flag(r, "representative"),
+            notes=rc.text(r, "notes", ""),
+            prior=rc.flag(
+                r, "prior", "write prior = true for RT given before enrolment (history), or leave it out (protocol RT)"
+            ),
         )
+        if course.prior:
+            _check_prior(rc, course)
+        courses.append(course)
+    _check_time_zero(c, drug, courses)
     pc, ac = c.sub("population"), c.sub("assessment")
     p, a = pc.keys(t.get("population", {}), _POP), ac.keys(t.get("assessment", {}), _ASSESS)
     mix = pc.choice(p["mix"], "mix", "population mix", MIXES) if "mix" in p else None
@@ -611,6 +624,39 @@ def _arm(c: _Ctx, t: Mapping[str, Any], default_tag: str) -> ArmTarget:
         doi=c.text(t, "doi", ""),
         url=c.text(t, "url", ""),
     )
+
+
+def _fraction_days(course: RadiationSpec) -> tuple[float, float]:
+    """First and last fraction day of a course."""
+    days = radiation_regimen(course.regimen, start_day=course.start_day).fraction_days
+    return float(days[0]), float(days[-1])
+
+
+def _check_prior(c: _Ctx, course: RadiationSpec) -> None:
+    """A prior course (history before enrolment) has every fraction before day 0."""
+    first, last = _fraction_days(course)
+    if last >= 0.0:
+        raise c.fail(
+            f"prior = true, but {course.regimen} from start_day = {course.start_day:g} has fractions on days "
+            f"{first:g} to {last:g}; a prior course is history before enrolment (day 0), so all its fractions must "
+            f"be before day 0: give start_day <= {course.start_day - last - 1.0:g}, or drop prior = true if the "
+            "course is protocol treatment"
+        )
+
+
+def _check_time_zero(c: _Ctx, drug: DrugSpec | None, courses: list[RadiationSpec]) -> None:
+    """Prior courses end before the arm's first protocol event (its time zero)."""
+    if not any(r.prior for r in courses):
+        return
+    protocol = [_fraction_days(r)[0] for r in courses if not r.prior]
+    zero = min([0.0, *protocol, *([drug.start_day] if drug is not None else [])])
+    for k, r in enumerate(courses):
+        if r.prior and (last := _fraction_days(r)[1]) >= zero:
+            raise c.sub(f"radiation[{k}]").fail(
+                f"prior = true, but its last fraction (day {last:g}) is not before the arm's first protocol event "
+                f"(day {zero:g}, its time zero); prior courses are history before enrolment: start it earlier or "
+                "drop prior = true"
+            )
 
 
 def _comparison(c: _Ctx, t: Mapping[str, Any], arms: Mapping[str, ArmTarget], default_tag: str) -> ComparisonTarget:

@@ -92,7 +92,12 @@ def test_the_values_of_the_shipped_fit_measure_todays_failures(card):
     v = _values(card)
     assert v["rest.max_rel_derivative_t0"] > 1e-6  # PD-L1 and macrophages are not at rest
     assert card["rest.max_rel_derivative_t0"].details["worst_state"].startswith("P_")
-    assert v["time_zero.baseline_size_rel_error_prior_rt"] > 0.1  # drawn sizes sit at day -90, not at day 0
+    tz = card["time_zero.baseline_size_rel_error_prior_rt"]  # the prior course is history: sizes hold at day 0
+    assert v["time_zero.baseline_size_rel_error_prior_rt"] <= 1e-6 and tz.passed is True
+    assert tz.details["time_zero_day"] == 0.0 and tz.details["simulation_start_day"] == -90.0
+    assert tz.details["without_prior_max_rel_error"] > 0.1  # as protocol RT, the drawn sizes sat at day -90
+    assert tz.details["n_lesions_compared"] + tz.details["n_sterilised"] > 2 * N
+    assert 1 <= tz.details["shooting_iterations"] <= 60
     assert abs(v["abscopal.dc_signal_ratio_24gy3_vs_8gy1"] - 1.0) < 0.01  # the DC signal saturates
     assert card["abscopal.dc_signal_ratio_24gy3_vs_8gy1"].passed is False
     assert 0.0 < v["lymphocytes.nadir_ratio.conv_60gy_30fx"] < v["lymphocytes.nadir_ratio.sbrt_24gy_3fx"] < 1.0

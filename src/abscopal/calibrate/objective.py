@@ -18,7 +18,10 @@ Smooth predictions (what the residuals compare; :meth:`~CalibrationProblem.predi
 those of the outcome registry :mod:`abscopal.endpoints.outcomes` (one definition per outcome: its trial-style value,
 smooth surrogate, standard error and residual). Each residual is multiplied by ``sqrt(weight)`` of the confidence
 tag. With ``smooth_hr=False`` hazard ratios use the rank-based Cox HR instead of the smooth surrogate.
-Survival times are counted from each arm's own start (the first RT fraction if it precedes the drug, else day 0).
+Survival times are counted from each arm's own start (the first RT fraction if it precedes the drug, else day 0);
+an arm with prior courses (``prior = true`` in its target file: RT before enrolment) is simulated from its first
+prior fraction, with the drawn sizes held at its time zero, where its scans start and its survival is counted from
+(docs/design.md, "Time zero").
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..arms import ArmRun, arm_patients, run_arm
+from ..arms import ArmRun, arm_patients, baseline_day, run_arm
 from ..endpoints import DAYS_PER_MONTH
 from ..endpoints.outcomes import (
     COMPARISONS,
@@ -192,10 +195,11 @@ class CalibrationProblem:
         drug = arm.drug.build() if arm.drug else None
         plan = TreatmentPlan(radiation=tuple(courses), drug=drug, name=arm.name)
         events = [f.time_day for f in plan.fractions()] + [d.time_day for d in plan.drug_doses(730.0)]
-        start = min([0.0, *events])
+        start = min([0.0, *events])  # with prior courses: the history start
         fu = arm.assessment.follow_up_month
         t_end = 730.0 if fu is None else max(730.0, 7.0 * math.ceil(fu * DAYS_PER_MONTH / 7.0))
-        assessment = arm.assessment.to_assessment(start, t_end)
+        # the baseline scan: time zero with prior courses (docs/design.md, "Time zero"), else the simulation start
+        assessment = arm.assessment.to_assessment(baseline_day(plan, start), t_end)
         interval = 7.0 * (arm.assessment.scan_interval_week or 6.0)
         return _ArmSetup(
             trial=trial.id,

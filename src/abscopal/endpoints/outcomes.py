@@ -148,7 +148,8 @@ class ScoredArm:
     assessment
         The assessment it was scored with (its RECIST rules shape the soft PFS).
     start_day
-        Day survival is counted from (the simulation start).
+        Day survival is counted from: the simulation start, or time zero when the arm has a history (prior RT
+        before enrolment; :func:`abscopal.arms.run_arm`).
     t_end_day
         End of the simulation (the search interval of :meth:`median_day`).
     pfs_bandwidth_day

@@ -32,7 +32,7 @@ from .arm_summaries import arm_summaries
 from .assessment import TrialAssessment, trial_scans
 from .death import DeathInputs, SurvivalTimes, survival_times
 from .events import event_draws, first_crossing
-from .readout import ModelOutputs, read_outputs
+from .readout import ModelOutputs, read_outputs, trial_segment
 from .scans import as_visit_days
 from .scoring import ResponseScores, duration_of_response, excluded_lesions, score_responses, visit_index
 
@@ -184,8 +184,13 @@ def score(
     Returns an xarray Dataset with per-patient variables (dims ``arm, patient[, visit]``),
     per-arm summaries (dim ``arm``) and Kaplan-Meier curves (dims ``arm, km_time``), each with
     ``units`` and ``long_name``; provenance of the simulation and the assessment in ``attrs``.
+
+    A simulation with a history (prior RT before enrolment, ``ds.attrs["time_zero_day"]``) is scored from its
+    time zero: the default scans start there, PFS and OS count from it, deaths and new lesions are drawn from
+    the hazards after it (:func:`~abscopal.endpoints.readout.trial_segment`).
     """
     a = assessment or TrialAssessment()
+    ds = trial_segment(ds)  # a simulation with a history is scored from its time zero on
     out = read_outputs(ds)
     times = ds.time.values
     start = float(times[0])

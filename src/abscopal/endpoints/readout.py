@@ -15,6 +15,11 @@ A model declares which of its outputs plays which part in trial scoring (:attr:`
 A model without lesion structure (one tumour, outputs without a ``lesion`` dimension) is scored as one lesion.
 Each role that the model lacks adds a sentence to :attr:`ModelOutputs.notes`. A dataset written before roles
 existed (no ``roles`` attribute) is read with the names of the default NSCLC model.
+
+A simulation with a history (prior RT before enrolment; its ``time_zero_day`` attribute, set by
+:func:`abscopal.simulate`) is scored from its time zero on: :func:`trial_segment` cuts the history off and counts
+the cumulative new-lesion hazard from time zero (a lesion that appeared before enrolment is part of the baseline
+disease, not a new lesion).
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ import xarray as xr
 from ..errors import ParameterError
 from ..model.spec import OBSERVABLE_ROLES, ModelSpec
 
-__all__ = ["LEGACY_ROLES", "ModelOutputs", "dataset_roles", "read_outputs", "scored_outputs"]
+__all__ = ["LEGACY_ROLES", "ModelOutputs", "dataset_roles", "read_outputs", "scored_outputs", "trial_segment"]
 
 LEGACY_ROLES: Mapping[str, str] = {
     "lesion_diameter": "lesion_diameter",
@@ -179,3 +184,32 @@ def read_outputs(ds: xr.Dataset) -> ModelOutputs:
         irradiated=_irradiated(ds, roles, diameter.shape[2]),
         notes=tuple(notes),
     )
+
+
+def trial_segment(ds: xr.Dataset) -> xr.Dataset:
+    """The part of a simulation a trial scores: from its time zero on (module docstring).
+
+    A dataset without a ``time_zero_day`` attribute (no history) is returned as it is. Otherwise the output times
+    before time zero are dropped and the ``new_lesion_hazard`` output counts from time zero.
+
+    Raises
+    ------
+    ParameterError
+        If time zero is not an output time of the dataset.
+    """
+    if "time_zero_day" not in ds.attrs:
+        return ds
+    zero = float(ds.attrs["time_zero_day"])
+    times = ds.time.values
+    at = np.flatnonzero(np.isclose(times, zero, rtol=0.0, atol=1e-9))
+    if at.size == 0:
+        raise ParameterError(
+            f"the dataset's time zero (day {zero:g}) is not one of its output times; simulate with output times "
+            "that include it (the default grid does)"
+        )
+    trial = ds.isel(time=slice(int(at[0]), None))
+    name = dataset_roles(ds).get("new_lesion_hazard")
+    if name is not None and name in trial:
+        hazard = trial[name]
+        trial[name] = (hazard - hazard.isel(time=0)).assign_attrs(hazard.attrs)
+    return trial

@@ -1,7 +1,9 @@
 """Treatment plans: radiation courses plus a checkpoint-inhibitor regimen.
 
 Time is in days; day 0 is the first checkpoint-inhibitor dose, so radiation given
-before the drug has negative days.
+before the drug has negative days. Courses marked ``prior`` are the patient's history
+(before enrolment); the others, and the drug, are protocol treatment. The plan's time zero
+(:attr:`TreatmentPlan.time_zero_day`) is day 0 or its first protocol event if earlier.
 """
 
 from __future__ import annotations
@@ -42,7 +44,8 @@ class TreatmentPlan:
     ------
     ScheduleError
         If an element is not a :class:`RadiationCourse`, ``drug`` is not a
-        :class:`DrugRegimen`, or two courses irradiate the same lesion at the same time.
+        :class:`DrugRegimen`, two courses irradiate the same lesion at the same time, or a
+        prior course has a fraction at or after the plan's time zero (its first protocol event).
     """
 
     radiation: tuple[RadiationCourse, ...] = ()
@@ -75,6 +78,47 @@ class TreatmentPlan:
             raise ScheduleError(f"name must be a string or None, got {self.name!r}; give a short label")
         object.__setattr__(self, "radiation", courses)
         self._check_clashes()
+        self._check_history()
+
+    @property
+    def prior_courses(self) -> tuple[RadiationCourse, ...]:
+        """The courses given before enrolment (``prior=True``): the patient's history."""
+        return tuple(c for c in self.radiation if c.prior)
+
+    @property
+    def protocol_courses(self) -> tuple[RadiationCourse, ...]:
+        """The courses that are protocol treatment (not ``prior``)."""
+        return tuple(c for c in self.radiation if not c.prior)
+
+    @property
+    def history_start_day(self) -> float | None:
+        """Day of the first prior fraction (the start of the history), or ``None`` without prior courses."""
+        prior = self.prior_courses
+        return min(float(c.fraction_days[0]) for c in prior) if prior else None
+
+    @property
+    def time_zero_day(self) -> float:
+        """The trial's time zero: day 0, or the first protocol event (fraction of a protocol course, drug dose)
+        if that is earlier (PEMBRO-RT's SBRT from day -7). Prior courses are not protocol events."""
+        first = [float(c.fraction_days[0]) for c in self.protocol_courses]
+        if self.drug is not None:
+            doses = self.drug.doses(0.0)
+            first += [doses[0].time_day] if doses else []
+        return min([0.0, *first])
+
+    def _check_history(self) -> None:
+        """Raise if a prior course has a fraction at or after the time zero (a protocol event precedes it)."""
+        start = self.history_start_day
+        if start is None:
+            return
+        zero = self.time_zero_day
+        for index, course in enumerate(self.radiation):
+            if course.prior and (late := float(course.fraction_days[-1])) >= zero:
+                raise ScheduleError(
+                    f"prior course {self._course_label(index)} has a fraction at day {late:g}, not before the "
+                    f"plan's time zero (day {zero:g}: its first protocol event); prior courses are history before "
+                    "enrolment: start it before the protocol treatment or drop prior"
+                )
 
     def _course_label(self, index: int) -> str:
         return f"radiation[{index}] ({self.radiation[index].label})"
@@ -123,31 +167,31 @@ class TreatmentPlan:
         return {} if self.drug is None else self.drug.pk.as_parameters()
 
     def with_rt_offset(self, offset_day: float, *, drug_to_day0: bool = True) -> TreatmentPlan:
-        """Return a plan whose first RT fraction is ``offset_day`` after the first drug dose.
+        """Return a plan whose first protocol RT fraction is ``offset_day`` after the first drug dose.
 
         The drug is moved to start on day 0 (the time convention) unless ``drug_to_day0`` is false, in which case
         it keeps its own schedule (RT days are then days of the time axis, e.g. salvage RT at a patient's
-        progression scan); all radiation courses are shifted together, so their relative spacing is kept. A
-        negative offset puts RT before the drug.
+        progression scan); all protocol radiation courses are shifted together, so their relative spacing is kept;
+        prior courses (history) stay where they are. A negative offset puts RT before the drug.
 
         Raises
         ------
         ScheduleError
-            If ``offset_day`` is not a finite number or the plan has no radiation.
+            If ``offset_day`` is not a finite number or the plan has no protocol radiation course.
         """
         if isinstance(offset_day, bool) or not isinstance(offset_day, Real) or not math.isfinite(offset_day):
             raise ScheduleError(f"offset_day must be a finite number of days, got {offset_day!r}; e.g. -7.0")
-        if not self.radiation:
+        if not self.protocol_courses:
             raise ScheduleError(
                 f"with_rt_offset needs a radiation course, got radiation={self.radiation!r}; "
-                "add a RadiationCourse before setting the RT offset"
+                "add a RadiationCourse before setting the RT offset (prior courses are history and do not move)"
             )
-        first_fraction_day = min(float(course.fraction_days[0]) for course in self.radiation)
+        first_fraction_day = min(float(course.fraction_days[0]) for course in self.protocol_courses)
         shift = float(offset_day) - first_fraction_day
         drug = self.drug
         if drug is not None and drug_to_day0:
             drug = replace(drug, start_day=0.0)
-        courses = tuple(course.shifted(shift) for course in self.radiation)
+        courses = tuple(course if course.prior else course.shifted(shift) for course in self.radiation)
         return replace(self, radiation=courses, drug=drug)
 
     def describe(self) -> str:

@@ -4,7 +4,11 @@ Time is in days; day 0 is the first checkpoint-inhibitor dose, so radiation give
 before the drug has negative days. A :class:`RadiationCourse` is a prescription
 (dose per fraction x number of fractions) laid out on a calendar from ``start_day``;
 :meth:`RadiationCourse.fractions` expands it into :class:`Fraction` records, the
-events the solver applies.
+events the solver applies. A course with ``prior=True`` is the patient's history (RT
+given before enrolment, e.g. months before the trial), not protocol treatment: every
+fraction of it is before day 0, and the simulation holds the patient's drawn lesion
+sizes at the trial's time zero rather than at the start of the history (docs/design.md,
+"Time zero").
 """
 
 from __future__ import annotations
@@ -306,6 +310,13 @@ class RadiationCourse:
         ``mean_lung_dose_gy / n_fractions``. ``None`` means no lung dose (0).
     name
         Optional label, used in error messages and summaries.
+    prior
+        ``True``: the course is history, given before enrolment (e.g. palliative RT months
+        before the trial), not protocol treatment. Every fraction must be before day 0. The
+        simulation starts at the first prior fraction, with each patient's lesion sizes
+        chosen so that the drawn sizes hold at the trial's time zero (day 0, or the first
+        protocol event if earlier); scans, PFS and OS count from time zero
+        (:func:`abscopal.simulate`).
     """
 
     dose_per_fraction_gy: float
@@ -316,6 +327,7 @@ class RadiationCourse:
     blood_dose_per_fraction_gy: float | None = None
     mean_lung_dose_gy: float | None = None
     name: str | None = None
+    prior: bool = False
 
     def __post_init__(self) -> None:
         dose_fix = "give a positive dose in Gy"
@@ -340,7 +352,21 @@ class RadiationCourse:
         object.__setattr__(self, "n_fractions", n)
         object.__setattr__(self, "start_day", start)
         object.__setattr__(self, "target_lesions", lesions)
-        self.calendar.days(n, start)  # calendar checks, e.g. ExplicitDays length
+        days = self.calendar.days(n, start)  # calendar checks, e.g. ExplicitDays length
+        if not isinstance(self.prior, bool | np.bool_):
+            raise ScheduleError(
+                f"prior must be true or false, got {self.prior!r}; write prior = true for RT given before "
+                "enrolment (history), or leave it out for protocol treatment"
+            )
+        object.__setattr__(self, "prior", bool(self.prior))
+        if self.prior and days[-1] >= 0.0:
+            late = float(days[days >= 0.0][0])
+            raise ScheduleError(
+                f"prior course {self.label!r} has a fraction at day {late:g}, at or after day 0; a prior course is "
+                f"history before enrolment, so all its fractions must be before day 0 (its fractions run from day "
+                f"{float(days[0]):g} to {float(days[-1]):g}): start it earlier (start_day) or drop prior = true if "
+                "it is protocol treatment"
+            )
 
     @property
     def total_dose_gy(self) -> float:
@@ -399,6 +425,7 @@ class RadiationCourse:
         span = f"day {days[0]:g}" if len(days) == 1 else f"days {days[0]:g}..{days[-1]:g}"
         lesions = ",".join(str(i) for i in self.target_lesions)
         prefix = f"{self.name}: " if self.name is not None else ""
+        prefix = ("prior (history) " if self.prior else "") + prefix
         return (
             f"{prefix}{self.total_dose_gy:g} Gy/{self.n_fractions} fx "
             f"({self.dose_per_fraction_gy:g} Gy x {self.n_fractions}, "

@@ -264,6 +264,7 @@ def radiation_regimen(
     target_lesions: tuple[int, ...] = (0,),
     blood_dose_per_fraction_gy: float | None = None,
     mean_lung_dose_gy: float | None = None,
+    prior: bool = False,
 ) -> RadiationCourse:
     """Build a :class:`RadiationCourse` from a named regimen.
 
@@ -273,8 +274,8 @@ def radiation_regimen(
         Key of :data:`RADIATION_REGIMENS`, e.g. ``"sbrt_24gy_3fx"``.
     start_day
         Day of the first fraction (day 0 = first drug dose).
-    target_lesions, blood_dose_per_fraction_gy, mean_lung_dose_gy
-        As :class:`RadiationCourse`.
+    target_lesions, blood_dose_per_fraction_gy, mean_lung_dose_gy, prior
+        As :class:`RadiationCourse` (``prior=True``: RT before enrolment, the patient's history).
 
     Returns
     -------
@@ -296,6 +297,7 @@ def radiation_regimen(
         blood_dose_per_fraction_gy=blood_dose_per_fraction_gy,
         mean_lung_dose_gy=mean_lung_dose_gy,
         name=spec.name,
+        prior=prior,
     )
 
 

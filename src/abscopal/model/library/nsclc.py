@@ -181,14 +181,25 @@ ROLES = {
 """Roles of the model's outputs in trial scoring (:data:`abscopal.model.spec.OBSERVABLE_ROLES`); irradiated lesions
 come from the treatment plan (no ``rt_dose`` output)."""
 
+_DESCRIPTION = __doc__ or ""
+"""The equations of version 1 (this module's docstring), the description of its spec."""
 
-def nsclc_model(n_lesions: int = 3, *, growth: str = "gompertz", pk: str = "analytic") -> ModelSpec:
+VERSIONS = (1, 2)
+"""Versions of the NSCLC model: 1 (the default; this module) and 2 (opt-in, :mod:`.nsclc_v2`)."""
+
+
+def nsclc_model(n_lesions: int = 3, *, version: int = 1, growth: str = "gompertz", pk: str = "analytic") -> ModelSpec:
     """Build the default NSCLC RT + anti-PD-(L)1 model.
 
     Parameters
     ----------
     n_lesions
         Number of lesions (1 to 8); lesion 0 is by convention the lung primary.
+    version
+        ``1`` (default): the model of this module's docstring (name ``nsclc_rt_icb_...``; the shipped fit
+        ``fits/default.json`` is for it). ``2``: model v2 (:mod:`abscopal.model.library.nsclc_v2`, name
+        ``nsclc_v2_rt_icb_...``), in progress: v1's structure with every immune, PD-L1 and suppressor state at
+        its untreated steady state and the untreated doubling time equal to ``tumour_doubling_time_day``.
     growth
         ``"gompertz"`` (default), ``"logistic"`` or ``"exponential"``.
     pk
@@ -202,269 +213,400 @@ def nsclc_model(n_lesions: int = 3, *, growth: str = "gompertz", pk: str = "anal
     Returns
     -------
     ModelSpec
-        The model; its ``description`` is this module's docstring (the equations).
+        The model; its ``description`` is the equations (this module's docstring for version 1).
     """
-    if not isinstance(n_lesions, int) or not 1 <= n_lesions <= 8:
-        raise ModelError(f"n_lesions must be an integer from 1 to 8, got {n_lesions!r}")
-    if growth not in GROWTH_LAWS:
-        raise ModelError(unknown_name_message("growth law", str(growth), GROWTH_LAWS))
-    if pk not in PK_FORMS:
-        raise ModelError(unknown_name_message("pk form", str(pk), PK_FORMS))
-    L = n_lesions
-    on = {m.name: m.switch for m in MECHANISMS}
-    s = sym
-    V = [s(f"V_{j}") for j in range(L)]
-    D = [s(f"D_{j}") for j in range(L)]
-    kd = [s(f"kd_{j}") for j in range(L)]
-    Pl = [s(f"P_{j}") for j in range(L)]
-    A, I, G, E, Ly, R, M, M1, M2, _H = (s(n) for n in ("A", "I", "G", "E", "L", "R", "M", "M1", "M2", "H"))
-    pk_form = _pk_analytic() if pk == "analytic" else _pk_ode()
-    Ac = pk_form["central_amount"]
-    burden = sum(V[j] + D[j] for j in range(L))
-    B = burden + _EPS_MM3
-    conc = Ac / s("pk_vc_l")
-    ro = conc / (conc + s("ro_ec50_ug_per_ml"))
-    block = on["checkpoint_blockade"] * ro
-    ratio = E * s("immune_burden_scale_mm3") / B
-    supp = 1 / (
-        1 + on["suppression"] * (s("treg_suppression") * R + s("mdsc_suppression") * M + s("m2_suppression") * M2)
-    )
-    imax = s("pd1_max_inhibition") * on["pd_l1_axis"]
-    pbar = sum((V[j] + D[j]) * Pl[j] for j in range(L)) / B
-    sat = ratio / (s("kill_half_sat_ratio") + ratio)
-    kill = [
-        s("max_kill_per_day") * s(f"immune_access_{j}") * supp * (1 - imax * Pl[j] * (1 - block)) * sat
-        + s("m1_kill_per_day") * M1
-        for j in range(L)
-    ]
-    tcd = (
-        s("baseline_turnover_per_day")
-        + (on["immunogenic_cell_death"] * sum(kd[j] * D[j] for j in range(L)) + sum(kill[j] * V[j] for j in range(L)))
-        / B
-        + on["immunogenic_cell_death"] * I
-    )
-    ktcd = s("dc_maturation_half_sat_per_day")
-    f_burden = burden / (burden + s("suppressor_burden_half_mm3"))
-    p0 = s("pdl1_tps")
-    m2_to_m1 = on["macrophage_polarisation"] * (
-        s("m2_to_m1_icb_per_day") * block + s("m2_to_m1_ifng_per_day") * ratio / (1 + ratio)
-    )
-    m1_to_m2 = on["macrophage_polarisation"] * s("m1_to_m2_tgfb_per_day") * G
-    mac_target = 1 + on["burden_suppression"] * s("macrophage_burden_induction") * f_burden
+    if isinstance(version, bool) or version not in VERSIONS:
+        raise ModelError(
+            f"version must be one of {list(VERSIONS)} (1: the default model, 2: model v2), got {version!r}"
+        )
+    if version == 2:
+        from .nsclc_v2 import NsclcV2Builder  # v2 builds on this module's pieces
 
-    def suppressor_rate(X: sp.Symbol, prefix: str) -> sp.Expr:
-        k = s(f"{prefix}_turnover_per_day")
-        induction = (
+        return NsclcV2Builder(n_lesions, growth, pk).build()
+    return NsclcBuilder(n_lesions, growth, pk).build()
+
+
+class NsclcBuilder:
+    """The pieces of the NSCLC model, version 1 (the module docstring); :meth:`build` assembles the spec.
+
+    Each piece is a method, so a later version (:class:`abscopal.model.library.nsclc_v2.NsclcV2Builder`) reuses
+    the pieces it keeps and overrides the ones it changes. The untreated baseline (``baseline_*``) is analytic.
+    """
+
+    version = 1
+    description = _DESCRIPTION
+    mechanisms: tuple[Mechanism, ...] = MECHANISMS
+
+    def __init__(self, n_lesions: int, growth: str, pk: str) -> None:
+        if not isinstance(n_lesions, int) or isinstance(n_lesions, bool) or not 1 <= n_lesions <= 8:
+            raise ModelError(f"n_lesions must be an integer from 1 to 8, got {n_lesions!r}")
+        if growth not in GROWTH_LAWS:
+            raise ModelError(unknown_name_message("growth law", str(growth), GROWTH_LAWS))
+        if pk not in PK_FORMS:
+            raise ModelError(unknown_name_message("pk form", str(pk), PK_FORMS))
+        self.L, self.growth, self.pk = n_lesions, growth, pk
+        L, s = n_lesions, sym
+        self.on = {m.name: m.switch for m in self.mechanisms}
+        self.V = [s(f"V_{j}") for j in range(L)]
+        self.D = [s(f"D_{j}") for j in range(L)]
+        self.kd = [s(f"kd_{j}") for j in range(L)]
+        self.Pl = [s(f"P_{j}") for j in range(L)]
+        self.A, self.I, self.G, self.E, self.Ly, self.R, self.M, self.M1, self.M2 = (
+            s(n) for n in ("A", "I", "G", "E", "L", "R", "M", "M1", "M2")
+        )
+        self.pk_form = _pk_analytic() if pk == "analytic" else _pk_ode()
+        self.burden = sum(self.V[j] + self.D[j] for j in range(L))
+        self.B = self.burden + _EPS_MM3
+        self.conc = self.pk_form["central_amount"] / s("pk_vc_l")
+        self.ro = self.conc / (self.conc + s("ro_ec50_ug_per_ml"))
+        self.block = self.on["checkpoint_blockade"] * self.ro
+        self.ratio = self.E * s("immune_burden_scale_mm3") / self.B
+        self.imax = s("pd1_max_inhibition") * self.on["pd_l1_axis"]
+        self.f_burden = self.burden / (self.burden + s("suppressor_burden_half_mm3"))
+
+    # ---- identity --------------------------------------------------------------------------------------------
+    def name(self) -> str:
+        """The model name: version, lesion count, growth law and PK form."""
+        return f"nsclc_rt_icb_{self.L}lesion_{self.growth}" + ("_odepk" if self.pk == "ode" else "")
+
+    def parameters(self) -> tuple[Parameter, ...]:
+        """The model's parameters (switches excluded; the PK form may fix some)."""
+        params = global_parameters() + tuple(p for j in range(self.L) for p in lesion_parameters(j))
+        return tuple(self.pk_form["fix"].get(p.name, p) for p in params)
+
+    # ---- the untreated baseline (analytic) -------------------------------------------------------------------
+    def baseline_burden(self) -> sp.Expr:
+        """Total baseline volume (mm3), without the division guard."""
+        return sum(sym(f"baseline_volume_mm3_{j}") for j in range(self.L))
+
+    def baseline_ratio(self) -> sp.Expr:
+        """Effector-to-burden ratio at the untreated start (E = E0)."""
+        s = sym
+        return s("effector_baseline") * s("immune_burden_scale_mm3") / (self.baseline_burden() + _EPS_MM3)
+
+    def baseline_pdl1(self) -> sp.Expr:
+        """PD-L1 expression at the untreated start (v1: the TPS)."""
+        return sym("pdl1_tps")
+
+    def baseline_cells(self) -> tuple[sp.Expr, sp.Expr, sp.Expr, sp.Expr]:
+        """Untreated initial Tregs, MDSCs, M1 and M2 (burden-induced steady state at E = E0)."""
+        s, on = sym, self.on
+        b0 = self.baseline_burden()
+        fb0 = on["burden_suppression"] * b0 / (b0 + s("suppressor_burden_half_mm3"))
+        tnf0 = 1 + on["tnf_suppressor_kill"] * s("tnf_suppressor_kill") * s("effector_baseline")
+        mac = 1 + s("macrophage_burden_induction") * fb0
+        return (
+            (1 + s("treg_burden_induction") * fb0) / tnf0,
+            (1 + s("mdsc_burden_induction") * fb0) / tnf0,
+            s("m1_baseline_fraction") * mac,
+            (1 - s("m1_baseline_fraction")) * mac,
+        )
+
+    def baseline_supp(self) -> sp.Expr:
+        """Suppression factor S at the untreated initial state."""
+        r0, m0, _, m20 = self.baseline_cells()
+        return self.suppression(r0, m0, m20)
+
+    def baseline_kill(self) -> list[sp.Expr]:
+        """Per-lesion immune kill rate at the untreated initial state (E = E0)."""
+        s = sym
+        r0 = self.baseline_ratio()
+        sat0 = r0 / (s("kill_half_sat_ratio") + r0)
+        supp0 = self.baseline_supp()
+        m1_0 = self.baseline_cells()[2]
+        inh0 = 1 - s("pd1_max_inhibition") * self.on["pd_l1_axis"] * self.baseline_pdl1()
+        return [
+            s("max_kill_per_day") * s(f"immune_access_{j}") * supp0 * inh0 * sat0 + s("m1_kill_per_day") * m1_0
+            for j in range(self.L)
+        ]
+
+    def baseline_dc(self) -> sp.Expr:
+        """Untreated quasi-steady mature-DC signal (spontaneous turnover + baseline immune kill)."""
+        s = sym
+        b0 = self.baseline_burden() + _EPS_MM3
+        kill0 = self.baseline_kill()
+        tcd0 = (
+            s("baseline_turnover_per_day") + sum(kill0[j] * s(f"baseline_volume_mm3_{j}") for j in range(self.L)) / b0
+        )
+        return tcd0**2 / (tcd0**2 + s("dc_maturation_half_sat_per_day") ** 2)
+
+    # ---- rate pieces -------------------------------------------------------------------------------------------
+    def suppression(self, R: sp.Expr, M: sp.Expr, M2: sp.Expr) -> sp.Expr:
+        """Suppression factor S of effector function for Tregs R, MDSCs M and M2 macrophages."""
+        s = sym
+        return 1 / (
             1
-            + on["burden_suppression"] * s(f"{prefix}_burden_induction") * f_burden
-            + on["rt_suppression"] * s(f"{prefix}_rt_induction") * G
+            + self.on["suppression"]
+            * (s("treg_suppression") * R + s("mdsc_suppression") * M + s("m2_suppression") * M2)
         )
-        return k * induction - k * X * (1 + on["tnf_suppressor_kill"] * s("tnf_suppressor_kill") * E)
 
-    rates: dict[str, sp.Expr] = {}
-    kill0 = _baseline_kill(L, on)
-    for j in range(L):
-        # observed (net) untreated growth + the baseline immune kill it already contains
-        rates[f"V_{j}"] = _growth(growth, V[j], D[j]) + (kill0[j] - kill[j]) * V[j]
-        rates[f"D_{j}"] = -kd[j] * D[j]
-        rates[f"kd_{j}"] = sp.Integer(0)
-        rates[f"P_{j}"] = s("pdl1_turnover_per_day") * (
-            p0 + (1 - p0) * on["ifng_pdl1"] * ratio / (s("pdl1_ifng_half_sat") + ratio) - Pl[j]
-        )
-    rates["A"] = s("dc_turnover_per_day") * (tcd**2 / (tcd**2 + ktcd**2) - A)
-    rates["I"] = -s("danger_decay_per_day") * I
-    rates["G"] = -s("tgfb_decay_per_day") * G
-    # priming normalised so that the untreated baseline is a steady state of E (E(0) = E0)
-    e0 = s("effector_baseline")
-    a0, supp0 = _baseline_dc(L, on), _baseline_supp(L, on)
-    rates["E"] = s("effector_death_per_day") * (
-        e0
-        * Ly
-        / s("alc_baseline_1e9_per_l")
-        * (A / a0)
-        * (supp / supp0)
-        * (1 - imax * pbar * (1 - block))
-        / (1 - imax * p0)
-        - E
-    )
-    rates["L"] = s("alc_recovery_per_day") * (s("alc_baseline_1e9_per_l") - Ly)
-    rates["R"] = suppressor_rate(R, "treg")
-    rates["M"] = suppressor_rate(M, "mdsc")
-    rates["M1"] = (
-        s("macrophage_turnover_per_day") * (s("m1_baseline_fraction") * mac_target - M1) + m2_to_m1 * M2 - m1_to_m2 * M1
-    )
-    rates["M2"] = (
-        s("macrophage_turnover_per_day") * ((1 - s("m1_baseline_fraction")) * mac_target - M2)
-        - m2_to_m1 * M2
-        + m1_to_m2 * M1
-    )
-    rates.update(pk_form["rates"])
-    rel_burden = sum(V) / s("new_lesion_reference_mm3")
-    rates["H"] = (
-        on["new_lesions"]
-        * s("new_lesion_rate_per_day")
-        * sp.Piecewise(
-            (rel_burden, sp.Eq(s("new_lesion_burden_exponent"), 1)),  # skips pow() for linear seeding
-            (rel_burden ** s("new_lesion_burden_exponent"), True),
-        )
-    )
+    def kill(self) -> list[sp.Expr]:
+        """Per-lesion immune kill rate of viable cells (1/day)."""
+        s = sym
+        supp = self.suppression(self.R, self.M, self.M2)
+        sat = self.ratio / (s("kill_half_sat_ratio") + self.ratio)
+        return [
+            s("max_kill_per_day")
+            * s(f"immune_access_{j}")
+            * supp
+            * (1 - self.imax * self.Pl[j] * (1 - self.block))
+            * sat
+            + s("m1_kill_per_day") * self.M1
+            for j in range(self.L)
+        ]
 
-    # ---- initial state: untreated baseline --------------------------------------------------
-    r_init, m_init, m1_init, m2_init = _baseline_cells(L, on)
-    k0 = s("doomed_clearance_low_dose_per_day")
-    states: list[State] = []
-    for j in range(L):
+    def growth_rate(self, j: int) -> sp.Expr:
+        """Intrinsic (untreated, net of the baseline immune kill) growth of lesion ``j`` (mm3/day)."""
+        return _growth(self.growth, self.V[j], self.D[j])
+
+    def pdl1_target(self, j: int) -> sp.Expr:
+        """The level PD-L1 of lesion ``j`` relaxes to (Kosinsky 2018 IFN-gamma induction on top of the TPS)."""
+        s, p0 = sym, sym("pdl1_tps")
+        return p0 + (1 - p0) * self.on["ifng_pdl1"] * self.ratio / (s("pdl1_ifng_half_sat") + self.ratio)
+
+    def effector_source(self) -> sp.Expr:
+        """Effector priming relative to the death rate: E0 times the lymphocyte count, DC signal, suppression and
+        PD-L1 inhibition, each relative to its untreated baseline (A0, S0, P0), so E(0) = E0 is a steady state."""
+        s = sym
+        supp = self.suppression(self.R, self.M, self.M2)
+        pbar = sum((self.V[j] + self.D[j]) * self.Pl[j] for j in range(self.L)) / self.B
+        return (
+            s("effector_baseline")
+            * self.Ly
+            / s("alc_baseline_1e9_per_l")
+            * (self.A / self.baseline_dc())
+            * (supp / self.baseline_supp())
+            * (1 - self.imax * pbar * (1 - self.block))
+            / (1 - self.imax * self.baseline_pdl1())
+        )
+
+    def effector_rate(self) -> sp.Expr:
+        """dE/dt = d_E (source - E)."""
+        return sym("effector_death_per_day") * (self.effector_source() - self.E)
+
+    def rates(self) -> dict[str, sp.Expr]:
+        """Every state's rate of change."""
+        s, on, L = sym, self.on, self.L
+        V, D, kd, Pl, I, G, E, Ly, R, M, M1, M2 = (
+            self.V,
+            self.D,
+            self.kd,
+            self.Pl,
+            self.I,
+            self.G,
+            self.E,
+            self.Ly,
+            self.R,
+            self.M,
+            self.M1,
+            self.M2,
+        )
+        kill = self.kill()
+        tcd = (
+            s("baseline_turnover_per_day")
+            + (
+                on["immunogenic_cell_death"] * sum(kd[j] * D[j] for j in range(L))
+                + sum(kill[j] * V[j] for j in range(L))
+            )
+            / self.B
+            + on["immunogenic_cell_death"] * I
+        )
+        ktcd = s("dc_maturation_half_sat_per_day")
+        f_burden = self.f_burden
+        m2_to_m1 = on["macrophage_polarisation"] * (
+            s("m2_to_m1_icb_per_day") * self.block + s("m2_to_m1_ifng_per_day") * self.ratio / (1 + self.ratio)
+        )
+        m1_to_m2 = on["macrophage_polarisation"] * s("m1_to_m2_tgfb_per_day") * G
+        mac_target = 1 + on["burden_suppression"] * s("macrophage_burden_induction") * f_burden
+
+        def suppressor_rate(X: sp.Symbol, prefix: str) -> sp.Expr:
+            k = s(f"{prefix}_turnover_per_day")
+            induction = (
+                1
+                + on["burden_suppression"] * s(f"{prefix}_burden_induction") * f_burden
+                + on["rt_suppression"] * s(f"{prefix}_rt_induction") * G
+            )
+            return k * induction - k * X * (1 + on["tnf_suppressor_kill"] * s("tnf_suppressor_kill") * E)
+
+        rates: dict[str, sp.Expr] = {}
+        kill0 = self.baseline_kill()
+        for j in range(L):
+            # observed (net) untreated growth + the baseline immune kill it already contains
+            rates[f"V_{j}"] = self.growth_rate(j) + (kill0[j] - kill[j]) * V[j]
+            rates[f"D_{j}"] = -kd[j] * D[j]
+            rates[f"kd_{j}"] = sp.Integer(0)
+            rates[f"P_{j}"] = s("pdl1_turnover_per_day") * (self.pdl1_target(j) - Pl[j])
+        rates["A"] = s("dc_turnover_per_day") * (tcd**2 / (tcd**2 + ktcd**2) - self.A)
+        rates["I"] = -s("danger_decay_per_day") * I
+        rates["G"] = -s("tgfb_decay_per_day") * G
+        rates["E"] = self.effector_rate()
+        rates["L"] = s("alc_recovery_per_day") * (s("alc_baseline_1e9_per_l") - Ly)
+        rates["R"] = suppressor_rate(R, "treg")
+        rates["M"] = suppressor_rate(M, "mdsc")
+        rates["M1"] = (
+            s("macrophage_turnover_per_day") * (s("m1_baseline_fraction") * mac_target - M1)
+            + m2_to_m1 * M2
+            - m1_to_m2 * M1
+        )
+        rates["M2"] = (
+            s("macrophage_turnover_per_day") * ((1 - s("m1_baseline_fraction")) * mac_target - M2)
+            - m2_to_m1 * M2
+            + m1_to_m2 * M1
+        )
+        rates.update(self.pk_form["rates"])
+        rel_burden = sum(V) / s("new_lesion_reference_mm3")
+        rates["H"] = (
+            on["new_lesions"]
+            * s("new_lesion_rate_per_day")
+            * sp.Piecewise(
+                (rel_burden, sp.Eq(s("new_lesion_burden_exponent"), 1)),  # skips pow() for linear seeding
+                (rel_burden ** s("new_lesion_burden_exponent"), True),
+            )
+        )
+        return rates
+
+    # ---- states, events, outputs -----------------------------------------------------------------------------
+    def states(self) -> tuple[State, ...]:
+        """The states with their initial values: the untreated baseline."""
+        s = sym
+        r_init, m_init, m1_init, m2_init = self.baseline_cells()
+        k0 = s("doomed_clearance_low_dose_per_day")
+        p0 = self.baseline_pdl1()
+        states: list[State] = []
+        for j in range(self.L):
+            states += [
+                State(
+                    name=f"V_{j}",
+                    units="mm3",
+                    long_name="viable tumour volume",
+                    group="viable_volume",
+                    lesion=j,
+                    initial=s(f"baseline_volume_mm3_{j}"),
+                    abs_tol=1e-3,
+                ),
+                State(
+                    name=f"D_{j}",
+                    units="mm3",
+                    long_name="lethally damaged (doomed) tumour volume",
+                    group="doomed_volume",
+                    lesion=j,
+                    initial=0,
+                    abs_tol=1e-3,
+                ),
+                State(
+                    name=f"kd_{j}",
+                    units="1/day",
+                    long_name="clearance rate of doomed cells",
+                    group="doomed_clearance",
+                    lesion=j,
+                    initial=k0,
+                    abs_tol=1e-8,
+                ),
+                State(
+                    name=f"P_{j}",
+                    units="1",
+                    long_name="PD-L1 expression (fraction of maximum)",
+                    group="pdl1",
+                    lesion=j,
+                    initial=p0,
+                    abs_tol=1e-6,
+                ),
+            ]
         states += [
             State(
-                name=f"V_{j}",
-                units="mm3",
-                long_name="viable tumour volume",
-                group="viable_volume",
-                lesion=j,
-                initial=s(f"baseline_volume_mm3_{j}"),
-                abs_tol=1e-3,
+                name="A", units="1", long_name="mature dendritic-cell signal", initial=self.baseline_dc(), abs_tol=1e-6
             ),
+            State(name="I", units="1", long_name="RT danger / IFN-I signal", initial=0, abs_tol=1e-6),
+            State(name="G", units="1", long_name="RT-induced TGF-beta signal", initial=0, abs_tol=1e-6),
             State(
-                name=f"D_{j}",
-                units="mm3",
-                long_name="lethally damaged (doomed) tumour volume",
-                group="doomed_volume",
-                lesion=j,
-                initial=0,
-                abs_tol=1e-3,
-            ),
-            State(
-                name=f"kd_{j}",
-                units="1/day",
-                long_name="clearance rate of doomed cells",
-                group="doomed_clearance",
-                lesion=j,
-                initial=k0,
-                abs_tol=1e-8,
-            ),
-            State(
-                name=f"P_{j}",
+                name="E",
                 units="1",
-                long_name="PD-L1 expression (fraction of maximum)",
-                group="pdl1",
-                lesion=j,
-                initial=p0,
+                long_name="effector CD8 T cells (normalised)",
+                initial=s("effector_baseline"),
                 abs_tol=1e-6,
             ),
+            State(
+                name="L",
+                units="1e9/L",
+                long_name="absolute lymphocyte count",
+                initial=s("alc_baseline_1e9_per_l"),
+                abs_tol=1e-6,
+            ),
+            State(name="R", units="1", long_name="regulatory T cells (normalised)", initial=r_init, abs_tol=1e-6),
+            State(
+                name="M",
+                units="1",
+                long_name="myeloid-derived suppressor cells (normalised)",
+                initial=m_init,
+                abs_tol=1e-6,
+            ),
+            State(name="M1", units="1", long_name="M1 macrophages (normalised)", initial=m1_init, abs_tol=1e-6),
+            State(name="M2", units="1", long_name="M2 macrophages (normalised)", initial=m2_init, abs_tol=1e-6),
+            *self.pk_form["states"],
+            State(name="H", units="1", long_name="cumulative new-lesion hazard", initial=0, abs_tol=1e-6),
         ]
-    states += [
-        State(name="A", units="1", long_name="mature dendritic-cell signal", initial=_baseline_dc(L, on), abs_tol=1e-6),
-        State(name="I", units="1", long_name="RT danger / IFN-I signal", initial=0, abs_tol=1e-6),
-        State(name="G", units="1", long_name="RT-induced TGF-beta signal", initial=0, abs_tol=1e-6),
-        State(name="E", units="1", long_name="effector CD8 T cells (normalised)", initial=e0, abs_tol=1e-6),
-        State(
-            name="L",
-            units="1e9/L",
-            long_name="absolute lymphocyte count",
-            initial=s("alc_baseline_1e9_per_l"),
-            abs_tol=1e-6,
-        ),
-        State(name="R", units="1", long_name="regulatory T cells (normalised)", initial=r_init, abs_tol=1e-6),
-        State(
-            name="M", units="1", long_name="myeloid-derived suppressor cells (normalised)", initial=m_init, abs_tol=1e-6
-        ),
-        State(name="M1", units="1", long_name="M1 macrophages (normalised)", initial=m1_init, abs_tol=1e-6),
-        State(name="M2", units="1", long_name="M2 macrophages (normalised)", initial=m2_init, abs_tol=1e-6),
-        *pk_form["states"],
-        State(name="H", units="1", long_name="cumulative new-lesion hazard", initial=0, abs_tol=1e-6),
-    ]
-    events = (_radiation_event(L, on, V, D, kd, Pl, I, G, E, Ly, M1, M2), pk_form["event"])
-    observables = []
-    for j in range(L):
-        vol = V[j] + D[j]
+        return tuple(states)
+
+    def events(self) -> tuple[Event, ...]:
+        """The radiation fraction and the drug dose."""
+        return (
+            _radiation_event(
+                self.L, self.on, self.V, self.D, self.kd, self.Pl, self.I, self.G, self.E, self.Ly, self.M1, self.M2
+            ),
+            self.pk_form["event"],
+        )
+
+    def observables(self) -> tuple[Observable, ...]:
+        """Lesion volumes and diameters, burdens, drug concentration and occupancy, effector-to-burden ratio."""
+        observables = []
+        for j in range(self.L):
+            vol = self.V[j] + self.D[j]
+            observables += [
+                Observable(
+                    name=f"lesion_volume_{j}",
+                    units="mm3",
+                    long_name="lesion volume (viable + doomed)",
+                    expr=vol,
+                    group="lesion_volume",
+                    lesion=j,
+                ),
+                Observable(
+                    name=f"lesion_diameter_{j}",
+                    units="mm",
+                    long_name="sphere-equivalent lesion diameter",
+                    expr=(6 * vol / sp.pi) ** sp.Rational(1, 3),
+                    group="lesion_diameter",
+                    lesion=j,
+                ),
+            ]
+        Ac = self.pk_form["central_amount"]
         observables += [
+            Observable(name="total_burden", units="mm3", long_name="total tumour burden", expr=self.burden),
+            Observable(name="viable_burden", units="mm3", long_name="viable tumour burden", expr=sum(self.V)),
+            Observable(name="drug_concentration", units="ug/mL", long_name="serum drug concentration", expr=self.conc),
+            Observable(name="drug_amount_central", units="mg", long_name="drug amount, central compartment", expr=Ac),
+            Observable(name="receptor_occupancy", units="1", long_name="checkpoint receptor occupancy", expr=self.ro),
             Observable(
-                name=f"lesion_volume_{j}",
-                units="mm3",
-                long_name="lesion volume (viable + doomed)",
-                expr=vol,
-                group="lesion_volume",
-                lesion=j,
-            ),
-            Observable(
-                name=f"lesion_diameter_{j}",
-                units="mm",
-                long_name="sphere-equivalent lesion diameter",
-                expr=(6 * vol / sp.pi) ** sp.Rational(1, 3),
-                group="lesion_diameter",
-                lesion=j,
+                name="effector_to_burden_ratio", units="1", long_name="effector-to-burden ratio", expr=self.ratio
             ),
         ]
-    observables += [
-        Observable(name="total_burden", units="mm3", long_name="total tumour burden", expr=burden),
-        Observable(name="viable_burden", units="mm3", long_name="viable tumour burden", expr=sum(V)),
-        Observable(name="drug_concentration", units="ug/mL", long_name="serum drug concentration", expr=conc),
-        Observable(name="drug_amount_central", units="mg", long_name="drug amount, central compartment", expr=Ac),
-        Observable(name="receptor_occupancy", units="1", long_name="checkpoint receptor occupancy", expr=ro),
-        Observable(name="effector_to_burden_ratio", units="1", long_name="effector-to-burden ratio", expr=ratio),
-    ]
-    params = global_parameters() + tuple(p for j in range(L) for p in lesion_parameters(j))
-    return ModelSpec(
-        name=f"nsclc_rt_icb_{L}lesion_{growth}" + ("_odepk" if pk == "ode" else ""),
-        description=__doc__ or "",
-        states=tuple(states),
-        parameters=tuple(pk_form["fix"].get(p.name, p) for p in params),
-        rates=rates,
-        events=events,
-        observables=tuple(observables),
-        mechanisms=MECHANISMS,
-        references=REFERENCES,
-        n_lesions=L,
-        roles=ROLES,
-    )
+        return tuple(observables)
 
-
-def _baseline_kill(L: int, on: dict) -> list[sp.Expr]:
-    """Per-lesion immune kill rate at the untreated initial state (E = E0)."""
-    s = sym
-    b0 = sum(s(f"baseline_volume_mm3_{j}") for j in range(L)) + _EPS_MM3
-    r0 = s("effector_baseline") * s("immune_burden_scale_mm3") / b0
-    sat0 = r0 / (s("kill_half_sat_ratio") + r0)
-    supp0 = _baseline_supp(L, on)
-    m1_0 = _baseline_cells(L, on)[2]
-    inh0 = 1 - s("pd1_max_inhibition") * on["pd_l1_axis"] * s("pdl1_tps")
-    return [
-        s("max_kill_per_day") * s(f"immune_access_{j}") * supp0 * inh0 * sat0 + s("m1_kill_per_day") * m1_0
-        for j in range(L)
-    ]
-
-
-def _baseline_dc(L: int, on: dict) -> sp.Expr:
-    """Untreated quasi-steady mature-DC signal (spontaneous turnover + baseline immune kill)."""
-    s = sym
-    b0 = sum(s(f"baseline_volume_mm3_{j}") for j in range(L)) + _EPS_MM3
-    kill0 = _baseline_kill(L, on)
-    tcd0 = s("baseline_turnover_per_day") + sum(kill0[j] * s(f"baseline_volume_mm3_{j}") for j in range(L)) / b0
-    return tcd0**2 / (tcd0**2 + s("dc_maturation_half_sat_per_day") ** 2)
-
-
-def _baseline_cells(L: int, on: dict) -> tuple[sp.Expr, sp.Expr, sp.Expr, sp.Expr]:
-    """Untreated initial Tregs, MDSCs, M1 and M2 (burden-induced steady state at E = E0)."""
-    s = sym
-    b0 = sum(s(f"baseline_volume_mm3_{j}") for j in range(L))
-    fb0 = on["burden_suppression"] * b0 / (b0 + s("suppressor_burden_half_mm3"))
-    tnf0 = 1 + on["tnf_suppressor_kill"] * s("tnf_suppressor_kill") * s("effector_baseline")
-    mac = 1 + s("macrophage_burden_induction") * fb0
-    return (
-        (1 + s("treg_burden_induction") * fb0) / tnf0,
-        (1 + s("mdsc_burden_induction") * fb0) / tnf0,
-        s("m1_baseline_fraction") * mac,
-        (1 - s("m1_baseline_fraction")) * mac,
-    )
-
-
-def _baseline_supp(L: int, on: dict) -> sp.Expr:
-    """Suppression factor S at the untreated initial state."""
-    r0, m0, _, m20 = _baseline_cells(L, on)
-    s = sym
-    return 1 / (
-        1 + on["suppression"] * (s("treg_suppression") * r0 + s("mdsc_suppression") * m0 + s("m2_suppression") * m20)
-    )
+    def build(self) -> ModelSpec:
+        """The model spec."""
+        return ModelSpec(
+            name=self.name(),
+            description=self.description,
+            states=self.states(),
+            parameters=self.parameters(),
+            rates=self.rates(),
+            events=self.events(),
+            observables=self.observables(),
+            mechanisms=self.mechanisms,
+            references=REFERENCES,
+            n_lesions=self.L,
+            roles=ROLES,
+        )
 
 
 def _radiation_event(L, on, V, D, kd, Pl, I, G, E, Ly, M1, M2) -> Event:

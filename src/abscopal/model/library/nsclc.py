@@ -217,7 +217,7 @@ def nsclc_model(n_lesions: int = 3, *, version: int = 1, growth: str = "gompertz
     """
     if isinstance(version, bool) or version not in VERSIONS:
         raise ModelError(
-            f"version must be one of {list(VERSIONS)} (1: the default model, 2: model v2), got {version!r}"
+            f"nsclc model version must be one of {list(VERSIONS)} (1: the default model, 2: model v2), got {version!r}"
         )
     if version == 2:
         from .nsclc_v2 import NsclcV2Builder  # v2 builds on this module's pieces

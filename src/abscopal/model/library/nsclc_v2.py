@@ -49,7 +49,7 @@ from typing import Any
 import sympy as sp
 
 from ..spec import Mechanism, Parameter, sym
-from .nsclc import _EPS_MM3, MECHANISMS, NsclcBuilder
+from .nsclc_base import _EPS_MM3, MECHANISMS, NsclcBuilder
 
 __all__ = ["MECHANISMS_V2", "NsclcV2Builder", "v2_parameters"]
 

@@ -66,14 +66,23 @@ _MAX_LOGISTIC_FILL = 0.45
 """Logistic: the baseline volume counts as at most this share of the carrying capacity (same purpose)."""
 
 MECHANISMS_V2: tuple[Mechanism, ...] = (
-    *MECHANISMS,
+    *(
+        replace(
+            m,
+            source=m.source + "; v2: relative to rest, odds(P*) = odds(P0) r/r0 (half-saturation fixed by P*(r0) = P0)",
+        )
+        if m.name == "ifng_pdl1"
+        else m
+        for m in MECHANISMS
+    ),
     Mechanism(
         name="antigen_priming",
         description="effector priming proportional to the antigen load (tumour burden relative to baseline)",
         source="Kosinsky 2018: systemic antigen Ag_sys = DCm (TV + TVd) drives T-cell priming",
     ),
 )
-"""v1's mechanisms and ``antigen_priming`` (switched off: v1's burden-independent priming)."""
+"""v1's mechanisms (``ifng_pdl1`` acting relative to rest) and ``antigen_priming`` (switched off: v1's
+burden-independent priming)."""
 
 _REMOVED = frozenset({"growth_reference_volume_mm3", "pdl1_ifng_half_sat"})
 """v1 parameters v2 does not have: the growth is anchored at each lesion's baseline volume, and the half-saturation

@@ -120,9 +120,9 @@ _ADDED_AFTER: dict[str, Parameter] = {
         default=0.1,
         lower=0.0,
         upper=0.5,
-        description="PD-L1 expression (fraction of maximum) of a tumour with TPS 0: PD-L1 the tumour proportion "
-        "score does not count (on infiltrating immune cells, below-threshold tumour staining); also the floor from "
-        "which IFN-gamma induces PD-L1",
+        description="PD-L1 expression (fraction of maximum) of a tumour with TPS 0: the PD-L1 that the tumour "
+        "proportion score does not count (on infiltrating immune cells, below-threshold tumour staining); also the "
+        "floor from which IFN-gamma induces PD-L1",
         source="assumption: the TPS counts only tumour cells with membranous staining, while PD-L1 on immune cells "
         "also engages PD-1, and PD-L1-negative (TPS < 1%) NSCLC still gains from anti-PD-1 (largest SBRT benefit "
         "in PD-L1-negative patients in PEMBRO-RT, Theelen 2019); with 0, a TPS-0 tumour would have no PD-L1 axis "

@@ -145,7 +145,7 @@ def v2_parameters(v1: tuple[Parameter, ...]) -> tuple[Parameter, ...]:
 
 
 class NsclcV2Builder(NsclcBuilder):
-    """Model v2: v1's pieces (:class:`~abscopal.model.library.nsclc.NsclcBuilder`) with the untreated steady state
+    """Model v2: v1's pieces (:class:`~abscopal.model.library.nsclc_base.NsclcBuilder`) with the untreated steady state
     as the initial state and the doubling time anchored at each lesion's baseline (module docstring)."""
 
     version = 2

@@ -41,7 +41,7 @@ from .arms import ArmRun, arm_patients, run_arm
 from .endpoints import score
 from .endpoints.outcomes import COMPARISONS, OUTCOMES, ScoredArm
 from .endpoints.readout import read_outputs
-from .errors import AbscopalError, ParameterError, unknown_name_message
+from .errors import AbscopalError, ModelError, ParameterError, unknown_name_message
 from .fitted import Fit, fit_file_hash, resolve_fit_path, split_values
 from .fitted.values import SplitValues
 from .model.compile import CompiledModel, compile_model
@@ -1071,7 +1071,7 @@ def resolve_model(
     else the fit's version, else 1), a spec, or None for the fit's model (``nsclc`` with 3 lesions without a fit).
     Raises :class:`AbscopalError` naming ``fit``, ``model`` or ``version`` for a missing file, an unknown model or
     version, or a fit made for another model."""
-    from .model.library import MODELS, NSCLC_VERSIONS, get_model
+    from .model.library import MODELS, get_model, version_options
 
     path = resolve_fit_path(fit)
     cal = None if path is None else Fit.load(path)
@@ -1080,17 +1080,12 @@ def resolve_model(
         name = model or prov.get("model_name_library") or "nsclc"
         if name not in MODELS:
             raise ParameterError("model: " + unknown_name_message("model", str(name), MODELS))
-        options: dict[str, Any] = {}
-        if name == "nsclc":
-            options["n_lesions"] = int(prov.get("n_lesions") or 3)
-            fit_version = prov.get("model_version") if prov.get("model_name_library") == "nsclc" else None
-            chosen = version if version is not None else fit_version
-            if chosen is not None:
-                if isinstance(chosen, bool) or chosen not in NSCLC_VERSIONS:
-                    raise ParameterError(f"version: model 'nsclc' has versions {list(NSCLC_VERSIONS)}, not {chosen!r}")
-                options["version"] = int(chosen)
-        elif version is not None:
-            raise ParameterError(f"version: only model 'nsclc' has versions, not {name!r}")
+        options: dict[str, Any] = {"n_lesions": int(prov.get("n_lesions") or 3)} if name == "nsclc" else {}
+        fit_version = prov.get("model_version") if prov.get("model_name_library") == name else None
+        try:
+            options |= version_options(name, version if version is not None else fit_version)
+        except ModelError as exc:
+            raise ParameterError(f"version: {exc}") from None
         spec = get_model(name, **options)
     else:
         if version is not None:

@@ -153,7 +153,12 @@ def test_scenario_and_study_files_take_the_version(tmp_path):
     assert parse_study({"model": {"version": 2}} | axes).model_version == 2
     assert parse_study(axes).model_version is None
     assert parse_study({"model": {"version": 2}} | axes).canonical() != parse_study(axes).canonical()
-    for model, match in (({"version": 3}, "must be one of"), ({"name": "kosinsky2018", "version": 2}, "only")):
+    bad_versions = (
+        ({"version": 3}, r"model 'nsclc' has versions \[1, 2\]"),
+        ({"version": 2.0}, r"model 'nsclc' has versions \[1, 2\] \(2: model v2\), not 2\.0"),
+        ({"name": "kosinsky2018", "version": 2}, "only model 'nsclc' has versions"),
+    )
+    for model, match in bad_versions:
         with pytest.raises(AbscopalError, match=f"model.version: {match}"):
             parse_study({"model": model} | axes)
 
@@ -329,7 +334,7 @@ def test_the_v2_card_passes_every_rest_metric():
 
 
 def test_the_card_refuses_a_version_that_does_not_exist():
-    with pytest.raises(ParameterError, match=r"version: model 'nsclc' has versions \[1, 2\], not 7"):
+    with pytest.raises(ParameterError, match=r"version: model 'nsclc' has versions \[1, 2\] \(2: model v2\), not 7"):
         model_card(fit="none", version=7, metrics=["parameters.n"], n_patients=5)
     with pytest.raises(ParameterError, match="version: only model 'nsclc' has versions"):
         model_card("kosinsky2018", fit="none", version=2, metrics=["parameters.n"], n_patients=5)

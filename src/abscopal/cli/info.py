@@ -36,19 +36,14 @@ def _cmd_regimens(args: argparse.Namespace) -> int:
 
 
 def _version_options(name: str, version: int | None) -> dict[str, int]:
-    """``{"version": N}`` for ``--model-version N`` of the nsclc model; an error naming the option otherwise."""
-    from ..errors import AbscopalError
-    from ..model.library import NSCLC_VERSIONS
+    """``{"version": N}`` for ``--model-version N``; an error naming the option for a version ``name`` lacks."""
+    from ..errors import AbscopalError, ModelError
+    from ..model.library import version_options
 
-    if version is None:
-        return {}
-    if name != "nsclc":
-        raise AbscopalError(f"--model-version: only model 'nsclc' has versions, not {name!r}")
-    if version not in NSCLC_VERSIONS:
-        raise AbscopalError(
-            f"--model-version: model 'nsclc' has versions {list(NSCLC_VERSIONS)} (2: model v2), not {version}"
-        )
-    return {"version": version}
+    try:
+        return version_options(name, version)
+    except ModelError as exc:
+        raise AbscopalError(f"--model-version: {exc}") from None
 
 
 def _cmd_model(args: argparse.Namespace) -> int:

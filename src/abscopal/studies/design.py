@@ -75,7 +75,7 @@ from pathlib import Path
 from typing import Any
 
 from .._inputs import check_text, construct, names, read_toml, with_context
-from ..errors import AbscopalError, ScheduleError, unknown_name_message
+from ..errors import AbscopalError, ModelError, ScheduleError, unknown_name_message
 from ..patients import LINES, MIXES, RT_TARGET_RULES, TPS_CATEGORIES
 from ..scenario import _calendar
 from ..sites import SITES
@@ -619,13 +619,12 @@ def parse_study(
         kw["n_lesions"] = _integer("model.n_lesions", m["n_lesions"], low=1)
     kw["growth"] = m.get("growth")
     if "version" in m:
-        from ..model.library import NSCLC_VERSIONS
+        from ..model.library import version_options
 
-        if m.get("name", "nsclc") != "nsclc":
-            raise _fail("model.version", f"only model 'nsclc' has versions, not {m['name']!r}")
-        if isinstance(m["version"], bool) or not isinstance(m["version"], int) or m["version"] not in NSCLC_VERSIONS:
-            raise _fail("model.version", f"must be one of {list(NSCLC_VERSIONS)}, got {m['version']!r}")
-        kw["model_version"] = m["version"]
+        try:
+            kw["model_version"] = version_options(m.get("name", "nsclc"), m["version"])["version"]
+        except ModelError as exc:
+            raise _fail("model.version", str(exc)) from None
     p = _keys("population", data.get("population", {}), _POP)
     mix = p.get("mix", "pembro_rt")
     if mix not in MIXES:

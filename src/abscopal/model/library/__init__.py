@@ -18,19 +18,16 @@ from .nsclc import VERSIONS, default_variability, nsclc_model
 
 __all__ = [
     "MODELS",
-    "NSCLC_VERSIONS",
     "default_variability",
     "get_model",
     "kosinsky2018",
     "library_model",
     "model_from_provenance",
     "nsclc_model",
+    "version_options",
 ]
 
 MODELS: dict[str, Callable[..., ModelSpec]] = {"nsclc": nsclc_model, "kosinsky2018": kosinsky2018}
-
-NSCLC_VERSIONS = VERSIONS
-"""Versions of the ``nsclc`` model (option ``version``)."""
 
 
 def get_model(name: str, **options: Any) -> ModelSpec:
@@ -41,6 +38,18 @@ def get_model(name: str, **options: Any) -> ModelSpec:
         return MODELS[name](**options)
     except TypeError as exc:
         raise ModelError(f"model {name!r}: invalid options {options}: {exc}") from None
+
+
+def version_options(name: str, version: Any) -> dict[str, int]:
+    """The build option ``{"version": version}`` of library model ``name`` (``{}`` for None); :class:`ModelError`
+    for a model without versions or a version it does not have (the message names the versions)."""
+    if version is None:
+        return {}
+    if name != "nsclc":
+        raise ModelError(f"only model 'nsclc' has versions, not {name!r}")
+    if isinstance(version, bool) or not isinstance(version, int) or version not in VERSIONS:
+        raise ModelError(f"model 'nsclc' has versions {list(VERSIONS)} (2: model v2), not {version!r}")
+    return {"version": version}
 
 
 def library_model(spec: ModelSpec) -> tuple[str, dict[str, Any]] | None:
@@ -65,6 +74,4 @@ def model_from_provenance(provenance: Mapping[str, Any]) -> ModelSpec | None:
     name = provenance.get("model_name_library")
     if not name:
         return None
-    version = provenance.get("model_version")
-    options = {"version": int(version)} if name == "nsclc" and version is not None else {}
-    return get_model(name, n_lesions=provenance["n_lesions"], **options)
+    return get_model(name, n_lesions=provenance["n_lesions"], **version_options(name, provenance.get("model_version")))

@@ -42,7 +42,7 @@ from .arms import ArmRun, arm_patients, baseline_day, run_arm
 from .endpoints import score
 from .endpoints.outcomes import COMPARISONS, OUTCOMES, ScoredArm
 from .endpoints.readout import read_outputs
-from .errors import AbscopalError, ParameterError, SterilisedLesionWarning, unknown_name_message
+from .errors import AbscopalError, ModelError, ParameterError, SterilisedLesionWarning, unknown_name_message
 from .fitted import Fit, fit_file_hash, resolve_fit_path, split_values
 from .fitted.values import SplitValues
 from .model.compile import CompiledModel, compile_model
@@ -1083,13 +1083,14 @@ register(
 
 # ---- the card -----------------------------------------------------------------------------------------------------
 def resolve_model(
-    model: str | ModelSpec | CompiledModel | None, fit: str | Path | None
+    model: str | ModelSpec | CompiledModel | None, fit: str | Path | None, *, version: int | None = None
 ) -> tuple[CompiledModel, Fit | None, Path | None]:
     """The compiled model and fit of a card: ``fit`` is ``"default"`` (the shipped fit), ``"none"`` / None (model
-    defaults) or a path; ``model`` a library name (``nsclc`` takes the fit's lesion count, else 3), a spec, or None
-    for the fit's model (``nsclc`` with 3 lesions without a fit). Raises :class:`AbscopalError` naming ``fit`` or
-    ``model`` for a missing file or a fit made for another model."""
-    from .model.library import MODELS, get_model
+    defaults) or a path; ``model`` a library name (``nsclc`` takes the fit's lesion count, else 3, and ``version``,
+    else the fit's version, else 1), a spec, or None for the fit's model (``nsclc`` with 3 lesions without a fit).
+    Raises :class:`AbscopalError` naming ``fit``, ``model`` or ``version`` for a missing file, an unknown model or
+    version, or a fit made for another model."""
+    from .model.library import MODELS, get_model, version_options
 
     path = resolve_fit_path(fit)
     cal = None if path is None else Fit.load(path)
@@ -1098,8 +1099,16 @@ def resolve_model(
         name = model or prov.get("model_name_library") or "nsclc"
         if name not in MODELS:
             raise ParameterError("model: " + unknown_name_message("model", str(name), MODELS))
-        spec = get_model(name, **({"n_lesions": int(prov.get("n_lesions") or 3)} if name == "nsclc" else {}))
+        options: dict[str, Any] = {"n_lesions": int(prov.get("n_lesions") or 3)} if name == "nsclc" else {}
+        fit_version = prov.get("model_version") if prov.get("model_name_library") == name else None
+        try:
+            options |= version_options(name, version if version is not None else fit_version)
+        except ModelError as exc:
+            raise ParameterError(f"version: {exc}") from None
+        spec = get_model(name, **options)
     else:
+        if version is not None:
+            raise ParameterError("version: give a version with a library model name, not with a model spec")
         spec = model if isinstance(model, ModelSpec) else model.spec
     if cal is not None:
         cal.check_model(spec, path)
@@ -1116,13 +1125,15 @@ def model_card(
     metrics: Iterable[str] | None = None,
     mechanisms_off: Iterable[str] = (),
     progress: Callable[[str], None] | None = None,
+    version: int | None = None,
 ) -> ModelCard:
     """Measure the model card (module docstring).
 
     Parameters
     ----------
-    model, fit
-        See :func:`resolve_model`; default the shipped fit and its model.
+    model, fit, version
+        See :func:`resolve_model`; default the shipped fit and its model (``version``: of the ``nsclc`` model,
+        e.g. 2 for model v2).
     seed, n_patients
         Seed and size of the virtual population (PEMBRO-RT mix) of the population metrics.
     metrics
@@ -1139,7 +1150,7 @@ def model_card(
         raise ParameterError(f"n_patients must be an integer from 1 to 100000, got {n_patients!r}")
     names = _select(metrics)
     t0 = time.perf_counter()
-    compiled, cal, path = resolve_model(model, fit)
+    compiled, cal, path = resolve_model(model, fit, version=version)
     off = tuple(mechanisms_off)
     for m in off:
         if m not in compiled.spec.mechanism_names:

@@ -9,6 +9,7 @@ Format (every table is optional except ``[[arm]]``)::
     [model]                      # a library model and its options
     name = "nsclc"               # nsclc | kosinsky2018
     n_lesions = 3
+    version = 1                  # nsclc: 1 (default) or 2 (model v2, opt-in while in progress)
     growth = "gompertz"
 
     [simulation]

@@ -116,13 +116,9 @@ class Calibration(Fit):
                 )
             chosen.append(given[trial_id])
         if model is None:
-            from ..model.library import get_model
+            from ..model.library import model_from_provenance
 
-            model = (
-                get_model(prov["model_name_library"], n_lesions=prov["n_lesions"])
-                if prov.get("model_name_library")
-                else None
-            )
+            model = model_from_provenance(prov)
             if model is None:
                 raise AbscopalError(f"model {prov['model_name']!r} is not a library model; pass model=")
         spec = model if isinstance(model, ModelSpec) else model.spec
@@ -171,17 +167,15 @@ def _predictions(problem: CalibrationProblem, values: Mapping[str, float]) -> li
     return out
 
 
-def _library_name(spec: ModelSpec) -> str | None:
-    """The library model name whose default build with ``n_lesions`` reproduces ``spec`` (None otherwise)."""
-    from ..model.library import MODELS, get_model
+def _library_name(spec: ModelSpec) -> tuple[str | None, int | None]:
+    """The library model name whose build with ``n_lesions`` (and, for ``nsclc``, a version) reproduces ``spec``,
+    and that version (None, None otherwise; version None for a model without versions)."""
+    from ..model.library import library_model
 
-    for name in MODELS:
-        try:
-            if get_model(name, n_lesions=spec.n_lesions).content_hash() == spec.content_hash():
-                return name
-        except AbscopalError:
-            continue
-    return None
+    found = library_model(spec)
+    if found is None:
+        return None, None
+    return found[0], found[1].get("version")
 
 
 def _check_method(params: Any, method: str, multistart: int | None) -> None:
@@ -380,11 +374,13 @@ def calibrate(
     }
     preds = _predictions(problem, values)
     spec = problem._spec
+    library_name, model_version = _library_name(spec)
     provenance = {
         "version": __version__,
         "environment": environment(),
         "model_name": spec.name,
-        "model_name_library": _library_name(spec),
+        "model_name_library": library_name,
+        "model_version": model_version,
         "model_hash": spec.content_hash(),
         "n_lesions": spec.n_lesions,
         "targets": {t.id: t.content_hash() for t in problem.targets},

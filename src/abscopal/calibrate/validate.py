@@ -150,13 +150,13 @@ def _model(cal: Calibration, model: ModelSpec | CompiledModel | None) -> Compile
 
     prov = cal.provenance
     if model is None:
-        from ..model.library import get_model
+        from ..model.library import model_from_provenance
 
-        if not prov.get("model_name_library"):
+        model = model_from_provenance(prov)
+        if model is None:
             raise AbscopalError(
                 f"model {prov.get('model_name')!r} of the calibration is not a library model; pass model="
             )
-        model = get_model(prov["model_name_library"], n_lesions=prov["n_lesions"])
     spec = model if isinstance(model, ModelSpec) else model.spec
     if spec.content_hash() != prov["model_hash"]:
         raise AbscopalError(

@@ -1,7 +1,9 @@
-"""``abscopal diagnose [--fit F] [--model NAME] [--json]``: the model card of :func:`abscopal.diagnose.model_card`.
+"""``abscopal diagnose [--fit F] [--model NAME] [--model-version N] [--json]``: the model card of
+:func:`abscopal.diagnose.model_card`.
 
 The card is measured for the model and fit at hand: by default the shipped fit ``fits/default.json`` and its model;
-``--model`` alone takes the shipped fit if it was made for that model, else the model's defaults (said on stderr);
+``--model`` / ``--model-version`` alone take the shipped fit if it was made for that model (and version), else the
+model's defaults (said on stderr; ``--model-version 2`` is model v2, which has no shipped fit yet);
 ``--fit none`` always means model defaults. The table (or ``--json``) goes to stdout, progress to the ``abscopal``
 logger (``-v``). The exit code is 0 whether metrics pass or fail; it is non-zero only for bad arguments or a failed
 simulation.
@@ -25,12 +27,18 @@ __all__ = ["add_diagnose_command"]
 log = logging.getLogger(__name__)
 
 _MAX_PATIENTS = 100_000
-_OPTIONS = {"metric: ": "--metric: ", "mechanisms_off: ": "--mechanisms-off: ", "model: ": "--model: "}
+_OPTIONS = {
+    "metric: ": "--metric: ",
+    "mechanisms_off: ": "--mechanisms-off: ",
+    "model: ": "--model: ",
+    "version: ": "--model-version: ",
+}
 """The prefix of a library error about an argument -> the prefix naming the option."""
 
 
-def _fit_for(fit: str | None, model: str | None) -> str:
-    """The fit of the card: ``--fit`` if given; else the shipped fit, unless ``--model`` names another model."""
+def _fit_for(fit: str | None, model: str | None, version: int | None = None) -> str:
+    """The fit of the card: ``--fit`` if given; else the shipped fit, unless ``--model`` / ``--model-version`` name
+    another model or version."""
     if fit is not None:
         if fit not in ("default", "none") and not Path(fit).is_file():
             raise AbscopalError(
@@ -38,16 +46,24 @@ def _fit_for(fit: str | None, model: str | None) -> str:
                 "'default' (the shipped fit) or 'none' (model defaults)"
             )
         return fit
-    if model is None:
+    if model is None and version is None:
         return "default"
     from ..fitted import load_fit
 
     shipped = load_fit("default")
-    made_for = None if shipped is None else shipped.provenance.get("model_name_library")
-    if made_for == model:
+    prov = {} if shipped is None else shipped.provenance
+    made_for = prov.get("model_name_library")
+    made_for_version = (prov.get("model_version") or 1) if made_for == "nsclc" else None
+    wanted = model or made_for or "nsclc"
+    if made_for == wanted and version in (None, made_for_version):
         return "default"
+    fit_model = f"{made_for!r}" + (f" version {made_for_version}" if made_for_version else "")
+    wanted_model = f"{wanted!r}" + (f" version {version}" if version is not None else "")
     log.warning(
-        "the shipped fit is for model %r, not %r: the card uses the defaults of model %r", made_for, model, model
+        "the shipped fit is for model %s, not %s: the card uses the defaults of model %s",
+        fit_model,
+        wanted_model,
+        wanted_model,
     )
     return "none"
 
@@ -62,11 +78,12 @@ def _cmd_diagnose(args: argparse.Namespace) -> int:
         raise AbscopalError(f"--seed: {args.seed} is below 0; give a seed >= 0")
     if args.model is not None and args.model not in MODELS:
         raise AbscopalError("--model: " + unknown_name_message("model", args.model, MODELS))
-    fit = _fit_for(args.fit, args.model)
+    fit = _fit_for(args.fit, args.model, args.model_version)
     try:
         card = model_card(
             args.model,
             fit,
+            version=args.model_version,
             seed=args.seed,
             n_patients=args.patients,
             metrics=args.metric,
@@ -86,8 +103,9 @@ def _cmd_diagnose(args: argparse.Namespace) -> int:
 
 
 def add_diagnose_command(subparsers: Subparsers) -> argparse.ArgumentParser:
-    """Add ``diagnose [--fit F] [--model NAME] [--json] [--patients N] [--seed S] [--metric NAME ...]
-    [--mechanisms-off NAME ...]`` to the ``abscopal`` subparsers (handler in ``func``); returns the subparser."""
+    """Add ``diagnose [--fit F] [--model NAME] [--model-version N] [--json] [--patients N] [--seed S]
+    [--metric NAME ...] [--mechanisms-off NAME ...]`` to the ``abscopal`` subparsers (handler in ``func``);
+    returns the subparser."""
     from ..diagnose import DEFAULT_PATIENTS
 
     d = subparsers.add_parser(
@@ -101,6 +119,13 @@ def add_diagnose_command(subparsers: Subparsers) -> argparse.ArgumentParser:
         "or model defaults if --model names another model",
     )
     d.add_argument("--model", default=None, help="library model (nsclc, kosinsky2018); default: the fit's model")
+    d.add_argument(
+        "--model-version",
+        type=int,
+        default=None,
+        metavar="N",
+        help="version of the nsclc model (1, or 2 for model v2); default: the fit's, else 1",
+    )
     d.add_argument("--json", action="store_true", help="machine-readable JSON instead of the table")
     d.add_argument(
         "--patients",

@@ -14,6 +14,8 @@ if TYPE_CHECKING:
 
 __all__ = ["add_cite_command", "add_model_command", "add_regimens_command"]
 
+_VERSION_HELP = "version of the nsclc model: 1 (default) or 2 (model v2, in progress)"
+
 
 def _cmd_regimens(args: argparse.Namespace) -> int:
     from ..treatment import DRUG_REGIMENS, regimen_table
@@ -33,11 +35,22 @@ def _cmd_regimens(args: argparse.Namespace) -> int:
     return 0
 
 
+def _version_options(name: str, version: int | None) -> dict[str, int]:
+    """``{"version": N}`` for ``--model-version N``; an error naming the option for a version ``name`` lacks."""
+    from ..errors import AbscopalError, ModelError
+    from ..model.library import version_options
+
+    try:
+        return version_options(name, version)
+    except ModelError as exc:
+        raise AbscopalError(f"--model-version: {exc}") from None
+
+
 def _cmd_model(args: argparse.Namespace) -> int:
     from ..model.library import get_model
 
     options = {"n_lesions": args.n_lesions} if args.name == "nsclc" else {}
-    spec = get_model(args.name, **options)
+    spec = get_model(args.name, **options, **_version_options(args.name, args.model_version))
     print(spec.equations_latex() if args.latex else spec.summary())
     return 0
 
@@ -50,7 +63,7 @@ def _cmd_cite(args: argparse.Namespace) -> int:
         return 0
     from ..model.library import get_model
 
-    print(cite(get_model(args.model)))
+    print(cite(get_model(args.model, **_version_options(args.model, args.model_version))))
     return 0
 
 
@@ -65,19 +78,21 @@ def add_regimens_command(subparsers: Subparsers) -> argparse.ArgumentParser:
 
 
 def add_model_command(subparsers: Subparsers) -> argparse.ArgumentParser:
-    """Add ``model [NAME] [--n-lesions N] [--latex]``; returns the subparser."""
+    """Add ``model [NAME] [--n-lesions N] [--model-version N] [--latex]``; returns the subparser."""
     m = subparsers.add_parser("model", help="print a library model's states and parameters (or LaTeX equations)")
     m.add_argument("name", nargs="?", default="nsclc")
     m.add_argument("--n-lesions", type=int, default=3)
+    m.add_argument("--model-version", type=int, default=None, metavar="N", help=_VERSION_HELP)
     m.add_argument("--latex", action="store_true")
     m.set_defaults(func=_cmd_model)
     return m
 
 
 def add_cite_command(subparsers: Subparsers) -> argparse.ArgumentParser:
-    """Add ``cite [--model NAME] [--result FILE.nc]``; returns the subparser."""
+    """Add ``cite [--model NAME] [--model-version N] [--result FILE.nc]``; returns the subparser."""
     c = subparsers.add_parser("cite", help="print the sources behind a model or a result file")
     c.add_argument("--model", default="nsclc")
+    c.add_argument("--model-version", type=int, default=None, metavar="N", help=_VERSION_HELP)
     c.add_argument("--result", default=None, help="a netCDF file written by abscopal")
     c.set_defaults(func=_cmd_cite)
     return c

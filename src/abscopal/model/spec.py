@@ -21,7 +21,7 @@ from __future__ import annotations
 import hashlib
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -528,12 +528,14 @@ class ModelSpec:
             put("mech", m.name, sorted(m.neutral.items()))
         return h.hexdigest()
 
-    def equations_latex(self) -> str:
-        """The right-hand sides as a LaTeX ``align`` block (for documentation)."""
+    def equations_latex(self, states: Iterable[str] | None = None) -> str:
+        """The right-hand sides (of ``states``, default all) as a LaTeX ``align`` block (for documentation)."""
         names = {sym(n): r"\mathtt{" + n.replace("_", r"\_") + "}" for n in (*self.state_names, *self.parameter_names)}
+        chosen = None if states is None else set(states)
         lines = [
             rf"\frac{{d\,{names[s.symbol]}}}{{dt}} &= {sp.latex(self.rates[s.name], symbol_names=names)}"
             for s in self.states
+            if chosen is None or s.name in chosen
         ]
         return "\\begin{align}\n" + " \\\\\n".join(lines) + "\n\\end{align}"
 

@@ -26,6 +26,7 @@ empty file is refused rather than run as a default study)::
 
     [model]
     n_lesions = 3                # default: the fit's model
+    version = 2                  # nsclc model version (1 or 2); default: the fit's (1 without a fit)
 
     [population]
     mix = "pembro_rt"            # a MIXES name; line_of_therapy / pdl1_tps_mix override it as in target files
@@ -74,7 +75,7 @@ from pathlib import Path
 from typing import Any
 
 from .._inputs import check_text, construct, names, read_toml, with_context
-from ..errors import AbscopalError, ScheduleError, unknown_name_message
+from ..errors import AbscopalError, ModelError, ScheduleError, unknown_name_message
 from ..patients import LINES, MIXES, RT_TARGET_RULES, TPS_CATEGORIES
 from ..scenario import _calendar
 from ..sites import SITES
@@ -123,7 +124,7 @@ _TOP = {
     "solver",
     "axes",
 }
-_MODEL = {"name", "n_lesions", "growth"}
+_MODEL = {"name", "n_lesions", "growth", "version"}
 _POP = {"mix", "n_patients", "seed", "line_of_therapy", "pdl1_tps_mix"}
 _TREAT = {"drug", "salvage_delay_day"}
 _ASSESS = {"scan_interval_week", "orr_visit_day", "exclude_irradiated", "follow_up_month", "criteria"}
@@ -312,8 +313,9 @@ class StudyDesign:
         Free text for the report.
     fit
         ``"default"`` (the shipped ``fits/default.json``), ``None`` (model defaults) or a calibration file path.
-    model_name, n_lesions, growth
-        Library model options (``n_lesions`` / ``name`` None: the fit's).
+    model_name, n_lesions, growth, model_version
+        Library model options (``n_lesions`` / ``name`` / ``model_version`` None: the fit's; ``model_version`` is
+        the ``nsclc`` option ``version``).
     population
         Patient mix and overrides (:class:`~abscopal.trials.PopulationSpec`).
     n_patients, seed
@@ -338,6 +340,7 @@ class StudyDesign:
     model_name: str | None = None
     n_lesions: int | None = None
     growth: str | None = None
+    model_version: int | None = None
     population: PopulationSpec = field(default_factory=lambda: PopulationSpec(mix="pembro_rt"))
     n_patients: int = 200
     seed: int = 0
@@ -410,7 +413,9 @@ class StudyDesign:
         """Everything except labels and text, for hashing."""
         return {
             "fit": self.fit,
-            "model": [self.model_name, self.n_lesions, self.growth],
+            # the version only when set, so that the hashes of designs written before it existed stay
+            "model": [self.model_name, self.n_lesions, self.growth]
+            + ([] if self.model_version is None else [self.model_version]),
             "population": [
                 self.population.mix,
                 _plain(self.population.line_of_therapy),
@@ -613,6 +618,13 @@ def parse_study(
     if "n_lesions" in m:
         kw["n_lesions"] = _integer("model.n_lesions", m["n_lesions"], low=1)
     kw["growth"] = m.get("growth")
+    if "version" in m:
+        from ..model.library import version_options
+
+        try:
+            kw["model_version"] = version_options(m.get("name", "nsclc"), m["version"])["version"]
+        except ModelError as exc:
+            raise _fail("model.version", str(exc)) from None
     p = _keys("population", data.get("population", {}), _POP)
     mix = p.get("mix", "pembro_rt")
     if mix not in MIXES:

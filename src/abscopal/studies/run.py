@@ -48,7 +48,7 @@ import time
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import numpy as np
 import xarray as xr
@@ -115,7 +115,7 @@ def prepare_study(design: StudyDesign, *, relative_to: str | Path | None = None)
     Every check (fit file, model size, RT targets for every patient, parameter names of the fit) runs here,
     before any simulation.
     """
-    from ..model.library import get_model
+    from ..model.library import get_model, version_options
 
     fit_path = _fit_path(design, relative_to)
     from ..fitted.format import Fit
@@ -124,7 +124,9 @@ def prepare_study(design: StudyDesign, *, relative_to: str | Path | None = None)
     prov = {} if cal is None else cal.provenance
     name = design.model_name or prov.get("model_name_library") or "nsclc"
     n_lesions = design.n_lesions or int(prov.get("n_lesions") or 3)
-    opts = {"n_lesions": n_lesions} | ({"growth": design.growth} if design.growth else {})
+    opts: dict[str, Any] = {"n_lesions": n_lesions} | ({"growth": design.growth} if design.growth else {})
+    fit_version = prov.get("model_version") if name == prov.get("model_name_library") else None
+    opts |= version_options(name, design.model_version or fit_version)
     spec = get_model(name, **opts)
     if cal is not None:
         cal.check_model(spec, fit_path)  # a fit made for another model (lesion count, growth) is refused

@@ -139,3 +139,13 @@ def test_smooth_hazard_ratio_tracks_cox(scored, name):
     cox, smooth = hr.value(arm, ref), hr.smooth(arm, ref, median_day)
     assert abs(math.log(smooth) - math.log(cox)) < 0.25, (cox, smooth)
     assert hr.smooth(arm, ref, None) == cox
+
+
+def test_a_median_that_cannot_be_evaluated_stays_nan(scored):
+    """inf is 'not reached'; NaN (e.g. OS of a model without a tumour-burden role) must not become inf."""
+    arm = next(iter(scored.values()))
+    ep = arm.endpoints
+    for value, want in ((np.nan, "nan"), (np.inf, "inf")):
+        changed = replace(arm, endpoints=ep.assign(median_os_day=ep.median_os_day * 0 + value))
+        got = OUTCOMES["median_os_month"].value(changed)
+        assert math.isnan(got) if want == "nan" else got == math.inf, (value, got)

@@ -47,6 +47,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from functools import cached_property
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
 import numpy as np
@@ -189,8 +190,11 @@ class ScoredArm:
             brentq(lambda t: self.survival(endpoint, t) - 0.5, 1.0, self.t_end_day - self.start_day, xtol=1e-6)
         )
 
+    @cached_property
     def _progression_free_at_scans(self) -> np.ndarray:
-        """Soft probability of no detected RECIST progression up to each post-baseline scan (patient, scan)."""
+        """Soft probability of no detected RECIST progression up to each post-baseline scan (patient, scan).
+
+        Computed once per arm: every PFS, DCR and HR query of the arm reads it."""
         ep, rules = self.endpoints, self.assessment.rules
         visits = ep.visit_day.values
         follow = float(ep.attrs["follow_up_day"])
@@ -200,13 +204,15 @@ class ScoredArm:
         thr = np.maximum((1.0 + rules.pd_fraction) * nadir, nadir + rules.pd_absolute_mm)
         q = np.where(nadir > 0, expit((sums[:, 1:] - thr) / PFS_SUM_WIDTH_MM), 0.0)
         n = expit((visits[None, 1:] - new_day[:, None]) / EVENT_WIDTH_DAY)
-        return np.cumprod((1.0 - q) * (1.0 - n), axis=1) * (visits[None, 1:] <= follow)
+        free = np.cumprod((1.0 - q) * (1.0 - n), axis=1) * (visits[None, 1:] <= follow)
+        free.setflags(write=False)  # cached: shared by every query of this arm
+        return free
 
     def _soft_progression_free(self, t_abs_day: float) -> np.ndarray:
         """Per-patient soft PFS at absolute day ``t_abs_day`` (module docstring)."""
         ep = self.endpoints
         visits = ep.visit_day.values
-        free = self._progression_free_at_scans()
+        free = self._progression_free_at_scans
         g = np.concatenate([np.ones((free.shape[0], 1)), free], axis=1)
         mass = g[:, :-1] - g[:, 1:]  # probability of first detected progression at each post-baseline scan
         prog_free = 1.0 - mass @ expit((t_abs_day - visits[1:]) / self.pfs_bandwidth_day)
@@ -277,7 +283,7 @@ class DiseaseControlRate(ArmOutcome):
         first = arm.start_day + arm.assessment.rules.sd_min_day
         k = int(np.searchsorted(visits[1:], first - 1e-9))  # first post-baseline scan that can count as SD
         k = min(k, visits.size - 2)
-        return float(np.mean(arm._progression_free_at_scans()[:, k]))
+        return float(np.mean(arm._progression_free_at_scans[:, k]))
 
 
 @dataclass(frozen=True)
@@ -307,14 +313,15 @@ class PneumonitisRate(ArmOutcome):
 
 @dataclass(frozen=True)
 class MedianSurvival(ArmOutcome):
-    """Kaplan-Meier median of ``endpoint`` in months (inf: not reached); smooth: survival at the reported one."""
+    """Kaplan-Meier median of ``endpoint`` in months (inf: not reached; NaN: not evaluable, e.g. OS of a model
+    without a tumour-burden role); smooth: survival at the reported one."""
 
     endpoint: str = "os"
     kind = "median"
 
     def value(self, arm: ScoredArm) -> float:
         day = float(arm.endpoints[f"median_{self.endpoint}_day"].values[0])
-        return day / DAYS_PER_MONTH if np.isfinite(day) else math.inf
+        return day / DAYS_PER_MONTH  # inf stays inf (not reached), NaN stays NaN (not evaluable)
 
     def smooth(self, arm: ScoredArm, target: Target | None = None) -> float:
         if target is None:

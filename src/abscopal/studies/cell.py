@@ -50,7 +50,7 @@ SUMMARY_METRICS: Mapping[str, tuple[str, str]] = {
 """Per-cell, per-draw summary variables of a study (units, long name)."""
 
 
-_REGISTRY_METRICS = ("orr", "dcr", "median_pfs_month", "median_os_month", "pfs_12mo", "os_12mo", "os_24mo")
+_REGISTRY_METRICS = tuple(name for name in SUMMARY_METRICS if name in OUTCOMES)
 """Summary variables whose trial-style value is the outcome registry's (:mod:`abscopal.endpoints.outcomes`)."""
 
 

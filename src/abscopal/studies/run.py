@@ -54,13 +54,14 @@ import numpy as np
 import xarray as xr
 
 from .._version import __version__
+from ..arms import arm_patients
 from ..endpoints import DAYS_PER_MONTH
 from ..endpoints.scans import ExplicitScans
 from ..errors import AbscopalError, AbscopalWarning, ParameterError
 from ..fitted.shipped import fit_file_hash, resolve_fit_path
 from ..fitted.values import split_values
 from ..model.compile import compile_model
-from ..patients import VirtualPatients, draw_patients
+from ..patients import VirtualPatients
 from ..provenance import environment
 from ..targeting import place_rt_targets
 from .assemble import assemble, summary_table
@@ -144,9 +145,8 @@ def prepare_study(design: StudyDesign, *, relative_to: str | Path | None = None)
                 "simulation.mechanisms_off: " + unknown_name_message("mechanism", m, spec.mechanism_names)
             )
     draws, draw_source = _draw_values(cal, design)
-    mix = design.population.patient_mix()
-    mix = mix.capped(spec.n_lesions) if mix.max_lesions > spec.n_lesions else mix
-    patients = draw_patients(mix, design.n_patients, n_lesions=spec.n_lesions, seed=design.seed)
+    patients = arm_patients(design.population.patient_mix(), design.n_patients, spec.n_lesions, design.seed)
+    mix = patients.mix
     var_names = tuple(patients.variability)
     for d in draws:  # every name of the fit must be usable here (typical value, omega or covariate effect)
         split_values(spec, d, var_names)

@@ -477,6 +477,21 @@ def _tumour_states(spec: ModelSpec) -> set[str]:
     return out
 
 
+_PER_PATIENT = re.compile(r"^(start_volume_factor|control_quantile)_\d+$")
+"""Per-lesion parameters set per virtual patient besides the sizes: the start-size factor of a history (model v2;
+:mod:`abscopal.history`) and the local-control draw."""
+
+
+def _size_symbol(initial: Any, spec: ModelSpec) -> str | None:
+    """The parameter that sets a state's initial value: the value itself, or (model v2) the time-zero size that a
+    start-size factor multiplies."""
+    names = {str(x) for x in getattr(initial, "free_symbols", ())} & set(spec.parameter_names)
+    sizes = {n for n in names if not _PER_PATIENT.match(n)}
+    if len(sizes) != 1 or (initial.is_Symbol is False and not initial.is_Mul):
+        return None
+    return sizes.pop()
+
+
 def _size_parameters(spec: ModelSpec) -> list[str]:
     """Per lesion (index order), the parameter that is the initial volume of its tumour state (NotApplicableError if
     the model's lesion size is not set by one parameter per lesion)."""
@@ -488,12 +503,11 @@ def _size_parameters(spec: ModelSpec) -> list[str]:
     out = []
     for j in range(max(spec.n_lesions, 1)):
         found = [
-            str(s.initial)
+            size
             for s in spec.states
             if s.name in _output_states(spec, role)
             and (s.lesion == j or spec.n_lesions == 0)
-            and s.initial.is_Symbol
-            and str(s.initial) in spec.parameter_names
+            and (size := _size_symbol(s.initial, spec)) is not None
         ]
         if len(found) != 1:
             raise NotApplicableError(
@@ -898,6 +912,7 @@ def _parameter_sources(ctx: CardContext) -> dict[str, Any]:
             except NotApplicableError:
                 pass
             per_patient |= {"pdl1_tps"} & set(spec.parameter_names)
+            per_patient |= {n for n in spec.parameter_names if _PER_PATIENT.match(n)}
         by_stem: dict[str, str] = {}
         categories: dict[str, str] = {}
         excluded: dict[str, str] = {}

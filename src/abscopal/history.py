@@ -124,8 +124,13 @@ class HistoryFit:
         }
 
 
-def size_parameters(spec: ModelSpec) -> tuple[list[int], list[int]]:
-    """Columns of the lesions' start-size parameters and indices of their ``lesion_volume`` outputs, lesion order.
+def size_parameters(spec: ModelSpec) -> tuple[list[int], list[int], list[int] | None]:
+    """Columns of the lesions' size parameters, indices of their ``lesion_volume`` outputs, and the columns of their
+    start-size factors (``start_volume_factor_<j>``, or ``None`` if the model has none), lesion order.
+
+    With factors (model v2), ``baseline_volume_mm3_<j>`` is the size at time zero (it anchors the growth and
+    stays the drawn size) and the start size is ``baseline_volume_mm3_<j> * start_volume_factor_<j>``; without
+    (model v1), ``baseline_volume_mm3_<j>`` is itself the start size.
 
     Raises
     ------
@@ -147,7 +152,9 @@ def size_parameters(spec: ModelSpec) -> tuple[list[int], list[int]]:
             f"role ({'missing ' + ', '.join(missing) if missing else 'no per-lesion lesion_volume role'}); drop "
             "prior = true or use the nsclc model"
         )
-    return [names.index(f"baseline_volume_mm3_{j}") for j in range(n_les)], [i for _, i in outputs]
+    factors = [f"start_volume_factor_{j}" for j in range(n_les)]
+    factor_cols = [names.index(f) for f in factors] if all(f in names for f in factors) else None
+    return [names.index(f"baseline_volume_mm3_{j}") for j in range(n_les)], [i for _, i in outputs], factor_cols
 
 
 def _volume(u: np.ndarray, present: np.ndarray, upper: np.ndarray) -> np.ndarray:
@@ -200,22 +207,33 @@ def hold_sizes_at_time_zero(
     """
     t_start = time.perf_counter()
     options = options or SolverOptions()
-    cols, outs = size_parameters(model.spec)
+    cols, outs, factor_cols = size_parameters(model.spec)
     upper = np.array([model.spec.all_parameters[c].upper for c in cols])
     n, L = P.shape[0], len(cols)
     target = P[:, cols].astype(float).copy()
     present = target > 0
+    if factor_cols is not None:  # the start size is target x factor: its bound is the factor's times the target
+        f_upper = np.array([model.spec.all_parameters[c].upper for c in factor_cols])
+        upper = np.minimum(upper[None, :], np.where(present, target, 1.0) * f_upper[None, :])
+    upper = np.broadcast_to(upper, (n, L))
+
+    def put(Pk: np.ndarray, volume: np.ndarray, rows: np.ndarray | slice) -> None:
+        if factor_cols is None:
+            Pk[:, cols] = volume
+        else:
+            Pk[:, factor_cols] = np.where(present[rows], volume / np.where(present[rows], target[rows], 1.0), 1.0)
+
     if not (start_day < time_zero_day):
         raise ScheduleError(
             f"the history must start before time zero, got start {start_day:g}, time zero {time_zero_day:g}"
         )
     g = np.log(np.where(present, target, 1.0))
-    u_max = np.log(np.broadcast_to(upper, (n, L)))
+    u_max = np.log(upper)
     u_min = np.full((n, L), math.log(_MIN_START_MM3))
     if np.any(present & (g > u_max)):
         i, j = np.argwhere(present & (g > u_max))[0]
         raise ScheduleError(
-            f"patient {i}: drawn volume of lesion {j} ({target[i, j]:g} mm3) is above the bound {upper[j]:g}"
+            f"patient {i}: drawn volume of lesion {j} ({target[i, j]:g} mm3) is above the bound {upper[i, j]:g}"
         )
     u = g.copy()  # log start sizes to evaluate next
     u_eval = g.copy()  # log start sizes of the last evaluation (what ``y`` belongs to)
@@ -242,7 +260,7 @@ def hold_sizes_at_time_zero(
         solves += active.size
         a = active
         Pk = np.array(P[a], dtype=float)
-        Pk[:, cols] = _volume(u[a], present[a], upper)
+        put(Pk, _volume(u[a], present[a], upper[a]), a)
         t_out = np.unique(np.array([start_day, time_zero_day, max(ends[k] for k in kind[a])]))
         runs = np.flatnonzero(np.diff(kind[a], prepend=-1, append=-1))  # blocks of consecutive patients, one kind
         sched = EventSchedule.concatenate([(schedules[kind[a[b]]], int(e - b)) for b, e in itertools.pairwise(runs)])
@@ -299,7 +317,7 @@ def hold_sizes_at_time_zero(
     sterilised = pinned & (u_eval >= u_max - 1e-12)
     start = _volume(u_eval, present, upper)
     P_out = np.array(P, dtype=float)
-    P_out[:, cols] = start
+    put(P_out, start, slice(None))
     fit = HistoryFit(
         start_volume_mm3=start,
         target_volume_mm3=np.where(present, target, 0.0),

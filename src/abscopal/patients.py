@@ -58,7 +58,7 @@ EVENT_DRAW_COLUMNS = ("new_lesion", "death", "pneumonitis", "spare")
 RT_TARGET_RULES = ("lung_primary", "largest", "largest_metastasis")
 RTTargetRule = str | tuple[int, ...]  # "lung_primary", "largest", a site of SITES, or lesion indices
 
-_BASELINE_KEY, _EVENT_KEY = 2**31, 2**31 + 1  # stream tags, far above any attempt number (<= 10000)
+_BASELINE_KEY, _EVENT_KEY, _CONTROL_KEY = 2**31, 2**31 + 1, 2**31 + 2  # stream tags, far above any attempt number
 
 
 def _real(name: str, value: object, *, low: float = -math.inf, high: float = math.inf, strict: bool = False) -> float:
@@ -351,6 +351,7 @@ _ROWS = (
     "vdt_rejections",
     "size_rejections",
     "event_draws",
+    "control_quantile",
 )
 
 
@@ -362,7 +363,8 @@ class VirtualPatients:
     ``(n, n_lesions)`` ``sites`` ("" if absent), ``present``, ``baseline_diameter_mm`` (sphere-equivalent, 0 if
     absent); ``variability`` (without per-patient parameters), ``correlation``, accepted draws ``z``, their
     ``untreated_vdt_day``, per-patient counts of rejected draws and size splits; ``event_draws`` ``(n, 4)`` Exp(1),
-    columns :data:`EVENT_DRAW_COLUMNS` (an event happens when its cumulative hazard reaches the draw).
+    columns :data:`EVENT_DRAW_COLUMNS` (an event happens when its cumulative hazard reaches the draw);
+    ``(n, n_lesions)`` ``control_quantile`` U(0, 1), each lesion's local-control draw (v2's ``control_quantile_<j>``).
     """
 
     mix: PatientMix
@@ -385,6 +387,7 @@ class VirtualPatients:
     vdt_rejections: np.ndarray
     size_rejections: np.ndarray
     event_draws: np.ndarray
+    control_quantile: np.ndarray
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "variability", FrozenMap(dict(self.variability)))
@@ -394,6 +397,7 @@ class VirtualPatients:
             "baseline_diameter_mm": self.n_lesions,
             "z": len(self.variability),
             "event_draws": len(EVENT_DRAW_COLUMNS),
+            "control_quantile": self.n_lesions,
         }
         for name in _ROWS:
             arr, shape = np.array(getattr(self, name)), (self.n_patients, *([wide[name]] if name in wide else []))
@@ -445,6 +449,7 @@ class VirtualPatients:
             per_patient=per_patient,
             multipliers=eff.multipliers(self),
             draws=self.z,
+            optional_per_patient={f"control_quantile_{j}": self.control_quantile[:, j] for j in range(self.n_lesions)},
         )
 
     def table(self) -> dict[str, np.ndarray]:
@@ -458,6 +463,7 @@ class VirtualPatients:
         out |= {name: getattr(self, name) for name in _ROWS if getattr(self, name).ndim == 1}
         for j in range(self.n_lesions):
             out[f"site_{j}"], out[f"baseline_diameter_mm_{j}"] = self.sites[:, j], self.baseline_diameter_mm[:, j]
+            out[f"control_quantile_{j}"] = self.control_quantile[:, j]
         out |= {f"z_{name}": self.z[:, col] for col, name in enumerate(self.variability)}
         return out | {f"event_draw_{name}": self.event_draws[:, c] for c, name in enumerate(EVENT_DRAW_COLUMNS)}
 
@@ -545,6 +551,7 @@ def draw_patients(
     cov = np.empty((n, 4), dtype=object)  # TPS category, line, histology, TPS uniform
     sites, diam, size_rej = np.empty((n, L), dtype=object), np.zeros((n, L)), np.zeros(n, dtype=int)
     events = np.empty((n, len(EVENT_DRAW_COLUMNS)))
+    control = np.empty((n, L))  # U(0, 1) local-control quantile per lesion (model v2: control_quantile_<j>)
 
     def stream(k: int, i: int) -> np.random.Generator:
         return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(k, i)))
@@ -559,6 +566,7 @@ def draw_patients(
         )
         sites[k], diam[k], size_rej[k] = _lesions(mix, rng, L, mu)
         events[k] = stream(k, _EVENT_KEY).standard_exponential(len(EVENT_DRAW_COLUMNS))
+        control[k] = stream(k, _CONTROL_KEY).random(L)
     category, line, histology = (cov[:, i].astype(str) for i in range(3))
     factor = effects.multipliers(SimpleNamespace(line_of_therapy=line, histology=histology))  # type: ignore[arg-type]
     vdt_typical = typical[vdt_name] * factor.get(vdt_name, np.ones(n))
@@ -599,6 +607,7 @@ def draw_patients(
         vdt_rejections=rejected,
         size_rejections=size_rej,
         event_draws=events,
+        control_quantile=control,
     )
 
 

@@ -89,6 +89,9 @@ class VirtualPopulation:
         ``{parameter name: array of n_patients values}`` set per patient after variability
         (e.g. baseline lesion volumes or covariate-derived values drawn by
         :mod:`abscopal.patients`). Row k must describe patient k.
+    optional_per_patient
+        Like ``per_patient``, for draws a model may not use (e.g. the local-control quantiles
+        ``control_quantile_<j>`` of model v2): applied where the model has the parameter, ignored elsewhere.
     multipliers
         ``{parameter name: array of n_patients factors}`` applied to the typical value before
         variability (covariate effects, e.g. ``exp(beta * pretreated)``); kept apart from the
@@ -104,6 +107,7 @@ class VirtualPopulation:
     correlation: np.ndarray | None = None
     per_patient: Mapping[str, np.ndarray] = field(default_factory=dict)
     multipliers: Mapping[str, np.ndarray] = field(default_factory=dict)
+    optional_per_patient: Mapping[str, np.ndarray] = field(default_factory=dict)
     draws: np.ndarray | None = field(default=None, repr=False, compare=False)
     z: np.ndarray = field(init=False, repr=False, compare=False)
 
@@ -148,21 +152,22 @@ class VirtualPopulation:
             arr.setflags(write=False)
             mult[name] = arr
         object.__setattr__(self, "multipliers", FrozenMap(mult))
-        fixed = {}
-        for name, values in self.per_patient.items():
-            arr = np.array(values, dtype=float)
-            if arr.shape != (int(self.n_patients),) or not np.all(np.isfinite(arr)):
+        for attr in ("per_patient", "optional_per_patient"):
+            fixed = {}
+            for name, values in getattr(self, attr).items():
+                arr = np.array(values, dtype=float)
+                if arr.shape != (int(self.n_patients),) or not np.all(np.isfinite(arr)):
+                    raise ParameterError(
+                        f"{attr}[{name!r}] must be {int(self.n_patients)} finite values, got shape {arr.shape}"
+                    )
+                arr.setflags(write=False)
+                fixed[name] = arr
+            overlap = set(fixed) & (set(self.variability) | set(mult))
+            if overlap:
                 raise ParameterError(
-                    f"per_patient[{name!r}] must be {int(self.n_patients)} finite values, got shape {arr.shape}"
+                    f"parameters {sorted(overlap)} are set per patient and also varied or multiplied; keep one"
                 )
-            arr.setflags(write=False)
-            fixed[name] = arr
-        overlap = set(fixed) & (set(self.variability) | set(mult))
-        if overlap:
-            raise ParameterError(
-                f"parameters {sorted(overlap)} are set per patient and also varied or multiplied; keep one"
-            )
-        object.__setattr__(self, "per_patient", FrozenMap(fixed))
+            object.__setattr__(self, attr, FrozenMap(fixed))
 
     @property
     def varying(self) -> tuple[str, ...]:
@@ -192,6 +197,9 @@ class VirtualPopulation:
             P[:, k] = var.apply(P[:, k], self.z[:, col])  # typical (x covariate multiplier) per patient
         for name, values in self.per_patient.items():
             P[:, names.index(name)] = values
+        for name, values in self.optional_per_patient.items():
+            if name in names and name not in self.per_patient:
+                P[:, names.index(name)] = values
         return P
 
     def subset(self, n_patients: int) -> VirtualPopulation:
@@ -204,6 +212,7 @@ class VirtualPopulation:
             draws=self.z[:n_patients],
             per_patient={k: v[:n_patients] for k, v in self.per_patient.items()},
             multipliers={k: v[:n_patients] for k, v in self.multipliers.items()},
+            optional_per_patient={k: v[:n_patients] for k, v in self.optional_per_patient.items()},
         )
 
     def describe(self) -> dict[str, object]:
@@ -215,5 +224,6 @@ class VirtualPopulation:
             "correlated": self.correlation is not None,
             "per_patient": sorted(self.per_patient),
             "multipliers": sorted(self.multipliers),
+            "optional_per_patient": sorted(self.optional_per_patient),
             "explicit_draws": self.draws is not None,
         }

@@ -30,6 +30,7 @@ import xarray as xr
 
 from ._frozen import FrozenMap
 from ._version import __version__
+from .blood_dose import FractionExposure, fraction_exposure, reference_field
 from .errors import AbscopalWarning, ParameterError, ScheduleError, SterilisedLesionWarning, unknown_name_message
 from .history import HistoryFit, hold_sizes_at_time_zero, size_parameters
 from .limits import MAX_EVENTS_PER_ARM, MAX_OUTPUT_BYTES, check_cost
@@ -40,6 +41,7 @@ from .population import VirtualPopulation
 from .provenance import environment
 from .solver import EventSchedule, SolverOptions, solve
 from .treatment.plan import TreatmentPlan
+from .treatment.radiation import Fraction, RadiationCourse
 
 __all__ = ["Arm", "plan_events", "simulate"]
 
@@ -131,23 +133,43 @@ def _as_arms(arms: Mapping[str, TreatmentPlan] | Sequence[Arm] | TreatmentPlan) 
     return out
 
 
+def _course_fractions(plan: TreatmentPlan) -> list[tuple[Fraction, RadiationCourse, bool]]:
+    """Every fraction with its course and whether it is the course's last, in the order of ``plan.fractions()``."""
+    out = []
+    for course in plan.radiation:
+        frs = course.fractions()
+        out += [(fr, course, i == len(frs) - 1) for i, fr in enumerate(frs)]
+    return sorted(out, key=lambda x: x[0].time_day)  # stable, as plan.fractions()
+
+
+def _blood_exposure(course: RadiationCourse) -> FractionExposure:
+    """Blood dose and exposed share of one fraction of ``course`` on its reference field."""
+    return fraction_exposure(
+        course.dose_per_fraction_gy, reference_field(course), blood_dose_gy=course.blood_dose_per_fraction_gy
+    )
+
+
 def plan_events(spec: ModelSpec, plan: TreatmentPlan, t_end_day: float) -> list[tuple[float, str, list[float]]]:
     """Translate a treatment plan into the model's events.
 
     Radiation fractions become ``radiation_fraction`` events whose arguments are filled by name:
     ``dose_gy_<j>`` (dose if lesion j is in the field, else 0), ``dose_gy`` (models without
-    lesion structure: the fraction dose), ``blood_dose_gy`` and ``mean_lung_dose_gy``. Drug doses
-    become ``drug_dose`` events with ``dose_mg`` and ``dose_mg_per_kg``.
+    lesion structure: the fraction dose), ``blood_dose_gy`` (the course's blood dose, default 0.1 x the dose),
+    ``mean_lung_dose_gy``, ``mean_blood_dose_gy`` and ``exposed_blood_fraction`` (the blood-flow model of
+    :func:`abscopal.blood_dose.fraction_exposure` on the course's reference field; a course's explicit
+    ``blood_dose_per_fraction_gy`` replaces the mean blood dose) and ``course_last_fraction`` (1 at the last
+    fraction of each course, else 0). Drug doses become ``drug_dose`` events with ``dose_mg`` and
+    ``dose_mg_per_kg``.
     """
     events: list[tuple[float, str, list[float]]] = []
     names = [e.name for e in spec.events]
-    fractions = plan.fractions()
+    fractions = _course_fractions(plan)
     if fractions:
         if "radiation_fraction" not in names:
             raise ScheduleError(f"model {spec.name!r} has no 'radiation_fraction' event; it cannot take RT plans")
         ev = spec.event("radiation_fraction")
         n_les = max(spec.n_lesions, 1)
-        for fr in fractions:
+        for fr, course, last in fractions:
             bad = [j for j in fr.lesions if j >= n_les]
             if bad:
                 raise ScheduleError(
@@ -166,6 +188,12 @@ def plan_events(spec: ModelSpec, plan: TreatmentPlan, t_end_day: float) -> list[
                     args.append(fr.blood_dose_gy)
                 elif a == "mean_lung_dose_gy":
                     args.append(fr.mean_lung_dose_gy)
+                elif a == "mean_blood_dose_gy":
+                    args.append(_blood_exposure(course).mean_blood_dose_gy)
+                elif a == "exposed_blood_fraction":
+                    args.append(_blood_exposure(course).exposed_blood_fraction)
+                elif a == "course_last_fraction":
+                    args.append(1.0 if last else 0.0)
                 else:
                     raise ScheduleError(
                         f"radiation_fraction argument {a!r} of model {spec.name!r} has no "

@@ -36,15 +36,14 @@ TUMOUR_STATES = ("V_", "D_", "H")
 
 FIT_LIKE = {
     "effector_baseline": 98.32,
-    "icd_yield_per_mm3": 0.324,
     "max_kill_per_day": 0.04545,
     "new_lesion_rate_per_day": 0.000846,
     "tumour_doubling_time_day": 70.23,
 }
-"""The typical values of the shipped v1 fit (fits/default.json), applied to v2 as one more parameter set."""
+"""The typical values of the shipped v1 fit (fits/default.json) that v2 still has, as one more parameter set."""
 STRONG_IMMUNITY = {
     "max_kill_per_day": 0.5,
-    "kill_half_sat_ratio": 0.1,
+    "kill_half_sat_relative": 0.5,
     "m2_to_m1_ifng_per_day": 0.5,
     "macrophage_turnover_per_day": 0.01,
     "tnf_suppressor_kill": 2.0,
@@ -120,9 +119,30 @@ def test_every_v2_parameter_has_units_bounds_and_a_source():
         assert p.units and p.source and p.description, p.name
         assert (p.lower <= p.default <= p.upper and p.lower < p.upper) or p.name == "pk_cl_time_emax", p.name
     names = set(spec.parameter_names)
-    assert v1_names - names == {"growth_reference_volume_mm3", "pdl1_ifng_half_sat"}
-    assert names - v1_names == {"pdl1_tps_zero_level", "on_antigen_priming"}
+    assert v1_names - names == {
+        "growth_reference_volume_mm3",
+        "pdl1_ifng_half_sat",
+        "kill_half_sat_ratio",
+        "icd_yield_per_mm3",
+        "dc_maturation_half_sat_per_day",
+        "blood_fraction_exposed",
+        "lql_transition_dose_gy",
+        "on_lq_linear_high_dose",
+    }
+    per_lesion = {f"{stem}_{j}" for stem in ("control_quantile", "start_volume_factor") for j in range(3)}
+    assert names - v1_names == {
+        "pdl1_tps_zero_level",
+        "on_antigen_priming",
+        "on_clonogen_sterilisation",
+        "clonogen_density_per_cm3",
+        "icd_signal_per_gy",
+        "dc_rest_signal",
+        "kill_half_sat_relative",
+    } | per_lesion
     assert spec.parameter("carrying_capacity_mm3").default == 1.0e7
+    assert spec.parameter("lymphocyte_alpha_per_gy").default == 0.40  # Jin 2020
+    assert spec.parameter("tumour_alpha_per_gy").default == 0.236  # tumour_control's LC calibration
+    assert spec.parameter("macrophage_rt_shift").default == 0.0  # item 7: no dose -> M1 rule
     assert "assumption" in spec.parameter("pdl1_tps_zero_level").source
 
 
@@ -233,7 +253,7 @@ def test_the_untreated_doubling_time_is_the_parameter_within_10_percent(v2, pset
 def test_the_intrinsic_growth_doubles_a_baseline_lesion_in_exactly_the_doubling_time(growth):
     """With the immune kill held at rest (no effectors, no macrophage kill), growth alone: exact for every law."""
     model = compile_model(nsclc_model(1, version=2, growth=growth))
-    frozen = {"effector_baseline": 0.0, "m1_kill_per_day": 0.0, "tumour_doubling_time_day": 60.0}
+    frozen = {"max_kill_per_day": 0.0, "m1_kill_per_day": 0.0, "tumour_doubling_time_day": 60.0}
     for d in DIAMETERS_MM:
         ds = simulate(
             model,
@@ -305,7 +325,7 @@ def test_without_antigen_priming_the_effectors_do_not_follow_the_burden(v2):
     on = simulate(v2, arms, t_end_day=200.0, output_times_day=t)
     off = simulate(v2, arms, t_end_day=200.0, output_times_day=t, mechanisms_off=("antigen_priming",))
     for ds in (on, off):
-        assert float(ds["E"].values[0, 0, 0]) == 1.0
+        assert float(ds["E"].values[0, 0, 0]) == pytest.approx(1.0, rel=1e-14)
     growth = float(on["total_burden"].values[0, 0, 1] / on["total_burden"].values[0, 0, 0])
     assert growth > 3.0
     assert float(on["E"].values[0, 0, 1]) == pytest.approx(growth, rel=0.1)  # E follows the antigen load
@@ -314,10 +334,10 @@ def test_without_antigen_priming_the_effectors_do_not_follow_the_burden(v2):
     assert r_off < 0.5 * r_on
 
 
-def test_rt_kill_is_the_lq_survival_of_v1(treated):
-    """The radiation event is v1's: the first 8 Gy fraction (day 0; the output at an event time is after its jump)
-    leaves exp(-(alpha d + beta d^2)) of the viable cells (LQ-L starts above 8 Gy)."""
-    alpha, ab = 0.2, 10.0
+def test_rt_kill_is_pure_lq(treated):
+    """The first 8 Gy fraction (day 0; the output at an event time is after its jump) leaves exp(-(alpha d +
+    beta d^2)) of the viable cells (v2 is pure LQ, as the local-control anchors)."""
+    alpha, ab = 0.236, 10.0
     v = treated["viable_volume"].values[:, 0, 0, 0]  # arm, at day 0
     assert v[2] / v[0] == pytest.approx(math.exp(-(alpha * 8.0 + alpha / ab * 64.0)), rel=1e-9)
 

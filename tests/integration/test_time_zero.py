@@ -91,7 +91,7 @@ def test_the_drawn_sizes_hold_at_day_0_with_rt_90_days_before_the_drug(prior_run
     drawn = ds.baseline_volume_drawn_mm3.values[0]
     assert np.all(np.abs(vol[held] / drawn[held] - 1.0) <= 10 * HISTORY_RTOL)
     # the start sizes are what moved: mostly much larger for the irradiated lesion, smaller for the others (they grew)
-    cols, _ = size_parameters(nsclc3.spec)
+    cols, _, _ = size_parameters(nsclc3.spec)
     start = ds.parameter_value.values[0][:, cols]
     irr = np.zeros_like(held)
     irr[:, list(lesions)] = True
@@ -114,7 +114,7 @@ def test_a_lesion_the_prior_rt_sterilises_starts_at_the_bound_and_is_reported(
         sterilised.any()
     )  # 30 Gy / 10 leaves about 1/85 of the volume at day 0: the largest lesions cannot be reached
     assert not sterilised[:, [j for j in range(3) if j not in lesions]].any()  # only irradiated lesions
-    cols, _ = size_parameters(nsclc3.spec)
+    cols, _, _ = size_parameters(nsclc3.spec)
     upper = np.array([nsclc3.spec.all_parameters[c].upper for c in cols])
     start = ds.parameter_value.values[0][:, cols]
     assert np.all(start[sterilised] == np.broadcast_to(upper, start.shape)[sterilised])
@@ -262,7 +262,7 @@ def test_a_plan_without_prior_courses_is_the_plain_solve(nsclc3, split, patients
     t_out = np.unique(np.concatenate([[-7.0], 7.0 * np.arange(0, 26), [182.0]]))
     assert np.array_equal(ds.time.values, t_out)
     P = ds.parameter_value.values[0]
-    cols, _ = size_parameters(nsclc3.spec)
+    cols, _, _ = size_parameters(nsclc3.spec)
     assert np.array_equal(P[:, cols], math.pi / 6.0 * np.asarray(patients.baseline_diameter_mm) ** 3)
     sched = EventSchedule.concatenate([(EventSchedule.from_lists(nsclc3, [plan_events(nsclc3.spec, plan, 182.0)]), N)])
     sol = solve(nsclc3, P, t_out, events=sched, t0=-7.0)

@@ -206,8 +206,7 @@ class NsclcBuilder:
     def baseline_kill(self) -> list[sp.Expr]:
         """Per-lesion immune kill rate at the untreated initial state (E = E0)."""
         s = sym
-        r0 = self.baseline_ratio()
-        sat0 = r0 / (s("kill_half_sat_ratio") + r0)
+        sat0 = self.baseline_kill_saturation()
         supp0 = self.baseline_supp()
         m1_0 = self.baseline_cells()[2]
         inh0 = 1 - s("pd1_max_inhibition") * self.on["pd_l1_axis"] * self.baseline_pdl1()
@@ -236,11 +235,36 @@ class NsclcBuilder:
             * (s("treg_suppression") * R + s("mdsc_suppression") * M + s("m2_suppression") * M2)
         )
 
+    def kill_saturation(self) -> sp.Expr:
+        """Ratio-dependent saturation of the effector kill (de Pillis 2005): ``r / (K + r)``."""
+        return self.ratio / (sym("kill_half_sat_ratio") + self.ratio)
+
+    def baseline_kill_saturation(self) -> sp.Expr:
+        """:meth:`kill_saturation` at the untreated start (E = E0)."""
+        r0 = self.baseline_ratio()
+        return r0 / (sym("kill_half_sat_ratio") + r0)
+
+    def dc_target(self, kill: list[sp.Expr]) -> sp.Expr:
+        """The mature-DC level ``A`` relaxes to: a Hill function (n = 2) of the tumour-cell death signal (Kosinsky
+        2018 TCD), with the RT danger signal ``I`` added."""
+        s, on, L = sym, self.on, self.L
+        tcd = (
+            s("baseline_turnover_per_day")
+            + (
+                on["immunogenic_cell_death"] * sum(self.kd[j] * self.D[j] for j in range(L))
+                + sum(kill[j] * self.V[j] for j in range(L))
+            )
+            / self.B
+            + on["immunogenic_cell_death"] * self.I
+        )
+        ktcd = s("dc_maturation_half_sat_per_day")
+        return tcd**2 / (tcd**2 + ktcd**2)
+
     def kill(self) -> list[sp.Expr]:
         """Per-lesion immune kill rate of viable cells (1/day)."""
         s = sym
         supp = self.suppression(self.R, self.M, self.M2)
-        sat = self.ratio / (s("kill_half_sat_ratio") + self.ratio)
+        sat = self.kill_saturation()
         return [
             s("max_kill_per_day")
             * s(f"immune_access_{j}")
@@ -298,16 +322,6 @@ class NsclcBuilder:
             self.M2,
         )
         kill = self.kill()
-        tcd = (
-            s("baseline_turnover_per_day")
-            + (
-                on["immunogenic_cell_death"] * sum(kd[j] * D[j] for j in range(L))
-                + sum(kill[j] * V[j] for j in range(L))
-            )
-            / self.B
-            + on["immunogenic_cell_death"] * I
-        )
-        ktcd = s("dc_maturation_half_sat_per_day")
         f_burden = self.f_burden
         m2_to_m1 = on["macrophage_polarisation"] * (
             s("m2_to_m1_icb_per_day") * self.block + s("m2_to_m1_ifng_per_day") * self.ratio / (1 + self.ratio)
@@ -332,7 +346,7 @@ class NsclcBuilder:
             rates[f"D_{j}"] = -kd[j] * D[j]
             rates[f"kd_{j}"] = sp.Integer(0)
             rates[f"P_{j}"] = s("pdl1_turnover_per_day") * (self.pdl1_target(j) - Pl[j])
-        rates["A"] = s("dc_turnover_per_day") * (tcd**2 / (tcd**2 + ktcd**2) - self.A)
+        rates["A"] = s("dc_turnover_per_day") * (self.dc_target(kill) - self.A)
         rates["I"] = -s("danger_decay_per_day") * I
         rates["G"] = -s("tgfb_decay_per_day") * G
         rates["E"] = self.effector_rate()
@@ -445,11 +459,12 @@ class NsclcBuilder:
 
     def events(self) -> tuple[Event, ...]:
         """The radiation fraction and the drug dose."""
-        return (
-            _radiation_event(
-                self.L, self.on, self.V, self.D, self.kd, self.Pl, self.I, self.G, self.E, self.Ly, self.M1, self.M2
-            ),
-            self.pk_form["event"],
+        return (self.radiation_event(), self.pk_form["event"])
+
+    def radiation_event(self) -> Event:
+        """One radiotherapy fraction (LQ / LQ-L kill, ICD, PD-L1, suppressors, lymphocytes)."""
+        return _radiation_event(
+            self.L, self.on, self.V, self.D, self.kd, self.Pl, self.I, self.G, self.E, self.Ly, self.M1, self.M2
         )
 
     def observables(self) -> tuple[Observable, ...]:

@@ -1,44 +1,68 @@
-r"""Model v2 of stage IV NSCLC RT + anti-PD-(L)1 (opt-in: ``nsclc_model(version=2)``; in progress).
+r"""Model v2 of stage IV NSCLC RT + anti-PD-(L)1 (``nsclc_model(version=2)``).
 
-Model v2 (issue 11) starts from v1 (:mod:`abscopal.model.library.nsclc`, whose docstring has every equation)
-and changes what is marked ``[v2]`` below. Done so far: item 1, the rest state. Every immune, PD-L1 and
-suppressor state starts at its untreated steady state for the patient's baseline burden and PD-L1 TPS
-(analytically; no root solve), baseline PD-L1 is the TPS-derived level, and an untreated lesion doubles from its
-baseline volume in ``tumour_doubling_time_day``. Names are ``nsclc_v2_rt_icb_...``, so v2 fits and kernels never
-mix with v1's. Notation as in v1; ``B0 = sum_j V0_j`` is the patient's baseline burden (``V0_j`` =
-``baseline_volume_mm3_j``), ``E0`` = ``effector_baseline``, ``VDT`` = ``tumour_doubling_time_day``.
+Model v2 (issue 11) starts from v1 (:mod:`abscopal.model.library.nsclc`, whose docstring has every equation) and
+changes what is marked ``[v2]`` below: (1) the untreated steady state as the initial state, (2) trial time zero,
+(3) an immune route to unirradiated lesions that does not saturate, (4) lymphocytes killed by a blood-flow dose
+model, (5) clonogen sterilisation for local control, (7) no radiation-driven macrophage switch. Names are
+``nsclc_v2_rt_icb_...``, so v2 fits and kernels never mix with v1's. Notation as in v1; ``V0_j`` =
+``baseline_volume_mm3_j`` is lesion j's size **at the trial's time zero** (the drawn baseline), ``B0 = sum_j V0_j``,
+``E0`` = ``effector_baseline``, ``VDT`` = ``tumour_doubling_time_day``.
 
 Equations (time in days; unchanged terms abbreviated, see v1)::
 
-    B, C, RO, b, S, Pbar, kill_j, TCD, dA/dt, dI/dt, dG/dt, dL/dt, dR/dt, dM/dt, PK, dH/dt   as v1
-    r   = E B_ref / (B + eps) ;  r0 = E0 B_ref / (B0 + eps)            effector-to-burden ratio, now and at rest
+    B, C, RO, b, S, Pbar, TCD, dI/dt, dG/dt, dL/dt, dR/dt, dM/dt, PK, dH/dt   as v1
+    r = E B_ref / (B + eps),  r0 = E0 B_ref / (B0 + eps)                effector-to-burden ratio, now and at rest
+    rho = r / r0                                                       [v2] effectors per burden relative to rest
+    kill_j = k_max a_j S (1 - i_max P_j (1 - b)) rho / (kappa + rho) + k_M1 M1      [v2] kappa =
+       kill_half_sat_relative: the kill at rest is 1 / (1 + kappa) of its maximum (kappa in [0.25, 20]), so it
+       always responds to effector numbers (v1's r / (K + r) could be fitted to ~1 at rest)
     P0  = z + (1 - z) TPS                                              [v2] baseline PD-L1, z = pdl1_tps_zero_level
-    dV_j/dt = g_j(V_j, D_j) + (kill_j(0) - kill_j) V_j                  as v1 (kill_j(0): the kill at rest), with
-       the intrinsic growth anchored at the lesion's baseline volume [v2]: its first doubling from V0_j,
-       at the resting kill, takes exactly VDT
+    dV_j/dt = g_j(V_j, D_j) + (kill_j(0) - kill_j) V_j                  as v1, with the growth anchored at V0_j [v2]:
        gompertz:    g_j = a_j V_j ln(K/(V_j + D_j)),  a_j = -ln(1 - ln2/ln(K/V0_j)) / VDT
        logistic:    g_j = a_j V_j (1 - (V_j + D_j)/K), a_j = ln(2 (K - V0_j)/(K - 2 V0_j)) / VDT
        exponential: g_j = ln2/VDT V_j
-    dP_j/dt = k_pdl (P* - P_j)                                         [v2] IFN-gamma induction relative to rest:
-       odds(P*) = odds(P0) r'/r0,  r' = r0 + [ifng_pdl1] (r - r0)      (Kosinsky 2018's r/(K_p + r) with the
-       P* = P0 r' / (P0 r' + (1 - P0) r0)                               half-saturation fixed by P*(r0) = P0)
+    dP_j/dt = k_pdl (P* - P_j),  odds(P*) = odds(P0) rho'              [v2] IFN-gamma induction relative to rest,
+       rho' = 1 + [ifng_pdl1] (rho - 1)                                 (Kosinsky 2018's r/(K_p + r) with the
+                                                                        half-saturation fixed by P*(r0) = P0)
+    x   = x0 TCD / TCD0 + I                                            [v2] priming signal, in units of the DC
+    dA/dt = k_A (x^2 / (1 + x^2) - A)                                  half-saturation; x0 = dc_rest_signal, so the
+                                                                       resting DC level A0 = x0^2/(1 + x0^2) leaves
+                                                                       room for RT (Kosinsky 2018 Hill n = 2)
+    TCD = d0 + ([immunogenic_cell_death] sum_j kd_j D_j + sum_j kill_j V_j) / B   (without v1's + I)
     dE/dt = d_E (E0 (1 + [antigen_priming] (B/B0 - 1)) (L/L0)(A/A0)(S/S0)
                  (1 - [pd_l1_axis] i_max Pbar (1 - b))/(1 - i_max P0) - E)
        [v2] priming proportional to the antigen load B/B0 (Kosinsky 2018: Ag_sys = DCm (TV + TVd)), so that
-       untreated growth leaves the effector-to-burden ratio, and with it the kill, at rest
-    dM_1/dt, dM_2/dt                                                   as v1 (recruitment split m1 : 1 - m1)
+       untreated growth leaves rho, and with it the kill, at rest
+    dM_1/dt, dM_2/dt                                                   as v1
 
-Initial state (the untreated steady state at B0; analytic): ``V_j = V0_j``, ``D_j = 0``, ``P_j = P0``, ``E = E0``,
-``L = L0``, ``R``, ``M`` as v1, ``A = A0`` as v1 (with the v2 kill at rest), and the macrophages with the
-IFN-gamma conversion ``c0 = [macrophage_polarisation] k_g r0 / (1 + r0)`` at rest [v2]:
-``M_2(0) = k_mac (1 - m1) T0 / (k_mac + c0)``, ``M_1(0) = T0 - M_2(0)``, ``T0 = 1 + [burden_suppression] a_mac
-f_B(B0)``. A lesion within a factor 2 of the carrying capacity cannot double; its growth constant is capped
-(Gompertz: ``ln2/ln(K/V0) <= 0.9``; logistic: ``V0/K <= 0.45``), so it doubles more slowly than ``VDT``.
+Radiation fraction (doses ``d_j``, mean blood dose ``b`` and exposed blood share ``f`` of the fraction, ``last`` =
+1 at the last fraction of a course) [v2]::
 
-Events as v1. Parameters: v1's, without ``growth_reference_volume_mm3`` (the growth is anchored at each lesion's
-baseline) and ``pdl1_ifng_half_sat`` (fixed by the rest condition), with ``pdl1_tps_zero_level`` added and the
-carrying capacity raised to 1e7 mm3 (a 100 mm lesion could not double under v1's 1e6 mm3); see
-:func:`v2_parameters`.
+    s_j  = exp(-alpha d_j - beta d_j^2)                                 pure LQ (the local-control anchors are BED10)
+    V_j -> 0                    if last, d_j > 0 and q_j < exp(-mu_j)  sterilised: no clonogen survives (Poisson),
+                                                                        mu_j = rho_c s_j V_j / 1000 surviving
+                                                                        clonogens, q_j ~ U(0, 1) per patient/lesion
+           max(s_j V_j, 1000/rho_c)   if last and d_j > 0 otherwise    (at least the one clonogen that survived)
+           s_j V_j                    otherwise
+    D_j -> D_j + (V_j - V_j');  kd_j, P_j, G, E                         as v1
+    I   -> I + [immunogenic_cell_death] c_I sum_j d_j T(d_j) (V_j + D_j) / B0     antigen / cytosolic-DNA signal
+       of the cells in the field (viable or doomed), linear in the dose per fraction below the TREX1 threshold and
+       declining above it (T(d) = 1/(1 + [trex1_decline] (d/d_T)^h); Vanpouille-Box 2017), per unit baseline burden
+    L   -> L (1 - [lymphocyte_kill] f (1 - exp(-alpha_L b / f)))        Jin 2020 / HEDOS: the exposed share f of the
+       blood receives b / f; b and f come from the course's field (:mod:`abscopal.blood_dose`)
+    M1, M2                                                              as v1 with macrophage_rt_shift = 0 [v2]
+
+Initial state: the untreated steady state at B0 (analytic) when ``start_volume_factor_j = 1``: ``V_j = V0_j``,
+``D_j = 0``, ``P_j = P0``, ``E = E0``, ``A = A0``, ``L = L0``, ``R``, ``M`` as v1, the macrophages with the
+IFN-gamma conversion at rest. With a history (prior RT before time zero),
+:func:`abscopal.history.hold_sizes_at_time_zero` sets ``start_volume_factor_j`` so that the lesions reach ``V0_j``
+at time zero; the simulation then starts at
+``V_j = V0_j start_volume_factor_j`` and ``E = E0 B(start)/B0`` (the resting effector-to-burden ratio), while the
+growth constants, PD-L1 and priming stay anchored at the time-zero sizes ``V0_j``. A lesion within a factor 2 of
+the carrying capacity cannot double; its growth constant is capped (Gompertz: ``ln2/ln(K/V0) <= 0.9``; logistic:
+``V0/K <= 0.45``), so it doubles more slowly than ``VDT``.
+
+Parameters: v1's changed by :func:`v2_parameters` (every change names its source there).
 """
 
 from __future__ import annotations
@@ -48,7 +72,7 @@ from typing import Any
 
 import sympy as sp
 
-from ..spec import Mechanism, Parameter, sym
+from ..spec import Event, EventArgument, Mechanism, Parameter, State, sym
 from .nsclc_base import _EPS_MM3, MECHANISMS, NsclcBuilder
 
 __all__ = ["MECHANISMS_V2", "NsclcV2Builder", "v2_parameters"]
@@ -56,8 +80,11 @@ __all__ = ["MECHANISMS_V2", "NsclcV2Builder", "v2_parameters"]
 _DESCRIPTION = __doc__ or ""
 
 _EPS_RATIO = 1e-9
-"""Added to both effector-to-burden ratios of the PD-L1 odds (now and at rest): a model without effector cells
-(``effector_baseline = 0``) keeps a defined PD-L1 target; it cancels exactly at rest."""
+"""Added to both effector-to-burden ratios (now and at rest): a model without effector cells
+(``effector_baseline = 0``) keeps a defined kill and PD-L1 target; it cancels exactly at rest."""
+_EPS_SHARE = 1e-12
+"""Guards ``b / f`` of the lymphocyte kill when no blood is exposed (then ``b = 0`` too)."""
+_MM3_PER_CM3 = 1000.0
 
 _MAX_DOUBLING_SHARE = 0.9
 """Gompertz: the first doubling uses at most this share of ``ln(K / V0)`` (a lesion within a factor
@@ -65,28 +92,53 @@ _MAX_DOUBLING_SHARE = 0.9
 _MAX_LOGISTIC_FILL = 0.45
 """Logistic: the baseline volume counts as at most this share of the carrying capacity (same purpose)."""
 
+_V2_SOURCES = {
+    "ifng_pdl1": "; v2: relative to rest, odds(P*) = odds(P0) r/r0 (half-saturation fixed by P*(r0) = P0)",
+    "immunogenic_cell_death": "; v2: signal per fraction proportional to the dose and the cells in the field "
+    "(Vanpouille-Box 2017: IFN-beta rises with the dose per fraction below the TREX1 threshold; Golden 2014: "
+    "calreticulin, HMGB1 and ATP release rise with dose)",
+    "lymphocyte_kill": "; v2: blood dose and exposed share per fraction from a blood-flow model (HEDOS, Shin 2021; "
+    "Jin 2020 in vivo alpha 0.40 /Gy; abscopal.blood_dose)",
+    "macrophage_polarisation": "; v2: no radiation-driven switch by default (macrophage_rt_shift = 0): no monotone "
+    "dose -> M1 rule holds for human NSCLC (Klug 2013 low-dose M1 in pancreatic cancer; Chiang 2012 M2 after RT "
+    "in hypoxia; Genard 2017 review)",
+}
+
 MECHANISMS_V2: tuple[Mechanism, ...] = (
     *(
-        replace(
-            m,
-            source=m.source + "; v2: relative to rest, odds(P*) = odds(P0) r/r0 (half-saturation fixed by P*(r0) = P0)",
-        )
-        if m.name == "ifng_pdl1"
-        else m
+        replace(m, source=m.source + _V2_SOURCES[m.name]) if m.name in _V2_SOURCES else m
         for m in MECHANISMS
+        if m.name != "lq_linear_high_dose"
     ),
     Mechanism(
         name="antigen_priming",
         description="effector priming proportional to the antigen load (tumour burden relative to baseline)",
         source="Kosinsky 2018: systemic antigen Ag_sys = DCm (TV + TVd) drives T-cell priming",
     ),
+    Mechanism(
+        name="clonogen_sterilisation",
+        description="a course sterilises its lesion when no clonogen survives (Poisson, per-lesion draw)",
+        source="Poisson TCP (Munro & Gilbert 1961) with inter-patient radiosensitivity (Webb & Nahum 1993)",
+    ),
 )
-"""v1's mechanisms (``ifng_pdl1`` acting relative to rest) and ``antigen_priming`` (switched off: v1's
-burden-independent priming)."""
+"""v1's mechanisms without the LQ-L tail (v2 is pure LQ, as the local-control anchors), ``ifng_pdl1`` acting
+relative to rest, ``antigen_priming`` (off: v1's burden-independent priming) and ``clonogen_sterilisation`` (off:
+the LQ surviving fraction applied to the volume, as v1)."""
 
-_REMOVED = frozenset({"growth_reference_volume_mm3", "pdl1_ifng_half_sat"})
-"""v1 parameters v2 does not have: the growth is anchored at each lesion's baseline volume, and the half-saturation
-of IFN-gamma PD-L1 induction is fixed by the rest condition P*(r0) = P0."""
+_REMOVED = frozenset(
+    {
+        "growth_reference_volume_mm3",
+        "pdl1_ifng_half_sat",
+        "kill_half_sat_ratio",
+        "icd_yield_per_mm3",
+        "dc_maturation_half_sat_per_day",
+        "blood_fraction_exposed",
+        "lql_transition_dose_gy",
+    }
+)
+"""v1 parameters v2 does not have: the growth is anchored at each lesion's baseline volume; the half-saturations of
+IFN-gamma PD-L1 induction and of the kill are relative to rest; the DC signal is in units of its half-saturation;
+the exposed blood share is a property of each fraction's field (an event argument); v2 is pure LQ."""
 
 _CHANGED: dict[str, dict[str, Any]] = {
     "tumour_doubling_time_day": {
@@ -102,9 +154,36 @@ _CHANGED: dict[str, dict[str, Any]] = {
         "baseline lesion doubles at the stated doubling time (v1's 1e6 mm3, 124 mm, would not let a 100 mm lesion "
         "double at all under Gompertz growth)",
     },
+    "tumour_alpha_per_gy": {
+        "default": 0.236,
+        "description": "linear LQ radiosensitivity of tumour clonogens (typical patient; varies between patients)",
+        "source": "Webb & Nahum 1993 population TCP calibrated to lung-SBRT local control (Shirata 2012 Radiat "
+        "Oncol 7:182; Baba 2010 Radiat Oncol 5:81) with alpha/beta 10 Gy: mean 0.236, SD 0.061 /Gy "
+        "(abscopal.tumour_control); inside the NSCLC range 0.12-0.365 (Jeong 2017)",
+    },
+    "danger_decay_per_day": {
+        "description": "decay rate of the RT priming signal (type-I IFN / antigen release)",
+    },
     "m1_baseline_fraction": {
         "description": "M1 share of newly recruited tumour-associated macrophages (the resting M1 share is higher "
         "by the IFN-gamma M2-to-M1 conversion at rest)",
+    },
+    "macrophage_rt_shift": {
+        "default": 0.0,
+        "source": "0 (no radiation-driven switch): no monotone dose -> M1 rule is supported for human NSCLC; Klug "
+        "2013 (Cancer Cell 24:589) showed low-dose M1 programming in pancreatic cancer and mouse T-cell-transfer "
+        "settings, Chiang 2012 (Front Oncol 2:89) M2 after RT in hypoxia, Genard 2017 (Front Immunol 8:828) either "
+        "way; a sensitivity parameter, not a default effect",
+    },
+    "macrophage_polarisation_dose_gy": {
+        "source": "assumption (inert while macrophage_rt_shift = 0); sign convention: above this dose per fraction "
+        "the shift is towards M1",
+    },
+    "lymphocyte_alpha_per_gy": {
+        "default": 0.40,
+        "description": "in vivo radiosensitivity of circulating lymphocytes (1/Gy)",
+        "source": "Jin 2020 (Radiother Oncol 144:105): median in vivo alpha 0.40 /Gy fitted to weekly lymphocyte "
+        "counts of 51 patients against the dose to the circulating lymphocytes (in vitro 0.41)",
     },
     "pdl1_tps": {
         "description": "baseline PD-L1 tumour proportion score (fraction); baseline PD-L1 expression = "
@@ -113,40 +192,132 @@ _CHANGED: dict[str, dict[str, Any]] = {
 }
 """v1 parameters whose default, description or source v2 changes."""
 
-_ADDED_AFTER: dict[str, Parameter] = {
-    "pdl1_tps": Parameter(
-        name="pdl1_tps_zero_level",
-        units="1",
-        default=0.1,
-        lower=0.0,
-        upper=0.5,
-        description="PD-L1 expression (fraction of maximum) of a tumour with TPS 0: the PD-L1 that the tumour "
-        "proportion score does not count (on infiltrating immune cells, below-threshold tumour staining); also the "
-        "floor from which IFN-gamma induces PD-L1",
-        source="assumption: the TPS counts only tumour cells with membranous staining, while PD-L1 on immune cells "
-        "also engages PD-1, and PD-L1-negative (TPS < 1%) NSCLC still gains from anti-PD-1 (largest SBRT benefit "
-        "in PD-L1-negative patients in PEMBRO-RT, Theelen 2019); with 0, a TPS-0 tumour would have no PD-L1 axis "
-        "and no IFN-gamma induction at all",
+
+def _lesion_changes(j: int) -> dict[str, Any]:
+    return {
+        "description": f"volume of lesion {j} at the trial's time zero (its drawn baseline size; 0 = absent); the "
+        "anchor of its growth constant",
+    }
+
+
+_ADDED_AFTER: dict[str, tuple[Parameter, ...]] = {
+    "tumour_alpha_beta_gy": (
+        Parameter(
+            name="clonogen_density_per_cm3",
+            units="1/cm3",
+            default=1.0e7,
+            lower=1.0e5,
+            upper=1.0e9,
+            description="clonogenic tumour cells per cm3 of viable tumour (sets the surviving clonogens of a course)",
+            source="Webb & Nahum 1993 (Phys Med Biol 38:653): 1e7 per cm3 [memory, unverified], the value with which "
+            "alpha was calibrated to lung-SBRT local control",
+        ),
+    ),
+    "trex1_hill": (
+        Parameter(
+            name="icd_signal_per_gy",
+            units="1/Gy",
+            default=0.1,
+            lower=0.0,
+            upper=10.0,
+            description="RT priming signal (in DC half-saturations) per Gy per fraction when the whole baseline "
+            "burden is in the field",
+            source="assumption (structure: Vanpouille-Box 2017, signal rising with the dose per fraction below the "
+            "TREX1 threshold): 24 Gy/3 to a lesion of 70% of the burden raises the signal to about 1.2 half-"
+            "saturations; fitted (fits/)",
+        ),
+    ),
+    "baseline_turnover_per_day": (
+        Parameter(
+            name="dc_rest_signal",
+            units="1",
+            default=1.0 / 3.0,
+            lower=0.05,
+            upper=1.0,
+            description="untreated DC maturation signal in units of its half-saturation (resting DC level "
+            "x0^2 / (1 + x0^2))",
+            source="assumption: the resting DC level is 10% of its maximum, leaving room for RT-driven priming (in "
+            "v1 the signal sat at 99% of saturation, so no regimen could raise it)",
+        ),
+    ),
+    "max_kill_per_day": (
+        Parameter(
+            name="kill_half_sat_relative",
+            units="1",
+            default=2.0,
+            lower=0.25,
+            upper=20.0,
+            description="effector-to-burden ratio (relative to rest) of half-maximal kill; the kill at rest is "
+            "1 / (1 + kill_half_sat_relative) of its maximum",
+            source="assumption (ratio-dependent kill, de Pillis 2005); bounded so that the kill at rest is 5-80% of "
+            "its maximum and responds to effector numbers",
+        ),
+    ),
+    "pdl1_tps": (
+        Parameter(
+            name="pdl1_tps_zero_level",
+            units="1",
+            default=0.1,
+            lower=0.0,
+            upper=0.5,
+            description="PD-L1 expression (fraction of maximum) of a tumour with TPS 0: the PD-L1 that the tumour "
+            "proportion score does not count (on infiltrating immune cells, below-threshold tumour staining); also "
+            "the floor from which IFN-gamma induces PD-L1",
+            source="assumption: the TPS counts only tumour cells with membranous staining, while PD-L1 on immune "
+            "cells also engages PD-1, and PD-L1-negative (TPS < 1%) NSCLC still gains from anti-PD-1 (largest SBRT "
+            "benefit in PD-L1-negative patients in PEMBRO-RT, Theelen 2019); with 0, a TPS-0 tumour would have no "
+            "PD-L1 axis and no IFN-gamma induction at all",
+        ),
     ),
 }
-"""Parameters v2 adds, each after the named v1 parameter."""
+"""Parameters v2 adds, after the named v1 parameter."""
+
+
+def _lesion_added(j: int) -> tuple[Parameter, ...]:
+    return (
+        Parameter(
+            name=f"control_quantile_{j}",
+            units="1",
+            default=0.5,
+            lower=0.0,
+            upper=1.0,
+            description=f"uniform draw of lesion {j}'s local control: a course sterilises the lesion when this is "
+            "below exp(-surviving clonogens)",
+            source="per-patient draw (abscopal.patients); 0.5 for the typical patient",
+        ),
+        Parameter(
+            name=f"start_volume_factor_{j}",
+            units="1",
+            default=1.0,
+            lower=0.0,
+            upper=1.0e4,
+            description=f"volume of lesion {j} at the start of the simulation relative to its time-zero size; 1 "
+            "without a history, set by abscopal.history when prior RT precedes time zero",
+            source="time-zero shooting (abscopal.history)",
+        ),
+    )
 
 
 def v2_parameters(v1: tuple[Parameter, ...]) -> tuple[Parameter, ...]:
-    """v2's parameters from v1's: without :data:`_REMOVED`, with :data:`_CHANGED` and :data:`_ADDED_AFTER`."""
+    """v2's parameters from v1's: without :data:`_REMOVED`, with :data:`_CHANGED` and the added ones."""
     out: list[Parameter] = []
     for p in v1:
         if p.name in _REMOVED:
             continue
-        out.append(replace(p, **_CHANGED[p.name]) if p.name in _CHANGED else p)
-        if p.name in _ADDED_AFTER:
-            out.append(_ADDED_AFTER[p.name])
+        if p.name in _CHANGED:
+            p = replace(p, **_CHANGED[p.name])
+        elif p.name.startswith("baseline_volume_mm3_"):
+            p = replace(p, **_lesion_changes(int(p.name.rsplit("_", 1)[1])))
+        out.append(p)
+        out.extend(_ADDED_AFTER.get(p.name, ()))
+        if p.name.startswith("immune_access_"):
+            out.extend(_lesion_added(int(p.name.rsplit("_", 1)[1])))
     return tuple(out)
 
 
 class NsclcV2Builder(NsclcBuilder):
-    """Model v2: v1's pieces (:class:`~abscopal.model.library.nsclc_base.NsclcBuilder`) with the untreated steady state
-    as the initial state and the doubling time anchored at each lesion's baseline (module docstring)."""
+    """Model v2: v1's pieces (:class:`~abscopal.model.library.nsclc_base.NsclcBuilder`) with the changes of the
+    module docstring."""
 
     version = 2
     description = _DESCRIPTION
@@ -178,12 +349,51 @@ class NsclcV2Builder(NsclcBuilder):
         m2 = k * (1 - s("m1_baseline_fraction")) * total / (k + conv0)
         return r0, m0, total - m2, m2
 
+    def baseline_kill_saturation(self) -> sp.Expr:
+        """``1 / (1 + kappa)``: the kill saturation at rest (rho = 1)."""
+        return 1 / (1 + sym("kill_half_sat_relative"))
+
+    def baseline_dc(self) -> sp.Expr:
+        """``A0 = x0^2 / (1 + x0^2)``, x0 = ``dc_rest_signal``."""
+        x0 = sym("dc_rest_signal")
+        return x0**2 / (1 + x0**2)
+
+    def start_burden(self) -> sp.Expr:
+        """Total lesion volume at the start of the simulation (the time-zero burden without a history)."""
+        return sum(sym(f"baseline_volume_mm3_{j}") * sym(f"start_volume_factor_{j}") for j in range(self.L))
+
     # ---- rate pieces --------------------------------------------------------------------------------------------
+    def relative_ratio(self) -> sp.Expr:
+        """``rho = r / r0``: the effector-to-burden ratio relative to rest."""
+        return (self.ratio + _EPS_RATIO) / (self.baseline_ratio() + _EPS_RATIO)
+
+    def kill_saturation(self) -> sp.Expr:
+        """``rho / (kappa + rho)``: half-maximal at ``kappa`` times the resting ratio."""
+        rho = self.relative_ratio()
+        return rho / (sym("kill_half_sat_relative") + rho)
+
     def pdl1_target(self, j: int) -> sp.Expr:
-        """``odds(P*) = odds(P0) r / r0``: IFN-gamma induction relative to the resting ratio, so P*(r0) = P0."""
-        p0, r0 = self.baseline_pdl1(), self.baseline_ratio()
-        r = r0 + self.on["ifng_pdl1"] * (self.ratio - r0)
-        return p0 * (r + _EPS_RATIO) / (p0 * (r + _EPS_RATIO) + (1 - p0) * (r0 + _EPS_RATIO))
+        """``odds(P*) = odds(P0) rho``: IFN-gamma induction relative to the resting ratio, so P*(r0) = P0."""
+        p0 = self.baseline_pdl1()
+        rho = 1 + self.on["ifng_pdl1"] * (self.relative_ratio() - 1)
+        return p0 * rho / (p0 * rho + (1 - p0))
+
+    def dc_target(self, kill: list[sp.Expr]) -> sp.Expr:
+        """``x^2 / (1 + x^2)`` with ``x = x0 TCD / TCD0 + I`` (module docstring)."""
+        s, on, L = sym, self.on, self.L
+        tcd = (
+            s("baseline_turnover_per_day")
+            + (
+                on["immunogenic_cell_death"] * sum(self.kd[j] * self.D[j] for j in range(L))
+                + sum(kill[j] * self.V[j] for j in range(L))
+            )
+            / self.B
+        )
+        kill0 = self.baseline_kill()
+        b0 = self.baseline_burden() + _EPS_MM3
+        tcd0 = s("baseline_turnover_per_day") + sum(kill0[j] * s(f"baseline_volume_mm3_{j}") for j in range(L)) / b0
+        x = s("dc_rest_signal") * tcd / tcd0 + self.I
+        return x**2 / (1 + x**2)
 
     def effector_source(self) -> sp.Expr:
         """v1's priming times the antigen load ``B / B0`` (``antigen_priming``)."""
@@ -205,3 +415,104 @@ class NsclcV2Builder(NsclcBuilder):
             fill = sp.Min(v0 / K, _MAX_LOGISTIC_FILL)
             return sp.log(2 * (1 - fill) / (1 - 2 * fill)) / vdt * V * (1 - (V + D) / K)
         return ln2 / vdt * V
+
+    # ---- states and events --------------------------------------------------------------------------------------
+    def states(self) -> tuple[State, ...]:
+        """v1's states at rest, with the lesions at their start sizes (``start_volume_factor_j``) and the effector
+        pool at the resting ratio for the start burden."""
+        s = sym
+        scale = (self.start_burden() + _EPS_MM3) / (self.baseline_burden() + _EPS_MM3)
+        out = []
+        for st in super().states():
+            if st.group == "viable_volume" and st.lesion is not None:
+                st = replace(st, initial=s(f"baseline_volume_mm3_{st.lesion}") * s(f"start_volume_factor_{st.lesion}"))
+            elif st.name == "E":
+                st = replace(st, initial=s("effector_baseline") * scale)
+            out.append(st)
+        return tuple(out)
+
+    def radiation_event(self) -> Event:
+        """One fraction (module docstring): pure LQ, sterilisation at a course's last fraction, a dose-proportional
+        priming signal, lymphocyte kill from the fraction's blood dose and exposed share."""
+        s, on, L = sym, self.on, self.L
+        V, D, kd, Pl = self.V, self.D, self.kd, self.Pl
+        alpha = s("tumour_alpha_per_gy")
+        beta = alpha / s("tumour_alpha_beta_gy")
+        dose = [s(f"dose_gy_{j}") for j in range(L)]
+        blood, share, last = s("mean_blood_dose_gy"), s("exposed_blood_fraction"), s("course_last_fraction")
+        rho_c = s("clonogen_density_per_cm3")
+        one_clonogen = _MM3_PER_CM3 / rho_c
+        half = sp.Rational(1, 2)
+        k0, kslope, kmax = (
+            s("doomed_clearance_low_dose_per_day"),
+            s("doomed_clearance_per_gy_per_day"),
+            s("doomed_clearance_max_per_day"),
+        )
+        b0 = self.baseline_burden() + _EPS_MM3
+        weight_total = sum(V[j] + D[j] for j in range(L)) + _EPS_MM3
+        jumps: dict[str, sp.Expr] = {}
+        signal, mac_shift, infield = sp.Integer(0), sp.Integer(0), sp.Integer(0)
+        for j in range(L):
+            d = dose[j]
+            survivors = sp.exp(-(alpha * d + beta * d**2)) * V[j]
+            ends_course = sp.And(last > half, d > 0, on["clonogen_sterilisation"] > half)
+            mu = rho_c * survivors / _MM3_PER_CM3
+            v_new = sp.Piecewise(
+                (0, sp.And(ends_course, s(f"control_quantile_{j}") < sp.exp(-mu))),
+                (sp.Max(survivors, one_clonogen), ends_course),
+                (survivors, True),
+            )
+            killed = V[j] - v_new
+            k_new = sp.Min(sp.Max(k0 + on["dose_dependent_death"] * kslope * d, k0), kmax)
+            jumps[f"V_{j}"] = v_new
+            jumps[f"D_{j}"] = D[j] + killed
+            jumps[f"kd_{j}"] = sp.Piecewise(
+                ((kd[j] * D[j] + k_new * killed) / (D[j] + killed), D[j] + killed > 0), (kd[j], True)
+            )
+            jumps[f"P_{j}"] = Pl[j] + on["rt_pdl1"] * (1 - Pl[j]) * (1 - sp.exp(-s("pdl1_rt_per_gy") * d))
+            trex = 1 / (1 + on["trex1_decline"] * (d / s("trex1_threshold_gy")) ** s("trex1_hill"))
+            signal += d * trex * (V[j] + D[j])
+            w = (V[j] + D[j]) / weight_total
+            mac_shift += w * sp.Piecewise(
+                (sp.tanh((d - s("macrophage_polarisation_dose_gy")) / s("macrophage_polarisation_width_gy")), d > 0),
+                (0, True),
+            )
+            infield += w * (1 - sp.exp(-s("effector_alpha_per_gy") * d))
+        jumps["I"] = self.I + on["immunogenic_cell_death"] * s("icd_signal_per_gy") * signal / b0
+        jumps["G"] = self.G + on["rt_suppression"] * s("tgfb_rt_per_gy") * sum(dose)
+        shift = on["macrophage_polarisation"] * s("macrophage_rt_shift") * mac_shift
+        to_m1 = sp.Max(shift, 0) * self.M2 + sp.Min(shift, 0) * self.M1
+        jumps["M1"] = self.M1 + to_m1
+        jumps["M2"] = self.M2 - to_m1
+        lym_kill = share * (1 - sp.exp(-s("lymphocyte_alpha_per_gy") * blood / sp.Max(share, _EPS_SHARE)))
+        jumps["L"] = self.Ly * (1 - on["lymphocyte_kill"] * lym_kill)
+        jumps["E"] = self.E * (1 - on["lymphocyte_kill"] * s("effector_tumour_fraction") * infield)
+        args = (
+            *(EventArgument(name=f"dose_gy_{j}", units="Gy", description=f"dose to lesion {j}") for j in range(L)),
+            EventArgument(
+                name="mean_blood_dose_gy",
+                units="Gy",
+                description="mean dose to the whole blood pool in this fraction (HEDOS MBD; abscopal.blood_dose)",
+            ),
+            EventArgument(
+                name="exposed_blood_fraction",
+                units="1",
+                description="share of the blood that passes the field during this fraction (abscopal.blood_dose)",
+                upper=1.0,
+            ),
+            EventArgument(
+                name="course_last_fraction",
+                units="1",
+                description="1 at the last fraction of a radiation course, else 0",
+                upper=1.0,
+            ),
+        )
+        return Event(
+            name="radiation_fraction",
+            arguments=args,
+            jumps=jumps,
+            description="one radiotherapy fraction (LQ kill and clonogen sterilisation, priming signal, PD-L1, "
+            "suppressors, lymphocytes)",
+            source="LQ: Fowler 1989; Poisson TCP: Munro & Gilbert 1961, Webb & Nahum 1993; doomed compartment: "
+            "Kosinsky 2018; blood dose: Shin 2021 (HEDOS), Jin 2020",
+        )

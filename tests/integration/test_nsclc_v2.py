@@ -130,15 +130,19 @@ def test_every_v2_parameter_has_units_bounds_and_a_source():
         "on_lq_linear_high_dose",
     }
     per_lesion = {f"{stem}_{j}" for stem in ("control_quantile", "start_volume_factor") for j in range(3)}
-    assert names - v1_names == {
-        "pdl1_tps_zero_level",
-        "on_antigen_priming",
-        "on_clonogen_sterilisation",
-        "clonogen_density_per_cm3",
-        "icd_signal_per_gy",
-        "dc_rest_signal",
-        "kill_half_sat_relative",
-    } | per_lesion
+    assert (
+        names - v1_names
+        == {
+            "pdl1_tps_zero_level",
+            "on_antigen_priming",
+            "on_clonogen_sterilisation",
+            "clonogen_density_per_cm3",
+            "icd_signal_per_gy",
+            "dc_rest_signal",
+            "kill_half_sat_relative",
+        }
+        | per_lesion
+    )
     assert spec.parameter("carrying_capacity_mm3").default == 1.0e7
     assert spec.parameter("lymphocyte_alpha_per_gy").default == 0.40  # Jin 2020
     assert spec.parameter("tumour_alpha_per_gy").default == 0.236  # tumour_control's LC calibration

@@ -35,6 +35,8 @@ from .endpoints import TrialAssessment, score
 from .endpoints.outcomes import ScoredArm
 from .fitted.values import SplitValues, population_for, split_values
 from .model.compile import CompiledModel
+from .model.library.nsclc import model_variability
+from .model.spec import ModelSpec
 from .patients import PatientMix, VirtualPatients, draw_patients
 from .simulate import Arm, simulate
 from .solver import SolverOptions
@@ -65,10 +67,14 @@ class ArmRun:
     plans: tuple[TreatmentPlan, ...]
 
 
-def arm_patients(mix: PatientMix, n_patients: int, n_lesions: int, seed: int) -> VirtualPatients:
-    """Virtual patients of an arm: ``mix`` drawn with ``seed``, lesion counts capped at the model's lesions."""
+def arm_patients(
+    mix: PatientMix, n_patients: int, n_lesions: int, seed: int, spec: ModelSpec | None = None
+) -> VirtualPatients:
+    """Virtual patients of an arm: ``mix`` drawn with ``seed``, lesion counts capped at the model's lesions, with
+    the between-patient variability of the NSCLC version ``spec`` is (default: the default version's)."""
     mix = mix.capped(n_lesions) if mix.max_lesions > n_lesions else mix
-    return draw_patients(mix, n_patients, n_lesions=n_lesions, seed=seed)
+    var = None if spec is None else {k: v for k, v in model_variability(spec).items() if k != "pdl1_tps"}
+    return draw_patients(mix, n_patients, n_lesions=n_lesions, seed=seed, variability=var)
 
 
 def baseline_day(plan: TreatmentPlan, start_day: float) -> float:
@@ -123,11 +129,7 @@ def run_arm(
     pfs_bandwidth_day
         Bandwidth of the soft PFS (default: half the scan interval).
     """
-    split = (
-        values
-        if isinstance(values, SplitValues)
-        else split_values(model.spec, values, variability_names, type(assessment.survival).FITTABLE)
-    )
+    split = values if isinstance(values, SplitValues) else split_values(model.spec, values, variability_names)
     arm = Arm(name=name, plan=plan.for_model(model.spec), rt_start_day=rt_start_day)
     ds = simulate(
         model,

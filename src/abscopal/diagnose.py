@@ -398,7 +398,7 @@ class CardContext:
                     f"model {spec.name!r} has {shape}: no out-of-field lesion; the virtual patients ({MIX} mix) "
                     "have 2 to 5 lesions"
                 )
-            patients = arm_patients(MIXES[MIX], self.n_patients, spec.n_lesions, self.seed)
+            patients = arm_patients(MIXES[MIX], self.n_patients, spec.n_lesions, self.seed, spec)
             needed = [*patients.population().per_patient, *patients.variability]
             missing = [n for n in needed if n not in spec.parameter_names]
             if missing:

@@ -86,7 +86,8 @@ from typing import Any
 from ._inputs import check_text, construct, names, read_toml, required_fields, with_context
 from .errors import AbscopalError, ModelError, ParameterError, ScheduleError, unknown_name_message
 from .limits import MAX_PATIENTS, check_cost
-from .model.library import default_variability, get_model
+from .model.library import get_model
+from .model.library.nsclc import model_variability
 from .model.spec import ModelSpec
 from .population import LogitNormal, LogNormal, Variability, VirtualPopulation
 from .simulate import Arm
@@ -242,7 +243,7 @@ def _variability(model: ModelSpec, spec: Any) -> dict[str, Variability]:
     if spec is None:
         return {}
     if spec == "default":
-        return default_variability() if model.name.startswith("nsclc") else {}
+        return model_variability(model) if model.name.startswith("nsclc") else {}
     if not isinstance(spec, Mapping):
         raise ParameterError(f"population.variability must be 'default' or a table, got {spec!r}")
     out: dict[str, Variability] = {}

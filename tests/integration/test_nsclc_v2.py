@@ -1,6 +1,7 @@
-"""Model v2 (``nsclc_model(version=2)``), item 1 of issue 11: the untreated steady state as the initial state.
+"""Model v2 (``nsclc_model(version=2)``, the default), item 1 of issue 11: the untreated steady state as the initial
+state.
 
-v1 stays the default and bit-identical (its content hash is pinned). v2 has its own name, so fits and kernels
+v1 stays bit-identical (its content hash is pinned) and runs by name (``version=1``). v2 has its own name, so fits and kernels
 never mix the versions; the version option reaches ``get_model``, fit provenance, scenario and study files and
 ``abscopal diagnose``. At rest (untreated, t = 0) every non-tumour state of v2 has a zero derivative, for several
 patients (PD-L1 TPS 0, 0.5, 1; one lesion of 10, 30 or 100 mm) and parameter sets, with any mechanism switched
@@ -85,17 +86,17 @@ def _rest_rel(model, values: dict[str, float], off: tuple[str, ...] = ()) -> dic
 
 
 # ---- versions: v1 unchanged, v2 by name, the option everywhere -----------------------------------------------------
-def test_v1_is_the_default_and_unchanged():
-    v1 = nsclc_model(3)
-    assert v1.content_hash() == V1_HASH_3 == nsclc_model(3, version=1).content_hash()
-    assert v1.name == "nsclc_rt_icb_3lesion_gompertz" and get_model("nsclc").content_hash() == V1_HASH_3
-    assert v1.description.startswith("The default stage IV NSCLC model")
+def test_v2_is_the_default_and_v1_is_unchanged():
+    v1 = nsclc_model(3, version=1)
+    assert v1.content_hash() == V1_HASH_3
+    assert v1.name == "nsclc_rt_icb_3lesion_gompertz" and get_model("nsclc", version=1).content_hash() == V1_HASH_3
+    assert nsclc_model(3).name == "nsclc_v2_rt_icb_3lesion_gompertz" == get_model("nsclc").name
 
 
 def test_v2_has_its_own_name_hash_and_description():
     for growth in ("gompertz", "logistic", "exponential"):
         for pk, tail in (("analytic", ""), ("ode", "_odepk")):
-            v1, v2 = nsclc_model(2, growth=growth, pk=pk), nsclc_model(2, version=2, growth=growth, pk=pk)
+            v1, v2 = nsclc_model(2, version=1, growth=growth, pk=pk), nsclc_model(2, version=2, growth=growth, pk=pk)
             assert v2.name == f"nsclc_v2_rt_icb_2lesion_{growth}{tail}" != v1.name
             assert v2.content_hash() != v1.content_hash()
     spec = get_model("nsclc", version=2, n_lesions=3)
@@ -114,7 +115,7 @@ def test_an_unknown_version_is_refused_with_the_versions(bad):
 
 def test_every_v2_parameter_has_units_bounds_and_a_source():
     spec = nsclc_model(3, version=2)
-    v1_names = set(nsclc_model(3).parameter_names)
+    v1_names = set(nsclc_model(3, version=1).parameter_names)
     for p in spec.all_parameters:
         assert p.units and p.source and p.description, p.name
         assert (p.lower <= p.default <= p.upper and p.lower < p.upper) or p.name == "pk_cl_time_emax", p.name
@@ -151,7 +152,7 @@ def test_every_v2_parameter_has_units_bounds_and_a_source():
 
 
 def test_the_library_finds_each_version_and_fit_provenance_rebuilds_it():
-    v1, v2 = nsclc_model(2), nsclc_model(2, version=2)
+    v1, v2 = nsclc_model(2, version=1), nsclc_model(2, version=2)
     assert library_model(v1) == ("nsclc", {"n_lesions": 2, "version": 1})
     assert library_model(v2) == ("nsclc", {"n_lesions": 2, "version": 2})
     prov = {"model_name_library": "nsclc", "n_lesions": 2}
@@ -207,7 +208,7 @@ def test_rest_holds_with_any_mechanism_switched_off(v2):
 
 def test_v1_was_not_at_rest():
     """What item 1 fixes: in v1 the IFN-gamma term drives PD-L1 off its TPS at rest (and the macrophages)."""
-    rel = _rest_rel(compile_model(nsclc_model(3)), {"pdl1_tps": 0.3})
+    rel = _rest_rel(compile_model(nsclc_model(3, version=1)), {"pdl1_tps": 0.3})
     assert rel["P_0"] > 0.1 and rel["M1"] > 1e-3
 
 

@@ -220,7 +220,11 @@ HASHES_BEFORE_ROLES = {
 def test_roles_do_not_change_the_content_hash():
     from abscopal.model.library.kosinsky2018 import kosinsky2018
 
-    specs = {"nsclc3": nsclc_model(3), "nsclc1": nsclc_model(1), "kosinsky2018": kosinsky2018()}
+    specs = {
+        "nsclc3": nsclc_model(3, version=1),
+        "nsclc1": nsclc_model(1, version=1),
+        "kosinsky2018": kosinsky2018(),
+    }
     for key, spec in specs.items():
         assert spec.roles, key
         assert spec.content_hash() == HASHES_BEFORE_ROLES[key], key
@@ -469,9 +473,18 @@ def test_compiled_jump_matches_the_spec(nsclc3_spec, nsclc3):
     exprs = [ev.jumps.get(n, sym(n)) for n in nsclc3_spec.state_names]
     f = sp.lambdify([xs, ps, av], exprs, modules="numpy")
     rng = np.random.default_rng(4)
+    draw = {
+        "dose_gy_0": lambda: rng.uniform(0.5, 25.0),
+        "dose_gy_1": lambda: 0.0,
+        "dose_gy_2": lambda: rng.uniform(0.5, 25.0),
+        "blood_dose_gy": lambda: rng.uniform(0.0, 3.0),
+        "mean_blood_dose_gy": lambda: rng.uniform(0.0, 3.0),
+        "exposed_blood_fraction": lambda: rng.uniform(0.01, 1.0),
+        "course_last_fraction": lambda: float(rng.integers(0, 2)),
+    }
     for t, y, p in _random_points(nsclc3_spec, nsclc3, 10, seed=5):
         del t
-        args = np.array([rng.uniform(0.5, 25.0), 0.0, rng.uniform(0.5, 25.0), rng.uniform(0.0, 3.0)])
+        args = np.array([draw[a]() for a in ev.argument_names])
         np.testing.assert_allclose(
             nsclc3.jump("radiation_fraction", y, p, args), np.array(f(y, p, args), dtype=float), rtol=1e-12, atol=1e-300
         )

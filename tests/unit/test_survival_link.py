@@ -214,9 +214,11 @@ def test_anchor_three_year_os_of_a_pretreated_population():
 
 
 # ---- fittable fields and selection ------------------------------------------------------------------------------
-def test_the_default_models_fittable_fields_are_unchanged():
-    assert SURVIVAL_FIELDS == ("base_hazard_per_day", "size_exponent", "new_lesion_hazard_ratio", "background_per_day")
-    assert dict(SURVIVAL_BOUNDS) == {
+def test_the_fittable_fields_of_both_death_models_are_known_and_disjoint():
+    v1_fields = ("base_hazard_per_day", "size_exponent", "new_lesion_hazard_ratio", "background_per_day")
+    assert SURVIVAL_FIELDS == v1_fields + tuple(TumourGrowthSurvival.FITTABLE)
+    assert not set(SurvivalModel.FITTABLE) & set(TumourGrowthSurvival.FITTABLE)  # a fit's fields name its model
+    assert {k: SURVIVAL_BOUNDS[k] for k in v1_fields} == {
         "base_hazard_per_day": (1e-5, 0.05),
         "size_exponent": (0.0, 3.0),
         "new_lesion_hazard_ratio": (1.0, 10.0),
@@ -238,12 +240,16 @@ def test_survival_fields_of_the_link_are_fittable_through_the_same_names():
     assert (a.survival.intercept_log_day, a.survival.pretreated_log_time_ratio) == (6.5, -0.45)
     for name, (lo, hi) in fields.items():
         assert lo < getattr(TumourGrowthSurvival(), name) < hi, name  # the published values lie inside the bounds
+    assert split_values(spec, {"survival__intercept_log_day": 6.5}).survival == {"intercept_log_day": 6.5}
     with pytest.raises(ParameterError, match="survival-model field"):
-        split_values(spec, {"survival__intercept_log_day": 6.5})  # not a SurvivalModel field
-    with pytest.raises(ParameterError, match="SurvivalModel field"):
-        split.assessment(TrialAssessment())  # the default death model has no intercept
-    with pytest.raises(ParameterError, match="TumourGrowthSurvival field"):
-        SplitValues({}, {}, {}, {"base_hazard_per_day": 0.01}).assessment(
+        split_values(spec, {"survival__intercept_log_day": 6.5}, (), SurvivalModel.FITTABLE)
+    with pytest.raises(ParameterError, match="survival-model field"):
+        split_values(spec, {"survival__intercept": 6.5})  # a typo: no death model has it
+    # the fields a fit names choose the death model: model v1's burden hazard from a v1 fit
+    v1 = SplitValues({}, {}, {}, {"base_hazard_per_day": 0.01}).assessment(TrialAssessment())
+    assert isinstance(v1.survival, SurvivalModel) and v1.survival.base_hazard_per_day == 0.01
+    with pytest.raises(ParameterError, match="TumourGrowthSurvival field"):  # fields of two models: refused
+        SplitValues({}, {}, {}, {"base_hazard_per_day": 0.01, "intercept_log_day": 6.5}).assessment(
             TrialAssessment(survival=TumourGrowthSurvival())
         )
 
@@ -253,7 +259,7 @@ def test_trial_assessment_selects_the_death_model_and_describes_it():
     described = json.loads(json.dumps(a.describe()))
     assert described["survival"]["model"] == "TumourGrowthSurvival"
     assert described["survival"]["stein_prior"]["kg_per_week"] == 0.00651
-    assert TrialAssessment().describe()["survival"] == dict(SurvivalModel().__dict__)  # unchanged provenance
+    assert TrialAssessment().describe()["survival"] == described["survival"]  # the link is the default
     with pytest.raises(ParameterError, match="SurvivalModel or a TumourGrowthSurvival"):
         TrialAssessment(survival="weibull")  # type: ignore[arg-type]
     with pytest.raises(ParameterError, match="distribution"):

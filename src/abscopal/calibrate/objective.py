@@ -36,6 +36,7 @@ import numpy as np
 
 from ..arms import ArmRun, arm_patients, baseline_day, run_arm
 from ..endpoints import DAYS_PER_MONTH
+from ..endpoints.assessment import DEATH_MODELS
 from ..endpoints.outcomes import (
     COMPARISONS,
     DEFAULT_FIT_OUTCOMES,
@@ -74,9 +75,22 @@ DEFAULT_FREE = (
     "max_kill_per_day",
     "new_lesion_rate_per_day",
     "tumour_doubling_time_day",
+    "survival__intercept_log_day",
+    "survival__pretreated_log_time_ratio",
+)
+"""What :func:`default_parameters` and ``abscopal fit`` let vary for model v2 (the default): the kill capacity,
+new-lesion rate and doubling time (response, PFS), and the intercept and the pretreated log time ratio (line of
+therapy) of the Struemper 2025 OS link (its slopes stay published). The RT-immune parameters were not identified by
+the fit set: free in a first fit, ``icd_signal_per_gy`` had a relative standard error above 2000% and
+``effector_death_per_day`` above 4000% (at its upper bound), so they stay at their defaults until the calibration
+adds targets that tell them apart (docs/calibration.md)."""
+DEFAULT_FREE_V1 = (
+    "max_kill_per_day",
+    "new_lesion_rate_per_day",
+    "tumour_doubling_time_day",
     "survival__base_hazard_per_day",
 )
-"""What :func:`default_parameters` and ``abscopal fit`` let vary: the values the default fit set identifies.
+"""The same for model v1 (its death model is the burden hazard :class:`~abscopal.endpoints.death.SurvivalModel`).
 
 Fitting the whole fit set with ``effector_baseline``, ``icd_yield_per_mm3`` or ``omega__effector_baseline`` free as
 well left each with a relative standard error above 150% (flat directions of chi-square: these targets cannot
@@ -179,7 +193,7 @@ class CalibrationProblem:
     def _prepare_arm(self, trial: TrialTargets, arm: ArmTarget, spec: ModelSpec) -> _ArmSetup:
         L = spec.n_lesions
         seed = arm_seed(self.seed, trial.id, arm.name)
-        patients = arm_patients(arm.population.patient_mix(), self.n_patients_per_arm, L, seed)
+        patients = arm_patients(arm.population.patient_mix(), self.n_patients_per_arm, L, seed, spec)
         courses = []
         for k, rt in enumerate(arm.radiation):  # the first course's rule reorders the lesions (place_rt_targets)
             if k == 0:
@@ -258,7 +272,6 @@ class CalibrationProblem:
             self._spec,
             dict(self.base_parameters) | {k: float(v) for k, v in values.items()},
             self._variability_names,
-            type(self._survival_model()).FITTABLE,
         )
 
     def _simulate_arm(self, s: _ArmSetup, split: SplitValues) -> ArmRun:
@@ -397,8 +410,9 @@ def default_parameters(problem: CalibrationProblem, names: Sequence[str] = DEFAU
     open). ``omega__<param>`` starts at the virtual patients' omega, bounded to [0, :data:`OMEGA_MAX`];
     ``effect__<covariate>__<param>`` starts at the patients' covariate effect (0 if none), bounded to
     [-:data:`EFFECT_MAX`, :data:`EFFECT_MAX`] (a factor of e^3 = 20 either way); ``survival__<field>`` starts at
-    the value of the assessment's death model, bounded by the bounds that model declares (``FITTABLE``; for the
-    default :class:`~abscopal.endpoints.death.SurvivalModel`, :data:`SURVIVAL_BOUNDS`).
+    the value of the death model that declares the field (the assessment's, default
+    :class:`~abscopal.endpoints.survival_link.TumourGrowthSurvival`, or model v1's
+    :class:`~abscopal.endpoints.death.SurvivalModel`), bounded by the bounds it declares (``FITTABLE``).
     """
     import lmfit
 
@@ -414,6 +428,8 @@ def default_parameters(problem: CalibrationProblem, names: Sequence[str] = DEFAU
         elif name.startswith(SURVIVAL_PREFIX):
             field_name = name[len(SURVIVAL_PREFIX) :]
             survival = problem._survival_model()
+            if field_name not in type(survival).FITTABLE:  # a field of another death model (e.g. v1's)
+                survival = next(cls() for cls in DEATH_MODELS if field_name in cls.FITTABLE)
             start = getattr(survival, field_name)
             lo, hi = type(survival).FITTABLE[field_name]
         elif name.startswith(EFFECT_PREFIX):

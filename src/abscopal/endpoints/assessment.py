@@ -2,9 +2,10 @@
 
 One object holds every setting of a trial's assessment: the scan visits (:func:`trial_scans` by default),
 RECIST 1.1 or iRECIST thresholds, the ORR visit, whether irradiated lesions are scored, the end of
-follow-up, the lesion sites, the death model (:class:`~abscopal.endpoints.death.SurvivalModel`, the default, or
-the published tumour-growth-rate link :class:`~abscopal.endpoints.survival_link.TumourGrowthSurvival`) and the
-pneumonitis model (:class:`~abscopal.endpoints.toxicity.PneumonitisModel`).
+follow-up, the lesion sites, the death model (the published tumour-growth-rate link
+:class:`~abscopal.endpoints.survival_link.TumourGrowthSurvival`, the default, or model v1's burden hazard
+:class:`~abscopal.endpoints.death.SurvivalModel`) and the pneumonitis model
+(:class:`~abscopal.endpoints.toxicity.PneumonitisModel`).
 """
 
 from __future__ import annotations
@@ -72,9 +73,10 @@ class TrialAssessment:
     lesion_sites
         Site of each model lesion (lesion 0 is the lung primary); used for RECIST per-organ rules.
     survival, pneumonitis
-        The death model (default :class:`~abscopal.endpoints.death.SurvivalModel`: hazard on the simulated
-        total burden; or :class:`~abscopal.endpoints.survival_link.TumourGrowthSurvival`: the published
-        tumour-growth-rate link on the trial-measured SLD) and the pneumonitis model.
+        The death model (default :class:`~abscopal.endpoints.survival_link.TumourGrowthSurvival`: the
+        published tumour-growth-rate link on the trial-measured SLD, Struemper 2025; or
+        :class:`~abscopal.endpoints.death.SurvivalModel`: a hazard on the simulated total burden, model v1's) and
+        the pneumonitis model.
     seed
         Seed of the Exp(1) event draws when the dataset carries none (default: the dataset's seed).
     """
@@ -85,7 +87,7 @@ class TrialAssessment:
     exclude_irradiated: bool = True
     follow_up_day: float | None = None
     lesion_sites: tuple[str, ...] = ("lung", "lymph_node", "liver", "adrenal", "bone", "brain", "lung", "liver")
-    survival: DeathModel = field(default_factory=SurvivalModel)
+    survival: DeathModel = field(default_factory=TumourGrowthSurvival)
     pneumonitis: PneumonitisModel = field(default_factory=PneumonitisModel)
     seed: int | None = None
 

@@ -25,7 +25,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from ..endpoints.assessment import DEATH_MODELS
 from ..endpoints.death import SurvivalModel
+from ..endpoints.survival_link import TumourGrowthSurvival
 from ..errors import ParameterError, unknown_name_message
 from ..patients import VirtualPatients
 
@@ -53,13 +55,17 @@ EFFECT_PREFIX = "effect__"
 """Prefix of a fittable covariate log-effect: ``effect__pretreated__effector_baseline``."""
 SURVIVAL_PREFIX = "survival__"
 """Prefix of a fittable field of the death model: ``survival__base_hazard_per_day``."""
-SURVIVAL_BOUNDS: Mapping[str, tuple[float, float]] = SurvivalModel.FITTABLE
-"""Bounds of the fitted fields of the default death model :class:`~abscopal.endpoints.death.SurvivalModel`
-(declared there, ``SurvivalModel.FITTABLE``: base hazard from a median OS of about 14 days to 190 years at
-constant burden; size exponent up to 3; a new lesion at most multiplies the hazard by 10; background mortality
-at most about 30%/year)."""
+SURVIVAL_BOUNDS: Mapping[str, tuple[float, float]] = {
+    **SurvivalModel.FITTABLE,
+    **TumourGrowthSurvival.FITTABLE,
+}
+"""Bounds of the fittable fields of every death model (their names are disjoint, so the fields a fit names say which
+death model it is for): the default :class:`~abscopal.endpoints.survival_link.TumourGrowthSurvival`
+(``TumourGrowthSurvival.FITTABLE``) and model v1's :class:`~abscopal.endpoints.death.SurvivalModel`
+(``SurvivalModel.FITTABLE``: base hazard from a median OS of about 14 days to 190 years at constant burden; size
+exponent up to 3; a new lesion at most multiplies the hazard by 10; background mortality at most about 30%/year)."""
 SURVIVAL_FIELDS = tuple(SURVIVAL_BOUNDS)
-"""Fields of :class:`~abscopal.endpoints.death.SurvivalModel` a calibration may fit."""
+"""Fields of the death models a calibration may fit."""
 OMEGA_MAX = 3.0
 """Upper bound of a fitted omega (SD of the log: a 20-fold spread per SD is beyond any popPK/PD report)."""
 EFFECT_MAX = 3.0
@@ -80,6 +86,11 @@ class SplitValues(NamedTuple):
         if not self.survival:
             return base
         model: Any = base.survival  # a SurvivalModel or a TumourGrowthSurvival: fields checked below
+        if not set(self.survival) <= set(type(model).FITTABLE):  # the fit's fields name another death model
+            for cls in DEATH_MODELS:
+                if set(self.survival) <= set(cls.FITTABLE):
+                    model = cls()
+                    break
         for name in self.survival:
             if name not in type(model).FITTABLE:
                 raise ParameterError(

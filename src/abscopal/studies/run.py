@@ -145,7 +145,7 @@ def prepare_study(design: StudyDesign, *, relative_to: str | Path | None = None)
                 "simulation.mechanisms_off: " + unknown_name_message("mechanism", m, spec.mechanism_names)
             )
     draws, draw_source = _draw_values(cal, design)
-    patients = arm_patients(design.population.patient_mix(), design.n_patients, spec.n_lesions, design.seed)
+    patients = arm_patients(design.population.patient_mix(), design.n_patients, spec.n_lesions, design.seed, spec)
     mix = patients.mix
     var_names = tuple(patients.variability)
     for d in draws:  # every name of the fit must be usable here (typical value, omega or covariate effect)

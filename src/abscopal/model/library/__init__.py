@@ -74,4 +74,5 @@ def model_from_provenance(provenance: Mapping[str, Any]) -> ModelSpec | None:
     name = provenance.get("model_name_library")
     if not name:
         return None
-    return get_model(name, n_lesions=provenance["n_lesions"], **version_options(name, provenance.get("model_version")))
+    version = provenance.get("model_version", 1) if name == "nsclc" else provenance.get("model_version")
+    return get_model(name, n_lesions=provenance["n_lesions"], **version_options(name, version))

@@ -76,7 +76,15 @@ from ..spec import ModelSpec
 from .nsclc_base import GROWTH_LAWS, MECHANISMS, NsclcBuilder
 from .nsclc_v2 import NsclcV2Builder
 
-__all__ = ["GROWTH_LAWS", "MECHANISMS", "VERSIONS", "NsclcV1Builder", "default_variability", "nsclc_model"]
+__all__ = [
+    "GROWTH_LAWS",
+    "MECHANISMS",
+    "VERSIONS",
+    "NsclcV1Builder",
+    "default_variability",
+    "model_variability",
+    "nsclc_model",
+]
 
 _DESCRIPTION = __doc__ or ""
 """The equations of version 1 (this module's docstring), the description of its spec."""
@@ -85,7 +93,7 @@ VERSIONS = (1, 2)
 """Versions of the NSCLC model: 1 (the default; this module) and 2 (opt-in, :mod:`.nsclc_v2`)."""
 
 
-def nsclc_model(n_lesions: int = 3, *, version: int = 1, growth: str = "gompertz", pk: str = "analytic") -> ModelSpec:
+def nsclc_model(n_lesions: int = 3, *, version: int = 2, growth: str = "gompertz", pk: str = "analytic") -> ModelSpec:
     """Build the default NSCLC RT + anti-PD-(L)1 model.
 
     Parameters
@@ -93,10 +101,11 @@ def nsclc_model(n_lesions: int = 3, *, version: int = 1, growth: str = "gompertz
     n_lesions
         Number of lesions (1 to 8); lesion 0 is by convention the lung primary.
     version
-        ``1`` (default): the model of this module's docstring (name ``nsclc_rt_icb_...``; the shipped fit
-        ``fits/default.json`` is for it). ``2``: model v2 (:mod:`abscopal.model.library.nsclc_v2`, name
-        ``nsclc_v2_rt_icb_...``), in progress: v1's structure with every immune, PD-L1 and suppressor state at
-        its untreated steady state and the untreated doubling time equal to ``tumour_doubling_time_day``.
+        ``2`` (default): model v2 (:mod:`abscopal.model.library.nsclc_v2`, name ``nsclc_v2_rt_icb_...``; the
+        shipped fit ``fits/default.json`` is for it): at rest before treatment, growth anchored at the time-zero
+        sizes, a dose-dependent priming route to unirradiated lesions, lymphocytes killed by a blood-flow dose
+        model, clonogen sterilisation. ``1``: the model of this module's docstring (name ``nsclc_rt_icb_...``;
+        its last fit is ``fits/v1.json``), kept for comparison.
     growth
         ``"gompertz"`` (default), ``"logistic"`` or ``"exponential"``.
     pk
@@ -128,20 +137,41 @@ class NsclcV1Builder(NsclcBuilder):
     description = _DESCRIPTION
 
 
-def default_variability() -> dict[str, Any]:
-    """Inter-patient variability of the default model (log-normal omega = SD of the log).
+def model_variability(spec: Any) -> dict[str, Any]:
+    """:func:`default_variability` of the NSCLC version a spec was built as (by its name: ``nsclc_rt_icb_...`` is
+    version 1, anything else the default version)."""
+    return default_variability(1 if str(spec.name).startswith("nsclc_rt_icb_") else 2)
 
-    Values are assumptions to be refitted by the calibration (``fits/``): effector baseline
-    (pre-existing immunity) and kill capacity vary most, in line with the wide spread of
-    responses to anti-PD-1 monotherapy (ORR 18-25%: PEMBRO-RT control arm, Theelen 2019; MDACC, Welsh 2020);
-    the doubling-time spread matches the wide VDT ranges of untreated NSCLC (Detterbeck 2008).
+
+def default_variability(version: int = 2) -> dict[str, Any]:
+    """Inter-patient variability of the NSCLC model ``version`` (log-normal omega = SD of the log).
+
+    Version 1 (assumptions to be refitted by the calibration, ``fits/``): effector baseline (pre-existing
+    immunity) and kill capacity vary most, in line with the wide spread of responses to anti-PD-1 monotherapy (ORR
+    18-25%: PEMBRO-RT control arm, Theelen 2019; MDACC, Welsh 2020); the doubling-time spread matches the wide VDT
+    ranges of untreated NSCLC (Detterbeck 2008).
+
+    Version 2: the effector baseline drops out (v2's kill depends on the effectors relative to rest, so it would
+    not vary anything); the kill capacity carries the spread of responses (omega 0.7, assumption); tumour
+    radiosensitivity has the spread of the population TCP that fits lung-SBRT local control (SD 0.061 around 0.236
+    /Gy, CV 0.26; Webb & Nahum 1993 form, abscopal.tumour_control); the baseline lymphocyte count varies with
+    omega 0.4 (assumption: lymphocyte counts of advanced NSCLC patients span about 0.5-3 x 1e9/L, a CV near 40%,
+    around the 1.65 mean of the EDIC cohort, Yu et al.).
     """
     from ...population import LogitNormal, LogNormal
 
+    if version == 1:
+        return {
+            "tumour_doubling_time_day": LogNormal(omega=0.5),
+            "effector_baseline": LogNormal(omega=1.0),
+            "max_kill_per_day": LogNormal(omega=0.5),
+            "pdl1_tps": LogitNormal(omega=1.5),
+            "tumour_alpha_per_gy": LogNormal(omega=0.3),
+        }
     return {
         "tumour_doubling_time_day": LogNormal(omega=0.5),
-        "effector_baseline": LogNormal(omega=1.0),
-        "max_kill_per_day": LogNormal(omega=0.5),
+        "max_kill_per_day": LogNormal(omega=0.7),
         "pdl1_tps": LogitNormal(omega=1.5),
-        "tumour_alpha_per_gy": LogNormal(omega=0.3),
+        "tumour_alpha_per_gy": LogNormal(omega=0.26),
+        "alc_baseline_1e9_per_l": LogNormal(omega=0.4),
     }

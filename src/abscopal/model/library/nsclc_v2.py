@@ -83,7 +83,7 @@ _EPS_RATIO = 1e-9
 """Added to both effector-to-burden ratios (now and at rest): a model without effector cells
 (``effector_baseline = 0``) keeps a defined kill and PD-L1 target; it cancels exactly at rest."""
 _EPS_SHARE = 1e-12
-"""Guards ``b / f`` of the lymphocyte kill when no blood is exposed (then ``b = 0`` too)."""
+"""Below this exposed blood share the lymphocyte kill is 0 (then ``b = 0`` too; guards ``b / f``)."""
 _MM3_PER_CM3 = 1000.0
 
 _MAX_DOUBLING_SHARE = 0.9
@@ -164,10 +164,6 @@ _CHANGED: dict[str, dict[str, Any]] = {
     "danger_decay_per_day": {
         "description": "decay rate of the RT priming signal (type-I IFN / antigen release)",
     },
-    "m1_baseline_fraction": {
-        "description": "M1 share of newly recruited tumour-associated macrophages (the resting M1 share is higher "
-        "by the IFN-gamma M2-to-M1 conversion at rest)",
-    },
     "macrophage_rt_shift": {
         "default": 0.0,
         "source": "0 (no radiation-driven switch): no monotone dose -> M1 rule is supported for human NSCLC; Klug "
@@ -184,6 +180,26 @@ _CHANGED: dict[str, dict[str, Any]] = {
         "description": "in vivo radiosensitivity of circulating lymphocytes (1/Gy)",
         "source": "Jin 2020 (Radiother Oncol 144:105): median in vivo alpha 0.40 /Gy fitted to weekly lymphocyte "
         "counts of 51 patients against the dose to the circulating lymphocytes (in vitro 0.41)",
+    },
+    "treg_turnover_per_day": {
+        "source": "human in vivo: regulatory T cells double every 8 days (0.087/day; deuterium labelling, "
+        "Vukmanovic-Stejic M et al., J Clin Invest 2006;116:2423, doi:10.1172/JCI28941); 0.1 within 15% of it",
+    },
+    "dc_turnover_per_day": {
+        "source": "human in vivo: circulating cDC1 and DC2 stay 1.32 and 2.20 days (0.76 and 0.45 /day; Lubin R "
+        "et al., J Exp Med 2024;221:e20220867); 0.5 inside that range",
+    },
+    "alc_recovery_per_day": {
+        "source": "human cohorts: after lung SBRT the lymphocyte count nadirs at about 1 week and is almost "
+        "restored by about 3 months (Li 2024, Chin J Radiat Oncol 33:909); after thoracic chemoradiation it is not "
+        "recovered at 2 months (Zhao 2019, Radiat Oncol 14:86): a half-life of 46 days (0.015/day) reproduces "
+        "both time courses (Sung 2020 first-order structure)",
+    },
+    "m1_baseline_fraction": {
+        "description": "M1 share of newly recruited tumour-associated macrophages (the resting M1 share is higher "
+        "by the IFN-gamma M2-to-M1 conversion at rest)",
+        "source": "human NSCLC: M1/M2 ratio 0.2-0.7 in resected NSCLC (M1 share 0.17-0.41; Ma J et al., BMC "
+        "Cancer 2010;10:112, Table 2); 0.3 inside that range",
     },
     "pdl1_tps": {
         "description": "baseline PD-L1 tumour proportion score (fraction); baseline PD-L1 expression = "
@@ -459,7 +475,7 @@ class NsclcV2Builder(NsclcBuilder):
             mu = rho_c * survivors / _MM3_PER_CM3
             v_new = sp.Piecewise(
                 (0, sp.And(ends_course, s(f"control_quantile_{j}") < sp.exp(-mu))),
-                (sp.Max(survivors, one_clonogen), ends_course),
+                (one_clonogen, sp.And(ends_course, survivors < one_clonogen)),
                 (survivors, True),
             )
             killed = V[j] - v_new
@@ -484,7 +500,9 @@ class NsclcV2Builder(NsclcBuilder):
         to_m1 = sp.Max(shift, 0) * self.M2 + sp.Min(shift, 0) * self.M1
         jumps["M1"] = self.M1 + to_m1
         jumps["M2"] = self.M2 - to_m1
-        lym_kill = share * (1 - sp.exp(-s("lymphocyte_alpha_per_gy") * blood / sp.Max(share, _EPS_SHARE)))
+        lym_kill = sp.Piecewise(
+            (share * (1 - sp.exp(-s("lymphocyte_alpha_per_gy") * blood / share)), share > _EPS_SHARE), (0, True)
+        )
         jumps["L"] = self.Ly * (1 - on["lymphocyte_kill"] * lym_kill)
         jumps["E"] = self.E * (1 - on["lymphocyte_kill"] * s("effector_tumour_fraction") * infield)
         args = (

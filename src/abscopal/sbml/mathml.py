@@ -210,6 +210,13 @@ def _root(args: list[sp.Expr]) -> sp.Expr:
     return sp.Pow(x, 1 / degree)
 
 
+def _pow(args: list[sp.Expr]) -> sp.Expr:
+    base, exp = args
+    if isinstance(exp, sp.Float) and float(exp).is_integer() and abs(float(exp)) <= 64:
+        exp = sp.Integer(int(exp))  # MathML <cn>2</cn> is real; x^2 is x*x (exact, and no pow() in the kernel)
+    return sp.Pow(base, exp)
+
+
 def _minus(args: list[sp.Expr]) -> sp.Expr:
     return -args[0] if len(args) == 1 else args[0] - args[1]
 
@@ -240,8 +247,8 @@ def _operators() -> dict[int, Callable[[list[Any]], Any]]:
         lib.AST_MINUS: _minus,
         lib.AST_TIMES: lambda a: sp.Mul(*a),
         lib.AST_DIVIDE: lambda a: a[0] / a[1],
-        lib.AST_POWER: lambda a: sp.Pow(a[0], a[1]),
-        lib.AST_FUNCTION_POWER: lambda a: sp.Pow(a[0], a[1]),
+        lib.AST_POWER: _pow,
+        lib.AST_FUNCTION_POWER: _pow,
         lib.AST_FUNCTION_ROOT: _root,
         lib.AST_FUNCTION_ABS: _unary(sp.Abs),
         lib.AST_FUNCTION_EXP: _unary(sp.exp),

@@ -60,7 +60,7 @@ def test_export_a_scenario_arm(tmp_path, scenario, capsys):
     )
     assert rc == 0
     text = capsys.readouterr().out
-    assert "simulate from day -7" in text and "arm 'sbrt + pembro'" in text
+    assert "SBML time 0 = day -7" in text and "arm 'sbrt + pembro'" in text
     m = libsbml.readSBMLFromFile(str(out)).getModel()
     assert m.getNumEvents() == 3 + 5  # SBRT days -7, -5, -3; pembrolizumab days 0, 21, 42, 63, 84 (t_end_day 100)
     assert m.getParameter("tumour_alpha_per_gy").getValue() == 0.2  # [parameters]

@@ -34,8 +34,9 @@ from abscopal.treatment.radiation import ExplicitDays  # noqa: E402
 REL_REQUIRED = 1e-6
 TIGHT = SolverOptions(rtol=1e-12, atol_scale=1e-6)
 RR_RTOL, RR_ATOL = 1e-12, 1e-14
-PLAN = ab.TreatmentPlan(
-    radiation=(ab.radiation_regimen("sbrt_24gy_3fx"),), drug=ab.drug_regimen("pembrolizumab_200mg_q3w")
+PLAN = ab.TreatmentPlan(  # SBRT from day -7 (PEMBRO-RT): SBML time 0 is day -7
+    radiation=(ab.radiation_regimen("sbrt_24gy_3fx", start_day=-7.0),),
+    drug=ab.drug_regimen("pembrolizumab_200mg_q3w"),
 )
 
 
@@ -47,10 +48,11 @@ def rr_of(text: str, atol: float = RR_ATOL):
     return rr
 
 
-def rr_states(rr, names, t_out) -> np.ndarray:
+def rr_states(rr, names, t_out, start_day: float = 0.0) -> np.ndarray:
+    """States at abscopal days ``t_out`` (SBML time = day - start_day)."""
     rr.timeCourseSelections = ["time", *names]
-    res = np.asarray(rr.simulate(times=list(t_out)))
-    np.testing.assert_allclose(res[:, 0], t_out, rtol=0, atol=1e-9)
+    res = np.asarray(rr.simulate(times=list(t_out - start_day)))
+    np.testing.assert_allclose(res[:, 0], t_out - start_day, rtol=0, atol=1e-9)
     return res[:, 1:]
 
 
@@ -82,10 +84,11 @@ def test_typical_patient_730_days_matches_roadrunner(options):
     spec = nsclc_model(**options)
     export = export_sbml(spec, PLAN, t_end_day=730.0)
     assert export.n_events == 3 + 35  # 3 fractions, 35 doses on days 0, 21, ..., 714
+    assert export.start_day == -7.0
     t_out = np.arange(export.start_day, 731.0)
-    ref = rr_states(rr_of(export.text), spec.state_names, t_out)
+    ref = rr_states(rr_of(export.text), spec.state_names, t_out, export.start_day)
     got = abscopal_states(spec, PLAN, t_out)
-    worst = report(f"{spec.name}, SBRT 24 Gy/3 + pembrolizumab q3w, 730 d", spec, rel_error(spec, got, ref))
+    worst = report(f"{spec.name}, SBRT 24 Gy/3 from day -7 + pembrolizumab q3w, 730 d", spec, rel_error(spec, got, ref))
     assert worst <= REL_REQUIRED
     # the treatment did something: lesion 0 shrinks, the drug is there
     assert got[-1, spec.state_names.index("V_0")] < 0.5 * got[0, spec.state_names.index("V_0")]

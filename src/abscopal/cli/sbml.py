@@ -70,7 +70,7 @@ def _cmd_sbml_export(args: argparse.Namespace) -> int:
     print(
         f"SBML L3V2 of {what}: {len(spec.states)} states (parameters with rate rules), "
         f"{len(spec.all_parameters)} parameters, {len(spec.observables)} observables (assignment rules), "
-        f"{result.n_events} events; simulate from day {result.start_day:g} -> {args.out}"
+        f"{result.n_events} events; SBML time 0 = day {result.start_day:g} -> {args.out}"
     )
     print(
         f"libSBML consistency check: 0 errors, {len(result.warnings)} warnings (units)"

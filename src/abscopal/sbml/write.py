@@ -18,6 +18,11 @@ The mapping (docs/interop.md, "SBML"):
   applies them), so simultaneous events run one after the other, each from the state the previous one left;
   within one event all assignments are simultaneous, as in abscopal. The trigger's ``initialValue`` is false, so
   an event at the start time fires at the start.
+* time: SBML simulations start at time 0, so the document's ``time`` is abscopal's day minus the start day
+  (:attr:`SbmlExport.start_day`: day 0, or the plan's first event if earlier, where abscopal starts and the initial
+  values hold). With RT before the first drug dose (e.g. SBRT from day -7) SBML time 0 is day -7 and every use of
+  abscopal's time in the math is written ``(time + start_day)``. (libRoadRunner 2.10 also mis-fires events at
+  the first simulation of a freshly loaded model from a negative start time; starting at 0 avoids that.)
 * units: a ``unitDefinition`` per unit string (:mod:`.units`); a string that cannot be expressed leaves the
   quantity without units and is listed in :attr:`SbmlExport.unexpressed_units`.
 
@@ -37,7 +42,7 @@ from typing import Any
 import sympy as sp
 
 from ..errors import AbscopalError, ModelError, ScheduleError
-from ..model.spec import ModelSpec, sym
+from ..model.spec import TIME, ModelSpec, sym
 from ..parameters import ParameterSet, resolve_values
 from ..simulate import plan_events
 from ..treatment.plan import TreatmentPlan
@@ -71,8 +76,8 @@ class SbmlExport:
     text
         The SBML document (XML).
     start_day
-        Where a simulation of the document must start (abscopal's ``start_day`` for the plan: day 0, or the first
-        event if earlier); the initial values hold there.
+        The abscopal day at SBML time 0 (abscopal's start for the plan: day 0, or the first event if earlier; the
+        initial values hold there): SBML time t is abscopal day ``t + start_day``.
     n_events
         Number of SBML events (treatment events of the plan).
     unexpressed_units
@@ -153,6 +158,10 @@ def export_sbml(
             )
         events = sorted(plan_events(spec, plan, float(t_end_day)), key=lambda e: e[0])  # stable, as the solver
     start = min([0.0] + [e[0] for e in events])
+    day = {TIME: TIME + sp.Float(start)} if start != 0 else {}  # abscopal's day in SBML time
+
+    def shifted(expr: Any) -> Any:
+        return sp.sympify(expr).xreplace(day) if day else expr
 
     names = [*spec.state_names, *spec.parameter_names]
     clash = sorted(set(names) & _RESERVED_IDS)
@@ -230,14 +239,16 @@ def export_sbml(
             _check(ia.setMath(to_ast(init, model, f"initial value of {st.name!r}")), f"initial value of {st.name!r}")
         rule = model.createRateRule()
         rule.setVariable(st.name)
-        _check(rule.setMath(to_ast(spec.rates[st.name], model, f"rate of {st.name!r}")), f"rate of {st.name!r}")
+        _check(
+            rule.setMath(to_ast(shifted(spec.rates[st.name]), model, f"rate of {st.name!r}")), f"rate of {st.name!r}"
+        )
     for ob in spec.observables:
         oid = obs_ids[ob.name]
         p = add_parameter(oid, ob.units, False, ob.long_name)
         p.setValue(float("nan"))
         rule = model.createAssignmentRule()
         rule.setVariable(oid)
-        _check(rule.setMath(to_ast(ob.expr, model, f"observable {ob.name!r}")), f"observable {ob.name!r}")
+        _check(rule.setMath(to_ast(shifted(ob.expr), model, f"observable {ob.name!r}")), f"observable {ob.name!r}")
 
     # ---- the plan's events, in abscopal's order ----
     n = len(events)
@@ -258,12 +269,12 @@ def export_sbml(
         trig.setInitialValue(False)
         trig.setPersistent(True)
         where = f"event {eid!r}"
-        _check(trig.setMath(_time_trigger(libsbml, t)), f"{where}, trigger")
+        _check(trig.setMath(_time_trigger(libsbml, t - start)), f"{where}, trigger")
         prio = e.createPriority()
         prio.setMath(libsbml.parseL3Formula(str(n - k)))
         arg_subs = {sym(a): sp.Float(float(v)) for a, v in zip(ev.argument_names, args, strict=True)}
         for target, expr in ev.jumps.items():
-            new = expr.xreplace(arg_subs)
+            new = shifted(expr.xreplace(arg_subs))
             if new == sym(target):
                 continue  # no change at this event (e.g. PD-L1 of a lesion outside the field)
             ea = e.createEventAssignment()
@@ -272,7 +283,8 @@ def export_sbml(
 
     notes = (
         f"Exported by abscopal from model {spec.name} (content hash {spec.content_hash()}). "
-        f"Time in days. Simulate from day {start:g}: the initial values hold there. "
+        f"Time in days; SBML time 0 is abscopal day {start:g} (the simulation start, where the initial values "
+        f"hold): day = time + ({start:g}). "
         + (f"{n} treatment events (RT fractions, drug doses) at fixed times. " if n else "No treatment events. ")
         + (
             f"Quantities without units (unit strings with no SBML form): {', '.join(unexpressed)}."

@@ -21,6 +21,19 @@ parameters. Everything is measured in this run, on this machine:
   rtol 1e-10 on every state at every output time, error ``|a - b| / (|b| + atol_i)`` with
   ``atol_i`` the state's ``abs_tol`` (the magnitude below which the model calls a state
   negligible: 1e-6 for normalised compartments, 1e-3 mm3 for volumes);
+* ``speedup_vs_roadrunner_n1000``: the same 1,000 patients (same draws) on the SBML export of the workload
+  (:func:`abscopal.sbml.export_sbml`: the plan's fractions and doses are SBML events), simulated by libRoadRunner
+  (CVODE) in a loop (reset, set the patient's varied parameters, reset the states, simulate the daily grid,
+  every state) with the same relative tolerance and the same per-state absolute tolerances, divided by abscopal's batch
+  ``solve`` of the 1,000 (states and observables); ``max_rel_error_vs_roadrunner`` compares the two on every state
+  of the first 20 patients (same error as for Radau); ``roadrunner_patients_measured`` is the loop's length
+  (``--roadrunner-patients``, default 1000);
+* ``speedup_vs_roadrunner_kosinsky_n1000``: the same comparison on the Kosinsky 2018 SBML
+  (``tests/data/kosinsky2018/Kosinsky2018.xml``) imported with :func:`abscopal.sbml.read_sbml` (abscopal runs the
+  import, libRoadRunner the file): 1,000 patients with log-normal variability on five parameters (as in
+  ``tests/integration/test_sbml_import.py``), 0-40 days on the SED-ML grid (101 times);
+* the roadrunner figures are ``null`` (and ``roadrunner`` says why) when libroadrunner or python-libsbml is
+  missing;
 * all of the above use one setting, rtol 1e-7 with absolute tolerances ``abs_tol x 1e-8`` (so
   exponentially decaying signals are followed relatively); ``seconds_10k_default_tolerances``
   and ``max_rel_error_vs_radau_default_tolerances`` report :class:`SolverOptions` defaults
@@ -38,6 +51,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 from _output import print_result
@@ -89,6 +103,8 @@ import json, time
 t0 = time.perf_counter()
 import abscopal.solver as S
 from abscopal.model.library.nsclc import nsclc_model
+from pathlib import Path
+
 from abscopal.model.compile import compile_model
 import numpy as np
 t1 = time.perf_counter()
@@ -142,18 +158,127 @@ def scipy_loop_per_patient(model, P, events, t_out, atol) -> float:
     return (time.perf_counter() - t_start) / P.shape[0]
 
 
+KOSINSKY_SBML = Path(__file__).resolve().parents[1] / "tests" / "data" / "kosinsky2018" / "Kosinsky2018.xml"
+KOSINSKY_VARIABILITY = {
+    "r": LogNormal(omega=0.2),
+    "kLN": LogNormal(omega=0.3),
+    "S_L": LogNormal(omega=0.696),
+    "n_e": LogNormal(omega=0.3),
+    "Kpdl": LogNormal(omega=0.3),
+}
+
+
+def _roadrunner(text_or_path: str, rtol: float, atol_by_id: dict[str, float]):
+    import roadrunner
+
+    rr = roadrunner.RoadRunner(text_or_path)
+    rr.integrator.relative_tolerance = rtol
+    rr.integrator.maximum_num_steps = 1_000_000
+    for sid, atol in atol_by_id.items():
+        rr.integrator.setIndividualTolerance(sid, atol)
+    return rr
+
+
+def roadrunner_loop(rr, P, columns, selections, t_out) -> tuple[float, np.ndarray]:
+    """Seconds per patient of libRoadRunner in a loop (reset everything, set the varied parameters, reset the states:
+    the initial assignments follow the parameters; simulate), and the states of every patient ``(n, time, state)``.
+    (Setting ``init(p)`` instead regenerates the model: 0.2 s per patient.)"""
+    rr.timeCourseSelections = ["time", *selections]
+    out = np.empty((P.shape[0], t_out.size, len(selections)))
+    times = list(t_out)
+    t0 = time.perf_counter()
+    for i in range(P.shape[0]):
+        rr.resetAll()
+        for sid, k in columns:
+            rr[sid] = P[i, k]
+        rr.reset()
+        out[i] = np.asarray(rr.simulate(times=times))[:, 1:]
+    return (time.perf_counter() - t0) / P.shape[0], out
+
+
+def roadrunner_comparison(model, spec, plan, P1k, ev1k, t_out, opts, t_1k, n_rr: int) -> dict[str, object]:
+    """``speedup_vs_roadrunner_n1000`` and ``speedup_vs_roadrunner_kosinsky_n1000`` (see the module docstring)."""
+    try:
+        import libsbml  # noqa: F401
+        import roadrunner  # noqa: F401
+    except ImportError as exc:
+        return {
+            "roadrunner": f"skipped: {exc.name} is not installed (pip install abscopal[sbml] libroadrunner)",
+            "speedup_vs_roadrunner_n1000": None,
+            "speedup_vs_roadrunner_kosinsky_n1000": None,
+        }
+    from abscopal.sbml import export_sbml, read_sbml
+
+    atol = np.array([s.abs_tol for s in spec.states]) * ATOL_SCALE
+    export = export_sbml(spec, plan, t_end_day=END_DAY)
+    assert export.start_day == START_DAY
+    rr = _roadrunner(export.text, RTOL, dict(zip(spec.state_names, atol, strict=True)))
+    cols = [(n, spec.parameter_names.index(n)) for n in VARIABILITY]
+    n = min(n_rr, P1k.shape[0])
+    rr_pp, rr_y = roadrunner_loop(rr, P1k[:n], cols, spec.state_names, t_out - export.start_day)  # SBML time
+    ours = solve(
+        model,
+        P1k[:20],
+        t_out,
+        events=EventSchedule(ev1k.ptr[:21], ev1k.times, ev1k.kinds, ev1k.args),
+        t0=START_DAY,
+        options=opts,
+    ).y
+    m = min(20, n)
+    rel = np.abs(ours[:m] - rr_y[:m]) / (np.abs(rr_y[:m]) + atol / ATOL_SCALE)
+
+    imp = read_sbml(KOSINSKY_SBML)
+    kspec = imp.spec
+    kmodel = compile_model(kspec)
+    pop = VirtualPopulation(n_patients=1000, variability=KOSINSKY_VARIABILITY, seed=2018)
+    KP = pop.parameter_matrix(kspec, {**kspec.default_values(), "mAb": 10.0})
+    k_t = np.linspace(0.0, 40.0, 101)
+    k_atol = np.array([s.abs_tol for s in kspec.states]) * ATOL_SCALE
+    k_opts = SolverOptions(rtol=RTOL, atol_scale=ATOL_SCALE)
+    solve(kmodel, KP[:4], k_t, options=k_opts)  # JIT warm-up
+    times = []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        k_ours = solve(kmodel, KP, k_t, options=k_opts).y
+        times.append(time.perf_counter() - t0)
+    k_pp = float(np.median(times)) / KP.shape[0]
+    sbml_ids = {v: k for k, v in imp.names.items()}
+    k_rr = _roadrunner(str(KOSINSKY_SBML), RTOL, {s: a for s, a in zip(kspec.state_names, k_atol, strict=True)})
+    k_cols = [(sbml_ids.get(name, name), kspec.parameter_names.index(name)) for name in [*KOSINSKY_VARIABILITY, "mAb"]]
+    nk = min(n_rr, KP.shape[0])
+    k_rr_pp, k_rr_y = roadrunner_loop(k_rr, KP[:nk], k_cols, [f"[{s}]" for s in kspec.state_names], k_t)
+    k_rel = np.abs(k_ours[:nk] - k_rr_y) / (np.abs(k_rr_y) + k_atol / ATOL_SCALE)
+    return {
+        "roadrunner": f"libroadrunner {__import__('roadrunner').__version__} (CVODE), same rtol and per-state atol",
+        "roadrunner_patients_measured": n,
+        "roadrunner_seconds_per_patient": rr_pp,
+        "speedup_vs_roadrunner_n1000": rr_pp / (t_1k / 1000),
+        "max_rel_error_vs_roadrunner": float(rel.max()),
+        "kosinsky_roadrunner_seconds_per_patient": k_rr_pp,
+        "kosinsky_seconds_per_patient_n1000": k_pp,
+        "speedup_vs_roadrunner_kosinsky_n1000": k_rr_pp / k_pp,
+        "max_rel_error_vs_roadrunner_kosinsky": float(k_rel.max()),
+    }
+
+
 def main(argv: list[str] | None = None) -> dict[str, float]:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--json", action="store_true", help="print one JSON object")
     ap.add_argument("--loop-patients", type=int, default=20, help="patients in the scipy loop baseline")
     ap.add_argument("--radau-patients", type=int, default=5, help="patients in the Radau accuracy check")
     ap.add_argument("--repeats", type=int, default=3, help="repeats of the timed solves (median reported)")
+    ap.add_argument(
+        "--roadrunner-patients", type=int, default=1000, help="patients in the libRoadRunner loops (default 1000)"
+    )
+    ap.add_argument("--only-roadrunner", action="store_true", help="only the libRoadRunner comparisons")
     args = ap.parse_args(argv)
 
     spec, plan, values, t_out = workload()
-    with tempfile.TemporaryDirectory() as tmp:
-        cold = _compile_in_subprocess(tmp)
-        warm = _compile_in_subprocess(tmp)
+    cold = warm = {"import": float("nan"), "build_spec": float("nan"), "compile_and_first_solve": float("nan")}
+    if not args.only_roadrunner:
+        with tempfile.TemporaryDirectory() as tmp:
+            cold = _compile_in_subprocess(tmp)
+            warm = _compile_in_subprocess(tmp)
     model = compile_model(spec)
     atol = np.array([s.abs_tol for s in spec.states])
     opts = SolverOptions(rtol=RTOL, atol_scale=ATOL_SCALE)
@@ -176,6 +301,11 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         return float(np.median(times))
 
     t_1k = timed(lambda: solve(model, P1k, t_out, events=ev1k, t0=START_DAY, options=opts))
+    peers = roadrunner_comparison(model, spec, plan, P1k, ev1k, t_out, opts, t_1k, args.roadrunner_patients)
+    if args.only_roadrunner:
+        result = {"seconds_per_patient_n1000": t_1k / 1000, **peers}
+        print_result(result, as_json=args.json)
+        return result
     n_loop = min(args.loop_patients, 1000)
     loop_pp = scipy_loop_per_patient(model, P1k[:n_loop], ev1k, t_out, atol * ATOL_SCALE)
     P10k, ev10k = population_inputs(model, spec, plan, values, 10_000)
@@ -240,6 +370,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         "max_rel_error_vs_radau": float(rel.max()),
         "worst_state": spec.states[worst[2]].name,
         "worst_time_day": float(t_out[worst[1]]),
+        **peers,
     }
     print_result(result, as_json=args.json)
     return result

@@ -67,7 +67,7 @@ LAYERS = (
     ("abscopal.calibrate", "abscopal.diagnose", "abscopal.scenario", "abscopal.studies"),
     ("abscopal.cli",),
 )
-"""The floors above the ground floor (model, treatment, patients, simulate, solver, io, ...), lowest first
+"""The floors above the ground floor (model, treatment, patients, simulate, solver, io, export, sbml, ...), lowest first
 (docs/design.md). A module imports only from its own floor or the floors below; ``abscopal/__init__.py`` (the
 public API) and ``abscopal.__main__`` sit on top."""
 TOP = ("abscopal", "abscopal.__main__")
@@ -381,6 +381,13 @@ def upward_imports(graph: Graph) -> dict[str, list[str]]:
 
 def test_no_module_imports_from_a_higher_floor(graph):
     assert upward_imports(graph) == {}
+
+
+def test_sbml_is_on_the_ground_floor(graph):
+    """The SBML package reads and writes models: like ``export`` and ``io`` it sits on the ground floor."""
+    sbml = [m for m in graph if m == "abscopal.sbml" or m.startswith("abscopal.sbml.")]
+    assert sbml and all(floor(m) == 0 for m in sbml)
+    assert all(floor(t) == 0 for m in sbml for t in graph[m])
 
 
 def test_a_planted_upward_import_is_found():

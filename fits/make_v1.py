@@ -35,9 +35,9 @@ from pathlib import Path
 
 from abscopal.calibrate import CalibrationProblem, calibrate, default_parameters
 from abscopal.calibrate.objective import DEFAULT_FREE_V1 as DEFAULT_FREE
-from abscopal.model.library import nsclc_model
 from abscopal.calibrate.report import fit_report
 from abscopal.calibrate.uncertainty import profile_likelihood, with_uncertainty
+from abscopal.model.library import nsclc_model
 from abscopal.trials import load_all
 
 ROOT = Path(__file__).resolve().parents[1]

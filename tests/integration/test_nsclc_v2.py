@@ -1,12 +1,12 @@
 """Model v2 (``nsclc_model(version=2)``, the default), item 1 of issue 11: the untreated steady state as the initial
 state.
 
-v1 stays bit-identical (its content hash is pinned) and runs by name (``version=1``). v2 has its own name, so fits
-and kernels never mix the versions; the version option reaches ``get_model``, fit provenance, scenario and study
-files and ``abscopal diagnose``. At rest (untreated, t = 0) every non-tumour state of v2 has a zero derivative, for several
-patients (PD-L1 TPS 0, 0.5, 1; one lesion of 10, 30 or 100 mm) and parameter sets, with any mechanism switched
-off; PD-L1 stays at its TPS-derived level; an untreated lesion doubles in ``tumour_doubling_time_day`` (within
-10%). Treatment still acts, and switching a mechanism off removes its effect.
+v1 stays bit-identical (its content hash is pinned) and runs by name (``version=1``). v2 has its own name, so
+fits and kernels never mix the versions; the version option reaches ``get_model``, fit provenance, scenario and
+study files and ``abscopal diagnose``. At rest (untreated, t = 0) every non-tumour state of v2 has a zero
+derivative, for several patients (PD-L1 TPS 0, 0.5, 1; one lesion of 10, 30 or 100 mm) and parameter sets, with
+any mechanism switched off; PD-L1 stays at its TPS-derived level; an untreated lesion doubles in
+``tumour_doubling_time_day`` (within 10%). Treatment still acts, and switching a mechanism off removes its effect.
 """
 
 from __future__ import annotations

@@ -16,6 +16,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from abscopal.endpoints.arm_summaries import clopper_pearson
+from abscopal.endpoints.events import first_crossing
 from abscopal.endpoints.recist import (
     RecistRules,
     _assess_population_loop,
@@ -140,3 +142,36 @@ def test_batch_assessment_raises_the_per_patient_errors() -> None:
     d = np.full((2, 1, 3), 20.0)
     with pytest.raises(ParameterError, match=r"patient 1: new_lesion_day must be days after the baseline scan"):
         assess_population(d, [0.0, 42.0, 84.0], [sel, sel], new_lesion_day=np.array([50.0, math.nan]))
+
+
+def _first_crossing_loop(times: np.ndarray, cumulative: np.ndarray, threshold: np.ndarray) -> np.ndarray:
+    """The per-patient first_crossing this package had before it was vectorised (the reference)."""
+    out = np.full(cumulative.shape[0], np.inf)
+    for i in range(cumulative.shape[0]):
+        k = int(np.searchsorted(cumulative[i], threshold[i]))
+        if k == 0:
+            out[i] = times[0] if cumulative[i, 0] >= threshold[i] else np.inf
+        elif k < times.size:
+            c0, c1 = cumulative[i, k - 1], cumulative[i, k]
+            out[i] = times[k - 1] + (threshold[i] - c0) / (c1 - c0) * (times[k] - times[k - 1]) if c1 > c0 else times[k]
+    return out
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(1, 40), st.integers(1, 30))
+def test_vectorised_first_crossing_equals_the_loop(seed: int, n: int, m: int) -> None:
+    rng = np.random.default_rng(seed)
+    times = np.cumsum(rng.choice([1.0, 7.0, 0.5], size=m)) - 3.0
+    steps = rng.choice([0.0, 0.0, 0.1, 0.5, -1e-12, 2.0], size=(n, m))  # flat parts and round-off wiggles
+    cumulative = np.cumsum(steps, axis=1)
+    threshold = rng.choice([0.0, 0.1, 0.5, 1.0, 3.0, 1e9], size=n) * rng.choice([1.0, rng.exponential()], size=n)
+    got = first_crossing(times, cumulative, threshold)
+    assert _same(got, _first_crossing_loop(times, cumulative, threshold))
+
+
+def test_cached_clopper_pearson_is_scipys() -> None:
+    from scipy.stats import binomtest
+
+    for k, n in ((0, 10), (3, 10), (10, 10), (57, 200)):
+        ci = binomtest(k, n).proportion_ci(method="exact")
+        assert clopper_pearson(k, n) == (float(ci.low), float(ci.high))

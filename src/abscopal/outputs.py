@@ -7,10 +7,16 @@
   and in cache: no page faults on gigabytes of fresh output inside the parallel loop, which is what kept two
   threads at about 1.2x one on large runs;
 * the observables are evaluated (compiled, all patients of a chunk in parallel) only when one of them is requested;
-* each chunk's requested columns are copied once into the store ``(patient, time, column)`` in the requested
-  ``dtype`` (float64, or float32 for half the memory); nothing else is kept;
+* each chunk's requested values are copied once into the store ``(patient, time, column)`` in the requested
+  ``dtype`` (float64, or float32 for half the memory): the kept states, then the kept observables, each in the
+  kernel's order (whole runs of adjacent values, or one ``np.take`` for a scattered selection); nothing else is
+  kept;
 * the dataset's variables are views of the store (:meth:`OutputLayout.views`): a variable is ``store[..., k]``,
-  a per-lesion group ``store[..., k:k + n_lesions]`` with its lesion and time axes swapped; no further copies.
+  a per-lesion group a strided slice of columns with its lesion and time axes swapped; no further copies.
+
+Patients are split over the solver's threads by numba's ``prange`` in equal contiguous blocks (static schedule);
+chunks of a few dozen to a few hundred patients keep those blocks balanced even when the arms of one simulation
+cost very differently (each chunk lies in one arm, or two), and a chunk holds a multiple of the thread count.
 
 The store keeps the solver's layout (a patient's values at one time are adjacent), so the copy out of the chunk
 buffer reads and writes whole rows; a view of one variable strides over the others (``ds[name].values`` is not
@@ -20,9 +26,7 @@ C-contiguous; ``np.ascontiguousarray`` makes a compact copy when one is needed).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from itertools import pairwise
 
 import numpy as np
 
@@ -30,7 +34,15 @@ from .errors import ParameterError
 from .model.compile import CompiledModel
 from .solver import EventSchedule, SolverOptions, solve
 
-__all__ = ["CHUNK_BYTES", "OUTPUT_DTYPES", "OutputLayout", "StoredSolution", "chunk_patients", "solve_to_store"]
+__all__ = [
+    "CHUNK_BYTES",
+    "OUTPUT_DTYPES",
+    "OutputLayout",
+    "StoredSolution",
+    "check_dtype",
+    "chunk_patients",
+    "solve_to_store",
+]
 
 OUTPUT_DTYPES = ("float64", "float32")
 """Storage types of :func:`abscopal.simulate` outputs (``dtype=``); the integration is always float64."""
@@ -43,69 +55,65 @@ Group = tuple[str, int, "int | None", str, str]
 
 @dataclass(frozen=True)
 class OutputLayout:
-    """Which states and observables are stored, in which column of the store.
+    """Which states and observables are stored, and in which column of the store.
+
+    The store's columns are the kept states in the kernel's order, then the kept observables in the kernel's order,
+    so the copy out of a chunk buffer moves whole runs of adjacent values. A per-lesion group whose columns are
+    evenly spaced (the lesion blocks of a model repeat the same states) is a strided view; any other is copied.
 
     Attributes
     ----------
     groups
-        Kept output groups: name -> members (lesion order for per-lesion groups), as :func:`abscopal.simulate`
-        describes them.
-    columns
-        ``(kind, index)`` of each store column, group after group (``kind``: 0 state, 1 observable).
-    start
-        First store column of each group.
+        Kept output groups: name -> members (lesions in index order), as :func:`abscopal.simulate` describes them.
+    states, observables
+        Kernel indices of the kept states and observables, ascending.
     """
 
     groups: Mapping[str, Sequence[Group]]
-    columns: tuple[tuple[int, int], ...]
-    start: Mapping[str, int]
+    states: tuple[int, ...]
+    observables: tuple[int, ...]
 
     @classmethod
     def of(cls, groups: Mapping[str, Sequence[Group]], keep: Sequence[str]) -> OutputLayout:
-        """The layout of the groups named in ``keep`` (in the order of ``groups``), lesions in index order."""
+        """The layout of the groups named in ``keep`` (in the order of ``groups``)."""
         kept: dict[str, list[Group]] = {}
-        columns: list[tuple[int, int]] = []
-        start: dict[str, int] = {}
         for name, members in groups.items():
-            if name not in keep:
-                continue
-            order = sorted(members, key=lambda m: m[2] or 0) if members[0][2] is not None else list(members[:1])
-            kept[name] = order
-            start[name] = len(columns)
-            columns += [(0 if m[0] == "state" else 1, m[1]) for m in order]
-        return cls(kept, tuple(columns), start)
+            if name in keep:
+                kept[name] = sorted(members, key=lambda m: m[2] or 0) if members[0][2] is not None else [members[0]]
+        states = sorted({m[1] for ms in kept.values() for m in ms if m[0] == "state"})
+        observables = sorted({m[1] for ms in kept.values() for m in ms if m[0] == "obs"})
+        return cls(kept, tuple(states), tuple(observables))
 
     @property
-    def needs_observables(self) -> bool:
-        """Whether any stored column is an observable."""
-        return any(kind == 1 for kind, _ in self.columns)
+    def n_columns(self) -> int:
+        """Columns of the store."""
+        return len(self.states) + len(self.observables)
 
-    def runs(self, kind: int) -> list[tuple[int, int, int]]:
-        """Copies from a chunk buffer of ``kind`` as ``(first store column, first source index, length)``: runs of
-        consecutive columns that are consecutive in the source too (one strided copy each)."""
-        out: list[tuple[int, int, int]] = []
-        for col, (k, i) in enumerate(self.columns):
-            if k != kind:
-                continue
-            if out and out[-1][0] + out[-1][2] == col and out[-1][1] + out[-1][2] == i:
-                out[-1] = (out[-1][0], out[-1][1], out[-1][2] + 1)
-            else:
-                out.append((col, i, 1))
-        return out
+    def column(self, member: Group) -> int:
+        """Store column of a group member."""
+        if member[0] == "state":
+            return self.states.index(member[1])
+        return len(self.states) + self.observables.index(member[1])
 
     def views(self, store: np.ndarray, n_arms: int) -> dict[str, np.ndarray]:
-        """Each group's values as views of ``store`` ``(patient, time, column)``: ``(arm, patient, time)``, or
-        ``(arm, patient, lesion, time)`` for a per-lesion group."""
+        """Each group's values from ``store`` ``(patient, time, column)``: ``(arm, patient, time)``, or ``(arm,
+        patient, lesion, time)`` for a per-lesion group; views, except a group whose columns are not evenly
+        spaced (copied)."""
         n_total, n_times, _ = store.shape
         n = n_total // n_arms if n_arms else 0
         out: dict[str, np.ndarray] = {}
         for name, members in self.groups.items():
-            k = self.start[name]
+            cols = [self.column(m) for m in members]
             if members[0][2] is None:
-                out[name] = store[:, :, k].reshape(n_arms, n, n_times)
+                out[name] = store[:, :, cols[0]].reshape(n_arms, n, n_times)
+                continue
+            steps = set(np.diff(cols).tolist())
+            if len(steps) <= 1 and min(steps, default=1) > 0:
+                step = steps.pop() if steps else 1
+                block = store[:, :, cols[0] : cols[-1] + 1 : step]
             else:
-                block = store[:, :, k : k + len(members)]
-                out[name] = block.reshape(n_arms, n, n_times, len(members)).transpose(0, 1, 3, 2)
+                block = store[:, :, cols]
+            out[name] = block.reshape(n_arms, n, n_times, len(members)).transpose(0, 1, 3, 2)
         return out
 
 
@@ -159,58 +167,42 @@ def solve_to_store(
     """Integrate every row of ``P`` (:func:`abscopal.solver.solve`, chunk by chunk) into a store of the ``layout``'s
     columns in ``dtype`` (module docstring). ``n_threads`` sizes the chunks (the solver's thread count)."""
     n, n_times = P.shape[0], t_out.size
-    ns, no = len(model.spec.states), len(model.spec.observables) if layout.needs_observables else 0
-    store = np.empty((n, n_times, len(layout.columns)), dtype=dtype)
+    ns, no = len(model.spec.states), len(model.spec.observables) if layout.observables else 0
+    store = np.empty((n, n_times, layout.n_columns), dtype=dtype)
     size = chunk_patients(n, n_times, ns + no, n_threads)
     y_buf = np.empty((size, n_times, ns))
     o_buf = np.empty((size, n_times, no))
-    runs = [(kind, layout.runs(kind)) for kind in (0, 1)]
+    pieces = [(0, layout.states), (len(layout.states), layout.observables)]
     fallback: list[int] = []
-    pool = ThreadPoolExecutor(n_threads) if n_threads > 1 else None
-    try:
-        for a in range(0, n, size):
-            b = min(a + size, n)
-            sol = solve(
-                model,
-                P[a:b],
-                t_out,
-                events=_sub_schedule(events, a, b),
-                t0=t0,
-                options=options,
-                labels=labels[a:b],
-                buffers=(y_buf[: b - a], o_buf[: b - a]),
-                observables=no > 0,
-            )
-            fallback += [a + i for i in sol.fallback_patients]
-            _copy_out(store[a:b], sol.y, sol.obs, runs, pool, n_threads)
-    finally:
-        if pool is not None:
-            pool.shutdown()
+    for a in range(0, n, size):
+        b = min(a + size, n)
+        sol = solve(
+            model,
+            P[a:b],
+            t_out,
+            events=_sub_schedule(events, a, b),
+            t0=t0,
+            options=options,
+            labels=labels[a:b],
+            buffers=(y_buf[: b - a], o_buf[: b - a]),
+            observables=no > 0,
+        )
+        fallback += [a + i for i in sol.fallback_patients]
+        _copy_out(store[a:b], (sol.y, sol.obs), pieces)
     return StoredSolution(store, len(fallback), tuple(fallback))
 
 
 def _copy_out(
-    store: np.ndarray,
-    y: np.ndarray,
-    obs: np.ndarray,
-    runs: Sequence[tuple[int, Sequence[tuple[int, int, int]]]],
-    pool: ThreadPoolExecutor | None,
-    n_threads: int,
+    store: np.ndarray, sources: tuple[np.ndarray, np.ndarray], pieces: Sequence[tuple[int, tuple[int, ...]]]
 ) -> None:
-    """Copy a chunk's kept columns into its rows of the store, split over ``n_threads`` threads by patient (numpy
-    releases the GIL while it copies; the first write to fresh store memory is what costs, and it then runs in
-    parallel like the solver)."""
-
-    def part(lo: int, hi: int) -> None:
-        for kind, copies in runs:
-            src = y if kind == 0 else obs
-            for col, first, length in copies:
-                store[lo:hi, :, col : col + length] = src[lo:hi, :, first : first + length]
-
-    m = store.shape[0]
-    if pool is None or m < 2 * n_threads:
-        part(0, m)
-        return
-    edges = np.linspace(0, m, n_threads + 1).astype(int)
-    for f in [pool.submit(part, lo, hi) for lo, hi in pairwise(edges.tolist())]:
-        f.result()
+    """Copy a chunk's kept states and observables into its rows of the store. ``pieces``: per source, its first store
+    column and the kept indices. One thread: numpy copies at memory speed, and helper threads only
+    competed with the solver's threads, which spin for a while after each parallel region (measured: 10x slower)."""
+    for src, (col, kept) in zip(sources, pieces, strict=True):
+        if not kept:
+            continue
+        if kept[-1] - kept[0] + 1 == len(kept):  # a run of adjacent values: a strided copy, no gather
+            values = src[:, :, kept[0] : kept[-1] + 1]
+        else:
+            values = np.take(src, kept, axis=2)
+        store[:, :, col : col + len(kept)] = values

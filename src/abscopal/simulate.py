@@ -372,7 +372,7 @@ def simulate(
         if v not in groups:
             raise ParameterError("variables: " + unknown_name_message("output variable", v, groups))
     layout = OutputLayout.of(groups, keep)
-    n_values = len(layout.columns)
+    n_values = layout.n_columns
     check_cost(
         f"output of {len(arm_list)} arm(s) x {n} patients x {n_times:.3g} output times x {n_values} values "
         f"({store_dtype.name})",

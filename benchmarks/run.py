@@ -39,7 +39,8 @@ parameters. Everything is measured in this run, on this machine:
   and ``max_rel_error_vs_radau_default_tolerances`` report :class:`SolverOptions` defaults
   (rtol 1e-6, absolute tolerance = abs_tol) for comparison.
 
-Usage: ``python benchmarks/run.py`` (table) or ``python benchmarks/run.py --json``.
+Usage: ``python benchmarks/run.py`` (table) or ``python benchmarks/run.py --json``; ``--speed-keys`` measures
+only the two 10k ``simulate()`` times, ``parallel_efficiency_2_threads`` and ``scoring_to_solver_ratio``.
 """
 
 from __future__ import annotations
@@ -161,6 +162,38 @@ def scipy_loop_per_patient(model, P, events, t_out, atol) -> float:
     return (time.perf_counter() - t_start) / P.shape[0]
 
 
+def speed_keys(spec, plan, repeats: int) -> dict[str, float]:
+    """The four keys of the speed issue, in one process (``--speed-keys``)."""
+    model = compile_model(spec)
+    sim = {"t_end_day": END_DAY, "start_day": START_DAY, "solver": SolverOptions(rtol=RTOL, atol_scale=ATOL_SCALE)}
+    warm = VirtualPopulation(n_patients=8, variability=VARIABILITY, seed=1)
+    simulate(model, {"sbrt+pembro": plan}, population=warm, **sim)  # JIT and dispatch warm-up
+    pop = VirtualPopulation(n_patients=10_000, variability=VARIABILITY, seed=20261127)
+    lean = {"output_interval_day": 7.0, "variables": scored_outputs(spec), "dtype": "float32"}
+
+    def timed(kwargs) -> float:
+        times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            simulate(model, {"sbrt+pembro": plan}, population=pop, **sim, **kwargs)
+            times.append(time.perf_counter() - t0)
+        return float(np.median(times))
+
+    efficiency = parallel_efficiency(model, plan, sim, repeats)
+    scoring = scoring_to_solver(repeats)
+    return {
+        "threads": numba.get_num_threads(),
+        "seconds_10k_simulate_xarray": timed({"allow_large": True}),
+        "seconds_10k_simulate_xarray_scored": timed(lean),
+        "parallel_efficiency_2_threads": efficiency["efficiency"],
+        "seconds_2k_simulate_1_thread": efficiency["serial"],
+        "seconds_2k_simulate_2_threads": efficiency["parallel"],
+        "scoring_to_solver_ratio": scoring["scoring"] / scoring["solver"],
+        "scoring_seconds_200": scoring["scoring"],
+        "solver_seconds_200": scoring["solver"],
+    }
+
+
 def parallel_efficiency(model, plan, sim, repeats: int, n: int = 2000, threads: int = 2) -> dict[str, float]:
     """Median time of the same :func:`simulate` on one thread and on ``threads`` threads (runs alternate)."""
     pop = VirtualPopulation(n_patients=n, variability=VARIABILITY, seed=20261127)
@@ -232,9 +265,19 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     ap.add_argument("--loop-patients", type=int, default=20, help="patients in the scipy loop baseline")
     ap.add_argument("--radau-patients", type=int, default=5, help="patients in the Radau accuracy check")
     ap.add_argument("--repeats", type=int, default=3, help="repeats of the timed solves (median reported)")
+    ap.add_argument(
+        "--speed-keys",
+        action="store_true",
+        help="only the keys of the 'speed where users wait' issue: the two 10k simulate() times, "
+        "parallel_efficiency_2_threads and scoring_to_solver_ratio (about a minute)",
+    )
     args = ap.parse_args(argv)
 
     spec, plan, values, t_out = workload()
+    if args.speed_keys:
+        result = speed_keys(spec, plan, args.repeats)
+        print_result(result, as_json=args.json)
+        return result
     with tempfile.TemporaryDirectory() as tmp:
         cold = _compile_in_subprocess(tmp)
         warm = _compile_in_subprocess(tmp)

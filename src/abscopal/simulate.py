@@ -262,7 +262,8 @@ def simulate(
     xarray.Dataset
         Dims ``arm``, ``patient``, ``time`` and ``lesion`` (per-lesion variables); every variable
         has ``units`` and ``long_name``; provenance in ``attrs["provenance"]`` (JSON); the model's output roles
-        (:attr:`ModelSpec.roles`, read by :func:`abscopal.score`) in ``attrs["roles"]`` (JSON).
+        (:attr:`ModelSpec.roles`, read by :func:`abscopal.score`) in ``attrs["roles"]`` (JSON). The outputs are
+        views of one store (:mod:`abscopal.outputs`), so their ``.values`` are not C-contiguous.
 
     Raises
     ------

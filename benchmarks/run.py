@@ -11,7 +11,20 @@ parameters. Everything is measured in this run, on this machine:
   the (sympy) construction of the model spec are reported separately (``import_seconds``,
   ``build_spec_seconds``);
 * ``seconds_10k_warm``: 10,000 patients with :func:`abscopal.solver.solve` (states and
-  observables, all cores) once compiled, and the same through :func:`abscopal.simulate`;
+  observables, all cores) once compiled, and the same through :func:`abscopal.simulate`
+  (``seconds_10k_simulate_xarray``: every state and observable, daily, float64: 2.2 GB, so
+  ``allow_large=True``); ``seconds_10k_simulate_xarray_scored``: the same patients through
+  :func:`abscopal.simulate` asking only for what scoring reads (``variables=scored_outputs(spec)``),
+  on the weekly grid of :func:`abscopal.arms.run_arm`, stored as float32;
+* ``parallel_efficiency_2_threads``: time of :func:`abscopal.simulate` (2,000 of the patients, daily
+  output, every variable) on one thread divided by its time on two (``numba.set_num_threads``;
+  the runs alternate, medians of ``--repeats``);
+* ``scoring_to_solver_ratio``: a cell of ``studies/default.toml`` (its 200 patients, SBRT 24 Gy/3
+  from day -7 + pembrolizumab, the shipped fit's point values, through :func:`abscopal.arms.run_arm`):
+  the time of :func:`abscopal.score` (RECIST 1.1 at every scan, new lesions, deaths, PFS / OS,
+  per-arm summaries with KM curves, log-rank and Cox) divided by the time of
+  :func:`abscopal.solver.solve` on the same patients, events and output grid (medians of
+  ``--repeats``; ``scoring_seconds_200`` and ``solver_seconds_200`` are the two times);
 * ``speedup_vs_scipy_loop_n1000``: per-patient time of a loop of ``scipy.integrate.solve_ivp``
   (LSODA, same tolerances, the model's own *Python* right-hand side: the generated code run
   by the interpreter, with the same exact jumps between events) divided by abscopal's
@@ -39,7 +52,8 @@ parameters. Everything is measured in this run, on this machine:
   and ``max_rel_error_vs_radau_default_tolerances`` report :class:`SolverOptions` defaults
   (rtol 1e-6, absolute tolerance = abs_tol) for comparison.
 
-Usage: ``python benchmarks/run.py`` (table) or ``python benchmarks/run.py --json``.
+Usage: ``python benchmarks/run.py`` (table) or ``python benchmarks/run.py --json``; ``--speed-keys`` measures
+only the two 10k ``simulate()`` times, ``parallel_efficiency_2_threads`` and ``scoring_to_solver_ratio``.
 """
 
 from __future__ import annotations
@@ -53,10 +67,13 @@ import tempfile
 import time
 from pathlib import Path
 
+import numba
 import numpy as np
 from _output import print_result
 from scipy.integrate import solve_ivp
 
+from abscopal.endpoints import score
+from abscopal.endpoints.readout import scored_outputs
 from abscopal.model.compile import compile_model
 from abscopal.model.library.nsclc import nsclc_model
 from abscopal.parameters import resolve_values
@@ -103,8 +120,6 @@ import json, time
 t0 = time.perf_counter()
 import abscopal.solver as S
 from abscopal.model.library.nsclc import nsclc_model
-from pathlib import Path
-
 from abscopal.model.compile import compile_model
 import numpy as np
 t1 = time.perf_counter()
@@ -261,6 +276,103 @@ def roadrunner_comparison(model, spec, plan, P1k, ev1k, t_out, opts, t_1k, n_rr:
     }
 
 
+def speed_keys(spec, plan, repeats: int) -> dict[str, float]:
+    """The four keys of the speed issue, in one process (``--speed-keys``)."""
+    model = compile_model(spec)
+    sim = {"t_end_day": END_DAY, "start_day": START_DAY, "solver": SolverOptions(rtol=RTOL, atol_scale=ATOL_SCALE)}
+    warm = VirtualPopulation(n_patients=8, variability=VARIABILITY, seed=1)
+    simulate(model, {"sbrt+pembro": plan}, population=warm, **sim)  # JIT and dispatch warm-up
+    pop = VirtualPopulation(n_patients=10_000, variability=VARIABILITY, seed=20261127)
+    lean = {"output_interval_day": 7.0, "variables": scored_outputs(spec), "dtype": "float32"}
+
+    def timed(kwargs) -> float:
+        times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            simulate(model, {"sbrt+pembro": plan}, population=pop, **sim, **kwargs)
+            times.append(time.perf_counter() - t0)
+        return float(np.median(times))
+
+    efficiency = parallel_efficiency(model, plan, sim, repeats)
+    scoring = scoring_to_solver(repeats)
+    return {
+        "threads": numba.get_num_threads(),
+        "seconds_10k_simulate_xarray": timed({"allow_large": True}),
+        "seconds_10k_simulate_xarray_scored": timed(lean),
+        "parallel_efficiency_2_threads": efficiency["efficiency"],
+        "seconds_2k_simulate_1_thread": efficiency["serial"],
+        "seconds_2k_simulate_2_threads": efficiency["parallel"],
+        "scoring_to_solver_ratio": scoring["scoring"] / scoring["solver"],
+        "scoring_seconds_200": scoring["scoring"],
+        "solver_seconds_200": scoring["solver"],
+    }
+
+
+def parallel_efficiency(model, plan, sim, repeats: int, n: int = 2000, threads: int = 2) -> dict[str, float]:
+    """Median time of the same :func:`simulate` on one thread and on ``threads`` threads (runs alternate)."""
+    pop = VirtualPopulation(n_patients=n, variability=VARIABILITY, seed=20261127)
+    before = numba.get_num_threads()
+    times: dict[int, list[float]] = {1: [], threads: []}
+    try:
+        for _ in range(repeats):
+            for k in (1, threads):
+                numba.set_num_threads(k)
+                t0 = time.perf_counter()
+                simulate(model, {"sbrt+pembro": plan}, population=pop, **sim)
+                times[k].append(time.perf_counter() - t0)
+    finally:
+        numba.set_num_threads(before)
+    serial, parallel = float(np.median(times[1])), float(np.median(times[threads]))
+    return {"serial": serial, "parallel": parallel, "efficiency": serial / parallel}
+
+
+def scoring_to_solver(repeats: int) -> dict[str, float]:
+    """Scoring and solver time of one cell of the default study (module docstring)."""
+    from abscopal.arms import run_arm
+    from abscopal.studies.design import load_study
+    from abscopal.studies.run import prepare_study
+
+    study = Path(__file__).resolve().parents[1] / "studies" / "default.toml"
+    setup = prepare_study(load_study(study))
+    task = next(t for t in setup.tasks if t.cell.has_rt and not t.cell.timing.at_progression)
+    plan = task.cell.plan(task.target_lesions).for_model(task.model.spec)
+    run = run_arm(
+        task.model,
+        plan,
+        task.patients,
+        task.assessment,
+        task.draws[0],
+        variability_names=task.variability_names,
+        start_day=task.start_day,
+        t_end_day=task.t_end_day,
+        solver=task.solver,
+        variables=scored_outputs(task.model.spec),
+    )
+    ds, assessment = run.simulation, run.scored.assessment
+    n = ds.sizes["patient"]
+    P = ds.parameter_value.values[0]
+    events = EventSchedule.concatenate(
+        [(EventSchedule.from_lists(task.model, [plan_events(task.model.spec, plan, task.t_end_day)]), n)]
+    )
+    t_out = ds.time.values
+
+    def solver() -> None:
+        solve(task.model, P, t_out, events=events, t0=float(t_out[0]), options=task.solver)
+
+    def scoring() -> None:
+        score(ds, assessment, patients=task.patients)
+
+    solver()
+    scoring()
+    times: dict[str, list[float]] = {"solver": [], "scoring": []}
+    for _ in range(max(repeats, 5)):
+        for name, fn in (("solver", solver), ("scoring", scoring)):
+            t0 = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t0)
+    return {k: float(np.median(v)) for k, v in times.items()}
+
+
 def main(argv: list[str] | None = None) -> dict[str, float]:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--json", action="store_true", help="print one JSON object")
@@ -271,9 +383,19 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         "--roadrunner-patients", type=int, default=1000, help="patients in the libRoadRunner loops (default 1000)"
     )
     ap.add_argument("--only-roadrunner", action="store_true", help="only the libRoadRunner comparisons")
+    ap.add_argument(
+        "--speed-keys",
+        action="store_true",
+        help="only the keys of the 'speed where users wait' issue: the two 10k simulate() times, "
+        "parallel_efficiency_2_threads and scoring_to_solver_ratio (about a minute)",
+    )
     args = ap.parse_args(argv)
 
     spec, plan, values, t_out = workload()
+    if args.speed_keys:
+        result = speed_keys(spec, plan, args.repeats)
+        print_result(result, as_json=args.json)
+        return result
     cold = warm = {"import": float("nan"), "build_spec": float("nan"), "compile_and_first_solve": float("nan")}
     if not args.only_roadrunner:
         with tempfile.TemporaryDirectory() as tmp:
@@ -325,11 +447,21 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     )
     t_10k_default = timed(lambda: solve(model, P10k, t_out, events=ev10k, t0=START_DAY, options=SolverOptions()))
     pop10k = VirtualPopulation(n_patients=10_000, variability=VARIABILITY, seed=20261127)
-    t_sim = timed(
+    sim = {"t_end_day": END_DAY, "start_day": START_DAY, "solver": opts}
+    t_sim = timed(lambda: simulate(model, {"sbrt+pembro": plan}, population=pop10k, **sim, allow_large=True))
+    t_sim_scored = timed(
         lambda: simulate(
-            model, {"sbrt+pembro": plan}, population=pop10k, t_end_day=END_DAY, start_day=START_DAY, solver=opts
+            model,
+            {"sbrt+pembro": plan},
+            population=pop10k,
+            **sim,
+            output_interval_day=7.0,
+            variables=scored_outputs(spec),
+            dtype="float32",
         )
     )
+    efficiency = parallel_efficiency(model, plan, sim, args.repeats)
+    scoring = scoring_to_solver(args.repeats)
     nr = args.radau_patients
     ev_r = EventSchedule(ev1k.ptr[: nr + 1], ev1k.times, ev1k.kinds, ev1k.args)
     ours = solve(model, P1k[:nr], t_out, events=ev_r, t0=START_DAY, options=opts).y
@@ -363,6 +495,13 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         "seconds_10k_warm": t_10k,
         "seconds_10k_warm_serial_extrapolated": t_10k_serial,
         "seconds_10k_simulate_xarray": t_sim,
+        "seconds_10k_simulate_xarray_scored": t_sim_scored,
+        "parallel_efficiency_2_threads": efficiency["efficiency"],
+        "seconds_2k_simulate_1_thread": efficiency["serial"],
+        "seconds_2k_simulate_2_threads": efficiency["parallel"],
+        "scoring_to_solver_ratio": scoring["scoring"] / scoring["solver"],
+        "scoring_seconds_200": scoring["scoring"],
+        "solver_seconds_200": scoring["solver"],
         "seconds_10k_default_tolerances": t_10k_default,
         "max_rel_error_vs_radau_default_tolerances": float(rel_default.max()),
         "radau_seconds_per_patient": t_radau,

@@ -25,6 +25,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+import numba
 import numpy as np
 import xarray as xr
 
@@ -36,10 +37,11 @@ from .history import HistoryFit, hold_sizes_at_time_zero, size_parameters
 from .limits import MAX_EVENTS_PER_ARM, MAX_OUTPUT_BYTES, check_cost
 from .model.compile import CompiledModel, compile_model
 from .model.spec import ModelSpec
+from .outputs import OutputLayout, check_dtype, solve_to_store
 from .parameters import ParameterSet, resolve_values
 from .population import VirtualPopulation
 from .provenance import environment
-from .solver import EventSchedule, SolverOptions, solve
+from .solver import EventSchedule, SolverOptions
 from .treatment.plan import TreatmentPlan
 from .treatment.radiation import Fraction, RadiationCourse
 
@@ -232,6 +234,7 @@ def simulate(
     variables: Iterable[str] | None = None,
     out_of_bounds: str = "raise",
     allow_large: bool = False,
+    dtype: str = "float64",
 ) -> xr.Dataset:
     """Simulate every patient of ``population`` under every arm.
 
@@ -266,7 +269,9 @@ def simulate(
     solver
         Solver settings (tolerances are explicit; see :class:`SolverOptions`).
     variables
-        Output variable groups to keep (states and observables); default all.
+        Output variable groups to keep (states and observables); default all. Only these are stored, and the
+        observables are evaluated only if one of them is kept (e.g. ``abscopal.endpoints.readout.scored_outputs(spec)``:
+        what :func:`abscopal.score` reads).
     out_of_bounds
         What to do when variability or covariates push a patient's value outside the parameter's bounds:
         ``"raise"`` (default, a ParameterError naming arm, patient and parameter) or ``"clip"`` (truncate to the
@@ -274,15 +279,19 @@ def simulate(
         provenance). Non-finite values always raise.
     allow_large
         Lift the cost guards of :mod:`abscopal.limits`: more than 2 GiB of output (patients x arms x output times x
-        (states + observables) x 8 bytes) or more than 100,000 RT fractions plus drug doses in one arm are refused
-        before any work unless this is true.
+        kept values (the states and observables of ``variables``) x bytes per value of ``dtype``) or more than
+        100,000 RT fractions plus drug doses in one arm are refused before any work unless this is true.
+    dtype
+        Storage type of the outputs: ``"float64"`` (default) or ``"float32"`` (half the memory, about 7 significant
+        digits; the integration is float64 either way). Recorded in ``attrs["output_dtype"]``.
 
     Returns
     -------
     xarray.Dataset
         Dims ``arm``, ``patient``, ``time`` and ``lesion`` (per-lesion variables); every variable
         has ``units`` and ``long_name``; provenance in ``attrs["provenance"]`` (JSON); the model's output roles
-        (:attr:`ModelSpec.roles`, read by :func:`abscopal.score`) in ``attrs["roles"]`` (JSON).
+        (:attr:`ModelSpec.roles`, read by :func:`abscopal.score`) in ``attrs["roles"]`` (JSON). The outputs are
+        views of one store (:mod:`abscopal.outputs`), so their ``.values`` are not C-contiguous.
 
     Raises
     ------
@@ -385,10 +394,18 @@ def simulate(
         ):
             raise ScheduleError(f"output_interval_day must be > 0, got {output_interval_day!r}")
         n_times = (t_end_day - t0) / output_interval_day + 2
-    n_values = len(spec.states) + len(spec.observables)
+    store_dtype = check_dtype(dtype)
+    groups = _groups(spec)
+    keep = tuple(groups) if variables is None else tuple(variables)
+    for v in keep:
+        if v not in groups:
+            raise ParameterError("variables: " + unknown_name_message("output variable", v, groups))
+    layout = OutputLayout.of(groups, keep)
+    n_values = layout.n_columns
     check_cost(
-        f"output of {len(arm_list)} arm(s) x {n} patients x {n_times:.3g} output times x {n_values} values",
-        8.0 * len(arm_list) * n * n_times * n_values,
+        f"output of {len(arm_list)} arm(s) x {n} patients x {n_times:.3g} output times x {n_values} values "
+        f"({store_dtype.name})",
+        float(store_dtype.itemsize) * len(arm_list) * n * n_times * n_values,
         MAX_OUTPUT_BYTES,
         "bytes",
         allow_large,
@@ -413,11 +430,6 @@ def simulate(
             f"output_times_day must be finite, strictly increasing and not before start_day "
             f"({t0:g}); got {t_out[:6]}{'...' if t_out.size > 6 else ''}"
         )
-    groups = _groups(spec)
-    keep = tuple(groups) if variables is None else tuple(variables)
-    for v in keep:
-        if v not in groups:
-            raise ParameterError("variables: " + unknown_name_message("output variable", v, groups))
     if out_of_bounds not in ("raise", "clip"):
         raise ParameterError(f"out_of_bounds must be 'raise' or 'clip', got {out_of_bounds!r}")
     Ps = [population.parameter_matrix(spec, vals) for vals in arm_values]
@@ -458,7 +470,18 @@ def simulate(
     ]
     sched = _stack(blocks)
     labels = [f"arm {a.name!r}, patient {i}" for a in arm_list for i in range(n)]
-    sol = solve(compiled, P_all, t_out, events=sched, t0=t0, options=solver, labels=labels)
+    sol = solve_to_store(
+        compiled,
+        P_all,
+        t_out,
+        events=sched,
+        t0=t0,
+        options=solver,
+        labels=labels,
+        layout=layout,
+        dtype=store_dtype,
+        n_threads=numba.get_num_threads() if solver.parallel else 1,
+    )
     if sol.n_fallback:
         per_arm = np.bincount(np.asarray(sol.fallback_patients, int) // n, minlength=len(arm_list))
         which = ", ".join(f"{int(k)} in arm {a.name!r}" for a, k in zip(arm_list, per_arm, strict=True) if k)
@@ -480,10 +503,10 @@ def simulate(
         t_out,
         t0,
         P_all,
-        sol.y,
-        sol.obs,
-        keep,
+        layout.views(sol.store, len(arm_list)),
+        layout,
         sol.n_fallback,
+        store_dtype.name,
     )
     if out_of_bounds == "clip":
         prov = json.loads(ds.attrs["provenance"]) | {"out_of_bounds": "clip", "clipped_values": n_clipped}
@@ -636,11 +659,22 @@ def _groups(spec: ModelSpec) -> dict[str, list[tuple[str, int, int | None, str, 
 
 
 def _to_dataset(
-    spec, compiled, arms, population, parameters, mechanisms_off, solver, t_out, t0, P_all, Y, O, keep, n_fallback
+    spec,
+    compiled,
+    arms,
+    population,
+    parameters,
+    mechanisms_off,
+    solver,
+    t_out,
+    t0,
+    P_all,
+    values,
+    layout,
+    n_fallback,
+    dtype_name,
 ) -> xr.Dataset:
     n_arms, n = len(arms), int(population.n_patients)
-    Y = Y.reshape(n_arms, n, t_out.size, -1)
-    O = O.reshape(n_arms, n, t_out.size, -1)
     coords: dict[str, Any] = {
         "arm": ("arm", [a.name for a in arms], {"long_name": "trial arm", "units": "1"}),
         "patient": ("patient", np.arange(n), {"long_name": "virtual patient index", "units": "1"}),
@@ -649,18 +683,10 @@ def _to_dataset(
     if spec.n_lesions:
         coords["lesion"] = ("lesion", np.arange(spec.n_lesions), {"long_name": "lesion index", "units": "1"})
     data: dict[str, Any] = {}
-    for name, members in _groups(spec).items():
-        if name not in keep:
-            continue
-        kind, _, lesion, units, long_name = members[0]
-        src = Y if kind == "state" else O
-        if lesion is None:
-            arr = src[..., members[0][1]]
-            data[name] = (("arm", "patient", "time"), arr, {"units": units, "long_name": long_name})
-        else:
-            order = sorted(members, key=lambda m: m[2] or 0)
-            arr = np.stack([src[..., m[1]] for m in order], axis=2)
-            data[name] = (("arm", "patient", "lesion", "time"), arr, {"units": units, "long_name": long_name})
+    for name, members in layout.groups.items():  # views of the store (abscopal.outputs), no copies
+        _, _, lesion, units, long_name = members[0]
+        dims = ("arm", "patient", "time") if lesion is None else ("arm", "patient", "lesion", "time")
+        data[name] = (dims, values[name], {"units": units, "long_name": long_name})
     data.update(_treatment_summary(spec, arms, n_arms, n, float(t_out[-1])))
     starts = np.array(
         [
@@ -677,6 +703,7 @@ def _to_dataset(
         {"units": "day", "long_name": "day of the patient's first RT fraction (NaN: no RT)"},
     )
     pnames = list(spec.parameter_names)
+    units_of = {p.name: p.units for p in spec.all_parameters}
     data["parameter_value"] = (
         ("arm", "patient", "parameter"),
         P_all.reshape(n_arms, n, -1),
@@ -685,7 +712,7 @@ def _to_dataset(
     coords["parameter"] = ("parameter", pnames, {"long_name": "parameter name", "units": "1"})
     coords["parameter_units"] = (
         "parameter",
-        [spec.parameter(p).units for p in pnames],
+        [units_of[p] for p in pnames],
         {"long_name": "parameter units", "units": "1"},
     )
     if population.varying:
@@ -732,5 +759,6 @@ def _to_dataset(
         "model_hash": spec.content_hash(),
         "seed": int(population.seed),
         "roles": json.dumps(dict(spec.roles), sort_keys=True),  # which output plays which part in scoring
+        "output_dtype": dtype_name,  # how the outputs are stored (simulate(dtype=...))
     }
     return xr.Dataset(data_vars=data, coords=coords, attrs=attrs)

@@ -206,6 +206,8 @@ def solve(
     t0: float | None = None,
     options: SolverOptions | None = None,
     labels: Sequence[str] | None = None,
+    buffers: tuple[np.ndarray, np.ndarray] | None = None,
+    observables: bool = True,
 ) -> Solution:
     """Integrate every row of ``P`` and return states and observables at ``t_out``.
 
@@ -225,6 +227,12 @@ def solve(
         Solver settings.
     labels
         Per-patient labels used in error messages (e.g. ``"arm 'SBRT', patient 17"``).
+    buffers
+        Arrays to write the states and observables into (C-contiguous float64 of shapes ``(n_patients, n_times,
+        n_states)`` and ``(n_patients, n_times, n_observables)``, or ``n_observables = 0`` without observables);
+        returned as ``y`` and ``obs``. A caller solving patients in chunks reuses them (:mod:`abscopal.outputs`).
+    observables
+        Evaluate the observables (``False``: ``obs`` has no columns).
 
     Raises
     ------
@@ -244,7 +252,14 @@ def solve(
     ns = len(spec.states)
     atol = np.array([s.abs_tol for s in spec.states]) * options.atol_scale
     nonneg = np.array([s.nonnegative for s in spec.states])
-    Y = np.zeros((n, t_out.size, ns))
+    n_obs = len(spec.observables) if observables else 0
+    if buffers is None:
+        Y, O = np.zeros((n, t_out.size, ns)), np.zeros((n, t_out.size, n_obs))
+    else:
+        Y, O = buffers
+        for name, a, shape in (("states", Y, (n, t_out.size, ns)), ("observables", O, (n, t_out.size, n_obs))):
+            if a.shape != shape or a.dtype != np.float64 or not a.flags.c_contiguous:
+                raise ParameterError(f"buffers: the {name} buffer must be C-contiguous float64 of shape {shape}")
     status = np.zeros(n, np.int64)
     fail_time = np.zeros(n)
     counts = np.zeros((n, 3), np.int64)
@@ -289,8 +304,7 @@ def solve(
             nonneg,
             lambda t, i=i: _where(labels, i, t),
         )
-    O = np.zeros((n, t_out.size, len(spec.observables)))
-    if spec.observables and n:
+    if n_obs and n:
         model.module.observe_batch(t_out, P, Y, O)
     fb = tuple(int(i) for i in failed) if options.method == "dopri5" else ()
     return Solution(t=t_out, y=Y, obs=O, n_fallback=len(fb), fallback_patients=fb, counts=counts)

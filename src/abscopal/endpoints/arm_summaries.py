@@ -9,6 +9,7 @@ endpoints dataset with dimension ``arm`` (ORR with its Clopper-Pearson interval,
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
 
 import numpy as np
 from scipy.stats import binomtest
@@ -18,7 +19,7 @@ from .death import SurvivalTimes
 from .scoring import ResponseScores
 from .survival import DAYS_PER_MONTH, hazard_ratio, kaplan_meier, logrank_test
 
-__all__ = ["SUMMARY_NAMES", "arm_summaries"]
+__all__ = ["SUMMARY_NAMES", "arm_summaries", "clopper_pearson"]
 
 SUMMARY_NAMES = (
     "orr",
@@ -63,6 +64,14 @@ _Variable = tuple[tuple[str, ...], np.ndarray, dict[str, str]]
 """One data variable as ``(dims, values, attrs)``."""
 
 
+@lru_cache(maxsize=4096)
+def clopper_pearson(k: int, n: int) -> tuple[float, float]:
+    """Exact (Clopper-Pearson) 95% interval of ``k`` responders out of ``n`` (scipy's ``binomtest``; cached: studies
+    ask for the same few ``(k, n)`` again and again)."""
+    ci = binomtest(k, n).proportion_ci(method="exact")
+    return float(ci.low), float(ci.high)
+
+
 def _times(survival: SurvivalTimes, key: str) -> tuple[np.ndarray, np.ndarray]:
     return getattr(survival, f"{key}_day"), getattr(survival, f"{key}_event")
 
@@ -89,8 +98,7 @@ def arm_summaries(
         flags = responses[ai].objective_response
         n = flags.size
         s["orr"][ai] = flags.mean()
-        ci = binomtest(int(flags.sum()), n).proportion_ci(method="exact")  # Clopper-Pearson
-        s["orr_lower"][ai], s["orr_upper"][ai] = ci.low, ci.high
+        s["orr_lower"][ai], s["orr_upper"][ai] = clopper_pearson(int(flags.sum()), n)
         s["dcr"][ai] = responses[ai].disease_control.mean()
         for key in keys:
             fit = kaplan_meier(*_times(survival[ai], key))
@@ -99,8 +107,8 @@ def arm_summaries(
             s[f"{key}_6mo"][ai] = fit.survival_at(6 * DAYS_PER_MONTH)
             s[f"{key}_12mo"][ai] = fit.survival_at(12 * DAYS_PER_MONTH)
             km[f"km_{key}"][ai] = fit.survival_at(km_grid)
-            bands = np.array([fit.landmark(float(t))[1:] for t in km_grid])  # log(-log) 95% band
-            km[f"km_{key}_lower"][ai], km[f"km_{key}_upper"][ai] = bands[:, 0], bands[:, 1]
+            at = np.searchsorted(fit.time_day, km_grid, side="right") - 1  # as KaplanMeier.landmark, all at once
+            km[f"km_{key}_lower"][ai], km[f"km_{key}_upper"][ai] = fit.lower[at], fit.upper[at]  # log(-log) 95% band
             km[f"at_risk_{key}"][ai] = fit.numbers_at_risk(km_grid)
         if ai == 0:
             continue

@@ -20,13 +20,36 @@ def event_draws(seed: int, n: int, k: int) -> np.ndarray:
 
 
 def first_crossing(times: np.ndarray, cumulative: np.ndarray, threshold: np.ndarray) -> np.ndarray:
-    """First time each row of ``cumulative`` reaches its threshold (linear interpolation), inf if never."""
-    out = np.full(cumulative.shape[0], np.inf)
-    for i in range(cumulative.shape[0]):
-        k = int(np.searchsorted(cumulative[i], threshold[i]))
-        if k == 0:
-            out[i] = times[0] if cumulative[i, 0] >= threshold[i] else np.inf
-        elif k < times.size:
-            c0, c1 = cumulative[i, k - 1], cumulative[i, k]
-            out[i] = times[k - 1] + (threshold[i] - c0) / (c1 - c0) * (times[k] - times[k - 1]) if c1 > c0 else times[k]
+    """First time each row of ``cumulative`` reaches its threshold (linear interpolation), inf if never.
+
+    All rows at once: the scan position is numpy's ``searchsorted`` (side ``left``) binary search, run on every row
+    in step, so a row that is not sorted (a cumulative hazard with round-off wiggles) gives what
+    ``np.searchsorted`` gives it.
+    """
+    cumulative = np.asarray(cumulative, dtype=np.float64)
+    threshold = np.asarray(threshold, dtype=np.float64).reshape(-1)
+    n, m = cumulative.shape
+    rows = np.arange(n)
+    lo, hi = np.zeros(n, dtype=np.intp), np.full(n, m, dtype=np.intp)
+    while True:
+        todo = lo < hi
+        if not todo.any():
+            break
+        mid = lo + ((hi - lo) >> 1)
+        value = cumulative[rows, np.minimum(mid, m - 1)]
+        # numpy's order for floats: NaN sorts last (a < b, or b is NaN and a is not)
+        less = (value < threshold) | (np.isnan(threshold) & ~np.isnan(value))
+        lo = np.where(todo & less, mid + 1, lo)
+        hi = np.where(todo & ~less, mid, hi)
+    k = lo
+    out = np.full(n, np.inf)
+    first = k == 0
+    out[first] = np.where(cumulative[first, 0] >= threshold[first], times[0], np.inf)
+    inner = (k > 0) & (k < times.size)
+    i, kk = rows[inner], k[inner]
+    c0, c1 = cumulative[i, kk - 1], cumulative[i, kk]
+    t0, t1 = times[kk - 1], times[kk]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        interpolated = t0 + (threshold[inner] - c0) / (c1 - c0) * (t1 - t0)
+    out[inner] = np.where(c1 > c0, interpolated, t1)
     return out

@@ -45,15 +45,21 @@ __all__ = [
     "IRECIST",
     "NODE_SITES",
     "RECIST_1_1",
+    "RESPONSE_CODES",
     "SEYMOUR_2017",
     "SITES",
     "RecistAssessment",
     "RecistRules",
     "TargetSelection",
+    "Targets",
     "assess",
     "assess_population",
+    "assess_targets",
     "diameter_from_volume",
+    "events_seen_batch",
     "select_targets",
+    "select_targets_batch",
+    "tagged",
 ]
 
 EISENHAUER_2009 = (
@@ -530,7 +536,7 @@ def assess_population(
     nontarget_progression_day: ArrayLike = math.inf,
     rules: RecistRules = RECIST_1_1,
 ) -> dict[str, NDArray]:
-    """Score every patient with :func:`assess` (a loop over patients).
+    """Score every patient as :func:`assess` does, vectorised across patients.
 
     ``diameters_mm`` has shape ``(n_patients, n_lesions, n_visits)``; ``selections`` is one
     :class:`TargetSelection` for all or one per patient; event days are a scalar, one per patient
@@ -538,12 +544,49 @@ def assess_population(
     ``best_overall_response`` (str), ``objective_response``, ``progressed`` (bool),
     ``progression_day``, ``response_day``, ``best_percent_change``, each ``(n_patients,)``, and
     ``responses`` (str), ``sums_mm``, ``percent_change_from_baseline``, each ``(n_patients, n_visits)``.
+    The values are those of :func:`assess` patient by patient (bit for bit; tests/unit/test_recist_batch.py);
+    invalid input raises the error :func:`assess` raises, prefixed with the patient.
     """
     days, d = as_visit_days(visit_days), _lesion_array("diameters_mm", diameters_mm, 3)
     n = d.shape[0]
     selections = [selections] * n if isinstance(selections, TargetSelection) else list(selections)
     if len(selections) != n:
         raise ParameterError(f"selections has {len(selections)} entries for {n} patients; give one per patient")
+    new = events_seen_batch(new_lesion_day, days, n)
+    ntp = events_seen_batch(nontarget_progression_day, days, n)
+    shapes_ok = all(len(s.sites) == d.shape[1] for s in selections)
+    if (
+        n == 0 or days.size < 2 or new is None or ntp is None or not shapes_ok
+    ):  # the per-patient path raises the precise error
+        return _assess_population_loop(
+            d,
+            days,
+            selections,
+            new_lesion_day=new_lesion_day,
+            nontarget_progression_day=nontarget_progression_day,
+            rules=rules,
+        )
+    order = np.full(d.shape[:2], -1, dtype=np.intp)
+    nontarget = np.zeros(d.shape[:2], dtype=bool)
+    node = np.zeros(d.shape[:2], dtype=bool)
+    for p, s in enumerate(selections):
+        order[p, : len(s.targets)] = s.targets
+        nontarget[p, list(s.nontargets)] = True
+        node[p] = s.is_node
+    return tagged(assess_targets(d, days, Targets(order=order, nontarget=nontarget, node=node), new, ntp, rules), rules)
+
+
+def _assess_population_loop(
+    d: _FloatArray,
+    days: _FloatArray,
+    selections: Sequence[TargetSelection],
+    *,
+    new_lesion_day: ArrayLike,
+    nontarget_progression_day: ArrayLike,
+    rules: RecistRules,
+) -> dict[str, NDArray]:
+    """:func:`assess` patient by patient (the reference of :func:`assess_population`, and its error messages)."""
+    n = d.shape[0]
     new = _per_patient("new_lesion_day", new_lesion_day, n)
     ntp = _per_patient("nontarget_progression_day", nontarget_progression_day, n)
     results = []
@@ -565,4 +608,271 @@ def assess_population(
     out = {key: np.array([getattr(r, key) for r in results]).reshape(n) for key in per_patient}
     for key in ("responses", "sums_mm", "percent_change_from_baseline"):
         out[key] = np.array([getattr(r, key) for r in results]).reshape(n, days.size)
+    return out
+
+
+# ---- vectorised scoring (patients along axis 0; a loop over scans only) ----------------------------------------
+RESPONSE_CODES = ("BL", "CR", "PR", "SD", "NN", "NE", "PD", "NA", "UPD", "CPD")
+"""Bare response codes of :func:`assess_targets` (without the iRECIST ``i``), by index."""
+_BL, _CR, _PR, _SD, _NN, _NE, _PD, _NA, _UPD, _CPD = range(len(RESPONSE_CODES))
+_CODE_LEVEL = np.array([_LEVEL[c] for c in RESPONSE_CODES], dtype=np.int64)
+_RECIST_NAMES = np.array(RESPONSE_CODES)
+_IRECIST_NAMES = np.array([c if c in ("BL", "NA", "NE") else "i" + c for c in RESPONSE_CODES])
+
+
+@dataclass(frozen=True, kw_only=True, eq=False)
+class Targets:
+    """Target selections of many patients as arrays ``(patient, lesion)``.
+
+    Attributes
+    ----------
+    order
+        Target lesion indices of each patient, largest first (the order of :attr:`TargetSelection.targets`),
+        padded with -1.
+    nontarget, node
+        Whether each lesion is a non-target; whether it is a lymph node.
+    """
+
+    order: NDArray[np.intp]
+    nontarget: NDArray[np.bool_]
+    node: NDArray[np.bool_]
+
+
+def select_targets_batch(
+    baseline_mm: _FloatArray,
+    sites: Sequence[Sequence[str]],
+    *,
+    exclude: Sequence[int] = (),
+    rules: RecistRules = RECIST_1_1,
+) -> Targets:
+    """:func:`select_targets` for every patient at once: ``baseline_mm`` is ``(patient, lesion)``, ``sites`` one
+    row of sites per patient; ``exclude`` applies to every patient. Same choices, bit for bit; invalid input
+    raises the error of :func:`select_targets` for the first patient that has it."""
+    base = np.asarray(baseline_mm, dtype=np.float64)
+    names = np.asarray(sites, dtype=object) if len(sites) else np.zeros((0, 0), dtype=object)
+    n_les = base.shape[1] if base.ndim == 2 else -1
+    valid = (
+        base.ndim == 2
+        and names.shape == base.shape
+        and bool(np.all(np.isfinite(base) & (base >= 0.0)))
+        and set(names.ravel().tolist()) <= set(SITES)
+        and all(isinstance(i, Integral) and not isinstance(i, bool) and 0 <= int(i) < n_les for i in exclude)
+        and not isinstance(exclude, str)
+    )
+    if not valid or base.shape[0] == 0:  # the per-patient function raises the precise error
+        sel = [select_targets(base[p], list(names[p]), exclude=exclude, rules=rules) for p in range(len(base))]
+        order = np.full(base.shape, -1, dtype=np.intp)
+        for p, s in enumerate(sel):
+            order[p, : len(s.targets)] = s.targets
+        return Targets(
+            order=order,
+            nontarget=np.array([[i in s.nontargets for i in range(n_les)] for s in sel], dtype=bool).reshape(
+                base.shape
+            ),
+            node=np.isin(names, list(NODE_SITES)).reshape(base.shape),
+        )
+    n, n_les = base.shape
+    node = np.isin(names, list(NODE_SITES)).astype(bool)
+    _, organ = np.unique(names.astype(str), return_inverse=True)
+    organ = organ.reshape(n, n_les)
+    excluded = np.zeros(n_les, dtype=bool)
+    excluded[[int(i) for i in exclude]] = True
+    hidden = base < np.where(node, rules.node_normal_mm, rules.gone_mm) - _TOL_MM
+    measurable = base >= np.where(node, rules.node_measurable_short_axis_mm, rules.measurable_mm) - _TOL_MM
+    ranked = np.argsort(-base, axis=1, kind="stable")  # stable: equal sizes keep index order
+    rows = np.arange(n)
+    per_organ = np.zeros((n, int(organ.max(initial=0)) + 1), dtype=np.int64)
+    count = np.zeros(n, dtype=np.int64)
+    order = np.full((n, n_les), -1, dtype=np.intp)
+    target = np.zeros((n, n_les), dtype=bool)
+    for r in range(n_les):
+        i = ranked[:, r]
+        o = organ[rows, i]
+        take = (
+            (count < rules.max_targets)
+            & ~excluded[i]
+            & measurable[rows, i]
+            & (per_organ[rows, o] < rules.max_targets_per_organ)
+        )
+        order[rows[take], count[take]] = i[take]
+        target[rows[take], i[take]] = True
+        per_organ[rows[take], o[take]] += 1
+        count += take
+    return Targets(order=order, nontarget=~target & ~excluded[None, :] & ~hidden, node=node)
+
+
+def events_seen_batch(event_day: ArrayLike, days: _FloatArray, n: int) -> NDArray[np.intp] | None:
+    """:func:`~abscopal.endpoints.scans.events_seen` of every patient, ``(patient, visit)``; ``event_day`` is a
+    scalar, ``(patient,)`` or ``(patient, k)``. ``None`` if the shape or any day is invalid (the per-patient
+    functions raise the precise error)."""
+    array = np.asarray(event_day, dtype=np.float64)
+    if array.ndim == 0:
+        array = np.broadcast_to(array, (n, 1))
+    elif array.ndim == 1 and array.shape[0] == n:
+        array = array[:, None]
+    elif not (array.ndim == 2 and array.shape[0] == n):
+        return None
+    if np.any(np.isnan(array)) or np.any(array <= days[0]):
+        return None
+    return (array[:, :, None] <= days[None, None, :]).sum(axis=1)
+
+
+def assess_targets(
+    d: _FloatArray,
+    days: _FloatArray,
+    targets: Targets,
+    new: NDArray[np.intp],
+    ntp: NDArray[np.intp],
+    rules: RecistRules,
+) -> dict[str, NDArray]:
+    """The rules and the arithmetic of :func:`assess`, for all patients at once.
+
+    ``d`` is ``(patient, lesion, visit)``, validated; ``days`` the validated scan days (at least two);
+    ``new`` and ``ntp`` the events seen at each scan ``(patient, visit)``. Returns the arrays of
+    :func:`assess_population`, with the responses as integer codes (``codes``, ``bor_code``: indices into
+    :data:`RESPONSE_CODES`) instead of names.
+    """
+    n, n_les, n_vis = d.shape
+    rows = np.arange(n)
+    measured = np.where(d < rules.gone_mm, 0.0, d)  # choice 1: below gone_mm is 0 mm
+    node = targets.node
+    resolved = np.where(node[:, :, None], measured < rules.node_normal_mm - _TOL_MM, measured == 0.0)
+    # the target sum in the order of the targets (largest first), as assess adds them
+    sums = np.zeros((n, n_vis))
+    target_cr = np.ones((n, n_vis), dtype=bool)
+    for r in range(n_les):
+        i = targets.order[:, r]
+        has = i >= 0
+        if not has.any():
+            break
+        lesion = np.where(has[:, None], measured[rows, np.maximum(i, 0)], 0.0)
+        sums[has] += lesion[has]
+        target_cr &= ~has[:, None] | resolved[rows, np.maximum(i, 0)]
+    has_tgt = targets.order[:, 0] >= 0
+    has_non = targets.nontarget.any(axis=1)
+    nontarget_cr = np.all(~targets.nontarget[:, :, None] | resolved, axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        pct = np.where(sums[:, :1] > 0.0, 100.0 * (sums - sums[:, :1]) / sums[:, :1], np.nan)
+    codes = np.full((n, n_vis), _NA, dtype=np.int64)
+    codes[:, 0] = _BL
+    nadirs = np.minimum.accumulate(sums, axis=1)
+    progression = np.full(n, math.inf)
+    active = np.ones(n, dtype=bool)
+    in_episode = np.zeros(n, dtype=bool)
+    ep_u = np.zeros(n, dtype=np.intp)
+    ep_target = np.zeros(n, dtype=bool)
+    ep_other = np.zeros(n, dtype=bool)
+    counted_new = np.zeros(n, dtype=np.intp)
+    counted_ntp = np.zeros(n, dtype=np.intp)
+    w0 = rules.irecist_window_day[0]
+    base0 = sums[:, 0]
+    for k in range(1, n_vis):
+        present = (new[:, k] > 0) | (ntp[:, k] > 0)
+        base = np.where(
+            has_tgt,
+            np.where(
+                target_cr[:, k],
+                np.where(nontarget_cr[:, k] & ~present, _CR, _PR),
+                np.where(base0 - sums[:, k] >= rules.pr_fraction * base0 - _TOL_MM, _PR, _SD),
+            ),
+            np.where(has_non, np.where(nontarget_cr[:, k] & ~present, _CR, _NN), _NE),
+        )
+        nadir = nadirs[:, k - 1]
+        rise = sums[:, k] - nadir
+        target_pd = has_tgt & (rise >= rules.pd_fraction * nadir - _TOL_MM) & (rise >= rules.pd_absolute_mm - _TOL_MM)
+        if not rules.irecist:
+            pd = active & (target_pd | (new[:, k] > 0) | (ntp[:, k] > 0))
+            codes[pd, k] = _PD
+            progression[pd] = days[k]
+            go_on = active & ~pd
+            codes[go_on, k] = base[go_on]
+            active = go_on
+            continue
+        fresh = active & ~in_episode
+        follow = active & in_episode
+        other = (new[:, k] > counted_new) | (ntp[:, k] > counted_ntp)
+        start = fresh & (target_pd | other)
+        codes[fresh, k] = np.where(start, _UPD, base)[fresh]
+        # an episode running since scan u
+        u = ep_u
+        early = follow & (days[k] - days[u] < w0 - _TOL_DAY)  # too early to confirm or reset (choice 4)
+        codes[early, k] = _UPD
+        due = follow & ~early
+        sums_u = sums[rows, u]
+        further = np.where(ep_target, sums[:, k] - sums_u >= rules.pd_absolute_mm - _TOL_MM, target_pd)
+        confirm = due & (further | (new[:, k] > new[rows, u]) | (ntp[:, k] > ntp[rows, u]))
+        codes[confirm, k] = _CPD
+        progression[confirm] = days[u[confirm]]
+        rest = due & ~confirm
+        still = target_pd | (ep_other & (sums[:, k] > sums_u - rules.pd_absolute_mm + _TOL_MM))
+        codes[rest & still, k] = _UPD
+        reset = rest & ~still
+        codes[reset, k] = base[reset]
+        in_episode[reset] = False
+        counted_new[reset] = new[reset, k]
+        counted_ntp[reset] = ntp[reset, k]
+        in_episode[start] = True
+        ep_u[start] = k
+        ep_target[start] = target_pd[start]
+        ep_other[start] = other[start]
+        active &= ~confirm
+    progressed = progression < math.inf
+    # best overall response (choice 6), as _best_response
+    scored = codes != _NA
+    scored[:, 0] = False
+    level = _CODE_LEVEL[codes]
+    effective = level.copy()
+    if rules.require_confirmation:
+        for k in range(1, n_vis):
+            look = scored[:, k] & (level[:, k] >= 4)
+            effective[look, k] = 3  # unconfirmed CR/PR counts as SD (Eisenhauer 2009 table 3)
+            low = level[:, k].copy()
+            for j in range(k + 1, n_vis):
+                if not look.any():
+                    break
+                stop = look & (~scored[:, j] | (level[:, j] < 4))
+                look &= ~stop
+                low = np.minimum(low, level[:, j])
+                ok = look & (days[j] - days[k] >= rules.confirmation_min_day - _TOL_DAY)
+                effective[ok, k] = low[ok]
+                look &= ~ok
+    early_sd = (effective == 3) & (days[None, :] - days[0] < rules.sd_min_day - _TOL_DAY)
+    effective[early_sd & scored] = -1  # SD before the protocol minimum does not count
+    best = np.where(scored, effective, -1).max(axis=1, initial=-1)
+    bor = np.select(
+        [best == 5, best == 4, (best == 3) & has_tgt, best == 3, progressed, (codes == _UPD).any(axis=1)],
+        [_CR, _PR, _SD, _NN, np.where(rules.irecist, _CPD, _PD), _UPD],
+        _NE,
+    )
+    responding = scored & (effective >= 4)
+    response_day = np.where(responding, days[None, :], math.inf).min(axis=1, initial=math.inf)
+    counted = scored & np.isfinite(pct)
+    best_pct = np.where(counted, pct, math.inf).min(axis=1, initial=math.inf)
+    best_pct[~counted.any(axis=1)] = math.nan
+    return {
+        "codes": codes,
+        "bor_code": bor,
+        "objective_response": (bor == _CR) | (bor == _PR),
+        "progressed": progressed,
+        "progression_day": progression,
+        "response_day": response_day,
+        "best_percent_change": best_pct,
+        "sums_mm": sums,
+        "percent_change_from_baseline": pct,
+    }
+
+
+def _names(codes: NDArray[np.int64], rules: RecistRules) -> NDArray[np.str_]:
+    """Response names of integer codes, as :func:`assess` writes them (``<U`` of the longest name present)."""
+    table = _IRECIST_NAMES if rules.irecist else _RECIST_NAMES
+    used = np.unique(codes)
+    width = max((len(table[c]) for c in used), default=1)
+    return table[codes].astype(f"<U{width}")
+
+
+def tagged(batch: dict[str, NDArray], rules: RecistRules) -> dict[str, NDArray]:
+    """The :func:`assess_population` dictionary of an :func:`assess_targets` result (codes become names)."""
+    out = {k: v for k, v in batch.items() if k not in ("codes", "bor_code")}
+    out["best_overall_response"] = _names(batch["bor_code"], rules)
+    out["responses"] = _names(batch["codes"], rules)
     return out

@@ -14,7 +14,20 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import ParameterError, ScheduleError
-from .recist import RecistRules, assess_population, select_targets
+from .recist import (
+    RESPONSE_CODES,
+    RecistRules,
+    _assess_population_loop,
+    _lesion_array,
+    assess_targets,
+    events_seen_batch,
+    select_targets,
+    select_targets_batch,
+    tagged,
+)
+
+_RESPONDING = [RESPONSE_CODES.index(c) for c in ("CR", "PR")]
+_CONTROLLED = [RESPONSE_CODES.index(c) for c in ("CR", "PR", "SD", "NN")]
 
 __all__ = ["ResponseScores", "duration_of_response", "excluded_lesions", "score_responses", "visit_index"]
 
@@ -77,18 +90,28 @@ def score_responses(
     taken at the first scan on or after ``orr_visit_day`` (``None``: the best overall response).
     """
     n_pat = diameters_mm.shape[0]
-    sel = [select_targets(diameters_mm[p, :, 0], sites[p], exclude=exclude, rules=rules) for p in range(n_pat)]
-    r = assess_population(diameters_mm, visits, sel, new_lesion_day=new_lesion_day, rules=rules)
+    targets = select_targets_batch(diameters_mm[:, :, 0], sites, exclude=exclude, rules=rules)
+    d = _lesion_array("diameters_mm", diameters_mm, 3)
+    new = events_seen_batch(new_lesion_day, visits, n_pat)
+    if new is None or visits.size < 2 or n_pat == 0:  # the per-patient path (and its error messages)
+        sel = [select_targets(d[p, :, 0], sites[p], exclude=exclude, rules=rules) for p in range(n_pat)]
+        r = _assess_population_loop(
+            d, visits, sel, new_lesion_day=new_lesion_day, nontarget_progression_day=np.inf, rules=rules
+        )
+        codes = np.vectorize(lambda x: RESPONSE_CODES.index(str(x).lstrip("i")), otypes=[np.int64])
+        r["codes"] = codes(r["responses"]).reshape(r["responses"].shape)
+        r["bor_code"] = codes(r["best_overall_response"]).reshape(n_pat)
+    else:
+        r = assess_targets(d, visits, targets, new, np.zeros_like(new), rules)
+        r |= tagged(r, rules)
     if orr_visit_day is None:
         orr = np.asarray(r["objective_response"], dtype=bool)
     else:
         k = int(np.searchsorted(visits, orr_visit_day - 1e-9))
         if k >= visits.size:
             raise ScheduleError(f"orr_visit_day {orr_visit_day} is after the last scan {visits[-1]}")
-        orr = np.array([str(x).lstrip("i") in ("CR", "PR") for x in r["responses"][:, k]], dtype=bool)
-    control = np.array(
-        [str(x).lstrip("i") in ("CR", "PR", "SD", "NN") for x in r["best_overall_response"]], dtype=bool
-    ).reshape(n_pat)
+        orr = np.isin(r["codes"][:, k], _RESPONDING)
+    control = np.isin(r["bor_code"], _CONTROLLED).reshape(n_pat)
     return ResponseScores(
         responses=r["responses"],
         percent_change=r["percent_change_from_baseline"],

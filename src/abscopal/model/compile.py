@@ -1,7 +1,7 @@
 """Generate, cache and load compiled kernels for a :class:`~abscopal.model.spec.ModelSpec`.
 
 From a spec we generate the source of one Python module: the right-hand side, its analytic
-Jacobian (sympy), the jump maps of the events, the initial state and the observables, followed
+Jacobian and time derivative (sympy), the jump maps of the events, the initial state and the observables, followed
 by the numba integrator of :mod:`abscopal.model._integrator_template`. The module is written
 (atomically) to a cache directory under a name that contains the model's content hash, so
 
@@ -59,7 +59,7 @@ from .spec import TIME, ModelSpec, sym
 
 __all__ = ["CompiledModel", "compile_model", "default_cache_dir", "generate_source"]
 
-_CODEGEN_VERSION = "5"
+_CODEGEN_VERSION = "6"
 _TEMPLATE_PATH = Path(__file__).with_name("_integrator_template.py")
 
 
@@ -165,13 +165,27 @@ def _block(printer: _Printer, exprs: list[sp.Expr], targets: list[str], indent: 
     return lines
 
 
+def _time_derivatives(rates: list[sp.Expr]) -> list[sp.Expr]:
+    """``d(rate)/dt`` of each rate (explicit time dependence only); the Dirac deltas of switches are dropped."""
+    out = []
+    for r in rates:
+        d = sp.diff(sp.sympify(r), TIME)
+        if d.has(sp.DiracDelta):
+            d = d.replace(lambda e: isinstance(e, sp.DiracDelta), lambda e: sp.S.Zero)
+        if d.has(sp.Derivative, sp.Subs):
+            raise AbscopalError(f"the rate {r} has no closed-form time derivative for the Rosenbrock solver")
+        out.append(d)
+    return out
+
+
 def generate_source(spec: ModelSpec) -> str:
     """Return the Python/numba source of the kernel module of ``spec``.
 
-    The module defines ``rhs(t, y, p, dy)``, ``jac(t, y, p, J)``, ``jump(k, t, y, p, a)``,
-    ``initial(p, y)``, ``observe(t, y, p, out)``, the constants ``N_STATES``, ``N_PARAMS``,
-    ``N_OBS``, ``MODEL_HASH`` and the integrator functions ``solve_batch``,
-    ``solve_batch_serial`` and ``observe_batch``.
+    The module defines ``rhs(t, y, p, dy)``, ``jac(t, y, p, J)``, ``dfdt(t, y, p, ft)`` (the explicit time
+    derivative of the rates, for the Rosenbrock method), ``jump(k, t, y, p, a)``, ``initial(p, y)``,
+    ``observe(t, y, p, out)``, the constants ``N_STATES``, ``N_PARAMS``, ``N_OBS``, ``TIME_DEPENDENT``,
+    ``MODEL_HASH`` and the integrator functions ``solve_batch``, ``solve_batch_serial``, ``solve_batch_ros``,
+    ``solve_batch_ros_serial``, ``solve_batch_auto``, ``solve_batch_auto_serial`` and ``observe_batch``.
     """
     pr = _Printer({"fully_qualified_modules": True, "allow_unknown_functions": False})
     names = _local_names(spec)
@@ -192,6 +206,8 @@ def generate_source(spec: ModelSpec) -> str:
     jump_exprs = [[loc(ev.jumps[st]) for st in ev.jumps] for ev in spec.events]
     obs_exprs = [loc(o.expr) for o in spec.observables]
     derived = hoist.derived()
+    # d(rates)/dt for the Rosenbrock method, not hoisted: the derived values above stay exactly those of before
+    dfdt_exprs = [loc(d, lift=False) for d in _time_derivatives(rates)]
     n_ext = n_par + len(derived)
 
     def unpack(states: bool = True, ext: bool = True) -> list[str]:
@@ -215,6 +231,7 @@ def generate_source(spec: ModelSpec) -> str:
         f"N_PARAMS = {n_par}",
         f"N_EXT = {n_ext}",
         f"N_OBS = {len(spec.observables)}",
+        f"TIME_DEPENDENT = {any(d != 0 for d in dfdt_exprs)}",
         "",
         "",
         "@nb.njit(cache=True)",
@@ -230,6 +247,10 @@ def generate_source(spec: ModelSpec) -> str:
     out += ["", "", "@nb.njit(cache=True)", "def jac(t, y, p, J):", *unpack(), "    J[:, :] = 0.0"]
     if nz:
         out += _block(pr, jac_exprs, [f"J[{i}, {k}]" for i, k in nz])
+    out += ["", "", "@nb.njit(cache=True)", "def dfdt(t, y, p, ft):", *unpack(), "    ft[:] = 0.0"]
+    nz_t = [i for i, d in enumerate(dfdt_exprs) if d != 0]
+    if nz_t:
+        out += _block(pr, [dfdt_exprs[i] for i in nz_t], [f"ft[{i}]" for i in nz_t])
     out += ["", "", "@nb.njit(cache=True)", "def jump(k, t, y, p, a):", *unpack()]
     if not spec.events:
         out += ["    return"]

@@ -179,25 +179,30 @@ def test_solver_options_reject_bad_rtol(rtol):
 
 
 def test_solver_options_reject_unknown_method():
-    with pytest.raises(ParameterError, match=r"unknown solver method 'rk45'"):
+    with pytest.raises(ParameterError, match=r"unknown solver method 'rk45'") as info:
         SolverOptions(method="rk45")
+    for name in ("dopri5", "auto", "rosenbrock", "radau"):  # the message lists the choices
+        assert name in str(info.value)
+    with pytest.raises(ParameterError, match=r"solver method must be one of .*'rosenbrock'"):
+        SolverOptions(method=4)  # type: ignore[arg-type]
 
 
 # ------------------------------------------------------------------------------ SolverError
 _WHERE = re.compile(r"arm 'blow', patient (\d+) at t = ([-+0-9.e]+) day")
 
 
-@pytest.mark.parametrize("fallback", [True, False], ids=["radau-fallback", "no-fallback"])
-def test_solver_error_names_arm_patient_and_time(blowup, fallback):
-    """dy/dt = y^2, y(0) = 1 is infinite at t = 1: both the compiled solver and Radau must give
-    up, and the error says which arm, which patient and when."""
+@pytest.mark.parametrize("method", ["dopri5", "auto", "rosenbrock", "no-fallback"])
+def test_solver_error_names_arm_patient_and_time(blowup, method):
+    """dy/dt = y^2, y(0) = 1 is infinite at t = 1: Dormand-Prince and Rodas4 (its stiff fallback, the switch of
+    "auto", or alone) must give up, and the error says which arm, which patient and when."""
+    fallback = method != "no-fallback"
     with pytest.raises(SolverError) as info:
         simulate(
             blowup,
             {"blow": TreatmentPlan()},
             t_end_day=2.0,
             output_interval_day=0.5,
-            solver=SolverOptions(stiff_fallback=fallback),
+            solver=SolverOptions(stiff_fallback=fallback, method="dopri5" if method == "no-fallback" else method),
         )
     msg = str(info.value)
     assert "arm" in msg and "patient" in msg and "t =" in msg, msg

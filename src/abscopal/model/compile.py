@@ -524,7 +524,8 @@ class CompiledModel:
     path
         Path of the generated module.
     module
-        The imported module (numba dispatchers ``rhs``, ``jac``, ``jump``, ``solve_batch``...).
+        The imported module (numba dispatchers ``rhs``, ``jac``, ``dfdt``, ``jump``, ``solve_batch``,
+        ``solve_batch_ros``...).
     """
 
     spec: ModelSpec
@@ -540,7 +541,7 @@ class CompiledModel:
         """The model's content hash (see :meth:`ModelSpec.content_hash`)."""
         return self.spec.content_hash()
 
-    # convenient single-patient Python entry points (used by the stiff fallback and tests)
+    # convenient single-patient Python entry points (used by the Radau reference path and tests)
     def extended(self, p: np.ndarray) -> np.ndarray:
         """Extended parameter vector (parameters + hoisted derived values) used by every kernel."""
         pe = np.empty(self.module.N_EXT)

@@ -50,7 +50,8 @@ class SolverOptions:
     parallel
         Integrate patients on all cores (numba ``prange``).
     stiff_fallback
-        With ``"dopri5"``: re-integrate the patients it gives up on with the compiled Rodas4 (else raise).
+        With ``"dopri5"``: re-integrate the patients it gives up on with the compiled Rodas4 (else raise); the
+        other methods ignore it.
     method
         ``"dopri5"`` (default: compiled Dormand-Prince 5(4), stiff fallback to Rodas4), ``"auto"``
         (Dormand-Prince with stiffness detection, switching to Rodas4), ``"rosenbrock"`` (compiled Rodas4 for

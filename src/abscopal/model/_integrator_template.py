@@ -475,13 +475,17 @@ def _solve_one_ros(p, t0, t_out, ev_t, ev_k, ev_a, rtol, atol, nonneg, max_steps
         if e < ne and ev_t[e] < tb:
             tb = ev_t[e]
         # ---- integrate the smooth segment [t, tb] ----
+        rhs(t, y, p, f0)
+        jac(t, y, p, J)
+        if TIME_DEPENDENT:
+            dfdt(t, y, p, ft)
+        n_fev += 1
+        fresh = False  # f, J (and df/dt) are evaluated at (t, y)
         if h_prev > 0.0:
             h = min(h_prev, tb - t)
         else:
-            rhs(t, y, p, f0)
             h = _initial_step(t, y, f0, p, tb - t, rtol, atol, k1, ytmp)
-            n_fev += 2
-        fresh = True  # f, J (and df/dt) must be evaluated at (t, y)
+            n_fev += 1
         reject = False
         h_acc = 0.0  # Gustafsson's predictive controller: last accepted step and its error
         err_acc = 1e-2

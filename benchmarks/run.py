@@ -27,7 +27,7 @@ parameters. Everything is measured in this run, on this machine:
   (rtol 1e-6, absolute tolerance = abs_tol) for comparison.
 
 Stiff workload (``stiff_*``): the stiff receptor-binding model
-(:mod:`abscopal.model.library.receptor_binding`: binding at kon C ~ 1e4-4e4 per day), the same plan (SBRT 24 Gy/3
+(:mod:`abscopal.model.library.receptor_binding`: binding at kon C ~ 1e4-5e4 per day), the same plan (SBRT 24 Gy/3
 from day -7, pembrolizumab 200 mg q3w, 737 days, daily output), 1,000 patients with log-normal variability on kon,
 clearance and growth, rtol 1e-7 with absolute tolerance = abs_tol:
 

@@ -2,7 +2,7 @@
 
 * Toy model (Gompertz + LQ jumps, one-compartment PK + boluses): ``method="rosenbrock"`` against the closed forms
   of ``test_analytic.py`` (relative error ``|a - b| / |b|``, bound in each assert).
-* Stiff model (:mod:`abscopal.model.library.receptor_binding`: receptor binding at kon C ~ 1e4-4e4 per day):
+* Stiff model (:mod:`abscopal.model.library.receptor_binding`: receptor binding at kon C ~ 1e4-5e4 per day):
   Rodas4 at rtol 1e-9 against Radau at rtol 1e-10, both with absolute tolerance ``abs_tol x 1e-3``, error
   ``|a - b| / (|b| + abs_tol_i)`` on every state and day (the metric of ``test_radau_agreement.py``), <= 1e-5.
   Pembrolizumab (constant clearance) and nivolumab (time-varying clearance: the generated df/dt enters every

@@ -27,7 +27,7 @@ with ``koff = kon Kd`` and ``Kd`` the drug's EC50 (``ro_ec50_ug_per_ml``) in nM.
 ``radiation_fraction`` multiplies ``V`` by ``exp(-alpha d - beta d^2)``. The drug PK parameters have the names of
 the NSCLC model's (``pk_*``, ``ro_ec50_ug_per_ml``), so a drug regimen's PK applies (:mod:`abscopal.treatment`).
 
-Why it is stiff: binding runs at ``kon C`` = 86.4 /(nM day) x 140-470 nM = 1.2e4-4e4 per day at pembrolizumab
+Why it is stiff: binding runs at ``kon C`` = 86.4 /(nM day) x 140-570 nM = 1.2e4-5e4 per day at pembrolizumab
 200 mg q3w troughs and peaks, while everything else moves at 1e-3-1 per day. An explicit method must keep
 ``h kon C`` below about 3.3 for stability, i.e. steps of 1e-4 day for two years (several million steps); the
 implicit Rodas4 steps at the accuracy of the slow dynamics. This is the model structure of Mager & Jusko 2001.

@@ -284,7 +284,13 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     pop10k = VirtualPopulation(n_patients=10_000, variability=VARIABILITY, seed=20261127)
     t_sim = timed(
         lambda: simulate(
-            model, {"sbrt+pembro": plan}, population=pop10k, t_end_day=END_DAY, start_day=START_DAY, solver=opts
+            model,
+            {"sbrt+pembro": plan},
+            population=pop10k,
+            t_end_day=END_DAY,
+            start_day=START_DAY,
+            solver=opts,
+            allow_large=True,  # 10,000 x 739 x 37 float64 values are just above the 2 GiB guard of abscopal.limits
         )
     )
     nr = args.radau_patients

@@ -52,6 +52,24 @@ parameters. Everything is measured in this run, on this machine:
   and ``max_rel_error_vs_radau_default_tolerances`` report :class:`SolverOptions` defaults
   (rtol 1e-6, absolute tolerance = abs_tol) for comparison.
 
+Stiff workload (``stiff_*``): the stiff receptor-binding model
+(:mod:`abscopal.model.library.receptor_binding`: binding at kon C ~ 1e4-5e4 per day), the same plan (SBRT 24 Gy/3
+from day -7, pembrolizumab 200 mg q3w, 737 days, daily output), 1,000 patients with log-normal variability on kon,
+clearance and growth, rtol 1e-7 with absolute tolerance = abs_tol:
+
+* ``stiff_speedup_vs_python_radau``: per-patient time of scipy ``Radau`` (the Python stiff fallback before the
+  compiled solver; compiled RHS and analytic Jacobian, ``solve(method="radau")``), measured on
+  ``--stiff-radau-patients`` patients (default 20; a plain loop, linear in N) and scaled per patient, divided by
+  the per-patient time of the compiled Rodas4 (``method="rosenbrock"``) on all 1,000 patients (all cores, as every
+  ``seconds`` figure here); ``stiff_speedup_vs_python_radau_serial`` the same against Rodas4 on one thread;
+* ``stiff_seconds_1k_auto``: the 1,000 patients with ``method="auto"`` (Dormand-Prince until its stiffness test
+  fires, then Rodas4); ``stiff_dopri5_fallback_seconds_per_patient``: the default ``method="dopri5"``, which burns
+  its 200,000-step budget before handing over to Rodas4 (measured on the Radau patients);
+* ``stiff_max_rel_error_rodas4_vs_radau``: Rodas4 against that Radau run (same tolerances), error
+  ``|a - b| / (|b| + atol_i)`` on every state and day.
+
+``--stiff-only`` runs the stiff workload alone.
+
 Usage: ``python benchmarks/run.py`` (table) or ``python benchmarks/run.py --json``; ``--speed-keys`` measures
 only the two 10k ``simulate()`` times, ``parallel_efficiency_2_threads`` and ``scoring_to_solver_ratio``.
 """
@@ -76,6 +94,7 @@ from abscopal.endpoints import score
 from abscopal.endpoints.readout import scored_outputs
 from abscopal.model.compile import compile_model
 from abscopal.model.library.nsclc import nsclc_model
+from abscopal.model.library.receptor_binding import receptor_binding_model
 from abscopal.parameters import resolve_values
 from abscopal.population import LogNormal, VirtualPopulation
 from abscopal.simulate import plan_events, simulate
@@ -373,6 +392,67 @@ def scoring_to_solver(repeats: int) -> dict[str, float]:
     return {k: float(np.median(v)) for k, v in times.items()}
 
 
+STIFF_VARIABILITY = {
+    "kon_per_nm_day": LogNormal(omega=0.5),
+    "pk_cl_l_per_day": LogNormal(omega=0.3),
+    "growth_per_day": LogNormal(omega=0.4),
+}
+
+
+def stiff_benchmark(radau_patients: int, repeats: int, timed) -> dict[str, float | int | str]:
+    """The stiff workload (module docstring): compiled Rodas4 against the scipy Radau fallback."""
+    plan = TreatmentPlan(
+        drug=drug_regimen("pembrolizumab_200mg_q3w"),
+        radiation=(radiation_regimen("sbrt_24gy_3fx", start_day=START_DAY),),
+    )
+    t_out = np.arange(START_DAY, END_DAY + 1.0)
+    spec = receptor_binding_model()
+    model = compile_model(spec)
+    n = 1000
+    pop = VirtualPopulation(n_patients=n, variability=STIFF_VARIABILITY, seed=20261127)
+    P = pop.parameter_matrix(spec, resolve_values(spec, plan.parameter_overrides()))
+    events = EventSchedule.concatenate([(EventSchedule.from_lists(model, [plan_events(spec, plan, END_DAY)]), n)])
+
+    def run(options: SolverOptions, m: int = n):
+        ev = EventSchedule(events.ptr[: m + 1], events.times, events.kinds, events.args)
+        return solve(model, P[:m], t_out, events=ev, t0=START_DAY, options=options)
+
+    ros = SolverOptions(method="rosenbrock", rtol=RTOL)
+    run(ros, 4), run(SolverOptions(method="auto", rtol=RTOL), 4)  # JIT warm-up
+    run(SolverOptions(method="rosenbrock", rtol=RTOL, parallel=False), 1)
+    t_ros = timed(lambda: run(ros))
+    t_ros_serial = timed(lambda: run(SolverOptions(method="rosenbrock", rtol=RTOL, parallel=False)))
+    t_auto = timed(lambda: run(SolverOptions(method="auto", rtol=RTOL)))
+    nr = min(radau_patients, n)
+    t0 = time.perf_counter()
+    ref = run(SolverOptions(method="radau", rtol=RTOL), nr)
+    radau_pp = (time.perf_counter() - t0) / nr
+    t0 = time.perf_counter()
+    fallback = run(SolverOptions(rtol=RTOL), nr)
+    dopri_pp = (time.perf_counter() - t0) / nr
+    sol = run(ros)
+    atol = np.array([s.abs_tol for s in spec.states])
+    err = np.abs(sol.y[:nr] - ref.y) / (np.abs(ref.y) + atol)
+    c = spec.state_names.index("C")
+    kon = P[:, spec.parameter_names.index("kon_per_nm_day")]
+    return {
+        "stiff_workload": "receptor_binding (TMDD + tumour), SBRT 24 Gy/3 + pembrolizumab 200 mg q3w, 737 days, "
+        "daily output, 1000 patients, rtol 1e-7, atol = abs_tol",
+        "stiff_fastest_rate_per_day_median": float(np.median(kon * sol.y[:, :, c].max(axis=1))),
+        "stiff_rodas4_seconds_per_patient_n1000": t_ros / n,
+        "stiff_rodas4_serial_seconds_per_patient_n1000": t_ros_serial / n,
+        "stiff_rodas4_steps_per_patient_median": float(np.median(sol.counts[:, 0] + sol.counts[:, 1])),
+        "stiff_radau_seconds_per_patient": radau_pp,
+        "stiff_radau_patients_measured": nr,
+        "stiff_speedup_vs_python_radau": radau_pp / (t_ros / n),
+        "stiff_speedup_vs_python_radau_serial": radau_pp / (t_ros_serial / n),
+        "stiff_seconds_1k_auto": t_auto,
+        "stiff_dopri5_fallback_seconds_per_patient": dopri_pp,
+        "stiff_dopri5_fallback_patients": int(fallback.n_fallback),
+        "stiff_max_rel_error_rodas4_vs_radau": float(err.max()),
+    }
+
+
 def main(argv: list[str] | None = None) -> dict[str, float]:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--json", action="store_true", help="print one JSON object")
@@ -389,7 +469,23 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         help="only the keys of the 'speed where users wait' issue: the two 10k simulate() times, "
         "parallel_efficiency_2_threads and scoring_to_solver_ratio (about a minute)",
     )
+    ap.add_argument("--stiff-radau-patients", type=int, default=20, help="patients of the stiff Radau baseline")
+    ap.add_argument("--stiff-only", action="store_true", help="run the stiff workload (stiff_*) only")
     args = ap.parse_args(argv)
+
+    def timed(fn) -> float:
+        times = []
+        for _ in range(args.repeats):
+            t0 = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t0)
+        return float(np.median(times))
+
+    if args.stiff_only:
+        stiff_only = {"threads": int(os.environ.get("NUMBA_NUM_THREADS", os.cpu_count() or 1))}
+        stiff_only |= stiff_benchmark(args.stiff_radau_patients, args.repeats, timed)
+        print_result(stiff_only, as_json=args.json)
+        return stiff_only
 
     spec, plan, values, t_out = workload()
     if args.speed_keys:
@@ -413,14 +509,6 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         t0=START_DAY,
         options=opts,
     )  # JIT warm-up in this process
-
-    def timed(fn) -> float:
-        times = []
-        for _ in range(args.repeats):
-            t0 = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - t0)
-        return float(np.median(times))
 
     t_1k = timed(lambda: solve(model, P1k, t_out, events=ev1k, t0=START_DAY, options=opts))
     peers = roadrunner_comparison(model, spec, plan, P1k, ev1k, t_out, opts, t_1k, args.roadrunner_patients)
@@ -511,6 +599,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         "worst_time_day": float(t_out[worst[1]]),
         **peers,
     }
+    result |= stiff_benchmark(args.stiff_radau_patients, args.repeats, timed)
     print_result(result, as_json=args.json)
     return result
 

@@ -303,7 +303,8 @@ def simulate(
     Warns
     -----
     AbscopalWarning
-        When patients fall back to the slow stiff solver (scipy Radau); the count per arm is also in the provenance.
+        When patients fall back to the stiff solver (Rodas4, see :mod:`abscopal.solver`); the count per arm is also in
+        the provenance.
         :class:`~abscopal.errors.SterilisedLesionWarning` when a prior course sterilises lesions
         (:mod:`abscopal.history`).
     SolverError
@@ -486,9 +487,10 @@ def simulate(
         per_arm = np.bincount(np.asarray(sol.fallback_patients, int) // n, minlength=len(arm_list))
         which = ", ".join(f"{int(k)} in arm {a.name!r}" for a, k in zip(arm_list, per_arm, strict=True) if k)
         warnings.warn(
-            f"{sol.n_fallback} of {n * len(arm_list)} patients ({which}) were too stiff for the compiled "
-            "solver and were re-integrated with scipy's Radau (slow Python; results are valid); "
-            "recorded as stiff_fallback_patients in the provenance",
+            f"{sol.n_fallback} of {n * len(arm_list)} patients ({which}) were too stiff for the explicit "
+            "solver and were re-integrated with the compiled Rosenbrock solver Rodas4 (results are valid; "
+            "SolverOptions(method='auto') detects stiffness early); recorded as stiff_fallback_patients in the "
+            "provenance",
             AbscopalWarning,
             stacklevel=2,
         )

@@ -1,11 +1,16 @@
-"""Batched integration of compiled models: options, event packing and the stiff fallback.
+"""Batched integration of compiled models: options, event packing and the stiff solver.
 
-:func:`solve` integrates many parameter vectors (patients) at once with the compiled
-Dormand-Prince 5(4) of the kernel module (one patient per thread, per-patient error control,
-exact jumps at event times). Patients on which the explicit method gives up (too many steps:
-the usual sign of stiffness) are re-integrated with scipy's implicit ``Radau`` using the
-compiled right-hand side and the analytic sympy Jacobian, segment by segment with the same
-exact jumps. If that fails too, :class:`~abscopal.errors.SolverError` names the patient and time.
+:func:`solve` integrates many parameter vectors (patients) at once, one patient per thread, each with its own
+error control and exact jumps at event times, with a method of the kernel module:
+
+* ``"dopri5"`` (default): the compiled Dormand-Prince 5(4). Patients on which it gives up (too many steps: the
+  usual sign of stiffness) are re-integrated from the start with the compiled Rosenbrock method Rodas4 (Hairer &
+  Wanner 1996; analytic sympy Jacobian), in parallel; they are reported as ``fallback_patients``.
+* ``"auto"``: Dormand-Prince with Hairer's stiffness test; a patient found stiff (or failing) switches to Rodas4.
+* ``"rosenbrock"``: Rodas4 for every patient (a model known to be stiff).
+* ``"radau"``: scipy's ``Radau`` in Python for every patient (slow; the reference solver of the tests).
+
+If a patient cannot be integrated, :class:`~abscopal.errors.SolverError` names the patient and time.
 """
 
 from __future__ import annotations
@@ -20,9 +25,13 @@ from scipy.integrate import solve_ivp
 from .errors import ParameterError, ScheduleError, SolverError, unknown_name_message
 from .model.compile import CompiledModel
 
-__all__ = ["EventSchedule", "Solution", "SolverOptions", "solve"]
+__all__ = ["FALLBACK_MIN_STEPS", "METHODS", "EventSchedule", "Solution", "SolverOptions", "solve"]
 
-_STATUS = {1: "too many steps (stiff?)", 2: "step size underflow", 3: "non-finite state"}
+_STATUS = {1: "too many steps (stiff?)", 2: "step size underflow", 3: "non-finite state", 4: "stiff"}
+METHODS = ("dopri5", "auto", "rosenbrock", "radau")
+"""The values of :attr:`SolverOptions.method`."""
+FALLBACK_MIN_STEPS = 200_000
+"""Step budget of Rodas4 at least, when it takes over from the explicit method (whose budget may be small)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -36,14 +45,17 @@ class SolverOptions:
     atol_scale
         Multiplies each state's own ``abs_tol`` to give its absolute tolerance.
     max_steps
-        Step budget per patient before the stiff fallback takes over.
+        Step budget per patient of the method; for the explicit method of ``"dopri5"`` and ``"auto"``, the budget
+        before Rodas4 takes over (which then gets at least :data:`FALLBACK_MIN_STEPS`).
     parallel
         Integrate patients on all cores (numba ``prange``).
     stiff_fallback
-        Re-integrate failed patients with scipy ``Radau`` + the analytic Jacobian.
+        With ``"dopri5"``: re-integrate the patients it gives up on with the compiled Rodas4 (else raise); the
+        other methods ignore it.
     method
-        ``"dopri5"`` (compiled, default) or ``"radau"`` (scipy Radau for every patient; slow,
-        for reference runs).
+        ``"dopri5"`` (default: compiled Dormand-Prince 5(4), stiff fallback to Rodas4), ``"auto"``
+        (Dormand-Prince with stiffness detection, switching to Rodas4), ``"rosenbrock"`` (compiled Rodas4 for
+        every patient) or ``"radau"`` (scipy Radau for every patient; slow, for reference runs).
     """
 
     rtol: float = 1e-6
@@ -62,15 +74,15 @@ class SolverOptions:
             if not isinstance(getattr(self, name), bool | np.bool_):
                 raise ParameterError(f"solver {name} must be true or false, got {getattr(self, name)!r}")
         if not isinstance(self.method, str):
-            raise ParameterError(f"solver method must be 'dopri5' or 'radau', got {self.method!r}")
+            raise ParameterError(f"solver method must be one of {list(METHODS)}, got {self.method!r}")
         if not (0 < self.rtol < 1):
             raise ParameterError(f"rtol must be in (0, 1), got {self.rtol!r}; 1e-6 is a good default")
         if not (self.atol_scale > 0 and math.isfinite(self.atol_scale)):
             raise ParameterError(f"atol_scale must be > 0, got {self.atol_scale!r}")
         if int(self.max_steps) != self.max_steps or self.max_steps < 10:
             raise ParameterError(f"max_steps must be an integer >= 10, got {self.max_steps!r}")
-        if self.method not in ("dopri5", "radau"):
-            raise ParameterError(unknown_name_message("solver method", str(self.method), ["dopri5", "radau"]))
+        if self.method not in METHODS:
+            raise ParameterError(unknown_name_message("solver method", str(self.method), METHODS))
 
     def as_dict(self) -> dict[str, object]:
         """Plain dict for provenance."""
@@ -168,8 +180,9 @@ class EventSchedule:
 class Solution:
     """Raw solver output: states ``y[patient, time, state]`` and observables ``obs``.
 
-    ``counts[patient]`` holds (accepted steps, rejected steps, RHS evaluations) of the compiled
-    solver (zeros for patients integrated by the fallback).
+    ``counts[patient]`` holds (accepted steps, rejected steps, RHS evaluations) of the compiled method that
+    finished the patient (zeros with ``"radau"``). ``fallback_patients`` are the patients Dormand-Prince gave up
+    on under ``"dopri5"`` (re-integrated by Rodas4); ``stiff_patients`` all patients integrated by Rodas4.
     """
 
     t: np.ndarray
@@ -178,6 +191,7 @@ class Solution:
     n_fallback: int = 0
     fallback_patients: tuple[int, ...] = field(default_factory=tuple)
     counts: np.ndarray | None = None
+    stiff_patients: tuple[int, ...] = field(default_factory=tuple)
 
 
 def _validate(model: CompiledModel, P: np.ndarray, t_out: np.ndarray, t0: float) -> None:
@@ -237,7 +251,7 @@ def solve(
     Raises
     ------
     SolverError
-        If a patient cannot be integrated even by the stiff fallback.
+        If a patient cannot be integrated (by Rodas4 either, where it takes over).
     """
     options = options or SolverOptions()
     P = np.ascontiguousarray(P, dtype=float)
@@ -249,6 +263,7 @@ def solve(
     if events.ptr.shape[0] != n + 1:
         raise ScheduleError(f"event schedule is for {events.ptr.shape[0] - 1} patients, parameters for {n}")
     spec = model.spec
+    mod = model.module
     ns = len(spec.states)
     atol = np.array([s.abs_tol for s in spec.states]) * options.atol_scale
     nonneg = np.array([s.nonnegative for s in spec.states])
@@ -263,51 +278,65 @@ def solve(
     status = np.zeros(n, np.int64)
     fail_time = np.zeros(n)
     counts = np.zeros((n, 3), np.int64)
+    common = (P, t0, t_out, events.ptr, events.times, events.kinds, events.args, float(options.rtol), atol, nonneg)
+    budget = int(options.max_steps)
+    fallback = np.zeros(0, np.int64)
+    stiff = np.zeros(0, np.int64)
     if options.method == "dopri5" and n:
-        fn = model.module.solve_batch if options.parallel else model.module.solve_batch_serial
-        fn(
-            P,
-            t0,
-            t_out,
-            events.ptr,
-            events.times,
-            events.kinds,
-            events.args,
-            float(options.rtol),
-            atol,
-            nonneg,
-            int(options.max_steps),
-            Y,
-            status,
-            fail_time,
-            counts,
-        )
-        failed = np.flatnonzero(status)
-    else:
-        failed = np.arange(n)
-    if failed.size and options.method == "dopri5" and not options.stiff_fallback:
-        i = int(failed[0])
-        raise SolverError(_where(labels, i, fail_time[i]) + f": {_STATUS.get(int(status[i]), 'failed')}")
-    for failed_i in failed:
-        i = int(failed_i)
-        a, b = events.ptr[i], events.ptr[i + 1]
-        Y[i] = _radau_one(
-            model,
-            P[i],
-            t0,
-            t_out,
-            events.times[a:b],
-            events.kinds[a:b],
-            events.args[a:b],
-            options,
-            atol,
-            nonneg,
-            lambda t, i=i: _where(labels, i, t),
+        fn = mod.solve_batch if options.parallel else mod.solve_batch_serial
+        fn(*common, budget, Y, status, fail_time, counts)
+        fallback = np.flatnonzero(status)
+        if fallback.size and not options.stiff_fallback:
+            i = int(fallback[0])
+            raise SolverError(_where(labels, i, fail_time[i]) + f": {_STATUS.get(int(status[i]), 'failed')}")
+        if fallback.size:
+            stiff = fallback
+            status[stiff] = 0
+            fn = mod.solve_batch_ros if options.parallel and stiff.size > 1 else mod.solve_batch_ros_serial
+            fn(stiff, *common, max(budget, FALLBACK_MIN_STEPS), Y, status, fail_time, counts)
+    elif options.method == "rosenbrock" and n:
+        stiff = np.arange(n, dtype=np.int64)
+        fn = mod.solve_batch_ros if options.parallel else mod.solve_batch_ros_serial
+        fn(stiff, *common, budget, Y, status, fail_time, counts)
+    elif options.method == "auto" and n:
+        switched = np.zeros(n, np.bool_)
+        fn = mod.solve_batch_auto if options.parallel else mod.solve_batch_auto_serial
+        fn(*common, budget, max(budget, FALLBACK_MIN_STEPS), Y, status, fail_time, counts, switched)
+        stiff = np.flatnonzero(switched)
+    elif options.method == "radau":
+        for i in range(n):
+            a, b = events.ptr[i], events.ptr[i + 1]
+            Y[i] = _radau_one(
+                model,
+                P[i],
+                t0,
+                t_out,
+                events.times[a:b],
+                events.kinds[a:b],
+                events.args[a:b],
+                options,
+                atol,
+                nonneg,
+                lambda t, i=i: _where(labels, i, t),
+            )
+    bad = np.flatnonzero(status)
+    if bad.size:
+        i = int(bad[0])
+        raise SolverError(
+            _where(labels, i, fail_time[i]) + f": {_STATUS.get(int(status[i]), 'failed')} (Rosenbrock method Rodas4)"
         )
     if n_obs and n:
-        model.module.observe_batch(t_out, P, Y, O)
-    fb = tuple(int(i) for i in failed) if options.method == "dopri5" else ()
-    return Solution(t=t_out, y=Y, obs=O, n_fallback=len(fb), fallback_patients=fb, counts=counts)
+        mod.observe_batch(t_out, P, Y, O)
+    fb = tuple(int(i) for i in fallback)
+    return Solution(
+        t=t_out,
+        y=Y,
+        obs=O,
+        n_fallback=len(fb),
+        fallback_patients=fb,
+        counts=counts,
+        stiff_patients=tuple(int(i) for i in stiff),
+    )
 
 
 def _where(labels: Sequence[str] | None, i: int, t: float) -> str:
@@ -316,7 +345,7 @@ def _where(labels: Sequence[str] | None, i: int, t: float) -> str:
 
 
 def _radau_one(model, p, t0, t_out, ev_t, ev_k, ev_a, options, atol, nonneg, where):
-    """Reference/stiff path: scipy Radau with the compiled RHS and analytic Jacobian."""
+    """Reference path (``method="radau"``): scipy Radau with the compiled RHS and analytic Jacobian."""
     mod = model.module
     ns = len(model.spec.states)
     out = np.zeros((t_out.size, ns))

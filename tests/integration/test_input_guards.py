@@ -15,8 +15,8 @@ from abscopal.treatment import TreatmentPlan
 
 def test_stiff_fallback_warns_with_the_count_and_the_arm(toy):
     arms = [Arm(name="control", plan=TreatmentPlan(name="control")), Arm(name="other", plan=TreatmentPlan())]
-    # a step budget of 10 is too small for 200 days: every patient falls back to Radau
-    with pytest.warns(AbscopalWarning, match=r"4 of 4 patients \(2 in arm 'control', 2 in arm 'other'\).*Radau"):
+    # a step budget of 10 is too small for 200 days: every patient falls back to the compiled Rodas4
+    with pytest.warns(AbscopalWarning, match=r"4 of 4 patients \(2 in arm 'control', 2 in arm 'other'\).*Rodas4"):
         ds = simulate(
             toy,
             arms,

@@ -1,4 +1,4 @@
-"""The compiled Dormand-Prince integrator against scipy's Radau on the default NSCLC model.
+"""The compiled solvers (Dormand-Prince and Rodas4) against scipy's Radau on the default NSCLC model.
 
 Scenario: 3 lesions, SBRT 24 Gy/3 fx to lesion 0 starting at day -7 plus pembrolizumab 200 mg
 q3w, 730 days, daily output; patients with log-normal variability on growth, immunity and
@@ -8,8 +8,8 @@ Metric, for every patient p, output time t and state i:
 
     err = |a - b| / (|b| + atol_i)
 
-where a is dopri5 (rtol 1e-9), b is Radau (rtol 1e-10) and atol_i is the state's own ``abs_tol``.
-It is the relative error where the state is large against its absolute tolerance and the
+where a is dopri5 or the Rosenbrock method Rodas4 (rtol 1e-9), b is Radau (rtol 1e-10) and atol_i
+is the state's own ``abs_tol``. It is the relative error where the state is large against its absolute tolerance and the
 absolute error in units of atol_i where the state is near 0 (e.g. the danger signal I, which
 decays to ~1e-150). Required: max err <= 1e-5.
 
@@ -21,7 +21,7 @@ above 1e-5: measured against I's exact exponential decay, dopri5 at rtol 1e-9 is
 3e-6 (dopri5) and 9e-8 (Radau).
 
 Radau runs in Python (scipy) at about 6 s per patient, so the default suite uses 3 patients and
-the 5-patient run is marked slow.
+the 5-patient run is marked slow; the reference is computed once for both compiled methods.
 """
 
 from __future__ import annotations
@@ -43,8 +43,10 @@ VARIABILITY = {
 }
 
 
-@pytest.mark.parametrize("n_patients", [3, pytest.param(5, marks=pytest.mark.slow)])
-def test_dopri5_agrees_with_radau(nsclc3, nsclc3_spec, n_patients):
+@pytest.fixture(scope="module", params=[3, pytest.param(5, marks=pytest.mark.slow)], ids=lambda n: f"{n}-patients")
+def scenario(request, nsclc3, nsclc3_spec):
+    """Inputs of the scenario and its Radau reference (computed once per population size)."""
+    n_patients = request.param
     spec = nsclc3_spec
     plan = TreatmentPlan(
         drug=drug_regimen("pembrolizumab_200mg_q3w"), radiation=(radiation_regimen("sbrt_24gy_3fx", start_day=-7),)
@@ -54,19 +56,28 @@ def test_dopri5_agrees_with_radau(nsclc3, nsclc3_spec, n_patients):
     events = plan_events(spec, plan, 730.0)
     sched = EventSchedule.from_lists(nsclc3, [events] * n_patients)
     t_out = np.arange(-7.0, 731.0)
-
-    fast = solve(nsclc3, P, t_out, events=sched, t0=-7.0, options=SolverOptions(rtol=1e-9, atol_scale=1e-3))
     ref = solve(
         nsclc3, P, t_out, events=sched, t0=-7.0, options=SolverOptions(method="radau", rtol=1e-10, atol_scale=1e-3)
     )
-    assert fast.n_fallback == 0  # the compiled path really ran
+    return P, sched, t_out, ref
+
+
+@pytest.mark.parametrize("method", ["dopri5", "rosenbrock"])
+def test_compiled_solver_agrees_with_radau(nsclc3, nsclc3_spec, scenario, method):
+    spec = nsclc3_spec
+    P, sched, t_out, ref = scenario
+    fast = solve(
+        nsclc3, P, t_out, events=sched, t0=-7.0, options=SolverOptions(method=method, rtol=1e-9, atol_scale=1e-3)
+    )
+    assert fast.n_fallback == 0  # the compiled method asked for really ran
+    assert fast.stiff_patients == (() if method == "dopri5" else tuple(range(P.shape[0])))
 
     atol = np.array([s.abs_tol for s in spec.states])
     err = np.abs(fast.y - ref.y) / (np.abs(ref.y) + atol)
     p, t, i = np.unravel_index(int(np.argmax(err)), err.shape)
     assert err.max() <= 1e-5, (
         f"max error {err.max():.3g} for state {spec.state_names[i]} of patient {p} at t = {t_out[t]} "
-        f"(dopri5 {fast.y[p, t, i]!r}, radau {ref.y[p, t, i]!r})"
+        f"({method} {fast.y[p, t, i]!r}, radau {ref.y[p, t, i]!r})"
     )
     # the scenario is not trivial: RT shrinks lesion 0 and the drug reaches saturating levels
     v0 = spec.state_names.index("V_0")

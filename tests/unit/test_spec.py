@@ -341,7 +341,21 @@ def test_equations_latex_contains_every_state(nsclc3_spec):
 
 
 # ------------------------------------------------------------------------------ generated code
-_KERNELS = {"rhs", "jac", "jump", "initial", "observe", "solve_batch", "solve_batch_serial", "observe_batch"}
+_KERNELS = {
+    "rhs",
+    "jac",
+    "dfdt",
+    "jump",
+    "initial",
+    "observe",
+    "solve_batch",
+    "solve_batch_serial",
+    "solve_batch_ros",
+    "solve_batch_ros_serial",
+    "solve_batch_auto",
+    "solve_batch_auto_serial",
+    "observe_batch",
+}
 
 
 def _defined_functions(src: str, filename: str) -> set[str]:

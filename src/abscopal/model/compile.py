@@ -1,7 +1,7 @@
 """Generate, cache and load compiled kernels for a :class:`~abscopal.model.spec.ModelSpec`.
 
 From a spec we generate the source of one Python module: the right-hand side, its analytic
-Jacobian (sympy), the jump maps of the events, the initial state and the observables, followed
+Jacobian and time derivative (sympy), the jump maps of the events, the initial state and the observables, followed
 by the numba integrator of :mod:`abscopal.model._integrator_template`. The module is written
 (atomically) to a cache directory under a name that contains the model's content hash, so
 
@@ -59,7 +59,7 @@ from .spec import TIME, ModelSpec, sym
 
 __all__ = ["CompiledModel", "compile_model", "default_cache_dir", "generate_source"]
 
-_CODEGEN_VERSION = "5"
+_CODEGEN_VERSION = "6"
 _TEMPLATE_PATH = Path(__file__).with_name("_integrator_template.py")
 
 
@@ -165,13 +165,58 @@ def _block(printer: _Printer, exprs: list[sp.Expr], targets: list[str], indent: 
     return lines
 
 
+def _time_derivative_block(
+    printer: _Printer, exprs: list[sp.Expr], t: sp.Symbol, targets: list[str]
+) -> tuple[list[str], bool]:
+    """Lines assigning ``targets[i] = d exprs[i] / dt`` (explicit time dependence), and whether any is nonzero.
+
+    Forward-mode differentiation along the common subexpressions of ``exprs``: each subexpression ``c = e`` that
+    depends on ``t`` gets ``dt_c = de/dt + sum_k de/dc_k dt_c_k``, so only small expressions are differentiated
+    (differentiating the whole rates would double the code generation time of the NSCLC model). The Dirac deltas
+    of switches (derivatives of ``Heaviside``) are dropped.
+    """
+
+    def diff(e: sp.Expr, x: sp.Symbol) -> sp.Expr:
+        d = sp.diff(e, x)
+        if d.has(sp.DiracDelta):
+            d = d.replace(lambda a: isinstance(a, sp.DiracDelta), lambda a: sp.S.Zero)
+        if d.has(sp.Derivative, sp.Subs):
+            raise AbscopalError(f"{e} has no closed-form time derivative for the Rosenbrock solver")
+        return d
+
+    replacements, reduced = sp.cse(exprs, symbols=sp.numbered_symbols("c_"), optimizations="basic")
+    rate: dict[sp.Symbol, sp.Symbol] = {}  # subexpression -> symbol of its time derivative
+
+    def d_dt(e: sp.Expr) -> sp.Expr:
+        free = e.free_symbols
+        terms = [diff(e, t)] if t in free else []
+        terms += [diff(e, c) * rate[c] for c in free if c in rate]
+        return sp.Add(*terms)
+
+    lines = []
+    for v, e in replacements:
+        lines.append(f"    {printer.doprint(v)} = {printer.doprint(e)}")
+        d = d_dt(e)
+        if d != 0:
+            rate[v] = sp.Symbol(f"dt_{v}", real=True)
+            lines.append(f"    {rate[v]} = {printer.doprint(d)}")
+    nonzero = False
+    for tgt, e in zip(targets, reduced, strict=True):
+        d = d_dt(e)
+        if d != 0:
+            nonzero = True
+            lines.append(f"    {tgt} = {printer.doprint(d)}")
+    return lines, nonzero
+
+
 def generate_source(spec: ModelSpec) -> str:
     """Return the Python/numba source of the kernel module of ``spec``.
 
-    The module defines ``rhs(t, y, p, dy)``, ``jac(t, y, p, J)``, ``jump(k, t, y, p, a)``,
-    ``initial(p, y)``, ``observe(t, y, p, out)``, the constants ``N_STATES``, ``N_PARAMS``,
-    ``N_OBS``, ``MODEL_HASH`` and the integrator functions ``solve_batch``,
-    ``solve_batch_serial`` and ``observe_batch``.
+    The module defines ``rhs(t, y, p, dy)``, ``jac(t, y, p, J)``, ``dfdt(t, y, p, ft)`` (the explicit time
+    derivative of the rates, for the Rosenbrock method), ``jump(k, t, y, p, a)``, ``initial(p, y)``,
+    ``observe(t, y, p, out)``, the constants ``N_STATES``, ``N_PARAMS``, ``N_OBS``, ``TIME_DEPENDENT``,
+    ``MODEL_HASH`` and the integrator functions ``solve_batch``, ``solve_batch_serial``, ``solve_batch_ros``,
+    ``solve_batch_ros_serial``, ``solve_batch_auto``, ``solve_batch_auto_serial`` and ``observe_batch``.
     """
     pr = _Printer({"fully_qualified_modules": True, "allow_unknown_functions": False})
     names = _local_names(spec)
@@ -192,6 +237,7 @@ def generate_source(spec: ModelSpec) -> str:
     jump_exprs = [[loc(ev.jumps[st]) for st in ev.jumps] for ev in spec.events]
     obs_exprs = [loc(o.expr) for o in spec.observables]
     derived = hoist.derived()
+    dfdt_lines, time_dependent = _time_derivative_block(pr, rhs_exprs, names[TIME], [f"ft[{i}]" for i in range(n)])
     n_ext = n_par + len(derived)
 
     def unpack(states: bool = True, ext: bool = True) -> list[str]:
@@ -215,6 +261,7 @@ def generate_source(spec: ModelSpec) -> str:
         f"N_PARAMS = {n_par}",
         f"N_EXT = {n_ext}",
         f"N_OBS = {len(spec.observables)}",
+        f"TIME_DEPENDENT = {time_dependent}",
         "",
         "",
         "@nb.njit(cache=True)",
@@ -230,6 +277,8 @@ def generate_source(spec: ModelSpec) -> str:
     out += ["", "", "@nb.njit(cache=True)", "def jac(t, y, p, J):", *unpack(), "    J[:, :] = 0.0"]
     if nz:
         out += _block(pr, jac_exprs, [f"J[{i}, {k}]" for i, k in nz])
+    out += ["", "", "@nb.njit(cache=True)", "def dfdt(t, y, p, ft):", *unpack(), "    ft[:] = 0.0"]
+    out += dfdt_lines
     out += ["", "", "@nb.njit(cache=True)", "def jump(k, t, y, p, a):", *unpack()]
     if not spec.events:
         out += ["    return"]
@@ -503,7 +552,8 @@ class CompiledModel:
     path
         Path of the generated module.
     module
-        The imported module (numba dispatchers ``rhs``, ``jac``, ``jump``, ``solve_batch``...).
+        The imported module (numba dispatchers ``rhs``, ``jac``, ``dfdt``, ``jump``, ``solve_batch``,
+        ``solve_batch_ros``...).
     """
 
     spec: ModelSpec
@@ -519,7 +569,7 @@ class CompiledModel:
         """The model's content hash (see :meth:`ModelSpec.content_hash`)."""
         return self.spec.content_hash()
 
-    # convenient single-patient Python entry points (used by the stiff fallback and tests)
+    # convenient single-patient Python entry points (used by the Radau reference path and tests)
     def extended(self, p: np.ndarray) -> np.ndarray:
         """Extended parameter vector (parameters + hoisted derived values) used by every kernel."""
         pe = np.empty(self.module.N_EXT)

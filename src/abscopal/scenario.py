@@ -11,6 +11,11 @@ Format (every table is optional except ``[[arm]]``)::
     n_lesions = 3
     version = 1                  # nsclc: 1 (default) or 2 (model v2, opt-in while in progress)
     growth = "gompertz"
+    # or an imported SBML model (abscopal.sbml.table; docs/interop.md, "Using an imported model in scenarios"):
+    # sbml = "models/Kosinsky2018.xml"                        # relative to this file's folder
+    # roles = { lesion_volume = "TV", tumour_burden = "TV" }   # which outputs are scored (OBSERVABLE_ROLES)
+    # units = { TV = "uL" }                                    # optional unit overrides
+    # (model = "models/model.xml" is the same without roles or units)
 
     [simulation]
     t_end_day = 730
@@ -61,6 +66,14 @@ so that the sizes hold at time zero (day 0, or the first protocol event of any a
 "Time zero", :mod:`abscopal.history`). ``--endpoints`` then scores from time zero (baseline scan there, PFS and OS
 counted from it). ``prior = true`` on a course with a fraction at or after day 0 (or after a protocol event) is an
 error naming the course, its fraction days and the fix.
+
+An imported SBML model (``[model] sbml = ...``, :mod:`abscopal.sbml.table`) runs at the file's values: ``fit``
+defaults to ``"none"`` (``"default"``, the shipped ``nsclc`` calibration, is refused; a calibration file made for
+this model applies), ``variability = "default"`` is none. Its SBML events fire at their fixed times in every arm
+(:attr:`Scenario.model_events`); arms with ``[[arm.radiation]]`` or a ``drug`` need the model's
+``radiation_fraction`` / ``drug_dose`` events and are refused otherwise, so such arms differ by
+``[arm.parameters]``. ``abscopal simulate --endpoints`` needs a ``lesion_diameter`` or ``lesion_volume`` role. The
+file's path and sha256 are in the result's provenance (``model_source``).
 
 Every key is checked: an unknown key raises with the closest valid key as a suggestion; a value of the wrong type
 (``n_patients = 2.7`` or ``"3"``, ``mechanisms_off = "name"``), a file that is not UTF-8 or a title with a control

@@ -27,6 +27,7 @@ empty file is refused rather than run as a default study)::
     [model]
     n_lesions = 3                # default: the fit's model
     version = 2                  # nsclc model version (1 or 2); default: the fit's (1 without a fit)
+    # or an imported SBML model (validated only; docs/studies.md): sbml = "model.xml", roles = {...}, units = {...}
 
     [population]
     mix = "pembro_rt"            # a MIXES name; line_of_therapy / pdl1_tps_mix override it as in target files

@@ -11,6 +11,11 @@ Format (every table is optional except ``[[arm]]``)::
     n_lesions = 3
     version = 1                  # nsclc: 1 (default) or 2 (model v2, opt-in while in progress)
     growth = "gompertz"
+    # or an imported SBML model (abscopal.sbml.table; docs/interop.md, "Using an imported model in scenarios"):
+    # sbml = "models/Kosinsky2018.xml"                        # relative to this file's folder
+    # roles = { lesion_volume = "TV", tumour_burden = "TV" }   # which outputs are scored (OBSERVABLE_ROLES)
+    # units = { TV = "uL" }                                    # optional unit overrides
+    # (model = "models/model.xml" is the same without roles or units)
 
     [simulation]
     t_end_day = 730
@@ -62,6 +67,14 @@ so that the sizes hold at time zero (day 0, or the first protocol event of any a
 counted from it). ``prior = true`` on a course with a fraction at or after day 0 (or after a protocol event) is an
 error naming the course, its fraction days and the fix.
 
+An imported SBML model (``[model] sbml = ...``, :mod:`abscopal.sbml.table`) runs at the file's values: ``fit``
+defaults to ``"none"`` (``"default"``, the shipped ``nsclc`` calibration, is refused; a calibration file made for
+this model applies), ``variability = "default"`` is none. Its SBML events fire at their fixed times in every arm
+(:attr:`Scenario.model_events`); arms with ``[[arm.radiation]]`` or a ``drug`` need the model's
+``radiation_fraction`` / ``drug_dose`` events and are refused otherwise, so such arms differ by
+``[arm.parameters]``. ``abscopal simulate --endpoints`` needs a ``lesion_diameter`` or ``lesion_volume`` role. The
+file's path and sha256 are in the result's provenance (``model_source``).
+
 Every key is checked: an unknown key raises with the closest valid key as a suggestion; a value of the wrong type
 (``n_patients = 2.7`` or ``"3"``, ``mechanisms_off = "name"``), a file that is not UTF-8 or a title with a control
 character raises an :class:`~abscopal.errors.AbscopalError` whose message starts with the file name. More than
@@ -90,6 +103,7 @@ from .model.library import get_model
 from .model.library.nsclc import model_variability
 from .model.spec import ModelSpec
 from .population import LogitNormal, LogNormal, Variability, VirtualPopulation
+from .sbml.table import check_treatment, is_sbml_model, model_from_table
 from .simulate import Arm
 from .solver import SolverOptions
 from .treatment import (
@@ -138,15 +152,24 @@ class Scenario:
     source: str = ""
     fit: str | None = None
     survival: Mapping[str, float] = field(default_factory=dict)
+    model_events: tuple[tuple[float, str, tuple[float, ...]], ...] = ()
+    """An imported SBML model's own timed events, fired in every arm (:attr:`abscopal.sbml.SbmlModel.schedule`)."""
+    model_source: Mapping[str, Any] = field(default_factory=dict)
+    """An imported SBML model's file, sha256, roles and units (:meth:`abscopal.sbml.table.ImportedModel.provenance`);
+    empty for a library model."""
 
     def simulate_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for :func:`abscopal.simulate`."""
-        kwargs = {
+        kwargs: dict[str, Any] = {
             "population": self.population,
             "parameters": dict(self.parameters) or None,
             "solver": self.solver,
             **self.simulation,
         }
+        if self.model_events:
+            kwargs["model_events"] = self.model_events
+        if self.model_source:
+            kwargs["model_source"] = dict(self.model_source)
         if self.fit is not None:  # as in the calibration: patient values beyond a bound are truncated to it
             kwargs["out_of_bounds"] = "clip"
         return kwargs
@@ -239,11 +262,11 @@ def _drug(where: str, spec: Any) -> DrugRegimen:
     raise ScheduleError(f"{where} must be a regimen name or a table, got {spec!r}")
 
 
-def _variability(model: ModelSpec, spec: Any) -> dict[str, Variability]:
+def _variability(model: ModelSpec, spec: Any, imported: bool = False) -> dict[str, Variability]:
     if spec is None:
         return {}
-    if spec == "default":
-        return model_variability(model) if model.name.startswith("nsclc") else {}
+    if spec == "default":  # only the library nsclc model has a default variability
+        return model_variability(model) if model.name.startswith("nsclc") and not imported else {}
     if not isinstance(spec, Mapping):
         raise ParameterError(f"population.variability must be 'default' or a table, got {spec!r}")
     out: dict[str, Variability] = {}
@@ -276,11 +299,19 @@ def parse_scenario(
     _check_keys("scenario", data, _TOP)
     title = check_text("title", data.get("title", ""))
     model_table = data.get("model", {"name": "nsclc"})
-    if not isinstance(model_table, Mapping):
-        raise ModelError(f'model must be a table ([model] with name = "nsclc", ...), got {model_table!r}')
-    model_spec = dict(model_table)
-    name = model_spec.pop("name", "nsclc")
-    model = get_model(name, **model_spec)
+    imported = None
+    if is_sbml_model(model_table):
+        imported = model_from_table(model_table, relative_to=Path(source).parent if source else None)
+        model = imported.spec
+    else:
+        if not isinstance(model_table, Mapping):
+            raise ModelError(
+                f'model must be a table ([model] with name = "nsclc", ...) or an SBML file ("model.xml"), '
+                f"got {model_table!r}"
+            )
+        model_spec = dict(model_table)
+        name = model_spec.pop("name", "nsclc")
+        model = get_model(name, **model_spec)
     sim = dict(_table("simulation", data.get("simulation", {})))
     _check_keys("simulation", sim, _SIM)
     if "mechanisms_off" in sim:
@@ -310,10 +341,16 @@ def parse_scenario(
     parameters = _values("parameters", data.get("parameters", {}), model)
     pop = dict(_table("population", data.get("population", {})))
     _check_keys("population", pop, _POP)
-    variability = _variability(model, pop.get("variability"))
-    fit_name = data.get("fit", "default")
+    variability = _variability(model, pop.get("variability"), imported is not None)
+    fit_name = data.get("fit", "default" if imported is None else "none")
     if not isinstance(fit_name, str):
         raise ParameterError(f"fit must be 'default', 'none' or a calibration file path, got {fit_name!r}")
+    if imported is not None and fit_name == "default":
+        raise ParameterError(
+            f"fit = 'default': the shipped fit is a calibration of the library model 'nsclc', not of the imported "
+            f"SBML model {str(imported.path)!r}; leave fit out or write fit = 'none' (the SBML file's values), or "
+            "give a calibration file made for this model"
+        )
     fit_typical: dict[str, float] = {}
     survival: dict[str, float] = {}
     fit_path = None
@@ -348,6 +385,17 @@ def parse_scenario(
         where = f"arm[{i}]"
         try:
             arms.append(_arm(where, arm, i, model))
+            if imported is not None:
+                plan = arms[-1].plan
+                check_treatment(
+                    model,
+                    rt=bool(plan.radiation),
+                    drug=plan.drug is not None,
+                    where=f"arm {arms[-1].name!r}",
+                    fix="give this model arms without [[arm.radiation]] and drug (they differ by [arm.parameters]), "
+                    "or add the events to the SBML file (docs/interop.md, 'Using an imported model in scenarios "
+                    "and studies')",
+                )
         except AbscopalError as exc:
             raise with_context(exc, where) from None
     return Scenario(
@@ -361,6 +409,8 @@ def parse_scenario(
         source=source,
         fit=None if fit_path is None else str(fit_path),
         survival=survival,
+        model_events=() if imported is None else imported.schedule,
+        model_source={} if imported is None else imported.provenance(),
     )
 
 

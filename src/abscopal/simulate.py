@@ -213,6 +213,28 @@ def plan_events(spec: ModelSpec, plan: TreatmentPlan, t_end_day: float) -> list[
     return events
 
 
+def _model_events(
+    spec: ModelSpec, events: Sequence[tuple[float, str, Sequence[float]]], t_end_day: float
+) -> list[tuple[float, str, list[float]]]:
+    """The checked ``model_events`` of :func:`simulate` up to ``t_end_day`` (ScheduleError naming a bad one)."""
+    names = [e.name for e in spec.events]
+    out = []
+    for k, item in enumerate(events):
+        try:
+            t, name, args = item
+        except (TypeError, ValueError):
+            raise ScheduleError(f"model_events[{k}] must be (time_day, event name, args), got {item!r}") from None
+        if name not in names:
+            raise ScheduleError(f"model_events[{k}]: " + unknown_name_message("event", str(name), names))
+        n_args = len(spec.event(name).arguments)
+        if len(args) != n_args:
+            raise ScheduleError(f"model_events[{k}]: event {name!r} takes {n_args} arguments, got {list(args)!r}")
+        t = _check_finite(f"model_events[{k}] time", t)
+        if t <= t_end_day:
+            out.append((t, str(name), [float(x) for x in args]))
+    return out
+
+
 def _check_finite(name: str, value: float) -> float:
     if not isinstance(value, (int, float, np.integer, np.floating)) or not math.isfinite(float(value)):
         raise ScheduleError(f"{name} must be a finite number of days, got {value!r}")
@@ -235,6 +257,8 @@ def simulate(
     out_of_bounds: str = "raise",
     allow_large: bool = False,
     dtype: str = "float64",
+    model_events: Sequence[tuple[float, str, Sequence[float]]] = (),
+    model_source: Mapping[str, Any] | None = None,
 ) -> xr.Dataset:
     """Simulate every patient of ``population`` under every arm.
 
@@ -284,6 +308,14 @@ def simulate(
     dtype
         Storage type of the outputs: ``"float64"`` (default) or ``"float32"`` (half the memory, about 7 significant
         digits; the integration is float64 either way). Recorded in ``attrs["output_dtype"]``.
+    model_events
+        ``[(time_day, event name, args), ...]``: events of the model fired at fixed times in every arm and for every
+        patient, besides the plan's (an imported SBML model's own timed events, :attr:`abscopal.sbml.SbmlModel.
+        schedule`; events after ``t_end_day`` are dropped). At the same time, the plan's events fire first, then
+        these in the order given. Recorded in the provenance (``model_events``).
+    model_source
+        Where the model came from (e.g. an SBML file's path and sha256), recorded in the provenance
+        (``model_source``).
 
     Returns
     -------
@@ -355,13 +387,16 @@ def simulate(
         for a in arm_list
     ]
     n = int(population.n_patients)
+    extra = _model_events(spec, model_events, t_end_day)
     arm_events: list[Any] = []  # per arm: one event list shared by all patients, or one list per patient
     for a in arm_list:
         if a.rt_start_day is None:
-            arm_events.append(plan_events(spec, a.plan, t_end_day))
+            arm_events.append(plan_events(spec, a.plan, t_end_day) + extra)
         else:
             memo: dict[int, list] = {}
-            arm_events.append([memo.setdefault(id(pl), plan_events(spec, pl, t_end_day)) for pl in a.patient_plans(n)])
+            arm_events.append(
+                [memo.setdefault(id(pl), plan_events(spec, pl, t_end_day) + extra) for pl in a.patient_plans(n)]
+            )
     first = min(
         [0.0]
         + [
@@ -513,6 +548,13 @@ def simulate(
     if out_of_bounds == "clip":
         prov = json.loads(ds.attrs["provenance"]) | {"out_of_bounds": "clip", "clipped_values": n_clipped}
         ds.attrs["provenance"] = json.dumps(prov, sort_keys=True)
+    if extra or model_source:
+        prov = json.loads(ds.attrs["provenance"])
+        if extra:
+            prov["model_events"] = [[t, name, list(args)] for t, name, args in extra]
+        if model_source:
+            prov["model_source"] = dict(model_source)
+        ds.attrs["provenance"] = json.dumps(prov, sort_keys=True, default=str)
     if history:
         _record_history(ds, arm_list, fits, t0, time_zero)
     return ds

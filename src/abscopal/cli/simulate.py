@@ -36,6 +36,15 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     )
     if args.endpoints or args.endpoints_out or args.endpoints_figure:
         _assessment(args)  # checks --orr-visit-day before any work
+        roles = scenario.model.roles
+        if scenario.model_source and not ("lesion_diameter" in roles or "lesion_volume" in roles):
+            from ..errors import ParameterError
+
+            raise ParameterError(
+                f"{args.scenario}: --endpoints scores lesion sizes, but the imported model has no "
+                "'lesion_diameter' or 'lesion_volume' role; give [model] roles = { lesion_volume = \"<output>\" } "
+                "(or lesion_diameter), or run without --endpoints"
+            )
     out = Path(args.out)
     t0 = time.perf_counter()
     ds = simulate(scenario.model, scenario.arms, **scenario.simulate_kwargs(), allow_large=args.allow_large)

@@ -27,6 +27,7 @@ empty file is refused rather than run as a default study)::
     [model]
     n_lesions = 3                # default: the fit's model
     version = 2                  # nsclc model version (1 or 2); default: the fit's (1 without a fit)
+    # or an imported SBML model (validated only; docs/studies.md): sbml = "model.xml", roles = {...}, units = {...}
 
     [population]
     mix = "pembro_rt"            # a MIXES name; line_of_therapy / pdl1_tps_mix override it as in target files
@@ -77,6 +78,7 @@ from typing import Any
 from .._inputs import check_text, construct, names, read_toml, with_context
 from ..errors import AbscopalError, ModelError, ScheduleError, unknown_name_message
 from ..patients import LINES, MIXES, RT_TARGET_RULES, TPS_CATEGORIES
+from ..sbml.table import check_treatment, is_sbml_model, model_from_table
 from ..scenario import _calendar
 from ..sites import SITES
 from ..solver import SolverOptions
@@ -332,6 +334,9 @@ class StudyDesign:
         ``{axis: levels}`` for every axis of :data:`AXES` (a missing axis has one level).
     source
         The file the design was read from.
+    model_sbml
+        For ``[model] sbml = "model.xml"``: the imported file's path, sha256, roles and units
+        (:meth:`abscopal.sbml.table.ImportedModel.provenance`); empty for a library model.
     """
 
     title: str = "abscopal study"
@@ -354,6 +359,7 @@ class StudyDesign:
     solver: SolverOptions = field(default_factory=SolverOptions)
     axes: Mapping[str, tuple[Any, ...]] = field(default_factory=dict)
     source: str = ""
+    model_sbml: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         axes = dict(self.axes)
@@ -435,6 +441,8 @@ class StudyDesign:
             "mechanisms_off": list(self.mechanisms_off),
             "solver": self.solver.as_dict(),
             "cells": [c.canonical() for c in self.cells()],
+            # only when set, so that the hashes of library-model designs stay
+            **({"model_sbml": dict(self.model_sbml)} if self.model_sbml else {}),
         }
 
     def content_hash(self) -> str:
@@ -463,6 +471,7 @@ class StudyDesign:
                 "exclude_irradiated": self.assessment.exclude_irradiated,
             },
             "axes": {a: [lv.label for lv in self.axes[a]] for a in AXES},
+            **({"model_sbml": dict(self.model_sbml)} if self.model_sbml else {}),
         }
 
 
@@ -603,11 +612,26 @@ def parse_study(
     for key in ("title", "description"):
         if key in data:
             kw[key] = check_text(key, data[key])
-    fit = data.get("fit", "default")
+    imported = None
+    if is_sbml_model(data.get("model")):  # [model] sbml = "model.xml" (or model = "model.xml")
+        try:
+            imported = model_from_table(
+                data["model"], relative_to=Path(source).parent if source else None, require_roles=True
+            )
+        except ModelError as exc:
+            raise ScheduleError(str(exc)) from None
+        kw["model_sbml"] = imported.provenance()
+    fit = data.get("fit", "default" if imported is None else "none")
     if not isinstance(fit, str):
         raise _fail("fit", f"must be 'default', 'none' or a calibration file path, got {fit!r}")
+    if imported is not None and fit == "default":
+        raise _fail(
+            "fit",
+            "'default' is the shipped calibration of the library model 'nsclc', not of the imported SBML model; "
+            "leave fit out or write fit = 'none' (the SBML file's values)",
+        )
     kw["fit"] = None if fit == "none" else fit
-    m = _keys("model", data.get("model", {}), _MODEL)
+    m = _keys("model", {} if imported is not None else data.get("model", {}), _MODEL)
     from ..model.library import MODELS
 
     if "name" in m and m["name"] not in MODELS:
@@ -697,7 +721,28 @@ def parse_study(
     elif "drug" in tr:
         raise _fail("treatment.drug", "the study has a drug axis; give the drugs in axes.drug only")
     kw["axes"] = axes
-    return StudyDesign(**kw)
+    design = StudyDesign(**kw)
+    if imported is not None:
+        _check_imported_axes(design, imported.spec, given=set(ax))
+    return design
+
+
+def _check_imported_axes(design: StudyDesign, spec: Any, given: set[str]) -> None:
+    """Refuse axis levels that need RT or a drug when the imported model has no event for it (before any work)."""
+    for axis, needs in (("fractionation", "rt"), ("drug", "drug")):
+        for i, level in enumerate(design.axes[axis]):
+            treats = level.course is not None if axis == "fractionation" else level.regimen is not None
+            if not treats:
+                continue
+            implicit = axis not in given
+            where = f"axes.{axis}[{i}] ({level.label!r})"
+            fix = (
+                f'write axes.{axis} = ["none"]'
+                + (" (the axis was not given, so its default level applies)" if implicit else "")
+                + (' or treatment.drug = "none"' if axis == "drug" else "")
+                + "; an imported model without these events can only be run without RT and drug"
+            )
+            check_treatment(spec, rt=needs == "rt", drug=needs == "drug", where=where, fix=fix)
 
 
 def load_study(path: str | Path, **overrides: Any) -> StudyDesign:

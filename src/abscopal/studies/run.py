@@ -118,6 +118,12 @@ def prepare_study(design: StudyDesign, *, relative_to: str | Path | None = None)
     """
     from ..model.library import get_model, version_options
 
+    if design.model_sbml:
+        raise ParameterError(
+            f"model.sbml = {design.model_sbml.get('sbml')!r}: the study file is valid, but studies draw NSCLC virtual "
+            "patients (lesion sizes, sites, covariates) and run only the library 'nsclc' model; simulate an imported "
+            "SBML model with a scenario file ('abscopal simulate scenario.toml --endpoints', docs/interop.md)"
+        )
     fit_path = _fit_path(design, relative_to)
     from ..fitted.format import Fit
 

@@ -24,7 +24,7 @@ from abscopal.io import OutputExistsError
 from abscopal.trials import TrialTargets, load_all, load_targets
 
 TARGETS = Path(__file__).resolve().parents[2] / "fits" / "targets" / "pembro_rt.toml"
-TRUTH = {"max_kill_per_day": 0.08, "new_lesion_rate_per_day": 0.003}
+TRUTH = {"max_kill_per_day": 0.08, "tumour_doubling_time_day": 80.0}
 
 
 @pytest.fixture(scope="module")

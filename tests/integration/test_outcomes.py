@@ -27,7 +27,7 @@ from abscopal.errors import ParameterError
 from abscopal.trials import OUTCOME_KINDS, Outcome, load_targets
 
 TARGETS = Path(__file__).resolve().parents[2] / "fits" / "targets"
-TRUTH = {"max_kill_per_day": 0.08, "new_lesion_rate_per_day": 0.003}
+TRUTH = {"max_kill_per_day": 0.08, "tumour_doubling_time_day": 80.0}
 
 
 def test_registry_kinds_match_the_target_format():

@@ -185,10 +185,19 @@ class ScoredArm:
         return float(np.asarray(km.survival_at(np.array([t_day])), dtype=float)[0])
 
     def median_day(self, endpoint: str) -> float:
-        """Day (after the start) where the smooth survival of ``endpoint`` is 0.5 (brentq)."""
-        return float(
-            brentq(lambda t: self.survival(endpoint, t) - 0.5, 1.0, self.t_end_day - self.start_day, xtol=1e-6)
-        )
+        """Day (after the start) where the smooth survival of ``endpoint`` is 0.5 (brentq).
+
+        If the survival is still above 0.5 at the end of follow-up ``T`` (median not reached), the median is
+        extrapolated with an exponential tail through ``S(T)``: ``T ln 0.5 / ln S(T)`` (continuous at
+        ``S(T) = 0.5``, so the surrogate stays smooth for a calibration that crosses the boundary); ``inf`` if
+        nobody has had the event."""
+        end = self.t_end_day - self.start_day
+        s_end = self.survival(endpoint, end)
+        if s_end > 0.5:
+            return end * math.log(0.5) / math.log(s_end) if s_end < 1.0 else math.inf
+        if self.survival(endpoint, 1.0) <= 0.5:
+            return float(brentq(lambda t: self.survival(endpoint, t) - 0.5, 0.0, 1.0, xtol=1e-9))
+        return float(brentq(lambda t: self.survival(endpoint, t) - 0.5, 1.0, end, xtol=1e-6))
 
     @cached_property
     def _progression_free_at_scans(self) -> np.ndarray:

@@ -88,20 +88,20 @@ def test_the_json_has_every_metric_with_units_definition_target_and_provenance(c
     assert Path(prov["fit"]).name == "default.json"
 
 
-def test_the_values_of_the_shipped_fit_measure_todays_failures(card):
+def test_the_shipped_v2_fit_meets_every_target_but_the_sourced_fraction(card):
     v = _values(card)
-    assert v["rest.max_rel_derivative_t0"] > 1e-6  # PD-L1 and macrophages are not at rest
-    assert card["rest.max_rel_derivative_t0"].details["worst_state"].startswith("P_")
+    assert v["rest.max_rel_derivative_t0"] <= 1e-9  # model v2 starts at its untreated steady state
     tz = card["time_zero.baseline_size_rel_error_prior_rt"]  # the prior course is history: sizes hold at day 0
     assert v["time_zero.baseline_size_rel_error_prior_rt"] <= 1e-6 and tz.passed is True
     assert tz.details["time_zero_day"] == 0.0 and tz.details["simulation_start_day"] == -90.0
     assert tz.details["without_prior_max_rel_error"] > 0.1  # as protocol RT, the drawn sizes sat at day -90
     assert tz.details["n_lesions_compared"] + tz.details["n_sterilised"] > 2 * N
     assert 1 <= tz.details["shooting_iterations"] <= 60
-    assert abs(v["abscopal.dc_signal_ratio_24gy3_vs_8gy1"] - 1.0) < 0.01  # the DC signal saturates
-    assert card["abscopal.dc_signal_ratio_24gy3_vs_8gy1"].passed is False
+    assert v["abscopal.dc_signal_ratio_24gy3_vs_8gy1"] > 1.1  # the priming signal follows the dose
     assert 0.0 < v["lymphocytes.nadir_ratio.conv_60gy_30fx"] < v["lymphocytes.nadir_ratio.sbrt_24gy_3fx"] < 1.0
-    assert v["parameters.n"] > 40 and 0.0 < v["parameters.sourced_fraction"] < 0.5
+    assert v["parameters.n"] > 40 and 0.0 < v["parameters.sourced_fraction"] < 0.5  # the one target missed
+    failed = {r.name for r in card.results if r.passed is False}
+    assert failed == {"parameters.sourced_fraction"}, failed
     for name in BRIEF_METRICS:
         r = card[name]
         if r.value is not None and r.want is not None:
@@ -111,7 +111,7 @@ def test_the_values_of_the_shipped_fit_measure_todays_failures(card):
 def test_the_table_is_readable(card):
     text = card.to_table()
     lines = text.splitlines()
-    assert lines[0].startswith("Model card of nsclc_rt_icb_3lesion_gompertz")
+    assert lines[0].startswith("Model card of nsclc_v2_rt_icb_3lesion_gompertz")
     header = next(ln for ln in lines if ln.startswith("metric"))
     assert header.split() == ["metric", "value", "units", "want", "status"]
     for name in METRICS:
@@ -143,13 +143,10 @@ def test_without_lymphocyte_kill_every_nadir_ratio_is_one():
         assert r.value == pytest.approx(1.0, abs=1e-12)
 
 
-def test_without_ifng_pdl1_induction_pdl1_rests_and_the_worst_rest_derivative_falls(card):
-    c = model_card(
-        n_patients=5, metrics=["rest.max_rel_derivative_t0", "rest.pdl1_rel_drift_7d"], mechanisms_off=["ifng_pdl1"]
-    )
+def test_without_ifng_pdl1_induction_pdl1_does_not_drift_in_a_week(card):
+    c = model_card(n_patients=5, metrics=["rest.pdl1_rel_drift_7d"], mechanisms_off=["ifng_pdl1"])
+    assert card["rest.pdl1_rel_drift_7d"].value > 1e-3  # the effectors follow the growing antigen load, with a lag
     assert c["rest.pdl1_rel_drift_7d"].value == pytest.approx(0.0, abs=1e-9)
-    assert c["rest.max_rel_derivative_t0"].value < 0.1 * card["rest.max_rel_derivative_t0"].value
-    assert not c["rest.max_rel_derivative_t0"].details["worst_state"].startswith("P_")
 
 
 def test_without_immunogenic_cell_death_the_abscopal_gain_shrinks_and_priming_is_gone():
@@ -169,8 +166,8 @@ def test_with_every_radiation_specific_effect_off_sbrt_is_the_excision():
     d = r.details
     assert d["excision_mechanisms_off"] == list(EXCISION_MECHANISMS_OFF)
     assert d["excision_parameters"] == {"macrophage_rt_shift": 0.0}
-    assert d["excision_gain"] == d["out_of_field_gain"]
-    assert d["out_of_field_gain"] > 0 and r.value == 0.0
+    assert d["excision_gain"] == d["out_of_field_gain"]  # nothing radiation-specific is left: SBRT is the excision
+    assert r.value in (None, 0.0)  # no gain left (None: SBRT then adds no out-of-field response at all)
 
 
 def test_the_fit_is_what_makes_fitted_parameters_sourced(card):
@@ -179,7 +176,8 @@ def test_the_fit_is_what_makes_fitted_parameters_sourced(card):
     assert c["parameters.sourced_fraction"].value < card["parameters.sourced_fraction"].value
     assert c.provenance["fit"] is None and c.provenance["fit_hash"] is None
     cats = card["parameters.sourced_fraction"].details["categories"]
-    assert cats["max_kill_per_day"] == "fit" and cats["effector_baseline"] == "unidentified_fit"
+    assert cats["max_kill_per_day"] == "fit" and cats["new_lesion_rate_per_day"] == "fit"
+    assert cats["icd_signal_per_gy"] == "assumption"  # not identified by the fit set: left at its default
     assert cats["doomed_clearance_max_per_day"] == "preclinical"  # Kosinsky 2018: mice
     assert cats["carrying_capacity_mm3"] == "assumption"
     assert "pk_cl_l_per_day" not in cats and "immune_access" in cats and "immune_access_1" not in cats

@@ -170,9 +170,9 @@ def test_scenario_and_study_files_take_the_version(tmp_path):
     bad.write_text('fit = "none"\n[model]\nversion = 9\n' + arm)
     with pytest.raises(ModelError, match=r"v9\.toml: nsclc model version must be one of \[1, 2\]"):
         load_scenario(bad)
-    shipped = tmp_path / "shipped.toml"  # the shipped fit is for v1: refused for v2, never mixed
-    shipped.write_text("[model]\nversion = 2\n" + arm)
-    with pytest.raises(AbscopalError, match="was made for model 'nsclc_rt_icb_3lesion_gompertz'"):
+    shipped = tmp_path / "shipped.toml"  # the shipped fit is for v2: refused for v1, never mixed
+    shipped.write_text("[model]\nversion = 1\n" + arm)
+    with pytest.raises(AbscopalError, match="was made for model 'nsclc_v2_rt_icb_3lesion_gompertz'"):
         load_scenario(shipped)
     axes = {"axes": {"fractionation": ["none"]}}
     assert parse_study({"model": {"version": 2}} | axes).model_version == 2
@@ -354,7 +354,7 @@ def test_the_v2_card_passes_every_rest_metric():
     for r in card.results:
         assert r.passed is True, (r.name, r.value)
     assert card["rest.max_rel_derivative_t0"].value <= 1e-9
-    v1 = model_card(fit="none", metrics=["rest."], n_patients=5)
+    v1 = model_card(fit="none", version=1, metrics=["rest."], n_patients=5)
     assert all(r.passed is False for r in v1.results)
 
 
@@ -363,18 +363,19 @@ def test_the_card_refuses_a_version_that_does_not_exist():
         model_card(fit="none", version=7, metrics=["parameters.n"], n_patients=5)
     with pytest.raises(ParameterError, match="version: only model 'nsclc' has versions"):
         model_card("kosinsky2018", fit="none", version=2, metrics=["parameters.n"], n_patients=5)
-    with pytest.raises(AbscopalError, match="was made for model"):  # the shipped fit is for v1
-        model_card(fit="default", version=2, metrics=["parameters.n"], n_patients=5)
+    with pytest.raises(AbscopalError, match="was made for model"):  # the shipped fit is for v2
+        model_card(fit="default", version=1, metrics=["parameters.n"], n_patients=5)
 
 
-def test_cli_diagnose_model_version_2_uses_the_v2_defaults(capsys):
-    assert main(["diagnose", "--model-version", "2", "--metric", "rest.", "--patients", "5"]) == 0
+def test_cli_diagnose_model_version_1_uses_the_v1_defaults(capsys):
+    assert main(["diagnose", "--model-version", "1", "--metric", "rest.", "--patients", "5"]) == 0
     captured = capsys.readouterr()
-    assert "nsclc_v2_rt_icb_3lesion_gompertz" in captured.out and "fit none (model defaults)" in captured.out
-    assert "3 pass, 0 fail" in captured.out
-    assert "the shipped fit is for model 'nsclc' version 1, not 'nsclc' version 2" in captured.err
-    assert main(["diagnose", "--model-version", "1", "--metric", "parameters.n", "--patients", "5"]) == 0
-    assert "fits/default.json" in capsys.readouterr().out  # version 1 is the shipped fit's
+    assert "nsclc_rt_icb_3lesion_gompertz" in captured.out and "fit none (model defaults)" in captured.out
+    assert "0 pass, 3 fail" in captured.out  # v1 is not at rest
+    assert "the shipped fit is for model 'nsclc' version 2, not 'nsclc' version 1" in captured.err
+    assert main(["diagnose", "--model-version", "2", "--metric", "rest.", "--patients", "5"]) == 0
+    out = capsys.readouterr().out
+    assert "fits/default.json" in out and "3 pass, 0 fail" in out  # version 2 is the shipped fit's
 
 
 @pytest.mark.parametrize("argv", [["--model-version", "3"], ["--model", "kosinsky2018", "--model-version", "2"]])

@@ -76,6 +76,13 @@ def _day0_rel_error(ds, patients, day=0.0):
 
 
 # ---- the drawn sizes hold at day 0 ---------------------------------------------------------------------------------
+def _start_volumes(ds, model) -> np.ndarray:
+    """Start volumes (patient, lesion) of arm 0: the size parameters, times the start-size factors (model v2)."""
+    cols, _, factor_cols = size_parameters(model.spec)
+    p = ds.parameter_value.values[0]
+    return p[:, cols] * (p[:, factor_cols] if factor_cols is not None else 1.0)
+
+
 def test_the_drawn_sizes_hold_at_day_0_with_rt_90_days_before_the_drug(prior_run, patients_and_target, nsclc3):
     patients, lesions = patients_and_target
     ds = prior_run.simulation
@@ -91,8 +98,7 @@ def test_the_drawn_sizes_hold_at_day_0_with_rt_90_days_before_the_drug(prior_run
     drawn = ds.baseline_volume_drawn_mm3.values[0]
     assert np.all(np.abs(vol[held] / drawn[held] - 1.0) <= 10 * HISTORY_RTOL)
     # the start sizes are what moved: mostly much larger for the irradiated lesion, smaller for the others (they grew)
-    cols, _, _ = size_parameters(nsclc3.spec)
-    start = ds.parameter_value.values[0][:, cols]
+    start = _start_volumes(ds, nsclc3)
     irr = np.zeros_like(held)
     irr[:, list(lesions)] = True
     ratio = start / np.where(held, drawn, 1.0)
@@ -114,10 +120,16 @@ def test_a_lesion_the_prior_rt_sterilises_starts_at_the_bound_and_is_reported(
         sterilised.any()
     )  # 30 Gy / 10 leaves about 1/85 of the volume at day 0: the largest lesions cannot be reached
     assert not sterilised[:, [j for j in range(3) if j not in lesions]].any()  # only irradiated lesions
-    cols, _, _ = size_parameters(nsclc3.spec)
-    upper = np.array([nsclc3.spec.all_parameters[c].upper for c in cols])
-    start = ds.parameter_value.values[0][:, cols]
-    assert np.all(start[sterilised] == np.broadcast_to(upper, start.shape)[sterilised])
+    cols, _, factor_cols = size_parameters(nsclc3.spec)
+    drawn = ds.parameter_value.values[0][:, cols]  # model v2: the size parameters stay the drawn (time-zero) sizes
+    np.testing.assert_array_equal(drawn, ds.baseline_volume_drawn_mm3.values[0])
+    assert factor_cols is not None
+    upper = np.minimum(
+        np.array([nsclc3.spec.all_parameters[c].upper for c in cols]),
+        drawn * np.array([nsclc3.spec.all_parameters[c].upper for c in factor_cols]),
+    )
+    start = _start_volumes(ds, nsclc3)
+    np.testing.assert_allclose(start[sterilised], upper[sterilised], rtol=1e-12)
     k = int(np.flatnonzero(ds.time.values == 0.0)[0])
     assert np.all(ds.lesion_volume.values[0, :, :, k][sterilised] < ds.baseline_volume_drawn_mm3.values[0][sterilised])
     prov = json.loads(ds.attrs["provenance"])["time_zero"]["arms"]["arm"]
@@ -281,10 +293,15 @@ def _keynote(prior: object = True, start_day: float = -90.0) -> dict:
     return data
 
 
-def test_no_shipped_target_file_marks_a_course_prior():
+def test_only_the_retrospective_cohorts_mark_their_pre_enrolment_courses_prior():
+    """KEYNOTE-001 (RT before the first pembrolizumab dose) and Ratnayake 2020 (counted from the first nivolumab
+    dose) give RT before time zero: history. PEMBRO-RT's SBRT at day -7 and MDACC's RT are protocol treatment."""
+    marked = set()
     for path in sorted((ROOT / "fits/targets").glob("*.toml")):
         for arm in tomllib.loads(path.read_text()).get("arm", []):
-            assert not any(r.get("prior") for r in arm.get("radiation", [])), path.name
+            if any(r.get("prior") for r in arm.get("radiation", [])):
+                marked.add((path.name, arm["name"]))
+    assert marked == {("keynote001_shaverdian2017.toml", "prior_rt"), ("ratnayake2020.toml", "rt+nivolumab")}
 
 
 @quiet_sterilised

@@ -83,16 +83,16 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def _assessment(args: argparse.Namespace, survival: dict | None = None):
-    from dataclasses import replace
+    from ..endpoints import IRECIST, RECIST_1_1, TrialAssessment
+    from ..fitted.values import SplitValues
 
-    from ..endpoints import IRECIST, RECIST_1_1, SurvivalModel, TrialAssessment
-
-    return TrialAssessment(
+    base = TrialAssessment(
         orr_visit_day=args.orr_visit_day,
         exclude_irradiated=not args.include_irradiated,
         rules=IRECIST if args.irecist else RECIST_1_1,
-        survival=replace(SurvivalModel(), **(survival or {})),
     )
+    # the fit's survival fields choose its death model (the default link, or model v1's burden hazard)
+    return SplitValues({}, {}, {}, dict(survival or {})).assessment(base)
 
 
 def _print_endpoints(ds, args: argparse.Namespace) -> None:

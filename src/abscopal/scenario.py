@@ -9,7 +9,7 @@ Format (every table is optional except ``[[arm]]``)::
     [model]                      # a library model and its options
     name = "nsclc"               # nsclc | kosinsky2018
     n_lesions = 3
-    version = 1                  # nsclc: 1 (default) or 2 (model v2, opt-in while in progress)
+    version = 2                  # nsclc: 2 (default, model v2) or 1 (model v1, kept for comparison)
     growth = "gompertz"
     # or an imported SBML model (abscopal.sbml.table; docs/interop.md, "Using an imported model in scenarios"):
     # sbml = "models/Kosinsky2018.xml"                        # relative to this file's folder

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 
 __all__ = ["add_cite_command", "add_model_command", "add_regimens_command"]
 
-_VERSION_HELP = "version of the nsclc model: 1 (default) or 2 (model v2, in progress)"
+_VERSION_HELP = "version of the nsclc model: 2 (default, model v2) or 1 (model v1, for comparison)"
 
 
 def _cmd_regimens(args: argparse.Namespace) -> int:

@@ -10,7 +10,7 @@ if TYPE_CHECKING:
 
 __all__ = ["add_sbml_command"]
 
-_VERSION_HELP = "version of the nsclc model: 1 (default) or 2 (model v2, in progress)"
+_VERSION_HELP = "version of the nsclc model: 2 (default, model v2) or 1 (model v1, for comparison)"
 
 
 def _export_inputs(args: argparse.Namespace) -> tuple[Any, Any, dict[str, float], float, tuple[str, ...], str]:

@@ -1,7 +1,7 @@
 """Models shipped with abscopal, looked up by name with :func:`get_model`.
 
 * ``nsclc``: the default stage IV NSCLC RT + anti-PD-(L)1 model (:func:`.nsclc.nsclc_model`); option
-  ``version``: 1 (the default) or 2 (model v2, opt-in while in progress: :mod:`.nsclc_v2`);
+  ``version``: 2 (the default, model v2: :mod:`.nsclc_v2`) or 1 (model v1, kept for comparison);
 * ``kosinsky2018``: Kosinsky et al. 2018 re-expressed from BioModels BIOMD0000000863
   (:func:`.kosinsky2018.kosinsky2018`), the check that the spec language is general.
 """

@@ -90,7 +90,7 @@ _DESCRIPTION = __doc__ or ""
 """The equations of version 1 (this module's docstring), the description of its spec."""
 
 VERSIONS = (1, 2)
-"""Versions of the NSCLC model: 1 (the default; this module) and 2 (opt-in, :mod:`.nsclc_v2`)."""
+"""Versions of the NSCLC model: 2 (the default, :mod:`.nsclc_v2`) and 1 (this module, kept for comparison)."""
 
 
 def nsclc_model(n_lesions: int = 3, *, version: int = 2, growth: str = "gompertz", pk: str = "analytic") -> ModelSpec:

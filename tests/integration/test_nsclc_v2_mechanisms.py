@@ -223,3 +223,27 @@ def json_parameters(ds) -> dict[str, float]:
     names = [str(n) for n in pv["parameter"].values]
     vals = pv.values.reshape(-1, len(names))[0] if pv.ndim > 1 else pv.values
     return dict(zip(names, (float(v) for v in vals), strict=True))
+
+
+# ---- item 6: the OS link reads the systemic disease ------------------------------------------------------------------
+def test_the_os_link_reads_the_lesions_outside_the_field_even_when_the_trial_scores_all(v2):
+    """A trial that scores every lesion for response (exclude_irradiated=False) still gets OS from the SLD of the
+    lesions outside the field: sterilising the irradiated lesion must not move KG (and OS) by itself."""
+    from dataclasses import replace
+
+    from abscopal import score
+    from abscopal.endpoints import TrialAssessment, TumourGrowthSurvival
+    from abscopal.population import LogNormal, VirtualPopulation
+
+    plan = TreatmentPlan(radiation=(radiation_regimen("sbrt_50gy_4fx", start_day=-7.0),), drug=PEMBRO)
+    pop = VirtualPopulation(n_patients=40, variability={"max_kill_per_day": LogNormal(omega=0.7)}, seed=3)
+    ds = simulate(v2, {"sbrt": plan}, population=pop, t_end_day=730.0, start_day=-8.0, output_interval_day=7.0)
+    shrunk = ds.copy(deep=True)  # the irradiated lesion (0) replaced by one that vanishes at once
+    lesion0 = shrunk["lesion_diameter"].values[:, :, 0, :]
+    lesion0[..., shrunk.time.values > -7.0] = 0.0
+    base = TrialAssessment(exclude_irradiated=False)
+    a, b = score(ds, base), score(shrunk, base)
+    np.testing.assert_array_equal(a.os_day.values, b.os_day.values)  # OS reads lesions 1 and 2 only
+    assert not np.array_equal(a.best_percent_change.values, b.best_percent_change.values)  # response reads all
+    both = replace(base, survival=TumourGrowthSurvival(irradiated_lesions_in_sld=True))
+    assert not np.array_equal(score(ds, both).os_day.values, score(shrunk, both).os_day.values)

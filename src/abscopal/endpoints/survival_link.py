@@ -295,6 +295,12 @@ class TumourGrowthSurvival:
         Assumption, default 1: hazard multiplier after the first RECIST progression scan.
     kg_data_cutoff_day
         Scans used for KG: on or before this day (``None``: the end of follow-up).
+    irradiated_lesions_in_sld
+        ``False`` (default): the link reads the SLD of the lesions outside every radiation field, even when the trial
+        scores irradiated lesions for response. The published link was fitted on patients on PD-1 inhibitors and
+        chemotherapy without RT (Struemper 2025), so its KG describes the systemic disease; an irradiated lesion's
+        shrinkage and sterilisation is local control, not systemic kinetics, and would otherwise move KG and TTG
+        (and so OS) through one lesion. ``True``: the trial-measured SLD as scored.
     stein_prior
         Population of the Stein rates (:class:`SteinPrior`).
     """
@@ -313,6 +319,7 @@ class TumourGrowthSurvival:
     pretreated_log_time_ratio: float = 0.0
     post_progression_hazard_ratio: float = 1.0
     kg_data_cutoff_day: float | None = None
+    irradiated_lesions_in_sld: bool = False
     stein_prior: SteinPrior = field(default_factory=SteinPrior)
 
     FITTABLE: ClassVar[Mapping[str, tuple[float, float]]] = FrozenMap(
@@ -349,6 +356,10 @@ class TumourGrowthSurvival:
         cut = self.kg_data_cutoff_day
         if cut is not None and (isinstance(cut, bool) or not isinstance(cut, int | float) or not math.isfinite(cut)):
             raise ParameterError(f"kg_data_cutoff_day must be a finite day or None, got {cut!r}")
+        if not isinstance(self.irradiated_lesions_in_sld, bool):
+            raise ParameterError(
+                f"irradiated_lesions_in_sld must be true or false, got {self.irradiated_lesions_in_sld!r}"
+            )
         if not isinstance(self.stein_prior, SteinPrior):
             raise ParameterError(f"stein_prior must be a SteinPrior, got {type(self.stein_prior).__name__}")
 

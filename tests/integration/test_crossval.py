@@ -23,18 +23,32 @@ from abscopal.trials import load_targets
 ROOT = Path(__file__).resolve().parents[2] / "fits" / "targets"
 TRUTH = {"max_kill_per_day": 0.06}
 
+# Model v2 sterilises some lesions irradiated by the prior courses of Ratnayake 2020 (prior = true; docs/diagnose.md):
+# an expected SterilisedLesionWarning of the population, not of what these tests check.
+pytestmark = pytest.mark.filterwarnings("ignore::abscopal.errors.SterilisedLesionWarning")
+
 
 @pytest.fixture(scope="module")
-def synthetic(nsclc3):
+def synthetic(nsclc3, reachable_os_base):
+    """Synthetic targets at TRUTH, the OS link's fields fixed so the OS medians are reached (tests/conftest.py)."""
     trials = (load_targets(ROOT / "pembro_rt.toml"), load_targets(ROOT / "ratnayake2020.toml"))
-    return CalibrationProblem(targets=trials, model=nsclc3, n_patients_per_arm=40, seed=1).synthetic_targets(TRUTH)
+    base = CalibrationProblem(
+        targets=trials, model=nsclc3, n_patients_per_arm=40, seed=1, base_parameters=reachable_os_base
+    )
+    return base.synthetic_targets(TRUTH)
 
 
 @pytest.fixture(scope="module")
-def result(synthetic, nsclc3):
+def result(synthetic, nsclc3, reachable_os_base):
     messages = []
     res = cross_validate(
-        synthetic, free=tuple(TRUTH), n_patients_per_arm=40, seed=1, model=nsclc3, progress=messages.append
+        synthetic,
+        free=tuple(TRUTH),
+        n_patients_per_arm=40,
+        seed=1,
+        model=nsclc3,
+        base_parameters=reachable_os_base,
+        progress=messages.append,
     )
     assert any("fold 2/2" in m for m in messages)
     return res

@@ -30,11 +30,16 @@ PNG = b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.fixture(scope="module")
-def synthetic(nsclc3) -> CalibrationProblem:
-    base = CalibrationProblem(targets=(load_targets(TARGETS),), model=nsclc3, n_patients_per_arm=40, seed=1)
-    return CalibrationProblem(
-        targets=base.synthetic_targets({"max_kill_per_day": 0.06}), model=nsclc3, n_patients_per_arm=40, seed=1
+def synthetic(nsclc3, reachable_os_base) -> CalibrationProblem:
+    """Synthetic PEMBRO-RT targets, the OS link's fields fixed so the OS medians are reached (tests/conftest.py)."""
+    base = CalibrationProblem(
+        targets=(load_targets(TARGETS),),
+        model=nsclc3,
+        n_patients_per_arm=40,
+        seed=1,
+        base_parameters=reachable_os_base,
     )
+    return dataclasses.replace(base, targets=base.synthetic_targets({"max_kill_per_day": 0.06}))
 
 
 @pytest.fixture(scope="module")

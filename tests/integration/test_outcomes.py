@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import xarray as xr
 
 from abscopal.calibrate.objective import CalibrationProblem
 from abscopal.calibrate.validate import usable_outcomes
@@ -28,6 +29,9 @@ from abscopal.trials import OUTCOME_KINDS, Outcome, load_targets
 
 TARGETS = Path(__file__).resolve().parents[2] / "fits" / "targets"
 TRUTH = {"max_kill_per_day": 0.08, "tumour_doubling_time_day": 80.0}
+# Model v2 sterilises some lesions irradiated by KEYNOTE-001's prior courses (prior = true; docs/diagnose.md): an
+# expected SterilisedLesionWarning of the population, not of what the landmark tests check.
+quiet_sterilised = pytest.mark.filterwarnings("ignore::abscopal.errors.SterilisedLesionWarning")
 
 
 def test_registry_kinds_match_the_target_format():
@@ -76,6 +80,7 @@ def landmark_problem(nsclc3) -> CalibrationProblem:
     )
 
 
+@quiet_sterilised
 def test_landmarks_are_fitted_outcomes(landmark_problem):
     keys = landmark_problem.keys
     assert {k[2] for k in keys} == {"os_12mo", "pfs_6mo"}
@@ -87,6 +92,7 @@ def test_landmarks_are_fitted_outcomes(landmark_problem):
         assert abs(smooth[key] - value) < 0.08, key  # smooth surrogate of the KM landmark
 
 
+@quiet_sterilised
 def test_landmark_residuals_vanish_at_synthetic_targets(landmark_problem, nsclc3):
     synthetic = landmark_problem.synthetic_targets(TRUTH)
     again = replace(landmark_problem, targets=synthetic)
@@ -96,13 +102,15 @@ def test_landmark_residuals_vanish_at_synthetic_targets(landmark_problem, nsclc3
 
 
 @pytest.fixture(scope="module")
-def scored(nsclc3) -> dict[str, ScoredArm]:
+def scored(nsclc3, reachable_os_base) -> dict[str, ScoredArm]:
+    """PEMBRO-RT arms at TRUTH, the OS link's fields fixed so the OS medians are reached (tests/conftest.py)."""
     problem = CalibrationProblem(
         targets=(load_targets(TARGETS / "pembro_rt.toml"),),
         model=nsclc3,
         n_patients_per_arm=300,
         seed=5,
         outcomes=fittable_outcomes(),
+        base_parameters=reachable_os_base,
     )
     return {arm: s for (_, arm), s in problem._run(TRUTH).items()}
 
@@ -146,6 +154,6 @@ def test_a_median_that_cannot_be_evaluated_stays_nan(scored):
     arm = next(iter(scored.values()))
     ep = arm.endpoints
     for value, want in ((np.nan, "nan"), (np.inf, "inf")):
-        changed = replace(arm, endpoints=ep.assign(median_os_day=ep.median_os_day * 0 + value))
+        changed = replace(arm, endpoints=ep.assign(median_os_day=xr.full_like(ep.median_os_day, value)))
         got = OUTCOMES["median_os_month"].value(changed)
         assert math.isnan(got) if want == "nan" else got == math.inf, (value, got)

@@ -81,21 +81,31 @@ def test_simulation_dataset_records_the_environment(nsclc3):
     _check(json.loads(ds.attrs["provenance"])["environment"])
 
 
+# Model v2 sterilises some lesions irradiated by the prior courses of Ratnayake 2020 (prior = true; docs/diagnose.md):
+# an expected SterilisedLesionWarning of the population, not of what these tests check.
+quiet_sterilised = pytest.mark.filterwarnings("ignore::abscopal.errors.SterilisedLesionWarning")
+
+
 @pytest.fixture(scope="module")
-def synthetic(nsclc3) -> tuple:
+def synthetic(nsclc3, reachable_os_base) -> tuple:
     trials = (load_targets(TARGETS / "pembro_rt.toml"), load_targets(TARGETS / "ratnayake2020.toml"))
-    base = CalibrationProblem(targets=trials, model=nsclc3, n_patients_per_arm=10, seed=1)
+    base = CalibrationProblem(
+        targets=trials, model=nsclc3, n_patients_per_arm=10, seed=1, base_parameters=reachable_os_base
+    )
     return base.synthetic_targets({"max_kill_per_day": 0.06})
 
 
 @pytest.fixture(scope="module")
-def calibration(synthetic, nsclc3) -> Calibration:
-    problem = CalibrationProblem(targets=synthetic[:1], model=nsclc3, n_patients_per_arm=10, seed=1)
+def calibration(synthetic, nsclc3, reachable_os_base) -> Calibration:
+    problem = CalibrationProblem(
+        targets=synthetic[:1], model=nsclc3, n_patients_per_arm=10, seed=1, base_parameters=reachable_os_base
+    )
     params = default_parameters(problem, names=("max_kill_per_day",))
     params["max_kill_per_day"].set(value=0.059)
     return calibrate(problem, params)  # starts next to the truth: a few evaluations
 
 
+@quiet_sterilised
 def test_calibration_file_and_fit_report_record_the_environment(calibration, tmp_path):
     _check(calibration.provenance["environment"])
     path = tmp_path / "fit.json"
@@ -107,6 +117,7 @@ def test_calibration_file_and_fit_report_record_the_environment(calibration, tmp
     assert format_environment(environment()) in (tmp_path / "fit.md").read_text(encoding="utf-8")
 
 
+@quiet_sterilised
 def test_validation_and_cross_validation_record_the_environment(calibration, synthetic, nsclc3, tmp_path):
     result = validate(
         calibration, synthetic[:1], n_patients_per_arm=10, n_population_resamples=1, n_parameter_draws=0, model=nsclc3
@@ -114,7 +125,14 @@ def test_validation_and_cross_validation_record_the_environment(calibration, syn
     _check(result.provenance["environment"])
     result.save(tmp_path / "validation.json")
     _check(json.loads((tmp_path / "validation.json").read_text(encoding="utf-8"))["provenance"]["environment"])
-    cv = cross_validate(synthetic, free=("max_kill_per_day",), n_patients_per_arm=10, seed=1, model=nsclc3)
+    cv = cross_validate(
+        synthetic,
+        free=("max_kill_per_day",),
+        n_patients_per_arm=10,
+        seed=1,
+        model=nsclc3,
+        base_parameters=calibration.provenance["base_parameters"],
+    )
     _check(cv.provenance["environment"])
     cv.save(tmp_path / "crossval.json")
     _check(json.loads((tmp_path / "crossval.json").read_text(encoding="utf-8"))["provenance"]["environment"])

@@ -1,5 +1,8 @@
-"""The shipped calibration ``fits/default.json``: it belongs to the current model and targets, reproduces its own
-predictions, carries a usable covariance and profiles, and is what scenario files and studies use by default."""
+"""The shipped calibration ``fits/default.json``: it belongs to the current model (v2) and targets, reproduces its
+own predictions, carries a usable covariance, and is what scenario files and studies use by default.
+
+It is the provisional fit of model v2 (fits/make_default.py): five free values, nothing fixed in
+``base_parameters``, and no profile likelihoods (``fits/make_default.py --profiles`` adds them, about an hour)."""
 
 from __future__ import annotations
 
@@ -60,6 +63,9 @@ def _compare(new_predictions, old_predictions, rtol: float) -> list[tuple]:
     ]
 
 
+# Model v2 sterilises some lesions irradiated by the prior courses of KEYNOTE-001 and Ratnayake 2020 (prior = true;
+# docs/diagnose.md): the fit's own predictions raise this expected warning.
+@pytest.mark.filterwarnings("ignore::abscopal.errors.SterilisedLesionWarning")
 def test_shipped_fit_reproduces_its_stored_predictions_to_1e9(shipped):
     again = shipped.predict()
     assert _compare(again, shipped.predictions, STORED_RTOL) == []
@@ -76,24 +82,26 @@ def test_stored_prediction_comparison_fails_beyond_the_tolerance(shipped):
     assert not _same(value, math.nan, STORED_RTOL)
 
 
-def test_shipped_fit_has_covariance_profiles_and_usable_draws(shipped):
+def test_shipped_fit_has_covariance_and_usable_draws_and_no_profiles(shipped):
     for name in DEFAULT_FREE:
         se = shipped.stderr[name]
         assert se is not None and 0 < se < abs(shipped.values[name]), name  # identified: relative SE below 100%
-        prof = shipped.profiles[name]
-        assert min(prof["chisqr"]) >= shipped.chisqr - 1e-6 * shipped.chisqr  # the fit is the profile minimum
+    # provisional fit: made without --profiles (documented in fits/make_default.py and in its findings)
+    assert shipped.profiles is None and shipped.provenance["timing_s"]["profiles"] == 0.0
+    assert shipped.provenance["recipe"] == "fits/make_default.py"
+    assert "provisional fit of model v2" in shipped.identifiability[0]
     draws = parameter_draws(shipped, 50, seed=1)
     arr = np.asarray(draws.array)
     assert arr.shape[0] == 50 and np.all(np.isfinite(arr))
     assert shipped.identifiability  # the plain-words findings are stored with the fit
 
 
-def test_all_values_include_the_fixed_base_parameters(shipped):
-    base = shipped.provenance["base_parameters"]
-    assert base, "the shipped fit fixes unidentified values in base_parameters"
-    merged = shipped.all_values()
-    assert all(merged[k] == v for k, v in base.items())
-    assert all(merged[k] == v for k, v in shipped.values.items())
+def test_all_values_are_the_fitted_values_as_nothing_is_fixed(shipped):
+    """The v2 fit fixes nothing in ``base_parameters`` (its unidentified RT-immune values stay at the model
+    defaults): every value its predictions used is a fitted one, the five free values of model v2."""
+    assert shipped.provenance["base_parameters"] == {}
+    assert shipped.all_values() == shipped.values
+    assert list(shipped.values) == list(DEFAULT_FREE)
 
 
 def test_scenarios_use_the_shipped_fit_unless_told_otherwise(shipped):
@@ -104,6 +112,11 @@ def test_scenarios_use_the_shipped_fit_unless_told_otherwise(shipped):
     plain = parse_scenario({"fit": "none", "arm": arm})
     assert fitted.fit == str(ROOT / "fits" / "default.json") and plain.fit is None
     assert fitted.parameters["max_kill_per_day"] == shipped.values["max_kill_per_day"]
-    assert fitted.parameters["effector_baseline"] == shipped.provenance["base_parameters"]["effector_baseline"]
+    assert fitted.parameters["tumour_doubling_time_day"] == shipped.values["tumour_doubling_time_day"]
     assert "max_kill_per_day" not in plain.parameters
-    assert fitted.survival["base_hazard_per_day"] == shipped.values["survival__base_hazard_per_day"]
+    # the OS link's fields (the default death model of v2) go to the scenario's survival fields
+    assert dict(fitted.survival) == {
+        "intercept_log_day": shipped.values["survival__intercept_log_day"],
+        "pretreated_log_time_ratio": shipped.values["survival__pretreated_log_time_ratio"],
+    }
+    assert not plain.survival

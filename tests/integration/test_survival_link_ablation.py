@@ -1,25 +1,32 @@
 """The tumour-growth-rate OS link on simulated patients: irradiating one of three lesions changes OS only through
-the trial-measured sum of diameters, so SBRT's OS benefit is smaller than under the default burden hazard."""
+the trial-measured sum of diameters, so SBRT's OS benefit is smaller than under the burden hazard.
+
+The link (:class:`TumourGrowthSurvival`) is the default death model; the burden hazard (:class:`SurvivalModel`) is
+model v1's, and only v1's fit (``fits/v1.json``) calibrates it. So the ablation runs model v1 with its fit and
+variability, and compares its calibrated burden hazard with the link on the same simulations."""
 
 from __future__ import annotations
 
 import json
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 import abscopal as ab
 from abscopal.arms import run_arm
-from abscopal.endpoints import DAYS_PER_MONTH, TrialAssessment, TumourGrowthSurvival, score, trial_scans
+from abscopal.endpoints import DAYS_PER_MONTH, SurvivalModel, TrialAssessment, TumourGrowthSurvival, score, trial_scans
 from abscopal.endpoints.survival import hazard_ratio, kaplan_meier
 from abscopal.fitted.shipped import load_fit
 from abscopal.fitted.values import split_values
 from abscopal.model.compile import compile_model
+from abscopal.model.library.nsclc import model_variability
 from abscopal.patients import MIXES, draw_patients
 from abscopal.targeting import place_rt_targets
 from abscopal.treatment.plan import TreatmentPlan
 
+ROOT = Path(__file__).resolve().parents[2]
 START, END, N = -7.0, 730.0, 300
 CALIBRATED_INTERCEPT = 5.6
 """``survival__intercept_log_day`` that puts the control arm's median OS at 7.9 months, near PEMBRO-RT's 7.6."""
@@ -29,11 +36,17 @@ CALIBRATED_INTERCEPT = 5.6
 def trial():
     """PEMBRO-RT-like arms on the same 300 pretreated patients with exactly three lesions (the pembro_rt mix
     with lesion_count {3: 1}): pembrolizumab alone, or after SBRT 3 x 8 Gy to the lung primary (days -7..-3);
-    the shipped fit; irradiated lesions not scored (PEMBRO-RT)."""
-    fit = load_fit("default")
-    model = compile_model(ab.nsclc_model(3))
+    model v1 with its fit (fits/v1.json: the calibrated burden hazard) and variability; irradiated lesions not
+    scored (PEMBRO-RT)."""
+    fit = load_fit(ROOT / "fits" / "v1.json")
+    model = compile_model(ab.nsclc_model(3, version=1))
+    variability = {k: v for k, v in model_variability(model.spec).items() if k != "pdl1_tps"}  # TPS: from the mix
     patients = draw_patients(
-        replace(MIXES["pembro_rt"], lesion_count={3: 1.0}, name="three_lesions"), N, n_lesions=3, seed=11
+        replace(MIXES["pembro_rt"], lesion_count={3: 1.0}, name="three_lesions"),
+        N,
+        n_lesions=3,
+        seed=11,
+        variability=variability,
     )
     patients, lesions = place_rt_targets(patients, "lung_primary")
     pem = ab.drug_regimen("pembrolizumab_200mg_q3w")
@@ -67,24 +80,26 @@ def test_sbrt_os_benefit_is_smaller_with_the_growth_rate_link(trial):
     ================================================  ============  ==========================
     death model                                        OS HR SBRT    median OS, months
     ================================================  ============  ==========================
-    default SurvivalModel (shipped fit)                0.80          6.4 -> 10.5 (+4.1)
+    burden hazard SurvivalModel (v1 fit)               0.80          6.4 -> 10.5 (+4.1)
     TumourGrowthSurvival, published values             0.89          not reached in 24 months
     TumourGrowthSurvival, intercept 5.6 (control 7.9)  0.93          7.9 -> 9.8 (+1.9)
     ================================================  ============  ==========================
 
-    The default hazard reads the total burden, so the irradiated lesion's shrinkage lowers it; the link reads the
+    The burden hazard reads the total burden, so the irradiated lesion's shrinkage lowers it; the link reads the
     SLD of the non-irradiated targets only (PEMBRO-RT), so SBRT acts on OS only through its abscopal effect on
     them, and through the smaller measured baseline SLD of the SBRT arm (the irradiated lesion is not a target:
-    the published SLD0 term; without it the HR is 0.94). Seeds 1, 2, 3 give default 0.79-0.81 vs link 0.83-0.90.
+    the published SLD0 term; without it the HR is 0.94). Seeds 1, 2, 3 give burden 0.79-0.81 vs link 0.83-0.90.
     """
-    _, hr_default, med_default = _os(trial, trial["split"].assessment(trial["base"]))
+    burden = trial["split"].assessment(trial["base"])  # the v1 fit's survival field selects the burden hazard
+    assert isinstance(burden.survival, SurvivalModel)
+    _, hr_burden, med_burden = _os(trial, burden)
     _, hr_link, med_link = _os(trial, replace(trial["base"], survival=TumourGrowthSurvival()))
     calibrated = replace(trial["base"], survival=TumourGrowthSurvival(intercept_log_day=CALIBRATED_INTERCEPT))
     _, hr_cal, med_cal = _os(trial, calibrated)
-    assert hr_default == pytest.approx(0.80, abs=0.01)
+    assert hr_burden == pytest.approx(0.80, abs=0.01)
     assert hr_link == pytest.approx(0.89, abs=0.01) and hr_cal == pytest.approx(0.93, abs=0.01)
-    assert hr_link > hr_default + 0.05 and hr_cal > hr_default + 0.05
-    assert med_default["sbrt"] - med_default["pembro"] == pytest.approx(4.1, abs=0.1)
+    assert hr_link > hr_burden + 0.05 and hr_cal > hr_burden + 0.05
+    assert med_burden["sbrt"] - med_burden["pembro"] == pytest.approx(4.1, abs=0.1)
     assert med_cal["pembro"] == pytest.approx(7.9, abs=0.1)
     assert med_cal["sbrt"] - med_cal["pembro"] == pytest.approx(1.9, abs=0.1)
     assert med_link["pembro"] == np.inf  # the published link: the simulated SLD grows slowly (see docs)
@@ -92,8 +107,8 @@ def test_sbrt_os_benefit_is_smaller_with_the_growth_rate_link(trial):
 
 def test_os_does_not_read_the_irradiated_lesion_when_the_trial_does_not_score_it(trial):
     """Shrink the irradiated lesion (and the burden) after the start in the SBRT arm's dataset: deaths under the
-    link are unchanged when irradiated lesions are not scored, and change when they are; deaths under the default
-    burden hazard change."""
+    link are unchanged when irradiated lesions are not scored, and change when they are; deaths under the
+    burden hazard (the v1 fit's) change."""
     ds = trial["runs"]["sbrt"].simulation
     roles = json.loads(ds.attrs["roles"])
     changed = ds.copy(deep=True)
@@ -112,15 +127,16 @@ def test_os_does_not_read_the_irradiated_lesion_when_the_trial_does_not_score_it
     np.testing.assert_array_equal(deaths(changed, link), deaths(ds, link))
     scored_all = replace(link, exclude_irradiated=False)
     assert not np.array_equal(deaths(changed, scored_all), deaths(ds, scored_all))
-    default = trial["split"].assessment(trial["base"])
-    assert not np.array_equal(deaths(changed, default), deaths(ds, default))
+    burden = trial["split"].assessment(trial["base"])
+    assert isinstance(burden.survival, SurvivalModel)
+    assert not np.array_equal(deaths(changed, burden), deaths(ds, burden))
 
 
 def test_post_progression_survival_correlates_with_os_as_published(trial):
     """Among patients who progress and die within follow-up, the correlation of post-progression survival with OS
     under the link: 0.77 (pembrolizumab alone) and 0.95 (SBRT). Published: r = 0.85, second-line nivolumab
     (Imai 2021 Thorac Cancer 12:1171) and 0.76, first-line pembrolizumab (https://acemap.info/paper/291622260).
-    The default burden hazard gives 0.66 and 0.80."""
+    The burden hazard (v1 fit) gives 0.66 and 0.80."""
     eps, _, _ = _os(trial, replace(trial["base"], survival=TumourGrowthSurvival()))
     for arm, expected in (("pembro", 0.77), ("sbrt", 0.95)):
         ep = eps[arm]
@@ -133,7 +149,9 @@ def test_post_progression_survival_correlates_with_os_as_published(trial):
 
 def test_fitted_survival_fields_reach_the_link_through_run_arm(trial):
     """``survival__intercept_log_day`` in the values of :func:`run_arm` sets the link's intercept (the same
-    mechanism as ``survival__base_hazard_per_day`` for the default model)."""
+    mechanism as ``survival__base_hazard_per_day`` for the burden hazard). The fields name the death model: the v1
+    fit's ``survival__base_hazard_per_day`` selects the burden hazard even on an assessment with the link; fields
+    of both models at once, or a field of neither, are refused."""
     values = {k: v for k, v in trial["fit"].all_values().items() if not k.startswith("survival__")}
     values["survival__intercept_log_day"] = CALIBRATED_INTERCEPT
     assessment = replace(trial["base"], survival=TumourGrowthSurvival())
@@ -151,37 +169,38 @@ def test_fitted_survival_fields_reach_the_link_through_run_arm(trial):
     assert run.scored.assessment.survival == TumourGrowthSurvival(intercept_log_day=CALIBRATED_INTERCEPT)
     direct = score(trial["runs"]["pembro"].simulation, run.scored.assessment, patients=trial["patients"])
     np.testing.assert_array_equal(run.scored.endpoints.death_day.values, direct.death_day.values)
+    kw = {"start_day": START, "t_end_day": END, "variability_names": tuple(trial["patients"].variability)}
+    args = (trial["model"], trial["plans"]["pembro"], trial["patients"], assessment)
+    burden = run_arm(*args, trial["fit"].all_values(), name="pembro", **kw)
+    hazard = trial["fit"].values["survival__base_hazard_per_day"]
+    assert burden.scored.assessment.survival == SurvivalModel(base_hazard_per_day=hazard)
+    mixed = trial["fit"].all_values() | {"survival__intercept_log_day": CALIBRATED_INTERCEPT}
+    with pytest.raises(ab.ParameterError, match="base_hazard_per_day"):  # one death model per fit
+        run_arm(*args, mixed, **kw)
     with pytest.raises(ab.ParameterError, match="survival-model field"):
-        run_arm(
-            trial["model"],
-            trial["plans"]["pembro"],
-            trial["patients"],
-            assessment,
-            trial["fit"].all_values(),  # survival__base_hazard_per_day is not a field of the link
-            start_day=START,
-            t_end_day=END,
-            variability_names=tuple(trial["patients"].variability),
-        )
+        run_arm(*args, values | {"survival__intercept_log": 6.0}, **kw)
 
 
 def test_os_is_evaluable_without_a_tumour_burden_output(trial):
-    """A model without a ``tumour_burden`` role: no deaths under the default model (OS NaN), deaths from the SLD
-    under the link, with a note saying so."""
+    """A model without a ``tumour_burden`` role: no deaths under the burden hazard (OS NaN), deaths from the SLD
+    under the link (the default death model), with a note saying so."""
     ds = trial["runs"]["pembro"].simulation.copy()
     roles = json.loads(ds.attrs["roles"])
     roles.pop("tumour_burden")
     ds.attrs["roles"] = json.dumps(roles)
-    plain = score(ds, trial["base"], patients=trial["patients"])
+    plain = score(ds, replace(trial["base"], survival=SurvivalModel()), patients=trial["patients"])
     assert np.all(np.isnan(plain.os_day.values))
-    linked = score(ds, replace(trial["base"], survival=TumourGrowthSurvival()), patients=trial["patients"])
+    assert trial["base"].survival == TumourGrowthSurvival()  # the default
+    linked = score(ds, trial["base"], patients=trial["patients"])
     assert np.all(np.isfinite(linked.os_day.values)) and linked.os_event.values.any()
     assert any("tumour-growth-rate link" in n for n in json.loads(linked.attrs["notes"]))
 
 
 def test_a_calibration_fits_the_links_fields_with_the_bounds_it_declares(nsclc3):
-    """A calibration problem whose arms are scored with the link: ``survival__intercept_log_day`` starts at the
-    published 6.94 within the declared bounds (5, 9) and moves the OS (and, through deaths, PFS) residuals, not
-    the ORR; a field of the default model is refused."""
+    """A calibration problem of the default model scores its arms with the link (the default death model):
+    ``survival__intercept_log_day`` starts at the published 6.94 within the declared bounds (5, 9) and moves the OS
+    (and, through deaths, PFS) residuals, not the ORR; fields of two death models at once, or of none, are
+    refused."""
     from pathlib import Path
 
     from abscopal.calibrate.objective import CalibrationProblem, default_parameters
@@ -189,8 +208,7 @@ def test_a_calibration_fits_the_links_fields_with_the_bounds_it_declares(nsclc3)
 
     targets = load_targets(Path(__file__).resolve().parents[2] / "fits" / "targets" / "pembro_rt.toml")
     problem = CalibrationProblem(targets=(targets,), model=nsclc3, n_patients_per_arm=30, seed=1)
-    for key, setup in problem._setups.items():  # score every arm with the link
-        problem._setups[key] = replace(setup, assessment=replace(setup.assessment, survival=TumourGrowthSurvival()))
+    assert all(s.assessment.survival == TumourGrowthSurvival() for s in problem._setups.values())
     params = default_parameters(problem, ["survival__intercept_log_day"])
     p = params["survival__intercept_log_day"]
     assert (p.value, p.min, p.max) == (6.94, 5.0, 9.0)
@@ -200,5 +218,7 @@ def test_a_calibration_fits_the_links_fields_with_the_bounds_it_declares(nsclc3)
     orr_rows = [i for i, k in enumerate(problem.keys) if k[2] == "orr"]
     assert not np.allclose(base[os_rows], shorter[os_rows])
     np.testing.assert_array_equal(base[orr_rows], shorter[orr_rows])
+    with pytest.raises(ab.ParameterError, match="base_hazard_per_day"):
+        problem.residuals_from_values({"survival__intercept_log_day": 5.6, "survival__base_hazard_per_day": 0.002})
     with pytest.raises(ab.ParameterError, match="survival-model field"):
-        problem.residuals_from_values({"survival__base_hazard_per_day": 0.002})
+        problem.residuals_from_values({"survival__base_hazard": 0.002})

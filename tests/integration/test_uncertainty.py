@@ -37,9 +37,16 @@ BLIND = "pk_cl_time_t50_day"  # no effect on any target (module docstring)
 
 
 @pytest.fixture(scope="module")
-def synthetic(nsclc3) -> CalibrationProblem:
-    base = CalibrationProblem(targets=(load_targets(TARGETS),), model=nsclc3, n_patients_per_arm=40, seed=1)
-    return CalibrationProblem(targets=base.synthetic_targets(TRUTH), model=nsclc3, n_patients_per_arm=40, seed=1)
+def synthetic(nsclc3, reachable_os_base) -> CalibrationProblem:
+    """Synthetic PEMBRO-RT targets at TRUTH, the OS link's fields fixed so the OS medians are reached (conftest)."""
+    base = CalibrationProblem(
+        targets=(load_targets(TARGETS),),
+        model=nsclc3,
+        n_patients_per_arm=40,
+        seed=1,
+        base_parameters=reachable_os_base,
+    )
+    return replace(base, targets=base.synthetic_targets(TRUTH))
 
 
 @pytest.fixture(scope="module")

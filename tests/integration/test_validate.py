@@ -29,36 +29,55 @@ from abscopal.trials import load_targets
 
 ROOT = Path(__file__).resolve().parents[2] / "fits" / "targets"
 TRUTH = {"max_kill_per_day": 0.06}
+# Model v2 sterilises some lesions irradiated by the prior courses of Ratnayake 2020 (prior = true; docs/diagnose.md):
+# an expected SterilisedLesionWarning of the population, not of what the tests validating that trial check.
+quiet_sterilised = pytest.mark.filterwarnings("ignore::abscopal.errors.SterilisedLesionWarning")
+N_SAMPLES = 20
+"""Population resamples and parameter draws of the shared validation: with 6 + 6 the pooled "95%" interval was the
+range of 12 predictions, too narrow for model v2's spread of 40-patient OS medians and HRs (the synthetic pembro OS
+median and the OS HR fell just outside it at seeds 1 and 2); 20 + 20 give an interval that is one."""
 
 
 @pytest.fixture(scope="module")
-def synthetic(nsclc3):
+def synthetic(nsclc3, reachable_os_base):
+    """Synthetic PEMBRO-RT targets at TRUTH, the OS link's fields fixed so the OS medians are reached (conftest)."""
     base = CalibrationProblem(
-        targets=(load_targets(ROOT / "pembro_rt.toml"),), model=nsclc3, n_patients_per_arm=40, seed=1
+        targets=(load_targets(ROOT / "pembro_rt.toml"),),
+        model=nsclc3,
+        n_patients_per_arm=40,
+        seed=1,
+        base_parameters=reachable_os_base,
     )
     return base.synthetic_targets(TRUTH)
 
 
 @pytest.fixture(scope="module")
-def calibration(synthetic, nsclc3) -> Calibration:
-    problem = CalibrationProblem(targets=synthetic, model=nsclc3, n_patients_per_arm=40, seed=1)
+def calibration(synthetic, nsclc3, reachable_os_base) -> Calibration:
+    problem = CalibrationProblem(
+        targets=synthetic, model=nsclc3, n_patients_per_arm=40, seed=1, base_parameters=reachable_os_base
+    )
     return calibrate(problem, default_parameters(problem, names=tuple(TRUTH)))
 
 
 @pytest.fixture(scope="module")
 def result(calibration, synthetic, nsclc3):
-    return validate(calibration, synthetic, n_population_resamples=6, n_parameter_draws=6, seed=0, model=nsclc3)
+    return validate(
+        calibration, synthetic, n_population_resamples=N_SAMPLES, n_parameter_draws=N_SAMPLES, seed=0, model=nsclc3
+    )
 
 
 def _strict(text: str):
     return json.loads(text, parse_constant=lambda c: pytest.fail(f"non-strict JSON constant {c}"))
 
 
-def test_synthetic_targets_are_predicted_within_their_errors(result, calibration, synthetic, nsclc3):
+def test_synthetic_targets_are_predicted_within_their_errors(result, calibration, synthetic, nsclc3, reachable_os_base):
     """At the fitted (true) values the report predictions (KM medians, Cox HR, hard ORR) differ from the smooth
     synthetic values only by the step-valued endpoints of 40 patients: |z| < 2.5 for each, and every synthetic
     value lies inside the pooled 95% prediction interval."""
-    keys = CalibrationProblem(targets=synthetic, model=nsclc3, n_patients_per_arm=40, seed=1).keys
+    problem = CalibrationProblem(
+        targets=synthetic, model=nsclc3, n_patients_per_arm=40, seed=1, base_parameters=reachable_os_base
+    )
+    keys = problem.keys
     assert [(e["trial"], e["arm"], e["outcome"]) for e in result.entries] == keys
     for e in result.entries:
         assert e["fitted"] is True
@@ -74,15 +93,18 @@ def test_synthetic_targets_are_predicted_within_their_errors(result, calibration
 
 
 def test_validation_is_reproducible_and_seeded(calibration, synthetic, nsclc3, result):
-    again = validate(calibration, synthetic, n_population_resamples=6, n_parameter_draws=6, seed=0, model=nsclc3)
+    again = validate(
+        calibration, synthetic, n_population_resamples=N_SAMPLES, n_parameter_draws=N_SAMPLES, seed=0, model=nsclc3
+    )
     assert again.entries == result.entries
-    assert result.provenance["population_seeds"] == [derived_seed(0, "population", k) for k in range(6)]
+    assert result.provenance["population_seeds"] == [derived_seed(0, "population", k) for k in range(N_SAMPLES)]
     other = validate(calibration, synthetic, n_population_resamples=3, n_parameter_draws=0, seed=5, model=nsclc3)
     assert [e["predicted"] for e in other.entries] == [e["predicted"] for e in result.entries]
     assert all(e["parameter_interval"] is None for e in other.entries)
     assert [e["population_interval"] for e in other.entries] != [e["population_interval"] for e in result.entries]
 
 
+@quiet_sterilised
 def test_a_trial_the_fit_never_saw(calibration, nsclc3):
     ratnayake = load_targets(ROOT / "ratnayake2020.toml")
     res = validate(
@@ -165,6 +187,7 @@ def _run(argv):
     return args.func(args)
 
 
+@quiet_sterilised
 def test_cli_validate_json_and_table(fit_file, tmp_path, capsys, monkeypatch):
     """The library model is rebuilt from the calibration's provenance (warm kernel cache)."""
     out = tmp_path / "v.json"

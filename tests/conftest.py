@@ -116,10 +116,11 @@ def build_blowup_spec() -> ModelSpec:
     )
 
 
-# The OS link's fields of the shipped fit (fits/default.json, rounded), for synthetic-recovery tests of the default
-# model. With the published intercept (6.94) and the model defaults, the OS medians of the PEMBRO-RT-like arms lie
-# beyond the 2-year follow-up (not reached): the synthetic median is then extrapolated, the smooth survival at it
-# is not 0.5, and its residual cannot vanish at the truth. With these values the medians fall within follow-up.
+# The OS link's fields of a provisional v2 fit (a first version of fits/default.json, rounded), for
+# synthetic-recovery tests of the default model. With the published intercept (6.94) and the model defaults, the OS
+# medians of the PEMBRO-RT-like arms lie beyond the 2-year follow-up (not reached): the synthetic median is then
+# extrapolated, the smooth survival at it is not 0.5, and its residual cannot vanish at the truth. With these values
+# the medians fall within follow-up.
 REACHABLE_OS_BASE = {"survival__intercept_log_day": 6.37, "survival__pretreated_log_time_ratio": -0.87}
 
 

@@ -244,20 +244,24 @@ class NsclcBuilder:
         r0 = self.baseline_ratio()
         return r0 / (sym("kill_half_sat_ratio") + r0)
 
-    def dc_target(self, kill: list[sp.Expr]) -> sp.Expr:
-        """The mature-DC level ``A`` relaxes to: a Hill function (n = 2) of the tumour-cell death signal (Kosinsky
-        2018 TCD), with the RT danger signal ``I`` added."""
+    def cell_death(self, kill: list[sp.Expr]) -> sp.Expr:
+        """Tumour-cell death per unit burden (Kosinsky 2018 TCD, 1/day): turnover, doomed cells clearing (counted
+        with ``immunogenic_cell_death``) and the immune kill."""
         s, on, L = sym, self.on, self.L
-        tcd = (
+        return (
             s("baseline_turnover_per_day")
             + (
                 on["immunogenic_cell_death"] * sum(self.kd[j] * self.D[j] for j in range(L))
                 + sum(kill[j] * self.V[j] for j in range(L))
             )
             / self.B
-            + on["immunogenic_cell_death"] * self.I
         )
-        ktcd = s("dc_maturation_half_sat_per_day")
+
+    def dc_target(self, kill: list[sp.Expr]) -> sp.Expr:
+        """The mature-DC level ``A`` relaxes to: a Hill function (n = 2) of the tumour-cell death signal (Kosinsky
+        2018 TCD), with the RT danger signal ``I`` added."""
+        tcd = self.cell_death(kill) + self.on["immunogenic_cell_death"] * self.I
+        ktcd = sym("dc_maturation_half_sat_per_day")
         return tcd**2 / (tcd**2 + ktcd**2)
 
     def kill(self) -> list[sp.Expr]:

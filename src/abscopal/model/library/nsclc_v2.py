@@ -396,15 +396,8 @@ class NsclcV2Builder(NsclcBuilder):
 
     def dc_target(self, kill: list[sp.Expr]) -> sp.Expr:
         """``x^2 / (1 + x^2)`` with ``x = x0 TCD / TCD0 + I`` (module docstring)."""
-        s, on, L = sym, self.on, self.L
-        tcd = (
-            s("baseline_turnover_per_day")
-            + (
-                on["immunogenic_cell_death"] * sum(self.kd[j] * self.D[j] for j in range(L))
-                + sum(kill[j] * self.V[j] for j in range(L))
-            )
-            / self.B
-        )
+        s, L = sym, self.L
+        tcd = self.cell_death(kill)
         kill0 = self.baseline_kill()
         b0 = self.baseline_burden() + _EPS_MM3
         tcd0 = s("baseline_turnover_per_day") + sum(kill0[j] * s(f"baseline_volume_mm3_{j}") for j in range(L)) / b0

@@ -107,7 +107,8 @@ def test_sbrt_os_benefit_is_smaller_with_the_growth_rate_link(trial):
 
 def test_os_does_not_read_the_irradiated_lesion_when_the_trial_does_not_score_it(trial):
     """Shrink the irradiated lesion (and the burden) after the start in the SBRT arm's dataset: deaths under the
-    link are unchanged when irradiated lesions are not scored, and change when they are; deaths under the
+    link are unchanged, whether the trial scores irradiated lesions or not (the link reads the lesions outside the
+    fields), and change when the link is told to read them (``irradiated_lesions_in_sld=True``); deaths under the
     burden hazard (the v1 fit's) change."""
     ds = trial["runs"]["sbrt"].simulation
     roles = json.loads(ds.attrs["roles"])
@@ -126,7 +127,9 @@ def test_os_does_not_read_the_irradiated_lesion_when_the_trial_does_not_score_it
 
     np.testing.assert_array_equal(deaths(changed, link), deaths(ds, link))
     scored_all = replace(link, exclude_irradiated=False)
-    assert not np.array_equal(deaths(changed, scored_all), deaths(ds, scored_all))
+    np.testing.assert_array_equal(deaths(changed, scored_all), deaths(ds, scored_all))
+    reading = replace(scored_all, survival=TumourGrowthSurvival(irradiated_lesions_in_sld=True))
+    assert not np.array_equal(deaths(changed, reading), deaths(ds, reading))
     burden = trial["split"].assessment(trial["base"])
     assert isinstance(burden.survival, SurvivalModel)
     assert not np.array_equal(deaths(changed, burden), deaths(ds, burden))

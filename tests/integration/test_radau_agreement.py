@@ -62,12 +62,14 @@ def scenario(request, nsclc3, nsclc3_spec):
     return P, sched, t_out, ref
 
 
-@pytest.mark.parametrize("method", ["dopri5", "rosenbrock"])
-def test_compiled_solver_agrees_with_radau(nsclc3, nsclc3_spec, scenario, method):
+# Rodas4 (order 4) runs at Radau's rtol: at 1e-9 its error on model v2's doomed volume D_0 was 1.33e-5 in this metric
+# (an absolute 4e-8 mm3 on 0.002 mm3), of the order of the Radau reference's own error
+@pytest.mark.parametrize(("method", "rtol"), [("dopri5", 1e-9), ("rosenbrock", 1e-10)])
+def test_compiled_solver_agrees_with_radau(nsclc3, nsclc3_spec, scenario, method, rtol):
     spec = nsclc3_spec
     P, sched, t_out, ref = scenario
     fast = solve(
-        nsclc3, P, t_out, events=sched, t0=-7.0, options=SolverOptions(method=method, rtol=1e-9, atol_scale=1e-3)
+        nsclc3, P, t_out, events=sched, t0=-7.0, options=SolverOptions(method=method, rtol=rtol, atol_scale=1e-3)
     )
     assert fast.n_fallback == 0  # the compiled method asked for really ran
     assert fast.stiff_patients == (() if method == "dopri5" else tuple(range(P.shape[0])))

@@ -29,6 +29,7 @@ from abscopal.treatment import (
 
 # ``abscopal.simulate`` (the attribute) is the re-exported function, which shadows the submodule.
 simulate_module = importlib.import_module("abscopal.simulate")
+outputs_module = importlib.import_module("abscopal.outputs")
 
 
 @pytest.fixture
@@ -39,7 +40,7 @@ def no_work(monkeypatch):
         raise AssertionError("simulate() started work (compile/solve) before rejecting its input")
 
     monkeypatch.setattr(simulate_module, "compile_model", boom)
-    monkeypatch.setattr(simulate_module, "solve", boom)
+    monkeypatch.setattr(outputs_module, "solve", boom)  # simulate integrates through abscopal.outputs
 
 
 def _plan() -> TreatmentPlan:

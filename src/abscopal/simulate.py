@@ -43,7 +43,7 @@ from .population import VirtualPopulation
 from .provenance import environment
 from .solver import EventSchedule, SolverOptions
 from .treatment.plan import TreatmentPlan
-from .treatment.radiation import Fraction, RadiationCourse
+from .treatment.radiation import RadiationCourse
 
 __all__ = ["Arm", "plan_events", "simulate"]
 
@@ -135,15 +135,6 @@ def _as_arms(arms: Mapping[str, TreatmentPlan] | Sequence[Arm] | TreatmentPlan) 
     return out
 
 
-def _course_fractions(plan: TreatmentPlan) -> list[tuple[Fraction, RadiationCourse, bool]]:
-    """Every fraction with its course and whether it is the course's last, in the order of ``plan.fractions()``."""
-    out = []
-    for course in plan.radiation:
-        frs = course.fractions()
-        out += [(fr, course, i == len(frs) - 1) for i, fr in enumerate(frs)]
-    return sorted(out, key=lambda x: x[0].time_day)  # stable, as plan.fractions()
-
-
 def _blood_exposure(course: RadiationCourse) -> FractionExposure:
     """Blood dose and exposed share of one fraction of ``course`` on its reference field."""
     return fraction_exposure(
@@ -165,12 +156,14 @@ def plan_events(spec: ModelSpec, plan: TreatmentPlan, t_end_day: float) -> list[
     """
     events: list[tuple[float, str, list[float]]] = []
     names = [e.name for e in spec.events]
-    fractions = _course_fractions(plan)
+    fractions = plan.course_fractions()
     if fractions:
         if "radiation_fraction" not in names:
             raise ScheduleError(f"model {spec.name!r} has no 'radiation_fraction' event; it cannot take RT plans")
         ev = spec.event("radiation_fraction")
         n_les = max(spec.n_lesions, 1)
+        blood = {"mean_blood_dose_gy", "exposed_blood_fraction"} & set(ev.argument_names)
+        exposure = {id(c): _blood_exposure(c) for c in plan.radiation} if blood else {}  # once per course
         for fr, course, last in fractions:
             bad = [j for j in fr.lesions if j >= n_les]
             if bad:
@@ -191,9 +184,9 @@ def plan_events(spec: ModelSpec, plan: TreatmentPlan, t_end_day: float) -> list[
                 elif a == "mean_lung_dose_gy":
                     args.append(fr.mean_lung_dose_gy)
                 elif a == "mean_blood_dose_gy":
-                    args.append(_blood_exposure(course).mean_blood_dose_gy)
+                    args.append(exposure[id(course)].mean_blood_dose_gy)
                 elif a == "exposed_blood_fraction":
-                    args.append(_blood_exposure(course).exposed_blood_fraction)
+                    args.append(exposure[id(course)].exposed_blood_fraction)
                 elif a == "course_last_fraction":
                     args.append(1.0 if last else 0.0)
                 else:

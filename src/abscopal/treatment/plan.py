@@ -140,10 +140,18 @@ class TreatmentPlan:
                             "(start_day) or target different lesions"
                         )
 
+    def course_fractions(self) -> tuple[tuple[Fraction, RadiationCourse, bool], ...]:
+        """Every fraction with its course and whether it is that course's last, sorted by time (ties keep course
+        order)."""
+        every = []
+        for course in self.radiation:
+            frs = course.fractions()
+            every += [(fr, course, i == len(frs) - 1) for i, fr in enumerate(frs)]
+        return tuple(sorted(every, key=lambda x: x[0].time_day))
+
     def fractions(self) -> tuple[Fraction, ...]:
         """All fractions of all courses, sorted by time (ties keep course order)."""
-        every = [fraction for course in self.radiation for fraction in course.fractions()]
-        return tuple(sorted(every, key=lambda f: f.time_day))
+        return tuple(fr for fr, _, _ in self.course_fractions())
 
     def drug_doses(self, until_day: float = math.inf) -> tuple[DrugDose, ...]:
         """The drug doses up to ``until_day`` (inclusive); ``()`` without a drug."""

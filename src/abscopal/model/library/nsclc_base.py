@@ -465,10 +465,93 @@ class NsclcBuilder:
         """The radiation fraction and the drug dose."""
         return (self.radiation_event(), self.pk_form["event"])
 
+    # ---- the radiation fraction: shared structure, version-specific pieces -------------------------------------
+    radiation_description = "one radiotherapy fraction (LQ / LQ-L kill, ICD, PD-L1, suppressors, lymphocytes)"
+    radiation_source = "LQ: Fowler 1989; LQ-L: Astrahan 2008; doomed compartment: Kosinsky 2018"
+
+    def radiation_arguments(self) -> tuple[EventArgument, ...]:
+        """The fraction's arguments: the dose to each lesion and the mean dose to circulating blood."""
+        return (
+            *(EventArgument(name=f"dose_gy_{j}", units="Gy", description=f"dose to lesion {j}") for j in range(self.L)),
+            EventArgument(name="blood_dose_gy", units="Gy", description="mean dose to circulating blood"),
+        )
+
+    def fraction_kill(self, j: int, d: sp.Expr) -> tuple[sp.Expr, sp.Expr]:
+        """Viable volume of lesion ``j`` after a fraction of ``d`` Gy, and the volume killed (LQ / LQ-L)."""
+        s = sym
+        alpha = s("tumour_alpha_per_gy")
+        beta = alpha / s("tumour_alpha_beta_gy")
+        dt = s("lql_transition_dose_gy")
+        neg_log_sf = (
+            alpha * d
+            + beta * d**2
+            - self.on["lq_linear_high_dose"] * sp.Piecewise((beta * (d - dt) ** 2, d > dt), (0, True))
+        )
+        sf = sp.exp(-neg_log_sf)
+        return sf * self.V[j], (1 - sf) * self.V[j]
+
+    def priming_term(self, j: int, d: sp.Expr, trex: sp.Expr, killed: sp.Expr) -> sp.Expr:
+        """Lesion ``j``'s contribution to the danger signal of a fraction: the killed volume, TREX1-weighted."""
+        return killed * trex
+
+    def priming_jump(self, total: sp.Expr) -> sp.Expr:
+        """The rise of the danger signal ``I`` from the summed :meth:`priming_term` (before the ICD switch)."""
+        return sym("icd_yield_per_mm3") * total
+
+    def lymphocyte_kill_share(self) -> sp.Expr:
+        """Share of circulating lymphocytes one fraction kills: ``phi (1 - exp(-alpha b / phi))``."""
+        s = sym
+        phi = s("blood_fraction_exposed")
+        return phi * (1 - sp.exp(-s("lymphocyte_alpha_per_gy") * s("blood_dose_gy") / phi))
+
     def radiation_event(self) -> Event:
-        """One radiotherapy fraction (LQ / LQ-L kill, ICD, PD-L1, suppressors, lymphocytes)."""
-        return _radiation_event(
-            self.L, self.on, self.V, self.D, self.kd, self.Pl, self.I, self.G, self.E, self.Ly, self.M1, self.M2
+        """One radiotherapy fraction: the pieces above, and the jumps every version shares (doomed clearance,
+        PD-L1, TGF-beta, macrophage shift, in-field effector kill)."""
+        s, on, L = sym, self.on, self.L
+        V, D, kd, Pl = self.V, self.D, self.kd, self.Pl
+        dose = [s(f"dose_gy_{j}") for j in range(L)]
+        jumps: dict[str, sp.Expr] = {}
+        icd = sp.Integer(0)
+        mac_shift = sp.Integer(0)
+        weight_total = sum(V[j] + D[j] for j in range(L)) + _EPS_MM3
+        infield = sp.Integer(0)
+        k0, kslope, kmax = (
+            s("doomed_clearance_low_dose_per_day"),
+            s("doomed_clearance_per_gy_per_day"),
+            s("doomed_clearance_max_per_day"),
+        )
+        for j in range(L):
+            d = dose[j]
+            v_new, killed = self.fraction_kill(j, d)
+            k_new = sp.Min(sp.Max(k0 + on["dose_dependent_death"] * kslope * d, k0), kmax)
+            jumps[f"V_{j}"] = v_new
+            jumps[f"D_{j}"] = D[j] + killed
+            jumps[f"kd_{j}"] = sp.Piecewise(
+                ((kd[j] * D[j] + k_new * killed) / (D[j] + killed), D[j] + killed > 0), (kd[j], True)
+            )
+            jumps[f"P_{j}"] = Pl[j] + on["rt_pdl1"] * (1 - Pl[j]) * (1 - sp.exp(-s("pdl1_rt_per_gy") * d))
+            trex = 1 / (1 + on["trex1_decline"] * (d / s("trex1_threshold_gy")) ** s("trex1_hill"))
+            icd += self.priming_term(j, d, trex, killed)
+            share = (V[j] + D[j]) / weight_total
+            mac_shift += share * sp.Piecewise(
+                (sp.tanh((d - s("macrophage_polarisation_dose_gy")) / s("macrophage_polarisation_width_gy")), d > 0),
+                (0, True),
+            )
+            infield += share * (1 - sp.exp(-s("effector_alpha_per_gy") * d))
+        jumps["I"] = self.I + on["immunogenic_cell_death"] * self.priming_jump(icd)
+        jumps["G"] = self.G + on["rt_suppression"] * s("tgfb_rt_per_gy") * sum(dose)
+        shift = on["macrophage_polarisation"] * s("macrophage_rt_shift") * mac_shift
+        to_m1 = sp.Max(shift, 0) * self.M2 + sp.Min(shift, 0) * self.M1
+        jumps["M1"] = self.M1 + to_m1
+        jumps["M2"] = self.M2 - to_m1
+        jumps["L"] = self.Ly * (1 - on["lymphocyte_kill"] * self.lymphocyte_kill_share())
+        jumps["E"] = self.E * (1 - on["lymphocyte_kill"] * s("effector_tumour_fraction") * infield)
+        return Event(
+            name="radiation_fraction",
+            arguments=self.radiation_arguments(),
+            jumps=jumps,
+            description=self.radiation_description,
+            source=self.radiation_source,
         )
 
     def observables(self) -> tuple[Observable, ...]:
@@ -522,69 +605,6 @@ class NsclcBuilder:
             n_lesions=self.L,
             roles=ROLES,
         )
-
-
-def _radiation_event(L, on, V, D, kd, Pl, I, G, E, Ly, M1, M2) -> Event:
-    s = sym
-    alpha = s("tumour_alpha_per_gy")
-    beta = alpha / s("tumour_alpha_beta_gy")
-    dt = s("lql_transition_dose_gy")
-    dose = [s(f"dose_gy_{j}") for j in range(L)]
-    blood = s("blood_dose_gy")
-    jumps: dict[str, sp.Expr] = {}
-    icd = sp.Integer(0)
-    mac_shift = sp.Integer(0)
-    weight_total = sum(V[j] + D[j] for j in range(L)) + _EPS_MM3
-    infield = sp.Integer(0)
-    k0, kslope, kmax = (
-        s("doomed_clearance_low_dose_per_day"),
-        s("doomed_clearance_per_gy_per_day"),
-        s("doomed_clearance_max_per_day"),
-    )
-    for j in range(L):
-        d = dose[j]
-        neg_log_sf = (
-            alpha * d
-            + beta * d**2
-            - on["lq_linear_high_dose"] * sp.Piecewise((beta * (d - dt) ** 2, d > dt), (0, True))
-        )
-        sf = sp.exp(-neg_log_sf)
-        killed = (1 - sf) * V[j]
-        k_new = sp.Min(sp.Max(k0 + on["dose_dependent_death"] * kslope * d, k0), kmax)
-        jumps[f"V_{j}"] = sf * V[j]
-        jumps[f"D_{j}"] = D[j] + killed
-        jumps[f"kd_{j}"] = sp.Piecewise(
-            ((kd[j] * D[j] + k_new * killed) / (D[j] + killed), D[j] + killed > 0), (kd[j], True)
-        )
-        jumps[f"P_{j}"] = Pl[j] + on["rt_pdl1"] * (1 - Pl[j]) * (1 - sp.exp(-s("pdl1_rt_per_gy") * d))
-        trex = 1 / (1 + on["trex1_decline"] * (d / s("trex1_threshold_gy")) ** s("trex1_hill"))
-        icd += killed * trex
-        share = (V[j] + D[j]) / weight_total
-        mac_shift += share * sp.Piecewise(
-            (sp.tanh((d - s("macrophage_polarisation_dose_gy")) / s("macrophage_polarisation_width_gy")), d > 0),
-            (0, True),
-        )
-        infield += share * (1 - sp.exp(-s("effector_alpha_per_gy") * d))
-    jumps["I"] = I + on["immunogenic_cell_death"] * s("icd_yield_per_mm3") * icd
-    jumps["G"] = G + on["rt_suppression"] * s("tgfb_rt_per_gy") * sum(dose)
-    shift = on["macrophage_polarisation"] * s("macrophage_rt_shift") * mac_shift
-    to_m1 = sp.Max(shift, 0) * M2 + sp.Min(shift, 0) * M1
-    jumps["M1"] = M1 + to_m1
-    jumps["M2"] = M2 - to_m1
-    phi = s("blood_fraction_exposed")
-    jumps["L"] = Ly * (1 - on["lymphocyte_kill"] * phi * (1 - sp.exp(-s("lymphocyte_alpha_per_gy") * blood / phi)))
-    jumps["E"] = E * (1 - on["lymphocyte_kill"] * s("effector_tumour_fraction") * infield)
-    args = (
-        *(EventArgument(name=f"dose_gy_{j}", units="Gy", description=f"dose to lesion {j}") for j in range(L)),
-        EventArgument(name="blood_dose_gy", units="Gy", description="mean dose to circulating blood"),
-    )
-    return Event(
-        name="radiation_fraction",
-        arguments=args,
-        jumps=jumps,
-        description="one radiotherapy fraction (LQ / LQ-L kill, ICD, PD-L1, suppressors, lymphocytes)",
-        source="LQ: Fowler 1989; LQ-L: Astrahan 2008; doomed compartment: Kosinsky 2018",
-    )
 
 
 def _dose_amount() -> sp.Expr:

@@ -72,7 +72,7 @@ from typing import Any
 
 import sympy as sp
 
-from ..spec import Event, EventArgument, Mechanism, Parameter, State, sym
+from ..spec import EventArgument, Mechanism, Parameter, State, sym
 from .nsclc_base import _EPS_MM3, MECHANISMS, NsclcBuilder
 
 __all__ = ["MECHANISMS_V2", "NsclcV2Builder", "v2_parameters"]
@@ -440,66 +440,20 @@ class NsclcV2Builder(NsclcBuilder):
             out.append(st)
         return tuple(out)
 
-    def radiation_event(self) -> Event:
-        """One fraction (module docstring): pure LQ, sterilisation at a course's last fraction, a dose-proportional
-        priming signal, lymphocyte kill from the fraction's blood dose and exposed share."""
-        s, on, L = sym, self.on, self.L
-        V, D, kd, Pl = self.V, self.D, self.kd, self.Pl
-        alpha = s("tumour_alpha_per_gy")
-        beta = alpha / s("tumour_alpha_beta_gy")
-        dose = [s(f"dose_gy_{j}") for j in range(L)]
-        blood, share, last = s("mean_blood_dose_gy"), s("exposed_blood_fraction"), s("course_last_fraction")
-        rho_c = s("clonogen_density_per_cm3")
-        one_clonogen = _MM3_PER_CM3 / rho_c
-        half = sp.Rational(1, 2)
-        k0, kslope, kmax = (
-            s("doomed_clearance_low_dose_per_day"),
-            s("doomed_clearance_per_gy_per_day"),
-            s("doomed_clearance_max_per_day"),
-        )
-        b0 = self.baseline_burden() + _EPS_MM3
-        weight_total = sum(V[j] + D[j] for j in range(L)) + _EPS_MM3
-        jumps: dict[str, sp.Expr] = {}
-        signal, mac_shift, infield = sp.Integer(0), sp.Integer(0), sp.Integer(0)
-        for j in range(L):
-            d = dose[j]
-            survivors = sp.exp(-(alpha * d + beta * d**2)) * V[j]
-            ends_course = sp.And(last > half, d > 0, on["clonogen_sterilisation"] > half)
-            mu = rho_c * survivors / _MM3_PER_CM3
-            v_new = sp.Piecewise(
-                (0, sp.And(ends_course, s(f"control_quantile_{j}") < sp.exp(-mu))),
-                (one_clonogen, sp.And(ends_course, survivors < one_clonogen)),
-                (survivors, True),
-            )
-            killed = V[j] - v_new
-            k_new = sp.Min(sp.Max(k0 + on["dose_dependent_death"] * kslope * d, k0), kmax)
-            jumps[f"V_{j}"] = v_new
-            jumps[f"D_{j}"] = D[j] + killed
-            jumps[f"kd_{j}"] = sp.Piecewise(
-                ((kd[j] * D[j] + k_new * killed) / (D[j] + killed), D[j] + killed > 0), (kd[j], True)
-            )
-            jumps[f"P_{j}"] = Pl[j] + on["rt_pdl1"] * (1 - Pl[j]) * (1 - sp.exp(-s("pdl1_rt_per_gy") * d))
-            trex = 1 / (1 + on["trex1_decline"] * (d / s("trex1_threshold_gy")) ** s("trex1_hill"))
-            signal += d * trex * (V[j] + D[j])
-            w = (V[j] + D[j]) / weight_total
-            mac_shift += w * sp.Piecewise(
-                (sp.tanh((d - s("macrophage_polarisation_dose_gy")) / s("macrophage_polarisation_width_gy")), d > 0),
-                (0, True),
-            )
-            infield += w * (1 - sp.exp(-s("effector_alpha_per_gy") * d))
-        jumps["I"] = self.I + on["immunogenic_cell_death"] * s("icd_signal_per_gy") * signal / b0
-        jumps["G"] = self.G + on["rt_suppression"] * s("tgfb_rt_per_gy") * sum(dose)
-        shift = on["macrophage_polarisation"] * s("macrophage_rt_shift") * mac_shift
-        to_m1 = sp.Max(shift, 0) * self.M2 + sp.Min(shift, 0) * self.M1
-        jumps["M1"] = self.M1 + to_m1
-        jumps["M2"] = self.M2 - to_m1
-        lym_kill = sp.Piecewise(
-            (share * (1 - sp.exp(-s("lymphocyte_alpha_per_gy") * blood / share)), share > _EPS_SHARE), (0, True)
-        )
-        jumps["L"] = self.Ly * (1 - on["lymphocyte_kill"] * lym_kill)
-        jumps["E"] = self.E * (1 - on["lymphocyte_kill"] * s("effector_tumour_fraction") * infield)
-        args = (
-            *(EventArgument(name=f"dose_gy_{j}", units="Gy", description=f"dose to lesion {j}") for j in range(L)),
+    # ---- the radiation fraction (the shared structure is NsclcBuilder.radiation_event) ---------------------------
+    radiation_description = (
+        "one radiotherapy fraction (LQ kill and clonogen sterilisation, priming signal, PD-L1, suppressors, "
+        "lymphocytes)"
+    )
+    radiation_source = (
+        "LQ: Fowler 1989; Poisson TCP: Munro & Gilbert 1961, Webb & Nahum 1993; doomed compartment: "
+        "Kosinsky 2018; blood dose: Shin 2021 (HEDOS), Jin 2020"
+    )
+
+    def radiation_arguments(self) -> tuple[EventArgument, ...]:
+        """The doses, the fraction's mean blood dose and exposed blood share, and whether it ends its course."""
+        return (
+            *(EventArgument(name=f"dose_gy_{j}", units="Gy", description=f"dose to lesion {j}") for j in range(self.L)),
             EventArgument(
                 name="mean_blood_dose_gy",
                 units="Gy",
@@ -518,12 +472,38 @@ class NsclcV2Builder(NsclcBuilder):
                 upper=1.0,
             ),
         )
-        return Event(
-            name="radiation_fraction",
-            arguments=args,
-            jumps=jumps,
-            description="one radiotherapy fraction (LQ kill and clonogen sterilisation, priming signal, PD-L1, "
-            "suppressors, lymphocytes)",
-            source="LQ: Fowler 1989; Poisson TCP: Munro & Gilbert 1961, Webb & Nahum 1993; doomed compartment: "
-            "Kosinsky 2018; blood dose: Shin 2021 (HEDOS), Jin 2020",
+
+    def fraction_kill(self, j: int, d: sp.Expr) -> tuple[sp.Expr, sp.Expr]:
+        """Pure LQ, and at a course's last fraction the Poisson sterilisation of the lesion (module docstring)."""
+        s, on = sym, self.on
+        alpha = s("tumour_alpha_per_gy")
+        beta = alpha / s("tumour_alpha_beta_gy")
+        rho_c = s("clonogen_density_per_cm3")
+        one_clonogen = _MM3_PER_CM3 / rho_c
+        half = sp.Rational(1, 2)
+        survivors = sp.exp(-(alpha * d + beta * d**2)) * self.V[j]
+        ends_course = sp.And(s("course_last_fraction") > half, d > 0, on["clonogen_sterilisation"] > half)
+        mu = rho_c * survivors / _MM3_PER_CM3
+        v_new = sp.Piecewise(
+            (0, sp.And(ends_course, s(f"control_quantile_{j}") < sp.exp(-mu))),
+            (one_clonogen, sp.And(ends_course, survivors < one_clonogen)),
+            (survivors, True),
+        )
+        return v_new, self.V[j] - v_new
+
+    def priming_term(self, j: int, d: sp.Expr, trex: sp.Expr, killed: sp.Expr) -> sp.Expr:
+        """The dose times the cells in the field (viable or doomed), TREX1-weighted."""
+        return d * trex * (self.V[j] + self.D[j])
+
+    def priming_jump(self, total: sp.Expr) -> sp.Expr:
+        """``c_I`` per unit baseline burden, in DC half-saturations."""
+        return sym("icd_signal_per_gy") * total / (self.baseline_burden() + _EPS_MM3)
+
+    def lymphocyte_kill_share(self) -> sp.Expr:
+        """``f (1 - exp(-alpha_L b / f))`` with the fraction's own blood dose ``b`` and exposed share ``f``."""
+        s = sym
+        share = s("exposed_blood_fraction")
+        return sp.Piecewise(
+            (share * (1 - sp.exp(-s("lymphocyte_alpha_per_gy") * s("mean_blood_dose_gy") / share)), share > _EPS_SHARE),
+            (0, True),
         )

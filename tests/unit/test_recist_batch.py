@@ -25,7 +25,7 @@ from abscopal.endpoints.recist import (
     select_targets,
     select_targets_batch,
 )
-from abscopal.endpoints.scoring import score_responses
+from abscopal.endpoints.scoring import score_responses, target_sum_of_diameters
 from abscopal.errors import ParameterError
 from abscopal.sites import SITES
 
@@ -121,6 +121,22 @@ def test_score_responses_equals_the_per_patient_scores() -> None:
         assert _same(got.objective_response, orr)
         dcr = np.array([str(x).lstrip("i") in ("CR", "PR", "SD", "NN") for x in ref["best_overall_response"]])
         assert _same(got.disease_control, dcr)
+
+
+def test_target_sum_of_diameters_is_the_scored_sum_without_the_scoring() -> None:
+    """What the OS link reads when it leaves irradiated lesions out (endpoints.pipeline): bit for bit the
+    ``sum_of_diameters`` that scoring with that exclusion gives."""
+    rng = np.random.default_rng(6)
+    n, n_les, days = 200, 4, np.array([0.0, 42.0, 84.0, 126.0])
+    d = 30.0 * rng.lognormal(0.0, 0.6, (n, n_les, 1)) * np.exp(rng.normal(0.0, 0.4, (n, n_les, days.size)).cumsum(2))
+    sites = [list(rng.choice(SITES, size=n_les)) for _ in range(n)]
+    for exclude in ((), (0,), (1, 3)):
+        got = target_sum_of_diameters(d, sites, exclude=exclude, rules=RecistRules())
+        ref = score_responses(
+            d, days, sites, exclude=exclude, new_lesion_day=np.full(n, math.inf), rules=RecistRules(),
+            orr_visit_day=None, follow_up_day=200.0,
+        )  # fmt: skip
+        assert _same(got, ref.sum_of_diameters), exclude
 
 
 @pytest.mark.parametrize(

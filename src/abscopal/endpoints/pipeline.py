@@ -34,7 +34,14 @@ from .death import DeathInputs, SurvivalTimes, survival_times
 from .events import event_draws, first_crossing
 from .readout import ModelOutputs, read_outputs, trial_segment
 from .scans import as_visit_days
-from .scoring import ResponseScores, duration_of_response, excluded_lesions, score_responses, visit_index
+from .scoring import (
+    ResponseScores,
+    duration_of_response,
+    excluded_lesions,
+    score_responses,
+    target_sum_of_diameters,
+    visit_index,
+)
 from .survival_link import TumourGrowthSurvival
 
 if TYPE_CHECKING:
@@ -133,16 +140,12 @@ def _score_arm(
         irr = np.asarray(out.irradiated[ai], dtype=bool)
         if systemic_only and not a.exclude_irradiated and irr.any() and not irr.all():
             # the link reads the lesions outside the fields (TumourGrowthSurvival.irradiated_lesions_in_sld)
-            sld = score_responses(
+            sld = target_sum_of_diameters(
                 out.lesion_diameter_mm[ai][..., vidx],
-                visits,
                 pats.sites,
                 exclude=excluded_lesions(irr, True, str(ds.arm.values[ai])),
-                new_lesion_day=new_day,
                 rules=a.rules,
-                orr_visit_day=a.orr_visit_day,
-                follow_up_day=follow_up,
-            ).sum_of_diameters
+            )
         inputs = DeathInputs(
             times=times,
             tumour_burden=None if out.tumour_burden is None else out.tumour_burden[ai],

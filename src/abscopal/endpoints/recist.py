@@ -60,6 +60,7 @@ __all__ = [
     "select_targets",
     "select_targets_batch",
     "tagged",
+    "target_sums",
 ]
 
 EISENHAUER_2009 = (
@@ -717,6 +718,24 @@ def events_seen_batch(event_day: ArrayLike, days: _FloatArray, n: int) -> NDArra
     return (array[:, :, None] <= days[None, None, :]).sum(axis=1)
 
 
+def target_sums(d: _FloatArray, targets: Targets, rules: RecistRules) -> _FloatArray:
+    """Sum of the target diameters ``(patient, visit)`` of validated diameters ``d`` ``(patient, lesion, visit)``:
+    below ``gone_mm`` a lesion counts 0 mm, and the targets are added in their order (largest first), as
+    :func:`assess` adds them, so the sums are bit-identical to its ``sums_mm``."""
+    n, n_les, n_vis = d.shape
+    rows = np.arange(n)
+    measured = np.where(d < rules.gone_mm, 0.0, d)  # choice 1: below gone_mm is 0 mm
+    sums = np.zeros((n, n_vis))
+    for r in range(n_les):
+        i = targets.order[:, r]
+        has = i >= 0
+        if not has.any():
+            break
+        lesion = np.where(has[:, None], measured[rows, np.maximum(i, 0)], 0.0)
+        sums[has] += lesion[has]
+    return sums
+
+
 def assess_targets(
     d: _FloatArray,
     days: _FloatArray,
@@ -737,16 +756,13 @@ def assess_targets(
     measured = np.where(d < rules.gone_mm, 0.0, d)  # choice 1: below gone_mm is 0 mm
     node = targets.node
     resolved = np.where(node[:, :, None], measured < rules.node_normal_mm - _TOL_MM, measured == 0.0)
-    # the target sum in the order of the targets (largest first), as assess adds them
-    sums = np.zeros((n, n_vis))
+    sums = target_sums(d, targets, rules)
     target_cr = np.ones((n, n_vis), dtype=bool)
     for r in range(n_les):
         i = targets.order[:, r]
         has = i >= 0
         if not has.any():
             break
-        lesion = np.where(has[:, None], measured[rows, np.maximum(i, 0)], 0.0)
-        sums[has] += lesion[has]
         target_cr &= ~has[:, None] | resolved[rows, np.maximum(i, 0)]
     has_tgt = targets.order[:, 0] >= 0
     has_non = targets.nontarget.any(axis=1)

@@ -24,6 +24,7 @@ from .recist import (
     select_targets,
     select_targets_batch,
     tagged,
+    target_sums,
 )
 
 _RESPONDING = [RESPONSE_CODES.index(c) for c in ("CR", "PR")]
@@ -123,6 +124,15 @@ def score_responses(
         progression_day=np.where(r["progression_day"] <= follow_up_day, r["progression_day"], np.inf),
         response_day=np.where(r["objective_response"], r["response_day"], np.nan),
     )
+
+
+def target_sum_of_diameters(
+    diameters_mm: np.ndarray, sites: Sequence[Sequence[str]], *, exclude: tuple[int, ...], rules: RecistRules
+) -> np.ndarray:
+    """The ``sum_of_diameters`` of :func:`score_responses` with the lesions ``exclude`` left out of the target
+    selection, without scoring responses: ``(patient, visit)``."""
+    targets = select_targets_batch(diameters_mm[:, :, 0], sites, exclude=exclude, rules=rules)
+    return target_sums(_lesion_array("diameters_mm", diameters_mm, 3), targets, rules)
 
 
 def duration_of_response(scores: ResponseScores, death_day: np.ndarray, follow_up_day: float) -> np.ndarray:

@@ -487,7 +487,7 @@ def _size_symbol(initial: Any, spec: ModelSpec) -> str | None:
     start-size factor multiplies."""
     names = {str(x) for x in getattr(initial, "free_symbols", ())} & set(spec.parameter_names)
     sizes = {n for n in names if not _PER_PATIENT.match(n)}
-    if len(sizes) != 1 or (initial.is_Symbol is False and not initial.is_Mul):
+    if len(sizes) != 1 or not (initial.is_Symbol or initial.is_Mul):
         return None
     return sizes.pop()
 

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from abscopal.calibrate.fit import Calibration, calibrate
+from abscopal.calibrate.fit import Calibration, calibrate, misfit_statistics
 from abscopal.calibrate.objective import CalibrationProblem, default_parameters
 from abscopal.cli.fit import add_fit_command
 from abscopal.errors import AbscopalError
@@ -62,6 +62,58 @@ def test_fit_recovers_the_synthetic_truth(calibration, synthetic):
         assert abs(p["residual"]) < 0.05
     table = calibration.summary_table()
     assert "max_kill_per_day" in table and "median_os_month" in table and "chi-square" in table
+
+
+def test_misfit_statistics_divide_the_tag_weights_back_out():
+    # weighted residuals r * sqrt(w): plain residuals 1, 2, 2 with weights 1, 0.25, 0.5; 1 free -> 2 dof
+    w = np.array([1.0, 0.25, 0.5])
+    m = misfit_statistics(np.array([1.0, 2.0, 2.0]) * np.sqrt(w), w, 1)
+    assert m["chisqr_reported_se"] == pytest.approx(9.0)
+    assert m["chisqr_weighted"] == pytest.approx(1.0 + 1.0 + 2.0)
+    assert m["dof"] == 2 and m["redchi_reported_se"] == pytest.approx(4.5) and m["covariance_scale"] == 4.5
+    # a fit inside its errors does not shrink the intervals; no degrees of freedom leaves them as they are
+    assert misfit_statistics(np.array([0.1, 0.1, 0.1]), np.ones(3), 1)["covariance_scale"] == 1.0
+    assert misfit_statistics(np.array([3.0]), np.ones(1), 1)["covariance_scale"] == 1.0
+
+
+def test_exact_targets_leave_the_standard_errors_absolute(calibration, synthetic):
+    m = calibration.provenance["misfit"]
+    assert m["n_residuals"] == len(synthetic.keys) and m["n_free"] == len(TRUTH)
+    assert m["redchi_reported_se"] < 1e-3 and m["covariance_scale"] == 1.0
+    assert calibration.stderr == m["stderr_absolute"]
+    assert "reported standard errors only" in calibration.summary_table()
+
+
+def test_misfit_widens_the_standard_errors_by_the_reported_reduced_chi_square(synthetic):
+    """Targets the model cannot meet (the control ORR 0.15 lower, the SBRT arm's 0.2 higher): the standard errors grow
+    by sqrt(reduced chi-square)."""
+    off = tuple(
+        replace(
+            t,
+            arms=tuple(
+                replace(
+                    a,
+                    outcomes=tuple(
+                        replace(o, value=o.value + (0.2 if a.radiation else -0.15)) if o.name == "orr" else o
+                        for o in a.outcomes
+                    ),
+                )
+                for a in t.arms
+            ),
+        )
+        for t in synthetic.targets
+    )
+    problem = replace(synthetic, targets=off)
+    params = default_parameters(problem, names=tuple(TRUTH))
+    for name, true in TRUTH.items():
+        params[name].set(value=true)
+    cal = calibrate(problem, params)
+    m = cal.provenance["misfit"]
+    plain = np.array([p["residual"] for p in cal.predictions]) / np.sqrt(problem.weights)
+    assert m["chisqr_reported_se"] == pytest.approx(float(np.sum(plain**2)), rel=1e-9)
+    assert m["covariance_scale"] == pytest.approx(m["chisqr_reported_se"] / m["dof"]) and m["covariance_scale"] > 1
+    for name in TRUTH:
+        assert cal.stderr[name] == pytest.approx(m["stderr_absolute"][name] * math.sqrt(m["covariance_scale"]))
 
 
 def test_fit_failure_raises(synthetic):

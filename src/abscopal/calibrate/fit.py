@@ -40,6 +40,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from .._version import __version__
 from ..errors import AbscopalError
 from ..fitted.format import Fit, params_json_of
@@ -51,7 +53,7 @@ from .objective import CalibrationProblem, default_parameters
 if TYPE_CHECKING:
     from ..model.compile import CompiledModel
 
-__all__ = ["LEAST_SQUARES_OPTIONS", "METHODS", "Calibration", "calibrate"]
+__all__ = ["LEAST_SQUARES_OPTIONS", "METHODS", "Calibration", "calibrate", "misfit_statistics"]
 
 METHODS = ("least_squares", "differential_evolution")
 """Methods of :func:`calibrate` (and of ``abscopal fit --method``)."""
@@ -63,6 +65,45 @@ _DEFAULT_KWARGS: Mapping[str, Mapping[str, Any]] = {
 }
 LEAST_SQUARES_OPTIONS: Mapping[str, Any] = _DEFAULT_KWARGS["least_squares"]
 """Default options of every least-squares fit (also the re-fits of the profile likelihood)."""
+
+
+def misfit_statistics(residuals: np.ndarray, weights: np.ndarray, n_free: int) -> dict[str, Any]:
+    """Chi-square with the reported standard errors only, and the covariance scale it implies.
+
+    Parameters
+    ----------
+    residuals
+        The objective's residuals (plain residual x ``sqrt(weight)``).
+    weights
+        The confidence-tag weight of each residual (:attr:`CalibrationProblem.weights`).
+    n_free
+        Varying parameters (degrees of freedom ``len(residuals) - n_free``).
+
+    Returns
+    -------
+    dict
+        ``chisqr_weighted`` (what the fit minimised), ``chisqr_reported_se`` (the residuals divided back by
+        ``sqrt(weight)``: each target's reported error alone), ``n_residuals``, ``n_free``, ``dof``,
+        ``redchi_reported_se`` and ``covariance_scale = max(1, redchi_reported_se)`` (1 when ``dof <= 0``): the
+        factor on the covariance (its square root on the standard errors) when the model misses its targets by
+        more than their reported errors (the usual rescaling of a least-squares covariance by the reduced
+        chi-square, applied only upwards: an error model that over-covers does not shrink the intervals).
+    """
+    r = np.asarray(residuals, dtype=float)
+    w = np.asarray(weights, dtype=float)
+    plain = r / np.sqrt(w)
+    dof = int(r.size - n_free)
+    chisqr_rep = float(np.sum(plain**2))
+    redchi = chisqr_rep / dof if dof > 0 else math.nan
+    return {
+        "chisqr_weighted": float(np.sum(r**2)),
+        "chisqr_reported_se": chisqr_rep,
+        "n_residuals": int(r.size),
+        "n_free": int(n_free),
+        "dof": dof,
+        "redchi_reported_se": redchi,
+        "covariance_scale": max(1.0, redchi) if dof > 0 else 1.0,
+    }
 
 
 def _opt(x: Any) -> float | None:
@@ -264,6 +305,7 @@ def calibrate(
     method: str = "least_squares",
     multistart: int | None = None,
     seed: int = 0,
+    scale_stderr: bool = True,
     **kwargs: Any,
 ) -> Calibration:
     """Fit ``problem``: minimise the chi-square of ``problem.residuals`` over the varying ``params``.
@@ -285,13 +327,19 @@ def calibrate(
         chi-square wins; all starts are in ``provenance["multistart"]``. Needs finite bounds.
     seed
         Seed of the multistart sample and of differential evolution (recorded as ``provenance["fit_seed"]``).
+    scale_stderr
+        Multiply the standard errors by ``sqrt(max(1, reduced chi-square))``, the reduced chi-square computed with
+        the reported standard errors only (no confidence-tag weights; :func:`misfit_statistics`), so that a fit that
+        misses its targets by more than their errors carries wider intervals into studies (default True). The
+        absolute standard errors, the factor and both chi-squares are in ``provenance["misfit"]``.
     **kwargs
         Passed to ``lmfit.minimize`` (for multistart: to every least-squares fit). For ``least_squares`` the
         defaults are ``diff_step=1e-3`` (relative finite-difference step; the smooth objective needs steps well
         above rounding) and ``xtol = ftol = 1e-6`` (scipy's 1e-8 made one synthetic fit crawl for 372
         evaluations instead of 18 near the truth; 1e-6 relative is far below any standard error).
         ``scale_covar`` defaults to False: the residuals are already divided by the targets' standard errors, so
-        the covariance ``(J^T J)^-1`` is absolute and is not rescaled by the reduced chi-square.
+        lmfit's covariance ``(J^T J)^-1`` is absolute; the misfit scaling is ``scale_stderr`` (on the reported-error
+        chi-square, not lmfit's weighted one).
 
     Returns
     -------
@@ -366,7 +414,12 @@ def calibrate(
     else:
         fit = _minimize(problem, params, method, opts)
     values = {k: float(v) for k, v in fit.params.valuesdict().items()}
-    stderr = {k: (_opt(p.stderr) if p.vary else None) for k, p in fit.params.items()}
+    free = [k for k, p in fit.params.items() if p.vary]
+    misfit = misfit_statistics(problem.residuals_from_values(values), problem.weights, len(free))
+    factor = math.sqrt(misfit["covariance_scale"]) if scale_stderr else 1.0
+    stderr_absolute = {k: (_opt(p.stderr) if p.vary else None) for k, p in fit.params.items()}
+    stderr = {k: (None if se is None else se * factor) for k, se in stderr_absolute.items()}
+    misfit |= {"stderr_scaled": bool(scale_stderr), "stderr_absolute": stderr_absolute}
     correl = {
         k: {o: float(c) for o, c in (p.correl or {}).items() if math.isfinite(c)}
         for k, p in fit.params.items()
@@ -393,7 +446,8 @@ def calibrate(
         "base_parameters": {k: float(v) for k, v in problem.base_parameters.items()},
         "outcomes": list(problem._outcomes),
         "smooth_hr": bool(problem.smooth_hr),
-        "free": [k for k, p in fit.params.items() if p.vary],
+        "free": free,
+        "misfit": misfit,
         "fit_options": {k: v for k, v in opts.items() if isinstance(v, str | int | float | bool | None)},
         "fit_seed": int(seed),
         **extra,

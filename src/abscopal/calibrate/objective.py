@@ -250,6 +250,12 @@ class CalibrationProblem:
         return [k[:3] for k in self._keys]
 
     @property
+    def weights(self) -> np.ndarray:
+        """Confidence-tag weight of each residual, in order (:data:`~abscopal.trials.TAG_WEIGHTS`): the residuals are
+        the plain ones (reported standard errors) times ``sqrt(weight)``."""
+        return np.array([k[3].weight for k in self._keys], dtype=float)
+
+    @property
     def patients(self) -> dict[tuple[str, str], VirtualPatients]:
         """The fixed virtual patients of each ``(trial, arm)`` (RT targets placed)."""
         return {k: s.patients for k, s in self._setups.items()}

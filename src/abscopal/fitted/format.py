@@ -444,6 +444,17 @@ class Fit(JsonArtefact):
             params[r["name"]].correl = r["correl"]
         return params
 
+    def _misfit_lines(self) -> list[str]:
+        m = self.provenance.get("misfit")
+        if not isinstance(m, Mapping):
+            return []
+        scaled = "scaled by" if m.get("stderr_scaled") else "not scaled; factor would be"
+        return [
+            f"with the reported standard errors only (no tag weights): chi-square {m['chisqr_reported_se']:.4g}, "
+            f"reduced {m['redchi_reported_se']:.4g} on {m['dof']} degrees of freedom; standard errors {scaled} "
+            f"sqrt({m['covariance_scale']:.4g}) = {math.sqrt(m['covariance_scale']):.3g}"
+        ]
+
     def summary_table(self) -> str:
         """Plain-text report: parameters, statistics, predicted vs observed."""
         lines = [
@@ -451,6 +462,7 @@ class Fit(JsonArtefact):
             f"model {self.provenance.get('model_name')}, {self.provenance.get('n_patients_per_arm')} patients "
             f"per arm, seed {self.provenance.get('seed')})",
             f"chi-square {self.chisqr:.4g}  reduced {self.redchi:.4g}  AIC {self.aic:.4g}  BIC {self.bic:.4g}",
+            *self._misfit_lines(),
             "",
             f"{'parameter':<28}{'value':>12}{'stderr':>12}{'rel':>8}",
         ]

@@ -215,6 +215,7 @@ _COMMON: dict[str, Any] = {
 }
 _SITES = {"lymph_node": 0.35, "lung": 0.15, "bone": 0.15, "liver": 0.10, "adrenal": 0.10, "brain": 0.10, "pleura": 0.05}
 _AT_LEAST_TWO = {2: 0.35, 3: 0.35, 4: 0.20, 5: 0.10}
+_ONE_OR_MORE = {1: 0.15, 2: 0.30, 3: 0.30, 4: 0.15, 5: 0.10}  # monotherapy trials: no second lesion required
 _ASSUMED = (
     "Assumptions (not in the trial reports): the TPS mix if unselected, histology, metastatic sites and lesion "
     "counts (values above); baseline SLD median 80 mm, log-SD 0.5 (the reports give no baseline sums)."
@@ -243,11 +244,68 @@ MIXES: Mapping[str, PatientMix] = FrozenMap(
             "for RT plus >= 1 other lesion -> >= 2 lesions. Mixed lines, first line 0.3 / pretreated 0.7, and "
             "liver 0.15 / node 0.30: assumptions (not in the report). " + _ASSUMED,
         ),
+        # MDACC's two randomised cohorts (Welsh 2020): randomisation was within cohorts defined by whether SBRT
+        # 50 Gy/4 was feasible; where it was not (larger, central or more extensive disease: the usual reasons, not
+        # reported per patient), patients got 45 Gy/15. The report gives no baseline table per cohort; only the
+        # control arms' best out-of-field ORR differs (33% vs 17%). Everything below that differs is an assumption.
+        "mdacc_sbrt_feasible": PatientMix(
+            name="mdacc_sbrt_feasible",
+            pdl1_tps_mix=_UNSELECTED_TPS,
+            line_of_therapy={"first_line": 0.3, "pretreated": 0.7},
+            lesion_count=_AT_LEAST_TWO,
+            metastasis_sites=_SITES | {"lymph_node": 0.30, "liver": 0.15},
+            histology=_COMMON["histology"],
+            baseline_sld_median_mm=65.0,
+            baseline_sld_omega=0.5,
+            source="MDACC SBRT-feasible cohort (Welsh 2020, J Immunother Cancer 8:e001001): PD-L1 unselected; a lung "
+            "or liver lesion for RT plus >= 1 other lesion -> >= 2 lesions; SBRT 50 Gy/4 feasible. Assumptions (not "
+            "in the report): smaller disease than the conventional cohort, baseline SLD median 65 mm (vs 80 mm in "
+            "the pooled 'mdacc' mix, 95 mm in 'mdacc_conventional'); lines, sites and the rest as 'mdacc'. " + _ASSUMED,
+        ),
+        "mdacc_conventional": PatientMix(
+            name="mdacc_conventional",
+            pdl1_tps_mix=_UNSELECTED_TPS,
+            line_of_therapy={"first_line": 0.3, "pretreated": 0.7},
+            lesion_count={2: 0.20, 3: 0.35, 4: 0.25, 5: 0.20},
+            metastasis_sites=_SITES | {"lymph_node": 0.30, "liver": 0.15},
+            histology=_COMMON["histology"],
+            baseline_sld_median_mm=95.0,
+            baseline_sld_omega=0.5,
+            source="MDACC traditional-RT cohort (Welsh 2020, J Immunother Cancer 8:e001001): SBRT not feasible, so "
+            "45 Gy/15; control-arm best out-of-field ORR 17% vs 33% in the SBRT-feasible cohort. Assumptions (not in "
+            "the report): larger and more extensive disease, baseline SLD median 95 mm and more lesions (2: 0.20, "
+            "3: 0.35, 4: 0.25, 5: 0.20; folded to the model's 3 lesion slots); lines, sites and the rest as "
+            "'mdacc'. " + _ASSUMED,
+        ),
+        "keynote024": PatientMix(
+            name="keynote024",
+            pdl1_tps_mix={">=50%": 1.0},
+            line_of_therapy={"first_line": 1.0},
+            lesion_count=_ONE_OR_MORE,
+            metastasis_sites=_SITES,
+            **_COMMON,
+            source="KEYNOTE-024 pembrolizumab arm (Reck 2016, N Engl J Med 375:1823): previously untreated stage IV "
+            "NSCLC, PD-L1 TPS >= 50%, no EGFR/ALK aberration -> first line 1.0, TPS >= 50% 1.0 [P]; measurable "
+            "disease, no lesion-count minimum -> 1 lesion allowed. The baseline table (histology, sites) was not "
+            "seen: common assumptions. " + _ASSUMED,
+        ),
+        "keynote010": PatientMix(
+            name="keynote010",
+            pdl1_tps_mix={"1-49%": 1.0 - 442.0 / 1034.0, ">=50%": 442.0 / 1034.0},
+            line_of_therapy={"pretreated": 1.0},
+            lesion_count=_ONE_OR_MORE,
+            metastasis_sites=_SITES,
+            **_COMMON,
+            source="KEYNOTE-010 (Herbst 2016, Lancet 387:1540): progressed after platinum chemotherapy, PD-L1 TPS >= "
+            "1% -> pretreated 1.0 [P]; TPS >= 50% in 442 of the 1034 randomised patients [U: recall, not seen], "
+            "used for the 2 mg/kg arm (randomisation stratified by TPS [U]); no lesion-count minimum -> 1 lesion "
+            "allowed. The baseline table (histology, sites) was not seen: common assumptions. " + _ASSUMED,
+        ),
         "first_line_pdl1_high": PatientMix(
             name="first_line_pdl1_high",
             pdl1_tps_mix={">=50%": 1.0},
             line_of_therapy={"first_line": 1.0},
-            lesion_count={1: 0.15, 2: 0.30, 3: 0.30, 4: 0.15, 5: 0.10},
+            lesion_count=_ONE_OR_MORE,
             metastasis_sites=_SITES,
             **_COMMON,
             source="First line, PD-L1 TPS >= 50% (first-line pembrolizumab monotherapy; seed review introduction). "

@@ -2,7 +2,9 @@
 
 Files are validated completely on load (unknown keys with a suggestion, unknown regimen or mix, missing
 ``n_patients``, value outside its own CI, CI lower > upper, proportion outside [0, 1], unknown tag, comparison of
-an unknown arm); each :class:`TargetError` names the file, the table/key and the value.
+an unknown arm, a fitted comparison of a validate-only arm); each :class:`TargetError` names the file, the
+table/key and the value. ``fit = false`` marks an arm or comparison validate-only (its patients are counted by other
+fitted arms: predicted by ``abscopal validate``, left out of the calibration objective).
 Weights by tag (:data:`TAG_WEIGHTS`; assumption: verified numbers count more than secondary or unverified ones): P 1.0,
 S 0.5, SEED 0.25, U 0.1. Standard errors on the natural scale: proportions binomial ``sqrt(p (1-p) / n)`` (p = 0
 or 1 replaced by ``(n p + 0.5) / (n + 1)``, assumption); medians and HRs ``value * SE(log)`` with
@@ -105,11 +107,20 @@ _ARM = {
     "citation",
     "doi",
     "url",
+    "fit",
 }
 _DRUG = {"regimen", "start_day", "max_duration_day", "representative", "notes"}
 _RT = {"regimen", "start_day", "target", "mean_lung_dose_gy", "representative", "notes", "prior"}
 _POP = {"mix", "line_of_therapy", "pdl1_tps_mix", "notes"}
-_ASSESS = {"criteria", "scan_interval_week", "orr_visit_day", "exclude_irradiated", "follow_up_month", "notes"}
+_ASSESS = {
+    "criteria",
+    "scan_interval_week",
+    "orr_visit_day",
+    "exclude_irradiated",
+    "confirm_response",
+    "follow_up_month",
+    "notes",
+}
 _OUT = {"name", "value", "ci_lower", "ci_upper", "n", "n_events", "definition", "confidence", "source"}
 _CMP = {
     "name",
@@ -126,7 +137,14 @@ _CMP = {
     "definition",
     "confidence",
     "source",
+    "fit",
 }
+
+
+_FIT_FIX = (
+    "write fit = false for a validate-only target (predicted and reported by 'abscopal validate', left out of the "
+    "calibration objective), or leave it out (fitted)"
+)
 
 
 def _log_se(value: float, lower: float | None, upper: float | None, events: int, hr: bool) -> float:
@@ -178,7 +196,8 @@ class Outcome:
 
 @dataclass(frozen=True, kw_only=True)
 class ComparisonTarget:
-    """A hazard ratio of ``arm`` versus ``reference`` (both arm names of the same file)."""
+    """A hazard ratio of ``arm`` versus ``reference`` (both arm names of the same file). ``fit``: False for a
+    validate-only comparison (predicted and reported, never in the calibration objective; see :class:`ArmTarget`)."""
 
     name: str
     reference: str
@@ -194,6 +213,7 @@ class ComparisonTarget:
     definition: str = ""
     confidence: str
     source: str = ""
+    fit: bool = True
 
     weight = property(lambda self: TAG_WEIGHTS[self.confidence], doc="Fit weight of the tag (:data:`TAG_WEIGHTS`).")
 
@@ -269,12 +289,15 @@ class PopulationSpec:
 
 @dataclass(frozen=True, kw_only=True)
 class AssessmentSpec:
-    """How the arm was scored: criteria, scan interval, ORR visit day or ``"best"``, lesions counted."""
+    """How the arm was scored: criteria, scan interval, ORR visit day or ``"best"``, lesions counted, and whether a
+    CR/PR counts only once confirmed (``confirm_response``: a later scan >= 28 d after it still CR/PR, RECIST 1.1;
+    only with ``orr_visit_day = "best"``)."""
 
     criteria: str = "recist1.1"
     scan_interval_week: float | None = None
     orr_visit_day: float | str = "best"
     exclude_irradiated: bool = False
+    confirm_response: bool = False
     follow_up_month: float | None = None
     notes: str = ""
 
@@ -288,21 +311,35 @@ class AssessmentSpec:
             isinstance(visit, bool) or not isinstance(visit, int | float) or not math.isfinite(visit) or visit < 0
         ):
             raise TargetError(f"assessment orr_visit_day must be 'best' or a day >= 0, got {visit!r}")
+        if self.confirm_response and visit != "best":
+            raise TargetError(
+                f"assessment confirm_response = true needs orr_visit_day = 'best' (confirmation applies to the best "
+                f"overall response), got orr_visit_day = {visit!r}; drop confirm_response or score the best response"
+            )
 
     def to_assessment(self, start_day: float = 0.0, end_day: float = 730.0) -> TrialAssessment:
         """An :class:`abscopal.endpoints.TrialAssessment` on :func:`trial_scans` (interval default 6 weeks,
-        9 weeks after week 52). ``follow_up_month`` is a reported median, so it is not used for censoring."""
+        9 weeks after week 52), RECIST 1.1 rules with ``require_confirmation = confirm_response``.
+        ``follow_up_month`` is a reported median, so it is not used for censoring."""
         from .endpoints import TrialAssessment, trial_scans
+        from .endpoints.recist import RECIST_1_1
 
         interval = self.scan_interval_week or 6.0
         scans = trial_scans(start_day, interval_week=interval, later_interval_week=max(interval, 9.0), end_day=end_day)
         visit = None if self.orr_visit_day == "best" else float(self.orr_visit_day)
-        return TrialAssessment(scans=scans, orr_visit_day=visit, exclude_irradiated=self.exclude_irradiated)
+        rules = replace(RECIST_1_1, require_confirmation=True) if self.confirm_response else RECIST_1_1
+        return TrialAssessment(
+            scans=scans, rules=rules, orr_visit_day=visit, exclude_irradiated=self.exclude_irradiated
+        )
 
 
 @dataclass(frozen=True, kw_only=True)
 class ArmTarget:
-    """One arm: size, treatment, population, assessment and outcomes (``n_confidence``: tag of ``n_patients``)."""
+    """One arm: size, treatment, population, assessment and outcomes (``n_confidence``: tag of ``n_patients``).
+
+    ``fit``: False for a validate-only arm, e.g. one whose patients another fitted arm already counts (MDACC's
+    overall arms pool its by-schema cohorts): ``abscopal validate`` and cross-validation predict and report it, the
+    calibration objective leaves it out (:func:`abscopal.calibrate.objective.target_keys`)."""
 
     name: str
     n_patients: int
@@ -316,6 +353,7 @@ class ArmTarget:
     citation: str = ""
     doi: str = ""
     url: str = ""
+    fit: bool = True
 
     def outcome(self, name: str) -> Outcome:
         """The outcome called ``name``."""
@@ -343,14 +381,23 @@ class TrialTargets:
         return _named(self.arms, name, self.id, "arm")
 
     def canonical(self) -> dict[str, Any]:
-        """Plain, JSON-ready content (sorted mappings, no path). A radiation course's ``prior`` appears only when
-        true, so a file written before the key existed keeps its hash (and the fits made from it stay valid)."""
+        """Plain, JSON-ready content (sorted mappings, no path). Keys added after the first fits appear only when
+        they differ from their default (a course's ``prior`` and an assessment's ``confirm_response`` when true, an
+        arm's or comparison's ``fit`` when false), so a file written before they existed keeps its hash (and the
+        fits made from it stay valid)."""
         out = _plain(self)
         out.pop("path")
         for arm in out["arms"]:
             for course in arm["radiation"]:
                 if not course["prior"]:
                     del course["prior"]
+            if not arm["assessment"]["confirm_response"]:
+                del arm["assessment"]["confirm_response"]
+            if arm["fit"]:
+                del arm["fit"]
+        for comparison in out["comparisons"]:
+            if comparison["fit"]:
+                del comparison["fit"]
         return out
 
     def content_hash(self) -> str:
@@ -466,8 +513,8 @@ class _Ctx:  # error context (file and table) with validating getters
             raise self.fail(f"{key} must be an integer >= 1, got {v!r}")
         return v
 
-    def flag(self, t: Mapping[str, Any], key: str, fix: str = "") -> bool:
-        if not isinstance(v := t.get(key, False), bool):
+    def flag(self, t: Mapping[str, Any], key: str, fix: str = "", default: bool = False) -> bool:
+        if not isinstance(v := t.get(key, default), bool):
             raise self.fail(f"{key} must be true or false, got {v!r}" + (f"; {fix}" if fix else ""))
         return v
 
@@ -598,11 +645,22 @@ def _arm(c: _Ctx, t: Mapping[str, Any], default_tag: str) -> ArmTarget:
     # "best", or a day (the key is present, so number() returns a float)
     visit: float | str = a.get("orr_visit_day", "best")
     visit = visit if visit == "best" else ac.number(a, "orr_visit_day", low=0.0, required=True)
+    confirm = ac.flag(
+        a,
+        "confirm_response",
+        "write confirm_response = true if a CR/PR counted only once a later scan >= 28 d after it confirmed it",
+    )
+    if confirm and visit != "best":
+        raise ac.fail(
+            f"confirm_response = true needs orr_visit_day = 'best' (confirmation applies to the best overall "
+            f"response), got orr_visit_day = {visit:g}; drop confirm_response or score the best response"
+        )
     assessment = AssessmentSpec(
         criteria=ac.choice(a.get("criteria", "recist1.1"), "criteria", "response criteria", _CRITERIA),
         scan_interval_week=ac.number(a, "scan_interval_week", positive=True),
         orr_visit_day=visit,
         exclude_irradiated=ac.flag(a, "exclude_irradiated"),
+        confirm_response=confirm,
         follow_up_month=ac.number(a, "follow_up_month", positive=True),
         notes=ac.text(a, "notes", ""),
     )
@@ -623,6 +681,7 @@ def _arm(c: _Ctx, t: Mapping[str, Any], default_tag: str) -> ArmTarget:
         citation=c.text(t, "citation", ""),
         doi=c.text(t, "doi", ""),
         url=c.text(t, "url", ""),
+        fit=c.flag(t, "fit", _FIT_FIX, default=True),
     )
 
 
@@ -669,6 +728,12 @@ def _comparison(c: _Ctx, t: Mapping[str, Any], arms: Mapping[str, ArmTarget], de
     if ref == arm:
         raise c.fail(f"reference and arm are both {arm!r}; compare two different arms")
     hr = c.number(t, "hr", required=True, positive=True)
+    fit = c.flag(t, "fit", _FIT_FIX, default=True)
+    if fit and (held := [a for a in (ref, arm) if not arms[a].fit]):
+        raise c.fail(
+            f"the comparison is fitted (fit = true, the default) but arm {held[0]!r} is validate-only (fit = false): "
+            "a fitted hazard ratio would count that arm's patients; write fit = false on the comparison too"
+        )
     lo, hi = _ci(c, t, hr, 0.0, math.inf)
     both = arms[ref].n_patients + arms[arm].n_patients
     n, n_events = _sizes(c, t, both, "the two arms together", both)
@@ -687,6 +752,7 @@ def _comparison(c: _Ctx, t: Mapping[str, Any], arms: Mapping[str, ArmTarget], de
         definition=c.text(t, "definition", ""),
         confidence=c.tag(t, "confidence", default_tag),
         source=c.text(t, "source", ""),
+        fit=fit,
     )
 
 

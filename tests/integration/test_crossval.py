@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -118,3 +119,45 @@ def test_bad_setups_fail_before_any_fit(synthetic, nsclc3, monkeypatch, tmp_path
     with pytest.raises(AbscopalError, match="nope"):
         args.func(args)
     assert out.read_text() == "old"
+
+
+def test_folds_fit_the_fit_set_and_report_validate_only_targets(synthetic, nsclc3, reachable_os_base, monkeypatch):
+    """With PEMBRO-RT's SBRT arm and comparisons marked ``fit = false``: the fold that trains on PEMBRO-RT fits its
+    control arm only, and the fold that holds PEMBRO-RT out still predicts every target, flagged ``validate_only``.
+    (8 patients per arm: this checks which targets go where, not the fit.)"""
+    pembro, ratnayake = synthetic
+    held = replace(
+        pembro,
+        arms=tuple(replace(a, fit=a.name != "sbrt+pembro") for a in pembro.arms),
+        comparisons=tuple(replace(c, fit=False) for c in pembro.comparisons),
+    )
+    trained: dict[tuple[str, ...], list] = {}
+    real = crossval.calibrate
+
+    def recording(problem, params, **kwargs):
+        trained[tuple(t.id for t in problem.targets)] = list(problem.keys)
+        return real(problem, params, **kwargs)
+
+    monkeypatch.setattr(crossval, "calibrate", recording)
+    res = cross_validate(
+        [held, ratnayake],
+        free=tuple(TRUTH),
+        n_patients_per_arm=8,
+        seed=1,
+        model=nsclc3,
+        base_parameters=reachable_os_base,
+    )
+    assert trained[("pembro_rt",)] == [
+        ("pembro_rt", "pembro", o) for o in ("orr", "median_pfs_month", "median_os_month")
+    ]
+    fold = next(f for f in res.folds if f["held_out"] == "pembro_rt")
+    assert fold["error"] is None, fold["error"]
+    assert len(fold["entries"]) == 8  # all of PEMBRO-RT's targets are predicted
+    assert {(e["arm"], e["outcome"]) for e in fold["entries"] if e["validate_only"]} == {
+        ("sbrt+pembro", "orr"),
+        ("sbrt+pembro", "median_pfs_month"),
+        ("sbrt+pembro", "median_os_month"),
+        ("sbrt+pembro vs pembro", "hr_pfs"),
+        ("sbrt+pembro vs pembro", "hr_os"),
+    }
+    assert res.summary["n_validate_only"] == 5 and "validate-only" in res.to_table()

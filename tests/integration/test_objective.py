@@ -161,3 +161,57 @@ def test_survival_model_fields_are_fittable(problem):
     assert (p.value, p.min, p.max) == (intercept, 5.0, 9.0)
     with pytest.raises(Exception, match="survival-model field"):
         problem.residuals_from_values({"survival__intercept_log": 6.0})
+
+
+# ---- validate-only targets (fit = false) -----------------------------------------------------------------------------
+def _sbrt_arm_validate_only(trial):
+    """PEMBRO-RT with the SBRT arm and both comparisons marked validate-only (``fit = false``)."""
+    arms = tuple(replace(a, fit=a.name != "sbrt+pembro") for a in trial.arms)
+    return replace(trial, arms=arms, comparisons=tuple(replace(c, fit=False) for c in trial.comparisons))
+
+
+def test_validate_only_targets_are_neither_fitted_nor_simulated(nsclc3, monkeypatch):
+    """The objective leaves validate-only targets out of the residuals and does not draw or simulate their arms;
+    ``include_validate_only`` (validation) adds them, with the same patients for the fitted arm; such a problem
+    cannot be fitted."""
+    import abscopal.arms as arms
+    from abscopal.calibrate.fit import calibrate
+    from abscopal.errors import AbscopalError, ParameterError
+
+    trial = _sbrt_arm_validate_only(load_targets(TARGETS))
+    fit_set = CalibrationProblem(targets=(trial,), model=nsclc3, n_patients_per_arm=5, seed=1)
+    assert fit_set.keys == [("pembro_rt", "pembro", o) for o in ("orr", "median_pfs_month", "median_os_month")]
+    assert set(fit_set.patients) == {("pembro_rt", "pembro")} and fit_set.validate_only == frozenset()
+    everything = replace(fit_set, include_validate_only=True)
+    assert everything.keys == CalibrationProblem(targets=(load_targets(TARGETS),), n_patients_per_arm=5).keys
+    assert everything.validate_only == frozenset(everything.keys) - frozenset(fit_set.keys)
+    assert len(everything.validate_only) == 5  # 3 SBRT-arm outcomes and 2 hazard ratios
+    same = everything.patients[("pembro_rt", "pembro")].baseline_diameter_mm
+    assert np.array_equal(same, fit_set.patients[("pembro_rt", "pembro")].baseline_diameter_mm)
+    monkeypatch.setattr(arms, "simulate", lambda *a, **k: pytest.fail("simulated before refusing"))
+    with pytest.raises(AbscopalError, match="include_validate_only"):
+        calibrate(everything)
+    with pytest.raises(ParameterError, match="include_validate_only"):
+        CalibrationProblem(targets=(trial,), n_patients_per_arm=5, include_validate_only="yes")
+
+
+def test_shipped_fit_set_counts_no_patient_twice():
+    """In the shipped targets no set of patients is fitted twice: MDACC's pooled arms (the same patients as its two
+    randomised cohorts) are validate-only, so the fit sees the cohorts' four arms (21 + 15 + 20 + 18 patients) only;
+    the other trials' arms are disjoint groups and all fitted. Building the problem draws patients but simulates
+    nothing (2 per arm)."""
+    from abscopal.trials import load_all
+
+    trials = load_all(TARGETS.parent)
+    problem = CalibrationProblem(targets=tuple(trials.values()), n_patients_per_arm=2)
+    fitted = {(t, a.split(" vs ")[0]) for t, a, _ in problem.keys}
+    cohorts = {"sbrt_50gy_4fx+pembro", "pembro_sbrt_stratum", "conv_45gy_15fx+pembro", "pembro_conv_stratum"}
+    assert {a for t, a in fitted if t == "mdacc_welsh2020"} == cohorts
+    assert {a for t, a in problem.patients if t == "mdacc_welsh2020"} == cohorts  # pooled arms not even drawn
+    mdacc = trials["mdacc_welsh2020"]
+    assert sum(mdacc.arm(a).n_patients for a in cohorts) == 74
+    for trial in trials.values():
+        if trial.id != "mdacc_welsh2020":
+            assert all(a.fit for a in trial.arms) and all(c.fit for c in trial.comparisons), trial.id
+    pooled = replace(problem, include_validate_only=True).validate_only
+    assert {(t, a) for t, a, _ in pooled} == {("mdacc_welsh2020", "pembro"), ("mdacc_welsh2020", "rt+pembro")}

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -160,6 +161,29 @@ def test_json_and_table_list_every_target(result, tmp_path):
     path = result.save(tmp_path / "v.json")
     with pytest.raises(AbscopalError, match="exists"):
         result.save(path)
+
+
+def test_validate_only_targets_are_predicted_and_labelled(calibration, synthetic, nsclc3):
+    """Targets marked ``fit = false`` are predicted and reported like any other, flagged ``validate_only`` and never
+    ``fitted``; their predictions are those of the full problem (same seed, same patients)."""
+    (trial,) = synthetic
+    held = replace(
+        trial,
+        arms=tuple(replace(a, fit=a.name != "sbrt+pembro") for a in trial.arms),
+        comparisons=tuple(replace(c, fit=False) for c in trial.comparisons),
+    )
+    res = validate(calibration, held, n_population_resamples=0, n_parameter_draws=0, seed=0, model=nsclc3)
+    full = validate(calibration, synthetic, n_population_resamples=0, n_parameter_draws=0, seed=0, model=nsclc3)
+    assert [(e["arm"], e["outcome"]) for e in res.entries] == [(e["arm"], e["outcome"]) for e in full.entries]
+    for e, f in zip(res.entries, full.entries, strict=True):
+        assert e["predicted"] == f["predicted"]
+        assert e["validate_only"] is (e["arm"] != "pembro") and not f["validate_only"]
+        assert not (e["validate_only"] and e["fitted"])
+    assert any(f["fitted"] for f in full.entries)  # the unmodified targets are the calibration's own
+    assert res.summary["n_validate_only"] == 5 and full.summary["n_validate_only"] == 0
+    table = res.to_table()
+    assert table.count("validate-only") == 5 + 1  # five rows and the summary line
+    assert "validate-only" not in full.to_table()
 
 
 def test_infinite_median_and_nan_predictions_are_reported_not_fatal():

@@ -120,6 +120,27 @@ def test_hash_stable_and_sensitive(tmp_path: Path) -> None:
         ('confidence = "P"', 'confidence = "PP"', ["confidence", "'PP'", "confidence tag"]),
         ('arm = "sbrt"', 'arm = "sbrt2"', ["comparison[0]", "'sbrt2'", "did you mean 'sbrt'"]),
         ("hr = 0.71\nci_lower = 0.42", "hr = 0.31\nci_lower = 0.42", ["comparison[0]", "0.31", "outside"]),
+        (
+            "n_patients = 40\n",
+            'n_patients = 40\nfit = "no"\n',
+            ["arm[0]['control']", "fit must be true or false", "'no'"],
+        ),
+        ("hr = 0.71\n", "hr = 0.71\nfit = 0\n", ["comparison[0]", "fit must be true or false", "got 0"]),
+        (
+            "n_patients = 36\n",
+            "n_patients = 36\nfit = false\n",
+            ["comparison[0]", "arm 'sbrt' is validate-only", "write fit = false on the comparison"],
+        ),
+        (
+            'population = { mix = "pembro_rt" }\n',
+            'population = { mix = "pembro_rt" }\nassessment = { confirm_response = "yes" }\n',
+            ["arm[0]['control'].assessment", "confirm_response must be true or false", "'yes'"],
+        ),
+        (
+            'population = { mix = "pembro_rt" }\n',
+            'population = { mix = "pembro_rt" }\nassessment = { confirm_response = true, orr_visit_day = 84 }\n',
+            ["arm[0]['control'].assessment", "confirm_response = true needs orr_visit_day = 'best'", "= 84"],
+        ),
     ],
 )
 def test_validation_errors_name_file_and_key(tmp_path: Path, old: str, new: str, expected: list[str]) -> None:
@@ -131,6 +152,62 @@ def test_validation_errors_name_file_and_key(tmp_path: Path, old: str, new: str,
     assert str(path) in message
     for part in expected:
         assert part in message, message
+
+
+def test_fit_and_confirm_response_keys(tmp_path: Path) -> None:
+    """``fit`` (arm, comparison) defaults to true and ``confirm_response`` to false; written at their defaults they
+    leave the content hash unchanged (files and fits made before the keys existed stay valid), otherwise they
+    change it; confirm_response reaches the TrialAssessment's RECIST rules."""
+    base = load_targets(_write(tmp_path, MINIMAL, "a.toml"))
+    assert all(a.fit for a in base.arms) and all(c.fit for c in base.comparisons)
+    assert not base.arm("control").assessment.confirm_response
+    assert not base.arm("control").assessment.to_assessment().rules.require_confirmation
+    explicit = MINIMAL.replace("n_patients = 40\n", "n_patients = 40\nfit = true\n").replace(
+        "hr = 0.71\n", "hr = 0.71\nfit = true\n"
+    )
+    explicit = explicit.replace(
+        'mix = "pembro_rt" }\n', 'mix = "pembro_rt" }\n[arm.assessment]\nconfirm_response = false\n'
+    )
+    assert load_targets(_write(tmp_path, explicit, "b.toml")).content_hash() == base.content_hash()
+    validate_only = MINIMAL.replace("n_patients = 40\n", "n_patients = 40\nfit = false\n")
+    held = load_targets(_write(tmp_path, validate_only.replace("hr = 0.71\n", "hr = 0.71\nfit = false\n"), "c.toml"))
+    assert not held.arm("control").fit and not held.comparisons[0].fit
+    assert held.content_hash() != base.content_hash()
+    confirmed = MINIMAL.replace(
+        'mix = "pembro_rt" }\n', 'mix = "pembro_rt" }\n[arm.assessment]\nconfirm_response = true\n'
+    )
+    arm = load_targets(_write(tmp_path, confirmed, "d.toml")).arm("control")
+    assert arm.assessment.confirm_response and arm.assessment.to_assessment().rules.require_confirmation
+    assert load_targets(tmp_path / "d.toml").content_hash() != base.content_hash()
+
+
+def test_mdacc_fit_partition_and_strata_mixes() -> None:
+    """MDACC: the pooled arms are validate-only; the two randomised cohorts are fitted, each with its own mix."""
+    t = load_targets(TARGETS / "mdacc_welsh2020.toml")
+    assert {a.name for a in t.arms if not a.fit} == {"pembro", "rt+pembro"}
+    mixes = {a.name: a.population.mix for a in t.arms if a.fit}
+    assert mixes == {
+        "sbrt_50gy_4fx+pembro": "mdacc_sbrt_feasible",
+        "pembro_sbrt_stratum": "mdacc_sbrt_feasible",
+        "conv_45gy_15fx+pembro": "mdacc_conventional",
+        "pembro_conv_stratum": "mdacc_conventional",
+    }
+
+
+def test_keynote_anchor_numbers() -> None:
+    k24 = load_targets(TARGETS / "keynote024_reck2016.toml").arm("pembro")
+    assert k24.n_patients == 154 and k24.radiation == () and k24.population.mix == "keynote024"
+    assert (k24.outcome("orr").value, k24.outcome("median_pfs_month").value) == (0.448, 10.3)
+    assert k24.outcome("median_pfs_month").ci_upper is None  # NR
+    assert k24.outcome("median_os_month").confidence == "S"
+    assert k24.assessment.scan_interval_week == 9 and k24.assessment.orr_visit_day == "best"
+    k10 = load_targets(TARGETS / "keynote010_herbst2016.toml").arm("pembro_2mgkg")
+    assert k10.n_patients == 345 and k10.drug is not None and k10.drug.regimen == "pembrolizumab_2mgkg_q3w"
+    assert k10.outcome("median_os_month").value == 10.4 and k10.outcome("median_os_month").confidence == "P"
+    assert {k10.outcome(n).confidence for n in ("orr", "median_pfs_month")} == {"U"}
+    mix = k10.population.patient_mix()
+    assert set(mix.pdl1_tps_mix) == {"1-49%", ">=50%"} and dict(mix.line_of_therapy) == {"pretreated": 1.0}
+    assert 1 in mix.lesion_count and 1 in k24.population.patient_mix().lesion_count  # one lesion allowed
 
 
 def test_outcome_tag_in_outcome_table(tmp_path: Path) -> None:

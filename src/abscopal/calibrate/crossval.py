@@ -8,7 +8,9 @@ fitted values; optional population / parameter intervals, off by default because
 the held-out trial). Per target it reports ``predicted - observed``, the log ratio ``log(predicted / observed)``
 for medians and hazard ratios, and the z-score on the objective's scale
 (:func:`~abscopal.calibrate.validate.score`); the summary gives the RMS z and the mean absolute error per outcome
-kind (:func:`~abscopal.calibrate.validate.summarize`).
+kind (:func:`~abscopal.calibrate.validate.summarize`). Each fold fits the fit set of the other trials only
+(targets marked ``fit = false`` stay out, :func:`~abscopal.calibrate.objective.target_keys`); the held-out trial's
+validate-only targets are predicted and reported too, with ``validate_only`` true.
 
 Every fold's problem and starting parameters are built (and so every argument checked) before the first fit. A
 fold whose fit fails is kept with its ``error`` message and no entries; the others still run. The

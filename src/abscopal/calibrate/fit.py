@@ -348,10 +348,16 @@ def calibrate(
     Raises
     ------
     AbscopalError
-        Before any simulation: unknown method, bad ``multistart``, an infinite bound where values are drawn
+        Before any simulation: a problem with ``include_validate_only``, unknown method, bad ``multistart``, an
+        infinite bound where values are drawn
         between bounds (naming the parameter). After: the minimiser fails or gives non-finite residuals (the
         message carries lmfit's); for multistart only if every start fails.
     """
+    if problem.include_validate_only:
+        raise AbscopalError(
+            "problem: include_validate_only=True adds the validate-only targets (fit = false), whose patients other "
+            "fitted targets already count; fit a CalibrationProblem built without it"
+        )
     params = default_parameters(problem) if params is None else params.copy()
     _check_method(params, method, multistart)
     opts = {"scale_covar": False} | dict(_DEFAULT_KWARGS.get(method, {})) | kwargs

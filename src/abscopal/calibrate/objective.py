@@ -18,6 +18,10 @@ Smooth predictions (what the residuals compare; :meth:`~CalibrationProblem.predi
 those of the outcome registry :mod:`abscopal.endpoints.outcomes` (one definition per outcome: its trial-style value,
 smooth surrogate, standard error and residual). Each residual is multiplied by ``sqrt(weight)`` of the confidence
 tag. With ``smooth_hr=False`` hazard ratios use the rank-based Cox HR instead of the smooth surrogate.
+Only targets marked for the fit are residuals (:func:`target_keys`, the one rule of what is usable): an arm or
+comparison with ``fit = false`` in its target file (validate-only, e.g. an arm whose patients another fitted arm
+already counts) is neither simulated nor compared, unless ``include_validate_only`` (validation). Arms without a
+residual are not simulated.
 Survival times are counted from each arm's own start (the first RT fraction if it precedes the drug, else day 0);
 an arm with prior courses (``prior = true`` in its target file: RT before enrolment) is simulated from its first
 prior fraction, with the drawn sizes held at its time zero, where its scans start and its survival is counted from
@@ -67,8 +71,10 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_FREE",
     "CalibrationProblem",
+    "TargetKey",
     "arm_seed",
     "default_parameters",
+    "target_keys",
 ]
 
 DEFAULT_FREE = (
@@ -113,6 +119,57 @@ _Key = tuple[str, str, str, Outcome | ComparisonTarget]
 
 
 @dataclass(frozen=True)
+class TargetKey:
+    """A reported number the model can predict (:func:`target_keys`): ``trial``, ``arm`` (``"<arm> vs
+    <reference>"`` for a comparison), ``outcome`` name, the reported ``target``, the simulated ``arms`` it needs
+    and ``fitted`` (False: validate-only, ``fit = false`` in its target file)."""
+
+    trial: str
+    arm: str
+    outcome: str
+    target: Outcome | ComparisonTarget
+    arms: tuple[str, ...]
+    fitted: bool
+
+    @property
+    def key(self) -> _Key:
+        return (self.trial, self.arm, self.outcome, self.target)
+
+
+def target_keys(
+    trial: TrialTargets, outcomes: Sequence[str] = DEFAULT_FIT_OUTCOMES, *, include_validate_only: bool = False
+) -> list[TargetKey]:
+    """The targets of ``trial`` the objective compares with the model, in file order: the one rule of what is
+    usable (used by :class:`CalibrationProblem`, validation and cross-validation).
+
+    An arm outcome is usable when its arm names a population mix and its name is in ``outcomes`` and in the
+    outcome registry (an ``hr_*`` reported for one arm has no reference to compare with); a comparison when
+    ``hr_<endpoint>`` is in ``outcomes`` and both its arms name a mix. Targets marked ``fit = false`` (an arm's
+    outcomes, or a comparison) are validate-only: included only with ``include_validate_only``.
+    """
+    simulable = {a.name for a in trial.arms if a.population.mix is not None}
+    out: list[TargetKey] = []
+    for arm in trial.arms:
+        if arm.name not in simulable or not (arm.fit or include_validate_only):
+            continue
+        out += [
+            TargetKey(trial.id, arm.name, o.name, o, (arm.name,), arm.fit)
+            for o in arm.outcomes
+            if o.name in outcomes and o.name in OUTCOMES
+        ]
+    for c in trial.comparisons:
+        name = f"hr_{c.endpoint}"
+        if (
+            name in outcomes
+            and name in COMPARISONS
+            and {c.arm, c.reference} <= simulable
+            and (c.fit or include_validate_only)
+        ):
+            out.append(TargetKey(trial.id, f"{c.arm} vs {c.reference}", name, c, (c.arm, c.reference), c.fit))
+    return out
+
+
+@dataclass(frozen=True)
 class _ArmSetup:
     trial: str
     arm: ArmTarget
@@ -143,6 +200,9 @@ class CalibrationProblem:
         :data:`~abscopal.endpoints.outcomes.DEFAULT_FIT_OUTCOMES` the targets report).
     smooth_hr
         Smooth HR surrogate (module docstring) instead of the rank-based Cox HR in the residuals.
+    include_validate_only
+        Also predict the targets marked ``fit = false`` (validate-only; :func:`target_keys`). For validation
+        only: :func:`~abscopal.calibrate.fit.calibrate` refuses such a problem, so no patient is fitted twice.
     """
 
     targets: tuple[TrialTargets, ...]
@@ -152,6 +212,7 @@ class CalibrationProblem:
     base_parameters: Mapping[str, float] = field(default_factory=dict)
     outcomes: tuple[str, ...] | None = None
     smooth_hr: bool = True
+    include_validate_only: bool = False
     # set by __post_init__ (the common random numbers and what the residuals compare)
     _outcomes: tuple[str, ...] = field(init=False, repr=False, compare=False)  # outcomes, the default filled in
     _spec: ModelSpec = field(init=False, repr=False, compare=False)
@@ -159,6 +220,7 @@ class CalibrationProblem:
     _setups: dict[tuple[str, str], _ArmSetup] = field(init=False, repr=False, compare=False)
     _variability_names: tuple[str, ...] = field(init=False, repr=False, compare=False)
     _keys: list[_Key] = field(init=False, repr=False, compare=False)
+    _validate_only: frozenset[tuple[str, str, str]] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         targets = (self.targets,) if isinstance(self.targets, TrialTargets) else tuple(self.targets)
@@ -170,24 +232,28 @@ class CalibrationProblem:
                 raise ParameterError("outcomes: " + unknown_name_message("outcome", o, fittable_outcomes()))
         object.__setattr__(self, "outcomes", outs)
         object.__setattr__(self, "_outcomes", outs)
+        if not isinstance(self.include_validate_only, bool):
+            raise ParameterError(f"include_validate_only must be True or False, got {self.include_validate_only!r}")
         spec = self.model if isinstance(self.model, ModelSpec) else self.model.spec
         object.__setattr__(self, "_spec", spec)
         object.__setattr__(self, "_cache", {})
+        found = [k for t in targets for k in target_keys(t, outs, include_validate_only=self.include_validate_only)]
+        if not found:
+            raise ParameterError(f"no usable outcome among {list(outs)} in the targets; nothing to fit")
+        needed = {(k.trial, a) for k in found for a in k.arms}
         setups: dict[tuple[str, str], _ArmSetup] = {}
-        for trial in targets:
+        for trial in targets:  # only arms with a residual are simulated (file order: same seeds, same patients)
             for arm in trial.arms:
-                if arm.population.mix is None:
-                    continue
-                setups[(trial.id, arm.name)] = self._prepare_arm(trial, arm, spec)
+                if (trial.id, arm.name) in needed:
+                    setups[(trial.id, arm.name)] = self._prepare_arm(trial, arm, spec)
         object.__setattr__(self, "_setups", setups)
         object.__setattr__(
             self,
             "_variability_names",
             tuple(dict.fromkeys(k for st in setups.values() for k in st.patients.variability)),
         )
-        object.__setattr__(self, "_keys", self._residual_keys())
-        if not self._keys:
-            raise ParameterError(f"no usable outcome among {list(outs)} in the targets; nothing to fit")
+        object.__setattr__(self, "_keys", [k.key for k in found])
+        object.__setattr__(self, "_validate_only", frozenset(k.key[:3] for k in found if not k.fitted))
 
     # ---- preparation (common random numbers) ---------------------------------------------------------------------
     def _prepare_arm(self, trial: TrialTargets, arm: ArmTarget, spec: ModelSpec) -> _ArmSetup:
@@ -226,24 +292,6 @@ class CalibrationProblem:
             bandwidth_pfs_day=0.5 * interval,
         )
 
-    def _residual_keys(self) -> list[_Key]:
-        keys: list[_Key] = []
-        for trial in self.targets:
-            for arm in trial.arms:
-                if (trial.id, arm.name) not in self._setups:
-                    continue
-                # arm outcomes of the registry only: an hr_* reported for one arm has no reference to compare with
-                keys += [(trial.id, arm.name, o.name, o) for o in arm.outcomes if o.name in self._arm_outcomes]
-            for c in trial.comparisons:
-                name = f"hr_{c.endpoint}"
-                if (
-                    name in self._outcomes
-                    and name in COMPARISONS
-                    and {(trial.id, c.arm), (trial.id, c.reference)} <= set(self._setups)
-                ):
-                    keys.append((trial.id, f"{c.arm} vs {c.reference}", name, c))
-        return keys
-
     @property
     def keys(self) -> list[tuple[str, str, str]]:
         """``(trial, arm, outcome)`` of each residual, in order (comparisons: arm ``"<arm> vs <reference>"``)."""
@@ -254,6 +302,11 @@ class CalibrationProblem:
         """Confidence-tag weight of each residual, in order (:data:`~abscopal.trials.TAG_WEIGHTS`): the residuals are
         the plain ones (reported standard errors) times ``sqrt(weight)``."""
         return np.array([k[3].weight for k in self._keys], dtype=float)
+
+    @property
+    def validate_only(self) -> frozenset[tuple[str, str, str]]:
+        """The :attr:`keys` marked ``fit = false`` (empty unless ``include_validate_only``)."""
+        return self._validate_only
 
     @property
     def patients(self) -> dict[tuple[str, str], VirtualPatients]:
@@ -350,13 +403,16 @@ class CalibrationProblem:
         (binomial SE at the new value); medians and HRs keep ``SE(log)``. Medians are the days where the smooth
         survival is 0.5 (brentq); HRs are computed after the medians they use have been replaced."""
         scored = self._run(values)
+        predicted = set(self.keys)
         new: list[TrialTargets] = []
         for trial in self.targets:
             arms = []
             for arm in trial.arms:
                 s = scored.get((trial.id, arm.name))
                 outs = [
-                    OUTCOMES[o.name].synthetic(s, o) if s is not None and o.name in self._arm_outcomes else o
+                    OUTCOMES[o.name].synthetic(s, o)
+                    if s is not None and (trial.id, arm.name, o.name) in predicted
+                    else o
                     for o in arm.outcomes
                 ]
                 arms.append(replace(arm, outcomes=tuple(outs)))
@@ -367,16 +423,12 @@ class CalibrationProblem:
             comps = []
             for c in trial.comparisons:
                 name = f"hr_{c.endpoint}"
-                if name not in self._outcomes or name not in COMPARISONS or (trial.id, c.arm) not in self._setups:
+                if (trial.id, f"{c.arm} vs {c.reference}", name) not in predicted:
                     comps.append(c)
                     continue
                 comps.append(COMPARISONS[name].synthetic(probe._smooth_hr(trial.id, c, scored), c))
             out.append(replace(trial, comparisons=tuple(comps)))
         return tuple(out)
-
-    @property
-    def _arm_outcomes(self) -> tuple[str, ...]:
-        return tuple(o for o in self._outcomes if o in OUTCOMES)
 
     def residuals_from_values(self, values: Mapping[str, float]) -> np.ndarray:
         """Weighted residuals (module docstring) at typical values ``base_parameters | values``."""

@@ -4,8 +4,10 @@
 the calibration's model (the library model of the stored name and lesion count, checked against the stored
 hash), virtual patients per arm, master seed, base parameters and HR surrogate. Every outcome the objective can
 simulate (``orr``, ``median_pfs_month``, ``median_os_month``, ``hr_pfs``, ``hr_os``) is validated, whether or not
-it was fitted; the ``fitted`` flag of an entry says whether that trial (same content hash) and outcome were part of
-the fit. Trials or arms without a usable outcome (e.g. toxicity-only cohorts) are skipped with a note.
+it was fitted, including the validate-only targets (``fit = false`` in their target file; the rule is
+:func:`~abscopal.calibrate.objective.target_keys`). The ``fitted`` flag of an entry says whether that trial (same
+content hash) and outcome were part of the fit, ``validate_only`` whether the target is marked validate-only (never
+fitted). Trials or arms without a usable outcome (e.g. toxicity-only cohorts) are skipped with a note.
 
 For each target (an entry):
 
@@ -45,7 +47,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .._version import __version__
-from ..endpoints.outcomes import COMPARISONS, DEFAULT_FIT_OUTCOMES, OUTCOMES, ArmOutcome, ComparisonOutcome, outcome
+from ..endpoints.outcomes import DEFAULT_FIT_OUTCOMES, ArmOutcome, ComparisonOutcome, outcome
 from ..errors import AbscopalError, ParameterError
 from ..fitted.format import encode_float
 from ..io import JsonArtefact
@@ -53,7 +55,7 @@ from ..model.spec import ModelSpec
 from ..provenance import environment
 from ..trials import OUTCOME_KINDS, ComparisonTarget, Outcome, TrialTargets
 from .fit import Calibration
-from .objective import CalibrationProblem
+from .objective import CalibrationProblem, target_keys
 
 if TYPE_CHECKING:
     from ..model.compile import CompiledModel
@@ -111,23 +113,13 @@ def _as_trials(targets: TargetsLike) -> tuple[TrialTargets, ...]:
     return tuple(items)
 
 
-def usable_outcomes(trial: TrialTargets, outcomes: Sequence[str] = DEFAULT_FIT_OUTCOMES) -> list[tuple[str, str]]:
-    """``(arm, outcome)`` pairs of ``trial`` a CalibrationProblem can simulate (arms with a population mix;
-    comparisons as ``("<arm> vs <reference>", "hr_<endpoint>")``)."""
-    arms = {a.name for a in trial.arms if a.population.mix is not None}
-    out = [
-        (a.name, o.name)
-        for a in trial.arms
-        if a.name in arms
-        for o in a.outcomes
-        if o.name in outcomes and o.name in OUTCOMES  # an hr_* of one arm has no reference to compare with
-    ]
-    out += [
-        (f"{c.arm} vs {c.reference}", f"hr_{c.endpoint}")
-        for c in trial.comparisons
-        if f"hr_{c.endpoint}" in outcomes and f"hr_{c.endpoint}" in COMPARISONS and {c.arm, c.reference} <= arms
-    ]
-    return out
+def usable_outcomes(
+    trial: TrialTargets, outcomes: Sequence[str] = DEFAULT_FIT_OUTCOMES, *, include_validate_only: bool = True
+) -> list[tuple[str, str]]:
+    """``(arm, outcome)`` pairs of ``trial`` a CalibrationProblem can simulate (comparisons as ``("<arm> vs
+    <reference>", "hr_<endpoint>")``): :func:`~abscopal.calibrate.objective.target_keys`, validate-only targets
+    included unless ``include_validate_only=False``."""
+    return [(k.arm, k.outcome) for k in target_keys(trial, outcomes, include_validate_only=include_validate_only)]
 
 
 def _load(calibration: Calibration | str | Path) -> tuple[Calibration, dict[str, Any]]:
@@ -258,12 +250,13 @@ def _span(iv: Sequence[float] | None) -> str:
 
 
 def summarize(entries: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
-    """RMS of the finite z-scores, counts, and per outcome kind the mean absolute error (proportions: absolute
-    difference; medians and HRs: absolute log ratio)."""
+    """RMS of the finite z-scores, counts (``n_validate_only``: targets marked ``fit = false``), and per outcome kind
+    the mean absolute error (proportions: absolute difference; medians and HRs: absolute log ratio)."""
     entries = list(entries)
     zs = [e["z"] for e in entries if e.get("z") is not None and math.isfinite(e["z"])]
     out: dict[str, Any] = {
         "n_targets": len(entries),
+        "n_validate_only": sum(1 for e in entries if e.get("validate_only")),
         "n_finite_z": len(zs),
         "rms_z": math.sqrt(sum(z * z for z in zs) / len(zs)) if zs else None,
         "n_predicted_in_ci": sum(1 for e in entries if e.get("predicted_in_ci")),
@@ -298,7 +291,8 @@ class ValidationResult(JsonArtefact):
     Attributes
     ----------
     entries
-        One mapping per target: ``trial``, ``arm``, ``outcome``, ``kind``, ``fitted``, ``observed``, ``ci``,
+        One mapping per target: ``trial``, ``arm``, ``outcome``, ``kind``, ``fitted``, ``validate_only``,
+        ``observed``, ``ci``,
         ``ci_source``, ``se`` and ``scale`` (of ``z``), ``predicted``, ``smooth``, ``interval``,
         ``population_interval``, ``parameter_interval``, ``error``, ``log_ratio``, ``z``, ``predicted_in_ci``,
         ``observed_in_interval``, ``note``.
@@ -364,7 +358,7 @@ def format_entries(
                 "-" if z is None else (f"{z:+.2f}" if math.isfinite(z) else _fmt(z)),
                 {True: "yes", False: "no", None: "-"}[e.get("predicted_in_ci")],
                 {True: "yes", False: "no", None: "-"}[e.get("observed_in_interval")],
-                "yes" if e.get("fitted") else "no",
+                "validate-only" if e.get("validate_only") else ("yes" if e.get("fitted") else "no"),
             )
         )
     widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
@@ -381,6 +375,11 @@ def format_entries(
         f"{summary.get('n_predicted_in_ci')}; observed within the prediction interval: "
         f"{summary.get('n_observed_in_interval')}",
     ]
+    if summary.get("n_validate_only"):
+        lines.append(
+            f"{summary['n_validate_only']} validate-only target(s) (fit = false in their target files: predicted, "
+            "never fitted)"
+        )
     lines += [f"note: {e['trial']} / {e['arm']} / {e['outcome']}: {e['note']}" for e in entries if e.get("note")]
     lines += [f"note: {n}" for n in notes]
     return "\n".join(lines)
@@ -476,6 +475,7 @@ def validate(
             base_parameters=prov.get("base_parameters", {}),
             outcomes=None,
             smooth_hr=prov.get("smooth_hr", True),
+            include_validate_only=True,
         )
 
     say = progress or (lambda msg: None)
@@ -495,13 +495,16 @@ def validate(
     entries = []
     for trial, arm, name, target in base._keys:
         key = (trial, arm, name)
+        validate_only = key in base.validate_only
         e: dict[str, Any] = {
             "trial": trial,
             "arm": arm,
             "outcome": name,
             "kind": OUTCOME_KINDS[name],
-            "fitted": stored.get(trial) == next(t for t in used if t.id == trial).content_hash()
+            "fitted": not validate_only
+            and stored.get(trial) == next(t for t in used if t.id == trial).content_hash()
             and name in fitted_outcomes,
+            "validate_only": validate_only,
         }
         e |= score(target, name, float(report[key]))
         e["smooth"] = float(smooth[key])

@@ -16,8 +16,12 @@ Smooth surrogates (``w``, ``h``, bandwidths: the module constants):
 
 * ``orr``: mean over patients of ``expit((-30 - pct) / w)`` with ``pct`` the percent change of the target sum
   at the ORR visit (or the best change when the ORR is a best overall response), times ``expit((visit -
-  new_lesion_day) / h)`` (a new lesion before the visit is PD). Confirmation and non-target progression are
-  ignored.
+  new_lesion_day) / h)`` (a new lesion before the visit is PD). Non-target progression is ignored. With
+  confirmation (``rules.require_confirmation``; best response only) a patient's value is the largest over scans
+  ``k`` of ``expit((-30 - max(pct_k .. pct_c)) / w) * expit((new_lesion_day - day_c) / h)``, ``c`` the first scan
+  >= ``rules.confirmation_min_day`` after ``k``, both scans before progression (RECIST codes not ``NA``): the
+  response must still hold at its confirmation scan, before any new lesion. A target-sum progression between ``k``
+  and ``c`` whose sum stays 30% below baseline is ignored (a ``PD`` confirmation scan is still counted).
 * ``dcr``: the soft probability of no RECIST progression (target sum or new lesion) by the first scan that can
   count as stable disease (``rules.sd_min_day`` after the start). Like the RECIST score it approximates, it does
   not look at death (scans are scored as simulated); a response before that scan is ignored.
@@ -270,6 +274,8 @@ class ResponseRate(ArmOutcome):
     def smooth(self, arm: ScoredArm, target: Target | None = None) -> float:
         ep, a = arm.endpoints, arm.assessment
         visits = ep.visit_day.values
+        if a.orr_visit_day is None and a.rules.require_confirmation:
+            return float(np.mean(_soft_confirmed_response(ep, a)))
         if a.orr_visit_day is None:
             pct, day = ep.best_percent_change.values[0], visits[min(1, visits.size - 1)]
         else:
@@ -278,6 +284,26 @@ class ResponseRate(ArmOutcome):
         pct = np.nan_to_num(pct, nan=0.0)
         soft = expit((-100.0 * a.rules.pr_fraction - pct) / ORR_WIDTH_PCT)
         return float(np.mean(soft * expit((ep.new_lesion_day.values[0] - day) / EVENT_WIDTH_DAY)))
+
+
+def _soft_confirmed_response(ep: xr.Dataset, a: TrialAssessment) -> np.ndarray:
+    """Per-patient soft confirmed response (module docstring, ``orr`` with confirmation)."""
+    visits = ep.visit_day.values
+    pct = np.nan_to_num(ep.percent_change.values[0], nan=0.0)  # (patient, visit)
+    scored = ep.response.values[0] != "NA"  # scans up to and including progression
+    new_day = ep.new_lesion_day.values[0]
+    threshold = -100.0 * a.rules.pr_fraction
+    best = np.zeros(pct.shape[0])
+    for k in range(1, visits.size):
+        later = np.flatnonzero(visits - visits[k] >= a.rules.confirmation_min_day - 1e-9)
+        later = later[later >= k]
+        if later.size == 0:  # no scan late enough to confirm a response at k (nor at any later scan)
+            break
+        c = int(later[0])
+        held = expit((threshold - pct[:, k : c + 1].max(axis=1)) / ORR_WIDTH_PCT)
+        soft = held * expit((new_day - visits[c]) / EVENT_WIDTH_DAY) * (scored[:, k] & scored[:, c])
+        best = np.maximum(best, soft)
+    return best
 
 
 @dataclass(frozen=True)

@@ -226,6 +226,12 @@ DRUG_REGIMENS: Mapping[str, DrugRegimenSpec] = MappingProxyType(
         for spec in (
             _ici("pembrolizumab_200mg_q3w", 21.0, _KEYTRUDA_TRIALS, mg=200.0),
             _ici("pembrolizumab_400mg_q6w", 42.0, _KEYTRUDA, mg=400.0),
+            _ici(
+                "pembrolizumab_2mgkg_q3w",
+                21.0,
+                "KEYNOTE-010 (Herbst 2016 Lancet 387:1540), 2 mg/kg q3w for up to 24 months",
+                mg_per_kg=2.0,
+            ),
             _ici("nivolumab_240mg_q2w", 14.0, _OPDIVO, mg=240.0),
             _ici("nivolumab_480mg_q4w", 28.0, _OPDIVO, mg=480.0),
             _ici("nivolumab_3mgkg_q2w", 14.0, _CHECKMATE, mg_per_kg=3.0),

@@ -200,7 +200,9 @@ def _scenario(path: Path) -> Any:
     return load_scenario(path, n_patients=None)
 
 
-test_mutated_scenarios_raise_only_abscopal_errors = _structure_case(SCENARIOS, _scenario, 200)
+# scenarios build their model (about 0.3 s each): 60 examples in the default suite, 300 more in CI's slow stage
+test_mutated_scenarios_raise_only_abscopal_errors = _structure_case(SCENARIOS, _scenario, 60)
+test_mutated_scenarios_many_raise_only_abscopal_errors = pytest.mark.slow(_structure_case(SCENARIOS, _scenario, 300))
 test_mangled_scenario_bytes_raise_only_abscopal_errors = _bytes_case(SCENARIOS, _scenario, 80)
 test_mutated_studies_raise_only_abscopal_errors = _structure_case(STUDIES, load_study, 300)
 test_mangled_study_bytes_raise_only_abscopal_errors = _bytes_case(STUDIES, load_study, 100)

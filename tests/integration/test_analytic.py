@@ -146,6 +146,7 @@ def test_one_compartment_boluses_match_superposition(toy, toy_spec):
 
 
 # ---------------------------------------------------------------------- NSCLC two-compartment PK
+@pytest.mark.slow  # compiles the ODE-PK variant of the NSCLC model (55 s cold); runs in CI's slow stage
 @pytest.mark.parametrize("form", ["ode", "analytic"])
 def test_nsclc_drug_pk_matches_biexponential(form, nsclc3, nsclc3_spec, nsclc3_ode, nsclc3_ode_spec):
     """Both PK forms of the default model against the closed form (ODE states Ac, Ap; exact modal

@@ -254,6 +254,7 @@ def test_the_untreated_doubling_time_is_the_parameter_within_10_percent(v2, pset
     assert err.max() <= 0.10, dict(zip(cases, sim.round(1), strict=True))
 
 
+@pytest.mark.slow  # compiles three one-lesion variants (25 s each cold); runs in CI's slow stage
 @pytest.mark.parametrize("growth", ["gompertz", "logistic", "exponential"])
 def test_the_intrinsic_growth_doubles_a_baseline_lesion_in_exactly_the_doubling_time(growth):
     """With the immune kill held at rest (no effectors, no macrophage kill), growth alone: exact for every law."""

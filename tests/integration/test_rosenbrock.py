@@ -185,6 +185,7 @@ def _binding_inputs(model, drug: str, n: int):
     return P, sched, np.arange(-7.0, 731.0)
 
 
+@pytest.mark.slow  # Radau reference on the stiff model (15-30 s per drug); runs in CI's slow stage
 @pytest.mark.parametrize("drug", ["pembrolizumab_200mg_q3w", "nivolumab_240mg_q2w"])
 def test_rosenbrock_agrees_with_radau_on_the_stiff_model(binding, drug):
     spec = binding.spec
@@ -210,6 +211,7 @@ def test_rosenbrock_agrees_with_radau_on_the_stiff_model(binding, drug):
     assert np.all(ref.obs[:, (t_out >= 1.0) & (t_out <= 700.0), ro] > 0.99)
 
 
+@pytest.mark.slow  # 35 s; runs in CI's slow stage
 def test_explicit_method_gives_up_and_hands_over_to_rodas4(binding):
     P, sched, t_out = _binding_inputs(binding, "pembrolizumab_200mg_q3w", 3)
     kw = {"events": sched, "t0": -7.0}

@@ -201,7 +201,11 @@ def test_consistency_check_units_and_the_report():
     assert spec.content_hash() in export.text  # the notes name the exported model
 
 
-@pytest.mark.parametrize("build", [nsclc_model, kosinsky2018], ids=["nsclc", "kosinsky2018"])
+@pytest.mark.parametrize(
+    "build",
+    [pytest.param(nsclc_model, marks=pytest.mark.slow), kosinsky2018],  # nsclc: compiles the re-read model (90 s cold)
+    ids=["nsclc", "kosinsky2018"],
+)
 def test_round_trip_through_read_sbml_is_the_same_model(build, tmp_path):
     spec = build()
     path = tmp_path / "m.xml"

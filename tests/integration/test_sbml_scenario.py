@@ -74,6 +74,7 @@ def _write(folder: Path, text: str, name: str = "s.toml") -> Path:
     return path
 
 
+@pytest.mark.slow  # 28 s; runs in CI's slow stage
 def test_scenario_with_the_kosinsky_sbml_runs_end_to_end_and_is_scored(folder, capsys):
     toml = _write(folder, 'title = "Kosinsky SBML"\n' + MODEL + ARMS)
     out = folder / "out.nc"

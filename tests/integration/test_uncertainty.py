@@ -306,6 +306,7 @@ def test_differential_evolution_with_an_infinite_bound_raises_before_any_simulat
         calibrate(synthetic, default_parameters(synthetic, names=("max_kill_per_day",)), multistart=0)
 
 
+@pytest.mark.slow  # two multistart fits (50 s); runs in CI's slow stage
 def test_multistart_is_deterministic_given_the_seed(synthetic):
     params = default_parameters(synthetic, names=("max_kill_per_day",))
     params["max_kill_per_day"].set(min=0.05, max=0.07)  # narrow: each start converges in a few evaluations

@@ -93,6 +93,7 @@ def test_synthetic_targets_are_predicted_within_their_errors(result, calibration
     assert result.summary["n_targets"] == len(keys) and result.summary["rms_z"] < 2.0
 
 
+@pytest.mark.slow  # three validations with intervals (35 s); runs in CI's slow stage
 def test_validation_is_reproducible_and_seeded(calibration, synthetic, nsclc3, result):
     again = validate(
         calibration, synthetic, n_population_resamples=N_SAMPLES, n_parameter_draws=N_SAMPLES, seed=0, model=nsclc3

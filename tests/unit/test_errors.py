@@ -192,7 +192,11 @@ def test_solver_options_reject_unknown_method():
 _WHERE = re.compile(r"arm 'blow', patient (\d+) at t = ([-+0-9.e]+) day")
 
 
-@pytest.mark.parametrize("fallback", [True, False], ids=["rodas4-fallback", "no-fallback"])
+@pytest.mark.parametrize(
+    "fallback",
+    [pytest.param(True, marks=pytest.mark.slow), False],  # the fallback compiles Rodas4 for the toy (28 s cold)
+    ids=["rodas4-fallback", "no-fallback"],
+)
 def test_solver_error_names_arm_patient_and_time(blowup, fallback):
     """dy/dt = y^2, y(0) = 1 is infinite at t = 1: both Dormand-Prince and its stiff fallback Rodas4 must give
     up, and the error says which arm, which patient and when."""

@@ -396,6 +396,7 @@ def calibrate(
         "free": [k for k, p in fit.params.items() if p.vary],
         "fit_options": {k: v for k, v in opts.items() if isinstance(v, str | int | float | bool | None)},
         "fit_seed": int(seed),
+        **({"pneumonitis_exposure": problem.toxicity_exposure} if problem.toxicity_exposure else {}),
         **extra,
         "elapsed_s": round(time.perf_counter() - t0, 3),
     }

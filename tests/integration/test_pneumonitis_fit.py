@@ -28,6 +28,7 @@ from abscopal.trials import load_targets
 
 TARGETS = Path(__file__).resolve().parents[2] / "fits" / "targets"
 TRUTH = {"ntcp__td50_gy": 22.0, "ntcp__concurrent_multiplier": 4.0}
+FREE = tuple(TRUTH)  # both identified by exact synthetic rates (NTCP_FREE fits the factor alone on the real ones)
 
 
 @pytest.fixture(scope="module")
@@ -102,7 +103,7 @@ def test_ntcp_values_are_recovered_from_synthetic_cohorts(tox):
     (TD50 30.8 Gy, factor 1.8) to within 0.1% (the targets are exact: chi-square ~ 0 at TRUTH)."""
     synthetic = replace(tox, targets=tox.synthetic_targets(TRUTH))
     assert np.allclose(synthetic.residuals_from_values(TRUTH), 0.0, atol=1e-12)
-    params = default_parameters(synthetic, NTCP_FREE)
+    params = default_parameters(synthetic, FREE)
     assert params["ntcp__td50_gy"].value == 30.8 and params["ntcp__concurrent_multiplier"].value == 1.8
     cal = calibrate(synthetic, params)
     for name, want in TRUTH.items():
@@ -133,6 +134,23 @@ def test_bad_ntcp_names_and_values_fail_naming_them(tox, nsclc3_spec):
         PneumonitisModel(concurrent_multiplier=-0.5)
     with pytest.raises(ParameterError, match="nothing to fit"):  # toxicity cohorts are fitted only when asked
         CalibrationProblem(targets=(load_targets(TARGETS / "pneumonitis.toml"),), model=nsclc3_spec)
+    efficacy = CalibrationProblem(targets=(load_targets(TARGETS / "pembro_rt.toml"),), model=nsclc3_spec)
+    with pytest.raises(ParameterError, match="move only pneumonitis outcomes"):  # a free value nothing identifies
+        default_parameters(efficacy, ("max_kill_per_day", "ntcp__td50_gy"))
+
+
+def test_cli_fits_the_ntcp_values_with_pneumonitis_outcomes(tmp_path, capsys):
+    from abscopal.cli import main
+
+    out = tmp_path / "ntcp.json"
+    argv = ["fit", str(TARGETS / "pneumonitis.toml"), "--out", str(out), "--free", *NTCP_FREE]
+    assert main([*argv, "--outcomes", "orrr"]) != 0
+    assert "--outcomes orrr: not fittable" in capsys.readouterr().err and not out.exists()
+    assert main([*argv, "--outcomes", *PNEUMONITIS_OUTCOMES]) == 0
+    cal = Fit.load(out)
+    assert set(cal.values) == set(NTCP_FREE) and all(cal.stderr[n] for n in NTCP_FREE)
+    assert cal.provenance["outcomes"] == list(PNEUMONITIS_OUTCOMES)
+    assert "ntcp__concurrent_multiplier" in capsys.readouterr().out
 
 
 def test_joint_objective_reuses_the_simulation_when_only_ntcp_values_change(nsclc3, reachable_os_base, monkeypatch):
@@ -171,7 +189,7 @@ def test_joint_objective_reuses_the_simulation_when_only_ntcp_values_change(nscl
 def test_study_pneumonitis_interval_carries_the_fit_uncertainty(tox, tmp_path):
     """A study on a fit with ``ntcp__`` values and standard errors: each draw's pneumonitis risk is the LKB risk of
     that draw's values (by hand), so the interval has width (before the fix every draw gave the same risk)."""
-    cal = calibrate(tox, default_parameters(tox, NTCP_FREE))
+    cal = calibrate(tox, default_parameters(tox, FREE))
     path = tmp_path / "ntcp.json"
     cal.save(path)
     design = parse_study(
@@ -204,7 +222,7 @@ def test_simulate_endpoints_use_the_fits_ntcp_values(tox, tmp_path, capsys):
     from abscopal.cli import main
 
     synthetic = replace(tox, targets=tox.synthetic_targets(TRUTH))
-    cal = calibrate(synthetic, default_parameters(synthetic, NTCP_FREE))
+    cal = calibrate(synthetic, default_parameters(synthetic, FREE))
     fit = tmp_path / "fit.json"
     cal.save(fit)
     scenario = tmp_path / "s.toml"

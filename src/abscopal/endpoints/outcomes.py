@@ -469,7 +469,7 @@ PNEUMONITIS_OUTCOMES = tuple(name for name, o in OUTCOMES.items() if isinstance(
 """The pneumonitis outcomes: a calibration that fits them (``outcomes=DEFAULT_FIT_OUTCOMES + PNEUMONITIS_OUTCOMES``)
 predicts toxicity-only cohorts (arms without a population mix) from their plans alone
 (:class:`~abscopal.calibrate.objective.CalibrationProblem`). ``pneumonitis_grade3`` counts grade-3 events as grade >=
-3: the cohorts that report it report no grade 4-5 pneumonitis (Saito 2021 [P]) or do not say (Tian 2020)."""
+3: of the cohorts that report it, Saito 2021 lists grades 1-3 only and Tian 2020's abstract names grade 3."""
 DEFAULT_FIT_OUTCOMES = ("orr", "median_pfs_month", "median_os_month", "hr_pfs", "hr_os")
 """What a calibration, validation and cross-validation use unless told otherwise (the shipped fit's outcomes)."""
 

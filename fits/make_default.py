@@ -11,6 +11,13 @@ defaults: in exploratory fits of the same set, ``icd_signal_per_gy`` came out wi
 (:data:`UNIDENTIFIED`, recorded in the fit's ``identifiability``). This is the provisional fit of model v2 (issue 11,
 item 9); the re-calibration with more anchors, disjoint arms and profiles is the calibration issue. ``--profiles``
 adds profile likelihoods of the free values (about an hour on 2 cores).
+
+Pneumonitis (docs/calibration.md, "Pneumonitis in the fit"): ``--pneumonitis`` fits
+:data:`~abscopal.calibrate.objective.NTCP_FREE` (the concurrent-ICI factor of the pneumonitis NTCP) to the
+cohorts of ``fits/targets/pneumonitis.toml`` in the same objective (outcomes
+``DEFAULT_FIT_OUTCOMES + PNEUMONITIS_OUTCOMES``; the cohorts are predicted from their plans, so this adds no
+simulation, and the ntcp values are independent of the others: no residual depends on both). ``--pneumonitis-only``
+prints that part alone (:func:`pneumonitis_fit`, a few seconds) and writes nothing.
 """
 
 from __future__ import annotations
@@ -22,16 +29,24 @@ import sys
 import time
 from pathlib import Path
 
-from abscopal.calibrate import CalibrationProblem, calibrate, default_parameters
-from abscopal.calibrate.objective import DEFAULT_FREE
+from abscopal.calibrate import Calibration, CalibrationProblem, calibrate, default_parameters
+from abscopal.calibrate.objective import DEFAULT_FREE, NTCP_FREE
 from abscopal.calibrate.report import fit_report
 from abscopal.calibrate.uncertainty import profile_likelihood, with_uncertainty
+from abscopal.endpoints.outcomes import DEFAULT_FIT_OUTCOMES, PNEUMONITIS_OUTCOMES
 from abscopal.trials import load_all
 
 ROOT = Path(__file__).resolve().parents[1]
 UNIDENTIFIED = {"icd_signal_per_gy": 23.84, "effector_death_per_day": 45.90}
 """Relative standard errors (1 = 100%) of the RT-immune values when freed in exploratory fits (5 free values each,
 100 patients per arm, seed 0): they stay at the model defaults."""
+
+
+def pneumonitis_fit(path: str | Path = ROOT / "fits" / "targets" / "pneumonitis.toml") -> Calibration:
+    """Fit :data:`NTCP_FREE` to the pneumonitis cohorts alone (no patient is simulated: a few seconds). The same
+    values and standard errors as the ``--pneumonitis`` part of the main fit (the two blocks share no residual)."""
+    problem = CalibrationProblem(targets=tuple(load_all([str(path)]).values()), outcomes=PNEUMONITIS_OUTCOMES)
+    return calibrate(problem, default_parameters(problem, NTCP_FREE))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -42,16 +57,28 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--report", default=str(ROOT / "fits" / "default_report.html"))
     ap.add_argument("--profiles", action="store_true", help="add profile likelihoods (about an hour)")
     ap.add_argument("--profile-points", type=int, default=5)
+    ap.add_argument(
+        "--pneumonitis", action="store_true", help="also fit the pneumonitis NTCP's concurrent-ICI factor (NTCP_FREE)"
+    )
+    ap.add_argument("--pneumonitis-only", action="store_true", help="print the pneumonitis fit alone; write nothing")
     ap.add_argument("--force", action="store_true")
     args = ap.parse_args(argv)
+    if args.pneumonitis_only:
+        t0 = time.perf_counter()
+        cal = pneumonitis_fit()
+        print(cal.summary_table(), f"\nfit: {time.perf_counter() - t0:.1f} s")
+        return 0
     for path in (args.out, args.report):
         if Path(path).exists() and not args.force:
             sys.exit(f"{path} exists; pass --force to replace it")
     files = sorted(glob.glob(str(ROOT / "fits" / "targets" / "*.toml")))
     targets = tuple(load_all(files).values())
-    problem = CalibrationProblem(targets=targets, n_patients_per_arm=args.patients, seed=args.seed)
+    outcomes = DEFAULT_FIT_OUTCOMES + (PNEUMONITIS_OUTCOMES if args.pneumonitis else ())
+    # ntcp values first: their finite-difference steps then reuse the simulation at the current point
+    free = (NTCP_FREE if args.pneumonitis else ()) + DEFAULT_FREE
+    problem = CalibrationProblem(targets=targets, n_patients_per_arm=args.patients, seed=args.seed, outcomes=outcomes)
     t0 = time.perf_counter()
-    cal = calibrate(problem, default_parameters(problem, DEFAULT_FREE))
+    cal = calibrate(problem, default_parameters(problem, free))
     t_fit = time.perf_counter() - t0
     print(cal.summary_table(), f"\nfit: {t_fit:.0f} s", flush=True)
     t_prof = 0.0

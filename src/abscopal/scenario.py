@@ -84,7 +84,8 @@ Parameter layers, lowest first (one precedence, applied by :func:`abscopal.simul
 PK (the regimen's population PK), the fit's typical values, ``[parameters]``, ``[arm.parameters]``. So a drug PK value
 such as ``pk_cl_l_per_day`` given in ``[parameters]`` applies in every arm, with or without a drug.
 The fit's omegas (``omega__<param>``) replace the omegas of the population's variability; its survival-model
-fields go to :attr:`Scenario.survival` (used by ``abscopal simulate --endpoints``). Covariate effects of the fit
+fields go to :attr:`Scenario.survival` and its pneumonitis-model fields (``ntcp__<field>``) to :attr:`Scenario.ntcp`
+(both used by ``abscopal simulate --endpoints``). Covariate effects of the fit
 act on drawn virtual patients (studies, calibration), not on a plain scenario population, and are ignored here.
 """
 
@@ -152,6 +153,8 @@ class Scenario:
     source: str = ""
     fit: str | None = None
     survival: Mapping[str, float] = field(default_factory=dict)
+    ntcp: Mapping[str, float] = field(default_factory=dict)
+    """The fit's pneumonitis-model fields (``ntcp__<field>`` without the prefix), used when scoring."""
     model_events: tuple[tuple[float, str, tuple[float, ...]], ...] = ()
     """An imported SBML model's own timed events, fired in every arm (:attr:`abscopal.sbml.SbmlModel.schedule`)."""
     model_source: Mapping[str, Any] = field(default_factory=dict)
@@ -353,6 +356,7 @@ def parse_scenario(
         )
     fit_typical: dict[str, float] = {}
     survival: dict[str, float] = {}
+    ntcp: dict[str, float] = {}
     fit_path = None
     if fit_name != "none":
         from .fitted.shipped import resolve_fit_path
@@ -366,7 +370,7 @@ def parse_scenario(
         cal = Fit.load(fit_path)
         cal.check_model(model, fit_path)  # refuses a fit made for another model
         split = split_values(model, cal.all_values(), tuple(variability))
-        fit_typical, survival = split.typical, split.survival
+        fit_typical, survival, ntcp = split.typical, split.survival, dict(split.ntcp)
         variability = {k: (type(v)(omega=split.omegas[k]) if k in split.omegas else v) for k, v in variability.items()}
     size = _count("population.n_patients", n_patients if n_patients is not None else pop.get("n_patients", 1), 1)
     check_cost(f"population.n_patients = {size}", size, MAX_PATIENTS, "patients", allow_large, ParameterError)
@@ -409,6 +413,7 @@ def parse_scenario(
         source=source,
         fit=None if fit_path is None else str(fit_path),
         survival=survival,
+        ntcp=ntcp,
         model_events=() if imported is None else imported.schedule,
         model_source={} if imported is None else imported.provenance(),
     )

@@ -456,6 +456,7 @@ def calibrate(
         "misfit": misfit,
         "fit_options": {k: v for k, v in opts.items() if isinstance(v, str | int | float | bool | None)},
         "fit_seed": int(seed),
+        **({"pneumonitis_exposure": problem.toxicity_exposure} if problem.toxicity_exposure else {}),
         **extra,
         "elapsed_s": round(time.perf_counter() - t0, 3),
     }

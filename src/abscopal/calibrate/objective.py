@@ -9,7 +9,8 @@ piecewise-smooth function of the parameters (architecture.md, "The calibration o
 What varies: lmfit parameter names are typical values of model parameters, ``omega__<param>`` (inter-patient SD
 of the log or logit of a parameter with variability) or ``effect__pretreated__<param>`` /
 ``effect__squamous__<param>`` (covariate log-effects) or ``survival__<field>`` (the tumour-size-linked death
-model, e.g. ``survival__base_hazard_per_day``). Omegas and effects rescale the same standard-normal draws
+model, e.g. ``survival__base_hazard_per_day``) or ``ntcp__<field>`` (the pneumonitis model, e.g.
+``ntcp__td50_gy``). Omegas and effects rescale the same standard-normal draws
 of the same patients, so they stay common random numbers (plausibility rejection used the draw's own omegas).
 Per-patient values that variability pushes outside a parameter's bounds are truncated to the bounds
 (``simulate(..., out_of_bounds="clip")``), so wide trial omegas do not abort a fit.
@@ -26,6 +27,18 @@ Survival times are counted from each arm's own start (the first RT fraction if i
 an arm with prior courses (``prior = true`` in its target file: RT before enrolment) is simulated from its first
 prior fraction, with the drawn sizes held at its time zero, where its scans start and its survival is counted from
 (docs/design.md, "Time zero").
+
+Pneumonitis (docs/calibration.md, "Pneumonitis in the fit"): with pneumonitis outcomes among ``outcomes``
+(:data:`~abscopal.endpoints.outcomes.PNEUMONITIS_OUTCOMES`), the toxicity-only cohorts (arms without a population
+mix) are fitted too. Their prediction depends on the plan's exposure only (mean lung dose, fractions, the gap
+between RT and the drug), so it is computed from the plan without simulating patients
+(:meth:`~abscopal.endpoints.outcomes.PneumonitisRate.of_plan`); a course that gives no ``mean_lung_dose_gy``
+takes :func:`~abscopal.endpoints.toxicity.assumed_mean_lung_dose_gy` (the studies' rule). Cohorts without RT are
+not fitted: the model predicts radiation pneumonitis only (0 without lung dose), while such a cohort measures
+checkpoint-inhibitor pneumonitis, which it does not represent (docs/calibration.md). Only the ``ntcp__``
+values move these residuals, and only arms with a keyed outcome are simulated, so a fit of pneumonitis alone
+simulates nothing; in a joint fit the last simulation is reused when only ``ntcp__`` values changed (the
+finite-difference steps of the ``ntcp__`` columns cost no simulation).
 """
 
 from __future__ import annotations
@@ -45,13 +58,18 @@ from ..endpoints.outcomes import (
     COMPARISONS,
     DEFAULT_FIT_OUTCOMES,
     OUTCOMES,
+    PNEUMONITIS_OUTCOMES,
+    PneumonitisRate,
     ScoredArm,
     fittable_outcomes,
 )
+from ..endpoints.toxicity import PneumonitisModel, assumed_mean_lung_dose_gy, target_in_lung
 from ..errors import ParameterError, unknown_name_message
 from ..fitted.values import (
     EFFECT_MAX,
     EFFECT_PREFIX,
+    NTCP_BOUNDS,
+    NTCP_PREFIX,
     OMEGA_MAX,
     OMEGA_PREFIX,
     SURVIVAL_PREFIX,
@@ -61,7 +79,7 @@ from ..fitted.values import (
 from ..model.spec import ModelSpec
 from ..patients import VirtualPatients
 from ..targeting import place_rt_targets
-from ..treatment.plan import TreatmentPlan
+from ..treatment.plan import TreatmentPlan, rt_drug_gap_day
 from ..trials import ArmTarget, ComparisonTarget, Outcome, TrialTargets
 
 if TYPE_CHECKING:
@@ -70,6 +88,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_FREE",
+    "NTCP_FREE",
     "CalibrationProblem",
     "TargetKey",
     "arm_seed",
@@ -101,6 +120,17 @@ DEFAULT_FREE_V1 = (
 Fitting the whole fit set with ``effector_baseline``, ``icd_yield_per_mm3`` or ``omega__effector_baseline`` free as
 well left each with a relative standard error above 150% (flat directions of chi-square: these targets cannot
 tell them apart from the others), while the four here are identified to 13-26% (benchmarks/README.md)."""
+
+
+NTCP_FREE = ("ntcp__concurrent_multiplier",)
+"""The pneumonitis-model value a calibration fits to the pneumonitis cohorts (docs/calibration.md, "Pneumonitis in
+the fit"): the factor of RT given within 30 days of a checkpoint-drug dose, the one number the cohorts identify
+(profile 95% interval 2.5-9.8 around 6.2). The others stay at their sources: freeing TD50 as well lowered the
+chi-square by 0.002 (TD50 31.4 Gy, Seppenwoolde 2003's 30.8 Gy; 95% profile 20.6 Gy to the 150 Gy bound), freeing the
+grade >= 3 share by 1.7 (0.86, 95% profile 0.04 to the bound 1); ``m`` cannot be told from TD50 over the cohorts'
+assumed mean lung doses (5-15 Gy), and a per-regimen mean-lung-dose factor is confounded with TD50 (two of the four
+irradiated cohorts share one regimen and disagree: 6% vs 24% grade >= 2). Any field of
+:data:`~abscopal.fitted.values.NTCP_BOUNDS` may still be freed by name."""
 
 
 def _default_model() -> ModelSpec:
@@ -144,13 +174,23 @@ def target_keys(
 
     An arm outcome is usable when its arm names a population mix and its name is in ``outcomes`` and in the
     outcome registry (an ``hr_*`` reported for one arm has no reference to compare with); a comparison when
-    ``hr_<endpoint>`` is in ``outcomes`` and both its arms name a mix. Targets marked ``fit = false`` (an arm's
-    outcomes, or a comparison) are validate-only: included only with ``include_validate_only``.
+    ``hr_<endpoint>`` is in ``outcomes`` and both its arms name a mix. A toxicity-only cohort (no mix) with RT
+    gives its pneumonitis outcomes that are in ``outcomes`` (predicted from its plan: ``arms`` is empty; a cohort
+    without RT has no pneumonitis in the model). Targets marked ``fit = false`` (an arm's outcomes, or a
+    comparison) are validate-only: included only with ``include_validate_only``.
     """
     simulable = {a.name for a in trial.arms if a.population.mix is not None}
     out: list[TargetKey] = []
     for arm in trial.arms:
-        if arm.name not in simulable or not (arm.fit or include_validate_only):
+        if not (arm.fit or include_validate_only):
+            continue
+        if arm.name not in simulable:
+            if arm.radiation:
+                out += [
+                    TargetKey(trial.id, arm.name, o.name, o, (), arm.fit)
+                    for o in arm.outcomes
+                    if o.name in outcomes and o.name in PNEUMONITIS_OUTCOMES
+                ]
             continue
         out += [
             TargetKey(trial.id, arm.name, o.name, o, (arm.name,), arm.fit)
@@ -181,6 +221,21 @@ class _ArmSetup:
     bandwidth_pfs_day: float
 
 
+@dataclass(frozen=True)
+class _ToxicitySetup:
+    """A toxicity-only cohort: its plan (every course with a mean lung dose) and whether that dose was assumed."""
+
+    trial: str
+    arm: ArmTarget
+    plan: TreatmentPlan
+    until_day: float
+    assumed_mean_lung_dose: bool
+
+
+_TOXICITY_UNTIL_DAY = 730.0
+"""Drug doses counted for a toxicity cohort's RT-drug gap (as the efficacy arms' simulations: two years)."""
+
+
 @dataclass(frozen=True, kw_only=True)
 class CalibrationProblem:
     """Trials to fit, the model and the common random numbers (drawn once, at construction).
@@ -188,7 +243,8 @@ class CalibrationProblem:
     Parameters
     ----------
     targets
-        The trials (:class:`~abscopal.trials.TrialTargets`); arms without a population mix are skipped.
+        The trials (:class:`~abscopal.trials.TrialTargets`); arms without a population mix are skipped unless they
+        report a pneumonitis outcome that is fitted (module docstring).
     model
         A ModelSpec or CompiledModel (default ``nsclc_model(3)``); compiled once, on first use.
     n_patients_per_arm, seed
@@ -218,6 +274,9 @@ class CalibrationProblem:
     _spec: ModelSpec = field(init=False, repr=False, compare=False)
     _cache: dict[str, CompiledModel] = field(init=False, repr=False, compare=False)
     _setups: dict[tuple[str, str], _ArmSetup] = field(init=False, repr=False, compare=False)
+    _toxicity: dict[tuple[str, str], _ToxicitySetup] = field(init=False, repr=False, compare=False)
+    _simulated: tuple[tuple[str, str], ...] = field(init=False, repr=False, compare=False)  # arms the keys need
+    _memo: dict[str, Any] = field(init=False, repr=False, compare=False)  # the last simulation (module docstring)
     _variability_names: tuple[str, ...] = field(init=False, repr=False, compare=False)
     _keys: list[_Key] = field(init=False, repr=False, compare=False)
     _validate_only: frozenset[tuple[str, str, str]] = field(init=False, repr=False, compare=False)
@@ -237,16 +296,22 @@ class CalibrationProblem:
         spec = self.model if isinstance(self.model, ModelSpec) else self.model.spec
         object.__setattr__(self, "_spec", spec)
         object.__setattr__(self, "_cache", {})
+        object.__setattr__(self, "_memo", {})
         found = [k for t in targets for k in target_keys(t, outs, include_validate_only=self.include_validate_only)]
         if not found:
             raise ParameterError(f"no usable outcome among {list(outs)} in the targets; nothing to fit")
         needed = {(k.trial, a) for k in found for a in k.arms}
+        toxicity_arms = {(k.trial, k.arm) for k in found if not k.arms}
         setups: dict[tuple[str, str], _ArmSetup] = {}
+        toxicity: dict[tuple[str, str], _ToxicitySetup] = {}
         for trial in targets:  # only arms with a residual are simulated (file order: same seeds, same patients)
             for arm in trial.arms:
                 if (trial.id, arm.name) in needed:
                     setups[(trial.id, arm.name)] = self._prepare_arm(trial, arm, spec)
+                elif (trial.id, arm.name) in toxicity_arms:  # predicted from its plan alone (module docstring)
+                    toxicity[(trial.id, arm.name)] = self._prepare_toxicity_arm(trial, arm)
         object.__setattr__(self, "_setups", setups)
+        object.__setattr__(self, "_toxicity", toxicity)
         object.__setattr__(
             self,
             "_variability_names",
@@ -254,6 +319,11 @@ class CalibrationProblem:
         )
         object.__setattr__(self, "_keys", [k.key for k in found])
         object.__setattr__(self, "_validate_only", frozenset(k.key[:3] for k in found if not k.fitted))
+        object.__setattr__(self, "_simulated", tuple(setups))
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled without the last simulation (a worker process starts with an empty memo)."""
+        return self.__dict__ | {"_memo": {}}
 
     # ---- preparation (common random numbers) ---------------------------------------------------------------------
     def _prepare_arm(self, trial: TrialTargets, arm: ArmTarget, spec: ModelSpec) -> _ArmSetup:
@@ -292,6 +362,24 @@ class CalibrationProblem:
             bandwidth_pfs_day=0.5 * interval,
         )
 
+    def _prepare_toxicity_arm(self, trial: TrialTargets, arm: ArmTarget) -> _ToxicitySetup:
+        """The plan of a toxicity-only cohort: its courses (on lesion 0: the lesion does not matter for the lung
+        dose) with the given mean lung dose, else the assumed one (module docstring), and its drug."""
+        courses, assumed = [], False
+        for rt in arm.radiation:
+            course = rt.build(target_lesions=rt.target if isinstance(rt.target, tuple) else (0,))
+            if rt.mean_lung_dose_gy is None:
+                mld = assumed_mean_lung_dose_gy(
+                    course.total_dose_gy, course.dose_per_fraction_gy, in_lung=target_in_lung(rt.target)
+                )
+                course, assumed = replace(course, mean_lung_dose_gy=mld), True
+            courses.append(course)
+        drug = arm.drug.build() if arm.drug else None
+        plan = TreatmentPlan(radiation=tuple(courses), drug=drug, name=arm.name)
+        return _ToxicitySetup(
+            trial=trial.id, arm=arm, plan=plan, until_day=_TOXICITY_UNTIL_DAY, assumed_mean_lung_dose=assumed
+        )
+
     @property
     def keys(self) -> list[tuple[str, str, str]]:
         """``(trial, arm, outcome)`` of each residual, in order (comparisons: arm ``"<arm> vs <reference>"``)."""
@@ -307,6 +395,30 @@ class CalibrationProblem:
     def validate_only(self) -> frozenset[tuple[str, str, str]]:
         """The :attr:`keys` marked ``fit = false`` (empty unless ``include_validate_only``)."""
         return self._validate_only
+
+    @property
+    def toxicity_exposure(self) -> list[dict[str, Any]]:
+        """The exposure of each fitted toxicity-only cohort (what its pneumonitis prediction depends on): trial,
+        arm, physical mean lung dose (Gy, and whether it was assumed), fractions, smallest RT-drug gap (days;
+        NaN without a drug) and whether that gap counts as concurrent for the default pneumonitis model."""
+        out = []
+        default = PneumonitisModel()
+        for (trial, arm), t in self._toxicity.items():
+            fractions = t.plan.fractions()
+            doses = t.plan.drug_doses(t.until_day)
+            gap = rt_drug_gap_day((f.time_day for f in fractions), (d.time_day for d in doses))
+            out.append(
+                {
+                    "trial": trial,
+                    "arm": arm,
+                    "mean_lung_dose_gy": float(sum(f.mean_lung_dose_gy for f in fractions)),
+                    "mean_lung_dose_assumed": t.assumed_mean_lung_dose,
+                    "n_fractions": len(fractions),
+                    "rt_drug_gap_day": gap,
+                    "concurrent": bool(gap <= default.concurrent_window_day),
+                }
+            )
+        return out
 
     @property
     def patients(self) -> dict[tuple[str, str], VirtualPatients]:
@@ -347,8 +459,23 @@ class CalibrationProblem:
         )
 
     def _run(self, values: Mapping[str, float]) -> dict[tuple[str, str], ScoredArm]:
+        """The scored arms the residuals need at ``values`` (toxicity-only cohorts are not simulated). When no
+        simulated arm has a fitted pneumonitis outcome, ``ntcp__`` values move no residual of a simulated arm, so the
+        last simulation is reused when only they changed (the simulation is deterministic given the other values)."""
         split = self._split(values)
-        return {k: self._simulate_arm(s, split).scored for k, s in self._setups.items()}
+        if not self._simulated:
+            return {}
+        merged = dict(self.base_parameters) | {k: float(v) for k, v in values.items()}
+        reuse = not any(
+            name in PNEUMONITIS_OUTCOMES and (trial, arm) in self._setups for trial, arm, name, _ in self._keys
+        )
+        key = tuple(sorted((k, v) for k, v in merged.items() if not (reuse and k.startswith(NTCP_PREFIX))))
+        last = self._memo.get("last")  # one (key, scored) tuple, read once
+        if last is not None and last[0] == key:
+            return dict(last[1])
+        scored = {k: self._simulate_arm(self._setups[k], split).scored for k in self._simulated}
+        self._memo["last"] = (key, scored)
+        return dict(scored)
 
     # ---- smooth per-arm quantities ------------------------------------------------------------------------------
     def _reference_median_day(self, trial: str, arm: str, endpoint: str) -> float | None:
@@ -370,11 +497,29 @@ class CalibrationProblem:
         Proportions: soft proportion; ``median_*``: smooth simulated survival at the reported median (target 0.5);
         ``hr_*``: hazard ratio (natural scale).
         """
-        return self._smooth_from(self._run(values or {}))
+        values = values or {}
+        return self._smooth_from(self._run(values), self._toxicity_predictions(values))
 
-    def _smooth_from(self, scored: Mapping[tuple[str, str], ScoredArm]) -> dict[tuple[str, str, str], float]:
+    def _toxicity_predictions(self, values: Mapping[str, float]) -> dict[tuple[str, str, str], float]:
+        """Pneumonitis predictions of the toxicity-only cohorts from their plans (no simulation)."""
+        if not self._toxicity:
+            return {}
+        model = self._split(values).pneumonitis()
         out: dict[tuple[str, str, str], float] = {}
+        for trial, arm, name, _ in self._keys:
+            setup = self._toxicity.get((trial, arm))
+            rate = OUTCOMES.get(name)
+            if setup is not None and isinstance(rate, PneumonitisRate):
+                out[(trial, arm, name)] = rate.of_plan(model, setup.plan, setup.until_day)
+        return out
+
+    def _smooth_from(
+        self, scored: Mapping[tuple[str, str], ScoredArm], toxicity: Mapping[tuple[str, str, str], float]
+    ) -> dict[tuple[str, str, str], float]:
+        out: dict[tuple[str, str, str], float] = dict(toxicity)
         for trial, arm, name, target in self._keys:
+            if (trial, arm, name) in toxicity:
+                continue
             if isinstance(target, ComparisonTarget):  # name in COMPARISONS
                 out[(trial, arm, name)] = self._smooth_hr(trial, target, scored)
             else:
@@ -384,11 +529,16 @@ class CalibrationProblem:
     def predict_report(self, values: Mapping[str, float] | None = None) -> dict[tuple[str, str, str], float]:
         """Trial-style (step-valued) predictions for reporting: RECIST proportions, KM medians in months (inf if
         not reached) and landmarks, Cox hazard ratios."""
-        return self._report_from(self._run(values or {}))
+        values = values or {}
+        return self._report_from(self._run(values), self._toxicity_predictions(values))
 
-    def _report_from(self, scored: Mapping[tuple[str, str], ScoredArm]) -> dict[tuple[str, str, str], float]:
-        out: dict[tuple[str, str, str], float] = {}
+    def _report_from(
+        self, scored: Mapping[tuple[str, str], ScoredArm], toxicity: Mapping[tuple[str, str, str], float]
+    ) -> dict[tuple[str, str, str], float]:
+        out: dict[tuple[str, str, str], float] = dict(toxicity)  # a probability is its own reported value
         for trial, arm, name, target in self._keys:
+            if (trial, arm, name) in toxicity:
+                continue
             if isinstance(target, ComparisonTarget):  # name in COMPARISONS
                 out[(trial, arm, name)] = COMPARISONS[name].value(
                     scored[(trial, target.arm)], scored[(trial, target.reference)]
@@ -401,17 +551,21 @@ class CalibrationProblem:
         """The targets with every fitted value replaced by what the smooth predictions give at ``values``, so the
         residuals vanish there (for recovery tests). CIs are rebuilt with the original SEs: proportions keep ``n``
         (binomial SE at the new value); medians and HRs keep ``SE(log)``. Medians are the days where the smooth
-        survival is 0.5 (brentq); HRs are computed after the medians they use have been replaced."""
+        survival is 0.5 (brentq); HRs are computed after the medians they use have been replaced. Pneumonitis
+        outcomes of toxicity-only cohorts are replaced by their predictions (binomial SE from ``n``)."""
         scored = self._run(values)
         predicted = set(self.keys)
+        toxicity = self._toxicity_predictions(values)
         new: list[TrialTargets] = []
         for trial in self.targets:
             arms = []
             for arm in trial.arms:
                 s = scored.get((trial.id, arm.name))
                 outs = [
-                    OUTCOMES[o.name].synthetic(s, o)
-                    if s is not None and (trial.id, arm.name, o.name) in predicted
+                    replace(o, value=toxicity[key], ci_lower=None, ci_upper=None)
+                    if (key := (trial.id, arm.name, o.name)) in toxicity
+                    else OUTCOMES[o.name].synthetic(s, o)
+                    if s is not None and key in predicted
                     else o
                     for o in arm.outcomes
                 ]
@@ -438,9 +592,10 @@ class CalibrationProblem:
         self, values: Mapping[str, float]
     ) -> tuple[dict[tuple[str, str, str], float], dict[tuple[str, str, str], float], np.ndarray]:
         """Report predictions, smooth predictions and weighted residuals from one simulation of every arm."""
-        eps = self._run(values or {})
-        smooth = self._smooth_from(eps)
-        return self._report_from(eps), smooth, self._weighted(smooth)
+        values = values or {}
+        eps, toxicity = self._run(values), self._toxicity_predictions(values)
+        smooth = self._smooth_from(eps, toxicity)
+        return self._report_from(eps, toxicity), smooth, self._weighted(smooth)
 
     def _weighted(self, pred: Mapping[tuple[str, str, str], float]) -> np.ndarray:
         res = np.empty(len(self._keys))
@@ -470,16 +625,29 @@ def default_parameters(problem: CalibrationProblem, names: Sequence[str] = DEFAU
     [-:data:`EFFECT_MAX`, :data:`EFFECT_MAX`] (a factor of e^3 = 20 either way); ``survival__<field>`` starts at
     the value of the death model that declares the field (the assessment's, default
     :class:`~abscopal.endpoints.survival_link.TumourGrowthSurvival`, or model v1's
-    :class:`~abscopal.endpoints.death.SurvivalModel`), bounded by the bounds it declares (``FITTABLE``).
+    :class:`~abscopal.endpoints.death.SurvivalModel`), bounded by the bounds it declares (``FITTABLE``);
+    ``ntcp__<field>`` starts at the default :class:`~abscopal.endpoints.toxicity.PneumonitisModel`'s value, bounded
+    by :data:`~abscopal.fitted.values.NTCP_BOUNDS`.
     """
     import lmfit
 
     spec = problem._spec
     params = lmfit.Parameters()
-    first = next(iter(problem._setups.values())).patients
-    problem._split({n: problem.base_parameters.get(n, 0.0) for n in names})  # validate every name first
+    ntcp = [n for n in names if n.startswith(NTCP_PREFIX)]
+    if ntcp and not any(name in PNEUMONITIS_OUTCOMES for _, _, name, _ in problem._keys):
+        raise ParameterError(
+            f"{ntcp}: ntcp__ values move only pneumonitis outcomes, and this problem fits none (outcomes "
+            f"{list(problem._outcomes)}); pass outcomes=(... + PNEUMONITIS_OUTCOMES) and targets with pneumonitis "
+            "cohorts (fits/targets/pneumonitis.toml), or leave the ntcp__ values out"
+        )
+    ntcp_default = {NTCP_PREFIX + k: float(getattr(PneumonitisModel(), k)) for k in NTCP_BOUNDS}
+    problem._split({n: problem.base_parameters.get(n, ntcp_default.get(n, 0.0)) for n in names})  # validate names
     for name in names:
-        if name.startswith(OMEGA_PREFIX):
+        if name.startswith(NTCP_PREFIX):
+            field_name = name[len(NTCP_PREFIX) :]
+            start = getattr(PneumonitisModel(), field_name)
+            lo, hi = NTCP_BOUNDS[field_name]
+        elif name.startswith(OMEGA_PREFIX):
             target = name[len(OMEGA_PREFIX) :]
             pats = next(st.patients for st in problem._setups.values() if target in st.patients.variability)
             start, lo, hi = pats.variability[target].omega, 0.0, OMEGA_MAX
@@ -492,6 +660,7 @@ def default_parameters(problem: CalibrationProblem, names: Sequence[str] = DEFAU
             lo, hi = type(survival).FITTABLE[field_name]
         elif name.startswith(EFFECT_PREFIX):
             cov, target = name[len(EFFECT_PREFIX) :].split("__", 1)
+            first = next(iter(problem._setups.values())).patients
             start = dict(getattr(first.effects, f"{cov}_log_effect")).get(target, 0.0)
             lo, hi = -EFFECT_MAX, EFFECT_MAX
         else:

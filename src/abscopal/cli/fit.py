@@ -4,7 +4,7 @@
 Command lines::
 
     abscopal fit fits/targets/*.toml --out fits/NAME.json [--patients N] [--seed S] [--force] [--free NAME ...]
-        [--method {least_squares,differential_evolution}] [--multistart K] [--start-seed S]
+        [--outcomes NAME ...] [--method {least_squares,differential_evolution}] [--multistart K] [--start-seed S]
         [--profile [NAME ...]] [--posterior [--walkers N] [--steps N] [--burn N] [--thin N]]
         [--report REPORT.html|REPORT.md]
     abscopal fit-report fits/NAME.json --out fits/NAME.html [--force] [--targets FILES...]
@@ -46,6 +46,11 @@ def _check_fit_args(args: argparse.Namespace) -> None:
     check_outputs(outputs, inputs=target_files(args.targets), force=args.force)  # device, input, twice, writable
     if args.patients < 1:
         raise AbscopalError(f"--patients {args.patients}: give at least 1 virtual patient per arm")
+    from ..endpoints.outcomes import fittable_outcomes
+
+    bad = [o for o in args.outcomes if o not in fittable_outcomes()]
+    if bad:
+        raise AbscopalError(f"--outcomes {' '.join(bad)}: not fittable; choose from {' '.join(fittable_outcomes())}")
     if args.multistart is not None and args.multistart < 1:
         raise AbscopalError(f"--multistart {args.multistart}: give the number of starts, at least 1")
     if args.profile is not None:
@@ -84,7 +89,12 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     out = Path(args.out)
     t0 = time.perf_counter()
     targets = load_all(target_files(args.targets))
-    problem = CalibrationProblem(targets=tuple(targets.values()), n_patients_per_arm=args.patients, seed=args.seed)
+    problem = CalibrationProblem(
+        targets=tuple(targets.values()),
+        n_patients_per_arm=args.patients,
+        seed=args.seed,
+        outcomes=tuple(args.outcomes),
+    )
     params = default_parameters(problem, names=tuple(args.free))
     cal = calibrate(problem, params, method=args.method, multistart=args.multistart, seed=args.start_seed)
     if args.profile is not None or args.posterior:
@@ -130,6 +140,7 @@ def add_fit_command(subparsers: Subparsers) -> argparse.ArgumentParser:
     """
     from ..calibrate.fit import METHODS
     from ..calibrate.objective import DEFAULT_FREE
+    from ..endpoints.outcomes import DEFAULT_FIT_OUTCOMES
 
     f = subparsers.add_parser("fit", help="calibrate typical parameter values to trial targets (JSON result)")
     f.add_argument("targets", nargs="+", help="target TOML files or directories (format: docs/targets.md)")
@@ -142,6 +153,14 @@ def add_fit_command(subparsers: Subparsers) -> argparse.ArgumentParser:
         default=list(DEFAULT_FREE),
         metavar="NAME",
         help=f"typical values to fit (default: {' '.join(DEFAULT_FREE)})",
+    )
+    f.add_argument(
+        "--outcomes",
+        nargs="+",
+        default=list(DEFAULT_FIT_OUTCOMES),
+        metavar="NAME",
+        help=f"outcomes to fit (default: {' '.join(DEFAULT_FIT_OUTCOMES)}); add pneumonitis_grade2plus "
+        "pneumonitis_grade2 pneumonitis_grade3 to fit ntcp__ values to the pneumonitis cohorts",
     )
     f.add_argument("--method", default="least_squares", choices=METHODS, help="minimiser (default least_squares)")
     f.add_argument(

@@ -52,6 +52,7 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     ds.attrs["scenario_title"] = scenario.title
     ds.attrs["fit"] = scenario.fit or "none (model defaults, uncalibrated)"
     ds.attrs["fit_survival"] = json.dumps(dict(scenario.survival))
+    ds.attrs["fit_ntcp"] = json.dumps(dict(scenario.ntcp))
     write_netcdf(ds, out, force=args.force)
     print(
         f"simulated {ds.sizes['arm']} arm(s) x {ds.sizes['patient']} patient(s) in "
@@ -82,7 +83,7 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _assessment(args: argparse.Namespace, survival: dict | None = None):
+def _assessment(args: argparse.Namespace, survival: dict | None = None, ntcp: dict | None = None):
     from ..endpoints import IRECIST, RECIST_1_1, TrialAssessment
     from ..fitted.values import SplitValues
 
@@ -91,8 +92,9 @@ def _assessment(args: argparse.Namespace, survival: dict | None = None):
         exclude_irradiated=not args.include_irradiated,
         rules=IRECIST if args.irecist else RECIST_1_1,
     )
-    # the fit's survival fields choose its death model (the default link, or model v1's burden hazard)
-    return SplitValues({}, {}, {}, dict(survival or {})).assessment(base)
+    # the fit's survival fields choose its death model (the default link, or model v1's burden hazard); its ntcp
+    # fields set the pneumonitis model
+    return SplitValues({}, {}, {}, dict(survival or {}), dict(ntcp or {})).assessment(base)
 
 
 def _print_endpoints(ds, args: argparse.Namespace) -> None:
@@ -100,7 +102,10 @@ def _print_endpoints(ds, args: argparse.Namespace) -> None:
     from ..endpoints.table import format_table
     from ..io import write_netcdf
 
-    ep = score(ds, _assessment(args, json.loads(ds.attrs.get("fit_survival", "{}"))))
+    ep = score(
+        ds,
+        _assessment(args, json.loads(ds.attrs.get("fit_survival", "{}")), json.loads(ds.attrs.get("fit_ntcp", "{}"))),
+    )
     print(format_table(ep))
     if getattr(args, "endpoints_out", None):
         write_netcdf(ep, args.endpoints_out, force=args.force)

@@ -38,7 +38,9 @@ Smooth surrogates (``w``, ``h``, bandwidths: the module constants):
   ``S(t) = 2^(-t/m)``, ``dS/d log m = S ln 2 t / m = 0.5 ln 2`` at ``t = m``).
 * landmarks ``<e>_<k>mo``: the smooth survival at ``k`` months (``k`` x 30.44 days).
 * ``pneumonitis_grade2plus``: the arm's pneumonitis probability (it depends on the plan, not on the tumour
-  model, so it is its own surrogate).
+  model, so it is its own surrogate); ``pneumonitis_grade3plus`` (and ``pneumonitis_grade3``, scored as grade >= 3)
+  that times the pneumonitis model's ``grade3_fraction``, ``pneumonitis_grade2`` (exactly grade 2) the rest
+  (:data:`PNEUMONITIS_OUTCOMES`; :meth:`PneumonitisRate.of_plan` predicts them from a plan alone).
 * ``hr_<e>``: a Cox HR depends on the ranks of the times only, so it is step-valued in the parameters. The smooth
   HR is ``log S_arm(t) / log S_ref(t)`` at ``t`` = the reference arm's reported median (exact under proportional
   hazards); without that median, the Cox HR of :func:`~abscopal.endpoints.survival.hazard_ratio`.
@@ -65,7 +67,9 @@ from .survival import DAYS_PER_MONTH, hazard_ratio, kaplan_meier, smooth_surviva
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
 
+    from ..treatment.plan import TreatmentPlan
     from .assessment import TrialAssessment
+    from .toxicity import PneumonitisModel
 
 __all__ = [
     "COMPARISONS",
@@ -75,6 +79,7 @@ __all__ = [
     "OS_BANDWIDTH_DAY",
     "OUTCOMES",
     "PFS_SUM_WIDTH_MM",
+    "PNEUMONITIS_OUTCOMES",
     "ArmOutcome",
     "ComparisonOutcome",
     "DiseaseControlRate",
@@ -337,13 +342,27 @@ class SurvivalLandmark(ArmOutcome):
 
 @dataclass(frozen=True)
 class PneumonitisRate(ArmOutcome):
-    """Grade >= 2 radiation pneumonitis probability of the arm's plan."""
+    """Radiation pneumonitis probability of the arm's plan at ``grade``: ``"2plus"`` (the pneumonitis model's
+    probability), ``"3plus"`` (that times its ``grade3_fraction``) or ``"2"`` (exactly grade 2: the rest)."""
+
+    grade: str = "2plus"
+
+    def share(self, model: PneumonitisModel) -> float:
+        """The share of grade >= 2 events this outcome counts."""
+        f3 = model.grade3_fraction
+        return {"2plus": 1.0, "3plus": f3, "2": 1.0 - f3}[self.grade]
 
     def value(self, arm: ScoredArm) -> float:
-        return float(arm.endpoints.pneumonitis_probability.values[0])
+        p = float(arm.endpoints.pneumonitis_probability.values[0])
+        return p * self.share(arm.assessment.pneumonitis)
 
     def smooth(self, arm: ScoredArm, target: Target | None = None) -> float:
         return self.value(arm)
+
+    def of_plan(self, model: PneumonitisModel, plan: TreatmentPlan, until_day: float = math.inf) -> float:
+        """The probability for ``plan`` alone (no simulated patients: it depends on the plan's exposure only), the
+        same number :meth:`value` gives for an arm with this plan scored with ``model``."""
+        return model.plan_probability(plan, until_day) * self.share(model)
 
 
 @dataclass(frozen=True)
@@ -461,6 +480,9 @@ OUTCOMES: Mapping[str, ArmOutcome] = {
         MedianSurvival("median_os_month", "median overall survival", "month", "os"),
         *_landmarks(),
         PneumonitisRate("pneumonitis_grade2plus", "grade >= 2 radiation pneumonitis"),
+        PneumonitisRate("pneumonitis_grade2", "grade 2 radiation pneumonitis", grade="2"),
+        PneumonitisRate("pneumonitis_grade3plus", "grade >= 3 radiation pneumonitis", grade="3plus"),
+        PneumonitisRate("pneumonitis_grade3", "grade 3 radiation pneumonitis (predicted as grade >= 3)", grade="3plus"),
     )
 }
 """Arm outcomes the model predicts, by the name trial targets use."""
@@ -469,6 +491,11 @@ COMPARISONS: Mapping[str, ComparisonOutcome] = {
     "hr_os": HazardRatio("hr_os", "hazard ratio of overall survival", "os"),
 }
 """Outcomes comparing two arms, by name (``hr_<endpoint>``)."""
+PNEUMONITIS_OUTCOMES = tuple(name for name, o in OUTCOMES.items() if isinstance(o, PneumonitisRate))
+"""The pneumonitis outcomes: a calibration that fits them (``outcomes=DEFAULT_FIT_OUTCOMES + PNEUMONITIS_OUTCOMES``)
+predicts toxicity-only cohorts (arms without a population mix) from their plans alone
+(:class:`~abscopal.calibrate.objective.CalibrationProblem`). ``pneumonitis_grade3`` counts grade-3 events as grade >=
+3: of the cohorts that report it, Saito 2021 lists grades 1-3 only and Tian 2020's abstract names grade 3."""
 DEFAULT_FIT_OUTCOMES = ("orr", "median_pfs_month", "median_os_month", "hr_pfs", "hr_os")
 """What a calibration, validation and cross-validation use unless told otherwise (the shipped fit's outcomes)."""
 

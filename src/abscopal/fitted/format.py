@@ -219,8 +219,10 @@ class Fit(JsonArtefact):
         ``version``, ``model_name``, ``model_hash``, ``n_lesions``, ``targets`` (``{trial: hash}``),
         ``target_paths``, ``seed``, ``n_patients_per_arm``, ``base_parameters``, ``outcomes``, ``smooth_hr``,
         ``free``, ``fit_options``, ``elapsed_s``, ``target_sources`` (``{trial: {title, citation, doi, url}}``),
-        ``fit_seed`` and, after a multistart fit, ``multistart`` (every start: ``start``, ``values``, ``chisqr``,
-        ``nfev``, ``success``, ``message``).
+        ``fit_seed``, with fitted pneumonitis cohorts ``pneumonitis_exposure`` (each cohort's mean lung dose, whether
+        it was assumed, fractions and RT-drug gap:
+        :attr:`~abscopal.calibrate.objective.CalibrationProblem.toxicity_exposure`) and, after a multistart fit,
+        ``multistart`` (every start: ``start``, ``values``, ``chisqr``, ``nfev``, ``success``, ``message``).
     profiles
         ``{name: profile}`` from :func:`~abscopal.calibrate.uncertainty.profile_likelihood`, or None: ``values``
         (grid, ascending), ``chisqr`` (re-minimised chi-square at each), ``others`` (re-fitted values of the other

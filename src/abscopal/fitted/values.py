@@ -1,6 +1,7 @@
-"""Fitted values and where they go: model parameters, variabilities, covariate effects, the death model.
+"""Fitted values and where they go: model parameters, variabilities, covariate effects, the death model, the
+pneumonitis NTCP.
 
-A fit (:class:`~abscopal.fitted.format.Fit`) stores values under four kinds of name:
+A fit (:class:`~abscopal.fitted.format.Fit`) stores values under five kinds of name:
 
 * a model parameter name: its typical value;
 * ``omega__<param>`` (:data:`OMEGA_PREFIX`): the inter-patient SD of the log (or logit) of ``<param>``, which
@@ -10,7 +11,10 @@ A fit (:class:`~abscopal.fitted.format.Fit`) stores values under four kinds of n
 * ``survival__<field>`` (:data:`SURVIVAL_PREFIX`): a field of the assessment's death model. Each death model
   declares the fields a calibration may fit and their bounds (``FITTABLE``); the default
   :class:`~abscopal.endpoints.death.SurvivalModel`'s are :data:`SURVIVAL_FIELDS` / :data:`SURVIVAL_BOUNDS`, those
-  of :class:`~abscopal.endpoints.survival_link.TumourGrowthSurvival` its own (pass ``survival_fields``).
+  of :class:`~abscopal.endpoints.survival_link.TumourGrowthSurvival` its own (pass ``survival_fields``);
+* ``ntcp__<field>`` (:data:`NTCP_PREFIX`): a field of the assessment's pneumonitis model
+  (:class:`~abscopal.endpoints.toxicity.PneumonitisModel`, fittable fields and bounds :data:`NTCP_BOUNDS`), e.g.
+  ``ntcp__td50_gy``.
 
 :func:`split_values` sorts a fit's values into these destinations (checking every name) and
 :func:`population_for` applies omegas and effects to drawn virtual patients; scenario files, studies and the
@@ -25,9 +29,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from .._frozen import FrozenMap
 from ..endpoints.assessment import DEATH_MODELS
 from ..endpoints.death import SurvivalModel
 from ..endpoints.survival_link import TumourGrowthSurvival
+from ..endpoints.toxicity import PneumonitisModel
 from ..errors import ParameterError, unknown_name_message
 from ..patients import VirtualPatients
 
@@ -39,6 +45,8 @@ if TYPE_CHECKING:
 __all__ = [
     "EFFECT_MAX",
     "EFFECT_PREFIX",
+    "NTCP_BOUNDS",
+    "NTCP_PREFIX",
     "OMEGA_MAX",
     "OMEGA_PREFIX",
     "SURVIVAL_BOUNDS",
@@ -66,6 +74,10 @@ death model it is for): the default :class:`~abscopal.endpoints.survival_link.Tu
 exponent up to 3; a new lesion at most multiplies the hazard by 10; background mortality at most about 30%/year)."""
 SURVIVAL_FIELDS = tuple(SURVIVAL_BOUNDS)
 """Fields of the death models a calibration may fit."""
+NTCP_PREFIX = "ntcp__"
+"""Prefix of a fittable field of the pneumonitis model: ``ntcp__td50_gy``."""
+NTCP_BOUNDS: Mapping[str, tuple[float, float]] = PneumonitisModel.FITTABLE
+"""Bounds of the fittable fields of :class:`~abscopal.endpoints.toxicity.PneumonitisModel` (its ``FITTABLE``)."""
 OMEGA_MAX = 3.0
 """Upper bound of a fitted omega (SD of the log: a 20-fold spread per SD is beyond any popPK/PD report)."""
 EFFECT_MAX = 3.0
@@ -79,10 +91,30 @@ class SplitValues(NamedTuple):
     omegas: dict[str, float]
     effects: dict[str, dict[str, float]]
     survival: dict[str, float]
+    ntcp: Mapping[str, float] = FrozenMap()
+
+    def pneumonitis(self, base: PneumonitisModel | None = None) -> PneumonitisModel:
+        """``base`` (default :class:`~abscopal.endpoints.toxicity.PneumonitisModel`) with the ``ntcp__`` fields
+        replaced (a ParameterError naming the field for an unknown field or an invalid value)."""
+        model = PneumonitisModel() if base is None else base
+        for name, v in self.ntcp.items():
+            if name not in PneumonitisModel.FITTABLE:
+                raise ParameterError(
+                    f"'{NTCP_PREFIX}{name}': "
+                    + unknown_name_message("pneumonitis-model field", name, tuple(PneumonitisModel.FITTABLE))
+                )
+            try:
+                model = replace(model, **{name: v})
+            except ParameterError as exc:
+                raise ParameterError(f"'{NTCP_PREFIX}{name}' = {v!r}: {exc}") from None
+        return model
 
     def assessment(self, base: TrialAssessment) -> TrialAssessment:
-        """``base`` (an :class:`~abscopal.endpoints.TrialAssessment`) with the death-model fields replaced
-        (a ParameterError for a field the assessment's death model does not declare fittable)."""
+        """``base`` (an :class:`~abscopal.endpoints.TrialAssessment`) with the death-model fields and the
+        pneumonitis-model fields replaced (a ParameterError for a field the assessment's death model does not
+        declare fittable, or an unknown pneumonitis field)."""
+        if self.ntcp:
+            base = replace(base, pneumonitis=self.pneumonitis(base.pneumonitis))
         if not self.survival:
             return base
         model: Any = base.survival  # a SurvivalModel or a TumourGrowthSurvival: fields checked below
@@ -106,7 +138,8 @@ def split_values(
     variability_names: Sequence[str] = (),
     survival_fields: Mapping[str, tuple[float, float]] | None = None,
 ) -> SplitValues:
-    """Split calibration values into typical values, omegas, covariate log-effects and survival-model fields.
+    """Split calibration values into typical values, omegas, covariate log-effects, survival-model fields and
+    pneumonitis-model fields.
 
     Parameters
     ----------
@@ -117,7 +150,8 @@ def split_values(
         the log, or logit, of ``<param>``); ``effect__pretreated__<param>`` or ``effect__squamous__<param>``
         (natural-log covariate effect on ``<param>``); ``survival__<field>`` (a fittable field of the death
         model: by default :class:`~abscopal.endpoints.death.SurvivalModel`'s ``base_hazard_per_day``,
-        ``size_exponent``, ``new_lesion_hazard_ratio``, ``background_per_day``).
+        ``size_exponent``, ``new_lesion_hazard_ratio``, ``background_per_day``); ``ntcp__<field>`` (a field of
+        :data:`NTCP_BOUNDS`, e.g. ``ntcp__td50_gy``).
     variability_names
         Parameters with inter-patient variability (the only valid ``omega__`` targets).
     survival_fields
@@ -127,13 +161,14 @@ def split_values(
     Returns
     -------
     SplitValues
-        ``(typical, omegas, effects, survival)``; ``effects`` is ``{"pretreated": {param: beta}, "squamous":
+        ``(typical, omegas, effects, survival, ntcp)``; ``effects`` is ``{"pretreated": {param: beta}, "squamous":
         {param: beta}}``.
 
     Raises
     ------
     ParameterError
-        For an unknown name (with a suggestion), a negative / non-finite omega or an invalid death-model value.
+        For an unknown name (with a suggestion), a negative / non-finite omega or an invalid death-model or
+        pneumonitis-model value.
     """
     fields = SURVIVAL_BOUNDS if survival_fields is None else survival_fields
     names = set(spec.parameter_names)
@@ -141,10 +176,20 @@ def split_values(
     omegas: dict[str, float] = {}
     effects: dict[str, dict[str, float]] = {"pretreated": {}, "squamous": {}}
     survival: dict[str, float] = {}
+    ntcp: dict[str, float] = {}
     known_var = set(variability_names)
     for k, v in values.items():
         v = float(v)
-        if k.startswith(SURVIVAL_PREFIX):
+        if k.startswith(NTCP_PREFIX):
+            name = k[len(NTCP_PREFIX) :]
+            if name not in NTCP_BOUNDS:
+                raise ParameterError(
+                    f"{k!r}: " + unknown_name_message("pneumonitis-model field", name, tuple(NTCP_BOUNDS))
+                )
+            if not math.isfinite(v):
+                raise ParameterError(f"{k!r} = {v!r}: pneumonitis-model values must be finite")
+            ntcp[name] = v
+        elif k.startswith(SURVIVAL_PREFIX):
             name = k[len(SURVIVAL_PREFIX) :]
             if name not in fields:
                 raise ParameterError(f"{k!r}: " + unknown_name_message("survival-model field", name, tuple(fields)))
@@ -178,10 +223,13 @@ def split_values(
             raise ParameterError(
                 unknown_name_message("parameter", k, sorted(names))
                 + "; calibrate typical values of model parameters, 'omega__<parameter>', "
-                "'effect__pretreated__<parameter>' / 'effect__squamous__<parameter>' or "
-                "'survival__<field>'"
+                "'effect__pretreated__<parameter>' / 'effect__squamous__<parameter>', "
+                "'survival__<field>' or 'ntcp__<field>'"
             )
-    return SplitValues(typical, omegas, effects, survival)
+    split = SplitValues(typical, omegas, effects, survival, FrozenMap(ntcp))
+    if ntcp:
+        split.pneumonitis()  # check the values (td50 > 0, shares in [0, 1]) before any work
+    return split
 
 
 def population_for(

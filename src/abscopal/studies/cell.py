@@ -29,6 +29,7 @@ from ..patients import VirtualPatients
 from .design import Cell, StudyDesign
 
 if TYPE_CHECKING:
+    from ..endpoints.toxicity import PneumonitisModel
     from ..solver import SolverOptions
     from ..treatment.plan import TreatmentPlan
 
@@ -78,14 +79,14 @@ class CellTask:
     km_month: np.ndarray
 
 
-def _pneumonitis(task: CellTask, plans: Sequence[TreatmentPlan]) -> np.ndarray:
+def _pneumonitis(model: PneumonitisModel, plans: Sequence[TreatmentPlan], until_day: float) -> np.ndarray:
     """Per-patient pneumonitis probability of each patient's plan (:meth:`PneumonitisModel.plan_probability
-    <abscopal.endpoints.toxicity.PneumonitisModel.plan_probability>`, drug doses up to the end of the simulation)."""
-    model = task.assessment.pneumonitis
+    <abscopal.endpoints.toxicity.PneumonitisModel.plan_probability>`, drug doses up to ``until_day``) under the
+    draw's pneumonitis model (the fit's ``ntcp__`` values of that draw, so the risk carries their uncertainty)."""
     memo: dict[int, float] = {}
     for plan in plans:
         if id(plan) not in memo:
-            memo[id(plan)] = model.plan_probability(plan, task.t_end_day)
+            memo[id(plan)] = model.plan_probability(plan, until_day)
     return np.array([memo[id(plan)] for plan in plans], dtype=float).reshape(len(plans))
 
 
@@ -152,7 +153,7 @@ def run_cell(task: CellTask) -> xr.Dataset:
                     pass
         for name in _REGISTRY_METRICS:
             summary[name][k] = OUTCOMES[name].value(scored)
-        risk = _pneumonitis(task, plans)
+        risk = _pneumonitis(scored.assessment.pneumonitis, plans, task.t_end_day)  # the draw's ntcp__ values
         summary["pneumonitis_risk"][k] = float(risk.mean())
         starts_k = ds.rt_start_day.values[0]
         summary["irradiated_fraction"][k] = float(np.mean(np.isfinite(starts_k))) if task.cell.has_rt else 0.0

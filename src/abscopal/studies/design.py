@@ -76,6 +76,7 @@ from pathlib import Path
 from typing import Any
 
 from .._inputs import check_text, construct, names, read_toml, with_context
+from ..endpoints.toxicity import LUNG_DOSE_RATIO, assumed_mean_lung_dose_gy, target_in_lung
 from ..errors import AbscopalError, ModelError, ScheduleError, unknown_name_message
 from ..patients import LINES, MIXES, RT_TARGET_RULES, TPS_CATEGORIES
 from ..sbml.table import check_treatment, is_sbml_model, model_from_table
@@ -104,14 +105,6 @@ __all__ = [
 AXES = ("timing", "fractionation", "site", "drug")
 """The axes of a study grid, in the order of the result's dimensions."""
 
-LUNG_DOSE_RATIO: Mapping[str, float] = {"lung_sbrt": 0.10, "lung_conventional": 0.25, "other": 0.03}
-"""Mean lung dose as a fraction of the prescribed total dose, by target and fractionation [assumption].
-
-Anchors: lung SBRT 24 Gy/3 to 50 Gy/4 gives a physical MLD of about 2.4-5 Gy (the 4 Gy assumed for PEMBRO-RT in
-``scenarios/pembro_sbrt.toml``); conventional thoracic RT of 60 Gy gives about 15 Gy, under the QUANTEC MLD
-limit of about 20 Gy (Marks 2010, Int J Radiat Oncol Biol Phys 76:S70, [U]); a metastasis outside the lung
-(liver, adrenal, bone, node) gives about 3% of the prescription to the lung. ``lung_sbrt`` applies to doses of
-5 Gy or more per fraction. Give ``mean_lung_dose_gy`` in a fractionation level to override."""
 
 _TOP = {
     "title",
@@ -218,7 +211,7 @@ class SiteLevel:
     @property
     def in_lung(self) -> bool:
         """True if the first target is a lung lesion (the primary or a lung site)."""
-        return self.target in ("lung_primary", "lung") or (isinstance(self.target, tuple) and 0 in self.target)
+        return target_in_lung(self.target)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -231,20 +224,18 @@ class DrugLevel:
 
 def default_mean_lung_dose_gy(site: SiteLevel, fractionation: FractionationLevel) -> float:
     """Physical mean lung dose of a course: the level's ``mean_lung_dose_gy`` if given, else
-    :data:`LUNG_DOSE_RATIO` times the prescribed total dose for the first target, plus the ``other`` ratio for
-    each further irradiated lesion [assumption]."""
+    :func:`~abscopal.endpoints.toxicity.assumed_mean_lung_dose_gy` (:data:`LUNG_DOSE_RATIO` times the prescribed
+    total dose for the first target, plus the ``other`` ratio for each further irradiated lesion [assumption])."""
     if fractionation.course is None:
         return 0.0
     if fractionation.mean_lung_dose_gy is not None:
         return fractionation.mean_lung_dose_gy
-    total = fractionation.total_dose_gy
-    if site.in_lung:
-        first = LUNG_DOSE_RATIO[
-            "lung_sbrt" if fractionation.course.dose_per_fraction_gy >= 5.0 else "lung_conventional"
-        ]
-    else:
-        first = LUNG_DOSE_RATIO["other"]
-    return total * (first + LUNG_DOSE_RATIO["other"] * (site.n_lesions - 1))
+    return assumed_mean_lung_dose_gy(
+        fractionation.total_dose_gy,
+        fractionation.course.dose_per_fraction_gy,
+        in_lung=site.in_lung,
+        n_lesions=site.n_lesions,
+    )
 
 
 @dataclass(frozen=True, kw_only=True)

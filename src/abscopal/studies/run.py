@@ -32,7 +32,9 @@ acts on overall survival, on later response and on pneumonitis.
 Pneumonitis risk of a patient: the LKB NTCP of the EQD2 mean lung dose of the patient's own plan, times the
 concurrency multiplier when any drug dose falls within ``concurrent_window_day`` of an RT fraction: the one rule of
 :mod:`abscopal.endpoints.toxicity`, also used by :func:`abscopal.score` (RT given during maintenance therapy is
-concurrent). The cell's risk is the mean over patients (0 for those not irradiated).
+concurrent). The cell's risk is the mean over patients (0 for those not irradiated). A fit's ``ntcp__`` values
+(pneumonitis model fitted to the pneumonitis cohorts, docs/calibration.md) replace the model's defaults in each
+draw, so the risk's interval carries their uncertainty; without them it has none (every draw gives the same risk).
 """
 
 from __future__ import annotations

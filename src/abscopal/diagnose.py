@@ -59,6 +59,7 @@ __all__ = [
     "EXCISION_MECHANISMS_OFF",
     "EXCISION_PARAMETERS",
     "METRICS",
+    "SOURCED_CATEGORIES",
     "CardContext",
     "Measured",
     "Metric",
@@ -67,6 +68,7 @@ __all__ = [
     "NotApplicableError",
     "Want",
     "model_card",
+    "parameter_sources",
     "register",
     "resolve_model",
 ]
@@ -901,42 +903,69 @@ def _source_category(source: str) -> str:
     return "human"
 
 
-def _parameter_sources(ctx: CardContext) -> dict[str, Any]:
-    def compute() -> dict[str, Any]:
-        spec = ctx.spec
-        fitted, unidentified = ctx.fitted, ctx.fixed_by_fit
-        per_patient: set[str] = set()
-        if spec.n_lesions:
-            try:
-                per_patient |= set(_size_parameters(spec))
-            except NotApplicableError:
-                pass
-            per_patient |= {"pdl1_tps"} & set(spec.parameter_names)
-            per_patient |= {n for n in spec.parameter_names if _PER_PATIENT.match(n)}
-        by_stem: dict[str, str] = {}
-        categories: dict[str, str] = {}
-        excluded: dict[str, str] = {}
-        for p in spec.parameters:
-            stem = re.sub(r"_\d+$", "", p.name) if spec.n_lesions and re.search(r"_\d+$", p.name) else p.name
-            if p.name in per_patient:
-                excluded[p.name] = "set per virtual patient"
-                continue
-            if _NOT_BIOLOGICAL.search(p.name):
-                excluded[p.name] = "drug pharmacokinetics or dosing"
-                continue
-            if stem in by_stem:  # per-lesion copies count once
-                continue
-            by_stem[stem] = p.name
-            if p.name in fitted:
-                categories[stem] = "fit"
-            elif p.name in unidentified:
-                categories[stem] = "unidentified_fit"
-            else:
-                categories[stem] = _source_category(p.source or "")
-        counts = {c: sum(v == c for v in categories.values()) for c in sorted(set(categories.values()))}
-        return {"categories": categories, "counts": counts, "excluded": excluded}
+SOURCED_CATEGORIES = ("human", "fit")
+"""Source categories of :func:`parameter_sources` that count as sourced (``parameters.sourced_fraction``): human data
+or a value the fit identified. Every other category (``assumption``, ``preclinical``, ``review``, ``unsourced``,
+``unidentified_fit``) is not sourced."""
 
-    return ctx.cached("parameter_sources", compute)
+
+def parameter_sources(spec: ModelSpec, fitted: Iterable[str] = (), fixed_by_fit: Iterable[str] = ()) -> dict[str, Any]:
+    """The source category of every biological parameter of ``spec``: the rule behind
+    ``parameters.sourced_fraction`` (the metric's definition), also used by :mod:`abscopal.studies.sensitivity`.
+
+    Parameters
+    ----------
+    spec
+        The model.
+    fitted, fixed_by_fit
+        Names the fit estimated (its free values) and names it fixed at values it could not identify
+        (``provenance["base_parameters"]``).
+
+    Returns
+    -------
+    dict
+        ``categories`` (``{stem: category}``; per-lesion copies ``name_<i>`` count once under their stem, named by
+        the first copy's category), ``counts`` (``{category: n}``), ``excluded`` (``{name: reason}``: per-patient
+        inputs and drug pharmacokinetics or dosing, which are not biological parameters of the disease) and
+        ``members`` (``{stem: [parameter names]}``, the copies of each stem in model order).
+    """
+    fitted, unidentified = frozenset(fitted), frozenset(fixed_by_fit)
+    per_patient: set[str] = set()
+    if spec.n_lesions:
+        try:
+            per_patient |= set(_size_parameters(spec))
+        except NotApplicableError:
+            pass
+        per_patient |= {"pdl1_tps"} & set(spec.parameter_names)
+        per_patient |= {n for n in spec.parameter_names if _PER_PATIENT.match(n)}
+    by_stem: dict[str, str] = {}
+    categories: dict[str, str] = {}
+    excluded: dict[str, str] = {}
+    members: dict[str, list[str]] = {}
+    for p in spec.parameters:
+        stem = re.sub(r"_\d+$", "", p.name) if spec.n_lesions and re.search(r"_\d+$", p.name) else p.name
+        if p.name in per_patient:
+            excluded[p.name] = "set per virtual patient"
+            continue
+        if _NOT_BIOLOGICAL.search(p.name):
+            excluded[p.name] = "drug pharmacokinetics or dosing"
+            continue
+        members.setdefault(stem, []).append(p.name)
+        if stem in by_stem:  # per-lesion copies count once
+            continue
+        by_stem[stem] = p.name
+        if p.name in fitted:
+            categories[stem] = "fit"
+        elif p.name in unidentified:
+            categories[stem] = "unidentified_fit"
+        else:
+            categories[stem] = _source_category(p.source or "")
+    counts = {c: sum(v == c for v in categories.values()) for c in sorted(set(categories.values()))}
+    return {"categories": categories, "counts": counts, "excluded": excluded, "members": members}
+
+
+def _parameter_sources(ctx: CardContext) -> dict[str, Any]:
+    return ctx.cached("parameter_sources", lambda: parameter_sources(ctx.spec, ctx.fitted, ctx.fixed_by_fit))
 
 
 def _parameter_count(ctx: CardContext) -> Measured:
@@ -949,7 +978,7 @@ def _sourced_fraction(ctx: CardContext) -> Measured:
     cats = src["categories"]
     if not cats:
         raise NotApplicableError(f"model {ctx.spec.name!r} has no biological parameters")
-    sourced = [k for k, c in cats.items() if c in ("human", "fit")]
+    sourced = [k for k, c in cats.items() if c in SOURCED_CATEGORIES]
     return Measured(
         value=len(sourced) / len(cats),
         details={"counts": src["counts"], "sourced": sorted(sourced), "categories": cats},

@@ -155,7 +155,7 @@ def test_an_interrupted_output_write_leaves_the_old_complete_study(tmp_path, mon
     before = _snapshot(out)
     assert (out / "report.html").is_symlink() and os.readlink(out / "report.html") == "outputs/report.html"
 
-    def fail(ds, rows, out_dir):  # endpoints.nc and summary.csv of the new study are written by then
+    def fail(ds, rows, out_dir, robustness=None):  # endpoints.nc and summary.csv of the new study are written by then
         assert (out_dir / "endpoints.nc").is_file() and (out_dir / "summary.csv").is_file()
         raise interruption
 

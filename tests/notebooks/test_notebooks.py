@@ -25,6 +25,7 @@ NOTEBOOKS = (
     "03_timing_and_fractionation.ipynb",
     "04_your_own_model.ipynb",
     "05_mechanisms.ipynb",
+    "06_sensitivity.ipynb",
 )
 
 

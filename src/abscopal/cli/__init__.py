@@ -1,5 +1,5 @@
 """Command-line interface: ``abscopal simulate | endpoints | fit | fit-report | validate | crossval | study |
-diagnose | export | sbml | regimens | model | cite``.
+sensitivity | diagnose | export | sbml | regimens | model | cite``.
 
 This package is the only place that prints; the library returns data and text. :func:`build_parser` and
 :func:`main` (the ``abscopal`` console script, also ``python -m abscopal.cli``) live here; each command group is a
@@ -9,6 +9,7 @@ module that adds its subcommands and holds their handlers:
 * :mod:`~abscopal.cli.fit`: ``fit``, ``fit-report``;
 * :mod:`~abscopal.cli.validate`: ``validate``, ``crossval``;
 * :mod:`~abscopal.cli.study`: ``study``;
+* :mod:`~abscopal.cli.sensitivity`: ``sensitivity``;
 * :mod:`~abscopal.cli.diagnose`: ``diagnose``;
 * :mod:`~abscopal.cli.export`: ``export``;
 * :mod:`~abscopal.cli.sbml`: ``sbml export``, ``sbml import``;
@@ -46,6 +47,8 @@ from .info import _cmd_regimens as _cmd_regimens
 from .info import add_cite_command, add_model_command, add_regimens_command
 from .sbml import _cmd_sbml as _cmd_sbml
 from .sbml import add_sbml_command
+from .sensitivity import _cmd_sensitivity as _cmd_sensitivity
+from .sensitivity import add_sensitivity_command
 from .simulate import _cmd_endpoints as _cmd_endpoints
 from .simulate import _cmd_simulate as _cmd_simulate
 from .simulate import add_endpoints_command, add_simulate_command
@@ -66,6 +69,7 @@ __all__ = [
     "add_model_command",
     "add_regimens_command",
     "add_sbml_command",
+    "add_sensitivity_command",
     "add_simulate_command",
     "add_study_command",
     "add_validate_command",
@@ -104,6 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
         add_validate_command,
         add_crossval_command,
         add_study_command,
+        add_sensitivity_command,
         add_diagnose_command,
         add_export_command,
         add_sbml_command,

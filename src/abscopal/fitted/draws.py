@@ -39,7 +39,7 @@ from ..errors import AbscopalError, ParameterError
 if TYPE_CHECKING:
     from .format import Fit
 
-__all__ = ["MAX_ATTEMPTS_PER_DRAW", "SOURCES", "ParameterDraws", "parameter_draws"]
+__all__ = ["MAX_ATTEMPTS_PER_DRAW", "SOURCES", "ParameterDraws", "on_log_scale", "parameter_draws"]
 
 SOURCES = ("auto", "covariance", "posterior")
 """Accepted values of ``source``."""
@@ -118,6 +118,13 @@ class ParameterDraws:
             "log_scale": list(self.log_scale),
             "draws": self.array.tolist(),
         }
+
+
+def on_log_scale(value: Any, lower: Any) -> np.ndarray:
+    """True where a fitted parameter's uncertainty is log-normal: value > 0 and lower bound >= 0 (rates, initial
+    values, variabilities; module docstring), elementwise. Also the scale of a fitted parameter's range in
+    :mod:`abscopal.studies.sensitivity`."""
+    return (np.asarray(value, dtype=float) > 0) & (np.asarray(lower, dtype=float) >= 0)
 
 
 def _posterior(calibration: Fit) -> Mapping[str, Any] | None:
@@ -255,7 +262,7 @@ def _from_covariance(
     hi = np.array([params[k].max if params[k].max is not None else np.inf for k in free], dtype=float)
     centre = np.array([point[k] for k in free])
     se = np.array([calibration.stderr[k] for k in free], dtype=float)  # all finite and > 0 (missing is empty)
-    log = (centre > 0) & (lo >= 0)
+    log = on_log_scale(centre, lo)
     sd = np.where(log, se / np.where(log, centre, 1.0), se)
     corr = np.eye(len(free))
     for i, a in enumerate(free):

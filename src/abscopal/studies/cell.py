@@ -77,6 +77,9 @@ class CellTask:
     mechanisms_off: tuple[str, ...]
     solver: SolverOptions
     km_month: np.ndarray
+    out_of_field: bool = True
+    """Score the out-of-field ORR (``abscopal_orr``); False leaves it NaN and skips that second scoring (a
+    sensitivity analysis needs it only in some cells)."""
 
 
 def _pneumonitis(model: PneumonitisModel, plans: Sequence[TreatmentPlan], until_day: float) -> np.ndarray:
@@ -142,7 +145,7 @@ def run_cell(task: CellTask) -> xr.Dataset:
         ds, ep, plans, scored = run.simulation, run.scored.endpoints, run.plans, run.scored
         e = ep.isel(arm=0)
         summary["abscopal_orr"][k] = np.nan
-        if task.cell.has_rt and not task.cell.timing.at_progression:
+        if task.out_of_field and task.cell.has_rt and not task.cell.timing.at_progression:
             if task.assessment.exclude_irradiated:
                 summary["abscopal_orr"][k] = float(e.orr)
             else:

@@ -19,7 +19,9 @@ It writes, atomically and overwriting (the runner decides whether a study folder
     cells by 12-month OS, with the RECIST -30% and +20% lines.
 ``report.html``
     One file with the figures embedded as base64 PNG: what was simulated, which fit, what the model favours
-    (computed from the data, with an honest statement of the uncertainty), the summary table, the figures, the
+    (computed from the data, with an honest statement of the uncertainty), how robust those conclusions are (only
+    when a sensitivity analysis of this study lies in ``OUT/sensitivity/``: :mod:`abscopal.studies.robustness`),
+    the summary table, the figures, the
     sources of every parameter and the provenance.
 
 Figures are :class:`matplotlib.figure.Figure` objects rendered by Agg; pyplot and matplotlib's global state are not
@@ -326,7 +328,12 @@ def _provenance_items(ds: xr.Dataset, prov: Mapping[str, Any]) -> list[tuple[str
     ]
 
 
-def study_report_html(ds: xr.Dataset, rows: Sequence[Mapping[str, Any]], images: Mapping[str, bytes]) -> str:
+def study_report_html(
+    ds: xr.Dataset,
+    rows: Sequence[Mapping[str, Any]],
+    images: Mapping[str, bytes],
+    robustness: Mapping[str, Any] | None = None,
+) -> str:
     """The text of ``report.html``: one self-contained page with ``images`` embedded as base64 PNG.
 
     The page is the template ``study_report.html.j2`` (:mod:`abscopal.templates`) filled with the sections
@@ -340,6 +347,9 @@ def study_report_html(ds: xr.Dataset, rows: Sequence[Mapping[str, Any]], images:
         Its summary rows (:func:`abscopal.studies.assemble.summary_table`).
     images
         PNG bytes by figure name (:func:`study_figures`); names outside :data:`FIGURES` are ignored.
+    robustness
+        The verdicts of a sensitivity analysis of this study (:func:`abscopal.studies.robustness.read_robustness`),
+        shown as the section "How robust are these conclusions"; None: no such section.
 
     Returns
     -------
@@ -361,10 +371,13 @@ def study_report_html(ds: xr.Dataset, rows: Sequence[Mapping[str, Any]], images:
         ],
         sources=_sources_context(prov),
         provenance=_provenance_items(ds, prov),
+        robustness=robustness,
     )
 
 
-def write_study_report(ds: xr.Dataset, rows: list[dict], out_dir: Path) -> list[Path]:
+def write_study_report(
+    ds: xr.Dataset, rows: list[dict], out_dir: Path, robustness: Mapping[str, Any] | None = None
+) -> list[Path]:
     """Write the figures and report.html of a finished study into out_dir; return the paths written.
 
     Parameters
@@ -376,6 +389,8 @@ def write_study_report(ds: xr.Dataset, rows: list[dict], out_dir: Path) -> list[
     out_dir
         Study folder; ``<name>.png`` for every name of :data:`FIGURES` and ``report.html`` are written there
         atomically, overwriting (the study runner decides whether a folder may be rewritten).
+    robustness
+        As :func:`study_report_html`.
 
     Returns
     -------
@@ -387,7 +402,7 @@ def write_study_report(ds: xr.Dataset, rows: list[dict], out_dir: Path) -> list[
     written = []
     for name, data in images.items():
         written.append(write_atomic(out_dir / f"{name}.png", partial(Path.write_bytes, data=data), force=True))
-    text = study_report_html(ds, rows, images)
+    text = study_report_html(ds, rows, images, robustness)
     written.append(
         write_atomic(out_dir / "report.html", lambda tmp: tmp.write_text(text, encoding="utf-8"), force=True)
     )

@@ -254,7 +254,7 @@ def prepare_study(design: StudyDesign, *, relative_to: str | Path | None = None)
 
 
 # ---- execution --------------------------------------------------------------------------------------------------
-def _progress_printer(stream: TextIO | None = None) -> Callable[[int, int, int, str], None]:
+def _progress_printer(stream: TextIO | None = None, unit: str = "cells") -> Callable[[int, int, int, str], None]:
     stream = stream or sys.stderr
     t0 = time.perf_counter()
 
@@ -265,8 +265,9 @@ def _progress_printer(stream: TextIO | None = None) -> Callable[[int, int, int, 
         left = (el / max(done - cached, 1)) * (total - done) if done > cached else float("nan")
         eta = f"~{left:4.0f} s left" if math.isfinite(left) else ""
         stream.write(
-            f"\r[{'#' * fill}{'-' * (width - fill)}] {done}/{total} cells ({cached} cached) "
-            f"{el:5.0f} s {eta} {label[:40]:<40}"
+            f"\r[{'#' * fill}{'-' * (width - fill)}] {done}/{total} {unit}"
+            + (f" ({cached} cached) " if unit == "cells" else " ")
+            + f"{el:5.0f} s {eta} {label[:40]:<40}"
         )
         if done == total:
             stream.write("\n")

@@ -7,7 +7,12 @@
 * Provenance: the SBML file's path and sha256 in the dataset and the study design.
 * Errors before any work, naming key, value and fix: unknown role, unknown output, missing file, a role whose unit
   the file does not give, library options, the shipped fit, arms or study axes with RT or a drug on a model without
-  ``radiation_fraction`` / ``drug_dose`` events.
+  ``radiation_fraction`` / ``drug_dose`` events (or with an SBML event of that name, which takes no dose).
+* Studies of an imported model (docs/studies.md, "Studies of an imported SBML model"): a 2-cell study of a small
+  SBML model with a closed form (a decaying diameter, a timed bolus) scored from its ``lesion_diameter`` role against
+  the closed form, outputs and report written, identical on a rerun; a fit made for the model; the options such a
+  study refuses (RT, timing, site, NSCLC population keys, ...), each by key; slow: the Kosinsky 2018 SBML study
+  against the hand re-expression (1e-6 relative required).
 
 Run:  PYTHONPATH=src python -m pytest tests/integration/test_sbml_scenario.py -q
 """

@@ -14,9 +14,10 @@ Format (docs/interop.md, "Using an imported model in scenarios and studies")::
 subset) and records the file's path and sha256 for the provenance (:meth:`ImportedModel.provenance`).
 
 Events: an imported model's SBML events are argument-less events fired at fixed times
-(:attr:`~abscopal.sbml.SbmlModel.schedule`); scenarios fire them in every arm. Treatment plans need the model's
-``radiation_fraction`` (RT) and ``drug_dose`` (drug) events, which an SBML file does not have unless it names
-events so; :func:`check_treatment` refuses such arms or study axes before any work.
+(:attr:`~abscopal.sbml.SbmlModel.schedule`); scenarios and studies fire them in every arm or cell. Treatment plans
+need the model's ``radiation_fraction`` (RT) and ``drug_dose`` (drug) events taking the dose, which an SBML file
+cannot give (an event it names so has no arguments); :func:`check_treatment` refuses such arms or study axes before
+any work.
 """
 
 from __future__ import annotations

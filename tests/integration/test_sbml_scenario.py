@@ -519,3 +519,13 @@ def test_a_calibration_made_for_the_imported_model_applies_like_parameter_values
     unfitted = run_study(load_study(_write(tmp_path, base + '[axes]\ndrug = ["none"]\n', "none.toml")), None,
                          report=False)  # fmt: skip
     assert not np.allclose(unfitted.best_percent_change.values, a.best_percent_change.values)
+
+
+def test_the_printed_summary_names_the_drug_level_of_each_cell():
+    """The drug axis is the only one an imported model's study varies: the plain-text table must name it."""
+    from abscopal.studies.table import format_summary
+
+    row = dict.fromkeys(("orr", "median_pfs_month", "os_12mo", "pneumonitis_risk"), 0.5)
+    rows = [row | {"timing": "no RT", "fractionation": "no RT", "site": "no RT", "drug": d} for d in ("slow", "fast")]
+    lines = format_summary(rows).splitlines()
+    assert "drug" in lines[0] and [ln.split()[6] for ln in lines[2:]] == ["slow", "fast"]

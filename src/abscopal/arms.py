@@ -14,6 +14,12 @@ is simulated and scored is written once:
 4. the arm is scored with the assessment (death-model fields replaced by fitted ones; lesions irradiated as
    salvage RT stay assessed) into a :class:`~abscopal.endpoints.outcomes.ScoredArm`.
 
+The patients of a model that is not the NSCLC model (an imported SBML model in a study) are a plain
+:class:`~abscopal.population.VirtualPopulation`, as in a scenario file: the fit's omegas replace the population's
+(:func:`~abscopal.fitted.values.with_omegas`), covariate effects do not apply (there are no covariates), and the arm
+is scored without patients (lesion sites from the assessment, event draws from the population's seed:
+:func:`abscopal.score`).
+
 Time zero (docs/design.md): a plan with prior courses (``RadiationCourse(prior=True)``: RT before enrolment) is
 simulated from ``start_day`` (the first prior fraction: the history start), with each patient's start sizes
 chosen so that the drawn sizes hold at the plan's time zero (:attr:`TreatmentPlan.time_zero_day
@@ -33,11 +39,12 @@ import xarray as xr
 
 from .endpoints import TrialAssessment, score
 from .endpoints.outcomes import ScoredArm
-from .fitted.values import SplitValues, population_for, split_values
+from .fitted.values import SplitValues, population_for, split_values, with_omegas
 from .model.compile import CompiledModel
 from .model.library.nsclc import model_variability
 from .model.spec import ModelSpec
 from .patients import PatientMix, VirtualPatients, draw_patients
+from .population import VirtualPopulation
 from .simulate import Arm, simulate
 from .solver import SolverOptions
 from .treatment.plan import TreatmentPlan
@@ -86,7 +93,7 @@ def baseline_day(plan: TreatmentPlan, start_day: float) -> float:
 def run_arm(
     model: CompiledModel,
     plan: TreatmentPlan,
-    patients: VirtualPatients,
+    patients: VirtualPatients | VirtualPopulation,
     assessment: TrialAssessment,
     values: Mapping[str, float] | SplitValues,
     *,
@@ -99,6 +106,8 @@ def run_arm(
     solver: SolverOptions | None = None,
     variables: Iterable[str] | None = None,
     pfs_bandwidth_day: float | None = None,
+    parameters: Mapping[str, float] | None = None,
+    model_events: Sequence[tuple[float, str, Sequence[float]]] = (),
 ) -> ArmRun:
     """Simulate and score one arm (module docstring).
 
@@ -109,7 +118,7 @@ def run_arm(
     plan
         The arm's treatment plan (adapted to the model by :meth:`TreatmentPlan.for_model`).
     patients
-        The arm's virtual patients (RT targets placed).
+        The arm's virtual patients (RT targets placed), or a plain population (module docstring).
     assessment
         How the arm is scored.
     values
@@ -128,13 +137,23 @@ def run_arm(
         Passed to :func:`~abscopal.simulate`.
     pfs_bandwidth_day
         Bandwidth of the soft PFS (default: half the scan interval).
+    parameters
+        The arm's own typical values (:attr:`Arm.parameters <abscopal.simulate.Arm.parameters>`: over ``values``).
+    model_events
+        An imported model's own timed events (:func:`~abscopal.simulate`'s ``model_events``).
     """
     split = values if isinstance(values, SplitValues) else split_values(model.spec, values, variability_names)
-    arm = Arm(name=name, plan=plan.for_model(model.spec), rt_start_day=rt_start_day)
+    arm = Arm(name=name, plan=plan.for_model(model.spec), parameters=parameters or {}, rt_start_day=rt_start_day)
+    if isinstance(patients, VirtualPopulation):  # a plain population (module docstring)
+        population = (
+            replace(patients, variability=with_omegas(patients.variability, split.omegas)) if split.omegas else patients
+        )
+    else:
+        population = population_for(patients, split.omegas, split.effects)
     ds = simulate(
         model,
         [arm],
-        population=population_for(patients, split.omegas, split.effects),
+        population=population,
         parameters=split.typical,
         t_end_day=t_end_day,
         output_interval_day=OUTPUT_INTERVAL_DAY,
@@ -143,12 +162,13 @@ def run_arm(
         solver=solver,
         out_of_bounds="clip",
         variables=variables,
+        model_events=model_events,
     )
     scored_with = split.assessment(assessment)
     if rt_start_day is not None:  # salvage RT: the lesion was not irradiated at baseline, so it stays assessed
         scored_with = replace(scored_with, exclude_irradiated=False)
     scored = ScoredArm(
-        endpoints=score(ds, scored_with, patients=patients),
+        endpoints=score(ds, scored_with, patients=patients if isinstance(patients, VirtualPatients) else None),
         assessment=scored_with,
         start_day=float(ds.attrs.get("time_zero_day", start_day)),  # the survival origin: time zero
         t_end_day=t_end_day,

@@ -365,13 +365,13 @@ def parse_scenario(
         fit_path = resolve_fit_path(fit_name, relative_to=base)
     if fit_path is not None:  # None only for fit = "none"
         from .fitted.format import Fit
-        from .fitted.values import split_values
+        from .fitted.values import split_values, with_omegas
 
         cal = Fit.load(fit_path)
         cal.check_model(model, fit_path)  # refuses a fit made for another model
         split = split_values(model, cal.all_values(), tuple(variability))
         fit_typical, survival, ntcp = split.typical, split.survival, dict(split.ntcp)
-        variability = {k: (type(v)(omega=split.omegas[k]) if k in split.omegas else v) for k, v in variability.items()}
+        variability = with_omegas(variability, split.omegas)
     size = _count("population.n_patients", n_patients if n_patients is not None else pop.get("n_patients", 1), 1)
     check_cost(f"population.n_patients = {size}", size, MAX_PATIENTS, "patients", allow_large, ParameterError)
     population = VirtualPopulation(

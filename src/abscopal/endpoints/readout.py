@@ -128,7 +128,9 @@ def _factor(var: xr.DataArray, role: str, table: Mapping[str, float]) -> float:
 def _lesion_diameter(ds: xr.Dataset, roles: Mapping[str, str], notes: list[str]) -> np.ndarray:
     if "lesion_diameter" in roles:
         var = _variable(ds, roles, "lesion_diameter")
-        values = _per_lesion(var)
+        # clipped at 0 as volumes are: a state that is not clipped by the solver (an imported SBML model's) and decays
+        # to 0 carries solver noise of either sign, within its absolute tolerance
+        values = np.clip(_per_lesion(var), 0.0, None)
         factor = _factor(var, "lesion_diameter", _MM)
         return values if factor == 1.0 else values * factor
     if "lesion_volume" in roles:

@@ -17,8 +17,9 @@ A fit (:class:`~abscopal.fitted.format.Fit`) stores values under five kinds of n
   ``ntcp__td50_gy``.
 
 :func:`split_values` sorts a fit's values into these destinations (checking every name) and
-:func:`population_for` applies omegas and effects to drawn virtual patients; scenario files, studies and the
-calibration objective all apply a fit this way. :data:`SURVIVAL_BOUNDS`, :data:`OMEGA_MAX` and :data:`EFFECT_MAX`
+:func:`population_for` applies omegas and effects to drawn virtual patients (:func:`with_omegas`: the omegas alone,
+to a plain population: scenario files, studies of an imported model); scenario files, studies and the calibration
+objective all apply a fit this way. :data:`SURVIVAL_BOUNDS`, :data:`OMEGA_MAX` and :data:`EFFECT_MAX`
 are the bounds within which a calibration fits these values.
 """
 
@@ -40,7 +41,7 @@ from ..patients import VirtualPatients
 if TYPE_CHECKING:
     from ..endpoints.assessment import TrialAssessment
     from ..model.spec import ModelSpec
-    from ..population import VirtualPopulation
+    from ..population import Variability, VirtualPopulation
 
 __all__ = [
     "EFFECT_MAX",
@@ -55,6 +56,7 @@ __all__ = [
     "SplitValues",
     "population_for",
     "split_values",
+    "with_omegas",
 ]
 
 OMEGA_PREFIX = "omega__"
@@ -232,6 +234,12 @@ def split_values(
     return split
 
 
+def with_omegas(variability: Mapping[str, Variability], omegas: Mapping[str, float]) -> dict[str, Variability]:
+    """``variability`` with the omegas of a fit (``omega__<param>`` values, split by :func:`split_values`) replacing
+    its own, in the same order; omegas of parameters without variability are ignored."""
+    return {k: (replace(v, omega=omegas[k]) if k in omegas else v) for k, v in variability.items()}
+
+
 def population_for(
     patients: VirtualPatients,
     omegas: Mapping[str, float] | None = None,
@@ -241,7 +249,7 @@ def population_for(
     numbers). ``omegas`` for parameters without variability in ``patients`` are ignored."""
     variability = None
     if omegas:
-        variability = {k: (replace(v, omega=omegas[k]) if k in omegas else v) for k, v in patients.variability.items()}
+        variability = with_omegas(patients.variability, omegas)
     eff = None
     if effects and (effects.get("pretreated") or effects.get("squamous")):
         eff = replace(

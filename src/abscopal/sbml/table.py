@@ -14,9 +14,10 @@ Format (docs/interop.md, "Using an imported model in scenarios and studies")::
 subset) and records the file's path and sha256 for the provenance (:meth:`ImportedModel.provenance`).
 
 Events: an imported model's SBML events are argument-less events fired at fixed times
-(:attr:`~abscopal.sbml.SbmlModel.schedule`); scenarios fire them in every arm. Treatment plans need the model's
-``radiation_fraction`` (RT) and ``drug_dose`` (drug) events, which an SBML file does not have unless it names
-events so; :func:`check_treatment` refuses such arms or study axes before any work.
+(:attr:`~abscopal.sbml.SbmlModel.schedule`); scenarios and studies fire them in every arm or cell. Treatment plans
+need the model's ``radiation_fraction`` (RT) and ``drug_dose`` (drug) events taking the dose, which an SBML file
+cannot give (an event it names so has no arguments); :func:`check_treatment` refuses such arms or study axes before
+any work.
 """
 
 from __future__ import annotations
@@ -198,12 +199,27 @@ def model_from_table(
 
 def check_treatment(spec: ModelSpec, *, rt: bool, drug: bool, where: str, fix: str) -> None:
     """Refuse RT without a ``radiation_fraction`` event or a drug without a ``drug_dose`` event in ``spec``
-    (``where``: the arm or axis; ``fix``: what to write instead)."""
+    (``where``: the arm or axis; ``fix``: what to write instead).
+
+    The event must also take the dose (:func:`abscopal.simulate.plan_events` fills ``dose_gy`` / ``dose_gy_<j>``,
+    ``dose_mg`` / ``dose_mg_per_kg`` by name): an SBML event of that name has no arguments and fires at its own
+    time, so a plan's doses would be lost; it is refused too."""
     names = {e.name for e in spec.events}
-    for needed, event, what in ((rt, "radiation_fraction", "RT"), (drug, "drug_dose", "a drug")):
-        if needed and event not in names:
+    for needed, event, what, dose in (
+        (rt, "radiation_fraction", "RT", lambda a: a == "dose_gy" or a.startswith("dose_gy_")),
+        (drug, "drug_dose", "a drug", lambda a: a in ("dose_mg", "dose_mg_per_kg")),
+    ):
+        if not needed:
+            continue
+        if event not in names:
             own = sorted(names)
             raise ScheduleError(
                 f"{where} gives {what}, but the imported model {spec.name!r} has no {event!r} event (its events: "
                 f"{own or 'none'}; an SBML model's own events fire at their fixed times); {fix}"
+            )
+        if not any(dose(a) for a in spec.event(event).argument_names):
+            raise ScheduleError(
+                f"{where} gives {what}, but the event {event!r} of the imported model {spec.name!r} takes no dose "
+                "argument (SBML events have none and fire at their own times), so the plan's doses would be lost; "
+                f"{fix}"
             )

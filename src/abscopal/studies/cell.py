@@ -26,6 +26,7 @@ from ..endpoints.survival import kaplan_meier
 from ..errors import ParameterError
 from ..model.compile import CompiledModel
 from ..patients import VirtualPatients
+from ..population import VirtualPopulation
 from .design import Cell, StudyDesign
 
 if TYPE_CHECKING:
@@ -61,12 +62,15 @@ _KM_STEP_MONTH = 0.5
 # ---- tasks ------------------------------------------------------------------------------------------------------
 @dataclass(frozen=True, kw_only=True)
 class CellTask:
-    """Everything :func:`run_cell` needs for one cell (picklable; the model travels as spec + kernel path)."""
+    """Everything :func:`run_cell` needs for one cell (picklable; the model travels as spec + kernel path).
+
+    ``patients``: NSCLC virtual patients, or an imported model's plain population (:mod:`abscopal.arms`);
+    ``model_events``: an imported model's own timed events, fired in every cell."""
 
     key: str
     cell: Cell
     model: CompiledModel
-    patients: VirtualPatients
+    patients: VirtualPatients | VirtualPopulation
     target_lesions: tuple[int, ...]
     draws: tuple[Mapping[str, float], ...]
     variability_names: tuple[str, ...]
@@ -80,6 +84,7 @@ class CellTask:
     out_of_field: bool = True
     """Score the out-of-field ORR (``abscopal_orr``); False leaves it NaN and skips that second scoring (a
     sensitivity analysis needs it only in some cells)."""
+    model_events: tuple[tuple[float, str, tuple[float, ...]], ...] = ()
 
 
 def _pneumonitis(model: PneumonitisModel, plans: Sequence[TreatmentPlan], until_day: float) -> np.ndarray:
@@ -111,6 +116,8 @@ def _run_arm(
         mechanisms_off=task.mechanisms_off,
         solver=task.solver,
         variables=scored_outputs(task.model.spec),  # found by role (lesion diameter, new lesions, burden, ...)
+        parameters=task.cell.drug.parameters,  # an imported model's drug as parameter values
+        model_events=task.model_events,
     )
 
 
@@ -151,7 +158,8 @@ def run_cell(task: CellTask) -> xr.Dataset:
             else:
                 out_of_field = replace(task.assessment, exclude_irradiated=True)
                 try:
-                    summary["abscopal_orr"][k] = float(score(ds, out_of_field, patients=task.patients).orr[0])
+                    pats = task.patients if isinstance(task.patients, VirtualPatients) else None
+                    summary["abscopal_orr"][k] = float(score(ds, out_of_field, patients=pats).orr[0])
                 except ParameterError:  # some patient has no lesion outside the field: undefined
                     pass
         for name in _REGISTRY_METRICS:

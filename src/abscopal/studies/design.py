@@ -27,7 +27,7 @@ empty file is refused rather than run as a default study)::
     [model]
     n_lesions = 3                # default: the fit's model
     version = 2                  # nsclc model version (1 or 2); default: the fit's (1 without a fit)
-    # or an imported SBML model (validated only; docs/studies.md): sbml = "model.xml", roles = {...}, units = {...}
+    # or an imported SBML model (see "Imported SBML models" below): sbml = "model.xml", roles = {...}, units = {...}
 
     [population]
     mix = "pembro_rt"            # a MIXES name; line_of_therapy / pdl1_tps_mix override it as in target files
@@ -62,6 +62,20 @@ empty file is refused rather than run as a default study)::
 
 Mean lung dose (for the pneumonitis NTCP) is a fraction of the prescribed total dose unless a level gives
 ``mean_lung_dose_gy``: see :func:`default_mean_lung_dose_gy`.
+
+Imported SBML models (``[model] sbml = "model.xml"`` with a ``lesion_diameter`` or ``lesion_volume`` role;
+:mod:`abscopal.sbml.table`; docs/studies.md, "Studies of an imported SBML model") run as in scenario files: the
+patients are a plain population (``[population] n_patients, seed, variability``, the format of a scenario's
+``[population.variability]``; no NSCLC covariates, so ``mix``, ``line_of_therapy`` and ``pdl1_tps_mix`` are
+refused), the SBML file's values (``fit`` default ``"none"``), its own timed events in every cell, and scoring from
+the lesion role without patients (``[assessment] lesion_sites`` and ``[assessment.rules]``, RECIST thresholds such
+as ``measurable_mm``, apply only here). An SBML event cannot take a plan's doses, so the cells have no RT and no
+drug regimen (``axes.fractionation`` and ``axes.drug`` default to ``"none"``; RT levels, drug regimens, the
+``timing`` and ``site`` axes and ``salvage_delay_day`` are refused); a drug level is instead given as the model's
+parameter values, as a scenario arm's ``[arm.parameters]``::
+
+    [axes]
+    drug = ["none", { label = "anti-PD-L1 10 nM", parameters = { mAb = 10.0 } }]
 """
 
 from __future__ import annotations
@@ -73,20 +87,25 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._inputs import check_text, construct, names, read_toml, with_context
+from ..endpoints.recist import RECIST_1_1, RecistRules
 from ..endpoints.toxicity import LUNG_DOSE_RATIO, assumed_mean_lung_dose_gy, target_in_lung
 from ..errors import AbscopalError, ModelError, ScheduleError, unknown_name_message
 from ..patients import LINES, MIXES, RT_TARGET_RULES, TPS_CATEGORIES
-from ..sbml.table import check_treatment, is_sbml_model, model_from_table
-from ..scenario import _calendar
+from ..population import Variability
+from ..sbml.table import ImportedModel, check_treatment, is_sbml_model, model_from_table
+from ..scenario import _calendar, _values, _variability
 from ..sites import SITES
 from ..solver import SolverOptions
 from ..treatment import DrugRegimen, RadiationCourse, drug_regimen, radiation_regimen
 from ..treatment.plan import TreatmentPlan
 from ..treatment.regimens import DRUG_REGIMENS, RADIATION_REGIMENS
 from ..trials import CRITERIA, AssessmentSpec, PopulationSpec
+
+if TYPE_CHECKING:
+    from ..endpoints import TrialAssessment
 
 __all__ = [
     "AXES",
@@ -120,9 +139,17 @@ _TOP = {
     "axes",
 }
 _MODEL = {"name", "n_lesions", "growth", "version"}
-_POP = {"mix", "n_patients", "seed", "line_of_therapy", "pdl1_tps_mix"}
+_POP = {"mix", "n_patients", "seed", "line_of_therapy", "pdl1_tps_mix", "variability"}
+_NSCLC_POP = ("mix", "line_of_therapy", "pdl1_tps_mix")
+"""Population keys of NSCLC virtual patients (covariates): refused for an imported model."""
 _TREAT = {"drug", "salvage_delay_day"}
 _ASSESS = {"scan_interval_week", "orr_visit_day", "exclude_irradiated", "follow_up_month", "criteria"}
+_IMPORTED_ASSESS = ("lesion_sites", "rules")
+"""Assessment keys for an imported model only (a library study takes sites from the patients, RECIST 1.1 as fitted)."""
+RULE_KEYS = tuple(
+    f for f in RecistRules.__dataclass_fields__ if f not in ("irecist", "require_confirmation", "irecist_window_day")
+)
+"""RECIST thresholds an imported model's study may set in ``[assessment.rules]`` (criteria choose the rest)."""
 _UNC = {"n_draws", "seed", "source"}
 _SIM = {"t_end_day", "mechanisms_off"}
 _FRACTION = {
@@ -137,6 +164,8 @@ _FRACTION = {
 _SITE = {"label", "target", "n_lesions"}
 _TIMING = {"label", "start_day", "at_progression"}
 _DRUG = {"label", "regimen", "drug", "dose_mg", "dose_mg_per_kg", "interval_day", "max_duration_day", "n_doses"}
+_DRUG_PARAMETERS = "parameters"
+"""Drug-level key of an imported model: the drug as the model's parameter values."""
 
 
 def _fail(where: str, msg: str) -> ScheduleError:
@@ -216,10 +245,12 @@ class SiteLevel:
 
 @dataclass(frozen=True, kw_only=True)
 class DrugLevel:
-    """A checkpoint-inhibitor regimen (``None``: RT alone)."""
+    """A checkpoint-inhibitor regimen (``None``: RT alone); for an imported model, the drug as parameter values
+    (``parameters``: the cell's arm parameters, over the fit's and the model's values)."""
 
     label: str
     regimen: DrugRegimen | None = None
+    parameters: Mapping[str, float] = field(default_factory=dict)
 
 
 def default_mean_lung_dose_gy(site: SiteLevel, fractionation: FractionationLevel) -> float:
@@ -292,7 +323,8 @@ class Cell:
                 "n_lesions": self.site.n_lesions,
             }
         drug = None if self.drug.regimen is None else self.drug.regimen.describe()
-        return {"rt": rt, "drug": drug}
+        params = {"parameters": dict(sorted(self.drug.parameters.items()))} if self.drug.parameters else {}
+        return {"rt": rt, "drug": drug, **params}  # parameters only when set: library cells keep their hashes
 
 
 # ---- the design -------------------------------------------------------------------------------------------------
@@ -325,9 +357,15 @@ class StudyDesign:
         ``{axis: levels}`` for every axis of :data:`AXES` (a missing axis has one level).
     source
         The file the design was read from.
-    model_sbml
-        For ``[model] sbml = "model.xml"``: the imported file's path, sha256, roles and units
-        (:meth:`abscopal.sbml.table.ImportedModel.provenance`); empty for a library model.
+    imported
+        For ``[model] sbml = "model.xml"``: the imported model (:class:`~abscopal.sbml.table.ImportedModel`); None for
+        a library model. :attr:`model_sbml` is its provenance.
+    variability
+        An imported model's between-patient variability (``[population.variability]``); empty for a library model,
+        whose patients are drawn with the mix and the model's variability.
+    lesion_sites, rules
+        An imported model's scoring: the site of each lesion (default :class:`~abscopal.endpoints.TrialAssessment`'s)
+        and RECIST thresholds over RECIST 1.1 (``[assessment.rules]``, names :data:`RULE_KEYS`).
     """
 
     title: str = "abscopal study"
@@ -350,7 +388,35 @@ class StudyDesign:
     solver: SolverOptions = field(default_factory=SolverOptions)
     axes: Mapping[str, tuple[Any, ...]] = field(default_factory=dict)
     source: str = ""
-    model_sbml: Mapping[str, Any] = field(default_factory=dict)
+    imported: ImportedModel | None = None
+    variability: Mapping[str, Variability] = field(default_factory=dict)
+    lesion_sites: tuple[str, ...] | None = None
+    rules: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def model_sbml(self) -> Mapping[str, Any]:
+        """The imported model's file path, sha256, roles and units
+        (:meth:`abscopal.sbml.table.ImportedModel.provenance`); empty for a library model."""
+        return {} if self.imported is None else self.imported.provenance()
+
+    def trial_assessment(self, start_day: float, end_day: float) -> TrialAssessment:
+        """The assessment of every cell: :meth:`abscopal.trials.AssessmentSpec.to_assessment` with an imported
+        model's :attr:`lesion_sites` and :attr:`rules`."""
+        a = self.assessment.to_assessment(start_day, end_day)
+        if self.rules:
+            a = replace(a, rules=replace(a.rules, **self.rules))
+        return a if self.lesion_sites is None else replace(a, lesion_sites=self.lesion_sites)
+
+    def _imported_canonical(self) -> dict[str, Any]:
+        """What an imported model adds to :meth:`canonical` and :meth:`describe` (nothing for a library model)."""
+        if self.imported is None:
+            return {}
+        return {
+            "model_sbml": dict(self.model_sbml),
+            "variability": {k: [type(v).__name__, v.omega] for k, v in self.variability.items()},
+            "lesion_sites": None if self.lesion_sites is None else list(self.lesion_sites),
+            "rules": dict(sorted(self.rules.items())),
+        }
 
     def __post_init__(self) -> None:
         axes = dict(self.axes)
@@ -433,7 +499,7 @@ class StudyDesign:
             "solver": self.solver.as_dict(),
             "cells": [c.canonical() for c in self.cells()],
             # only when set, so that the hashes of library-model designs stay
-            **({"model_sbml": dict(self.model_sbml)} if self.model_sbml else {}),
+            **self._imported_canonical(),
         }
 
     def content_hash(self) -> str:
@@ -460,9 +526,11 @@ class StudyDesign:
                 "scan_interval_week": self.assessment.scan_interval_week or 6.0,
                 "orr_visit_day": self.assessment.orr_visit_day,
                 "exclude_irradiated": self.assessment.exclude_irradiated,
+                # an imported model's scoring, where the report prints the assessment settings
+                **{k: v for k, v in self._imported_canonical().items() if k in ("lesion_sites", "rules")},
             },
             "axes": {a: [lv.label for lv in self.axes[a]] for a in AXES},
-            **({"model_sbml": dict(self.model_sbml)} if self.model_sbml else {}),
+            **self._imported_canonical(),
         }
 
 
@@ -559,16 +627,28 @@ def _drug(where: str, spec: Any) -> DrugLevel:
         return DrugLevel(label=spec, regimen=drug_regimen(spec))
     if not isinstance(spec, Mapping):
         raise _fail(where, f"must be a drug regimen name or a table, got {spec!r}")
-    t = dict(_keys(where, spec, _DRUG))
+    t = dict(_keys(where, spec, _DRUG | {_DRUG_PARAMETERS}))
     label = _label(where, t, "") or None
     t.pop("label", None)
+    params = t.pop(_DRUG_PARAMETERS, None)
+    if params is not None:  # an imported model's drug as parameter values (names checked against the model later)
+        if not isinstance(params, Mapping) or not params:
+            raise _fail(
+                f"{where}.parameters", f"must be a table of parameter values, e.g. {{ mAb = 10.0 }}, got {params!r}"
+            )
+        params = {k: _number(f"{where}.parameters.{k}", v) for k, v in params.items()}
+        if not t:  # no regimen: the parameters are the drug
+            default = ", ".join(f"{k} = {v:g}" for k, v in params.items())
+            return DrugLevel(label=str(label or default), parameters=params)
+    extra = {"parameters": params} if params else {}
     if "regimen" in t:
         name = t.pop("regimen")
         if name not in DRUG_REGIMENS:
             raise _fail(where, unknown_name_message("drug regimen", str(name), DRUG_REGIMENS))
-        return DrugLevel(label=str(label or name), regimen=construct(where, lambda **kw: drug_regimen(name, **kw), t))
+        reg = construct(where, lambda **kw: drug_regimen(name, **kw), t)
+        return DrugLevel(label=str(label or name), regimen=reg, **extra)
     reg = construct(where, DrugRegimen, t, ("drug", "interval_day"))
-    return DrugLevel(label=str(label or reg.schedule), regimen=reg)
+    return DrugLevel(label=str(label or reg.schedule), regimen=reg, **extra)
 
 
 def _frequencies(where: str, value: Any, known: Sequence[str]) -> Mapping[str, float] | None:
@@ -611,7 +691,7 @@ def parse_study(
             )
         except ModelError as exc:
             raise ScheduleError(str(exc)) from None
-        kw["model_sbml"] = imported.provenance()
+        kw["imported"] = imported
     fit = data.get("fit", "default" if imported is None else "none")
     if not isinstance(fit, str):
         raise _fail("fit", f"must be 'default', 'none' or a calibration file path, got {fit!r}")
@@ -641,22 +721,44 @@ def parse_study(
         except ModelError as exc:
             raise _fail("model.version", str(exc)) from None
     p = _keys("population", data.get("population", {}), _POP)
-    mix = p.get("mix", "pembro_rt")
-    if mix not in MIXES:
-        raise _fail("population.mix", unknown_name_message("population mix", str(mix), MIXES))
-    kw["population"] = PopulationSpec(
-        mix=mix,
-        line_of_therapy=_frequencies("population.line_of_therapy", p.get("line_of_therapy"), LINES),
-        pdl1_tps_mix=_frequencies("population.pdl1_tps_mix", p.get("pdl1_tps_mix"), TPS_CATEGORIES),
-    )
+    if imported is not None:
+        kw["population"] = PopulationSpec(mix=None)  # no NSCLC covariates: a plain population
+        kw["variability"] = _imported_population(p, imported)
+    else:
+        if "variability" in p:
+            raise _fail(
+                "population.variability",
+                "applies to an imported SBML model; the library model's patients are drawn from the population mix "
+                "with the model's variability (omegas from the fit); remove the key",
+            )
+        mix = p.get("mix", "pembro_rt")
+        if mix not in MIXES:
+            raise _fail("population.mix", unknown_name_message("population mix", str(mix), MIXES))
+        kw["population"] = PopulationSpec(
+            mix=mix,
+            line_of_therapy=_frequencies("population.line_of_therapy", p.get("line_of_therapy"), LINES),
+            pdl1_tps_mix=_frequencies("population.pdl1_tps_mix", p.get("pdl1_tps_mix"), TPS_CATEGORIES),
+        )
     kw["n_patients"] = _integer(
         "population.n_patients", n_patients if n_patients is not None else p.get("n_patients", 200), low=1
     )
     kw["seed"] = _integer("population.seed", seed if seed is not None else p.get("seed", 0), low=0)
     tr = _keys("treatment", data.get("treatment", {}), _TREAT)
     if "salvage_delay_day" in tr:
+        if imported is not None:
+            raise _fail("treatment.salvage_delay_day", _NO_RT + "; remove the key")
         kw["salvage_delay_day"] = _number("treatment.salvage_delay_day", tr["salvage_delay_day"], low=0.0)
-    a = _keys("assessment", data.get("assessment", {}), _ASSESS)
+    a = _keys("assessment", data.get("assessment", {}), _ASSESS | set(_IMPORTED_ASSESS))
+    if imported is not None:
+        kw |= _imported_scoring(a)
+    else:
+        for key in _IMPORTED_ASSESS:
+            if key in a:
+                raise _fail(
+                    f"assessment.{key}",
+                    "applies to an imported SBML model only; a library study takes each lesion's site from its "
+                    "virtual patients and scores by RECIST 1.1 as the fit did; remove the key",
+                )
     visit = a.get("orr_visit_day", 84.0)
     if visit != "best":
         visit = _number("assessment.orr_visit_day", visit, low=0.0)
@@ -708,32 +810,114 @@ def parse_study(
             values = [values]
         axes[name] = tuple(parsers[name](f"axes.{name}[{i}]", v) for i, v in enumerate(values))
     if "drug" not in axes:
-        axes["drug"] = (_drug("treatment.drug", tr.get("drug", "pembrolizumab_200mg_q3w")),)
+        default_drug = "pembrolizumab_200mg_q3w" if imported is None else "none"
+        axes["drug"] = (_drug("treatment.drug", tr.get("drug", default_drug)),)
     elif "drug" in tr:
         raise _fail("treatment.drug", "the study has a drug axis; give the drugs in axes.drug only")
+    given = set(ax)
+    if imported is not None:  # no RT: the RT axes default to one level that says so
+        axes.setdefault("fractionation", (FractionationLevel(label="no RT"),))
+        axes.setdefault("timing", (TimingLevel(label="no RT", start_day=0.0),))
+        axes.setdefault("site", (SiteLevel(label="no RT"),))
+    _check_drug_parameters(axes["drug"], imported, "axes.drug" if "drug" in given else "treatment.drug")
     kw["axes"] = axes
     design = StudyDesign(**kw)
     if imported is not None:
-        _check_imported_axes(design, imported.spec, given=set(ax))
+        _check_imported_axes(design, imported.spec, given=given)
     return design
 
 
+_NO_RT = (
+    "an imported SBML model takes no RT in a study (an SBML event fires at its own time and cannot take a plan's "
+    "doses), so RT timing, sites and salvage RT have nothing to act on"
+)
+
+
+def _imported_population(p: Mapping[str, Any], imported: ImportedModel) -> dict[str, Variability]:
+    """An imported model's ``[population]``: no NSCLC covariates; ``variability`` as in scenario files."""
+    for key in _NSCLC_POP:
+        if key in p:
+            raise _fail(
+                f"population.{key}",
+                "describes NSCLC virtual patients (covariates), which an imported SBML model does not take: its "
+                "patients are a plain population; remove the key and give [population.variability] per parameter "
+                "(e.g. S_L = { omega = 0.696 }), as in scenario files",
+            )
+    spec = imported.spec
+    try:
+        variability = _variability(spec, p.get("variability"), imported=True)
+    except AbscopalError as exc:
+        raise with_context(exc, "population") from None
+    for name in variability:
+        if name not in spec.parameter_names:
+            raise _fail(
+                "population.variability",
+                unknown_name_message(f"parameter of model {spec.name!r}", name, spec.parameter_names),
+            )
+    return variability
+
+
+def _imported_scoring(a: Mapping[str, Any]) -> dict[str, Any]:
+    """An imported model's ``[assessment] lesion_sites`` and ``[assessment.rules]``, checked."""
+    out: dict[str, Any] = {}
+    if "lesion_sites" in a:
+        sites = a["lesion_sites"]
+        if not isinstance(sites, list) or not sites:
+            raise _fail(
+                "assessment.lesion_sites", f'must be a list of sites, one per lesion, e.g. ["liver"], got {sites!r}'
+            )
+        for s in sites:
+            if s not in SITES:
+                raise _fail("assessment.lesion_sites", unknown_name_message("site", str(s), SITES))
+        out["lesion_sites"] = tuple(sites)
+    if "rules" in a:
+        rules = _keys("assessment.rules", a["rules"], set(RULE_KEYS))
+        try:
+            replace(RECIST_1_1, **rules)  # checks every value
+        except AbscopalError as exc:
+            raise with_context(exc, "assessment.rules") from None
+        out["rules"] = dict(rules)
+    return out
+
+
+def _check_drug_parameters(levels: Sequence[DrugLevel], imported: ImportedModel | None, where: str) -> None:
+    """Drug levels given as parameter values: for an imported model only, naming its parameters."""
+    for i, level in enumerate(levels):
+        if not level.parameters:
+            continue
+        at = f"{where}[{i}].parameters" if where == "axes.drug" else f"{where}.parameters"
+        if imported is None:
+            raise _fail(
+                at,
+                "a drug given as parameter values is for an imported SBML model (whose drug is a parameter); give "
+                "the library model a drug regimen",
+            )
+        try:
+            _values(at, level.parameters, imported.spec)
+        except AbscopalError as exc:
+            raise ScheduleError(str(exc)) from None
+
+
 def _check_imported_axes(design: StudyDesign, spec: Any, given: set[str]) -> None:
-    """Refuse axis levels that need RT or a drug when the imported model has no event for it (before any work)."""
+    """Refuse axis levels that need RT or a drug when the imported model has no event for it, and the RT timing and
+    site axes (before any work)."""
     for axis, needs in (("fractionation", "rt"), ("drug", "drug")):
         for i, level in enumerate(design.axes[axis]):
             treats = level.course is not None if axis == "fractionation" else level.regimen is not None
             if not treats:
                 continue
-            implicit = axis not in given
-            where = f"axes.{axis}[{i}] ({level.label!r})"
-            fix = (
-                f'write axes.{axis} = ["none"]'
-                + (" (the axis was not given, so its default level applies)" if implicit else "")
-                + (' or treatment.drug = "none"' if axis == "drug" else "")
-                + "; an imported model without these events can only be run without RT and drug"
+            where, fix = f"axes.{axis}[{i}] ({level.label!r})", f'write axes.{axis} = ["none"]'
+            if axis not in given:  # the drug of treatment.drug (RT has no default level here)
+                where, fix = f"treatment.drug ({level.label!r})", 'write treatment.drug = "none"'
+            fix += "; an imported model without these events takes no RT and no drug regimen" + (
+                ", so give its drug as the model's parameter values: { label = ..., parameters = {...} }"
+                if axis == "drug"
+                else ""
             )
             check_treatment(spec, rt=needs == "rt", drug=needs == "drug", where=where, fix=fix)
+    for axis in ("timing", "site"):
+        if axis in given:
+            raise ScheduleError(f"axes.{axis}: {_NO_RT}; leave axes.{axis} out (the cells differ by axes.drug)")
 
 
 def load_study(path: str | Path, **overrides: Any) -> StudyDesign:

@@ -49,6 +49,7 @@ import sys
 import time
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -64,6 +65,7 @@ from ..fitted.shipped import fit_file_hash, resolve_fit_path
 from ..fitted.values import split_values
 from ..model.compile import compile_model
 from ..patients import VirtualPatients
+from ..population import VirtualPopulation
 from ..provenance import environment
 from ..targeting import place_rt_targets
 from .assemble import assemble, summary_table
@@ -74,6 +76,7 @@ from .outputs import _clean_staging, _write_outputs, check_study_dir
 
 if TYPE_CHECKING:
     from ..fitted.format import Fit
+    from ..model.spec import ModelSpec
 
 __all__ = [
     "SUMMARY_METRICS",
@@ -116,31 +119,19 @@ def prepare_study(design: StudyDesign, *, relative_to: str | Path | None = None)
     """Resolve the fit, compile the model, draw the patients and build one :class:`CellTask` per distinct cell.
 
     Every check (fit file, model size, RT targets for every patient, parameter names of the fit) runs here,
-    before any simulation.
+    before any simulation. A library study draws NSCLC virtual patients (:func:`abscopal.arms.arm_patients`); a
+    study of an imported SBML model draws a plain population, as a scenario file does (:func:`_imported_cohort`).
     """
-    from ..model.library import get_model, version_options
-
-    if design.model_sbml:
-        raise ParameterError(
-            f"model.sbml = {design.model_sbml.get('sbml')!r}: the study file is valid, but studies draw NSCLC virtual "
-            "patients (lesion sizes, sites, covariates) and run only the library 'nsclc' model; simulate an imported "
-            "SBML model with a scenario file ('abscopal simulate scenario.toml --endpoints', docs/interop.md)"
-        )
     fit_path = _fit_path(design, relative_to)
     from ..fitted.format import Fit
 
     cal = None if fit_path is None else Fit.load(fit_path)
     prov = {} if cal is None else cal.provenance
-    name = design.model_name or prov.get("model_name_library") or "nsclc"
-    n_lesions = design.n_lesions or int(prov.get("n_lesions") or 3)
-    opts: dict[str, Any] = {"n_lesions": n_lesions} | ({"growth": design.growth} if design.growth else {})
-    fit_version = prov.get("model_version") if name == prov.get("model_name_library") else None
-    opts |= version_options(name, design.model_version or fit_version)
-    spec = get_model(name, **opts)
+    name, spec = _library_spec(design, prov) if design.imported is None else ("", design.imported.spec)
     if cal is not None:
-        cal.check_model(spec, fit_path)  # a fit made for another model (lesion count, growth) is refused
+        cal.check_model(spec, fit_path)  # a fit made for another model (lesion count, growth, an SBML file) is refused
     for s in design.axes["site"]:
-        if s.n_lesions > spec.n_lesions:
+        if design.imported is None and s.n_lesions > spec.n_lesions:
             raise ParameterError(
                 f"axes.site {s.label!r}: n_lesions = {s.n_lesions} but model {name!r} has "
                 f"{spec.n_lesions} lesions; set model.n_lesions"
@@ -153,19 +144,19 @@ def prepare_study(design: StudyDesign, *, relative_to: str | Path | None = None)
                 "simulation.mechanisms_off: " + unknown_name_message("mechanism", m, spec.mechanism_names)
             )
     draws, draw_source = _draw_values(cal, design)
-    patients = arm_patients(design.population.patient_mix(), design.n_patients, spec.n_lesions, design.seed, spec)
-    mix = patients.mix
-    var_names = tuple(patients.variability)
+    cohort = _library_cohort(design, spec) if design.imported is None else _imported_cohort(design, spec)
+    patients, var_names = cohort.patients, cohort.variability_names
     for d in draws:  # every name of the fit must be usable here (typical value, omega or covariate effect)
         split_values(spec, d, var_names)
     starts = [t.start_day for t in design.axes["timing"] if t.start_day is not None]
     start_day = min([0.0, *starts])
     t_end = design.t_end_day
-    assessment = design.assessment.to_assessment(start_day, t_end)
+    assessment = design.trial_assessment(start_day, t_end)
     km_month = np.arange(0.0, (t_end - start_day) / DAYS_PER_MONTH + 1e-9, _KM_STEP_MONTH)
     placed: dict[str, tuple[VirtualPatients, tuple[int, ...]]] = {}
-    for s in design.axes["site"]:
-        placed[s.label] = place_rt_targets(patients, s.target, n_lesions=s.n_lesions)  # raises before any work
+    if isinstance(patients, VirtualPatients):  # an imported model's cells have no RT (design.py)
+        for s in design.axes["site"]:
+            placed[s.label] = place_rt_targets(patients, s.target, n_lesions=s.n_lesions)  # raises before any work
     model = compile_model(spec)
     fit_hash = fit_file_hash(fit_path)
     common = {
@@ -173,7 +164,7 @@ def prepare_study(design: StudyDesign, *, relative_to: str | Path | None = None)
         "model_hash": spec.content_hash(),
         "fit_hash": fit_hash,
         "draws": [sorted(d.items()) for d in draws],
-        "mix": mix.name,
+        "mix": cohort.mix,
         "population": [
             json.dumps(design.population.line_of_therapy and dict(design.population.line_of_therapy)),
             json.dumps(design.population.pdl1_tps_mix and dict(design.population.pdl1_tps_mix)),
@@ -189,6 +180,7 @@ def prepare_study(design: StudyDesign, *, relative_to: str | Path | None = None)
         "mechanisms_off": list(design.mechanisms_off),
         "solver": design.solver.as_dict(),
         "km_month_step": _KM_STEP_MONTH,
+        **cohort.key,  # only for an imported model, so that library cells keep their keys
     }
     tasks: dict[str, CellTask] = {}
     keys = []
@@ -216,6 +208,7 @@ def prepare_study(design: StudyDesign, *, relative_to: str | Path | None = None)
             mechanisms_off=design.mechanisms_off,
             solver=design.solver,
             km_month=km_month,
+            model_events=cohort.model_events,
         )
     provenance = {
         "package": "abscopal",
@@ -223,7 +216,7 @@ def prepare_study(design: StudyDesign, *, relative_to: str | Path | None = None)
         "environment": environment(),
         "model": spec.name,
         "model_hash": spec.content_hash(),
-        "n_lesions": spec.n_lesions,
+        "n_lesions": cohort.n_lesions,
         "fit": None if fit_path is None else str(fit_path),
         "fit_hash": fit_hash,
         "fit_values": draws[0],
@@ -236,8 +229,9 @@ def prepare_study(design: StudyDesign, *, relative_to: str | Path | None = None)
         "design_hash": design.content_hash(),
         "start_day": start_day,
         "solver": design.solver.as_dict(),
-        "mix_source": mix.source,
+        "mix_source": cohort.source,
         "sources": spec.sources(),
+        **({"model_source": dict(design.model_sbml)} if design.imported is not None else {}),
     }
     return StudySetup(
         design=design,
@@ -250,6 +244,76 @@ def prepare_study(design: StudyDesign, *, relative_to: str | Path | None = None)
         cell_keys=tuple(keys),
         start_day=start_day,
         provenance=provenance,
+    )
+
+
+def _library_spec(design: StudyDesign, prov: Mapping[str, Any]) -> tuple[str, ModelSpec]:
+    """The library model of a study, by name: the design's options, else the fit's model (default ``nsclc``, 3
+    lesions)."""
+    from ..model.library import get_model, version_options
+
+    name = design.model_name or prov.get("model_name_library") or "nsclc"
+    n_lesions = design.n_lesions or int(prov.get("n_lesions") or 3)
+    opts: dict[str, Any] = {"n_lesions": n_lesions} | ({"growth": design.growth} if design.growth else {})
+    fit_version = prov.get("model_version") if name == prov.get("model_name_library") else None
+    opts |= version_options(name, design.model_version or fit_version)
+    return name, get_model(name, **opts)
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Cohort:
+    """A study's patients and what the cell keys and the provenance say about them."""
+
+    patients: VirtualPatients | VirtualPopulation
+    variability_names: tuple[str, ...]
+    mix: str | None
+    source: str
+    n_lesions: int
+    key: Mapping[str, Any] = field(default_factory=dict)
+    model_events: tuple[tuple[float, str, tuple[float, ...]], ...] = ()
+
+
+def _library_cohort(design: StudyDesign, spec: ModelSpec) -> _Cohort:
+    """NSCLC virtual patients of the design's mix (:func:`abscopal.arms.arm_patients`)."""
+    patients = arm_patients(design.population.patient_mix(), design.n_patients, spec.n_lesions, design.seed, spec)
+    return _Cohort(
+        patients=patients,
+        variability_names=tuple(patients.variability),
+        mix=patients.mix.name,
+        source=patients.mix.source,
+        n_lesions=spec.n_lesions,
+    )
+
+
+def _imported_cohort(design: StudyDesign, spec: ModelSpec) -> _Cohort:
+    """An imported model's patients, as a scenario file draws them (:func:`abscopal.scenario.parse_scenario`): a
+    plain :class:`~abscopal.population.VirtualPopulation` with the design's variability, no covariates; scored
+    without patients (lesion sites from the assessment, event draws from the seed: :func:`abscopal.arms.run_arm`).
+    The SBML file's own timed events fire in every cell."""
+    imported = design.imported
+    assert imported is not None  # the caller's branch
+    population = VirtualPopulation(n_patients=design.n_patients, seed=design.seed, variability=design.variability)
+    population.check(spec)
+    var = ", ".join(f"{k} {type(v).__name__} omega {v.omega:g}" for k, v in design.variability.items()) or "none"
+    return _Cohort(
+        patients=population,
+        variability_names=tuple(design.variability),
+        mix=None,
+        source=(
+            f"imported SBML model {str(imported.path)!r} (sha256 {imported.sha256[:12]}...): a plain population "
+            f"without NSCLC covariates, between-patient variability: {var}"
+        ),
+        n_lesions=max(spec.n_lesions, 1),  # a lesion role without lesion structure is scored as one lesion
+        key={
+            "imported": {
+                "sbml_sha256": imported.sha256,
+                "roles": dict(imported.roles),
+                "units": dict(imported.units),
+                "variability": {k: [type(v).__name__, v.omega] for k, v in design.variability.items()},
+                "model_events": [[t, name, list(args)] for t, name, args in imported.schedule],
+            }
+        },
+        model_events=imported.schedule,
     )
 
 
@@ -411,7 +475,8 @@ def run_study(
         check_scheduler(scheduler)
     out = None if out_dir is None else Path(out_dir)
     if out is not None:  # the fit is an input too
-        check_study_dir(out, force=force, inputs=[design.source, _fit_path(design, relative_to)])
+        sbml = None if design.imported is None else design.imported.path
+        check_study_dir(out, force=force, inputs=[design.source, _fit_path(design, relative_to), sbml])
     setup = prepare_study(design, relative_to=relative_to)
     if out is not None:
         (out / "cells").mkdir(parents=True, exist_ok=True)

@@ -140,7 +140,7 @@ def test_unknown_calibration_names_fail_before_simulating(problem, monkeypatch, 
     import abscopal.calibrate.objective as objective
 
     # every arm is simulated through abscopal.arms.run_arm
-    monkeypatch.setattr(arms, "simulate", lambda *a, **k: pytest.fail("simulated before validating"))
+    monkeypatch.setattr(arms, "simulate_prepared", lambda *a, **k: pytest.fail("simulated before validating"))
     with pytest.raises(objective.ParameterError, match=match):
         default_parameters(problem, [name])
     with pytest.raises(objective.ParameterError, match=match):

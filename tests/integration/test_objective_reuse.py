@@ -59,7 +59,7 @@ def _straightforward(problem: CalibrationProblem, values) -> np.ndarray:
         ).scored
         for key, s in problem._setups.items()
     }
-    return problem._weighted(problem._smooth_from(scored))
+    return problem._weighted(problem._smooth_from(scored, problem._toxicity_predictions(values)))
 
 
 @pytest.mark.filterwarnings("ignore::abscopal.errors.SterilisedLesionWarning")

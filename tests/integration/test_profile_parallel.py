@@ -90,3 +90,52 @@ def test_a_scheduler_that_does_not_answer_fails_before_any_simulation(problem, f
     monkeypatch.setattr(type(problem), "residuals", lambda *a, **k: pytest.fail("simulated before connecting"))
     with pytest.raises(AbscopalError, match=r"scheduler 'tcp://127.0.0.1:9': cannot connect to a Dask scheduler"):
         profile_likelihood(problem, fitted, scheduler="tcp://127.0.0.1:9")
+
+
+def test_the_fit_and_its_profiles_record_their_timing(problem, fitted):
+    from abscopal.calibrate.report import _profile_timing_rows
+    from abscopal.calibrate.uncertainty import with_uncertainty
+
+    timing = fitted.provenance["timing"]
+    assert timing["fit_s"] > 0 and timing["n_patients_per_arm"] == 12 and timing["threads"] >= 1
+    assert _profile_timing_rows(fitted.provenance) == []
+    both = with_uncertainty(fitted, timing={"profiles_s": 12.5, "profile_workers": 2, "profile_scheduler": None})
+    assert both.provenance["timing"] == timing | {"profiles_s": 12.5, "profile_workers": 2, "profile_scheduler": None}
+    assert _profile_timing_rows(both.provenance) == [["elapsed (profiles)", "12.5 s (2 local worker processes)"]]
+
+
+def _fit_args(tmp_path, *extra: str):
+    import argparse
+
+    from abscopal.cli.fit import add_fit_command
+
+    parser = argparse.ArgumentParser(prog="abscopal")
+    add_fit_command(parser.add_subparsers(dest="command", required=True))
+    return parser.parse_args(["fit", str(TARGETS), "--out", str(tmp_path / "x.json"), *extra])
+
+
+@pytest.mark.parametrize(
+    ("extra", "match"),
+    [
+        (["--workers", "2"], r"--workers 2: runs the profile likelihood's re-fits in parallel, but no --profile"),
+        (["--scheduler", "tcp://h:1"], r"--scheduler tcp://h:1: runs the profile likelihood's re-fits in parallel"),
+        (["--profile", "--workers", "0"], r"--workers 0: give a number of worker processes >= 1"),
+        (["--profile", "--scheduler", "nohost"], r"--scheduler 'nohost' is not a Dask scheduler address"),
+        (["--profile", "--scheduler", "tcp://127.0.0.1:9"], r"--scheduler 'tcp://127.0.0.1:9': cannot connect"),
+    ],
+)
+def test_cli_fit_checks_workers_and_scheduler_before_any_work(tmp_path, monkeypatch, extra, match):
+    import abscopal.trials as targets_module
+
+    monkeypatch.setattr(parallel, "CONNECT_TIMEOUT_S", 2)
+    monkeypatch.setattr(targets_module, "load_all", lambda *a, **k: pytest.fail("loaded targets before checking"))
+    args = _fit_args(tmp_path, *extra)
+    with pytest.raises(AbscopalError, match=match):
+        args.func(args)
+    assert not (tmp_path / "x.json").exists()
+
+
+def test_cli_fit_takes_workers_or_scheduler_not_both(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        _fit_args(tmp_path, "--profile", "--workers", "2", "--scheduler", "tcp://h:1")
+    assert "not allowed with argument" in capsys.readouterr().err

@@ -777,6 +777,7 @@ def with_uncertainty(
     *,
     profiles: Mapping[str, Mapping[str, Any]] | None = None,
     posterior: Posterior | Mapping[str, Any] | None = None,
+    timing: Mapping[str, Any] | None = None,
 ) -> _FitT:
     """A copy of ``calibration`` (same class) with ``profiles`` (merged into existing ones), ``posterior`` and a
     recomputed :attr:`~abscopal.fitted.format.Fit.identifiability`.
@@ -790,6 +791,9 @@ def with_uncertainty(
     posterior
         A :class:`Posterior` (stored with :meth:`Posterior.to_dict`, settings in
         ``provenance["posterior_options"]``) or a dict in that format (None: keep the existing one).
+    timing
+        Added to ``provenance["timing"]`` (e.g. ``profiles_s``, the wall time of :func:`profile_likelihood`, and
+        ``profile_workers`` / ``profile_scheduler``, where it ran).
 
     Returns
     -------
@@ -800,6 +804,8 @@ def with_uncertainty(
     if profiles is not None:
         new_profiles = {**(calibration.profiles or {}), **{k: dict(v) for k, v in profiles.items()}}
     prov = dict(calibration.provenance)
+    if timing is not None:
+        prov["timing"] = dict(prov.get("timing") or {}) | dict(timing)
     post = calibration.posterior
     if isinstance(posterior, Posterior):
         post = posterior.to_dict()

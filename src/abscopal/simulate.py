@@ -8,6 +8,12 @@ The flow is a chain of plain functions on immutable inputs::
     states  = solver.solve(compiled, P, t_out, events)                            # all at once
     dataset = to_dataset(...)
 
+What does not depend on the parameter values or the population (the checked arms, their events and packed
+schedule, the output grid, the stored outputs, the plans' treatment summary) is built by
+:func:`prepare_simulation` into a :class:`PreparedSimulation`; :func:`simulate` is :func:`prepare_simulation` then
+:func:`simulate_prepared`, and a caller that runs the same arms many times (the calibration objective) prepares
+them once.
+
 Time 0 is the first checkpoint-drug dose (RT before the drug has negative days). The
 simulation starts at ``start_day`` (default: the earliest event of any arm, or 0), where the
 patients' drawn lesion sizes hold. With a prior course (``RadiationCourse(prior=True)``: RT before

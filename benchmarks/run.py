@@ -70,8 +70,14 @@ clearance and growth, rtol 1e-7 with absolute tolerance = abs_tol:
 
 ``--stiff-only`` runs the stiff workload alone.
 
+Calibration workload: ``calibration_seconds_per_eval_500`` (and ``_100``): one evaluation of the calibration
+objective over the whole fit set (``fits/targets/*.toml``) with 500 (100) virtual patients per arm at the shipped
+fit's values, warm, median of ``--repeats`` (at least 3), with its CPU time and the shares of solve, scoring and
+the rest (:func:`calibration_per_eval`).
+
 Usage: ``python benchmarks/run.py`` (table) or ``python benchmarks/run.py --json``; ``--speed-keys`` measures
-only the two 10k ``simulate()`` times, ``parallel_efficiency_2_threads`` and ``scoring_to_solver_ratio``.
+only the two 10k ``simulate()`` times, ``parallel_efficiency_2_threads``, ``scoring_to_solver_ratio`` and the
+calibration keys; ``--calibration-only`` the calibration keys alone.
 """
 
 from __future__ import annotations
@@ -314,7 +320,7 @@ def speed_keys(spec, plan, repeats: int) -> dict[str, float]:
 
     efficiency = parallel_efficiency(model, plan, sim, repeats)
     scoring = scoring_to_solver(repeats)
-    return {
+    return calibration_per_eval(repeats) | {
         "threads": numba.get_num_threads(),
         "seconds_10k_simulate_xarray": timed({"allow_large": True}),
         "seconds_10k_simulate_xarray_scored": timed(lean),
@@ -390,6 +396,75 @@ def scoring_to_solver(repeats: int) -> dict[str, float]:
             fn()
             times[name].append(time.perf_counter() - t0)
     return {k: float(np.median(v)) for k, v in times.items()}
+
+
+def calibration_per_eval(repeats: int, sizes: tuple[int, ...] = (100, 500)) -> dict[str, float | int]:
+    """``calibration_seconds_per_eval_<n>``: one objective evaluation over the whole fit set (every
+    ``fits/targets/*.toml``, as ``fits/make_default.py`` loads it) with ``n`` virtual patients per arm, at the shipped
+    fit's values, kernels warm (one evaluation first; the last-simulation memo is cleared before each timed one);
+    median of ``repeats`` (at least 3). Also the CPU time of the process (both threads count), and for the largest
+    ``n`` the shares of one more evaluation spent in the compiled solves (``simulate``'s solve and the history
+    shooting of arms with prior RT), in scoring (``abscopal.score``, with the Stein fits of the OS link) and in
+    everything else (plans, datasets, smooth predictions)."""
+    import glob
+    from importlib import import_module
+
+    from abscopal.calibrate.objective import CalibrationProblem
+    from abscopal.fitted.format import Fit
+    from abscopal.trials import load_all
+
+    root = Path(__file__).resolve().parents[1]
+    targets = tuple(load_all(sorted(glob.glob(str(root / "fits" / "targets" / "*.toml")))).values())
+    values = Fit.load(root / "fits" / "default.json").values
+    sim_module, arms_module = import_module("abscopal.simulate"), import_module("abscopal.arms")
+    out: dict[str, float | int] = {"threads": numba.get_num_threads()}
+    for n in sizes:
+        problem = CalibrationProblem(targets=targets, n_patients_per_arm=n, seed=0)
+        problem.residuals_from_values(values)  # warm-up: kernels, prepared arms
+        wall, cpu = [], []
+        for _ in range(max(repeats, 3)):
+            problem._memo.clear()  # the objective reuses the last simulation at the same values: measure a new one
+            t0, c0 = time.perf_counter(), time.process_time()
+            problem.residuals_from_values(values)
+            wall.append(time.perf_counter() - t0)
+            cpu.append(time.process_time() - c0)
+        out[f"calibration_seconds_per_eval_{n}"] = float(np.median(wall))
+        out[f"calibration_cpu_seconds_per_eval_{n}"] = float(np.median(cpu))
+        out["calibration_arms_simulated"] = len(problem._simulated)
+        out["calibration_residuals"] = len(problem.keys)
+    spent = {"solve": 0.0, "scoring": 0.0}
+    wrapped = {
+        (sim_module, "solve_to_store"): "solve",
+        (sim_module, "hold_sizes_at_time_zero"): "solve",
+        (arms_module, "score"): "scoring",
+    }
+    originals = {key: getattr(*key) for key in wrapped}
+
+    def timing(fn, part):
+        def inner(*args, **kwargs):
+            t0 = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                spent[part] += time.perf_counter() - t0
+
+        return inner
+
+    try:
+        for (module, name), part in wrapped.items():
+            setattr(module, name, timing(originals[(module, name)], part))
+        problem._memo.clear()
+        t0 = time.perf_counter()
+        problem.residuals_from_values(values)
+        total = time.perf_counter() - t0
+    finally:
+        for (module, name), fn in originals.items():
+            setattr(module, name, fn)
+    n = max(sizes)
+    out[f"calibration_{n}_solve_share"] = spent["solve"] / total
+    out[f"calibration_{n}_scoring_share"] = spent["scoring"] / total
+    out[f"calibration_{n}_other_share"] = 1.0 - (spent["solve"] + spent["scoring"]) / total
+    return out
 
 
 STIFF_VARIABILITY = {
@@ -469,6 +544,11 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         help="only the keys of the 'speed where users wait' issue: the two 10k simulate() times, "
         "parallel_efficiency_2_threads and scoring_to_solver_ratio (about a minute)",
     )
+    ap.add_argument(
+        "--calibration-only",
+        action="store_true",
+        help="only calibration_seconds_per_eval_100 / _500 and their parts (about a minute)",
+    )
     ap.add_argument("--stiff-radau-patients", type=int, default=20, help="patients of the stiff Radau baseline")
     ap.add_argument("--stiff-only", action="store_true", help="run the stiff workload (stiff_*) only")
     args = ap.parse_args(argv)
@@ -481,6 +561,10 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
             times.append(time.perf_counter() - t0)
         return float(np.median(times))
 
+    if args.calibration_only:
+        calibration = calibration_per_eval(args.repeats)
+        print_result(calibration, as_json=args.json)
+        return calibration
     if args.stiff_only:
         stiff_only = {"threads": int(os.environ.get("NUMBA_NUM_THREADS", os.cpu_count() or 1))}
         stiff_only |= stiff_benchmark(args.stiff_radau_patients, args.repeats, timed)
@@ -550,6 +634,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     )
     efficiency = parallel_efficiency(model, plan, sim, args.repeats)
     scoring = scoring_to_solver(args.repeats)
+    calibration = calibration_per_eval(args.repeats)
     nr = args.radau_patients
     ev_r = EventSchedule(ev1k.ptr[: nr + 1], ev1k.times, ev1k.kinds, ev1k.args)
     ours = solve(model, P1k[:nr], t_out, events=ev_r, t0=START_DAY, options=opts).y
@@ -590,6 +675,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         "scoring_to_solver_ratio": scoring["scoring"] / scoring["solver"],
         "scoring_seconds_200": scoring["scoring"],
         "solver_seconds_200": scoring["solver"],
+        **{k: v for k, v in calibration.items() if k != "threads"},
         "seconds_10k_default_tolerances": t_10k_default,
         "max_rel_error_vs_radau_default_tolerances": float(rel_default.max()),
         "radau_seconds_per_patient": t_radau,

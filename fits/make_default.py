@@ -1,7 +1,8 @@
 """Reproduce ``fits/default.json``: the provisional calibration of the default model (v2) to the whole fit set.
 
 Run from the repository root: ``.venv/bin/python fits/make_default.py [--force] [--patients 100] [--seed 0]
-[--profiles]`` (about 6-10 minutes on a 2-core machine without profiles; the time is stored in the provenance).
+[--profiles [--workers N | --scheduler ADDRESS]]`` (about 6-10 minutes on a 2-core machine without profiles; the
+times of the fit and the profiles, where they ran and the patients per arm are stored in ``provenance["timing"]``).
 
 One least-squares stage over :data:`~abscopal.calibrate.objective.DEFAULT_FREE` (kill capacity, new-lesion rate,
 doubling time, and the intercept and pretreated log time ratio of the Struemper 2025 OS link), 100 virtual patients
@@ -10,7 +11,9 @@ defaults: in exploratory fits of the same set, ``icd_signal_per_gy`` came out wi
 2,384% and ``effector_death_per_day`` of 4,590% (at its upper bound), i.e. the fit set does not identify them
 (:data:`UNIDENTIFIED`, recorded in the fit's ``identifiability``). This is the provisional fit of model v2 (issue 11,
 item 9); the re-calibration with more anchors, disjoint arms and profiles is the calibration issue. ``--profiles``
-adds profile likelihoods of the free values (about an hour on 2 cores).
+adds profile likelihoods of the free values (about an hour on 2 cores serially at 100 patients per arm);
+``--workers N`` runs their re-fits on a local Dask cluster of N processes, ``--scheduler ADDRESS`` on a running
+Dask scheduler (the same result as serially: :func:`~abscopal.calibrate.uncertainty.profile_likelihood`).
 
 Pneumonitis (docs/calibration.md, "Pneumonitis in the fit"): ``--pneumonitis`` fits
 :data:`~abscopal.calibrate.objective.NTCP_FREE` (the concurrent-ICI factor of the pneumonitis NTCP) to the
@@ -34,6 +37,8 @@ from abscopal.calibrate.objective import DEFAULT_FREE, NTCP_FREE
 from abscopal.calibrate.report import fit_report
 from abscopal.calibrate.uncertainty import profile_likelihood, with_uncertainty
 from abscopal.endpoints.outcomes import DEFAULT_FIT_OUTCOMES, PNEUMONITIS_OUTCOMES
+from abscopal.errors import AbscopalError
+from abscopal.parallel import check_parallel, task_runner
 from abscopal.trials import load_all
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -57,6 +62,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--report", default=str(ROOT / "fits" / "default_report.html"))
     ap.add_argument("--profiles", action="store_true", help="add profile likelihoods (about an hour)")
     ap.add_argument("--profile-points", type=int, default=5)
+    where = ap.add_mutually_exclusive_group()
+    where.add_argument("--workers", type=int, default=None, help="profiles on a local Dask cluster of N processes")
+    where.add_argument("--scheduler", default=None, help="profiles on the Dask scheduler at ADDRESS")
     ap.add_argument(
         "--pneumonitis", action="store_true", help="also fit the pneumonitis NTCP's concurrent-ICI factor (NTCP_FREE)"
     )
@@ -71,6 +79,15 @@ def main(argv: list[str] | None = None) -> int:
     for path in (args.out, args.report):
         if Path(path).exists() and not args.force:
             sys.exit(f"{path} exists; pass --force to replace it")
+    if (args.workers is not None or args.scheduler is not None) and not args.profiles:
+        sys.exit("--workers / --scheduler run the profiles in parallel; add --profiles")
+    try:
+        check_parallel(args.workers, args.scheduler)
+        if args.scheduler is not None:  # a scheduler that does not answer fails now, not after the fit
+            with task_runner(args.scheduler, None):
+                pass
+    except AbscopalError as exc:
+        sys.exit(str(exc))
     files = sorted(glob.glob(str(ROOT / "fits" / "targets" / "*.toml")))
     targets = tuple(load_all(files).values())
     outcomes = DEFAULT_FIT_OUTCOMES + (PNEUMONITIS_OUTCOMES if args.pneumonitis else ())
@@ -85,18 +102,19 @@ def main(argv: list[str] | None = None) -> int:
     profiles = None
     if args.profiles:
         t0 = time.perf_counter()
-        profiles = profile_likelihood(problem, cal, n_points=args.profile_points)
+        profiles = profile_likelihood(
+            problem, cal, n_points=args.profile_points, workers=args.workers, scheduler=args.scheduler
+        )
         t_prof = time.perf_counter() - t0
-    cal = with_uncertainty(cal, profiles=profiles)
+        print(f"profiles: {t_prof:.0f} s", flush=True)
+    timing = {"profiles_s": round(t_prof, 1), "profile_workers": args.workers, "profile_scheduler": args.scheduler}
+    cal = with_uncertainty(cal, profiles=profiles, timing=timing if args.profiles else None)
     note = (
         "provisional fit of model v2: "
         + " and ".join(f"{k} (relative standard error {v:.0%} when freed)" for k, v in UNIDENTIFIED.items())
         + " are not identified by the fit set and stay at the model defaults"
     )
-    provenance = dict(cal.provenance) | {
-        "timing_s": {"fit": round(t_fit, 1), "profiles": round(t_prof, 1)},
-        "recipe": "fits/make_default.py",
-    }
+    provenance = dict(cal.provenance) | {"recipe": "fits/make_default.py"}
     cal = dataclasses.replace(cal, provenance=provenance, identifiability=[note, *cal.identifiability])
     cal.save(args.out, force=args.force)
     fit_report(cal, args.report, force=args.force)

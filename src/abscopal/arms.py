@@ -39,17 +39,18 @@ import xarray as xr
 
 from .endpoints import TrialAssessment, score
 from .endpoints.outcomes import ScoredArm
+from .errors import ParameterError
 from .fitted.values import SplitValues, population_for, split_values, with_omegas
 from .model.compile import CompiledModel
 from .model.library.nsclc import model_variability
 from .model.spec import ModelSpec
 from .patients import PatientMix, VirtualPatients, draw_patients
 from .population import VirtualPopulation
-from .simulate import Arm, simulate
+from .simulate import Arm, PreparedSimulation, prepare_simulation, simulate_prepared
 from .solver import SolverOptions
 from .treatment.plan import TreatmentPlan
 
-__all__ = ["OUTPUT_INTERVAL_DAY", "ArmRun", "arm_patients", "baseline_day", "run_arm"]
+__all__ = ["OUTPUT_INTERVAL_DAY", "ArmRun", "arm_patients", "baseline_day", "prepare_arm", "run_arm"]
 
 OUTPUT_INTERVAL_DAY = 7.0
 """Spacing of the simulated output grid (days): scans fall on whole weeks of it."""
@@ -90,6 +91,44 @@ def baseline_day(plan: TreatmentPlan, start_day: float) -> float:
     return plan.time_zero_day if plan.prior_courses else float(start_day)
 
 
+def prepare_arm(
+    model: CompiledModel | ModelSpec,
+    plan: TreatmentPlan,
+    n_patients: int,
+    *,
+    start_day: float,
+    t_end_day: float,
+    name: str = "arm",
+    rt_start_day: np.ndarray | None = None,
+    mechanisms_off: Iterable[str] = (),
+    solver: SolverOptions | None = None,
+    variables: Iterable[str] | None = None,
+    parameters: Mapping[str, float] | None = None,
+    arm_parameters: Mapping[str, float] | None = None,
+    model_events: Sequence[tuple[float, str, Sequence[float]]] = (),
+) -> PreparedSimulation:
+    """What :func:`run_arm` simulates, before any parameter value or patient enters
+    (:func:`~abscopal.simulate.prepare_simulation` of the arm: its plan adapted to the model, events, output grid).
+    A caller that runs the same arm many times (the calibration objective) prepares it once and passes it to
+    :func:`run_arm` as ``prepared``. Arguments as :func:`run_arm`'s (its ``parameters`` are ``arm_parameters``
+    here); ``parameters`` (typical values) only enter the checks."""
+    spec = model.spec if isinstance(model, CompiledModel) else model
+    arm = Arm(name=name, plan=plan.for_model(spec), parameters=arm_parameters or {}, rt_start_day=rt_start_day)
+    return prepare_simulation(
+        spec,
+        [arm],
+        n_patients=n_patients,
+        t_end_day=t_end_day,
+        output_interval_day=OUTPUT_INTERVAL_DAY,
+        start_day=start_day,
+        mechanisms_off=mechanisms_off,
+        solver=solver,
+        variables=variables,
+        parameters=parameters,
+        model_events=model_events,
+    )
+
+
 def run_arm(
     model: CompiledModel,
     plan: TreatmentPlan,
@@ -108,6 +147,7 @@ def run_arm(
     pfs_bandwidth_day: float | None = None,
     parameters: Mapping[str, float] | None = None,
     model_events: Sequence[tuple[float, str, Sequence[float]]] = (),
+    prepared: PreparedSimulation | None = None,
 ) -> ArmRun:
     """Simulate and score one arm (module docstring).
 
@@ -141,31 +181,49 @@ def run_arm(
         The arm's own typical values (:attr:`Arm.parameters <abscopal.simulate.Arm.parameters>`: over ``values``).
     model_events
         An imported model's own timed events (:func:`~abscopal.simulate`'s ``model_events``).
+    prepared
+        :func:`prepare_arm` of this arm with the same plan, patient count, window, ``rt_start_day``,
+        ``mechanisms_off``, ``solver``, ``variables``, ``parameters`` and ``model_events`` (those arguments are then
+        not used again); default: prepared here. The result is the same bit for bit.
     """
     split = values if isinstance(values, SplitValues) else split_values(model.spec, values, variability_names)
-    arm = Arm(name=name, plan=plan.for_model(model.spec), parameters=parameters or {}, rt_start_day=rt_start_day)
+    if prepared is None:
+        prepared = prepare_arm(
+            model,
+            plan,
+            patients.n_patients,
+            start_day=start_day,
+            t_end_day=t_end_day,
+            name=name,
+            rt_start_day=rt_start_day,
+            mechanisms_off=mechanisms_off,
+            solver=solver,
+            variables=variables,
+            parameters=split.typical,
+            arm_parameters=parameters,
+            model_events=model_events,
+        )
+    elif prepared.n_patients != patients.n_patients or prepared.arms[0].name != name:
+        raise ParameterError(
+            f"prepared: made for arm {prepared.arms[0].name!r} with {prepared.n_patients} patients, not arm "
+            f"{name!r} with {patients.n_patients}; prepare it with prepare_arm for this arm"
+        )
+    arm = prepared.arms[0]
     if isinstance(patients, VirtualPopulation):  # a plain population (module docstring)
         population = (
             replace(patients, variability=with_omegas(patients.variability, split.omegas)) if split.omegas else patients
         )
     else:
         population = population_for(patients, split.omegas, split.effects)
-    ds = simulate(
+    ds = simulate_prepared(
         model,
-        [arm],
+        prepared,
         population=population,
         parameters=split.typical,
-        t_end_day=t_end_day,
-        output_interval_day=OUTPUT_INTERVAL_DAY,
-        start_day=start_day,
-        mechanisms_off=mechanisms_off,
-        solver=solver,
         out_of_bounds="clip",
-        variables=variables,
-        model_events=model_events,
     )
     scored_with = split.assessment(assessment)
-    if rt_start_day is not None:  # salvage RT: the lesion was not irradiated at baseline, so it stays assessed
+    if arm.rt_start_day is not None:  # salvage RT: the lesion was not irradiated at baseline, so it stays assessed
         scored_with = replace(scored_with, exclude_irradiated=False)
     scored = ScoredArm(
         endpoints=score(ds, scored_with, patients=patients if isinstance(patients, VirtualPatients) else None),

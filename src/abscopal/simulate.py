@@ -8,6 +8,12 @@ The flow is a chain of plain functions on immutable inputs::
     states  = solver.solve(compiled, P, t_out, events)                            # all at once
     dataset = to_dataset(...)
 
+What does not depend on the parameter values or the population (the checked arms, their events and packed
+schedule, the output grid, the stored outputs, the plans' treatment summary) is built by
+:func:`prepare_simulation` into a :class:`PreparedSimulation`; :func:`simulate` is :func:`prepare_simulation` then
+:func:`simulate_prepared`, and a caller that runs the same arms many times (the calibration objective) prepares
+them once.
+
 Time 0 is the first checkpoint-drug dose (RT before the drug has negative days). The
 simulation starts at ``start_day`` (default: the earliest event of any arm, or 0), where the
 patients' drawn lesion sizes hold. With a prior course (``RadiationCourse(prior=True)``: RT before
@@ -45,7 +51,7 @@ from .solver import EventSchedule, SolverOptions
 from .treatment.plan import TreatmentPlan
 from .treatment.radiation import RadiationCourse
 
-__all__ = ["Arm", "plan_events", "simulate"]
+__all__ = ["Arm", "PreparedSimulation", "plan_events", "prepare_simulation", "simulate", "simulate_prepared"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -340,13 +346,90 @@ def simulate(
     if not isinstance(spec, ModelSpec):
         raise ParameterError(f"model must be a ModelSpec or CompiledModel, got {type(model).__name__}")
     arm_list = _as_arms(arms)
-    solver = solver or SolverOptions()
     population = population or VirtualPopulation(n_patients=1)
-    if not isinstance(solver, SolverOptions):
+    if not isinstance(solver or SolverOptions(), SolverOptions):
         raise ParameterError(f"solver must be a SolverOptions, got {type(solver).__name__}")
     if not isinstance(population, VirtualPopulation):
         raise ParameterError(f"population must be a VirtualPopulation, got {type(population).__name__}")
     population.check(spec)
+    prepared = prepare_simulation(
+        spec,
+        arm_list,
+        n_patients=int(population.n_patients),
+        t_end_day=t_end_day,
+        output_interval_day=output_interval_day,
+        output_times_day=output_times_day,
+        start_day=start_day,
+        mechanisms_off=mechanisms_off,
+        solver=solver,
+        variables=variables,
+        allow_large=allow_large,
+        dtype=dtype,
+        model_events=model_events,
+        parameters=parameters,
+    )
+    return _run_prepared(model, prepared, population, parameters, out_of_bounds, model_source, stacklevel=3)
+
+
+@dataclass(frozen=True, eq=False)
+class PreparedSimulation:
+    """Everything :func:`simulate` derives from the model, the arms and the settings before a parameter value or a
+    patient enters: the checked arms, their model events and packed event schedule, the output grid, the stored
+    outputs and the plans' treatment summary. Made by :func:`prepare_simulation`; :func:`simulate_prepared` runs it
+    for a population and parameters, so a caller that simulates the same arms many times (the calibration
+    objective) builds them once. Do not modify its arrays."""
+
+    spec: ModelSpec
+    arms: tuple[Arm, ...]
+    n_patients: int
+    mechanisms_off: tuple[str, ...]
+    solver: SolverOptions
+    model_events: tuple[tuple[float, str, list[float]], ...]
+    arm_events: tuple[Any, ...]  # per arm: one event list for all patients, or one list per patient
+    schedule: EventSchedule
+    start_day: float
+    time_zero_day: float
+    history: bool
+    t_out: np.ndarray
+    layout: OutputLayout
+    dtype: np.dtype
+    labels: tuple[str, ...]
+    treatment: Mapping[str, tuple[Any, ...]]
+
+
+def prepare_simulation(
+    model: ModelSpec | CompiledModel,
+    arms: Mapping[str, TreatmentPlan] | Sequence[Arm] | TreatmentPlan,
+    *,
+    n_patients: int,
+    t_end_day: float = 730.0,
+    output_interval_day: float = 1.0,
+    output_times_day: Sequence[float] | np.ndarray | None = None,
+    start_day: float | None = None,
+    mechanisms_off: Iterable[str] = (),
+    solver: SolverOptions | None = None,
+    variables: Iterable[str] | None = None,
+    allow_large: bool = False,
+    dtype: str = "float64",
+    model_events: Sequence[tuple[float, str, Sequence[float]]] = (),
+    parameters: ParameterSet | Mapping[str, float] | None = None,
+) -> PreparedSimulation:
+    """Check and build what :func:`simulate` needs besides the population and the parameter values (arguments as
+    there; ``n_patients`` of the population to come). ``parameters`` only enters the check that the arms' drug PK
+    resolves (their values are given again to :func:`simulate_prepared`).
+
+    Raises
+    ------
+    ParameterError, ScheduleError
+        As :func:`simulate`, before any integration.
+    """
+    spec = model.spec if isinstance(model, CompiledModel) else model
+    if not isinstance(spec, ModelSpec):
+        raise ParameterError(f"model must be a ModelSpec or CompiledModel, got {type(model).__name__}")
+    arm_list = _as_arms(arms)
+    solver = solver or SolverOptions()
+    if not isinstance(solver, SolverOptions):
+        raise ParameterError(f"solver must be a SolverOptions, got {type(solver).__name__}")
     if isinstance(mechanisms_off, str):
         raise ParameterError(
             f"mechanisms_off must be a list of mechanism names, got the string {mechanisms_off!r}; "
@@ -375,11 +458,9 @@ def simulate(
             )
     # one precedence, lowest first: model defaults < the arm's drug PK < ``parameters`` (a fit's typical values
     # and a scenario's [parameters]) < the arm's own ``parameters``
-    arm_values = [
+    for a in arm_list:
         resolve_values(spec, a.plan.parameter_overrides(), parameters, a.parameters, mechanisms_off=mechanisms_off)
-        for a in arm_list
-    ]
-    n = int(population.n_patients)
+    n = int(n_patients)
     extra = _model_events(spec, model_events, t_end_day)
     arm_events: list[Any] = []  # per arm: one event list shared by all patients, or one list per patient
     for a in arm_list:
@@ -459,6 +540,87 @@ def simulate(
             f"output_times_day must be finite, strictly increasing and not before start_day "
             f"({t0:g}); got {t_out[:6]}{'...' if t_out.size > 6 else ''}"
         )
+    if history:
+        size_parameters(spec)  # refuses a model without per-lesion start sizes before any work
+    blocks = [
+        EventSchedule.concatenate([(EventSchedule.from_lists(spec, [evs]), n)])
+        if a.rt_start_day is None
+        else EventSchedule.from_lists(spec, evs)
+        for a, evs in zip(arm_list, arm_events, strict=True)
+    ]
+    sched = _stack(blocks)
+    t_out = np.array(t_out, dtype=float)  # (arrays the kernels read stay writable: numba types read-only apart)
+    treatment = _treatment_summary(spec, arm_list, len(arm_list), n, float(t_out[-1]))
+    for item in treatment.values():
+        item[1].setflags(write=False)
+    return PreparedSimulation(
+        spec=spec,
+        arms=arm_list,
+        n_patients=n,
+        mechanisms_off=mechanisms_off,
+        solver=solver,
+        model_events=tuple(extra),
+        arm_events=tuple(arm_events),
+        schedule=sched,
+        start_day=float(t0),
+        time_zero_day=float(time_zero),
+        history=history,
+        t_out=t_out,
+        layout=layout,
+        dtype=store_dtype,
+        labels=tuple(f"arm {a.name!r}, patient {i}" for a in arm_list for i in range(n)),
+        treatment=treatment,
+    )
+
+
+def simulate_prepared(
+    model: ModelSpec | CompiledModel,
+    prepared: PreparedSimulation,
+    *,
+    population: VirtualPopulation | None = None,
+    parameters: ParameterSet | Mapping[str, float] | None = None,
+    out_of_bounds: str = "raise",
+    model_source: Mapping[str, Any] | None = None,
+) -> xr.Dataset:
+    """:func:`simulate` of the arms and settings of ``prepared`` (:func:`prepare_simulation` of the same model) for a
+    population and parameter values: the same dataset, bit for bit (tested)."""
+    spec = model.spec if isinstance(model, CompiledModel) else model
+    if not isinstance(prepared, PreparedSimulation):
+        raise ParameterError(f"prepared must be a PreparedSimulation, got {type(prepared).__name__}")
+    if spec is not prepared.spec and spec.content_hash() != prepared.spec.content_hash():
+        raise ParameterError(
+            f"prepared: made for model {prepared.spec.name!r}, not {spec.name!r}; call prepare_simulation with this "
+            "model"
+        )
+    population = population or VirtualPopulation(n_patients=1)
+    if not isinstance(population, VirtualPopulation):
+        raise ParameterError(f"population must be a VirtualPopulation, got {type(population).__name__}")
+    population.check(spec)
+    return _run_prepared(model, prepared, population, parameters, out_of_bounds, model_source, stacklevel=3)
+
+
+def _run_prepared(
+    model: ModelSpec | CompiledModel,
+    prepared: PreparedSimulation,
+    population: VirtualPopulation,
+    parameters: ParameterSet | Mapping[str, float] | None,
+    out_of_bounds: str,
+    model_source: Mapping[str, Any] | None,
+    *,
+    stacklevel: int,
+) -> xr.Dataset:
+    """The rest of :func:`simulate` once the population is checked: values, bounds, history, solve, dataset."""
+    spec = prepared.spec
+    n = int(population.n_patients)
+    if n != prepared.n_patients:
+        raise ParameterError(
+            f"population has {n} patients, the prepared simulation {prepared.n_patients}; prepare it for {n}"
+        )
+    arm_list, solver, mechanisms_off = prepared.arms, prepared.solver, prepared.mechanisms_off
+    arm_values = [
+        resolve_values(spec, a.plan.parameter_overrides(), parameters, a.parameters, mechanisms_off=mechanisms_off)
+        for a in arm_list
+    ]
     if out_of_bounds not in ("raise", "clip"):
         raise ParameterError(f"out_of_bounds must be 'raise' or 'clip', got {out_of_bounds!r}")
     Ps = [population.parameter_matrix(spec, vals) for vals in arm_values]
@@ -471,14 +633,13 @@ def simulate(
             Ps[k] = np.clip(P, lo, hi)
     for a, P in zip(arm_list, Ps, strict=True):
         _check_patient_bounds(spec, P, a.name)
-    if history:
-        size_parameters(spec)  # refuses a model without per-lesion start sizes before any work
 
     # ---- work ---------------------------------------------------------------------------------
     compiled = compile_model(model) if not isinstance(model, CompiledModel) else model
+    t0, time_zero, t_out = prepared.start_day, prepared.time_zero_day, prepared.t_out
     fits: list[HistoryFit] = []
-    if history:  # choose the start sizes so that the drawn sizes hold at time zero (abscopal.history)
-        for k, (a, evs) in enumerate(zip(arm_list, arm_events, strict=True)):
+    if prepared.history:  # choose the start sizes so that the drawn sizes hold at time zero (abscopal.history)
+        for k, (a, evs) in enumerate(zip(arm_list, prepared.arm_events, strict=True)):
             Ps[k], fit = hold_sizes_at_time_zero(
                 compiled,
                 Ps[k],
@@ -491,24 +652,17 @@ def simulate(
             )
             fits.append(fit)
     P_all = np.concatenate(Ps, axis=0)
-    blocks = [
-        EventSchedule.concatenate([(EventSchedule.from_lists(compiled, [evs]), n)])
-        if a.rt_start_day is None
-        else EventSchedule.from_lists(compiled, evs)
-        for a, evs in zip(arm_list, arm_events, strict=True)
-    ]
-    sched = _stack(blocks)
-    labels = [f"arm {a.name!r}, patient {i}" for a in arm_list for i in range(n)]
+    layout = prepared.layout
     sol = solve_to_store(
         compiled,
         P_all,
         t_out,
-        events=sched,
+        events=prepared.schedule,
         t0=t0,
         options=solver,
-        labels=labels,
+        labels=prepared.labels,
         layout=layout,
-        dtype=store_dtype,
+        dtype=prepared.dtype,
         n_threads=numba.get_num_threads() if solver.parallel else 1,
     )
     if sol.n_fallback:
@@ -520,7 +674,7 @@ def simulate(
             "SolverOptions(method='auto') detects stiffness early); recorded as stiff_fallback_patients in the "
             "provenance",
             AbscopalWarning,
-            stacklevel=2,
+            stacklevel=stacklevel,
         )
     ds = _to_dataset(
         spec,
@@ -536,11 +690,13 @@ def simulate(
         layout.views(sol.store, len(arm_list)),
         layout,
         sol.n_fallback,
-        store_dtype.name,
+        prepared.dtype.name,
+        prepared.treatment,
     )
     if out_of_bounds == "clip":
         prov = json.loads(ds.attrs["provenance"]) | {"out_of_bounds": "clip", "clipped_values": n_clipped}
         ds.attrs["provenance"] = json.dumps(prov, sort_keys=True)
+    extra = prepared.model_events
     if extra or model_source:
         prov = json.loads(ds.attrs["provenance"])
         if extra:
@@ -548,7 +704,7 @@ def simulate(
         if model_source:
             prov["model_source"] = dict(model_source)
         ds.attrs["provenance"] = json.dumps(prov, sort_keys=True, default=str)
-    if history:
+    if prepared.history:
         _record_history(ds, arm_list, fits, t0, time_zero)
     return ds
 
@@ -710,6 +866,7 @@ def _to_dataset(
     layout,
     n_fallback,
     dtype_name,
+    treatment,
 ) -> xr.Dataset:
     n_arms, n = len(arms), int(population.n_patients)
     coords: dict[str, Any] = {
@@ -724,7 +881,7 @@ def _to_dataset(
         _, _, lesion, units, long_name = members[0]
         dims = ("arm", "patient", "time") if lesion is None else ("arm", "patient", "lesion", "time")
         data[name] = (dims, values[name], {"units": units, "long_name": long_name})
-    data.update(_treatment_summary(spec, arms, n_arms, n, float(t_out[-1])))
+    data.update({k: (dims, np.array(v), attrs) for k, (dims, v, attrs) in treatment.items()})  # copies: writable
     starts = np.array(
         [
             np.full(n, np.nan if not a.plan.fractions() else min(f.time_day for f in a.plan.fractions()))

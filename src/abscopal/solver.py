@@ -24,6 +24,7 @@ from scipy.integrate import solve_ivp
 
 from .errors import ParameterError, ScheduleError, SolverError, unknown_name_message
 from .model.compile import CompiledModel
+from .model.spec import ModelSpec
 
 __all__ = ["FALLBACK_MIN_STEPS", "METHODS", "EventSchedule", "Solution", "SolverOptions", "solve"]
 
@@ -111,11 +112,12 @@ class EventSchedule:
 
     @classmethod
     def from_lists(
-        cls, model: CompiledModel, per_patient: Sequence[Sequence[tuple[float, str, Sequence[float]]]]
+        cls, model: CompiledModel | ModelSpec, per_patient: Sequence[Sequence[tuple[float, str, Sequence[float]]]]
     ) -> EventSchedule:
-        """Build from ``[[(time_day, event_name, args), ...] per patient]``."""
-        names = [e.name for e in model.spec.events]
-        width = max([len(e.arguments) for e in model.spec.events] + [1])
+        """Build from ``[[(time_day, event_name, args), ...] per patient]`` (events of ``model``, compiled or not)."""
+        spec = model if isinstance(model, ModelSpec) else model.spec
+        names = [e.name for e in spec.events]
+        width = max([len(e.arguments) for e in spec.events] + [1])
         ptr = np.zeros(len(per_patient) + 1, np.int64)
         times: list[float] = []
         kinds: list[int] = []
@@ -126,7 +128,7 @@ class EventSchedule:
                 t, name, args = events[k]
                 if name not in names:
                     raise ScheduleError(unknown_name_message("event", name, names))
-                ev = model.spec.events[names.index(name)]
+                ev = spec.events[names.index(name)]
                 if len(args) != len(ev.arguments):
                     raise ScheduleError(
                         f"event {name!r} takes {len(ev.arguments)} arguments {ev.argument_names}, got {len(args)}"

@@ -275,7 +275,7 @@ def test_calibration_commands_never_write_over_their_inputs_or_a_device(
     calibration_inputs, tmp_path, capsys, monkeypatch, argv, victim, match
 ):
     arms = importlib.import_module("abscopal.arms")  # every arm is simulated through abscopal.arms.run_arm
-    monkeypatch.setattr(arms, "simulate", lambda *a, **k: pytest.fail("simulated before checking the outputs"))
+    monkeypatch.setattr(arms, "simulate_prepared", lambda *a, **k: pytest.fail("simulated before checking the outputs"))
     fit, targets = calibration_inputs
     fit_html = tmp_path / "fit.html"  # a fit file with a report suffix: the only way --out can name it
     fit_html.write_bytes(fit.read_bytes())

@@ -140,7 +140,7 @@ def test_unknown_calibration_names_fail_before_simulating(problem, monkeypatch, 
     import abscopal.calibrate.objective as objective
 
     # every arm is simulated through abscopal.arms.run_arm
-    monkeypatch.setattr(arms, "simulate", lambda *a, **k: pytest.fail("simulated before validating"))
+    monkeypatch.setattr(arms, "simulate_prepared", lambda *a, **k: pytest.fail("simulated before validating"))
     with pytest.raises(objective.ParameterError, match=match):
         default_parameters(problem, [name])
     with pytest.raises(objective.ParameterError, match=match):
@@ -188,7 +188,7 @@ def test_validate_only_targets_are_neither_fitted_nor_simulated(nsclc3, monkeypa
     assert len(everything.validate_only) == 5  # 3 SBRT-arm outcomes and 2 hazard ratios
     same = everything.patients[("pembro_rt", "pembro")].baseline_diameter_mm
     assert np.array_equal(same, fit_set.patients[("pembro_rt", "pembro")].baseline_diameter_mm)
-    monkeypatch.setattr(arms, "simulate", lambda *a, **k: pytest.fail("simulated before refusing"))
+    monkeypatch.setattr(arms, "simulate_prepared", lambda *a, **k: pytest.fail("simulated before refusing"))
     with pytest.raises(AbscopalError, match="include_validate_only"):
         calibrate(everything)
     with pytest.raises(ParameterError, match="include_validate_only"):

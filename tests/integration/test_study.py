@@ -85,7 +85,7 @@ def test_bad_top_level_keys_and_draws_without_fit_fail_before_any_simulation(mon
         parse_study(BASE | {"populaton": {}})
     import abscopal.arms as arms  # every cell is simulated through abscopal.arms.run_arm
 
-    monkeypatch.setattr(arms, "simulate", lambda *a, **k: pytest.fail("simulated before validating"))
+    monkeypatch.setattr(arms, "simulate_prepared", lambda *a, **k: pytest.fail("simulated before validating"))
     with pytest.raises(ParameterError, match="n_draws = 3 needs a fit"):
         run_study(parse_study(BASE | {"uncertainty": {"n_draws": 3}}))
     with pytest.raises(ParameterError, match="n_lesions = 4 but model 'nsclc' has 3 lesions"):

@@ -233,7 +233,7 @@ def test_cli_validate_json_and_table(fit_file, tmp_path, capsys, monkeypatch):
     def boom(*a, **k):
         raise AssertionError("simulated before checking the arguments")
 
-    monkeypatch.setattr(arms, "simulate", boom)
+    monkeypatch.setattr(arms, "simulate_prepared", boom)
     with pytest.raises(AbscopalError, match="exists"):
         _run(["--fit", str(fit_file), target, "--out", str(out)])
 
@@ -243,7 +243,7 @@ def test_cli_bad_arguments_fail_before_any_simulation(case, fit_file, tmp_path, 
     def boom(*a, **k):
         raise AssertionError("simulated before checking the arguments")
 
-    monkeypatch.setattr(arms, "simulate", boom)
+    monkeypatch.setattr(arms, "simulate_prepared", boom)
     monkeypatch.setattr(objective.CalibrationProblem, "__post_init__", boom)
     target = str(ROOT / "ratnayake2020.toml")
     (bad := tmp_path / "bad.json").write_text("{}")
@@ -267,7 +267,7 @@ def test_api_bad_arguments_fail_before_any_simulation(calibration, synthetic, mo
     def boom(*a, **k):
         raise AssertionError("simulated before checking the arguments")
 
-    monkeypatch.setattr(arms, "simulate", boom)
+    monkeypatch.setattr(arms, "simulate_prepared", boom)
     with pytest.raises(ParameterError, match="level"):
         validate(calibration, synthetic, level=95)
     with pytest.raises(ParameterError, match="n_parameter_draws"):

@@ -298,6 +298,21 @@ def _starts(params: Any, k: int, seed: int) -> list[dict[str, float]]:
     return starts
 
 
+def _fit_timing(fit_s: float, n_patients_per_arm: int) -> dict[str, Any]:
+    """``provenance["timing"]`` of a fit: its wall time, the virtual patients per arm and the compiled kernels'
+    threads on how many cores (profiles add theirs: :func:`~abscopal.calibrate.uncertainty.with_uncertainty`)."""
+    import os
+
+    import numba
+
+    return {
+        "fit_s": round(fit_s, 3),
+        "n_patients_per_arm": int(n_patients_per_arm),
+        "threads": int(numba.get_num_threads()),
+        "cpu_count": os.cpu_count(),
+    }
+
+
 def calibrate(
     problem: CalibrationProblem,
     params: Any = None,
@@ -434,6 +449,7 @@ def calibrate(
     preds = _predictions(problem, values)
     spec = problem._spec
     library_name, model_version = _library_name(spec)
+    elapsed = time.perf_counter() - t0
     provenance = {
         "version": __version__,
         "environment": environment(),
@@ -458,7 +474,8 @@ def calibrate(
         "fit_seed": int(seed),
         **({"pneumonitis_exposure": problem.toxicity_exposure} if problem.toxicity_exposure else {}),
         **extra,
-        "elapsed_s": round(time.perf_counter() - t0, 3),
+        "elapsed_s": round(elapsed, 3),
+        "timing": _fit_timing(elapsed, problem.n_patients_per_arm),
     }
     return Calibration(
         values=values,

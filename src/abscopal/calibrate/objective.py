@@ -51,7 +51,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..arms import ArmRun, arm_patients, baseline_day, run_arm
+from ..arms import ArmRun, arm_patients, baseline_day, prepare_arm, run_arm
 from ..endpoints import DAYS_PER_MONTH
 from ..endpoints.assessment import DEATH_MODELS
 from ..endpoints.outcomes import (
@@ -63,6 +63,7 @@ from ..endpoints.outcomes import (
     ScoredArm,
     fittable_outcomes,
 )
+from ..endpoints.readout import scored_outputs
 from ..endpoints.toxicity import PneumonitisModel, assumed_mean_lung_dose_gy, target_in_lung
 from ..errors import ParameterError, unknown_name_message
 from ..fitted.values import (
@@ -85,6 +86,7 @@ from ..trials import ArmTarget, ComparisonTarget, Outcome, TrialTargets
 if TYPE_CHECKING:
     from ..endpoints.assessment import DeathModel, TrialAssessment
     from ..model.compile import CompiledModel
+    from ..simulate import PreparedSimulation
 
 __all__ = [
     "DEFAULT_FREE",
@@ -272,7 +274,7 @@ class CalibrationProblem:
     # set by __post_init__ (the common random numbers and what the residuals compare)
     _outcomes: tuple[str, ...] = field(init=False, repr=False, compare=False)  # outcomes, the default filled in
     _spec: ModelSpec = field(init=False, repr=False, compare=False)
-    _cache: dict[str, CompiledModel] = field(init=False, repr=False, compare=False)
+    _cache: dict[Any, Any] = field(init=False, repr=False, compare=False)  # compiled model, prepared arms
     _setups: dict[tuple[str, str], _ArmSetup] = field(init=False, repr=False, compare=False)
     _toxicity: dict[tuple[str, str], _ToxicitySetup] = field(init=False, repr=False, compare=False)
     _simulated: tuple[tuple[str, str], ...] = field(init=False, repr=False, compare=False)  # arms the keys need
@@ -322,8 +324,9 @@ class CalibrationProblem:
         object.__setattr__(self, "_simulated", tuple(setups))
 
     def __getstate__(self) -> dict[str, Any]:
-        """Pickled without the last simulation (a worker process starts with an empty memo)."""
-        return self.__dict__ | {"_memo": {}}
+        """Pickled without the last simulation and the prepared arms (a worker process starts with an empty memo and
+        prepares its arms at its first evaluation); the compiled model pickles as a reference to its kernel file."""
+        return self.__dict__ | {"_memo": {}, "_cache": {k: v for k, v in self._cache.items() if k == "model"}}
 
     # ---- preparation (common random numbers) ---------------------------------------------------------------------
     def _prepare_arm(self, trial: TrialTargets, arm: ArmTarget, spec: ModelSpec) -> _ArmSetup:
@@ -445,6 +448,24 @@ class CalibrationProblem:
             self._variability_names,
         )
 
+    def _prepared(self, s: _ArmSetup, split: SplitValues) -> PreparedSimulation:
+        """The arm's simulation before any value enters (plan, events, output grid; :func:`~abscopal.arms.prepare_arm`),
+        built at the first evaluation and reused: only the outputs the scoring reads are kept
+        (:func:`~abscopal.endpoints.readout.scored_outputs`)."""
+        key = ("prepared", s.trial, s.arm.name)
+        if key not in self._cache:
+            self._cache[key] = prepare_arm(
+                self._spec,
+                s.plan,
+                s.patients.n_patients,
+                start_day=s.start_day,
+                t_end_day=s.t_end_day,
+                name=s.arm.name,
+                variables=scored_outputs(self._spec),
+                parameters=split.typical,
+            )
+        return self._cache[key]
+
     def _simulate_arm(self, s: _ArmSetup, split: SplitValues) -> ArmRun:
         return run_arm(
             self._compiled(),
@@ -456,6 +477,8 @@ class CalibrationProblem:
             t_end_day=s.t_end_day,
             name=s.arm.name,
             pfs_bandwidth_day=s.bandwidth_pfs_day,
+            variables=scored_outputs(self._spec),
+            prepared=self._prepared(s, split),
         )
 
     def _run(self, values: Mapping[str, float]) -> dict[tuple[str, str], ScoredArm]:

@@ -306,6 +306,20 @@ _CAPTIONS = {
 """Caption of every figure of :data:`FIGURES`."""
 
 
+def _profile_timing_rows(prov: Mapping[str, Any]) -> list[list[Any]]:
+    """The report row of the profiles' wall time and where they ran (none without profile timing)."""
+    timing = prov.get("timing") or {}
+    if "profiles_s" not in timing:
+        return []
+    if timing.get("profile_scheduler"):
+        where = f"the Dask scheduler {timing['profile_scheduler']}"
+    elif timing.get("profile_workers"):
+        where = f"{timing['profile_workers']} local worker processes"
+    else:
+        where = "one process"
+    return [["elapsed (profiles)", f"{_g(timing['profiles_s'])} s ({where})"]]
+
+
 def _context(calibration: Calibration, targets: Mapping[str, TrialTargets] | None) -> dict[str, Any]:
     """Everything the templates ``fit_report.html.j2`` and ``fit_report.md.j2`` show except the figures: plain
     strings, numbers and lists (tables are lists of rows)."""
@@ -369,6 +383,7 @@ def _context(calibration: Calibration, targets: Mapping[str, TrialTargets] | Non
             ],
             ["objective evaluations", calibration.nfev],
             ["elapsed (fit)", f"{_g(prov.get('elapsed_s'))} s"],
+            *_profile_timing_rows(prov),
         ],
         "targets": [[t, h, (prov.get("target_paths") or {}).get(t) or "-"] for t, h in prov.get("targets", {}).items()],
         "parameters": {

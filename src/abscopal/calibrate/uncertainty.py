@@ -108,6 +108,148 @@ def _crossing(xs: Sequence[float], d: Sequence[float], level: float) -> tuple[fl
     return float(last), False
 
 
+@dataclass(frozen=True, kw_only=True)
+class _SideGrid:
+    """The grid of one side of one parameter's profile (:func:`profile_likelihood`)."""
+
+    name: str
+    sign: int
+    x0: float
+    bound: float
+    lower: float
+    upper: float
+    h: float
+    half: float
+    n_side: int
+    max_extend: int
+    n_refine: int
+
+
+Point = tuple[float, float, dict[str, float]]  # (value, chi-square, the other free values at the re-fit)
+
+
+def _profile_side(
+    problem: ResidualProblem, params: Any, g: _SideGrid, chi0: float, warm: dict[str, float], opts: Mapping[str, Any]
+) -> tuple[list[Point], int]:
+    """The points of one side, outward from the optimum (which is the first), and the evaluations they cost.
+
+    Each re-fit starts from the neighbouring point nearer the optimum, so the points of a side are computed in
+    order; the sides are independent of each other (the tasks of the parallel run)."""
+    name, sign, x0, h, half = g.name, g.sign, g.x0, g.h, g.half
+    nfev = 0
+    pts: list[Point] = [(x0, chi0, warm)]
+    steps = [h * k for k in range(1, g.n_side + 1)]
+    extra = [half + h * (2 ** (j + 1) - 1) for j in range(g.max_extend)]
+    for k, dist in enumerate([*steps, *extra, math.inf]):
+        if k >= len(steps) and pts[-1][1] - chi0 >= DELTA_CHISQR_95:
+            break  # the 95% rise is reached: no extension needed
+        x = x0 + sign * dist
+        at_bound = (x <= g.lower) if sign < 0 else (x >= g.upper)
+        if at_bound:
+            x = g.bound
+        if not math.isfinite(x) or x == pts[-1][0]:
+            break
+        chi, others, n = _profile_point(problem, params, name, x, pts[-1][2], opts)
+        nfev += n
+        pts.append((x, chi, others or pts[-1][2]))
+        if at_bound or not math.isfinite(chi):
+            break
+    # a wide last step (an extension or the jump to the bound) that crosses the 95% rise: bisect it
+    for _ in range(g.n_refine):
+        if (
+            len(pts) < 2
+            or not (pts[-2][1] - chi0 < DELTA_CHISQR_95 <= pts[-1][1] - chi0)
+            or abs(pts[-1][0] - pts[-2][0]) <= 1.01 * h
+        ):
+            break
+        a, b = pts[-2][0], pts[-1][0]
+        x = math.sqrt(a * b) if a > 0 and b > 0 and max(a, b) > 4.0 * min(a, b) else 0.5 * (a + b)
+        chi, others, n = _profile_point(problem, params, name, x, pts[-2][2], opts)
+        nfev += n
+        if not math.isfinite(chi):
+            break
+        pts.insert(-1, (x, chi, others or pts[-2][2]))
+        if chi - chi0 >= DELTA_CHISQR_95:
+            pts.pop()  # the crossing is below x: drop the far point, keep bisecting [pts[-2], x]
+    return pts, nfev
+
+
+# ---- profiles on Dask: each worker process builds its own problem once ----------------------------------------------
+@dataclass(frozen=True, kw_only=True)
+class _SideTask:
+    """One side of one profile, for a worker process: how to build the problem (never its compiled kernels: a
+    compiled model pickles as a reference to its kernel file, loaded from the disk cache), the fit and the grid."""
+
+    problem_key: str
+    problem: Any  # the CalibrationProblem's constructor arguments (a dict), or a picklable problem
+    calibration: Fit
+    grid: _SideGrid
+    chi0: float
+    warm: dict[str, float]
+    opts: dict[str, Any]
+    threads: int | None
+
+
+_WORKER_PROBLEMS: dict[str, Any] = {}  # per worker process: problem key -> the problem built from its recipe
+
+
+def _problem_recipe(problem: ResidualProblem) -> tuple[str, Any]:
+    """``(key, recipe)``: a CalibrationProblem's constructor arguments and a sha256 of what they determine (targets'
+    content hashes, model hash, patients, seed, base values, outcomes, options); any other problem is sent as it is
+    (it must pickle)."""
+    import dataclasses
+    import hashlib
+    import json
+    import pickle
+
+    from .objective import CalibrationProblem
+
+    if isinstance(problem, CalibrationProblem):
+        recipe = {f.name: getattr(problem, f.name) for f in dataclasses.fields(problem) if f.init}
+        spec = problem._spec
+        text = json.dumps(
+            {
+                "targets": [t.content_hash() for t in problem.targets],
+                "model": spec.content_hash(),
+                "fields": {k: v for k, v in recipe.items() if k not in ("targets", "model")},
+            },
+            sort_keys=True,
+            default=str,
+        )
+        return "recipe:" + hashlib.sha256(text.encode()).hexdigest(), recipe
+    try:
+        data = pickle.dumps(problem)
+    except Exception as exc:
+        raise AbscopalError(
+            f"problem: a {type(problem).__name__} cannot be sent to worker processes ({type(exc).__name__}: {exc}); "
+            "profile in process (workers=None, scheduler=None) or pass a CalibrationProblem"
+        ) from None
+    return "object:" + hashlib.sha256(data).hexdigest(), problem
+
+
+def _worker_problem(key: str, recipe: Any) -> Any:
+    if key not in _WORKER_PROBLEMS:
+        from .objective import CalibrationProblem
+
+        _WORKER_PROBLEMS.clear()  # one problem at a time per worker process
+        _WORKER_PROBLEMS[key] = CalibrationProblem(**recipe) if key.startswith("recipe:") else recipe
+    return _WORKER_PROBLEMS[key]
+
+
+def _run_side_task(task: _SideTask) -> tuple[list[Point], int, float]:
+    """A worker's side of a profile: the points, the evaluations and the wall time (s)."""
+    import time
+
+    if task.threads is not None:
+        import numba
+
+        numba.set_num_threads(min(task.threads, int(getattr(numba.config, "NUMBA_NUM_THREADS", task.threads))))
+    t0 = time.perf_counter()
+    problem = _worker_problem(task.problem_key, task.problem)
+    pts, nfev = _profile_side(problem, task.calibration.parameters(), task.grid, task.chi0, task.warm, task.opts)
+    return pts, nfev, time.perf_counter() - t0
+
+
 def profile_likelihood(
     problem: ResidualProblem,
     calibration: Fit,
@@ -118,6 +260,8 @@ def profile_likelihood(
     rel_span: float = 0.5,
     max_extend: int = 3,
     n_refine: int = 6,
+    workers: int | None = None,
+    scheduler: str | None = None,
     **kwargs: Any,
 ) -> dict[str, dict[str, Any]]:
     """Chi-square profiles and profile-likelihood intervals of fitted parameters.
@@ -133,6 +277,12 @@ def profile_likelihood(
     far bound). Intervals are interpolated linearly between grid points. With one free parameter the profile is
     the chi-square curve itself.
 
+    The sides of the profiles (two per parameter) are independent: with ``workers`` or ``scheduler`` they run in
+    parallel on Dask (:mod:`abscopal.parallel`), each worker process building its own problem once from the
+    problem's settings (targets, model, patients, seed, base values: the same common random numbers), with the
+    machine's cores shared out among local workers. The points of a side stay in order (each re-fit starts from
+    its neighbour), so the result is identical to the serial run, bit for bit (tested).
+
     This is a self-written grid profile rather than ``lmfit.conf_interval``: that needs standard errors (it
     raises ``MinimizerException`` without them, i.e. exactly for the poorly identified parameters one wants to
     see), only warns when a bound is reached, and returns no curve to plot; the grid profile returns the curve,
@@ -141,8 +291,9 @@ def profile_likelihood(
     Parameters
     ----------
     problem
-        The calibrated :class:`~abscopal.calibrate.objective.CalibrationProblem` (anything with ``residuals``);
-        checked against ``calibration.chisqr`` by one evaluation at the fitted values.
+        The calibrated :class:`~abscopal.calibrate.objective.CalibrationProblem` (anything with ``residuals``;
+        with ``workers`` / ``scheduler`` another problem must pickle); checked against ``calibration.chisqr`` by one
+        evaluation at the fitted values.
     calibration
         The fit (its ``params_json`` gives bounds and free parameters; ``stderr`` the grid scale).
     names
@@ -158,20 +309,29 @@ def profile_likelihood(
         Extra steps per side (doubling) before jumping to the bound (default 3).
     n_refine
         Bisections of a wide last step that crosses the 95% rise (default 6).
+    workers, scheduler
+        Run the sides on a local Dask cluster of ``workers`` processes, or on the Dask scheduler at ``scheduler``
+        (``[tcp://]host:port``); default: in process.
     **kwargs
         Options of the inner least-squares fits (defaults as in :func:`~abscopal.calibrate.fit.calibrate`).
 
     Returns
     -------
     dict
-        ``{name: profile}`` in the format of :attr:`~abscopal.fitted.format.Fit.profiles`.
+        ``{name: profile}`` in the format of :attr:`~abscopal.fitted.format.Fit.profiles`; each profile also has
+        ``elapsed_s``, the time its two sides took (summed over where they ran).
 
     Raises
     ------
     AbscopalError
-        Before any simulation: a name that is not a free parameter, ``n_points`` < 3, non-positive spans.
-        After one evaluation: ``problem`` does not reproduce the calibration's chi-square.
+        Before any simulation: a name that is not a free parameter, ``n_points`` < 3, non-positive spans, bad
+        ``workers`` / ``scheduler`` (both given, fewer than 1 worker, not an address, a scheduler that does not
+        answer). After one evaluation: ``problem`` does not reproduce the calibration's chi-square.
     """
+    import time
+
+    from ..parallel import check_parallel, task_runner, worker_threads
+
     params = calibration.parameters()
     free = [k for k, p in params.items() if p.vary]
     names = list(free if names is None else names)
@@ -190,61 +350,71 @@ def profile_likelihood(
     for arg, v in (("max_extend", max_extend), ("n_refine", n_refine)):
         if isinstance(v, bool) or not isinstance(v, int) or v < 0:
             raise AbscopalError(f"{arg}={v!r}: give an integer >= 0")
+    check_parallel(workers, scheduler, workers_argument="workers", scheduler_argument="scheduler")
+    parallel = workers is not None or scheduler is not None
+    recipe = _problem_recipe(problem) if parallel else ("", None)
     opts = {"scale_covar": False} | dict(LEAST_SQUARES_OPTIONS) | kwargs
-    chi0 = _chisqr(problem, params)
-    if not math.isclose(chi0, calibration.chisqr, rel_tol=1e-6, abs_tol=1e-9):
-        raise AbscopalError(
-            f"problem: chi-square at the fitted values is {chi0:.6g}, not the calibration's "
-            f"{calibration.chisqr:.6g}; pass the calibrated problem (Calibration.problem())"
-        )
     n_side = (n_points - 1) // 2
-    out: dict[str, dict[str, Any]] = {}
+    grids: list[_SideGrid] = []
     for name in names:
         p = params[name]
         x0, lo_b, hi_b = float(p.value), float(p.min), float(p.max)
         se = calibration.stderr.get(name)
         half = span * se if se is not None and se > 0 and math.isfinite(se) else rel_span * max(abs(x0), 1e-12)
-        h = half / n_side
-        sides: dict[int, list[tuple[float, float, dict[str, float]]]] = {}
-        nfev = 1
         for sign, bound in ((-1, lo_b), (1, hi_b)):
-            pts: list[tuple[float, float, dict[str, float]]] = [
-                (x0, chi0, {k: calibration.values[k] for k in free if k != name})
+            grids.append(
+                _SideGrid(
+                    name=name,
+                    sign=sign,
+                    x0=x0,
+                    bound=bound,
+                    lower=lo_b,
+                    upper=hi_b,
+                    h=half / n_side,
+                    half=half,
+                    n_side=n_side,
+                    max_extend=max_extend,
+                    n_refine=n_refine,
+                )
+            )
+    results: dict[tuple[str, int], tuple[list[Point], int, float]] = {}
+    with task_runner(scheduler, workers, scheduler_argument="scheduler", workers_argument="workers") as run:
+        chi0 = _chisqr(problem, params)  # connected first: a scheduler that does not answer fails before this
+        if not math.isclose(chi0, calibration.chisqr, rel_tol=1e-6, abs_tol=1e-9):
+            raise AbscopalError(
+                f"problem: chi-square at the fitted values is {chi0:.6g}, not the calibration's "
+                f"{calibration.chisqr:.6g}; pass the calibrated problem (Calibration.problem())"
+            )
+
+        def warm(g: _SideGrid) -> dict[str, float]:
+            return {k: calibration.values[k] for k in free if k != g.name}
+
+        if not parallel:
+            for g in grids:
+                t0 = time.perf_counter()
+                pts, n = _profile_side(problem, params, g, chi0, warm(g), opts)
+                results[(g.name, g.sign)] = (pts, n, time.perf_counter() - t0)
+        else:
+            tasks = [
+                _SideTask(
+                    problem_key=recipe[0],
+                    problem=recipe[1],
+                    calibration=calibration,
+                    grid=g,
+                    chi0=chi0,
+                    warm=warm(g),
+                    opts=opts,
+                    threads=worker_threads(workers),
+                )
+                for g in grids
             ]
-            steps = [h * k for k in range(1, n_side + 1)]
-            extra = [half + h * (2 ** (j + 1) - 1) for j in range(max_extend)]
-            for k, dist in enumerate([*steps, *extra, math.inf]):
-                if k >= len(steps) and pts[-1][1] - chi0 >= DELTA_CHISQR_95:
-                    break  # the 95% rise is reached: no extension needed
-                x = x0 + sign * dist
-                at_bound = (x <= lo_b) if sign < 0 else (x >= hi_b)
-                if at_bound:
-                    x = bound
-                if not math.isfinite(x) or x == pts[-1][0]:
-                    break
-                chi, others, n = _profile_point(problem, params, name, x, pts[-1][2], opts)
-                nfev += n
-                pts.append((x, chi, others or pts[-1][2]))
-                if at_bound or not math.isfinite(chi):
-                    break
-            # a wide last step (an extension or the jump to the bound) that crosses the 95% rise: bisect it
-            for _ in range(n_refine):
-                if (
-                    len(pts) < 2
-                    or not (pts[-2][1] - chi0 < DELTA_CHISQR_95 <= pts[-1][1] - chi0)
-                    or abs(pts[-1][0] - pts[-2][0]) <= 1.01 * h
-                ):
-                    break
-                a, b = pts[-2][0], pts[-1][0]
-                x = math.sqrt(a * b) if a > 0 and b > 0 and max(a, b) > 4.0 * min(a, b) else 0.5 * (a + b)
-                chi, others, n = _profile_point(problem, params, name, x, pts[-2][2], opts)
-                nfev += n
-                if not math.isfinite(chi):
-                    break
-                pts.insert(-1, (x, chi, others or pts[-2][2]))
-                if chi - chi0 >= DELTA_CHISQR_95:
-                    pts.pop()  # the crossing is below x: drop the far point, keep bisecting [pts[-2], x]
-            sides[sign] = pts
+            keys = [f"abscopal-profile-{recipe[0][-12:]}-{g.name}-{'lower' if g.sign < 0 else 'upper'}" for g in grids]
+            for task, result in run(_run_side_task, tasks, keys):
+                results[(task.grid.name, task.grid.sign)] = result
+    out: dict[str, dict[str, Any]] = {}
+    for name in names:
+        sides = {sign: results[(name, sign)][0] for sign in (-1, 1)}
+        p = params[name]
         pts = sides[-1][::-1] + sides[1][1:]
         xs = [x for x, _, _ in pts]
         chis = [c for _, c, _ in pts]
@@ -254,12 +424,12 @@ def profile_likelihood(
             "values": xs,
             "chisqr": chis,
             "others": {k: [o.get(k, math.nan) for _, _, o in pts] for k in free if k != name},
-            "optimum": x0,
+            "optimum": float(p.value),
             "chisqr_min": cmin,
-            "stderr": se,
-            "lower_bound": lo_b,
-            "upper_bound": hi_b,
-            "nfev": nfev,
+            "stderr": calibration.stderr.get(name),
+            "lower_bound": float(p.min),
+            "upper_bound": float(p.max),
+            "nfev": 1 + results[(name, -1)][1] + results[(name, 1)][1],
         }
         for label, level in (("68", DELTA_CHISQR_68), ("95", DELTA_CHISQR_95)):
             ends, closed = [], []
@@ -272,6 +442,7 @@ def profile_likelihood(
             prof[f"interval_{label}"] = ends
             prof[f"closed_{label}"] = closed
         prof["closed"] = all(prof["closed_95"])
+        prof["elapsed_s"] = round(results[(name, -1)][2] + results[(name, 1)][2], 3)
         out[name] = prof
     return out
 
@@ -606,6 +777,7 @@ def with_uncertainty(
     *,
     profiles: Mapping[str, Mapping[str, Any]] | None = None,
     posterior: Posterior | Mapping[str, Any] | None = None,
+    timing: Mapping[str, Any] | None = None,
 ) -> _FitT:
     """A copy of ``calibration`` (same class) with ``profiles`` (merged into existing ones), ``posterior`` and a
     recomputed :attr:`~abscopal.fitted.format.Fit.identifiability`.
@@ -619,6 +791,9 @@ def with_uncertainty(
     posterior
         A :class:`Posterior` (stored with :meth:`Posterior.to_dict`, settings in
         ``provenance["posterior_options"]``) or a dict in that format (None: keep the existing one).
+    timing
+        Added to ``provenance["timing"]`` (e.g. ``profiles_s``, the wall time of :func:`profile_likelihood`, and
+        ``profile_workers`` / ``profile_scheduler``, where it ran).
 
     Returns
     -------
@@ -629,6 +804,8 @@ def with_uncertainty(
     if profiles is not None:
         new_profiles = {**(calibration.profiles or {}), **{k: dict(v) for k, v in profiles.items()}}
     prov = dict(calibration.provenance)
+    if timing is not None:
+        prov["timing"] = dict(prov.get("timing") or {}) | dict(timing)
     post = calibration.posterior
     if isinstance(posterior, Posterior):
         post = posterior.to_dict()

@@ -5,7 +5,8 @@ Command lines::
 
     abscopal fit fits/targets/*.toml --out fits/NAME.json [--patients N] [--seed S] [--force] [--free NAME ...]
         [--outcomes NAME ...] [--method {least_squares,differential_evolution}] [--multistart K] [--start-seed S]
-        [--profile [NAME ...]] [--posterior [--walkers N] [--steps N] [--burn N] [--thin N]]
+        [--profile [NAME ...] [--workers N | --scheduler ADDRESS]]
+        [--posterior [--walkers N] [--steps N] [--burn N] [--thin N]]
         [--report REPORT.html|REPORT.md]
     abscopal fit-report fits/NAME.json --out fits/NAME.html [--force] [--targets FILES...]
 
@@ -53,6 +54,15 @@ def _check_fit_args(args: argparse.Namespace) -> None:
         raise AbscopalError(f"--outcomes {' '.join(bad)}: not fittable; choose from {' '.join(fittable_outcomes())}")
     if args.multistart is not None and args.multistart < 1:
         raise AbscopalError(f"--multistart {args.multistart}: give the number of starts, at least 1")
+    if (args.workers is not None or args.scheduler is not None) and args.profile is None:
+        flag = f"--workers {args.workers}" if args.workers is not None else f"--scheduler {args.scheduler}"
+        raise AbscopalError(
+            f"{flag}: runs the profile likelihood's re-fits in parallel, but no --profile is asked for; add "
+            f"--profile (or drop {flag.split()[0]})"
+        )
+    from ..parallel import check_parallel
+
+    check_parallel(args.workers, args.scheduler)
     if args.profile is not None:
         unknown = [n for n in args.profile if n not in args.free]
         if unknown:
@@ -86,6 +96,11 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     from ..trials import load_all, target_files
 
     _check_fit_args(args)  # fail before any work
+    if args.scheduler is not None:  # a scheduler that does not answer fails now, not after the fit
+        from ..parallel import task_runner
+
+        with task_runner(args.scheduler, None):
+            pass
     out = Path(args.out)
     t0 = time.perf_counter()
     targets = load_all(target_files(args.targets))
@@ -100,7 +115,17 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     if args.profile is not None or args.posterior:
         from ..calibrate.uncertainty import posterior, profile_likelihood, with_uncertainty
 
-        profiles = profile_likelihood(problem, cal, args.profile or None) if args.profile is not None else None
+        profiles, timing = None, None
+        if args.profile is not None:
+            t_prof = time.perf_counter()
+            profiles = profile_likelihood(
+                problem, cal, args.profile or None, workers=args.workers, scheduler=args.scheduler
+            )
+            timing = {
+                "profiles_s": round(time.perf_counter() - t_prof, 3),
+                "profile_workers": args.workers,
+                "profile_scheduler": args.scheduler,
+            }
         post = None
         if args.posterior:
             steps = args.steps if args.steps is not None else 200
@@ -113,7 +138,7 @@ def _cmd_fit(args: argparse.Namespace) -> int:
                 thin=args.thin or 1,
                 seed=args.start_seed,
             )
-        cal = with_uncertainty(cal, profiles=profiles, posterior=post)
+        cal = with_uncertainty(cal, profiles=profiles, posterior=post, timing=timing)
     cal.save(out, force=args.force)
     print(cal.summary_table())
     for sentence in cal.identifiability:
@@ -134,9 +159,9 @@ def add_fit_command(subparsers: Subparsers) -> argparse.ArgumentParser:
     """Add ``abscopal fit`` to the ``subparsers`` of the ``abscopal`` parser (handler in ``func``).
 
     ``fit TARGETS... --out OUT.json [--patients N] [--seed S] [--force] [--free NAME ...] [--method M]
-    [--multistart K] [--start-seed S] [--profile [NAME ...]] [--posterior [--walkers N] [--steps N] [--burn N]
-    [--thin N]] [--report PATH.html|PATH.md]``; every option is checked before any simulation. Returns the
-    subparser.
+    [--multistart K] [--start-seed S] [--profile [NAME ...] [--workers N | --scheduler ADDRESS]] [--posterior
+    [--walkers N] [--steps N] [--burn N] [--thin N]] [--report PATH.html|PATH.md]``; every option is checked before
+    any simulation (a scheduler that does not answer, too). Returns the subparser.
     """
     from ..calibrate.fit import METHODS
     from ..calibrate.objective import DEFAULT_FREE
@@ -183,6 +208,20 @@ def add_fit_command(subparsers: Subparsers) -> argparse.ArgumentParser:
         default=None,
         metavar="NAME",
         help="profile-likelihood intervals of these free parameters (no NAME: all)",
+    )
+    where = f.add_mutually_exclusive_group()
+    where.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        metavar="N",
+        help="run the --profile re-fits on a local Dask cluster of N worker processes (same result as serial)",
+    )
+    where.add_argument(
+        "--scheduler",
+        default=None,
+        metavar="ADDRESS",
+        help="run the --profile re-fits on the Dask scheduler at ADDRESS ([tcp://]host:port)",
     )
     f.add_argument("--posterior", action="store_true", help="sample the posterior with emcee (flat prior in bounds)")
     f.add_argument("--walkers", type=int, default=None, help="emcee walkers (default max(8, 2 x free + 2))")

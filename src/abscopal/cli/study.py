@@ -14,9 +14,9 @@ __all__ = ["add_study_command"]
 
 
 def _cmd_study(args: argparse.Namespace) -> int:
+    from ..parallel import check_scheduler
     from ..studies import load_study, run_study, summary_table
     from ..studies.outputs import check_study_dir
-    from ..studies.run import check_scheduler
     from ..studies.table import format_summary
 
     if args.scheduler is not None:

@@ -143,19 +143,6 @@ class SteinFit:
         return np.maximum(0.0, (np.log(ks) - np.log(kg)) / (kg + ks))
 
 
-def _objective_parts(
-    theta: np.ndarray, t: np.ndarray, y: np.ndarray, y0: np.ndarray, w: np.ndarray, mask: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Weighted data residuals ``(patient, visit)`` and their Jacobian ``(patient, visit, 2)`` in log KG, log KS."""
-    kg, ks = np.exp(theta[:, :1]), np.exp(theta[:, 1:])
-    t = np.where(mask, t, 0.0)  # unused scans: no overflow of exp(KG t) beyond the data
-    eg, es = np.exp(kg * t), np.exp(-ks * t)
-    f = y0[:, None] * (es + eg - 1.0)
-    r = np.where(mask, (y - f) * w, 0.0)
-    jac = np.stack([-y0[:, None] * kg * t * eg, y0[:, None] * ks * t * es], axis=-1) * np.where(mask, w, 0.0)[..., None]
-    return r, jac
-
-
 def fit_stein(
     t_day: np.ndarray,
     sld_mm: np.ndarray,
@@ -201,37 +188,39 @@ def fit_stein(
     else:
         mu, inv_omega = np.zeros(2), np.zeros(2)
 
-    def objective(theta: np.ndarray) -> np.ndarray:
-        r, _ = _objective_parts(theta, t, y, y0, w, mask)
-        return (r**2).sum(axis=1) + (((theta - mu) * inv_omega) ** 2).sum(axis=1)
+    # start: the best point of a coarse grid (the prior mean among them), then Levenberg-Marquardt, patient by
+    # patient in compiled code (abscopal.endpoints._stein_kernel); the loop stops at the first iteration after
+    # which every patient has made a step that changes nothing (or has no step left), else after max_iter
+    from ._stein_kernel import lm_batch
 
-    # start: the best point of a coarse grid (the prior mean among them), then Levenberg-Marquardt
     n = y0.size
-    starts = [np.array([a, b]) for a in _GRID for b in _GRID] + ([mu] if prior is not None else [])
-    theta = np.tile(starts[0], (n, 1))
-    best = objective(theta)
-    for s in starts[1:]:
-        cand = np.tile(s, (n, 1))
-        val = objective(cand)
-        better = val < best
-        theta[better], best = cand[better], np.where(better, val, best)
-    lam = np.full(n, 1e-3)
-    eye = np.eye(2)
-    for _ in range(max_iter):
-        r, jac = _objective_parts(theta, t, y, y0, w, mask)
-        prior_r = (theta - mu) * inv_omega
-        a = np.einsum("pvi,pvj->pij", jac, jac) + eye * inv_omega**2
-        g = np.einsum("pvi,pv->pi", jac, r) + prior_r * inv_omega
-        damp = a + lam[:, None, None] * (a * eye + 1e-12 * eye)
-        step = -np.linalg.solve(damp, g[..., None])[..., 0]
-        cand = np.clip(theta + step, *_LOG_RATE_BOUNDS)
-        val = objective(cand)
-        ok = val <= best
-        moved = ok & np.any(np.abs(cand - theta) > 1e-12, axis=1)
-        theta[ok], best[ok] = cand[ok], val[ok]
-        lam = np.where(ok, lam / 3.0, lam * 4.0)
-        if np.all((ok & ~moved) | (lam > 1e8)):  # every patient: a step that changes nothing, or no step left
-            break
+    iters = max(int(max_iter), 0)
+    hist = np.empty((n, iters, 2))
+    done = np.zeros((n, iters), dtype=np.bool_)
+    theta = np.empty((n, 2))
+    singular = lm_batch(
+        np.ascontiguousarray(t[0]),
+        np.ascontiguousarray(y),
+        np.ascontiguousarray(y0),
+        np.ascontiguousarray(w),
+        np.ascontiguousarray(mask),
+        mu.astype(float),
+        inv_omega.astype(float),
+        _GRID,  # the starts: (a, b) for a, b in the grid, then the prior mean
+        prior is not None,
+        _LOG_RATE_BOUNDS[0],
+        _LOG_RATE_BOUNDS[1],
+        iters,
+        hist,
+        done,
+        theta,
+    )
+    stop = np.flatnonzero(done.all(axis=0)) if n else np.zeros(1, dtype=np.int64)
+    last = int(stop[0]) if stop.size else iters - 1
+    if n and last >= 0 and int(singular.min()) <= last:
+        raise np.linalg.LinAlgError("Singular matrix")
+    if last >= 0 and n:
+        theta = hist[:, last].copy()
     typical = np.array(err.log_rates_per_day)
     theta[~evaluable] = typical
     return SteinFit(

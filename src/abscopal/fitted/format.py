@@ -218,10 +218,12 @@ class Fit(JsonArtefact):
     provenance
         ``version``, ``model_name``, ``model_hash``, ``n_lesions``, ``targets`` (``{trial: hash}``),
         ``target_paths``, ``seed``, ``n_patients_per_arm``, ``base_parameters``, ``outcomes``, ``smooth_hr``,
-        ``free``, ``fit_options``, ``elapsed_s``, ``target_sources`` (``{trial: {title, citation, doi, url}}``),
-        ``fit_seed``, with fitted pneumonitis cohorts ``pneumonitis_exposure`` (each cohort's mean lung dose, whether
-        it was assumed, fractions and RT-drug gap:
-        :attr:`~abscopal.calibrate.objective.CalibrationProblem.toxicity_exposure`) and, after a multistart fit,
+        ``free``, ``fit_options``, ``elapsed_s`` (the fit's wall time), ``timing`` (``fit_s``, ``n_patients_per_arm``,
+        ``threads``, ``cpu_count``; with profiles ``profiles_s``, ``profile_workers``, ``profile_scheduler``),
+        ``target_sources`` (``{trial: {title, citation, doi, url}}``), ``fit_seed``, with fitted pneumonitis
+        cohorts ``pneumonitis_exposure`` (each cohort's mean lung dose, whether it was assumed, fractions and
+        RT-drug gap: :attr:`~abscopal.calibrate.objective.CalibrationProblem.toxicity_exposure`) and, after a
+        multistart fit,
         ``multistart`` (every start: ``start``, ``values``, ``chisqr``, ``nfev``, ``success``, ``message``).
     profiles
         ``{name: profile}`` from :func:`~abscopal.calibrate.uncertainty.profile_likelihood`, or None: ``values``
@@ -229,8 +231,8 @@ class Fit(JsonArtefact):
         free parameters), ``optimum``, ``chisqr_min``, ``stderr``, ``lower_bound``, ``upper_bound``,
         ``interval_68`` / ``interval_95`` (``[lower, upper]`` where the chi-square rises by 1 / 3.84 above its
         minimum, or the farthest value explored when it does not), ``closed_68`` / ``closed_95`` (``[lower,
-        upper]`` flags: the rise was reached inside the bounds on that side), ``closed`` (both 95% sides) and
-        ``nfev``.
+        upper]`` flags: the rise was reached inside the bounds on that side), ``closed`` (both 95% sides),
+        ``nfev`` and ``elapsed_s`` (the time of its two sides, where they ran).
     posterior
         None, or ``{"names": [...], "samples": [[...], ...]`` (at most 2000 rows, one column per name),
         ``"acceptance_fraction": float, "autocorr_time": [...] or None, "seed": int}`` from

@@ -44,7 +44,6 @@ import json
 import logging
 import math
 import os
-import re
 import sys
 import time
 import warnings
@@ -60,10 +59,12 @@ from .._version import __version__
 from ..arms import arm_patients
 from ..endpoints import DAYS_PER_MONTH
 from ..endpoints.scans import ExplicitScans
-from ..errors import AbscopalError, AbscopalWarning, ParameterError
+from ..errors import AbscopalWarning, ParameterError
 from ..fitted.shipped import fit_file_hash, resolve_fit_path
 from ..fitted.values import split_values
 from ..model.compile import compile_model
+from ..parallel import CONNECT_TIMEOUT_S, check_parallel, task_runner
+from ..parallel import check_scheduler as check_scheduler  # re-exported (it was defined here)
 from ..patients import VirtualPatients
 from ..population import VirtualPopulation
 from ..provenance import environment
@@ -340,61 +341,16 @@ def _progress_printer(stream: TextIO | None = None, unit: str = "cells") -> Call
     return show
 
 
-_CONNECT_TIMEOUT_S = 10
-_SCHEDULER = re.compile(r"^(?:(?:tcp|tls|ws|wss|ucx)://)?(?:[A-Za-z0-9._-]+|\[[0-9A-Fa-f:.]+\]):(\d{1,5})$")
-
-
-def check_scheduler(address: str) -> str:
-    """Check that ``address`` looks like a Dask scheduler address (``[tcp://]host:port``); return it.
-
-    Raises :class:`AbscopalError` naming the value before any work (the connection itself is tried later).
-    """
-    m = _SCHEDULER.match(address) if isinstance(address, str) else None
-    if m is None or not 1 <= int(m.group(1)) <= 65535:
-        raise AbscopalError(
-            f"--scheduler {address!r} is not a Dask scheduler address; give [tcp://]host:port, "
-            "e.g. tcp://127.0.0.1:8786"
-        )
-    return address
+_CONNECT_TIMEOUT_S = CONNECT_TIMEOUT_S
 
 
 def _execute(
     tasks: Sequence[CellTask], scheduler: str | None, workers: int | None
 ) -> Iterator[tuple[CellTask, xr.Dataset]]:
-    if scheduler is None and workers is None:
-        for t in tasks:
-            yield t, run_cell(t)
-        return
-    try:
-        from distributed import Client, LocalCluster, as_completed
-    except ImportError:  # pragma: no cover - dask is a declared dependency
-        raise AbscopalError("--scheduler / --workers need dask.distributed: pip install 'dask[distributed]'") from None
-    cluster = None
-    if scheduler is None and workers is not None:  # (both None ran in process above)
-        cluster = LocalCluster(
-            n_workers=int(workers),
-            threads_per_worker=1,
-            processes=True,
-            dashboard_address=None,
-        )
-        client = Client(cluster)
-    else:
-        try:
-            client = Client(scheduler, timeout=_CONNECT_TIMEOUT_S)
-        except (OSError, TimeoutError) as exc:
-            raise AbscopalError(
-                f"--scheduler {scheduler!r}: cannot connect to a Dask scheduler there ({exc}); "
-                "start one (dask scheduler) or check the address"
-            ) from None
-    try:
-        by_key = {f"abscopal-cell-{t.key}": t for t in tasks}
-        futures = client.map(run_cell, list(tasks), key=list(by_key), pure=False)
-        for fut in as_completed(futures):
-            yield by_key[fut.key], fut.result()
-    finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
+    """Run the cells in process, on a local cluster of ``workers`` processes or on ``scheduler``
+    (:func:`abscopal.parallel.task_runner`)."""
+    with task_runner(scheduler, workers, timeout_s=_CONNECT_TIMEOUT_S) as run:
+        yield from run(run_cell, tasks, [f"abscopal-cell-{t.key}" for t in tasks])
 
 
 def check_study_cost(design: StudyDesign, allow_large: bool = False) -> None:
@@ -466,13 +422,8 @@ def run_study(
         For each cached cell that is not used (another cell's file, truncated, corrupt, older format); it is
         recomputed.
     """
-    if scheduler is not None and workers is not None:
-        raise AbscopalError("give --scheduler ADDRESS or --workers N, not both")
+    check_parallel(workers, scheduler)
     check_study_cost(design, allow_large)
-    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
-        raise AbscopalError(f"workers = {workers!r}: give a number of worker processes >= 1")
-    if scheduler is not None:
-        check_scheduler(scheduler)
     out = None if out_dir is None else Path(out_dir)
     if out is not None:  # the fit is an input too
         sbml = None if design.imported is None else design.imported.path

@@ -333,7 +333,7 @@ def test_a_fit_for_another_model_or_a_mechanism_it_lacks_is_refused_before_any_w
     import abscopal.arms as arms
     import abscopal.studies.run as run
 
-    monkeypatch.setattr(arms, "simulate", lambda *a, **k: pytest.fail("simulated before validating"))
+    monkeypatch.setattr(arms, "simulate_prepared", lambda *a, **k: pytest.fail("simulated before validating"))
     monkeypatch.setattr(run, "compile_model", lambda *a, **k: pytest.fail("compiled before validating"))
     shipped = Path(__file__).resolve().parents[2] / "fits" / "default.json"
     toml = _write(folder, f"fit = {str(shipped)!r}\n" + MODEL + STUDY + DRUG_AXIS, "study.toml")

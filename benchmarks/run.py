@@ -29,7 +29,9 @@ parameters. Everything is measured in this run, on this machine:
   (LSODA, same tolerances, the model's own *Python* right-hand side: the generated code run
   by the interpreter, with the same exact jumps between events) divided by abscopal's
   per-patient time at N = 1000. The loop's per-patient cost is measured on ``--loop-patients``
-  patients (it is a plain loop, linear in N); pass ``--loop-patients 1000`` to run all of them;
+  patients (default 50; it is a plain loop, linear in N); pass ``--loop-patients 1000`` to run all of them.
+  The loop and the compiled N = 1000 solve are timed back to back ``--repeats`` times:
+  ``speedup_vs_scipy_loop_n1000_repeats`` / ``_min`` / ``_max`` give the spread of the ratio over repeats;
 * ``max_rel_error_vs_radau``: abscopal (benchmark tolerances) against scipy ``Radau`` at
   rtol 1e-10 on every state at every output time, error ``|a - b| / (|b| + atol_i)`` with
   ``atol_i`` the state's ``abs_tol`` (the magnitude below which the model calls a state
@@ -74,6 +76,11 @@ Calibration workload: ``calibration_seconds_per_eval_500`` (and ``_100``): one e
 objective over the whole fit set (``fits/targets/*.toml``) with 500 (100) virtual patients per arm at the shipped
 fit's values, warm, median of ``--repeats`` (at least 3), with its CPU time and the shares of solve, scoring and
 the rest (:func:`calibration_per_eval`).
+
+Study workload: ``study_seconds_default``: ``studies/default.toml`` (its cells x the shipped fit's parameter draws
+x 200 patients) run in memory by :func:`abscopal.studies.run.run_study` on ``--study-workers`` local Dask processes
+(default: the machine's cores), kernels warm, nothing written or reused (:func:`study_default`); ``--study-only``
+runs it alone, ``--no-study`` skips it.
 
 Usage: ``python benchmarks/run.py`` (table) or ``python benchmarks/run.py --json``; ``--speed-keys`` measures
 only the two 10k ``simulate()`` times, ``parallel_efficiency_2_threads``, ``scoring_to_solver_ratio`` and the
@@ -528,10 +535,29 @@ def stiff_benchmark(radau_patients: int, repeats: int, timed) -> dict[str, float
     }
 
 
+def study_default(workers: int) -> dict[str, float | int]:
+    """``study_seconds_default``: ``studies/default.toml`` (the shipped fit, its parameter draws, 200 patients per
+    cell) in memory (``out_dir=None``: nothing written or reused), warm kernels, on ``workers`` local Dask processes
+    (1: in this process). The kernels are compiled and loaded by a first run of one cell beforehand."""
+    from abscopal.studies.design import load_study
+    from abscopal.studies.run import prepare_study, run_study
+
+    path = Path(__file__).resolve().parents[1] / "studies" / "default.toml"
+    design = load_study(path)
+    setup = prepare_study(design)  # compiles (or loads) the kernel: not timed
+    t0 = time.perf_counter()
+    run_study(design, None, workers=workers if workers > 1 else None, report=False)
+    return {
+        "study_seconds_default": time.perf_counter() - t0,
+        "study_cells_default": len(setup.tasks),
+        "study_workers": workers,
+    }
+
+
 def main(argv: list[str] | None = None) -> dict[str, float]:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--json", action="store_true", help="print one JSON object")
-    ap.add_argument("--loop-patients", type=int, default=20, help="patients in the scipy loop baseline")
+    ap.add_argument("--loop-patients", type=int, default=50, help="patients in the scipy loop baseline (>= 50)")
     ap.add_argument("--radau-patients", type=int, default=5, help="patients in the Radau accuracy check")
     ap.add_argument("--repeats", type=int, default=3, help="repeats of the timed solves (median reported)")
     ap.add_argument(
@@ -551,6 +577,11 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     )
     ap.add_argument("--stiff-radau-patients", type=int, default=20, help="patients of the stiff Radau baseline")
     ap.add_argument("--stiff-only", action="store_true", help="run the stiff workload (stiff_*) only")
+    ap.add_argument("--study-only", action="store_true", help="run study_seconds_default only (minutes)")
+    ap.add_argument("--no-study", action="store_true", help="skip study_seconds_default in the full run")
+    ap.add_argument(
+        "--study-workers", type=int, default=os.cpu_count() or 1, help="Dask processes of the study (default: cores)"
+    )
     args = ap.parse_args(argv)
 
     def timed(fn) -> float:
@@ -561,6 +592,10 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
             times.append(time.perf_counter() - t0)
         return float(np.median(times))
 
+    if args.study_only:
+        study = study_default(args.study_workers)
+        print_result(study, as_json=args.json)
+        return study
     if args.calibration_only:
         calibration = calibration_per_eval(args.repeats)
         print_result(calibration, as_json=args.json)
@@ -601,7 +636,16 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         print_result(result, as_json=args.json)
         return result
     n_loop = min(args.loop_patients, 1000)
-    loop_pp = scipy_loop_per_patient(model, P1k[:n_loop], ev1k, t_out, atol * ATOL_SCALE)
+    # the loop and the compiled solve measured back to back per repeat: the ratio's spread over repeats (it moved
+    # between 161x and 424x across machines and loads)
+    loop_ratios, loop_times = [], []
+    for _ in range(args.repeats):
+        lp = scipy_loop_per_patient(model, P1k[:n_loop], ev1k, t_out, atol * ATOL_SCALE)
+        t0 = time.perf_counter()
+        solve(model, P1k, t_out, events=ev1k, t0=START_DAY, options=opts)
+        loop_times.append(lp)
+        loop_ratios.append(lp / ((time.perf_counter() - t0) / 1000))
+    loop_pp = float(np.median(loop_times))
     P10k, ev10k = population_inputs(model, spec, plan, values, 10_000)
     t_10k = timed(lambda: solve(model, P10k, t_out, events=ev10k, t0=START_DAY, options=opts))
     t_10k_serial = (
@@ -665,6 +709,9 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         "scipy_loop_seconds_per_patient": loop_pp,
         "scipy_loop_patients_measured": n_loop,
         "speedup_vs_scipy_loop_n1000": loop_pp / (t_1k / 1000),
+        "speedup_vs_scipy_loop_n1000_repeats": [float(r) for r in loop_ratios],
+        "speedup_vs_scipy_loop_n1000_min": float(min(loop_ratios)),
+        "speedup_vs_scipy_loop_n1000_max": float(max(loop_ratios)),
         "seconds_10k_warm": t_10k,
         "seconds_10k_warm_serial_extrapolated": t_10k_serial,
         "seconds_10k_simulate_xarray": t_sim,
@@ -686,6 +733,8 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         **peers,
     }
     result |= stiff_benchmark(args.stiff_radau_patients, args.repeats, timed)
+    if not args.no_study:
+        result |= study_default(args.study_workers)
     print_result(result, as_json=args.json)
     return result
 

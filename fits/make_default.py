@@ -1,19 +1,20 @@
-"""Reproduce ``fits/default.json``: the provisional calibration of the default model (v2) to the whole fit set.
+"""Reproduce ``fits/default.json``: the calibration of the default model (v2) to the whole fit set.
 
-Run from the repository root: ``.venv/bin/python fits/make_default.py [--force] [--patients 100] [--seed 0]
-[--profiles [--workers N | --scheduler ADDRESS]]`` (about 6-10 minutes on a 2-core machine without profiles; the
-times of the fit and the profiles, where they ran and the patients per arm are stored in ``provenance["timing"]``).
+The shipped fit is ``.venv/bin/python fits/make_default.py --force --pneumonitis`` (500 virtual patients per arm,
+seed 0: 6.5 minutes on a shared 2-core machine, load average 4-6; the times of the fit and the profiles, where they
+ran and the patients per arm are stored in ``provenance["timing"]``). Options: ``[--patients 500] [--seed 0]
+[--profiles [--workers N | --scheduler ADDRESS]]``.
 
 One least-squares stage over :data:`~abscopal.calibrate.objective.DEFAULT_FREE` (kill capacity, new-lesion rate,
-doubling time, and the intercept and pretreated log time ratio of the Struemper 2025 OS link), 100 virtual patients
-per arm, seed 0, then the fit report (``fits/default_report.html``). Model v2's RT-immune parameters stay at their
-defaults: in exploratory fits of the same set, ``icd_signal_per_gy`` came out with a relative standard error of
-2,384% and ``effector_death_per_day`` of 4,590% (at its upper bound), i.e. the fit set does not identify them
-(:data:`UNIDENTIFIED`, recorded in the fit's ``identifiability``). This is the provisional fit of model v2 (issue 11,
-item 9); the re-calibration with more anchors, disjoint arms and profiles is the calibration issue. ``--profiles``
-adds profile likelihoods of the free values (about an hour on 2 cores serially at 100 patients per arm);
-``--workers N`` runs their re-fits on a local Dask cluster of N processes, ``--scheduler ADDRESS`` on a running
-Dask scheduler (the same result as serially: :func:`~abscopal.calibrate.uncertainty.profile_likelihood`).
+doubling time, and the intercept and pretreated log time ratio of the Struemper 2025 OS link), 500 virtual patients per
+arm (common random numbers), seed 0, then the fit report (``fits/default_report.html``). Model v2's RT-immune
+parameters stay at their defaults: in exploratory fits of the same set, ``icd_signal_per_gy`` came out with a relative
+standard error of 2,384% and ``effector_death_per_day`` of 4,590% (at its upper bound), i.e. the fit set does not
+identify them (:data:`UNIDENTIFIED`, recorded in the fit's ``identifiability``). This is the provisional fit of model
+v2 (issue 11, item 9); the re-calibration with more anchors, disjoint arms and profiles is the calibration issue.
+``--profiles`` adds profile likelihoods of the free values (about an hour on 2 cores serially at 100 patients per arm);
+``--workers N`` runs their re-fits on a local Dask cluster of N processes, ``--scheduler ADDRESS`` on a running Dask
+scheduler (the same result as serially: :func:`~abscopal.calibrate.uncertainty.profile_likelihood`).
 
 Pneumonitis (docs/calibration.md, "Pneumonitis in the fit"): ``--pneumonitis`` fits
 :data:`~abscopal.calibrate.objective.NTCP_FREE` (the concurrent-ICI factor of the pneumonitis NTCP) to the
@@ -56,7 +57,7 @@ def pneumonitis_fit(path: str | Path = ROOT / "fits" / "targets" / "pneumonitis.
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--patients", type=int, default=100, help="virtual patients per arm (default 100)")
+    ap.add_argument("--patients", type=int, default=500, help="virtual patients per arm (default 500)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=str(ROOT / "fits" / "default.json"))
     ap.add_argument("--report", default=str(ROOT / "fits" / "default_report.html"))

@@ -1,8 +1,9 @@
 """The shipped calibration ``fits/default.json``: it belongs to the current model (v2) and targets, reproduces its
 own predictions, carries a usable covariance, and is what scenario files and studies use by default.
 
-It is the provisional fit of model v2 (fits/make_default.py): five free values, nothing fixed in
-``base_parameters``, and no profile likelihoods (``fits/make_default.py --profiles`` adds them, about an hour)."""
+It is the fit of model v2 (``fits/make_default.py --patients 500 --pneumonitis``): the five free values of the
+tumour model and the pneumonitis model's concurrent-ICI factor, nothing fixed in ``base_parameters``, and no profile
+likelihoods (``--profiles`` adds them; docs/calibration.md gives their cost)."""
 
 from __future__ import annotations
 
@@ -13,12 +14,13 @@ import numpy as np
 import pytest
 
 from abscopal.calibrate import Calibration
-from abscopal.calibrate.objective import DEFAULT_FREE
+from abscopal.calibrate.objective import DEFAULT_FREE, NTCP_FREE
 from abscopal.fitted.draws import parameter_draws
 from abscopal.fitted.shipped import default_fit_path, load_fit, resolve_fit_path
 from abscopal.model.library import nsclc_model
 
 ROOT = Path(__file__).resolve().parents[2]
+FREE = NTCP_FREE + DEFAULT_FREE  # the order of fits/make_default.py --pneumonitis
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +35,7 @@ def test_shipped_fit_is_found_and_matches_the_current_model_and_targets(shipped)
     assert shipped.provenance["model_hash"] == nsclc_model(shipped.provenance["n_lesions"]).content_hash()
     problem = shipped.problem()  # raises if any target file changed since the fit
     assert {t.id for t in problem.targets} == set(shipped.provenance["targets"])
-    assert set(shipped.provenance["free"]) == set(DEFAULT_FREE)
+    assert set(shipped.provenance["free"]) == set(FREE)
 
 
 # The stored predictions were computed on the machine that made the fit. Another CPU, libm or numpy/numba build
@@ -83,11 +85,12 @@ def test_stored_prediction_comparison_fails_beyond_the_tolerance(shipped):
 
 
 def test_shipped_fit_has_covariance_and_usable_draws_and_no_profiles(shipped):
-    for name in DEFAULT_FREE:
+    for name in FREE:
         se = shipped.stderr[name]
         assert se is not None and 0 < se < abs(shipped.values[name]), name  # identified: relative SE below 100%
     # provisional fit: made without --profiles (documented in fits/make_default.py and in its findings)
-    assert shipped.profiles is None and shipped.provenance["timing_s"]["profiles"] == 0.0
+    assert shipped.profiles is None and "profiles_s" not in shipped.provenance["timing"]
+    assert shipped.provenance["timing"]["n_patients_per_arm"] == shipped.provenance["n_patients_per_arm"] == 500
     assert shipped.provenance["recipe"] == "fits/make_default.py"
     assert "provisional fit of model v2" in shipped.identifiability[0]
     draws = parameter_draws(shipped, 50, seed=1)
@@ -98,10 +101,10 @@ def test_shipped_fit_has_covariance_and_usable_draws_and_no_profiles(shipped):
 
 def test_all_values_are_the_fitted_values_as_nothing_is_fixed(shipped):
     """The v2 fit fixes nothing in ``base_parameters`` (its unidentified RT-immune values stay at the model
-    defaults): every value its predictions used is a fitted one, the five free values of model v2."""
+    defaults): every value its predictions used is a fitted one, the free values of model v2 and the NTCP factor."""
     assert shipped.provenance["base_parameters"] == {}
     assert shipped.all_values() == shipped.values
-    assert list(shipped.values) == list(DEFAULT_FREE)
+    assert list(shipped.values) == list(FREE)
 
 
 def test_scenarios_use_the_shipped_fit_unless_told_otherwise(shipped):

@@ -38,6 +38,7 @@ import math
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -65,6 +66,16 @@ _DEFAULT_KWARGS: Mapping[str, Mapping[str, Any]] = {
 }
 LEAST_SQUARES_OPTIONS: Mapping[str, Any] = _DEFAULT_KWARGS["least_squares"]
 """Default options of every least-squares fit (also the re-fits of the profile likelihood)."""
+
+
+def _target_file(stored: str) -> str:
+    """A stored target path, or the file of the same name in the shipped ``fits/targets/`` when it is missing."""
+    from ..fitted.shipped import default_fit_path
+
+    if Path(stored).is_file():
+        return stored
+    shipped = default_fit_path().parent / "targets" / Path(stored).name
+    return str(shipped) if shipped.is_file() else stored
 
 
 def misfit_statistics(residuals: np.ndarray, weights: np.ndarray, n_free: int) -> dict[str, Any]:
@@ -127,7 +138,9 @@ class Calibration(Fit):
         """Rebuild the :class:`CalibrationProblem` with the stored settings.
 
         ``targets``: a :func:`~abscopal.trials.load_all` mapping or TrialTargets (default: reload the
-        stored target files); every stored trial must be present with the stored content hash (raises
+        stored target files; a stored path that does not exist on this machine, e.g. the fit was made in another
+        clone, is looked up by its file name in the shipped ``fits/targets/``); every stored trial must be present
+        with the stored content hash, so a file found elsewhere is used only if its content is the same (raises
         :class:`~abscopal.errors.AbscopalError` naming the trial). ``model``: a ModelSpec or CompiledModel
         (default: the library model of the stored name and lesion count); its hash must match the stored one.
         """
@@ -140,7 +153,7 @@ class Calibration(Fit):
             missing = [t for t in stored if not paths.get(t)]
             if missing:
                 raise AbscopalError(f"no stored target file for trial(s) {missing}; pass the targets")
-            targets = load_all([paths[t] for t in stored])
+            targets = load_all([_target_file(paths[t]) for t in stored])
         given = dict(targets) if isinstance(targets, Mapping) else {t.id: t for t in targets}
         chosen = []
         for trial_id, h in stored.items():

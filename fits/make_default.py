@@ -70,6 +70,11 @@ def main(argv: list[str] | None = None) -> int:
         "--pneumonitis", action="store_true", help="also fit the pneumonitis NTCP's concurrent-ICI factor (NTCP_FREE)"
     )
     ap.add_argument("--pneumonitis-only", action="store_true", help="print the pneumonitis fit alone; write nothing")
+    ap.add_argument(
+        "--extra-free",
+        default="",
+        help="comma-separated values to fit besides DEFAULT_FREE (e.g. effect__pretreated__effector_baseline)",
+    )
     ap.add_argument("--force", action="store_true")
     args = ap.parse_args(argv)
     if args.pneumonitis_only:
@@ -93,10 +98,15 @@ def main(argv: list[str] | None = None) -> int:
     targets = tuple(load_all(files).values())
     outcomes = DEFAULT_FIT_OUTCOMES + (PNEUMONITIS_OUTCOMES if args.pneumonitis else ())
     # ntcp values first: their finite-difference steps then reuse the simulation at the current point
-    free = (NTCP_FREE if args.pneumonitis else ()) + DEFAULT_FREE
+    extra = tuple(n.strip() for n in args.extra_free.split(",") if n.strip())
+    free = (NTCP_FREE if args.pneumonitis else ()) + DEFAULT_FREE + extra
     problem = CalibrationProblem(targets=targets, n_patients_per_arm=args.patients, seed=args.seed, outcomes=outcomes)
     t0 = time.perf_counter()
-    cal = calibrate(problem, default_parameters(problem, free))
+    try:
+        params = default_parameters(problem, free)  # unknown names fail here, before any simulation
+    except AbscopalError as exc:
+        sys.exit(f"--extra-free: {exc}")
+    cal = calibrate(problem, params)
     t_fit = time.perf_counter() - t0
     print(cal.summary_table(), f"\nfit: {t_fit:.0f} s", flush=True)
     t_prof = 0.0

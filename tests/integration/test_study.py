@@ -191,3 +191,33 @@ def test_local_dask_cluster_gives_identical_results(tmp_path):
     assert dask.attrs["cells_computed"] == len(prepare_study(d).tasks)
     for name in local.data_vars:
         np.testing.assert_array_equal(dask[name].values, local[name].values, err_msg=name)
+
+
+def test_a_failed_draw_is_nan_only_when_asked_and_the_other_draws_are_kept(monkeypatch):
+    """``CellTask.failed_draws``: "raise" (studies) stops at a solver failure; "nan" (sensitivity analyses) leaves
+    that draw NaN and the other draws exactly as without the failure."""
+    from dataclasses import replace
+
+    import abscopal.studies.cell as cell
+    from abscopal.errors import SolverError
+
+    setup = prepare_study(design(fractionation=["sbrt_24gy_3fx"]))
+    task = next(t for t in setup.tasks if t.cell.has_rt)
+    marker = {"max_kill_per_day": 0.0123}  # the draw that "fails"
+    task = replace(task, draws=(setup.draws[0], setup.draws[0] | marker))
+    clean = cell.run_cell(replace(task, draws=(setup.draws[0],)))
+    real = cell._run_arm
+
+    def flaky(t, values, *args, **kwargs):
+        if values.get("max_kill_per_day") == marker["max_kill_per_day"]:
+            raise SolverError("arm 'cell', patient 0 at t = 1 day: too many steps (stiff?)")
+        return real(t, values, *args, **kwargs)
+
+    monkeypatch.setattr(cell, "_run_arm", flaky)
+    with pytest.raises(SolverError, match="too many steps"):
+        cell.run_cell(task)
+    ds = cell.run_cell(replace(task, failed_draws="nan"))
+    for name in ("os_day", "pfs_day", "best_percent_change"):
+        np.testing.assert_array_equal(ds[name].values[0], clean[name].values[0])
+        assert np.all(np.isnan(ds[name].values[1])), name
+    assert not ds.os_event.values[1].any() and np.isnan(float(ds.orr.values[1]))

@@ -23,7 +23,7 @@ from ..endpoints import DAYS_PER_MONTH, TrialAssessment, score
 from ..endpoints.outcomes import OUTCOMES
 from ..endpoints.readout import scored_outputs
 from ..endpoints.survival import kaplan_meier
-from ..errors import ParameterError
+from ..errors import ParameterError, SolverError
 from ..model.compile import CompiledModel
 from ..patients import VirtualPatients
 from ..population import VirtualPopulation
@@ -85,6 +85,11 @@ class CellTask:
     """Score the out-of-field ORR (``abscopal_orr``); False leaves it NaN and skips that second scoring (a
     sensitivity analysis needs it only in some cells)."""
     model_events: tuple[tuple[float, str, tuple[float, ...]], ...] = ()
+    failed_draws: str = "raise"
+    """``"raise"``: a draw whose simulation fails (:class:`~abscopal.errors.SolverError`) stops the cell; ``"nan"``:
+    that draw's results are NaN (responses and events False) and the others are kept (a sensitivity analysis
+    explores corners of the parameter space where a rare virtual patient may exceed the solver's step budget; it
+    leaves such runs out of its indices and says how many)."""
 
 
 def _pneumonitis(model: PneumonitisModel, plans: Sequence[TreatmentPlan], until_day: float) -> np.ndarray:
@@ -125,6 +130,56 @@ def _km(time_day: np.ndarray, event: np.ndarray, grid_day: np.ndarray) -> np.nda
     return np.asarray(kaplan_meier(time_day, event).survival_at(grid_day), dtype=float)
 
 
+def _draw(
+    task: CellTask,
+    plan: TreatmentPlan,
+    k: int,
+    values: Mapping[str, float],
+    summary: dict[str, np.ndarray],
+    per: dict[str, np.ndarray],
+    flags: dict[str, np.ndarray],
+    curves: dict[str, np.ndarray],
+    grid_day: np.ndarray,
+) -> None:
+    """Simulate and score draw ``k`` of a cell into row ``k`` of the result arrays (:func:`run_cell`)."""
+    if task.cell.timing.at_progression and task.cell.has_rt:
+        no_rt = type(plan)(drug=plan.drug, name=plan.name)
+        prog = _run_arm(task, values, no_rt).scored.endpoints.progression_day.values[0]
+        starts = np.where(np.isfinite(prog), prog + task.salvage_delay_day, np.nan)
+        starts[starts > task.t_end_day] = np.nan
+        run = _run_arm(task, values, plan, starts)
+    else:
+        run = _run_arm(task, values, plan)
+    ds, ep, plans, scored = run.simulation, run.scored.endpoints, run.plans, run.scored
+    e = ep.isel(arm=0)
+    summary["abscopal_orr"][k] = np.nan
+    if task.out_of_field and task.cell.has_rt and not task.cell.timing.at_progression:
+        if task.assessment.exclude_irradiated:
+            summary["abscopal_orr"][k] = float(e.orr)
+        else:
+            out_of_field = replace(task.assessment, exclude_irradiated=True)
+            try:
+                pats = task.patients if isinstance(task.patients, VirtualPatients) else None
+                summary["abscopal_orr"][k] = float(score(ds, out_of_field, patients=pats).orr[0])
+            except ParameterError:  # some patient has no lesion outside the field: undefined
+                pass
+    for name in _REGISTRY_METRICS:
+        summary[name][k] = OUTCOMES[name].value(scored)
+    risk = _pneumonitis(scored.assessment.pneumonitis, plans, task.t_end_day)  # the draw's ntcp__ values
+    summary["pneumonitis_risk"][k] = float(risk.mean())
+    starts_k = ds.rt_start_day.values[0]
+    summary["irradiated_fraction"][k] = float(np.mean(np.isfinite(starts_k))) if task.cell.has_rt else 0.0
+    nadir = e.lymphocyte_nadir.values
+    summary["lymphocyte_nadir"][k] = float(np.nanmean(nadir)) if np.any(~np.isnan(nadir)) else np.nan
+    for name in ("pfs_day", "os_day", "best_percent_change"):
+        per[name][k] = e[name].values
+    per["rt_start_day"][k] = starts_k
+    for name in ("pfs_event", "os_event", "objective_response"):
+        flags[name][k] = e[name].values.astype(bool)
+    for name, endpoint in (("pfs_survival", "pfs"), ("os_survival", "os")):
+        curves[name][k] = _km(e[f"{endpoint}_day"].values, e[f"{endpoint}_event"].values, grid_day)
+
+
 def run_cell(task: CellTask) -> xr.Dataset:
     """Simulate and score one cell for every draw (a pure function of ``task``; see the module docstring).
 
@@ -141,42 +196,16 @@ def run_cell(task: CellTask) -> xr.Dataset:
     curves = {k: np.zeros((n_draw, grid_day.size)) for k in ("pfs_survival", "os_survival")}
     plan = task.cell.plan(task.target_lesions)
     for k, values in enumerate(task.draws):
-        if task.cell.timing.at_progression and task.cell.has_rt:
-            no_rt = type(plan)(drug=plan.drug, name=plan.name)
-            prog = _run_arm(task, values, no_rt).scored.endpoints.progression_day.values[0]
-            starts = np.where(np.isfinite(prog), prog + task.salvage_delay_day, np.nan)
-            starts[starts > task.t_end_day] = np.nan
-            run = _run_arm(task, values, plan, starts)
-        else:
-            run = _run_arm(task, values, plan)
-        ds, ep, plans, scored = run.simulation, run.scored.endpoints, run.plans, run.scored
-        e = ep.isel(arm=0)
-        summary["abscopal_orr"][k] = np.nan
-        if task.out_of_field and task.cell.has_rt and not task.cell.timing.at_progression:
-            if task.assessment.exclude_irradiated:
-                summary["abscopal_orr"][k] = float(e.orr)
-            else:
-                out_of_field = replace(task.assessment, exclude_irradiated=True)
-                try:
-                    pats = task.patients if isinstance(task.patients, VirtualPatients) else None
-                    summary["abscopal_orr"][k] = float(score(ds, out_of_field, patients=pats).orr[0])
-                except ParameterError:  # some patient has no lesion outside the field: undefined
-                    pass
-        for name in _REGISTRY_METRICS:
-            summary[name][k] = OUTCOMES[name].value(scored)
-        risk = _pneumonitis(scored.assessment.pneumonitis, plans, task.t_end_day)  # the draw's ntcp__ values
-        summary["pneumonitis_risk"][k] = float(risk.mean())
-        starts_k = ds.rt_start_day.values[0]
-        summary["irradiated_fraction"][k] = float(np.mean(np.isfinite(starts_k))) if task.cell.has_rt else 0.0
-        nadir = e.lymphocyte_nadir.values
-        summary["lymphocyte_nadir"][k] = float(np.nanmean(nadir)) if np.any(~np.isnan(nadir)) else np.nan
-        for name in ("pfs_day", "os_day", "best_percent_change"):
-            per[name][k] = e[name].values
-        per["rt_start_day"][k] = starts_k
-        for name in ("pfs_event", "os_event", "objective_response"):
-            flags[name][k] = e[name].values.astype(bool)
-        for name, endpoint in (("pfs_survival", "pfs"), ("os_survival", "os")):
-            curves[name][k] = _km(e[f"{endpoint}_day"].values, e[f"{endpoint}_event"].values, grid_day)
+        try:
+            _draw(task, plan, k, values, summary, per, flags, curves, grid_day)
+        except SolverError:
+            if task.failed_draws != "nan":
+                raise
+            for group in (summary, per, curves):
+                for arr in group.values():
+                    arr[k] = np.nan
+            for arr in flags.values():
+                arr[k] = False
     data: dict[str, Any] = {}
     for name, (units, long) in SUMMARY_METRICS.items():
         data[name] = (("draw",), summary[name], {"units": units, "long_name": long})

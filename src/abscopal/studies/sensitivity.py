@@ -541,7 +541,10 @@ def analyze_indices(sens: SensitivitySpec, names: Sequence[str], x: np.ndarray, 
 # ---- contrasts from the cells --------------------------------------------------------------------------------------
 def restricted_mean_month(time_day: np.ndarray, event: np.ndarray, horizon_day: float) -> float:
     """Restricted mean survival to ``horizon_day``: the area under the Kaplan-Meier curve from 0 to the horizon,
-    months (without censoring before the horizon: the mean of ``min(T, horizon)``)."""
+    months (without censoring before the horizon: the mean of ``min(T, horizon)``); NaN for a failed run (NaN
+    times)."""
+    if not np.all(np.isfinite(np.asarray(time_day, dtype=float))):
+        return math.nan
     km = kaplan_meier(time_day, event)
     t = np.asarray(km.time_day, dtype=float)
     inside = t < horizon_day
@@ -550,6 +553,8 @@ def restricted_mean_month(time_day: np.ndarray, event: np.ndarray, horizon_day: 
 
 
 def _log_hr(t_ref: np.ndarray, e_ref: np.ndarray, t_arm: np.ndarray, e_arm: np.ndarray, horizon_day: float) -> float:
+    if not (np.all(np.isfinite(t_ref)) and np.all(np.isfinite(t_arm))):
+        return math.nan  # a failed run (CellTask.failed_draws)
     t = np.minimum(np.concatenate([t_ref, t_arm]), horizon_day)
     e = np.concatenate([e_ref, e_arm]).astype(bool) & (np.concatenate([t_ref, t_arm]) <= horizon_day)
     try:
@@ -686,7 +691,8 @@ def _evaluate(
     distinct: dict[str, CellTask] = {}
     orr_keys = {t.key for role, t in plan.roles.items() if role.startswith("regimen:")}
     for task in plan.roles.values():  # the out-of-field ORR is scored only where a contrast reads it
-        distinct.setdefault(task.key, replace(task, out_of_field=task.key in orr_keys))
+        # a run whose simulation fails is NaN and left out of the indices (CellTask.failed_draws), not fatal
+        distinct.setdefault(task.key, replace(task, out_of_field=task.key in orr_keys, failed_draws="nan"))
     tasks = []
     draws = tuple(dict(r) for r in rows)
     for key, task in distinct.items():

@@ -1,8 +1,9 @@
 """The shipped calibration ``fits/default.json``: it belongs to the current model (v2) and targets, reproduces its
 own predictions, carries a usable covariance, and is what scenario files and studies use by default.
 
-It is the fit of model v2 (``fits/make_default.py --patients 500 --pneumonitis``): the five free values of the
-tumour model and the pneumonitis model's concurrent-ICI factor, nothing fixed in ``base_parameters``, and no profile
+It is the fit of model v2 (``fits/make_default.py --pneumonitis --extra-free effect__pretreated__effector_baseline``,
+500 patients per arm): the five free values of the tumour model, the pretreated effect on the effector baseline and
+the pneumonitis model's concurrent-ICI factor, nothing fixed in ``base_parameters``, and no profile
 likelihoods (``--profiles`` adds them; docs/calibration.md gives their cost)."""
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from abscopal.fitted.shipped import default_fit_path, load_fit, resolve_fit_path
 from abscopal.model.library import nsclc_model
 
 ROOT = Path(__file__).resolve().parents[2]
-FREE = NTCP_FREE + DEFAULT_FREE  # the order of fits/make_default.py --pneumonitis
+FREE = NTCP_FREE + DEFAULT_FREE + ("effect__pretreated__effector_baseline",)  # make_default.py's order
 
 
 @pytest.fixture(scope="module")
@@ -87,7 +88,10 @@ def test_stored_prediction_comparison_fails_beyond_the_tolerance(shipped):
 def test_shipped_fit_has_covariance_and_usable_draws_and_no_profiles(shipped):
     for name in FREE:
         se = shipped.stderr[name]
-        assert se is not None and 0 < se < abs(shipped.values[name]), name  # identified: relative SE below 100%
+        assert se is not None and se > 0, name
+        # identified (relative SE below 100%) except the pretreated effect, whose chi-square is flat towards strong
+        # effects (one-sided: docs/calibration.md)
+        assert name == "effect__pretreated__effector_baseline" or se < abs(shipped.values[name]), name
     # provisional fit: made without --profiles (documented in fits/make_default.py and in its findings)
     assert shipped.profiles is None and "profiles_s" not in shipped.provenance["timing"]
     assert shipped.provenance["timing"]["n_patients_per_arm"] == shipped.provenance["n_patients_per_arm"] == 500

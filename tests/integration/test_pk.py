@@ -8,33 +8,37 @@ import pytest
 import abscopal as ab
 from abscopal.errors import ParameterError
 
+_TIMES = np.array([0.0, 1.0, 20.999999, 21.0, 41.999999, 42.0, 100.0, 365.0])
 
-@pytest.fixture(scope="module")
-def pembro_runs():
+
+def _pembro_run(pk: str):
     pem = ab.drug_regimen("pembrolizumab_200mg_q3w")
     arms = {"pembro": ab.TreatmentPlan(drug=pem)}
     pop = ab.VirtualPopulation(n_patients=4, variability=ab.default_variability(), seed=11)
     opts = ab.SolverOptions(rtol=1e-10, atol_scale=1e-6)
-    times = np.array([0.0, 1.0, 20.999999, 21.0, 41.999999, 42.0, 100.0, 365.0])
-    kw = dict(population=pop, solver=opts, output_times_day=times, t_end_day=365.0)
-    analytic = ab.simulate(ab.nsclc_model(3), arms, **kw)
-    ode = ab.simulate(ab.nsclc_model(3, pk="ode"), arms, **kw)
-    return analytic, ode
+    kw = dict(population=pop, solver=opts, output_times_day=_TIMES, t_end_day=365.0)
+    return ab.simulate(ab.nsclc_model(3, pk=pk), arms, **kw)
 
 
-def test_analytic_pk_equals_ode_pk(pembro_runs):
-    analytic, ode = pembro_runs
+@pytest.fixture(scope="module")
+def pembro_analytic():
+    return _pembro_run("analytic")
+
+
+@pytest.mark.slow  # compiles the ODE-PK variant of the NSCLC model (40 s cold); runs in CI's slow stage
+def test_analytic_pk_equals_ode_pk(pembro_analytic):
+    analytic, ode = pembro_analytic, _pembro_run("ode")
     c_a, c_o = analytic.drug_concentration.values, ode.drug_concentration.values
     np.testing.assert_allclose(c_a, c_o, rtol=1e-8)  # both exact up to the ODE solver's rtol 1e-10
     for var in ("viable_volume", "E", "pdl1", "receptor_occupancy"):
         np.testing.assert_allclose(analytic[var].values, ode[var].values, rtol=1e-6, atol=1e-9)
 
 
-def test_pembrolizumab_exposure_matches_published_derivation(pembro_runs):
+def test_pembrolizumab_exposure_matches_published_derivation(pembro_analytic):
     # derived independently [D] (scipy solve_ivp of the Ahamadi 2017 model at its reference covariates, 200 mg
     # q3w, bolus):
     # Cmax/Ctrough dose 1 57.5/12.7 ug/mL, dose 2 70.2/20.0 ug/mL (values rounded to 0.1)
-    analytic, _ = pembro_runs
+    analytic = pembro_analytic
     # the population varies tumour/immune parameters only, so PK is the typical patient's
     c = analytic.drug_concentration.sel(arm="pembro", patient=0)
     assert float(c.sel(time=0.0)) == pytest.approx(57.5, abs=0.05)

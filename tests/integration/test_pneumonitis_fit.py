@@ -64,7 +64,7 @@ def test_toxicity_cohorts_are_predicted_from_their_plans(tox):
     assert hwang["mean_lung_dose_gy"] == pytest.approx(0.25 * 60) and hwang["mean_lung_dose_assumed"]
     assert not hwang["concurrent"] and hwang["rt_drug_gap_day"] > 30  # RT ended > 30 days before nivolumab
     assert tian["concurrent"] and tian["mean_lung_dose_gy"] == pytest.approx(0.10 * 50)
-    assert math.isnan(alone["rt_drug_gap_day"])  # SBRT without a drug: no interaction
+    assert alone["rt_drug_gap_day"] is None  # SBRT without a drug: no interaction (None, not NaN)
     pred = tox.predict(TRUTH)
     td50, k, f3 = TRUTH["ntcp__td50_gy"], TRUTH["ntcp__concurrent_multiplier"], PneumonitisModel().grade3_fraction
     assert pred[("pneumonitis", "hwang2018_thoracic_rt", "pneumonitis_grade2plus")] == pytest.approx(

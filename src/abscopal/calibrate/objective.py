@@ -403,7 +403,8 @@ class CalibrationProblem:
     def toxicity_exposure(self) -> list[dict[str, Any]]:
         """The exposure of each fitted toxicity-only cohort (what its pneumonitis prediction depends on): trial,
         arm, physical mean lung dose (Gy, and whether it was assumed), fractions, smallest RT-drug gap (days;
-        NaN without a drug) and whether that gap counts as concurrent for the default pneumonitis model."""
+        None without a drug: not NaN, so a fit file that stores it compares equal to itself after a round trip) and
+        whether that gap counts as concurrent for the default pneumonitis model."""
         out = []
         default = PneumonitisModel()
         for (trial, arm), t in self._toxicity.items():
@@ -417,7 +418,7 @@ class CalibrationProblem:
                     "mean_lung_dose_gy": float(sum(f.mean_lung_dose_gy for f in fractions)),
                     "mean_lung_dose_assumed": t.assumed_mean_lung_dose,
                     "n_fractions": len(fractions),
-                    "rt_drug_gap_day": gap,
+                    "rt_drug_gap_day": gap if math.isfinite(gap) else None,
                     "concurrent": bool(gap <= default.concurrent_window_day),
                 }
             )

@@ -53,11 +53,12 @@ def test_analytic_pk_refuses_time_varying_clearance():
         ab.simulate(ab.nsclc_model(1), {"niv": ab.TreatmentPlan(drug=niv)}, t_end_day=30.0)
 
 
+@pytest.mark.slow  # needs the ODE-PK variant (time-varying clearance; 35 s cold compile); runs in CI's slow stage
 def test_nivolumab_time_varying_clearance_lowers_clearance_over_time():
     # Bajaj 2017: clearance falls by about 25% (Emax -0.295) with T50 58.75 d, so exposure
     # after a year is higher than with the baseline clearance held constant
     niv = ab.drug_regimen("nivolumab_240mg_q2w")
-    model = ab.nsclc_model(3, pk="ode")  # same kernel as the fixture above
+    model = ab.nsclc_model(3, pk="ode")  # same kernel as test_analytic_pk_equals_ode_pk
     opts = ab.SolverOptions(rtol=1e-9, atol_scale=1e-3)
     times = np.array([0.0, 13.999999, 363.999999])
     tv = ab.simulate(model, {"niv": ab.TreatmentPlan(drug=niv)}, solver=opts, output_times_day=times, t_end_day=364.0)

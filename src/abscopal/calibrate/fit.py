@@ -449,7 +449,8 @@ def calibrate(
         fit = _minimize(problem, params, method, opts)
     values = {k: float(v) for k, v in fit.params.valuesdict().items()}
     free = [k for k, p in fit.params.items() if p.vary]
-    misfit = misfit_statistics(problem.residuals_from_values(values), problem.weights, len(free))
+    preds = _predictions(problem, values)  # one residual per key, in order: the misfit needs no second evaluation
+    misfit = misfit_statistics(np.array([p["residual"] for p in preds]), problem.weights, len(free))
     factor = math.sqrt(misfit["covariance_scale"]) if scale_stderr else 1.0
     stderr_absolute = {k: (_opt(p.stderr) if p.vary else None) for k, p in fit.params.items()}
     stderr = {k: (None if se is None else se * factor) for k, se in stderr_absolute.items()}
@@ -459,7 +460,6 @@ def calibrate(
         for k, p in fit.params.items()
         if p.vary and p.correl
     }
-    preds = _predictions(problem, values)
     spec = problem._spec
     library_name, model_version = _library_name(spec)
     elapsed = time.perf_counter() - t0

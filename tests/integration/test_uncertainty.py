@@ -225,6 +225,42 @@ def test_profile_of_a_quadratic_chisquare_is_the_wald_interval():
     )
 
 
+def test_profile_thresholds_follow_the_misfit_scaling_of_the_standard_errors():
+    """Errors reported 3x too small (reduced chi-square about 9): the fit multiplies the covariance by ``c`` = the
+    reduced chi-square, and the profile reads its intervals at a rise of ``c`` and ``3.84 c``, so the 95% profile
+    interval is again value +/- 1.96 x the scaled stderr (1% tolerance, as above). ``misfit_scale=1`` gives the
+    plain likelihood-ratio interval, narrower by sqrt(c); a factor below 1 is refused before any evaluation."""
+    line = _Line()
+    line.y = 1.0 + 2.0 * line.x + 3 * line.sigma * np.random.default_rng(6).standard_normal(line.x.size)
+    cal, _ = _line_calibration(line)
+    c = cal.chisqr / (line.x.size - 2)
+    assert c > 4
+    scaled = replace(
+        cal,
+        stderr={k: v * math.sqrt(c) for k, v in cal.stderr.items()},
+        provenance={**cal.provenance, "misfit": {"stderr_scaled": True, "covariance_scale": c}},
+    )
+    profs = profile_likelihood(line, scaled, n_points=21, span=2.5)
+    plain = profile_likelihood(line, scaled, n_points=21, span=2.5 / math.sqrt(c), misfit_scale=1.0)
+    for name, prof in profs.items():
+        v, se = scaled.values[name], scaled.stderr[name]
+        assert prof["misfit_scale"] == c and prof["thresholds"] == {"68": c, "95": pytest.approx(DELTA_CHISQR_95 * c)}
+        for label, z in (("95", 1.959964), ("68", 1.0)):
+            lo, hi = prof[f"interval_{label}"]
+            assert lo == pytest.approx(v - z * se, abs=0.01 * se) and hi == pytest.approx(v + z * se, abs=0.01 * se)
+            lo1, hi1 = plain[name][f"interval_{label}"]
+            assert hi1 - lo1 == pytest.approx((hi - lo) / math.sqrt(c), rel=0.02)
+    text = " ".join(identifiability_report(replace(scaled, profiles=profs)))
+    assert "not identified" not in text
+    with pytest.raises(AbscopalError, match=r"misfit_scale=0\.5.*>= 1"):
+        profile_likelihood(_Exploding(), scaled, misfit_scale=0.5)
+
+
+class _Exploding:
+    def residuals(self, params):
+        raise AssertionError("evaluated before the arguments were checked")
+
+
 def test_posterior_of_a_linear_gaussian_problem_matches_least_squares():
     """Tolerances: posterior means within 0.25 standard errors of the least-squares optimum and posterior
     standard deviations within 25% of the standard errors (4800 correlated samples)."""

@@ -32,7 +32,7 @@ from ..io import OutputExistsError, write_atomic
 from ..plot import figure_png, new_figure
 from ..provenance import format_environment
 from ..templates import render
-from .uncertainty import DELTA_CHISQR_68, DELTA_CHISQR_95, identifiability_report
+from .uncertainty import identifiability_report, profile_thresholds
 
 if TYPE_CHECKING:
     from ..trials import TrialTargets
@@ -163,7 +163,7 @@ def residual_figure(calibration: Calibration) -> Any:
 
 def profile_figure(calibration: Calibration) -> Any:
     """One panel per profiled parameter: chi-square rise above the minimum against the parameter, the 68% and
-    95% thresholds (1 and 3.84) and the fitted value."""
+    95% thresholds (1 and 3.84, times the misfit factor when the standard errors carry it) and the fitted value."""
     profs = calibration.profiles or {}
     n = len(profs)
     ncol = min(n, 3)
@@ -174,15 +174,16 @@ def profile_figure(calibration: Calibration) -> Any:
         x = np.array(prof["values"], dtype=float)
         d = np.array(prof["chisqr"], dtype=float) - prof["chisqr_min"]
         ax.plot(x, d, "o-", ms=3)
-        ax.axhline(DELTA_CHISQR_68, color="tab:green", ls="--", lw=0.8, label="68% (1.00)")
-        ax.axhline(DELTA_CHISQR_95, color="tab:orange", ls="--", lw=0.8, label="95% (3.84)")
+        levels = profile_thresholds(prof)
+        ax.axhline(levels["68"], color="tab:green", ls="--", lw=0.8, label=f"68% ({levels['68']:.3g})")
+        ax.axhline(levels["95"], color="tab:orange", ls="--", lw=0.8, label=f"95% ({levels['95']:.3g})")
         ax.axvline(prof["optimum"], color="grey", lw=0.8)
         lo, hi = prof["interval_95"]
         ax.axvspan(lo, hi, color="tab:orange", alpha=0.1)
         for b in (prof["lower_bound"], prof["upper_bound"]):
             if math.isfinite(b) and x.size and x.min() <= b <= x.max():
                 ax.axvline(b, color="black", lw=1.2)
-        near = x[np.isfinite(d) & (d <= 4.0 * DELTA_CHISQR_95)]
+        near = x[np.isfinite(d) & (d <= 4.0 * levels["95"])]
         if near.size >= 2:  # keep far points (e.g. a bound far away) from squashing the curve
             pad = 0.25 * (near.max() - near.min())
             ax.set_xlim(max(x.min(), near.min() - pad) - 0.02 * pad, min(x.max(), near.max() + pad) + 0.02 * pad)

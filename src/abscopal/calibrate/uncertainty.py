@@ -38,6 +38,7 @@ __all__ = [
     "identifiability_report",
     "posterior",
     "profile_likelihood",
+    "profile_thresholds",
     "with_uncertainty",
 ]
 
@@ -123,6 +124,7 @@ class _SideGrid:
     n_side: int
     max_extend: int
     n_refine: int
+    level_95: float = DELTA_CHISQR_95
 
 
 Point = tuple[float, float, dict[str, float]]  # (value, chi-square, the other free values at the re-fit)
@@ -141,7 +143,7 @@ def _profile_side(
     steps = [h * k for k in range(1, g.n_side + 1)]
     extra = [half + h * (2 ** (j + 1) - 1) for j in range(g.max_extend)]
     for k, dist in enumerate([*steps, *extra, math.inf]):
-        if k >= len(steps) and pts[-1][1] - chi0 >= DELTA_CHISQR_95:
+        if k >= len(steps) and pts[-1][1] - chi0 >= g.level_95:
             break  # the 95% rise is reached: no extension needed
         x = x0 + sign * dist
         at_bound = (x <= g.lower) if sign < 0 else (x >= g.upper)
@@ -158,7 +160,7 @@ def _profile_side(
     for _ in range(g.n_refine):
         if (
             len(pts) < 2
-            or not (pts[-2][1] - chi0 < DELTA_CHISQR_95 <= pts[-1][1] - chi0)
+            or not (pts[-2][1] - chi0 < g.level_95 <= pts[-1][1] - chi0)
             or abs(pts[-1][0] - pts[-2][0]) <= 1.01 * h
         ):
             break
@@ -169,9 +171,26 @@ def _profile_side(
         if not math.isfinite(chi):
             break
         pts.insert(-1, (x, chi, others or pts[-2][2]))
-        if chi - chi0 >= DELTA_CHISQR_95:
+        if chi - chi0 >= g.level_95:
             pts.pop()  # the crossing is below x: drop the far point, keep bisecting [pts[-2], x]
     return pts, nfev
+
+
+def _misfit_scale(calibration: Fit, given: float | None) -> float:
+    """The factor ``c`` of the profile thresholds (:func:`profile_likelihood`), checked."""
+    if given is None:
+        m = calibration.provenance.get("misfit")
+        if not (isinstance(m, Mapping) and m.get("stderr_scaled")):
+            return 1.0
+        given, where = m.get("covariance_scale"), 'the calibration\'s provenance["misfit"]["covariance_scale"]'
+    else:
+        where = "misfit_scale"
+    if isinstance(given, bool) or not isinstance(given, int | float) or not (math.isfinite(given) and given >= 1.0):
+        raise AbscopalError(
+            f"{where}={given!r}: the misfit factor must be a finite number >= 1 (1 = the plain likelihood-ratio "
+            "thresholds)"
+        )
+    return float(given)
 
 
 # ---- profiles on Dask: each worker process builds its own problem once ----------------------------------------------
@@ -262,6 +281,7 @@ def profile_likelihood(
     n_refine: int = 6,
     workers: int | None = None,
     scheduler: str | None = None,
+    misfit_scale: float | None = None,
     **kwargs: Any,
 ) -> dict[str, dict[str, Any]]:
     """Chi-square profiles and profile-likelihood intervals of fitted parameters.
@@ -276,6 +296,13 @@ def profile_likelihood(
     crosses; the midpoint is geometric when both ends are positive and a factor > 4 apart, e.g. after a jump to a
     far bound). Intervals are interpolated linearly between grid points. With one free parameter the profile is
     the chi-square curve itself.
+
+    When the fit's standard errors carry its misfit (``provenance["misfit"]``, ``stderr_scaled``: the covariance
+    multiplied by ``c`` = the reduced chi-square with the reported errors), the thresholds are multiplied by the
+    same ``c``: 95% is where chi-square rises by ``3.84 c``. This is the quasi-likelihood profile (the deviance
+    divided by the dispersion; McCullagh & Nelder 1989, Generalized Linear Models, 2nd ed., sections 9.2-9.3), so
+    that a profile interval and the scaled Wald interval agree on a quadratic profile and studies that draw from
+    either see the same misfit.
 
     The sides of the profiles (two per parameter) are independent: with ``workers`` or ``scheduler`` they run in
     parallel on Dask (:mod:`abscopal.parallel`), each worker process building its own problem once from the
@@ -312,6 +339,9 @@ def profile_likelihood(
     workers, scheduler
         Run the sides on a local Dask cluster of ``workers`` processes, or on the Dask scheduler at ``scheduler``
         (``[tcp://]host:port``); default: in process.
+    misfit_scale
+        ``c`` above (>= 1); default: ``provenance["misfit"]["covariance_scale"]`` when its ``stderr_scaled`` is
+        true, else 1 (the plain likelihood-ratio thresholds 1 and 3.84).
     **kwargs
         Options of the inner least-squares fits (defaults as in :func:`~abscopal.calibrate.fit.calibrate`).
 
@@ -319,7 +349,8 @@ def profile_likelihood(
     -------
     dict
         ``{name: profile}`` in the format of :attr:`~abscopal.fitted.format.Fit.profiles`; each profile also has
-        ``elapsed_s``, the time its two sides took (summed over where they ran).
+        ``elapsed_s``, the time its two sides took (summed over where they ran), ``misfit_scale`` (``c``) and
+        ``thresholds`` (``{"68": c, "95": 3.84 c}``, the rises its intervals are read at).
 
     Raises
     ------
@@ -351,6 +382,8 @@ def profile_likelihood(
         if isinstance(v, bool) or not isinstance(v, int) or v < 0:
             raise AbscopalError(f"{arg}={v!r}: give an integer >= 0")
     check_parallel(workers, scheduler, workers_argument="workers", scheduler_argument="scheduler")
+    scale = _misfit_scale(calibration, misfit_scale)
+    levels = {"68": DELTA_CHISQR_68 * scale, "95": DELTA_CHISQR_95 * scale}
     parallel = workers is not None or scheduler is not None
     recipe = _problem_recipe(problem) if parallel else ("", None)
     opts = {"scale_covar": False} | dict(LEAST_SQUARES_OPTIONS) | kwargs
@@ -375,6 +408,7 @@ def profile_likelihood(
                     n_side=n_side,
                     max_extend=max_extend,
                     n_refine=n_refine,
+                    level_95=levels["95"],
                 )
             )
     results: dict[tuple[str, int], tuple[list[Point], int, float]] = {}
@@ -430,8 +464,10 @@ def profile_likelihood(
             "lower_bound": float(p.min),
             "upper_bound": float(p.max),
             "nfev": 1 + results[(name, -1)][1] + results[(name, 1)][1],
+            "misfit_scale": scale,
+            "thresholds": dict(levels),
         }
-        for label, level in (("68", DELTA_CHISQR_68), ("95", DELTA_CHISQR_95)):
+        for label, level in levels.items():
             ends, closed = [], []
             for sign in (-1, 1):
                 sx = [x for x, _, _ in sides[sign]]
@@ -644,6 +680,15 @@ def posterior(
     )
 
 
+def profile_thresholds(profile: Mapping[str, Any]) -> dict[str, float]:
+    """``{"68": rise, "95": rise}`` at which a stored profile's intervals were read (1 and 3.84 for profiles
+    made before the misfit scaling, which stored no ``thresholds``)."""
+    stored = profile.get("thresholds")
+    if isinstance(stored, Mapping) and {"68", "95"} <= set(stored):
+        return {"68": float(stored["68"]), "95": float(stored["95"])}
+    return {"68": DELTA_CHISQR_68, "95": DELTA_CHISQR_95}
+
+
 # ---- identifiability ------------------------------------------------------------------------------------------------
 def _g(x: float) -> str:
     return f"{x:.4g}"
@@ -653,7 +698,7 @@ def _profile_sentences(name: str, prof: Mapping[str, Any]) -> list[str]:
     out = []
     (lo, hi), (c_lo, c_hi) = prof["interval_95"], prof["closed_95"]
     bounds = (prof["lower_bound"], prof["upper_bound"])
-    thr = f"{DELTA_CHISQR_95:.2f}"
+    thr = f"{profile_thresholds(prof)['95']:.3g}"
 
     def where(x: float, b: float, side: str) -> str:
         if x == b:

@@ -230,9 +230,10 @@ class Fit(JsonArtefact):
         (grid, ascending), ``chisqr`` (re-minimised chi-square at each), ``others`` (re-fitted values of the other
         free parameters), ``optimum``, ``chisqr_min``, ``stderr``, ``lower_bound``, ``upper_bound``,
         ``interval_68`` / ``interval_95`` (``[lower, upper]`` where the chi-square rises by 1 / 3.84 above its
-        minimum, or the farthest value explored when it does not), ``closed_68`` / ``closed_95`` (``[lower,
-        upper]`` flags: the rise was reached inside the bounds on that side), ``closed`` (both 95% sides),
-        ``nfev`` and ``elapsed_s`` (the time of its two sides, where they ran).
+        minimum, times ``misfit_scale`` when the standard errors carry the misfit; the rises are in
+        ``thresholds``; or the farthest value explored when it does not rise that far), ``closed_68`` /
+        ``closed_95`` (``[lower, upper]`` flags: the rise was reached inside the bounds on that side), ``closed``
+        (both 95% sides), ``nfev`` and ``elapsed_s`` (the time of its two sides, where they ran).
     posterior
         None, or ``{"names": [...], "samples": [[...], ...]`` (at most 2000 rows, one column per name),
         ``"acceptance_fraction": float, "autocorr_time": [...] or None, "seed": int}`` from

@@ -319,15 +319,19 @@ class AssessmentSpec:
 
     def to_assessment(self, start_day: float = 0.0, end_day: float = 730.0) -> TrialAssessment:
         """An :class:`abscopal.endpoints.TrialAssessment` on :func:`trial_scans` (interval default 6 weeks,
-        9 weeks after week 52), RECIST 1.1 rules with ``require_confirmation = confirm_response``.
-        ``follow_up_month`` is a reported median, so it is not used for censoring."""
+        9 weeks after week 52) with ``require_confirmation = confirm_response``: iRECIST rules (Seymour 2017) when
+        ``criteria = "irecist"``, RECIST 1.1 otherwise. The model has no bidimensional (irRC, WHO) measurements and
+        no toxicity-based response, so ``"irrc"``, ``"ctcae"`` and ``"not_reported"`` record how the trial scored
+        and are scored by RECIST 1.1, the closest rules it has. ``follow_up_month`` is a reported median, so it is
+        not used for censoring."""
         from .endpoints import TrialAssessment, trial_scans
-        from .endpoints.recist import RECIST_1_1
+        from .endpoints.recist import IRECIST, RECIST_1_1
 
         interval = self.scan_interval_week or 6.0
         scans = trial_scans(start_day, interval_week=interval, later_interval_week=max(interval, 9.0), end_day=end_day)
         visit = None if self.orr_visit_day == "best" else float(self.orr_visit_day)
-        rules = replace(RECIST_1_1, require_confirmation=True) if self.confirm_response else RECIST_1_1
+        rules = IRECIST if self.criteria == "irecist" else RECIST_1_1
+        rules = replace(rules, require_confirmation=True) if self.confirm_response else rules
         return TrialAssessment(
             scans=scans, rules=rules, orr_visit_day=visit, exclude_irradiated=self.exclude_irradiated
         )

@@ -182,6 +182,10 @@ STUDY_CASES = {
         ("[axes]", '[assessment]\ncriteria = "recist2"\n[axes]'),
         ["assessment.criteria", "'recist2'", "did you mean"],
     ),
+    "criteria_not_scorable": (
+        ("[axes]", '[assessment]\ncriteria = "irrc"\n[axes]'),
+        ["assessment.criteria", "'irrc'", "recist1.1", "irecist", "only RECIST 1.1 and iRECIST"],
+    ),
     "mechanisms_off_string": (
         ("[axes]", '[simulation]\nmechanisms_off = "pk"\n[axes]'),
         ["simulation.mechanisms_off", "['pk']"],
@@ -267,6 +271,25 @@ def test_assessment_constructor_refuses_bad_values(kwargs, match):
     with pytest.raises(ParameterError, match=match):
         TrialAssessment(**kwargs)
     assert TrialAssessment(orr_visit_day=84.0).orr_visit_day == 84.0
+
+
+@pytest.mark.parametrize(
+    ("criteria", "confirm", "irecist"),
+    [("recist1.1", False, False), ("irecist", False, True), ("irecist", True, True), ("irrc", True, False)],
+)
+def test_assessment_criteria_choose_the_rules(criteria, confirm, irecist):
+    """``irecist`` scores by iRECIST, the other criteria by RECIST 1.1 (no bidimensional or toxicity response);
+    confirmation of responses is independent of the criteria."""
+    spec = AssessmentSpec(criteria=criteria, confirm_response=confirm)
+    rules = spec.to_assessment().rules
+    assert rules.irecist is irecist and rules.require_confirmation is confirm
+
+
+def test_a_study_scores_by_the_criteria_it_names(tmp_path):
+    text = STUDY.replace("[axes]", '[assessment]\ncriteria = "irecist"\n[axes]')
+    design = load_study(_write(tmp_path, text))
+    assert design.trial_assessment(0.0, 730.0).rules.irecist
+    assert not load_study(_write(tmp_path, STUDY)).trial_assessment(0.0, 730.0).rules.irecist
 
 
 def test_assessment_spec_refuses_unknown_criteria_with_a_suggestion():

@@ -110,6 +110,7 @@ if TYPE_CHECKING:
 __all__ = [
     "AXES",
     "LUNG_DOSE_RATIO",
+    "STUDY_CRITERIA",
     "Cell",
     "DrugLevel",
     "FractionationLevel",
@@ -145,6 +146,9 @@ _NSCLC_POP = ("mix", "line_of_therapy", "pdl1_tps_mix")
 _TREAT = {"drug", "salvage_delay_day"}
 _ASSESS = {"scan_interval_week", "orr_visit_day", "exclude_irradiated", "follow_up_month", "criteria"}
 _IMPORTED_ASSESS = ("lesion_sites", "rules")
+STUDY_CRITERIA = ("recist1.1", "irecist")
+"""Response criteria a study can score by (``[assessment] criteria``): RECIST 1.1 (Eisenhauer 2009) or iRECIST
+(Seymour 2017), whose unconfirmed progression (iUPD) must be confirmed at a later scan."""
 """Assessment keys for an imported model only (a library study takes sites from the patients, RECIST 1.1 as fitted)."""
 RULE_KEYS = tuple(
     f for f in RecistRules.__dataclass_fields__ if f not in ("irecist", "require_confirmation", "irecist_window_day")
@@ -764,8 +768,15 @@ def parse_study(
         visit = _number("assessment.orr_visit_day", visit, low=0.0)
     interval = a.get("scan_interval_week")
     criteria = a.get("criteria", "recist1.1")
-    if criteria not in CRITERIA:
-        raise _fail("assessment.criteria", unknown_name_message("response criteria", str(criteria), CRITERIA))
+    if criteria not in STUDY_CRITERIA:
+        known = unknown_name_message("response criteria", str(criteria), STUDY_CRITERIA)
+        extra = (
+            f" ({criteria!r} can describe how a target trial scored, but a study scores its own virtual patients and "
+            "the model has only RECIST 1.1 and iRECIST rules)"
+            if criteria in CRITERIA
+            else ""
+        )
+        raise _fail("assessment.criteria", known + extra)
     if not isinstance(a.get("exclude_irradiated", False), bool):
         raise _fail("assessment.exclude_irradiated", f"must be true or false, got {a['exclude_irradiated']!r}")
     kw["assessment"] = AssessmentSpec(

@@ -9,6 +9,7 @@ keep each evaluation short.
 
 from __future__ import annotations
 
+import warnings
 from importlib import import_module
 from pathlib import Path
 
@@ -17,7 +18,7 @@ import pytest
 
 from abscopal.arms import prepare_arm, run_arm
 from abscopal.calibrate.objective import CalibrationProblem
-from abscopal.errors import ParameterError
+from abscopal.errors import ParameterError, SterilisedLesionWarning
 from abscopal.simulate import Arm, prepare_simulation, simulate, simulate_prepared
 from abscopal.trials import load_targets
 
@@ -93,6 +94,44 @@ def test_later_evaluations_build_no_plans_events_or_grids(problem, monkeypatch):
     # the counters count: the straightforward path prepares every arm
     _straightforward(problem, VALUES)
     assert calls["prepare"] == len(problem._setups) and calls["events"] == len(problem._setups)
+
+
+def test_the_sterilised_lesion_warning_is_said_once_per_arm_naming_it(monkeypatch):
+    """Ratnayake 2020's RT arm has a prior course that sterilises some lesions; a fit evaluates it hundreds of times,
+    the warning comes once, at the first evaluation, with the arm's name. Other warnings of the runs pass through."""
+    # 100 patients: at 24 (the fixture) no lesion is sterilised
+    fresh = CalibrationProblem(targets=(load_targets(TARGETS / "ratnayake2020.toml"),), n_patients_per_arm=100, seed=3)
+    values = {"max_kill_per_day": 0.07}
+    real_run_arm = run_arm
+
+    def noisy_run_arm(*args, **kwargs):
+        warnings.warn("another warning", RuntimeWarning, stacklevel=2)
+        return real_run_arm(*args, **kwargs)
+
+    monkeypatch.setattr("abscopal.calibrate.objective.run_arm", noisy_run_arm)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fresh.residuals_from_values(values)
+        fresh.residuals_from_values({"max_kill_per_day": 0.05})
+    monkeypatch.undo()
+    said = [str(w.message) for w in caught if issubclass(w.category, SterilisedLesionWarning)]
+    assert len(said) == 1 and said[0].startswith("ratnayake2020, arm 'rt+nivolumab': ") and "once per arm" in said[0]
+    assert [str(w.message) for w in caught if w.category is RuntimeWarning] == ["another warning"] * 4  # 2 arms x 2
+    # the same problem run without the objective warns at every run: the objective is what says it once
+    s = fresh._setups[("ratnayake2020", "rt+nivolumab")]
+    with warnings.catch_warnings(record=True) as direct:
+        warnings.simplefilter("always")
+        for _ in range(2):
+            run_arm(
+                fresh._compiled(),
+                s.plan,
+                s.patients,
+                s.assessment,
+                fresh._split(values),
+                start_day=s.start_day,
+                t_end_day=s.t_end_day,
+            )
+    assert sum(issubclass(w.category, SterilisedLesionWarning) for w in direct) == 2
 
 
 def test_simulate_prepared_is_simulate(nsclc3, problem):

@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
@@ -65,7 +66,7 @@ from ..endpoints.outcomes import (
 )
 from ..endpoints.readout import scored_outputs
 from ..endpoints.toxicity import PneumonitisModel, assumed_mean_lung_dose_gy, target_in_lung
-from ..errors import ParameterError, unknown_name_message
+from ..errors import ParameterError, SterilisedLesionWarning, unknown_name_message
 from ..fitted.values import (
     EFFECT_MAX,
     EFFECT_PREFIX,
@@ -468,19 +469,38 @@ class CalibrationProblem:
         return self._cache[key]
 
     def _simulate_arm(self, s: _ArmSetup, split: SplitValues) -> ArmRun:
-        return run_arm(
-            self._compiled(),
-            s.plan,
-            s.patients,
-            s.assessment,
-            split,
-            start_day=s.start_day,
-            t_end_day=s.t_end_day,
-            name=s.arm.name,
-            pfs_bandwidth_day=s.bandwidth_pfs_day,
-            variables=scored_outputs(self._spec),
-            prepared=self._prepared(s, split),
-        )
+        """One arm at ``split``. A :class:`~abscopal.errors.SterilisedLesionWarning` (prior RT sterilises
+        lesions) is said once per arm of this problem, at its first evaluation, naming the arm; a fit evaluates
+        each arm hundreds of times, and the count moves with the values, so repeating it would bury other
+        warnings."""
+        said = self._memo.setdefault("sterilised_said", set())
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always" if (s.trial, s.arm.name) not in said else "ignore", SterilisedLesionWarning)
+            run = run_arm(
+                self._compiled(),
+                s.plan,
+                s.patients,
+                s.assessment,
+                split,
+                start_day=s.start_day,
+                t_end_day=s.t_end_day,
+                name=s.arm.name,
+                pfs_bandwidth_day=s.bandwidth_pfs_day,
+                variables=scored_outputs(self._spec),
+                prepared=self._prepared(s, split),
+            )
+        for w in caught:
+            if issubclass(w.category, SterilisedLesionWarning):
+                said.add((s.trial, s.arm.name))
+                warnings.warn(
+                    f"{s.trial}, arm {s.arm.name!r}: {w.message} (said once per arm of this calibration problem; "
+                    "the count depends on the parameter values)",
+                    SterilisedLesionWarning,
+                    stacklevel=2,
+                )
+            else:
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, source=w.source)
+        return run
 
     def _run(self, values: Mapping[str, float]) -> dict[tuple[str, str], ScoredArm]:
         """The scored arms the residuals need at ``values`` (toxicity-only cohorts are not simulated). When no

@@ -1,27 +1,28 @@
-"""Reproduce ``fits/default.json``: the calibration of the default model (v2) to the whole fit set.
+"""Reproduce ``fits/default.json``: calibration v2 of the default model (v2) to the whole fit set.
 
-The shipped fit is ``.venv/bin/python fits/make_default.py --force --pneumonitis`` (500 virtual patients per arm,
-seed 0: 6.5 minutes on a shared 2-core machine, load average 4-6; the times of the fit and the profiles, where they
-ran and the patients per arm are stored in ``provenance["timing"]``). Options: ``[--patients 500] [--seed 0]
-[--profiles [--workers N | --scheduler ADDRESS]]``.
+The shipped fit is ``.venv/bin/python fits/make_default.py --force --profiles --workers 2``: 500 virtual patients per
+arm (common random numbers), seed 0, one least-squares fit of :data:`SHIPPED_FREE`, then profile likelihoods of every
+free value on a local Dask cluster, then the fit report (``fits/default_report.html``). The defaults are the shipped
+recipe; the command line that made a file is in its ``provenance["recipe"]``, and the times of the fit and the
+profiles, where they ran and the patients per arm in ``provenance["timing"]``.
 
-One least-squares stage over :data:`~abscopal.calibrate.objective.DEFAULT_FREE` (kill capacity, new-lesion rate,
-doubling time, and the intercept and pretreated log time ratio of the Struemper 2025 OS link), 500 virtual patients per
-arm (common random numbers), seed 0, then the fit report (``fits/default_report.html``). Model v2's RT-immune
-parameters stay at their defaults: in exploratory fits of the same set, ``icd_signal_per_gy`` came out with a relative
-standard error of 2,384% and ``effector_death_per_day`` of 4,590% (at its upper bound), i.e. the fit set does not
-identify them (:data:`UNIDENTIFIED`, recorded in the fit's ``identifiability``). This is the provisional fit of model
-v2 (issue 11, item 9); the re-calibration with more anchors, disjoint arms and profiles is the calibration issue.
-``--profiles`` adds profile likelihoods of the free values (about an hour on 2 cores serially at 100 patients per arm);
-``--workers N`` runs their re-fits on a local Dask cluster of N processes, ``--scheduler ADDRESS`` on a running Dask
-scheduler (the same result as serially: :func:`~abscopal.calibrate.uncertainty.profile_likelihood`).
+:data:`SHIPPED_FREE` is :data:`~abscopal.calibrate.objective.NTCP_FREE` (the pneumonitis NTCP's concurrent-ICI factor,
+fitted to ``fits/targets/pneumonitis.toml`` in the same objective: the cohorts are predicted from their plans, so
+this adds no simulation, and no residual depends on both it and the others), then
+:data:`~abscopal.calibrate.objective.DEFAULT_FREE` (kill capacity, new-lesion rate, doubling time, and the intercept
+and pretreated log time ratio of the Struemper 2025 OS link), then the pretreated effect on the effector baseline
+(``--extra-free``; the model selection in docs/calibration.md: a QAIC gain of 10.7). ``--no-pneumonitis`` leaves the
+NTCP factor out; ``--pneumonitis-only`` prints that part alone (:func:`pneumonitis_fit`, a few seconds) and writes
+nothing. Model v2's RT-immune parameters stay at their defaults: in exploratory fits of the same set,
+``icd_signal_per_gy`` came out with a relative standard error of 2,384% and ``effector_death_per_day`` of 4,590% (at
+its upper bound), i.e. the fit set does not identify them (:data:`UNIDENTIFIED`, recorded in the fit's
+``identifiability``).
 
-Pneumonitis (docs/calibration.md, "Pneumonitis in the fit"): ``--pneumonitis`` fits
-:data:`~abscopal.calibrate.objective.NTCP_FREE` (the concurrent-ICI factor of the pneumonitis NTCP) to the
-cohorts of ``fits/targets/pneumonitis.toml`` in the same objective (outcomes
-``DEFAULT_FIT_OUTCOMES + PNEUMONITIS_OUTCOMES``; the cohorts are predicted from their plans, so this adds no
-simulation, and the ntcp values are independent of the others: no residual depends on both). ``--pneumonitis-only``
-prints that part alone (:func:`pneumonitis_fit`, a few seconds) and writes nothing.
+``--profiles`` re-fits the other values on a grid of each free value (``--profile-points``, default 5 per profile);
+``--workers N`` runs the sides on a local Dask cluster of N processes, ``--scheduler ADDRESS`` on a running Dask
+scheduler (the same result as serially: :func:`~abscopal.calibrate.uncertainty.profile_likelihood`). Their
+intervals are read at the misfit-scaled chi-square rise, like the standard errors. Without ``--profiles`` the fit
+takes about 6.5 minutes here; the profiles' cost is in docs/calibration.md.
 """
 
 from __future__ import annotations
@@ -43,6 +44,11 @@ from abscopal.parallel import check_parallel, task_runner
 from abscopal.trials import load_all
 
 ROOT = Path(__file__).resolve().parents[1]
+SHIPPED_EXTRA_FREE = ("effect__pretreated__effector_baseline",)
+"""Values fitted besides ``NTCP_FREE + DEFAULT_FREE`` in the shipped fit (``--extra-free`` default)."""
+SHIPPED_FREE = NTCP_FREE + DEFAULT_FREE + SHIPPED_EXTRA_FREE
+"""The free values of the shipped fit, in the fit's order (ntcp values first: their finite-difference steps then
+reuse the simulation at the current point)."""
 UNIDENTIFIED = {"icd_signal_per_gy": 23.84, "effector_death_per_day": 45.90}
 """Relative standard errors (1 = 100%) of the RT-immune values when freed in exploratory fits (5 free values each,
 100 patients per arm, seed 0): they stay at the model defaults."""
@@ -61,19 +67,22 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=str(ROOT / "fits" / "default.json"))
     ap.add_argument("--report", default=str(ROOT / "fits" / "default_report.html"))
-    ap.add_argument("--profiles", action="store_true", help="add profile likelihoods (about an hour)")
+    ap.add_argument("--profiles", action="store_true", help="add profile likelihoods (docs/calibration.md: their cost)")
     ap.add_argument("--profile-points", type=int, default=5)
     where = ap.add_mutually_exclusive_group()
     where.add_argument("--workers", type=int, default=None, help="profiles on a local Dask cluster of N processes")
     where.add_argument("--scheduler", default=None, help="profiles on the Dask scheduler at ADDRESS")
     ap.add_argument(
-        "--pneumonitis", action="store_true", help="also fit the pneumonitis NTCP's concurrent-ICI factor (NTCP_FREE)"
+        "--pneumonitis",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="fit the pneumonitis NTCP's concurrent-ICI factor (NTCP_FREE) too (default; --no-pneumonitis: not)",
     )
     ap.add_argument("--pneumonitis-only", action="store_true", help="print the pneumonitis fit alone; write nothing")
     ap.add_argument(
         "--extra-free",
-        default="",
-        help="comma-separated values to fit besides DEFAULT_FREE (e.g. effect__pretreated__effector_baseline)",
+        default=",".join(SHIPPED_EXTRA_FREE),
+        help="comma-separated values to fit besides DEFAULT_FREE (default: %(default)s; '' for none)",
     )
     ap.add_argument("--force", action="store_true")
     args = ap.parse_args(argv)
@@ -121,11 +130,12 @@ def main(argv: list[str] | None = None) -> int:
     timing = {"profiles_s": round(t_prof, 1), "profile_workers": args.workers, "profile_scheduler": args.scheduler}
     cal = with_uncertainty(cal, profiles=profiles, timing=timing if args.profiles else None)
     note = (
-        "provisional fit of model v2: "
+        "calibration v2 of model v2: "
         + " and ".join(f"{k} (relative standard error {v:.0%} when freed)" for k, v in UNIDENTIFIED.items())
         + " are not identified by the fit set and stay at the model defaults"
     )
-    provenance = dict(cal.provenance) | {"recipe": "fits/make_default.py"}
+    command = ["fits/make_default.py", *(sys.argv[1:] if argv is None else argv)]
+    provenance = dict(cal.provenance) | {"recipe": " ".join(command)}
     cal = dataclasses.replace(cal, provenance=provenance, identifiability=[note, *cal.identifiability])
     cal.save(args.out, force=args.force)
     fit_report(cal, args.report, force=args.force)

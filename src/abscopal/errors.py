@@ -22,6 +22,7 @@ __all__ = [
     "ScheduleError",
     "SolverError",
     "SterilisedLesionWarning",
+    "StiffFallbackWarning",
     "TargetError",
     "unknown_name_message",
 ]
@@ -67,6 +68,11 @@ class AbscopalWarning(UserWarning):
 class SterilisedLesionWarning(AbscopalWarning):
     """A prior RT course leaves a lesion smaller at time zero than its drawn size, whatever its start size
     (:mod:`abscopal.history`); the lesions are marked in the simulation's ``history_sterilised``."""
+
+
+class StiffFallbackWarning(AbscopalWarning):
+    """Some patients were too stiff for the explicit solver and were re-integrated with the compiled Rosenbrock
+    solver (Rodas4): the results are valid; the patients are in the provenance's ``stiff_fallback_patients``."""
 
 
 def unknown_name_message(kind: str, name: str, known: Iterable[str]) -> str:

@@ -38,7 +38,13 @@ import xarray as xr
 from ._frozen import FrozenMap
 from ._version import __version__
 from .blood_dose import FractionExposure, fraction_exposure, reference_field
-from .errors import AbscopalWarning, ParameterError, ScheduleError, SterilisedLesionWarning, unknown_name_message
+from .errors import (
+    ParameterError,
+    ScheduleError,
+    SterilisedLesionWarning,
+    StiffFallbackWarning,
+    unknown_name_message,
+)
 from .history import HistoryFit, hold_sizes_at_time_zero, size_parameters
 from .limits import MAX_EVENTS_PER_ARM, MAX_OUTPUT_BYTES, check_cost
 from .model.compile import CompiledModel, compile_model
@@ -673,7 +679,7 @@ def _run_prepared(
             "solver and were re-integrated with the compiled Rosenbrock solver Rodas4 (results are valid; "
             "SolverOptions(method='auto') detects stiffness early); recorded as stiff_fallback_patients in the "
             "provenance",
-            AbscopalWarning,
+            StiffFallbackWarning,
             stacklevel=stacklevel,
         )
     ds = _to_dataset(

@@ -1,4 +1,4 @@
-"""Guards that need a compiled model: the stiff-solver fallback is announced with an AbscopalWarning."""
+"""Guards that need a compiled model: the stiff-solver fallback is announced with a StiffFallbackWarning."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from abscopal.errors import EXIT_CODES, AbscopalWarning
+from abscopal.errors import EXIT_CODES, AbscopalWarning, StiffFallbackWarning
 from abscopal.population import VirtualPopulation
 from abscopal.simulate import Arm, simulate
 from abscopal.solver import SolverOptions
@@ -16,7 +16,7 @@ from abscopal.treatment import TreatmentPlan
 def test_stiff_fallback_warns_with_the_count_and_the_arm(toy):
     arms = [Arm(name="control", plan=TreatmentPlan(name="control")), Arm(name="other", plan=TreatmentPlan())]
     # a step budget of 10 is too small for 200 days: every patient falls back to the compiled Rodas4
-    with pytest.warns(AbscopalWarning, match=r"4 of 4 patients \(2 in arm 'control', 2 in arm 'other'\).*Rodas4"):
+    with pytest.warns(StiffFallbackWarning, match=r"4 of 4 patients \(2 in arm 'control', 2 in arm 'other'\).*Rodas4"):
         ds = simulate(
             toy,
             arms,

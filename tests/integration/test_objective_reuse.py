@@ -18,7 +18,7 @@ import pytest
 
 from abscopal.arms import prepare_arm, run_arm
 from abscopal.calibrate.objective import CalibrationProblem
-from abscopal.errors import ParameterError, SterilisedLesionWarning
+from abscopal.errors import ParameterError, SterilisedLesionWarning, StiffFallbackWarning
 from abscopal.simulate import Arm, prepare_simulation, simulate, simulate_prepared
 from abscopal.trials import load_targets
 
@@ -96,7 +96,7 @@ def test_later_evaluations_build_no_plans_events_or_grids(problem, monkeypatch):
     assert calls["prepare"] == len(problem._setups) and calls["events"] == len(problem._setups)
 
 
-def test_the_sterilised_lesion_warning_is_said_once_per_arm_naming_it(monkeypatch):
+def test_warnings_about_an_arms_patients_are_said_once_per_arm_naming_it(monkeypatch):
     """Ratnayake 2020's RT arm has a prior course that sterilises some lesions; a fit evaluates it hundreds of times,
     the warning comes once, at the first evaluation, with the arm's name. Other warnings of the runs pass through."""
     # 100 patients: at 24 (the fixture) no lesion is sterilised
@@ -106,6 +106,7 @@ def test_the_sterilised_lesion_warning_is_said_once_per_arm_naming_it(monkeypatc
 
     def noisy_run_arm(*args, **kwargs):
         warnings.warn("another warning", RuntimeWarning, stacklevel=2)
+        warnings.warn(f"stiff patients in {kwargs['name']}", StiffFallbackWarning, stacklevel=2)
         return real_run_arm(*args, **kwargs)
 
     monkeypatch.setattr("abscopal.calibrate.objective.run_arm", noisy_run_arm)
@@ -117,6 +118,11 @@ def test_the_sterilised_lesion_warning_is_said_once_per_arm_naming_it(monkeypatc
     said = [str(w.message) for w in caught if issubclass(w.category, SterilisedLesionWarning)]
     assert len(said) == 1 and said[0].startswith("ratnayake2020, arm 'rt+nivolumab': ") and "once per arm" in said[0]
     assert [str(w.message) for w in caught if w.category is RuntimeWarning] == ["another warning"] * 4  # 2 arms x 2
+    stiff = sorted(str(w.message) for w in caught if w.category is StiffFallbackWarning)
+    assert [m.split(" (said once")[0] for m in stiff] == [
+        "ratnayake2020, arm 'nivolumab': stiff patients in nivolumab",
+        "ratnayake2020, arm 'rt+nivolumab': stiff patients in rt+nivolumab",
+    ]
     # the same problem run without the objective warns at every run: the objective is what says it once
     s = fresh._setups[("ratnayake2020", "rt+nivolumab")]
     with warnings.catch_warnings(record=True) as direct:

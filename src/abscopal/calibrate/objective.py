@@ -66,7 +66,7 @@ from ..endpoints.outcomes import (
 )
 from ..endpoints.readout import scored_outputs
 from ..endpoints.toxicity import PneumonitisModel, assumed_mean_lung_dose_gy, target_in_lung
-from ..errors import ParameterError, SterilisedLesionWarning, unknown_name_message
+from ..errors import ParameterError, SterilisedLesionWarning, StiffFallbackWarning, unknown_name_message
 from ..fitted.values import (
     EFFECT_MAX,
     EFFECT_PREFIX,
@@ -92,6 +92,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_FREE",
     "NTCP_FREE",
+    "ONCE_PER_ARM",
     "CalibrationProblem",
     "TargetKey",
     "arm_seed",
@@ -125,6 +126,8 @@ well left each with a relative standard error above 150% (flat directions of chi
 tell them apart from the others), while the four here are identified to 13-26% (benchmarks/README.md)."""
 
 
+ONCE_PER_ARM: tuple[type[Warning], ...] = (SterilisedLesionWarning, StiffFallbackWarning)
+"""Warnings about the virtual patients of an arm that a calibration problem says once per arm (first evaluation)."""
 NTCP_FREE = ("ntcp__concurrent_multiplier",)
 """The pneumonitis-model value a calibration fits to the pneumonitis cohorts (docs/calibration.md, "Pneumonitis in
 the fit"): the factor of RT given within 30 days of a checkpoint-drug dose, the one number the cohorts identify
@@ -469,13 +472,14 @@ class CalibrationProblem:
         return self._cache[key]
 
     def _simulate_arm(self, s: _ArmSetup, split: SplitValues) -> ArmRun:
-        """One arm at ``split``. A :class:`~abscopal.errors.SterilisedLesionWarning` (prior RT sterilises
-        lesions) is said once per arm of this problem, at its first evaluation, naming the arm; a fit evaluates
-        each arm hundreds of times, and the count moves with the values, so repeating it would bury other
-        warnings."""
-        said = self._memo.setdefault("sterilised_said", set())
+        """One arm at ``split``. The warnings of :data:`ONCE_PER_ARM` (prior RT sterilises lesions; stiff patients
+        re-integrated with Rodas4) are said once per arm and kind for this problem, at the first evaluation that
+        raises them, naming the arm; a fit evaluates each arm hundreds of times and the counts move with the
+        values, so repeating them would bury other warnings."""
+        said = self._memo.setdefault("said_once", set())
         with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always" if (s.trial, s.arm.name) not in said else "ignore", SterilisedLesionWarning)
+            for kind in ONCE_PER_ARM:
+                warnings.simplefilter("ignore" if (s.trial, s.arm.name, kind) in said else "always", kind)
             run = run_arm(
                 self._compiled(),
                 s.plan,
@@ -490,12 +494,13 @@ class CalibrationProblem:
                 prepared=self._prepared(s, split),
             )
         for w in caught:
-            if issubclass(w.category, SterilisedLesionWarning):
-                said.add((s.trial, s.arm.name))
+            once = next((k for k in ONCE_PER_ARM if issubclass(w.category, k)), None)
+            if once is not None:
+                said.add((s.trial, s.arm.name, once))
                 warnings.warn(
                     f"{s.trial}, arm {s.arm.name!r}: {w.message} (said once per arm of this calibration problem; "
                     "the count depends on the parameter values)",
-                    SterilisedLesionWarning,
+                    w.category,
                     stacklevel=2,
                 )
             else:

@@ -30,9 +30,11 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import glob
+import math
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from abscopal.calibrate import Calibration, CalibrationProblem, calibrate, default_parameters
 from abscopal.calibrate.objective import DEFAULT_FREE, NTCP_FREE
@@ -61,6 +63,25 @@ def pneumonitis_fit(path: str | Path = ROOT / "fits" / "targets" / "pneumonitis.
     return calibrate(problem, default_parameters(problem, NTCP_FREE))
 
 
+def _start_values(text: str, params: Any) -> dict[str, float]:
+    """``{name: value}`` from ``--start NAME=VALUE,...``: free values inside their bounds, or exit with the reason."""
+    out: dict[str, float] = {}
+    for item in (i.strip() for i in text.split(",") if i.strip()):
+        name, sep, raw = (x.strip() for x in item.partition("="))
+        if not sep or name not in params or not params[name].vary:
+            free = ", ".join(k for k, p in params.items() if p.vary)
+            sys.exit(f"--start: {item!r} is not NAME=VALUE of a free value ({free})")
+        try:
+            value = float(raw)
+        except ValueError:
+            sys.exit(f"--start: {name}={raw!r} is not a number")
+        lo, hi = params[name].min, params[name].max
+        if not (math.isfinite(value) and lo <= value <= hi):
+            sys.exit(f"--start: {name}={value!r} is outside its bounds [{lo}, {hi}]")
+        out[name] = value
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--patients", type=int, default=500, help="virtual patients per arm (default 500)")
@@ -83,6 +104,12 @@ def main(argv: list[str] | None = None) -> int:
         "--extra-free",
         default=",".join(SHIPPED_EXTRA_FREE),
         help="comma-separated values to fit besides DEFAULT_FREE (default: %(default)s; '' for none)",
+    )
+    ap.add_argument(
+        "--start",
+        default="",
+        help="start values NAME=VALUE,... of free values (default: the model defaults); e.g. the lowest point a "
+        "profile found, when the fit's findings say it is a local minimum",
     )
     ap.add_argument("--force", action="store_true")
     args = ap.parse_args(argv)
@@ -115,6 +142,9 @@ def main(argv: list[str] | None = None) -> int:
         params = default_parameters(problem, free)  # unknown names fail here, before any simulation
     except AbscopalError as exc:
         sys.exit(f"--extra-free: {exc}")
+    start = _start_values(args.start, params)
+    for name, value in start.items():
+        params[name].set(value=value)
     cal = calibrate(problem, params)
     t_fit = time.perf_counter() - t0
     print(cal.summary_table(), f"\nfit: {t_fit:.0f} s", flush=True)
@@ -135,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
         + " are not identified by the fit set and stay at the model defaults"
     )
     command = ["fits/make_default.py", *(sys.argv[1:] if argv is None else argv)]
-    provenance = dict(cal.provenance) | {"recipe": " ".join(command)}
+    provenance = dict(cal.provenance) | {"recipe": " ".join(command), "start_values": start}
     cal = dataclasses.replace(cal, provenance=provenance, identifiability=[note, *cal.identifiability])
     cal.save(args.out, force=args.force)
     fit_report(cal, args.report, force=args.force)

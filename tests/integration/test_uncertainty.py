@@ -154,6 +154,21 @@ def test_identifiability_sentences_for_one_open_side_correlation_and_rel_stderr(
     assert any("effector_baseline have no standard error" in s or "effector_baseline has no" in s for s in text)
 
 
+def test_a_profile_point_below_the_fit_is_reported_with_its_size(fitted, profiles):
+    """A profile point lower than the fit's chi-square is a local-minimum finding, with the drop in chi-square
+    units and as a share of the 95% rise (here a misfit factor of 5, rise 19.2); the real profile has none."""
+    assert not any("local minimum" in s for s in identifiability_report(with_uncertainty(fitted, profiles=profiles)))
+    prof = dict(profiles["max_kill_per_day"], thresholds={"68": 5.0, "95": 5 * DELTA_CHISQR_95})
+    chis = list(prof["chisqr"])
+    k = chis.index(max(chis))
+    chis[k] = prof["chisqr_min"] - 2.0
+    prof |= {"chisqr": chis, "chisqr_min": chis[k]}
+    text = " ".join(identifiability_report(replace(fitted, profiles={"max_kill_per_day": prof})))
+    x = f"{prof['values'][k]:.4g}"
+    assert f"found a lower chi-square ({chis[k]:.4g}, 2 below the fit's, 0.1 of the 95% rise) at " in text
+    assert f"max_kill_per_day = {x}: the fit is a local minimum" in text
+
+
 # ---- posterior ----------------------------------------------------------------------------------------------------
 class _Line:
     """y = a + b x with known Gaussian errors: the posterior (flat prior) is Gaussian around the least-squares

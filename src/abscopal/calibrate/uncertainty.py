@@ -727,9 +727,11 @@ def _profile_sentences(name: str, prof: Mapping[str, Any]) -> list[str]:
         and best < prof["chisqr"][prof["values"].index(prof["optimum"])] - 1e-3 * (1.0 + abs(best))
     ):
         x = prof["values"][prof["chisqr"].index(best)]
+        drop = prof["chisqr"][prof["values"].index(prof["optimum"])] - best
         out.append(
-            f"The profile of {name} found a lower chi-square ({_g(best)}) at {name} = {_g(x)} than the fit "
-            f"did: the fit is a local minimum; refit from there or with multistart"
+            f"The profile of {name} found a lower chi-square ({_g(best)}, {_g(drop)} below the fit's, "
+            f"{drop / profile_thresholds(prof)['95']:.2g} of the 95% rise) at {name} = {_g(x)}: the fit is a "
+            "local minimum; refit from there or with multistart"
         )
     if any(not math.isfinite(c) for c in prof["chisqr"]):
         out.append(f"The profile of {name} stopped where the simulation failed; its interval ends there")

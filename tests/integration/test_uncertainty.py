@@ -301,6 +301,29 @@ def test_posterior_of_a_linear_gaussian_problem_matches_least_squares():
     assert len(d["samples"]) <= MAX_POSTERIOR_ROWS and d["seed"] == 3
 
 
+def test_posterior_carries_the_misfit_like_the_standard_errors():
+    """Errors reported 3x too small: with the fit's misfit factor c the posterior standard deviations match the
+    scaled standard errors (25%, as above), and are sqrt(c) times those of the untempered posterior."""
+    line = _Line()
+    line.y = 1.0 + 2.0 * line.x + 3 * line.sigma * np.random.default_rng(6).standard_normal(line.x.size)
+    cal, _ = _line_calibration(line)
+    c = cal.chisqr / (line.x.size - 2)
+    scaled = replace(
+        cal,
+        stderr={k: v * math.sqrt(c) for k, v in cal.stderr.items()},
+        provenance={**cal.provenance, "misfit": {"stderr_scaled": True, "covariance_scale": c}},
+    )
+    post = posterior(line, scaled, n_walkers=16, n_steps=400, burn=100, seed=3)
+    plain = posterior(line, scaled, n_walkers=16, n_steps=400, burn=100, seed=3, misfit_scale=1.0)
+    assert post.misfit_scale == c and post.options()["misfit_scale"] == c and plain.misfit_scale == 1.0
+    sd, sd_plain = post.samples.std(axis=0), plain.samples.std(axis=0)
+    for i, name in enumerate(post.names):
+        assert sd[i] == pytest.approx(scaled.stderr[name], rel=0.25), name
+        assert sd[i] / sd_plain[i] == pytest.approx(math.sqrt(c), rel=0.25), name
+    with pytest.raises(AbscopalError, match=r"misfit_scale=0\.9"):
+        posterior(_Exploding(), scaled, misfit_scale=0.9)
+
+
 def test_posterior_rejects_bad_settings_before_sampling(fitted, synthetic, monkeypatch):
     monkeypatch.setattr(CalibrationProblem, "_run", lambda *a, **k: pytest.fail("simulated"))
     with pytest.raises(AbscopalError, match="burn=10 discards all n_steps=10"):

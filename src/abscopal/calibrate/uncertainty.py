@@ -176,10 +176,11 @@ def _profile_side(
     return pts, nfev
 
 
-def _misfit_scale(calibration: Fit, given: float | None) -> float:
-    """The factor ``c`` of the profile thresholds (:func:`profile_likelihood`), checked."""
+def _misfit_scale(provenance: Mapping[str, Any], given: float | None) -> float:
+    """The misfit factor ``c`` of profiles and posteriors (:func:`profile_likelihood`), checked: ``given``, or the
+    fit's (``provenance``) when its standard errors carry it, else 1."""
     if given is None:
-        m = calibration.provenance.get("misfit")
+        m = provenance.get("misfit")
         if not (isinstance(m, Mapping) and m.get("stderr_scaled")):
             return 1.0
         given, where = m.get("covariance_scale"), 'the calibration\'s provenance["misfit"]["covariance_scale"]'
@@ -382,7 +383,7 @@ def profile_likelihood(
         if isinstance(v, bool) or not isinstance(v, int) or v < 0:
             raise AbscopalError(f"{arg}={v!r}: give an integer >= 0")
     check_parallel(workers, scheduler, workers_argument="workers", scheduler_argument="scheduler")
-    scale = _misfit_scale(calibration, misfit_scale)
+    scale = _misfit_scale(calibration.provenance, misfit_scale)
     levels = {"68": DELTA_CHISQR_68 * scale, "95": DELTA_CHISQR_95 * scale}
     parallel = workers is not None or scheduler is not None
     recipe = _problem_recipe(problem) if parallel else ("", None)
@@ -513,6 +514,7 @@ class Posterior:
     burn: int
     thin: int
     values: dict[str, float] = field(default_factory=dict)
+    misfit_scale: float = 1.0
 
     def __post_init__(self) -> None:
         a = np.array(self.samples, dtype=float, copy=True)
@@ -542,7 +544,7 @@ class Posterior:
             "seed": int(self.seed),
         }
 
-    def options(self) -> dict[str, int]:
+    def options(self) -> dict[str, int | float]:
         """Sampler settings (stored as ``provenance["posterior_options"]`` by :func:`with_uncertainty`)."""
         return {
             "n_walkers": self.n_walkers,
@@ -551,6 +553,7 @@ class Posterior:
             "thin": self.thin,
             "seed": self.seed,
             "n_samples": int(self.samples.shape[0]),
+            "misfit_scale": float(self.misfit_scale),
         }
 
 
@@ -564,11 +567,14 @@ def posterior(
     thin: int = 1,
     seed: int = 0,
     init_scale: float = 0.1,
+    misfit_scale: float | None = None,
 ) -> Posterior:
     """Sample the posterior of the free parameters with emcee (``lmfit.Minimizer(...).emcee``).
 
-    The log-likelihood is ``-chi-square / 2`` of ``problem.residuals`` (``is_weighted=True``: the residuals are
-    already divided by the targets' standard errors), the prior flat inside the parameter bounds (lmfit's). The
+    The log-likelihood is ``-chi-square / (2 c)`` of ``problem.residuals`` (``is_weighted=True``: the residuals are
+    already divided by the targets' standard errors), the prior flat inside the parameter bounds (lmfit's). ``c`` is
+    the fit's misfit factor when its standard errors carry it (as for the profiles: :func:`profile_likelihood`), so
+    that the posterior is as wide as the scaled standard errors; 1 otherwise. The
     walkers start in a Gaussian ball around the fitted values (``init_scale x stderr``, or ``1e-3 x |value|``
     without one) drawn from ``numpy.random.default_rng(seed)`` and clipped into the bounds; the sampler's own
     random state is lmfit's ``seed``. A simulation failure inside the bounds counts as zero probability.
@@ -588,6 +594,9 @@ def posterior(
         Seed of the start ball and of the sampler.
     init_scale
         Size of the start ball in standard errors.
+    misfit_scale
+        ``c`` (>= 1); default: a Fit's ``provenance["misfit"]["covariance_scale"]`` when its ``stderr_scaled`` is
+        true, else 1 (and 1 for lmfit Parameters).
 
     Returns
     -------
@@ -629,6 +638,9 @@ def posterior(
         raise AbscopalError(f"burn={burn} discards all n_steps={n_steps}; use burn < n_steps")
     if not isinstance(seed, int | np.integer):
         raise AbscopalError(f"seed={seed!r}: give an integer seed")
+    fit_provenance = calibration_or_params.provenance if isinstance(calibration_or_params, Fit) else {}
+    misfit = _misfit_scale(fit_provenance, misfit_scale)
+    root = math.sqrt(misfit)
     rng = np.random.default_rng(int(seed))
     pos = np.empty((n_walkers, len(free)))
     for j, k in enumerate(free):
@@ -645,7 +657,7 @@ def posterior(
             r = np.asarray(problem.residuals(pars), dtype=float)
         except (AbscopalError, ArithmeticError):
             return np.full(1, _BAD_RESIDUAL)
-        return r if np.all(np.isfinite(r)) else np.full(r.shape, _BAD_RESIDUAL)
+        return r / root if np.all(np.isfinite(r)) else np.full(r.shape, _BAD_RESIDUAL)
 
     mini = lmfit.Minimizer(residual, params)
     mini.emcee(
@@ -677,6 +689,7 @@ def posterior(
         burn=burn,
         thin=thin,
         values=values,
+        misfit_scale=misfit,
     )
 
 

@@ -22,7 +22,7 @@ its upper bound), i.e. the fit set does not identify them (:data:`UNIDENTIFIED`,
 ``--workers N`` runs the sides on a local Dask cluster of N processes, ``--scheduler ADDRESS`` on a running Dask
 scheduler (the same result as serially: :func:`~abscopal.calibrate.uncertainty.profile_likelihood`). Their
 intervals are read at the misfit-scaled chi-square rise, like the standard errors. Without ``--profiles`` the fit
-takes about 6.5 minutes here; the profiles' cost is in docs/calibration.md.
+takes 1-6.5 minutes here (idle to busy); fit plus profiles took 52 minutes on two idle cores (docs/calibration.md).
 """
 
 from __future__ import annotations

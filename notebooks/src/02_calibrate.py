@@ -85,7 +85,9 @@ print(cal.summary_table())
 # 3.84 of its minimum (68%: within 1.0). A side that stays below 3.84 up to a parameter bound is
 # *open*: the data do not bound the parameter from that side (practical non-identifiability, Raue et
 # al. 2009). `identifiability_report` turns profiles, standard errors and correlations into
-# sentences.
+# sentences. When the fit's standard errors carry its misfit (reduced chi-square `c` > 1 with the reported
+# errors), the thresholds are `c` and `3.84 c` (the quasi-likelihood profile), so profile and standard-error
+# intervals agree; each profile stores the `thresholds` it used.
 
 # %%
 t0 = time.perf_counter()

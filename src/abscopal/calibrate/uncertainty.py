@@ -711,7 +711,8 @@ def _profile_sentences(name: str, prof: Mapping[str, Any]) -> list[str]:
     out = []
     (lo, hi), (c_lo, c_hi) = prof["interval_95"], prof["closed_95"]
     bounds = (prof["lower_bound"], prof["upper_bound"])
-    thr = f"{profile_thresholds(prof)['95']:.3g}"
+    rise_95 = profile_thresholds(prof)["95"]
+    thr = f"{rise_95:.3g}"
 
     def where(x: float, b: float, side: str) -> str:
         if x == b:
@@ -734,17 +735,14 @@ def _profile_sentences(name: str, prof: Mapping[str, Any]) -> list[str]:
             + where(lo, bounds[0], "lower")
         )
     chis = [c for c in prof["chisqr"] if math.isfinite(c)]
-    if (
-        chis
-        and (best := min(chis)) < prof["chisqr_min"] + 1e-12
-        and best < prof["chisqr"][prof["values"].index(prof["optimum"])] - 1e-3 * (1.0 + abs(best))
-    ):
+    at_fit = prof["chisqr"][prof["values"].index(prof["optimum"])]
+    if chis and (best := min(chis)) < prof["chisqr_min"] + 1e-12 and best < at_fit - 1e-3 * (1.0 + abs(best)):
         x = prof["values"][prof["chisqr"].index(best)]
-        drop = prof["chisqr"][prof["values"].index(prof["optimum"])] - best
+        drop = at_fit - best
         out.append(
             f"The profile of {name} found a lower chi-square ({_g(best)}, {_g(drop)} below the fit's, "
-            f"{drop / profile_thresholds(prof)['95']:.2g} of the 95% rise) at {name} = {_g(x)}: the fit is a "
-            "local minimum; refit from there or with multistart"
+            f"{drop / rise_95:.2g} of the 95% rise) at {name} = {_g(x)}: the fit is a local minimum; refit from "
+            "there or with multistart"
         )
     if any(not math.isfinite(c) for c in prof["chisqr"]):
         out.append(f"The profile of {name} stopped where the simulation failed; its interval ends there")

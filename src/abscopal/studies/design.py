@@ -146,10 +146,10 @@ _NSCLC_POP = ("mix", "line_of_therapy", "pdl1_tps_mix")
 _TREAT = {"drug", "salvage_delay_day"}
 _ASSESS = {"scan_interval_week", "orr_visit_day", "exclude_irradiated", "follow_up_month", "criteria"}
 _IMPORTED_ASSESS = ("lesion_sites", "rules")
+"""Assessment keys for an imported model only (a library study takes sites from the patients, RECIST 1.1 as fitted)."""
 STUDY_CRITERIA = ("recist1.1", "irecist")
 """Response criteria a study can score by (``[assessment] criteria``): RECIST 1.1 (Eisenhauer 2009) or iRECIST
 (Seymour 2017), whose unconfirmed progression (iUPD) must be confirmed at a later scan."""
-"""Assessment keys for an imported model only (a library study takes sites from the patients, RECIST 1.1 as fitted)."""
 RULE_KEYS = tuple(
     f for f in RecistRules.__dataclass_fields__ if f not in ("irecist", "require_confirmation", "irecist_window_day")
 )
